@@ -1,0 +1,158 @@
+#pragma once
+
+// The daemon's configuration: YAML text in, one validated, typed value out.
+//
+// Loading never stops at the first mistake: every problem is reported with the
+// file, line and column of the node at fault, so `check-config` can show them all
+// at once. A Config exists only when there is no problem at all (a reload either
+// swaps in a whole valid value or keeps the old one).
+
+#include <chrono>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "archive/verify_mode.hpp"
+#include "slot/slot.hpp"
+
+namespace gio::config {
+
+using Duration = std::chrono::seconds;
+enum class JobKind { raw, chart };
+
+std::string_view to_string(JobKind kind);
+
+// A credential read from a file or the environment. No stream operator or formatter
+// on purpose: the only way to the text is reveal().
+class Secret {
+ public:
+  Secret() = default;
+  explicit Secret(std::string value);
+  const std::string& reveal() const;
+  bool empty() const;
+
+ private:
+  std::string value_;
+};
+
+struct Auth {
+  Secret token;           // token_file / token_env (trimmed of surrounding whitespace)
+  std::string client_id;  // legacy signed code: public key
+  Secret private_key;     // private_key_file / private_key_env
+  bool uses_token() const { return !token.empty(); }
+};
+
+struct Project {
+  std::string name, ai, project_uid;
+  Auth auth;
+};
+
+struct Job {
+  std::string name, project;
+  JobKind kind = JobKind::raw;
+  Granularity granularity = Granularity::hour;
+  std::vector<std::string> data_types;  // empty = all types
+  Duration ready_after{};               // default: 40m for hour, 6h for day
+  Duration poll_every{std::chrono::minutes{5}};
+  Duration give_up_after{std::chrono::hours{24}};
+  Duration backfill{std::chrono::days{15}};
+  Duration link_expire{std::chrono::minutes{60}};  // whole minutes (the API takes minutes)
+  archive::VerifyMode verify = archive::VerifyMode::gzip;
+  std::vector<std::string> charts;          // kind: chart
+  Duration interval{std::chrono::days{1}};  // kind: chart; one of kChartIntervals
+};
+
+struct HttpSettings {
+  std::string api_base = "https://www.growingio.com";  // no trailing slash after loading
+  Duration timeout{60};
+  std::filesystem::path ca_file;  // empty: the system store only
+};
+
+struct Limits {
+  double api_requests_per_second = 2;  // per project
+  int parallel_downloads = 4;          // whole daemon
+};
+
+struct MetricsSettings {
+  std::string listen = "127.0.0.1:9464";  // host:port, or "" for off
+};
+
+struct LogSettings {
+  std::string level = "info";  // trace|debug|info|warn|error
+};
+
+struct Config {
+  std::filesystem::path source;  // the file it came from (absolute)
+  std::filesystem::path state_db = "/var/lib/gio-exporter/state.db";
+  std::filesystem::path archive_dir = "/var/lib/gio-exporter/archive";
+  HttpSettings http;
+  Limits limits;
+  MetricsSettings metrics;
+  LogSettings log;
+  std::vector<Project> projects;
+  std::vector<Job> jobs;
+
+  const Project& project_of(const Job& job) const;   // validated to exist; throws otherwise
+  const Job* find_job(std::string_view name) const;  // nullptr when unknown
+};
+
+struct Problem {
+  std::string file;
+  int line = 0;  // 1-based; 0 when the problem is about the file as a whole
+  int column = 0;
+  std::string message;
+  // "FILE:LINE:COL: message" (1-based line and column); "FILE: message" when line is 0.
+  std::string to_string() const;
+};
+
+struct LoadResult {
+  std::optional<Config> config;   // set only when problems is empty
+  std::vector<Problem> problems;  // every problem found, in file order
+};
+
+// Reads the file (missing/unreadable file = one Problem with line 0).
+LoadResult load_config(const std::filesystem::path& path);
+// `path` names the file in messages and anchors relative paths (its directory).
+LoadResult parse_config(std::string_view yaml_text, const std::filesystem::path& path);
+
+// "90s" "5m" "1h30m" "15d" "2h": units d h m s, each at most once, largest first;
+// "0" alone is also zero. No signs, no spaces; nullopt when malformed.
+std::optional<Duration> parse_duration(std::string_view text);
+// 5400s -> "1h30m", 0 -> "0s"; the inverse of parse_duration.
+std::string format_duration(Duration d);
+
+// $GIO_EXPORTER_CONFIG if set and non-empty, else /etc/gio-exporter/config.yaml.
+std::filesystem::path default_config_path();
+// One line for check-config and the startup log: "N projects, M jobs (...)". Never a secret.
+std::string summary(const Config& config);
+
+// Validation limits, stated once. Names become folder names in the archive.
+inline constexpr std::size_t kMaxNameLength = 100;  // [A-Za-z0-9][A-Za-z0-9._-]*
+inline constexpr Duration kMinTimeout = std::chrono::seconds{1};
+inline constexpr Duration kMaxTimeout = std::chrono::hours{1};
+// 1s so that end-to-end tests can poll a fake server quickly.
+inline constexpr Duration kMinPollEvery = std::chrono::seconds{1};
+inline constexpr Duration kMaxPollEvery = std::chrono::hours{24};
+inline constexpr Duration kMinBackfill = std::chrono::hours{1};
+// The vendor keeps 15 days; looking further back could never find anything.
+inline constexpr Duration kMaxBackfill = kRetention;
+inline constexpr Duration kMaxReadyAfter = std::chrono::hours{48};
+inline constexpr Duration kMinLinkExpire = std::chrono::minutes{1};
+inline constexpr Duration kMaxLinkExpire = std::chrono::minutes{10080};  // the API's maximum
+inline constexpr int kMinParallelDownloads = 1;
+inline constexpr int kMaxParallelDownloads = 64;
+inline constexpr double kMaxApiRequestsPerSecond = 100;
+inline constexpr Duration kDefaultReadyAfterHour = std::chrono::minutes{40};
+inline constexpr Duration kDefaultReadyAfterDay = std::chrono::hours{6};
+// The chart API's `interval` values (hour, day, week, month; sent in milliseconds).
+inline constexpr Duration kChartIntervals[] = {std::chrono::hours{1}, std::chrono::days{1},
+                                               std::chrono::days{7}, std::chrono::days{30}};
+// The data types the raw export knows; `data_types` may name only these.
+inline constexpr std::string_view kDataTypes[] = {
+    "visit", "page", "action", "action_tag",      "custom_event",
+    "pvar",  "evar", "vstr",   "ads_track_click", "ads_track_activation"};
+inline constexpr std::string_view kLogLevels[] = {"trace", "debug", "info", "warn", "error"};
+
+}  // namespace gio::config

@@ -1,0 +1,723 @@
+#include "config/config.hpp"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+
+namespace gio::config {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+constexpr const char* kTokenVar = "GIO_CONFIG_TEST_TOKEN";
+constexpr const char* kToken = "tok-3f9a-secret-value";
+const fs::path kPath = "/srv/gio/conf/gio.yaml";
+
+// Lines 1-9; tests append lines from 10 on (job keys indented by 4, top-level keys at 0).
+constexpr std::string_view kMinimal =
+    "projects:\n"
+    "  - name: shop\n"
+    "    ai: 2a1b4018cd954ec2bcc69da5138bdb96\n"
+    "    project_uid: nxog09md\n"
+    "    auth:\n"
+    "      token_env: GIO_CONFIG_TEST_TOKEN\n"
+    "jobs:\n"
+    "  - name: shop-hourly\n"
+    "    project: shop\n";
+
+std::string with(std::string_view extra) {
+  return std::string(kMinimal) + std::string(extra);
+}
+
+std::string all_problems(const LoadResult& result) {
+  std::string out;
+  for (const Problem& problem : result.problems) {
+    out += "  " + problem.to_string() + "\n";
+  }
+  return out;
+}
+
+// Exactly one problem, at line:column, whose message contains `fragment`.
+::testing::AssertionResult only_problem(const LoadResult& result, int line, int column,
+                                        std::string_view fragment) {
+  if (result.problems.size() != 1) {
+    return ::testing::AssertionFailure()
+           << "expected exactly one problem, got " << result.problems.size() << ":\n"
+           << all_problems(result);
+  }
+  const Problem& problem = result.problems.front();
+  if (problem.line != line || problem.column != column ||
+      problem.message.find(fragment) == std::string::npos) {
+    return ::testing::AssertionFailure()
+           << "expected " << line << ":" << column << " with \"" << fragment << "\", got:\n"
+           << all_problems(result);
+  }
+  if (result.config) {
+    return ::testing::AssertionFailure() << "a config was returned despite the problem";
+  }
+  return ::testing::AssertionSuccess();
+}
+
+class ConfigTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ::setenv(kTokenVar, kToken, 1);
+    const auto* test = ::testing::UnitTest::GetInstance()->current_test_info();
+    dir_ = fs::temp_directory_path() /
+           ("gio-config-test-" + std::to_string(::getpid()) + "-" + test->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override {
+    ::unsetenv(kTokenVar);
+    fs::remove_all(dir_);
+  }
+
+  fs::path write(const std::string& name, std::string_view text) {
+    const fs::path path = dir_ / name;
+    std::ofstream(path, std::ios::binary) << text;
+    return path;
+  }
+
+  fs::path dir_;
+};
+
+TEST_F(ConfigTest, FullConfigRoundTrip) {
+  const std::string yaml = R"(state_db: /data/gio/state.db
+archive_dir: /data/gio/archive
+http:
+  api_base: http://127.0.0.1:8080/prefix/
+  timeout: 90s
+  ca_file: /etc/ssl/extra.pem
+limits:
+  api_requests_per_second: 0.5
+  parallel_downloads: 8
+metrics:
+  listen: "[::1]:9000"
+log:
+  level: debug
+projects:
+  - name: shop
+    ai: 2a1b4018cd954ec2bcc69da5138bdb96
+    project_uid: nxog09md
+    auth:
+      token_env: GIO_CONFIG_TEST_TOKEN
+  - name: blog.v2
+    ai: ffff0000
+    project_uid: abc
+    auth:
+      token_env: GIO_CONFIG_TEST_TOKEN
+jobs:
+  - name: shop-hourly
+    project: shop
+    kind: raw
+    granularity: hour
+    data_types: all
+    ready_after: 50m
+    poll_every: 2m
+    give_up_after: 12h
+    backfill: 3d
+    link_expire: 90m
+    verify: size
+  - name: blog_daily
+    project: blog.v2
+    granularity: day
+    data_types: [visit, custom_event]
+    ready_after: 1h30m
+    poll_every: 1s
+    give_up_after: 1d
+    backfill: 15d
+    link_expire: 7d
+)";
+  const LoadResult result = parse_config(yaml, kPath);
+  ASSERT_TRUE(result.problems.empty()) << all_problems(result);
+  ASSERT_TRUE(result.config);
+  const Config& config = *result.config;
+  EXPECT_EQ(config.source, kPath);
+  EXPECT_EQ(config.state_db, "/data/gio/state.db");
+  EXPECT_EQ(config.archive_dir, "/data/gio/archive");
+  EXPECT_EQ(config.http.api_base, "http://127.0.0.1:8080/prefix");  // trailing slash dropped
+  EXPECT_EQ(config.http.timeout, 90s);
+  EXPECT_EQ(config.http.ca_file, "/etc/ssl/extra.pem");
+  EXPECT_DOUBLE_EQ(config.limits.api_requests_per_second, 0.5);
+  EXPECT_EQ(config.limits.parallel_downloads, 8);
+  EXPECT_EQ(config.metrics.listen, "[::1]:9000");
+  EXPECT_EQ(config.log.level, "debug");
+
+  ASSERT_EQ(config.projects.size(), 2u);
+  EXPECT_EQ(config.projects[0].name, "shop");
+  EXPECT_EQ(config.projects[0].ai, "2a1b4018cd954ec2bcc69da5138bdb96");
+  EXPECT_EQ(config.projects[0].project_uid, "nxog09md");
+  EXPECT_TRUE(config.projects[0].auth.uses_token());
+  EXPECT_EQ(config.projects[0].auth.token.reveal(), kToken);
+  EXPECT_EQ(config.projects[1].name, "blog.v2");
+
+  ASSERT_EQ(config.jobs.size(), 2u);
+  const Job& hourly = config.jobs[0];
+  EXPECT_EQ(hourly.name, "shop-hourly");
+  EXPECT_EQ(hourly.project, "shop");
+  EXPECT_EQ(hourly.kind, JobKind::raw);
+  EXPECT_EQ(hourly.granularity, Granularity::hour);
+  EXPECT_TRUE(hourly.data_types.empty());
+  EXPECT_EQ(hourly.ready_after, 50min);
+  EXPECT_EQ(hourly.poll_every, 2min);
+  EXPECT_EQ(hourly.give_up_after, 12h);
+  EXPECT_EQ(hourly.backfill, 72h);
+  EXPECT_EQ(hourly.link_expire, 90min);
+  EXPECT_EQ(hourly.verify, archive::VerifyMode::size);
+
+  const Job& daily = config.jobs[1];
+  EXPECT_EQ(daily.granularity, Granularity::day);
+  EXPECT_EQ(daily.data_types, (std::vector<std::string>{"visit", "custom_event"}));
+  EXPECT_EQ(daily.ready_after, 90min);
+  EXPECT_EQ(daily.poll_every, 1s);
+  EXPECT_EQ(daily.give_up_after, 24h);
+  EXPECT_EQ(daily.backfill, std::chrono::days{15});
+  EXPECT_EQ(daily.link_expire, std::chrono::days{7});
+  EXPECT_EQ(daily.verify, archive::VerifyMode::gzip);
+
+  EXPECT_EQ(&config.project_of(daily), &config.projects[1]);
+  EXPECT_EQ(config.find_job("blog_daily"), &daily);
+  EXPECT_EQ(config.find_job("nope"), nullptr);
+}
+
+TEST_F(ConfigTest, DefaultsForEverythingLeftOut) {
+  const LoadResult result =
+      parse_config(with("  - name: shop-daily\n    project: shop\n    granularity: day\n"), kPath);
+  ASSERT_TRUE(result.config) << all_problems(result);
+  const Config& config = *result.config;
+  const Config defaults;
+  EXPECT_EQ(config.state_db, "/var/lib/gio-exporter/state.db");
+  EXPECT_EQ(config.archive_dir, "/var/lib/gio-exporter/archive");
+  EXPECT_EQ(config.http.api_base, "https://www.growingio.com");
+  EXPECT_EQ(config.http.timeout, 60s);
+  EXPECT_TRUE(config.http.ca_file.empty());
+  EXPECT_DOUBLE_EQ(config.limits.api_requests_per_second, 2);
+  EXPECT_EQ(config.limits.parallel_downloads, 4);
+  EXPECT_EQ(config.metrics.listen, "127.0.0.1:9464");
+  EXPECT_EQ(config.log.level, "info");
+
+  ASSERT_EQ(config.jobs.size(), 2u);
+  const Job& hourly = config.jobs[0];
+  EXPECT_EQ(hourly.kind, JobKind::raw);
+  EXPECT_EQ(hourly.granularity, Granularity::hour);
+  EXPECT_TRUE(hourly.data_types.empty());
+  EXPECT_EQ(hourly.ready_after, 40min);
+  EXPECT_EQ(hourly.poll_every, 5min);
+  EXPECT_EQ(hourly.give_up_after, 24h);
+  EXPECT_EQ(hourly.backfill, std::chrono::days{15});
+  EXPECT_EQ(hourly.link_expire, 60min);
+  EXPECT_EQ(hourly.verify, archive::VerifyMode::gzip);
+  EXPECT_EQ(config.jobs[1].ready_after, 6h);  // a day's export takes hours
+}
+
+TEST_F(ConfigTest, EmptySectionsAndEmptyOptionalValuesMeanDefaultsOrOff) {
+  const LoadResult result =
+      parse_config(with("http:\nlimits:\nlog:\nmetrics:\n  listen: \"\"\n"), kPath);
+  ASSERT_TRUE(result.config) << all_problems(result);
+  EXPECT_EQ(result.config->metrics.listen, "");
+  EXPECT_EQ(result.config->http.timeout, 60s);
+}
+
+TEST_F(ConfigTest, UnknownKeysAtEveryLevel) {
+  EXPECT_TRUE(only_problem(parse_config(with("stat_db: /x\n"), kPath), 10, 1,
+                           "unknown key 'stat_db' in the config file"));
+  EXPECT_TRUE(only_problem(parse_config(with("    pollevery: 5m\n"), kPath), 10, 5,
+                           "unknown key 'pollevery' in a job"));
+  EXPECT_TRUE(only_problem(parse_config(with("http:\n  timeuot: 5s\n"), kPath), 11, 3,
+                           "unknown key 'timeuot' in http"));
+  const std::string yaml =
+      "projects:\n"
+      "  - name: shop\n"
+      "    ai: abc\n"
+      "    project_uid: def\n"
+      "    auth:\n"
+      "      token_env: GIO_CONFIG_TEST_TOKEN\n"
+      "      tokn_file: /x\n"
+      "jobs:\n"
+      "  - name: shop-hourly\n"
+      "    project: shop\n";
+  EXPECT_TRUE(only_problem(parse_config(yaml, kPath), 7, 7, "unknown key 'tokn_file' in auth"));
+}
+
+TEST_F(ConfigTest, DuplicateKeyIsAProblemAtTheSecondOne) {
+  EXPECT_TRUE(only_problem(parse_config(with("    project: other\n"), kPath), 10, 5,
+                           "duplicate key 'project' (first at line 9)"));
+}
+
+TEST_F(ConfigTest, WrongTypes) {
+  EXPECT_TRUE(only_problem(parse_config(with("http: [a, b]\n"), kPath), 10, 7,
+                           "'http' must be a map of settings, not a list"));
+  EXPECT_TRUE(only_problem(parse_config(with("state_db: {a: b}\n"), kPath), 10, 11,
+                           "'state_db' must be a single value, not a map"));
+  EXPECT_TRUE(only_problem(parse_config(with("    granularity: [hour]\n"), kPath), 10, 18,
+                           "'granularity' must be a single value, not a list"));
+  EXPECT_TRUE(only_problem(parse_config(with("limits:\n  parallel_downloads: four\n"), kPath), 11,
+                           23, "'parallel_downloads' must be a whole number"));
+  EXPECT_TRUE(only_problem(parse_config(with("limits:\n  api_requests_per_second: fast\n"), kPath),
+                           11, 28, "must be a number"));
+  EXPECT_TRUE(
+      only_problem(parse_config(with("  - just a string\n"), kPath), 10, 5, "a job must be a map"));
+  // An empty value is shown at its key (yaml-cpp would place it on the next line).
+  EXPECT_TRUE(only_problem(parse_config(with("    poll_every:\n"), kPath), 10, 5, "needs a value"));
+}
+
+TEST_F(ConfigTest, MalformedDuration) {
+  EXPECT_TRUE(only_problem(parse_config(with("    poll_every: 5 minutes\n"), kPath), 10, 17,
+                           "'poll_every' is not a duration: '5 minutes'"));
+  EXPECT_TRUE(
+      only_problem(parse_config(with("    backfill: -1d\n"), kPath), 10, 15, "is not a duration"));
+}
+
+TEST_F(ConfigTest, UnknownProjectInAJob) {
+  EXPECT_TRUE(only_problem(parse_config(with("  - name: other\n    project: shoop\n"), kPath), 11,
+                           14, "unknown project 'shoop'"));
+}
+
+TEST_F(ConfigTest, DuplicateProjectAndJobNames) {
+  EXPECT_TRUE(only_problem(parse_config(with("  - name: shop-hourly\n    project: shop\n"), kPath),
+                           10, 11, "duplicate job name 'shop-hourly'"));
+  const std::string yaml =
+      "projects:\n"
+      "  - name: shop\n"
+      "    ai: abc\n"
+      "    project_uid: def\n"
+      "    auth: {token_env: GIO_CONFIG_TEST_TOKEN}\n"
+      "  - name: shop\n"
+      "    ai: abd\n"
+      "    project_uid: deg\n"
+      "    auth: {token_env: GIO_CONFIG_TEST_TOKEN}\n"
+      "jobs:\n"
+      "  - {name: j, project: shop}\n";
+  EXPECT_TRUE(only_problem(parse_config(yaml, kPath), 6, 11, "duplicate project name 'shop'"));
+}
+
+TEST_F(ConfigTest, UnknownEnumValues) {
+  EXPECT_TRUE(only_problem(parse_config(with("    kind: bulk\n"), kPath), 10, 11,
+                           "unknown kind 'bulk' (one of: raw, chart)"));
+  EXPECT_TRUE(only_problem(parse_config(with("    granularity: minute\n"), kPath), 10, 18,
+                           "unknown granularity 'minute' (one of: hour, day)"));
+  EXPECT_TRUE(only_problem(parse_config(with("    verify: sha1\n"), kPath), 10, 13,
+                           "unknown verify 'sha1' (one of: gzip, size)"));
+  EXPECT_TRUE(only_problem(parse_config(with("log:\n  level: verbose\n"), kPath), 11, 10,
+                           "unknown log level 'verbose'"));
+}
+
+struct Impossible {
+  std::string extra;  // appended at line 10
+  int line, column;
+  std::string fragment;
+};
+
+TEST_F(ConfigTest, ImpossibleValues) {
+  const Impossible cases[] = {
+      {"http:\n  timeout: 0s\n", 11, 12, "'timeout' must be between 1s and 1h, not 0s"},
+      {"http:\n  timeout: 2h\n", 11, 12, "between 1s and 1h"},
+      {"http:\n  api_base: ftp://host\n", 11, 13, "must be an http:// or https:// URL"},
+      {"http:\n  api_base: https://\n", 11, 13, "must be an http:// or https:// URL"},
+      {"limits:\n  parallel_downloads: 0\n", 11, 23, "between 1 and 64, not 0"},
+      {"limits:\n  parallel_downloads: 65\n", 11, 23, "between 1 and 64"},
+      {"limits:\n  api_requests_per_second: 0\n", 11, 28, "more than 0 and at most 100"},
+      {"limits:\n  api_requests_per_second: 101\n", 11, 28, "more than 0 and at most 100"},
+      {"limits:\n  api_requests_per_second: .nan\n", 11, 28, "must be a number"},
+      {"metrics:\n  listen: localhost\n", 11, 11, "'listen' must be host:port"},
+      {"metrics:\n  listen: \"::1:80\"\n", 11, 11, "'listen' must be host:port"},
+      {"metrics:\n  listen: 127.0.0.1:70000\n", 11, 11, "'listen' must be host:port"},
+      {"state_db: \"\"\n", 10, 11, "'state_db' must not be empty"},
+      {"    poll_every: 0s\n", 10, 17, "'poll_every' must be between 1s and 1d"},
+      {"    poll_every: 25h\n", 10, 17, "'poll_every' must be between 1s and 1d"},
+      {"    poll_every: 2h\n    give_up_after: 1h\n", 11, 20,
+       "'give_up_after' (1h) must be at least 'poll_every' (2h)"},
+      {"    give_up_after: 0s\n", 10, 20, "'give_up_after' must be at least 1s, not 0s"},
+      {"    backfill: 16d\n", 10, 15, "the vendor keeps 15 days"},
+      {"    backfill: 30m\n", 10, 15, "'backfill' must be between 1h and 15d"},
+      {"    ready_after: 49h\n", 10, 18, "'ready_after' must be between 0s and 2d"},
+      {"    link_expire: 30s\n", 10, 18, "between 1m and 7d"},
+      {"    link_expire: 7d1m\n", 10, 18, "between 1m and 7d"},
+      {"    link_expire: 90s\n", 10, 18, "whole minutes"},
+      {"    data_types: some\n", 10, 17, "'data_types' must be all or a non-empty list"},
+      {"    data_types: []\n", 10, 17, "'data_types' must be all or a non-empty list"},
+      {"    data_types: [visit, clicks]\n", 10, 25, "unknown data type 'clicks'"},
+      {"    data_types: [visit, page, visit]\n", 10, 31, "data type 'visit' is listed twice"},
+      {"    charts: [abc]\n", 10, 5, "'charts' is only for chart jobs"},
+      {"    interval: 1d\n", 10, 5, "'interval' is only for chart jobs"},
+      {"  - name: ../etc\n    project: shop\n", 10, 11, "job name '../etc' must be 1 to 100"},
+      {"  - name: " + std::string(101, 'a') + "\n    project: shop\n", 10, 11, "must be 1 to 100"},
+  };
+  for (const Impossible& c : cases) {
+    EXPECT_TRUE(only_problem(parse_config(with(c.extra), kPath), c.line, c.column, c.fragment))
+        << c.extra;
+  }
+  // 100 characters is still fine.
+  EXPECT_TRUE(
+      parse_config(with("  - name: " + std::string(100, 'a') + "\n    project: shop\n"), kPath)
+          .config);
+}
+
+TEST_F(ConfigTest, ProjectIdentifiersAreLettersAndDigits) {
+  const std::string yaml =
+      "projects:\n"
+      "  - name: shop\n"
+      "    ai: 2a1b-4018\n"
+      "    project_uid: \"\"\n"
+      "    auth: {token_env: GIO_CONFIG_TEST_TOKEN}\n"
+      "jobs:\n"
+      "  - {name: j, project: shop}\n";
+  const LoadResult result = parse_config(yaml, kPath);
+  ASSERT_EQ(result.problems.size(), 2u) << all_problems(result);
+  EXPECT_EQ(result.problems[0].to_string(),
+            kPath.string() + ":3:9: 'ai' must be letters and digits only, not '2a1b-4018'");
+  EXPECT_EQ(result.problems[1].to_string(),
+            kPath.string() + ":4:18: 'project_uid' must not be empty");
+}
+
+TEST_F(ConfigTest, ApiBaseWithAQueryIsRejectedWithoutEchoingIt) {
+  const LoadResult result =
+      parse_config(with("http:\n  api_base: https://h.example/?sig=hush123\n"), kPath);
+  ASSERT_TRUE(only_problem(result, 11, 13, "without a query"));
+  EXPECT_EQ(result.problems[0].message.find("hush123"), std::string::npos);
+}
+
+TEST_F(ConfigTest, ChartJobsAreValidatedInFullThenReportedAsUnsupported) {
+  // A valid chart job: the only problem is that this version cannot run it.
+  EXPECT_TRUE(
+      only_problem(parse_config(with("  - name: charts\n    project: shop\n    kind: chart\n"
+                                     "    charts: [YoX28w7R]\n    interval: 7d\n"),
+                                kPath),
+                   12, 11, "chart jobs are not supported by this version yet"));
+
+  const LoadResult result =
+      parse_config(with("  - name: charts\n    project: shop\n    kind: chart\n    interval: 2d\n"
+                        "    data_types: all\n"),
+                   kPath);
+  std::vector<std::string> got;
+  for (const Problem& problem : result.problems) {
+    got.push_back(std::to_string(problem.line) + ":" + std::to_string(problem.column) + " " +
+                  problem.message);
+  }
+  EXPECT_EQ(got, (std::vector<std::string>{
+                     "10:5 a chart job needs 'charts', a list of chart ids",
+                     "12:11 chart jobs are not supported by this version yet",
+                     "13:15 'interval' must be one of 1h, 1d, 7d, 30d (the chart API's "
+                     "intervals), not 2d",
+                     "14:5 'data_types' is only for raw jobs; this job is a chart job",
+                 }));
+  EXPECT_EQ(
+      parse_config(with("  - name: charts\n    project: shop\n    kind: chart\n"
+                        "    charts: [ok, \"a/b\"]\n"),
+                   kPath)
+          .problems.back()
+          .to_string(),
+      kPath.string() + ":13:18: a chart id must be letters, digits, '.', '_' or '-', not 'a/b'");
+}
+
+TEST_F(ConfigTest, SignedCodeAuthIsValidatedThenReportedAsUnsupported) {
+  ::setenv("GIO_CONFIG_TEST_KEY", "private", 1);
+  const std::string yaml =
+      "projects:\n"
+      "  - name: shop\n"
+      "    ai: abc\n"
+      "    project_uid: def\n"
+      "    auth:\n"
+      "      client_id: pubkey\n"
+      "      private_key_env: GIO_CONFIG_TEST_KEY\n"
+      "jobs:\n"
+      "  - {name: j, project: shop}\n";
+  EXPECT_TRUE(only_problem(parse_config(yaml, kPath), 6, 7,
+                           "signed-code auth is not supported by this version yet; use "
+                           "token_file or token_env"));
+  ::unsetenv("GIO_CONFIG_TEST_KEY");
+  const LoadResult unset = parse_config(yaml, kPath);
+  ASSERT_EQ(unset.problems.size(), 2u) << all_problems(unset);
+  EXPECT_EQ(unset.problems[1].line, 7);
+  EXPECT_EQ(unset.problems[1].column, 24);
+  EXPECT_EQ(unset.problems[1].message,
+            "the environment variable GIO_CONFIG_TEST_KEY (the private key) is not set");
+}
+
+TEST_F(ConfigTest, AuthNeedsExactlyOneSource) {
+  write("shop.token", kToken);
+  auto project_with_auth = [](std::string_view auth) {
+    return "projects:\n"
+           "  - name: shop\n"
+           "    ai: abc\n"
+           "    project_uid: def\n"
+           "    auth:\n" +
+           std::string(auth) +
+           "jobs:\n"
+           "  - {name: j, project: shop}\n";
+  };
+  EXPECT_TRUE(only_problem(parse_config(project_with_auth("      token_env: GIO_CONFIG_TEST_TOKEN\n"
+                                                          "      token_file: shop.token\n"),
+                                        dir_ / "gio.yaml"),
+                           6, 7, "use token_file or token_env, not both"));
+  EXPECT_TRUE(only_problem(parse_config(project_with_auth("      {}\n"), kPath), 6, 7,
+                           "'auth' needs token_file or token_env"));
+  const LoadResult missing = parse_config(project_with_auth(""), kPath);
+  EXPECT_TRUE(only_problem(missing, 5, 5, "'auth' must be a map")) << all_problems(missing);
+}
+
+TEST_F(ConfigTest, SyntaxErrorAtTheParsersMark) {
+  const LoadResult result = parse_config("jobs: [a, b\nprojects: x\n", kPath);
+  ASSERT_EQ(result.problems.size(), 1u) << all_problems(result);
+  EXPECT_FALSE(result.config);
+  // yaml-cpp notices the unclosed list where the next line's mapping begins.
+  EXPECT_EQ(result.problems[0].line, 2);
+  EXPECT_EQ(result.problems[0].column, 9);
+  EXPECT_EQ(result.problems[0].message, "end of sequence flow not found");
+  EXPECT_EQ(result.problems[0].file, kPath.string());
+}
+
+TEST_F(ConfigTest, EmptyFileAndMissingSections) {
+  EXPECT_TRUE(only_problem(parse_config("", kPath), 0, 0, "the config file is empty"));
+  EXPECT_TRUE(only_problem(parse_config("# nothing yet\n", kPath), 0, 0, "is empty"));
+  EXPECT_TRUE(only_problem(parse_config("- a\n", kPath), 1, 1, "must be a map of settings"));
+  const LoadResult result = parse_config("log:\n  level: info\n", kPath);
+  ASSERT_EQ(result.problems.size(), 2u) << all_problems(result);
+  EXPECT_EQ(result.problems[0].to_string(),
+            kPath.string() + ":1:1: 'projects' is missing; at least one project is needed");
+  EXPECT_EQ(result.problems[1].to_string(),
+            kPath.string() + ":1:1: 'jobs' is missing; at least one job is needed");
+  EXPECT_TRUE(only_problem(parse_config("projects: []\njobs: [{name: j, project: x}]\n", kPath), 1,
+                           11, "'projects' must be a list of at least one project"));
+}
+
+TEST_F(ConfigTest, CollectsEveryProblemInFileOrder) {
+  const std::string yaml =
+      "http:\n"
+      "  timeout: soon\n"  // 2:12
+      "projects:\n"
+      "  - name: shop\n"
+      "    ai: abc\n"
+      "    project_uid: def\n"
+      "    colour: blue\n"  // 7:5
+      "    auth:\n"
+      "      token_env: GIO_CONFIG_TEST_UNSET\n"  // 9:18
+      "jobs:\n"
+      "  - name: a\n"
+      "    project: nowhere\n"  // 12:14
+      "    kind: chart\n"       // 13:11 twice: chart needs charts (at 11:5), unsupported
+      "  - name: a\n"           // 14:11
+      "    project: shop\n"
+      "    granularity: week\n";  // 16:18
+  ::unsetenv("GIO_CONFIG_TEST_UNSET");
+  const LoadResult result = parse_config(yaml, kPath);
+  EXPECT_FALSE(result.config);
+  std::vector<std::pair<int, int>> where;
+  for (const Problem& problem : result.problems) {
+    where.emplace_back(problem.line, problem.column);
+  }
+  EXPECT_EQ(where, (std::vector<std::pair<int, int>>{
+                       {2, 12}, {7, 5}, {9, 18}, {11, 5}, {12, 14}, {13, 11}, {14, 11}, {16, 18}}))
+      << all_problems(result);
+}
+
+TEST_F(ConfigTest, RelativePathsAreResolvedAgainstTheConfigFolder) {
+  write("shop.token", kToken);
+  const std::string yaml =
+      "state_db: state/gio.db\n"
+      "archive_dir: ../archive\n"
+      "http:\n"
+      "  ca_file: certs/extra.pem\n"
+      "projects:\n"
+      "  - name: shop\n"
+      "    ai: abc\n"
+      "    project_uid: def\n"
+      "    auth:\n"
+      "      token_file: shop.token\n"
+      "jobs:\n"
+      "  - {name: j, project: shop}\n";
+  const fs::path path = write("gio.yaml", yaml);
+  const LoadResult result = load_config(path);
+  ASSERT_TRUE(result.config) << all_problems(result);
+  EXPECT_EQ(result.config->source, path);
+  EXPECT_EQ(result.config->state_db, dir_ / "state/gio.db");
+  EXPECT_EQ(result.config->archive_dir, dir_.parent_path() / "archive");
+  EXPECT_EQ(result.config->http.ca_file, dir_ / "certs/extra.pem");
+  EXPECT_EQ(result.config->projects[0].auth.token.reveal(), kToken);
+}
+
+TEST_F(ConfigTest, TokenFromAFileIsTrimmed) {
+  write("shop.token", std::string("\n  ") + kToken + " \r\n");
+  const std::string yaml =
+      "projects:\n"
+      "  - name: shop\n"
+      "    ai: abc\n"
+      "    project_uid: def\n"
+      "    auth:\n"
+      "      token_file: " +
+      (dir_ / "shop.token").string() +
+      "\n"
+      "jobs:\n"
+      "  - {name: j, project: shop}\n";
+  const LoadResult result = parse_config(yaml, kPath);
+  ASSERT_TRUE(result.config) << all_problems(result);
+  EXPECT_EQ(result.config->projects[0].auth.token.reveal(), kToken);
+  EXPECT_TRUE(result.config->projects[0].auth.uses_token());
+}
+
+TEST_F(ConfigTest, TokenFromTheEnvironmentIsTrimmed) {
+  ::setenv(kTokenVar, (std::string(" ") + kToken + "\n").c_str(), 1);
+  const LoadResult result = parse_config(kMinimal, kPath);
+  ASSERT_TRUE(result.config) << all_problems(result);
+  EXPECT_EQ(result.config->projects[0].auth.token.reveal(), kToken);
+}
+
+TEST_F(ConfigTest, MissingOrEmptyTokens) {
+  const std::string file_auth =
+      "projects:\n"
+      "  - name: shop\n"
+      "    ai: abc\n"
+      "    project_uid: def\n"
+      "    auth:\n"
+      "      token_file: missing.token\n"
+      "jobs:\n"
+      "  - {name: j, project: shop}\n";
+  const fs::path config_path = dir_ / "gio.yaml";
+  EXPECT_TRUE(only_problem(parse_config(file_auth, config_path), 6, 19,
+                           "cannot read the token file " + (dir_ / "missing.token").string() +
+                               ": No such file or directory"));
+
+  write("missing.token", " \n\t");
+  EXPECT_TRUE(only_problem(parse_config(file_auth, config_path), 6, 19,
+                           "the token file " + (dir_ / "missing.token").string() + " is empty"));
+
+  ::unsetenv(kTokenVar);
+  EXPECT_TRUE(
+      only_problem(parse_config(kMinimal, kPath), 6, 18,
+                   "the environment variable GIO_CONFIG_TEST_TOKEN (the token) is not set"));
+  ::setenv(kTokenVar, "  ", 1);
+  EXPECT_TRUE(only_problem(parse_config(kMinimal, kPath), 6, 18,
+                           "the environment variable GIO_CONFIG_TEST_TOKEN (the token) is empty"));
+}
+
+TEST_F(ConfigTest, TokenFileProblemsNeverShowItsContent) {
+  // A file that is too big to be a token (someone pointed at the wrong file).
+  write("big.token", std::string(70 * 1024, 'k') + kToken);
+  const std::string yaml =
+      "projects:\n"
+      "  - name: shop\n"
+      "    ai: abc\n"
+      "    project_uid: def\n"
+      "    auth:\n"
+      "      token_file: big.token\n"
+      "jobs:\n"
+      "  - {name: j, project: shop}\n";
+  const LoadResult result = parse_config(yaml, dir_ / "gio.yaml");
+  ASSERT_TRUE(only_problem(result, 6, 19, "is it the right file?"));
+  EXPECT_EQ(result.problems[0].message.find(kToken), std::string::npos);
+}
+
+TEST_F(ConfigTest, MissingConfigFileIsOneProblemWithoutALine) {
+  const fs::path path = dir_ / "absent.yaml";
+  const LoadResult result = load_config(path);
+  ASSERT_EQ(result.problems.size(), 1u);
+  EXPECT_FALSE(result.config);
+  EXPECT_EQ(result.problems[0].line, 0);
+  EXPECT_EQ(result.problems[0].to_string(),
+            path.string() + ": cannot read the config file: No such file or directory");
+  EXPECT_EQ(load_config(dir_).problems.size(), 1u);  // a folder is not a config file
+}
+
+TEST_F(ConfigTest, SummaryNamesJobsButNeverTheToken) {
+  const LoadResult result =
+      parse_config(with("  - name: shop-daily\n    project: shop\n    granularity: day\n"), kPath);
+  ASSERT_TRUE(result.config) << all_problems(result);
+  const std::string line = summary(*result.config);
+  EXPECT_EQ(line.find(kToken), std::string::npos);
+  EXPECT_EQ(line.find('\n'), std::string::npos);
+  EXPECT_EQ(
+      line.rfind("1 project, 2 jobs (shop-hourly: raw hour of shop, shop-daily: raw day of shop)",
+                 0),
+      0u)
+      << line;
+}
+
+TEST(Duration, ParseAndFormat) {
+  struct Case {
+    std::string_view text;
+    std::optional<Duration> value;
+    std::string_view formatted;  // "" when the same as text
+  };
+  const Case cases[] = {
+      {"90s", 90s, "1m30s"},
+      {"5m", 5min, ""},
+      {"1h30m", 90min, ""},
+      {"15d", std::chrono::days{15}, ""},
+      {"2h", 2h, ""},
+      {"1d2h3m4s", 93784s, ""},
+      {"0s", 0s, ""},
+      {"0", 0s, "0s"},
+      {"60m", 1h, "1h"},
+      {"", std::nullopt, ""},
+      {"5", std::nullopt, ""},
+      {"m", std::nullopt, ""},
+      {"-5m", std::nullopt, ""},
+      {"+5m", std::nullopt, ""},
+      {"5 m", std::nullopt, ""},
+      {" 5m", std::nullopt, ""},
+      {"5M", std::nullopt, ""},
+      {"1.5h", std::nullopt, ""},
+      {"30m1h", std::nullopt, ""},
+      {"1h1h", std::nullopt, ""},
+      {"1w", std::nullopt, ""},
+      {"99999999999999999999s", std::nullopt, ""},
+      {"9999999999999999d", std::nullopt, ""},
+  };
+  for (const Case& c : cases) {
+    EXPECT_EQ(parse_duration(c.text), c.value) << "'" << c.text << "'";
+    if (c.value) {
+      EXPECT_EQ(format_duration(*c.value), c.formatted.empty() ? c.text : c.formatted);
+    }
+  }
+  EXPECT_EQ(format_duration(5400s), "1h30m");
+  EXPECT_EQ(format_duration(0s), "0s");
+  EXPECT_EQ(format_duration(std::chrono::days{7}), "7d");
+}
+
+TEST_F(ConfigTest, DefaultConfigPathFollowsTheEnvironment) {
+  ::setenv("GIO_EXPORTER_CONFIG", "/tmp/x.yaml", 1);
+  EXPECT_EQ(default_config_path(), "/tmp/x.yaml");
+  ::setenv("GIO_EXPORTER_CONFIG", "", 1);
+  EXPECT_EQ(default_config_path(), "/etc/gio-exporter/config.yaml");
+  ::unsetenv("GIO_EXPORTER_CONFIG");
+  EXPECT_EQ(default_config_path(), "/etc/gio-exporter/config.yaml");
+}
+
+TEST_F(ConfigTest, ExampleConfigLoadsWhenItsTokenIsSet) {
+  ::setenv("GIO_SHOP_TOKEN", kToken, 1);
+  const fs::path path = fs::path(GIO_SOURCE_DIR) / "config/gio-exporter.example.yaml";
+  const LoadResult result = load_config(path);
+  ::unsetenv("GIO_SHOP_TOKEN");
+  ASSERT_TRUE(result.problems.empty()) << all_problems(result);
+  ASSERT_TRUE(result.config);
+  const Config& config = *result.config;
+  EXPECT_EQ(config.projects.size(), 1u);
+  ASSERT_EQ(config.jobs.size(), 2u);
+  EXPECT_EQ(config.jobs[0].granularity, Granularity::hour);
+  EXPECT_EQ(config.jobs[1].granularity, Granularity::day);
+  EXPECT_EQ(config.projects[0].auth.token.reveal(), kToken);
+
+  // And without the variable it says which one is missing.
+  const LoadResult unset = load_config(path);
+  ASSERT_EQ(unset.problems.size(), 1u) << all_problems(unset);
+  EXPECT_NE(unset.problems[0].message.find("GIO_SHOP_TOKEN"), std::string::npos);
+}
+
+TEST(Problem, ToStringFormats) {
+  EXPECT_EQ((Problem{"a.yaml", 3, 7, "bad"}).to_string(), "a.yaml:3:7: bad");
+  EXPECT_EQ((Problem{"a.yaml", 0, 0, "gone"}).to_string(), "a.yaml: gone");
+}
+
+TEST(Config, ProjectOfAnUnknownProjectThrows) {
+  Config config;
+  Job job;
+  job.project = "nope";
+  EXPECT_THROW(config.project_of(job), std::logic_error);
+}
+
+}  // namespace
+}  // namespace gio::config
