@@ -1,0 +1,130 @@
+#pragma once
+
+// The state store: every slot's fate, the files archived for it, and a small
+// key/value table, in one SQLite file that the daemon and the CLI share.
+//
+// One StateStore is one connection, used from one thread. Every public call that
+// changes something is exactly one transaction, committed before it returns, so
+// a caller may announce the change (or act on it) as soon as the call is back.
+// Time is always passed in: the store never reads a clock.
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "slot/slot.hpp"
+#include "state/state_error.hpp"
+
+namespace gio::state {
+
+enum class SlotState { pending, waiting, downloading, done, failed, lost };
+
+std::string_view to_string(SlotState state);
+std::optional<SlotState> parse_slot_state(std::string_view text);
+
+struct SlotRecord {
+  std::string job;
+  std::string slot;  // slot name, e.g. "2026-11-22T03"
+  Instant start;     // slot start (UTC)
+  SlotState state = SlotState::pending;
+  int attempts = 0;        // API asks made for this slot
+  Instant next_at;         // when the scheduler looks at it next
+  std::string api_status;  // last status the API answered ("RUNNING", ...); "" before the first
+  std::string last_error;  // "" when none
+  Instant created_at, updated_at;
+  std::optional<Instant> done_at;  // set while the state is done
+
+  friend bool operator==(const SlotRecord&, const SlotRecord&) = default;
+};
+
+struct PlannedSlot {
+  std::string slot;
+  Instant start;
+  Instant next_at;
+};
+
+struct SlotUpdate {
+  SlotState state;
+  Instant next_at;
+  std::optional<std::string> api_status{};  // stored when set
+  std::optional<std::string> last_error{};  // stored when set ("" clears)
+  bool count_attempt = false;               // attempts += 1
+};
+
+struct ArchivedFile {
+  std::string job, slot, data_type, name;
+  std::uint64_t bytes = 0;
+  std::string sha256;
+  // When it was archived; stored when set (the store does not read the clock).
+  std::optional<Instant> archived_at{};
+
+  friend bool operator==(const ArchivedFile&, const ArchivedFile&) = default;
+};
+
+struct JobSummary {
+  std::map<SlotState, int> counts;         // every state present, 0 when none
+  std::optional<std::string> newest_done;  // slot name
+  std::optional<std::string> oldest_not_done;
+  std::optional<Instant> next_action;  // min next_at over pending/waiting/downloading
+};
+
+class StateStore {
+ public:
+  // Opens or creates the database file (its parent folder must exist): WAL
+  // journal, synchronous=FULL (state changes are few; losing one on power loss
+  // could re-download or, worse, forget a done slot), busy_timeout 10 s so the CLI
+  // and the daemon share the file, foreign_keys on, schema created/migrated by
+  // PRAGMA user_version inside one transaction. A new file gets mode 0600.
+  // Throws StateError naming the path and SQLite's message, also when the file
+  // is not a database or was written by a newer schema.
+  explicit StateStore(const std::filesystem::path& path);
+  ~StateStore();
+  StateStore(StateStore&&) noexcept;
+  StateStore& operator=(StateStore&&) noexcept;
+
+  int schema_version() const;
+  // The schema version this program creates and migrates to.
+  static int latest_schema_version();
+
+  // Inserts the slots of `job` the store does not hold yet as `pending`; one
+  // transaction; returns how many were new. Existing rows are left untouched.
+  int plan(std::string_view job, std::span<const PlannedSlot> slots, Instant now);
+  // Slots in pending/waiting/downloading with next_at <= now, closest to the
+  // vendor's retention loss first (start ascending, then job), at most `limit`.
+  std::vector<SlotRecord> due(Instant now, std::size_t limit);
+  // Earliest next_at over pending/waiting/downloading; nullopt when none.
+  std::optional<Instant> next_due();
+  std::optional<SlotRecord> find(std::string_view job, std::string_view slot);
+  // Rows of a job with from <= start < to, start ascending.
+  std::vector<SlotRecord> slots(std::string_view job, Instant from, Instant to);
+  // Job names present in the store, sorted.
+  std::vector<std::string> jobs();
+  JobSummary summarize(std::string_view job);
+  // One transaction. Throws StateError (code SQLITE_NOTFOUND) when the slot does
+  // not exist. state=done sets done_at = now; any other state clears it.
+  void update(std::string_view job, std::string_view slot, const SlotUpdate& update, Instant now);
+  // Downloading slots left behind by a crash become due now (a later next_at is
+  // pulled in to `now`); returns how many slots are downloading.
+  int resume_downloads(Instant now);
+  // Records (insert or replace by job+slot+data_type+name) a file verified and
+  // archived. The slot must exist (StateError, SQLITE_CONSTRAINT_FOREIGNKEY).
+  void record_file(const ArchivedFile& file);
+  // The files recorded for a slot, by data type then name.
+  std::vector<ArchivedFile> files(std::string_view job, std::string_view slot);
+  // Small key/value table (later the cached auth code).
+  std::optional<std::string> get_value(std::string_view key);
+  void set_value(std::string_view key, std::string_view value);
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace gio::state

@@ -1,0 +1,629 @@
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "state/sqlite.hpp"
+#include "state/state_store.hpp"
+
+namespace gio::state {
+namespace {
+
+namespace fs = std::filesystem;
+using std::chrono::hours;
+using std::chrono::minutes;
+
+// A fresh folder per test, removed afterwards.
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = (fs::temp_directory_path() / "state_test.XXXXXX").string();
+    if (::mkdtemp(pattern.data()) == nullptr) {
+      throw std::runtime_error("mkdtemp failed");
+    }
+    path_ = pattern;
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    fs::remove_all(path_, ignored);
+  }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+// A plain connection, as another process (the CLI) would have.
+class RawConnection {
+ public:
+  explicit RawConnection(const fs::path& path) {
+    if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK) {
+      ADD_FAILURE() << "cannot open " << path;
+    }
+  }
+  ~RawConnection() { sqlite3_close_v2(db_); }
+  int exec(const char* sql) { return sqlite3_exec(db_, sql, nullptr, nullptr, nullptr); }
+  std::string text(const char* sql) {
+    sqlite3_stmt* stmt = nullptr;
+    std::string result;
+    if (sqlite3_prepare_v2(db_, sql, -1, &stmt, nullptr) == SQLITE_OK &&
+        sqlite3_step(stmt) == SQLITE_ROW) {
+      result = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
+    }
+    sqlite3_finalize(stmt);
+    return result;
+  }
+
+ private:
+  sqlite3* db_ = nullptr;
+};
+
+Instant at(std::string_view text) {
+  const auto parsed = parse_utc(text);
+  EXPECT_TRUE(parsed.has_value()) << text;
+  return parsed.value_or(Instant{});
+}
+
+const Instant kT0 = at("2026-11-21T19:00:00Z");  // slot 2026-11-22T03 in Beijing
+
+PlannedSlot hour(Instant start, Instant next_at) {
+  return {Slot::containing(start, Granularity::hour).name(), start, next_at};
+}
+
+std::vector<std::string> names(const std::vector<SlotRecord>& records) {
+  std::vector<std::string> result;
+  for (const SlotRecord& record : records) {
+    result.push_back(record.job + "/" + record.slot);
+  }
+  return result;
+}
+
+mode_t mode_of(const fs::path& path) {
+  struct stat info {};
+  EXPECT_EQ(::stat(path.c_str(), &info), 0) << path;
+  return info.st_mode & 0777;
+}
+
+class StateStoreTest : public ::testing::Test {
+ protected:
+  fs::path db_path() const { return dir_.path() / "state.db"; }
+
+  TempDir dir_;
+};
+
+TEST(SlotStateText, RoundTrips) {
+  for (const SlotState state : {SlotState::pending, SlotState::waiting, SlotState::downloading,
+                                SlotState::done, SlotState::failed, SlotState::lost}) {
+    EXPECT_EQ(parse_slot_state(to_string(state)), state);
+  }
+  EXPECT_EQ(to_string(SlotState::downloading), "downloading");
+  EXPECT_FALSE(parse_slot_state("Done"));
+  EXPECT_FALSE(parse_slot_state(""));
+}
+
+TEST_F(StateStoreTest, PlanInsertsOnlyNewSlotsAsPending) {
+  StateStore store{db_path()};
+  const std::vector<PlannedSlot> first = {hour(kT0, kT0 + minutes(40)),
+                                          hour(kT0 + hours(1), kT0 + minutes(100))};
+  EXPECT_EQ(store.plan("shop-hourly", first, kT0 + hours(2)), 2);
+
+  const auto record = store.find("shop-hourly", "2026-11-22T03");
+  ASSERT_TRUE(record);
+  EXPECT_EQ(record->job, "shop-hourly");
+  EXPECT_EQ(record->start, kT0);
+  EXPECT_EQ(record->state, SlotState::pending);
+  EXPECT_EQ(record->attempts, 0);
+  EXPECT_EQ(record->next_at, kT0 + minutes(40));
+  EXPECT_EQ(record->api_status, "");
+  EXPECT_EQ(record->last_error, "");
+  EXPECT_EQ(record->created_at, kT0 + hours(2));
+  EXPECT_EQ(record->updated_at, kT0 + hours(2));
+  EXPECT_FALSE(record->done_at);
+
+  // Re-planning the same slots (and one more) adds only the new one and leaves the
+  // existing rows as they are.
+  store.update("shop-hourly", "2026-11-22T03",
+               {.state = SlotState::waiting, .next_at = kT0 + hours(5), .count_attempt = true},
+               kT0 + hours(3));
+  const std::vector<PlannedSlot> second = {hour(kT0, kT0), hour(kT0 + hours(1), kT0),
+                                           hour(kT0 + hours(2), kT0 + hours(3))};
+  EXPECT_EQ(store.plan("shop-hourly", second, kT0 + hours(4)), 1);
+  EXPECT_EQ(store.plan("shop-hourly", second, kT0 + hours(4)), 0);
+  const auto kept = store.find("shop-hourly", "2026-11-22T03");
+  ASSERT_TRUE(kept);
+  EXPECT_EQ(kept->state, SlotState::waiting);
+  EXPECT_EQ(kept->next_at, kT0 + hours(5));
+  EXPECT_EQ(kept->attempts, 1);
+  EXPECT_EQ(kept->created_at, kT0 + hours(2));
+
+  // The same slot name in another job is another slot.
+  EXPECT_EQ(store.plan("other", second, kT0), 3);
+  EXPECT_FALSE(store.find("nobody", "2026-11-22T03"));
+}
+
+TEST_F(StateStoreTest, DueIsOldestStartFirstAcrossJobsAndHonoursLimit) {
+  StateStore store{db_path()};
+  const Instant now = kT0 + hours(10);
+  const std::vector<PlannedSlot> a = {hour(kT0 + hours(2), now - hours(1)),
+                                      hour(kT0, now),                           // due exactly now
+                                      hour(kT0 + hours(3), now + minutes(1))};  // not yet
+  const std::vector<PlannedSlot> b = {hour(kT0 + hours(1), now - hours(2)),
+                                      hour(kT0, now - hours(3))};
+  store.plan("b", b, kT0);
+  store.plan("a", a, kT0);
+  // Slots the scheduler has no more work for are never due.
+  const std::vector<PlannedSlot> c = {hour(kT0 - hours(3), kT0), hour(kT0 - hours(2), kT0),
+                                      hour(kT0 - hours(1), kT0)};
+  store.plan("c", c, kT0);
+  store.update("c", c[0].slot, {.state = SlotState::done, .next_at = kT0}, kT0);
+  store.update("c", c[1].slot, {.state = SlotState::failed, .next_at = kT0}, kT0);
+  store.update("c", c[2].slot, {.state = SlotState::lost, .next_at = kT0}, kT0);
+  // waiting and downloading are due like pending.
+  store.update("b", b[0].slot, {.state = SlotState::waiting, .next_at = now - hours(2)}, kT0);
+  store.update("a", a[0].slot, {.state = SlotState::downloading, .next_at = now - hours(1)}, kT0);
+
+  EXPECT_EQ(names(store.due(now, 10)),
+            (std::vector<std::string>{"a/2026-11-22T03", "b/2026-11-22T03", "b/2026-11-22T04",
+                                      "a/2026-11-22T05"}));
+  EXPECT_EQ(names(store.due(now, 2)),
+            (std::vector<std::string>{"a/2026-11-22T03", "b/2026-11-22T03"}));
+  EXPECT_TRUE(store.due(now, 0).empty());
+  EXPECT_EQ(store.due(now + minutes(1), 10).size(), 5u);
+  EXPECT_TRUE(store.due(kT0, 10).empty());
+}
+
+TEST_F(StateStoreTest, NextDueIsEarliestOverActiveStates) {
+  StateStore store{db_path()};
+  EXPECT_FALSE(store.next_due());
+  const std::vector<PlannedSlot> slots = {hour(kT0, kT0 + hours(5)),
+                                          hour(kT0 + hours(1), kT0 + hours(3)),
+                                          hour(kT0 + hours(2), kT0 + hours(4))};
+  store.plan("job", slots, kT0);
+  EXPECT_EQ(store.next_due(), kT0 + hours(3));
+
+  // A done slot's next_at no longer counts; a waiting one does.
+  store.update("job", slots[1].slot, {.state = SlotState::done, .next_at = kT0}, kT0);
+  store.update("job", slots[0].slot, {.state = SlotState::waiting, .next_at = kT0 + hours(1)}, kT0);
+  EXPECT_EQ(store.next_due(), kT0 + hours(1));
+  store.update("job", slots[0].slot, {.state = SlotState::failed, .next_at = kT0}, kT0);
+  store.update("job", slots[2].slot, {.state = SlotState::lost, .next_at = kT0}, kT0);
+  EXPECT_FALSE(store.next_due());
+}
+
+TEST_F(StateStoreTest, UpdateAppliesTransitions) {
+  StateStore store{db_path()};
+  const PlannedSlot slot = hour(kT0, kT0 + minutes(40));
+  store.plan("job", std::span{&slot, 1}, kT0);
+
+  store.update("job", slot.slot,
+               {.state = SlotState::waiting,
+                .next_at = kT0 + minutes(45),
+                .api_status = "RUNNING",
+                .count_attempt = true},
+               kT0 + minutes(40));
+  auto record = store.find("job", slot.slot);
+  ASSERT_TRUE(record);
+  EXPECT_EQ(record->state, SlotState::waiting);
+  EXPECT_EQ(record->attempts, 1);
+  EXPECT_EQ(record->api_status, "RUNNING");
+  EXPECT_EQ(record->next_at, kT0 + minutes(45));
+  EXPECT_EQ(record->updated_at, kT0 + minutes(40));
+  EXPECT_EQ(record->created_at, kT0);
+
+  // Unset optionals keep what is stored; a failed ask records its error.
+  store.update("job", slot.slot,
+               {.state = SlotState::pending,
+                .next_at = kT0 + minutes(50),
+                .last_error = "HTTP 502 from the API",
+                .count_attempt = true},
+               kT0 + minutes(45));
+  record = store.find("job", slot.slot);
+  ASSERT_TRUE(record);
+  EXPECT_EQ(record->state, SlotState::pending);
+  EXPECT_EQ(record->attempts, 2);
+  EXPECT_EQ(record->api_status, "RUNNING");
+  EXPECT_EQ(record->last_error, "HTTP 502 from the API");
+
+  // No attempt counted for a transition that asked nothing.
+  store.update(
+      "job", slot.slot,
+      {.state = SlotState::downloading, .next_at = kT0 + minutes(55), .api_status = "FINISHED"},
+      kT0 + minutes(50));
+  record = store.find("job", slot.slot);
+  ASSERT_TRUE(record);
+  EXPECT_EQ(record->attempts, 2);
+  EXPECT_EQ(record->api_status, "FINISHED");
+  EXPECT_EQ(record->last_error, "HTTP 502 from the API");
+  EXPECT_FALSE(record->done_at);
+
+  // "" clears the error; done stamps done_at.
+  store.update("job", slot.slot,
+               {.state = SlotState::done, .next_at = kT0 + hours(1), .last_error = ""},
+               kT0 + minutes(58));
+  record = store.find("job", slot.slot);
+  ASSERT_TRUE(record);
+  EXPECT_EQ(record->state, SlotState::done);
+  EXPECT_EQ(record->last_error, "");
+  EXPECT_EQ(record->done_at, kT0 + minutes(58));
+  EXPECT_EQ(record->updated_at, kT0 + minutes(58));
+
+  // Queued again (backfill --force): no longer done, so no done_at.
+  store.update("job", slot.slot, {.state = SlotState::pending, .next_at = kT0 + hours(2)},
+               kT0 + hours(2));
+  record = store.find("job", slot.slot);
+  ASSERT_TRUE(record);
+  EXPECT_EQ(record->state, SlotState::pending);
+  EXPECT_FALSE(record->done_at);
+  EXPECT_EQ(record->attempts, 2);
+}
+
+TEST_F(StateStoreTest, UpdateOfUnknownSlotThrows) {
+  StateStore store{db_path()};
+  const PlannedSlot slot = hour(kT0, kT0);
+  store.plan("job", std::span{&slot, 1}, kT0);
+  try {
+    store.update("job", "2026-11-22T04", {.state = SlotState::done, .next_at = kT0}, kT0);
+    FAIL() << "expected StateError";
+  } catch (const StateError& error) {
+    EXPECT_EQ(error.code(), SQLITE_NOTFOUND);
+    EXPECT_NE(std::string{error.what()}.find("2026-11-22T04"), std::string::npos);
+  }
+  EXPECT_THROW(store.update("other", slot.slot, {.state = SlotState::done, .next_at = kT0}, kT0),
+               StateError);
+  EXPECT_FALSE(store.find("job", "2026-11-22T04"));
+  EXPECT_EQ(store.find("job", slot.slot)->state, SlotState::pending);
+}
+
+TEST_F(StateStoreTest, ResumeDownloadsMakesInterruptedDownloadsDueNow) {
+  StateStore store{db_path()};
+  const std::vector<PlannedSlot> slots = {hour(kT0, kT0), hour(kT0 + hours(1), kT0),
+                                          hour(kT0 + hours(2), kT0), hour(kT0 + hours(3), kT0)};
+  store.plan("job", slots, kT0);
+  const Instant now = kT0 + hours(6);
+  store.update("job", slots[0].slot, {.state = SlotState::downloading, .next_at = now + hours(1)},
+               kT0);
+  store.update("job", slots[1].slot, {.state = SlotState::downloading, .next_at = now - hours(1)},
+               kT0);
+  store.update("job", slots[2].slot, {.state = SlotState::waiting, .next_at = now + hours(1)}, kT0);
+
+  EXPECT_TRUE(store.due(now, 10).size() == 2u);  // slots[1] and slots[3]
+  EXPECT_EQ(store.resume_downloads(now), 2);
+  EXPECT_EQ(store.find("job", slots[0].slot)->next_at, now);
+  EXPECT_EQ(store.find("job", slots[0].slot)->state, SlotState::downloading);
+  // Already due: keeps its place.
+  EXPECT_EQ(store.find("job", slots[1].slot)->next_at, now - hours(1));
+  // Not a download: untouched.
+  EXPECT_EQ(store.find("job", slots[2].slot)->next_at, now + hours(1));
+  EXPECT_EQ(
+      names(store.due(now, 10)),
+      (std::vector<std::string>{"job/2026-11-22T03", "job/2026-11-22T04", "job/2026-11-22T06"}));
+
+  StateStore empty{dir_.path() / "empty.db"};
+  EXPECT_EQ(empty.resume_downloads(now), 0);
+}
+
+TEST_F(StateStoreTest, FilesAreRecordedReplacedAndListed) {
+  StateStore store{db_path()};
+  const std::vector<PlannedSlot> slots = {hour(kT0, kT0), hour(kT0 + hours(1), kT0)};
+  store.plan("job", slots, kT0);
+  const ArchivedFile page{.job = "job",
+                          .slot = slots[0].slot,
+                          .data_type = "page",
+                          .name = "part-0.csv.gz",
+                          .bytes = 64ull << 20,
+                          .sha256 = std::string(64, 'a'),
+                          .archived_at = kT0 + hours(2)};
+  ArchivedFile visit = page;
+  visit.data_type = "visit";
+  visit.name = "part-1.csv.gz";
+  visit.archived_at.reset();
+  ArchivedFile visit0 = visit;
+  visit0.name = "part-0.csv.gz";
+  ArchivedFile other_slot = page;
+  other_slot.slot = slots[1].slot;
+
+  store.record_file(visit);
+  store.record_file(page);
+  store.record_file(visit0);
+  store.record_file(other_slot);
+  EXPECT_EQ(store.files("job", slots[0].slot), (std::vector<ArchivedFile>{page, visit0, visit}));
+
+  // Same job+slot+data_type+name: replaced, not duplicated.
+  ArchivedFile redone = page;
+  redone.bytes = 12345;
+  redone.sha256 = std::string(64, 'b');
+  redone.archived_at = kT0 + hours(3);
+  store.record_file(redone);
+  EXPECT_EQ(store.files("job", slots[0].slot), (std::vector<ArchivedFile>{redone, visit0, visit}));
+  EXPECT_EQ(store.files("job", slots[1].slot), std::vector<ArchivedFile>{other_slot});
+  EXPECT_TRUE(store.files("job", "2026-11-22T09").empty());
+
+  // A file must belong to a slot the store knows.
+  ArchivedFile orphan = page;
+  orphan.slot = "2026-11-22T09";
+  try {
+    store.record_file(orphan);
+    FAIL() << "expected StateError";
+  } catch (const StateError& error) {
+    EXPECT_EQ(error.code(), SQLITE_CONSTRAINT_FOREIGNKEY);
+  }
+}
+
+TEST_F(StateStoreTest, SummarizeCountsAndLandmarks) {
+  StateStore store{db_path()};
+  JobSummary empty = store.summarize("job");
+  EXPECT_EQ(empty.counts.size(), 6u);
+  for (const auto& [state, count] : empty.counts) {
+    EXPECT_EQ(count, 0) << to_string(state);
+  }
+  EXPECT_FALSE(empty.newest_done);
+  EXPECT_FALSE(empty.oldest_not_done);
+  EXPECT_FALSE(empty.next_action);
+
+  std::vector<PlannedSlot> slots;
+  for (int i = 0; i < 8; ++i) {
+    slots.push_back(hour(kT0 + hours(i), kT0 + hours(20 + i)));
+  }
+  store.plan("job", slots, kT0);
+  store.plan("other", std::span{slots}.first(1), kT0);
+  // 03 lost, 04 done, 05 failed, 06 done, 07 waiting, 08 downloading, 09-10 pending
+  store.update("job", slots[0].slot, {.state = SlotState::lost, .next_at = kT0}, kT0);
+  store.update("job", slots[1].slot, {.state = SlotState::done, .next_at = kT0}, kT0);
+  store.update("job", slots[2].slot, {.state = SlotState::failed, .next_at = kT0}, kT0);
+  store.update("job", slots[3].slot, {.state = SlotState::done, .next_at = kT0}, kT0);
+  store.update("job", slots[4].slot, {.state = SlotState::waiting, .next_at = kT0 + hours(9)}, kT0);
+  store.update("job", slots[5].slot, {.state = SlotState::downloading, .next_at = kT0 + hours(30)},
+               kT0);
+
+  const JobSummary summary = store.summarize("job");
+  EXPECT_EQ(summary.counts.at(SlotState::pending), 2);
+  EXPECT_EQ(summary.counts.at(SlotState::waiting), 1);
+  EXPECT_EQ(summary.counts.at(SlotState::downloading), 1);
+  EXPECT_EQ(summary.counts.at(SlotState::done), 2);
+  EXPECT_EQ(summary.counts.at(SlotState::failed), 1);
+  EXPECT_EQ(summary.counts.at(SlotState::lost), 1);
+  EXPECT_EQ(summary.newest_done, "2026-11-22T06");
+  EXPECT_EQ(summary.oldest_not_done, "2026-11-22T03");  // lost is not archived either
+  EXPECT_EQ(summary.next_action, kT0 + hours(9));
+
+  store.update("job", slots[0].slot, {.state = SlotState::done, .next_at = kT0}, kT0);
+  const JobSummary later = store.summarize("job");
+  EXPECT_EQ(later.oldest_not_done, "2026-11-22T05");
+  EXPECT_EQ(later.newest_done, "2026-11-22T06");
+  EXPECT_EQ(later.counts.at(SlotState::lost), 0);
+
+  const JobSummary other = store.summarize("other");
+  EXPECT_EQ(other.counts.at(SlotState::pending), 1);
+  EXPECT_EQ(other.next_action, kT0 + hours(20));
+}
+
+TEST_F(StateStoreTest, SlotsRangeAndJobs) {
+  StateStore store{db_path()};
+  EXPECT_TRUE(store.jobs().empty());
+  std::vector<PlannedSlot> slots;
+  for (int i = 4; i >= 0; --i) {
+    slots.push_back(hour(kT0 + hours(i), kT0));
+  }
+  store.plan("shop-hourly", slots, kT0);
+  store.plan("app-hourly", std::span{slots}.first(1), kT0);
+  store.plan("zoo", std::span{slots}.first(1), kT0);
+
+  EXPECT_EQ(names(store.slots("shop-hourly", kT0 + hours(1), kT0 + hours(4))),
+            (std::vector<std::string>{"shop-hourly/2026-11-22T04", "shop-hourly/2026-11-22T05",
+                                      "shop-hourly/2026-11-22T06"}));
+  EXPECT_TRUE(store.slots("shop-hourly", kT0 + hours(5), kT0 + hours(9)).empty());
+  EXPECT_EQ(store.jobs(), (std::vector<std::string>{"app-hourly", "shop-hourly", "zoo"}));
+}
+
+TEST_F(StateStoreTest, KeyValues) {
+  StateStore store{db_path()};
+  EXPECT_FALSE(store.get_value("auth_code"));
+  store.set_value("auth_code", "first");
+  store.set_value("auth_code", "second");
+  store.set_value("empty", "");
+  EXPECT_EQ(store.get_value("auth_code"), "second");
+  EXPECT_EQ(store.get_value("empty"), "");
+}
+
+TEST_F(StateStoreTest, PersistsAcrossReopen) {
+  const PlannedSlot slot = hour(kT0, kT0 + minutes(40));
+  {
+    StateStore store{db_path()};
+    store.plan("job", std::span{&slot, 1}, kT0);
+    store.update("job", slot.slot,
+                 {.state = SlotState::done, .next_at = kT0, .api_status = "FINISHED"},
+                 kT0 + hours(1));
+    store.record_file({.job = "job",
+                       .slot = slot.slot,
+                       .data_type = "page",
+                       .name = "p.gz",
+                       .bytes = 7,
+                       .sha256 = "abc"});
+    store.set_value("k", "v");
+  }
+  StateStore reopened{db_path()};
+  EXPECT_EQ(reopened.schema_version(), StateStore::latest_schema_version());
+  const auto record = reopened.find("job", slot.slot);
+  ASSERT_TRUE(record);
+  EXPECT_EQ(record->state, SlotState::done);
+  EXPECT_EQ(record->api_status, "FINISHED");
+  EXPECT_EQ(record->done_at, kT0 + hours(1));
+  EXPECT_EQ(reopened.files("job", slot.slot).size(), 1u);
+  EXPECT_EQ(reopened.get_value("k"), "v");
+  EXPECT_EQ(reopened.plan("job", std::span{&slot, 1}, kT0), 0);
+}
+
+TEST_F(StateStoreTest, SchemaVersionIsStoredInTheFile) {
+  {
+    StateStore store{db_path()};
+    EXPECT_EQ(store.schema_version(), 1);
+    EXPECT_EQ(StateStore::latest_schema_version(), 1);
+  }
+  RawConnection raw{db_path()};
+  EXPECT_EQ(raw.text("PRAGMA user_version"), "1");
+  // The CHECK keeps unknown states out, whoever writes.
+  EXPECT_NE(raw.exec("INSERT INTO slots (job, slot, start, state, next_at, created_at, "
+                     "updated_at) VALUES ('j', 's', 0, 'bogus', 0, 0, 0)"),
+            SQLITE_OK);
+}
+
+TEST_F(StateStoreTest, RefusesASchemaNewerThanItKnows) {
+  { StateStore store{db_path()}; }
+  {
+    RawConnection raw{db_path()};
+    ASSERT_EQ(raw.exec("PRAGMA user_version = 99"), SQLITE_OK);
+  }
+  try {
+    StateStore store{db_path()};
+    FAIL() << "expected StateError";
+  } catch (const StateError& error) {
+    const std::string message = error.what();
+    EXPECT_NE(message.find(db_path().string()), std::string::npos) << message;
+    EXPECT_NE(message.find("99"), std::string::npos) << message;
+  }
+}
+
+TEST_F(StateStoreTest, UsesWalJournal) {
+  StateStore store{db_path()};
+  RawConnection raw{db_path()};
+  EXPECT_EQ(raw.text("PRAGMA journal_mode"), "wal");
+}
+
+TEST_F(StateStoreTest, NewFilesArePrivate) {
+  StateStore store{db_path()};
+  store.set_value("auth_code", "secret");
+  EXPECT_EQ(mode_of(db_path()), 0600);
+  // SQLite gives the WAL the database file's mode.
+  const fs::path wal = db_path().string() + "-wal";
+  ASSERT_TRUE(fs::exists(wal));
+  EXPECT_EQ(mode_of(wal), 0600);
+}
+
+TEST_F(StateStoreTest, SecondStoreSeesTheFirstOnesWrites) {
+  StateStore daemon{db_path()};
+  StateStore cli{db_path()};
+  const PlannedSlot slot = hour(kT0, kT0);
+  // A read before the write must not pin an old snapshot.
+  EXPECT_FALSE(cli.find("job", slot.slot));
+  EXPECT_EQ(cli.jobs().size(), 0u);
+  daemon.plan("job", std::span{&slot, 1}, kT0);
+  ASSERT_TRUE(cli.find("job", slot.slot));
+  EXPECT_EQ(cli.jobs(), std::vector<std::string>{"job"});
+  // And the other way round (retry from the CLI, picked up by the daemon).
+  cli.update("job", slot.slot, {.state = SlotState::failed, .next_at = kT0}, kT0);
+  EXPECT_EQ(daemon.find("job", slot.slot)->state, SlotState::failed);
+  EXPECT_FALSE(daemon.next_due());
+}
+
+TEST_F(StateStoreTest, WriterWaitsForAnotherConnectionsTransaction) {
+  StateStore store{db_path()};
+  RawConnection blocker{db_path()};
+  ASSERT_EQ(blocker.exec("BEGIN IMMEDIATE"), SQLITE_OK);
+  ASSERT_EQ(blocker.exec("INSERT INTO kv (key, value) VALUES ('from', 'blocker')"), SQLITE_OK);
+  {
+    // The lock really is held: a connection without a busy timeout fails at once.
+    RawConnection impatient{db_path()};
+    EXPECT_EQ(impatient.exec("BEGIN IMMEDIATE"), SQLITE_BUSY);
+  }
+
+  std::thread release{[&blocker] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    EXPECT_EQ(blocker.exec("COMMIT"), SQLITE_OK);
+  }};
+  EXPECT_NO_THROW(store.set_value("from", "store"));
+  const PlannedSlot slot = hour(kT0, kT0);
+  EXPECT_NO_THROW(store.plan("job", std::span{&slot, 1}, kT0));
+  release.join();
+  // Ours came after the blocker's commit.
+  EXPECT_EQ(store.get_value("from"), "store");
+}
+
+TEST_F(StateStoreTest, NonDatabaseFileIsAnErrorNamingThePath) {
+  {
+    std::ofstream garbage{db_path(), std::ios::binary};
+    for (int i = 0; i < 512; ++i) {
+      garbage << "this is not an SQLite database, just text. ";
+    }
+  }
+  try {
+    StateStore store{db_path()};
+    FAIL() << "expected StateError";
+  } catch (const StateError& error) {
+    EXPECT_EQ(error.code(), SQLITE_NOTADB);
+    EXPECT_NE(std::string{error.what()}.find(db_path().string()), std::string::npos)
+        << error.what();
+  }
+}
+
+TEST_F(StateStoreTest, MissingFolderIsAnErrorNamingThePath) {
+  const fs::path path = dir_.path() / "missing" / "state.db";
+  try {
+    StateStore store{path};
+    FAIL() << "expected StateError";
+  } catch (const StateError& error) {
+    EXPECT_EQ(error.code(), SQLITE_CANTOPEN);
+    EXPECT_NE(std::string{error.what()}.find(path.string()), std::string::npos) << error.what();
+  }
+  EXPECT_FALSE(fs::exists(path.parent_path()));
+}
+
+TEST_F(StateStoreTest, PlansFifteenDaysOfManyJobsInOneCall) {
+  StateStore store{db_path()};
+  std::vector<PlannedSlot> slots;
+  slots.reserve(72'000);
+  for (int i = 0; i < 72'000; ++i) {
+    const Instant start = kT0 - hours(i);
+    slots.push_back(hour(start, start + minutes(40)));
+  }
+  EXPECT_EQ(store.plan("big", slots, kT0), 72'000);
+  EXPECT_EQ(store.summarize("big").counts.at(SlotState::pending), 72'000);
+  EXPECT_EQ(store.due(kT0, 3).front().start, kT0 - hours(71'999));
+  EXPECT_EQ(store.plan("big", slots, kT0), 0);
+}
+
+// The RAII layer on its own.
+TEST_F(StateStoreTest, SqliteTransactionRollsBackUnlessCommitted) {
+  sqlite::Database db{db_path()};
+  db.exec("CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER)");
+  sqlite::Statement insert{db, "INSERT INTO t (k, v) VALUES (?1, ?2)"};
+  sqlite::Statement count{db, "SELECT count(*), coalesce(sum(v), 0) FROM t"};
+  auto rows = [&] {
+    sqlite::Query query{count};
+    EXPECT_TRUE(query.step());
+    return query.get_int64(0);
+  };
+  {
+    sqlite::Transaction transaction{db};
+    sqlite::Query{insert, "a", 1}.run();
+  }
+  EXPECT_EQ(rows(), 0);
+  try {
+    sqlite::Transaction transaction{db};
+    sqlite::Query{insert, "a", 1}.run();
+    sqlite::Query{insert, "a", 2}.run();
+    transaction.commit();
+    FAIL() << "expected a primary key violation";
+  } catch (const StateError& error) {
+    EXPECT_EQ(error.code(), SQLITE_CONSTRAINT_PRIMARYKEY);
+  }
+  EXPECT_EQ(rows(), 0);
+  {
+    sqlite::Transaction transaction{db};
+    sqlite::Query{insert, "a", 1}.run();
+    sqlite::Query{insert, "b", std::optional<std::int64_t>{}}.run();
+    transaction.commit();
+  }
+  EXPECT_EQ(rows(), 2);
+  EXPECT_THROW((sqlite::Statement{db, "SELECT 1; SELECT 2"}), StateError);
+  EXPECT_THROW((sqlite::Statement{db, "SELEC 1"}), StateError);
+}
+
+}  // namespace
+}  // namespace gio::state
