@@ -1,0 +1,138 @@
+#pragma once
+
+// The archive: where verified files go and how they become visible.
+//
+//   <root>/<job>/<data_type>/dt=YYYY-MM-DD/hour=HH/<file>   hour slots (Beijing date and hour)
+//   <root>/<job>/<data_type>/dt=YYYY-MM-DD/<file>           day slots
+//   .../_manifest.json, then .../_SUCCESS                   per partition, in that order
+//   <root>/.staging/                                        partial files (hidden from Hive/Spark)
+//
+// A file enters a partition only by rename() from the staging folder on the same file
+// system, after fsync of the file, followed by fsync of the folder. Nothing below the root
+// that is a symlink is ever followed when writing.
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "slot/slot.hpp"
+
+namespace gio::archive {
+
+inline constexpr std::string_view kManifestName = "_manifest.json";
+inline constexpr std::string_view kSuccessName = "_SUCCESS";
+inline constexpr std::string_view kStagingName = ".staging";
+// Longest file name (bytes) taken from a link; leaves room below NAME_MAX (255).
+inline constexpr std::size_t kMaxFileNameBytes = 200;
+inline constexpr std::size_t kMaxDataTypeBytes = 64;
+
+struct ManifestFile {
+  std::string name;
+  std::uint64_t bytes = 0;
+  std::string sha256;
+
+  friend bool operator==(const ManifestFile&, const ManifestFile&) = default;
+};
+
+struct Manifest {
+  std::string job, data_type, slot;  // slot name, e.g. 2026-11-22T03
+  std::string export_date;           // 202611220300
+  Instant archived_at;
+  std::vector<ManifestFile> files;  // may be empty: a type with no data still gets a partition
+
+  friend bool operator==(const Manifest&, const Manifest&) = default;
+};
+
+// Pretty-printed JSON with a fixed key order (job, data_type, slot, export_date,
+// archived_at as "2026-11-22T03:04:05Z", files[{name, bytes, sha256}]).
+std::string to_json(const Manifest& manifest);
+// nullopt when the text is not such a manifest, or names a file that is not a safe
+// file name (a tampered manifest must not lead a reader outside its partition).
+std::optional<Manifest> parse_manifest(std::string_view json);
+
+// A file-system failure; the message names the path and the errno text.
+class ArchiveError : public std::runtime_error {
+ public:
+  explicit ArchiveError(const std::string& message) : std::runtime_error(message) {}
+  // "<what> <path>: <strerror(error)>"
+  ArchiveError(std::string_view what, const std::filesystem::path& path, int error);
+};
+
+class Archive {
+ public:
+  // Creates root and root/.staging (0750) if missing; removes leftover files in .staging
+  // (a crash's partial downloads) unless another live Archive (this or another process)
+  // holds the staging folder. Throws ArchiveError when root is not writable, or when
+  // .staging is a symlink or on another file system.
+  explicit Archive(std::filesystem::path root);
+  ~Archive();
+  Archive(Archive&& other) noexcept;
+  Archive& operator=(Archive&& other) noexcept;
+  Archive(const Archive&) = delete;
+  Archive& operator=(const Archive&) = delete;
+
+  const std::filesystem::path& root() const { return root_; }
+  std::filesystem::path staging_dir() const;
+  // Only computes the path; does not touch the disk.
+  std::filesystem::path partition_dir(std::string_view job, std::string_view data_type,
+                                      const Slot& slot) const;
+
+  // Moves an already-fsynced staging file to <partition>/<name> (creating folders, 0750),
+  // then fsyncs the partition folder (and the parents of newly created folders) so the
+  // rename is durable. Returns the final path. Throws ArchiveError when `name` is not
+  // is_safe_file_name, `staged` is not a regular file, a partition component is a
+  // symlink or not a folder, or a system call fails.
+  std::filesystem::path publish(const std::filesystem::path& staged, std::string_view job,
+                                std::string_view data_type, const Slot& slot,
+                                std::string_view name) const;
+
+  // Writes _manifest.json (temp file in .staging + fsync + rename), fsyncs the folder,
+  // then _SUCCESS (empty) the same way. Creates the folder if needed (an empty data
+  // type). Order matters: readers trust _SUCCESS.
+  void complete_partition(const Manifest& manifest, const Slot& slot) const;
+
+  // True when the partition's _SUCCESS is a regular file (a symlink never counts).
+  // Like read_manifest and reopen_partition, throws ArchiveError when a component of the
+  // partition path is a symlink or not a folder.
+  bool is_complete(std::string_view job, std::string_view data_type, const Slot& slot) const;
+
+  // The partition's manifest; nullopt when missing, a symlink, or malformed.
+  std::optional<Manifest> read_manifest(std::string_view job, std::string_view data_type,
+                                        const Slot& slot) const;
+
+  // Removes the _SUCCESS marker of a partition (before re-fetching a slot); durable on
+  // return. Nothing to do when the partition or marker does not exist.
+  void reopen_partition(std::string_view job, std::string_view data_type, const Slot& slot) const;
+
+ private:
+  std::filesystem::path root_;
+  int root_fd_ = -1;
+  int staging_fd_ = -1;  // holds an flock: a second Archive must not wipe live downloads
+};
+
+// [a-z0-9_]+, at most kMaxDataTypeBytes: a data type named by the API becomes a folder.
+bool is_safe_data_type(std::string_view data_type);
+
+// What file_name_from_link produces: non-empty, at most kMaxFileNameBytes, valid UTF-8,
+// no '/', '\\', NUL or control characters, and not starting with '.', '_' or ' '.
+bool is_safe_file_name(std::string_view name);
+
+// A download link's file name made safe: the last path segment of the URL (query and
+// fragment ignored), percent-decoded; then '/', '\\', NUL and control characters
+// (< 0x20, 0x7f) become '_'; invalid UTF-8 bytes become '_'; leading dots and spaces
+// removed; names Hive hides or the archive reserves (anything starting with '_' or '.')
+// get the prefix "part-"; capped at kMaxFileNameBytes keeping the extension (.csv.gz)
+// and never cutting a UTF-8 sequence; empty results and malformed URLs fall back to
+// "part-<index>.csv.gz". Valid UTF-8 (e.g. Chinese) is kept.
+std::string file_name_from_link(std::string_view url, std::size_t index);
+
+// file_name_from_link for each link (index = position), then names that collide are
+// made unique by inserting "-2", "-3", ... before the extension ("a.csv.gz",
+// "a-2.csv.gz"), never reusing a name another link already has.
+std::vector<std::string> file_names_for_links(const std::vector<std::string>& urls);
+
+}  // namespace gio::archive

@@ -1,0 +1,112 @@
+#include <boost/json.hpp>
+
+#include "archive/archive.hpp"
+
+namespace gio::archive {
+namespace {
+
+namespace json = boost::json;
+
+std::string json_string(std::string_view text) {
+  return json::serialize(json::string_view{text});
+}
+
+const json::string* string_field(const json::object& object, std::string_view key) {
+  const json::value* value = object.if_contains(key);
+  return value == nullptr ? nullptr : value->if_string();
+}
+
+std::optional<std::uint64_t> unsigned_field(const json::object& object, std::string_view key) {
+  const json::value* value = object.if_contains(key);
+  if (value == nullptr) {
+    return std::nullopt;
+  }
+  if (const auto* u = value->if_uint64()) {
+    return *u;
+  }
+  if (const auto* i = value->if_int64(); i != nullptr && *i >= 0) {
+    return static_cast<std::uint64_t>(*i);
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::string to_json(const Manifest& manifest) {
+  // Written by hand rather than serialize(object) so that people (and diffs) see one
+  // field per line in a fixed order.
+  std::string out = "{\n";
+  out += "  \"job\": " + json_string(manifest.job) + ",\n";
+  out += "  \"data_type\": " + json_string(manifest.data_type) + ",\n";
+  out += "  \"slot\": " + json_string(manifest.slot) + ",\n";
+  out += "  \"export_date\": " + json_string(manifest.export_date) + ",\n";
+  out += "  \"archived_at\": " + json_string(format_utc(manifest.archived_at)) + ",\n";
+  out += "  \"files\": [";
+  for (std::size_t i = 0; i < manifest.files.size(); ++i) {
+    const ManifestFile& file = manifest.files[i];
+    out += i == 0 ? "\n" : ",\n";
+    out += "    {\"name\": " + json_string(file.name) +
+           ", \"bytes\": " + std::to_string(file.bytes) +
+           ", \"sha256\": " + json_string(file.sha256) + "}";
+  }
+  out += manifest.files.empty() ? "]\n" : "\n  ]\n";
+  out += "}\n";
+  return out;
+}
+
+std::optional<Manifest> parse_manifest(std::string_view text) {
+  boost::system::error_code error;
+  const json::value root = json::parse(json::string_view{text.data(), text.size()}, error);
+  if (error || !root.is_object()) {
+    return std::nullopt;
+  }
+  const json::object& object = root.get_object();
+
+  Manifest manifest;
+  const std::pair<std::string_view, std::string*> strings[] = {
+      {"job", &manifest.job},
+      {"data_type", &manifest.data_type},
+      {"slot", &manifest.slot},
+      {"export_date", &manifest.export_date}};
+  for (const auto& [key, target] : strings) {
+    const json::string* value = string_field(object, key);
+    if (value == nullptr) {
+      return std::nullopt;
+    }
+    *target = std::string{value->data(), value->size()};
+  }
+
+  const json::string* archived_at = string_field(object, "archived_at");
+  if (archived_at == nullptr) {
+    return std::nullopt;
+  }
+  const auto instant = parse_utc(std::string_view{archived_at->data(), archived_at->size()});
+  if (!instant) {
+    return std::nullopt;
+  }
+  manifest.archived_at = *instant;
+
+  const json::value* files = object.if_contains("files");
+  if (files == nullptr || !files->is_array()) {
+    return std::nullopt;
+  }
+  for (const json::value& entry : files->get_array()) {
+    if (!entry.is_object()) {
+      return std::nullopt;
+    }
+    const json::object& fields = entry.get_object();
+    const json::string* name = string_field(fields, "name");
+    const json::string* sha256 = string_field(fields, "sha256");
+    const auto bytes = unsigned_field(fields, "bytes");
+    if (name == nullptr || sha256 == nullptr || !bytes ||
+        !is_safe_file_name(std::string_view{name->data(), name->size()})) {
+      return std::nullopt;
+    }
+    manifest.files.push_back({.name = std::string{name->data(), name->size()},
+                              .bytes = *bytes,
+                              .sha256 = std::string{sha256->data(), sha256->size()}});
+  }
+  return manifest;
+}
+
+}  // namespace gio::archive

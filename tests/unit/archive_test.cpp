@@ -1,0 +1,542 @@
+#include "archive/archive.hpp"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <set>
+
+namespace gio::archive {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = (fs::temp_directory_path() / "archive_test.XXXXXX").string();
+    if (::mkdtemp(pattern.data()) == nullptr) {
+      throw std::runtime_error("mkdtemp failed");
+    }
+    path_ = pattern;
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    fs::remove_all(path_, ignored);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+void write_file(const fs::path& path, std::string_view content) {
+  std::ofstream out{path, std::ios::binary};
+  out << content;
+  ASSERT_TRUE(out.good()) << path;
+}
+
+std::string read_file(const fs::path& path) {
+  std::ifstream in{path, std::ios::binary};
+  return {std::istreambuf_iterator<char>{in}, {}};
+}
+
+std::size_t entries(const fs::path& folder) {
+  return static_cast<std::size_t>(
+      std::distance(fs::directory_iterator{folder}, fs::directory_iterator{}));
+}
+
+Slot hour_slot(std::string_view name = "2026-11-22T03") {
+  return *Slot::parse(name, Granularity::hour);
+}
+
+Slot day_slot(std::string_view name = "2026-11-22") {
+  return *Slot::parse(name, Granularity::day);
+}
+
+Manifest sample_manifest(const Slot& slot, std::vector<ManifestFile> files) {
+  return {.job = "shop-hourly",
+          .data_type = "visit",
+          .slot = slot.name(),
+          .export_date = slot.export_date(),
+          .archived_at = *parse_utc("2026-11-21T20:45:07Z"),
+          .files = std::move(files)};
+}
+
+// --- layout --------------------------------------------------------------------------
+
+TEST(ArchiveLayout, PartitionDirsUseBeijingDateAndHour) {
+  TempDir temp;
+  const Archive archive{temp.path() / "archive"};
+  EXPECT_EQ(archive.root(), temp.path() / "archive");
+  EXPECT_EQ(archive.staging_dir(), temp.path() / "archive" / ".staging");
+  EXPECT_EQ(archive.partition_dir("shop-hourly", "visit", hour_slot()),
+            temp.path() / "archive/shop-hourly/visit/dt=2026-11-22/hour=03");
+  EXPECT_EQ(archive.partition_dir("shop-daily", "page", day_slot()),
+            temp.path() / "archive/shop-daily/page/dt=2026-11-22");
+
+  // 2026-11-21 19:30 UTC is 03:30 on the 22nd in Beijing.
+  const Instant utc = *parse_utc("2026-11-21T19:30:00Z");
+  EXPECT_EQ(archive.partition_dir("j", "visit", Slot::containing(utc, Granularity::hour)),
+            temp.path() / "archive/j/visit/dt=2026-11-22/hour=03");
+  EXPECT_EQ(archive.partition_dir("j", "visit", Slot::containing(utc, Granularity::day)),
+            temp.path() / "archive/j/visit/dt=2026-11-22");
+}
+
+TEST(ArchiveLayout, TrailingSlashInRootIsIgnored) {
+  TempDir temp;
+  const Archive archive{temp.path().string() + "/archive/"};
+  EXPECT_EQ(archive.root(), temp.path() / "archive");
+  EXPECT_EQ(archive.staging_dir(), temp.path() / "archive" / ".staging");
+}
+
+// --- construction --------------------------------------------------------------------
+
+TEST(ArchiveConstruction, CreatesRootAndStagingWithoutAccessForOthers) {
+  TempDir temp;
+  const Archive archive{temp.path() / "a" / "b" / "archive"};
+  ASSERT_TRUE(fs::is_directory(archive.root()));
+  ASSERT_TRUE(fs::is_directory(archive.staging_dir()));
+  const auto others = fs::perms::others_read | fs::perms::others_write | fs::perms::others_exec;
+  EXPECT_EQ(fs::status(archive.root()).permissions() & others, fs::perms::none);
+  EXPECT_EQ(fs::status(archive.staging_dir()).permissions() & others, fs::perms::none);
+}
+
+TEST(ArchiveConstruction, RemovesLeftoverStagingFiles) {
+  TempDir temp;
+  const fs::path staging = temp.path() / "archive" / ".staging";
+  fs::create_directories(staging / "partial-folder");
+  write_file(staging / "part-0.csv.gz.partial", "half a download");
+  write_file(staging / "partial-folder" / "x", "x");
+  // An archived file is not a leftover.
+  fs::create_directories(temp.path() / "archive/j/visit/dt=2026-11-22");
+  write_file(temp.path() / "archive/j/visit/dt=2026-11-22/a.csv.gz", "kept");
+
+  const Archive archive{temp.path() / "archive"};
+  EXPECT_EQ(entries(staging), 0u);
+  EXPECT_EQ(read_file(temp.path() / "archive/j/visit/dt=2026-11-22/a.csv.gz"), "kept");
+}
+
+TEST(ArchiveConstruction, LeavesStagingAloneWhileAnotherArchiveHoldsIt) {
+  TempDir temp;
+  const fs::path root = temp.path() / "archive";
+  auto daemon = std::make_unique<Archive>(root);
+  write_file(daemon->staging_dir() / "live-download", "in progress");
+
+  {
+    const Archive cli{root};  // e.g. `gio-exporter verify` while the daemon runs
+    EXPECT_TRUE(fs::exists(root / ".staging" / "live-download"));
+  }
+  daemon.reset();
+  const Archive restarted{root};
+  EXPECT_FALSE(fs::exists(root / ".staging" / "live-download"));
+}
+
+TEST(ArchiveConstruction, UnwritableRootThrows) {
+  TempDir temp;
+  const fs::path file = temp.path() / "plain-file";
+  write_file(file, "not a folder");
+  try {
+    const Archive archive{file / "archive"};
+    FAIL() << "expected ArchiveError";
+  } catch (const ArchiveError& error) {
+    const std::string message = error.what();
+    EXPECT_NE(message.find((file / "archive").string()), std::string::npos) << message;
+    EXPECT_NE(message.find("Not a directory"), std::string::npos) << message;
+  }
+  EXPECT_THROW(Archive{file}, ArchiveError);
+}
+
+TEST(ArchiveConstruction, SymlinkedStagingIsRefused) {
+  TempDir temp;
+  fs::create_directories(temp.path() / "archive");
+  fs::create_directories(temp.path() / "elsewhere");
+  write_file(temp.path() / "elsewhere" / "precious", "do not delete");
+  fs::create_directory_symlink(temp.path() / "elsewhere", temp.path() / "archive" / ".staging");
+  EXPECT_THROW(Archive{temp.path() / "archive"}, ArchiveError);
+  EXPECT_EQ(read_file(temp.path() / "elsewhere" / "precious"), "do not delete");
+}
+
+TEST(ArchiveConstruction, MovedArchiveKeepsWorking) {
+  TempDir temp;
+  Archive first{temp.path() / "archive"};
+  Archive second = std::move(first);
+  write_file(second.staging_dir() / "part", "data");
+  second.publish(second.staging_dir() / "part", "j", "visit", hour_slot(), "part.csv.gz");
+  EXPECT_TRUE(fs::exists(second.partition_dir("j", "visit", hour_slot()) / "part.csv.gz"));
+}
+
+// --- publish -------------------------------------------------------------------------
+
+TEST(ArchivePublish, MovesTheFileAndLeavesNothingInStaging) {
+  TempDir temp;
+  const Archive archive{temp.path() / "archive"};
+  const fs::path staged = archive.staging_dir() / "download-1";
+  write_file(staged, "gzip bytes");
+
+  const fs::path published =
+      archive.publish(staged, "shop-hourly", "visit", hour_slot(), "20261121_visit_0.csv.gz");
+  EXPECT_EQ(
+      published,
+      temp.path() / "archive/shop-hourly/visit/dt=2026-11-22/hour=03/20261121_visit_0.csv.gz");
+  EXPECT_EQ(read_file(published), "gzip bytes");
+  EXPECT_EQ(entries(archive.staging_dir()), 0u);
+  EXPECT_FALSE(archive.is_complete("shop-hourly", "visit", hour_slot()));
+}
+
+TEST(ArchivePublish, KeepsChineseNamesAndDaySlots) {
+  TempDir temp;
+  const Archive archive{temp.path() / "archive"};
+  write_file(archive.staging_dir() / "d", "x");
+  const fs::path published =
+      archive.publish(archive.staging_dir() / "d", "shop-daily", "custom_event", day_slot(),
+                      "20191212-20191225_渠道.csv");
+  EXPECT_EQ(
+      published,
+      temp.path() / "archive/shop-daily/custom_event/dt=2026-11-22/20191212-20191225_渠道.csv");
+  EXPECT_TRUE(fs::is_regular_file(published));
+}
+
+TEST(ArchivePublish, ReplacesAnEarlierCopy) {
+  TempDir temp;
+  const Archive archive{temp.path() / "archive"};
+  write_file(archive.staging_dir() / "first", "old");
+  archive.publish(archive.staging_dir() / "first", "j", "visit", hour_slot(), "a.csv.gz");
+  write_file(archive.staging_dir() / "second", "new");
+  const fs::path published =
+      archive.publish(archive.staging_dir() / "second", "j", "visit", hour_slot(), "a.csv.gz");
+  EXPECT_EQ(read_file(published), "new");
+}
+
+TEST(ArchivePublish, RefusesUnsafeNames) {
+  TempDir temp;
+  const Archive archive{temp.path() / "archive"};
+  const fs::path staged = archive.staging_dir() / "download";
+  write_file(staged, "x");
+  for (const std::string_view name :
+       std::initializer_list<std::string_view>{"", ".", "..", "../escape.csv.gz", "a/b.csv.gz",
+                                               "_SUCCESS", "_manifest.json", ".hidden", "a\nb"}) {
+    EXPECT_THROW(archive.publish(staged, "j", "visit", hour_slot(), name), ArchiveError) << name;
+  }
+  EXPECT_THROW(archive.publish(staged, "..", "visit", hour_slot(), "a.csv.gz"), ArchiveError);
+  EXPECT_THROW(archive.publish(staged, "j", "../x", hour_slot(), "a.csv.gz"), ArchiveError);
+  EXPECT_TRUE(fs::exists(staged));
+  EXPECT_FALSE(fs::exists(temp.path() / "escape.csv.gz"));
+  EXPECT_FALSE(fs::exists(temp.path() / "archive" / "escape.csv.gz"));
+}
+
+TEST(ArchivePublish, MissingStagedFileThrowsWithItsPath) {
+  TempDir temp;
+  const Archive archive{temp.path() / "archive"};
+  const fs::path staged = archive.staging_dir() / "never-downloaded";
+  try {
+    archive.publish(staged, "j", "visit", hour_slot(), "a.csv.gz");
+    FAIL() << "expected ArchiveError";
+  } catch (const ArchiveError& error) {
+    const std::string message = error.what();
+    EXPECT_NE(message.find(staged.string()), std::string::npos) << message;
+    EXPECT_NE(message.find("No such file or directory"), std::string::npos) << message;
+  }
+}
+
+TEST(ArchivePublish, RefusesSymlinkedPartitionFolders) {
+  TempDir temp;
+  const Archive archive{temp.path() / "archive"};
+  const fs::path outside = temp.path() / "outside";
+  fs::create_directories(outside);
+  const fs::path staged = archive.staging_dir() / "download";
+  write_file(staged, "x");
+
+  // A symlink planted in place of the job folder...
+  fs::create_directory_symlink(outside, archive.root() / "j");
+  EXPECT_THROW(archive.publish(staged, "j", "visit", hour_slot(), "a.csv.gz"), ArchiveError);
+  Manifest manifest = sample_manifest(hour_slot(), {});
+  manifest.job = "j";
+  EXPECT_THROW(archive.complete_partition(manifest, hour_slot()), ArchiveError);
+
+  // ...and in place of the partition folder itself.
+  fs::create_directories(archive.root() / "k/visit/dt=2026-11-22");
+  fs::create_directory_symlink(outside, archive.root() / "k/visit/dt=2026-11-22/hour=03");
+  EXPECT_THROW(archive.publish(staged, "k", "visit", hour_slot(), "a.csv.gz"), ArchiveError);
+  EXPECT_THROW(archive.is_complete("k", "visit", hour_slot()), ArchiveError);
+
+  EXPECT_EQ(entries(outside), 0u);
+  EXPECT_TRUE(fs::exists(staged));
+}
+
+TEST(ArchivePublish, ReplacesASymlinkAtTheTargetNameWithoutWritingThroughIt) {
+  TempDir temp;
+  const Archive archive{temp.path() / "archive"};
+  const fs::path victim = temp.path() / "victim";
+  write_file(victim, "precious");
+  const fs::path partition = archive.partition_dir("j", "visit", hour_slot());
+  fs::create_directories(partition);
+  fs::create_symlink(victim, partition / "a.csv.gz");
+
+  write_file(archive.staging_dir() / "download", "archived");
+  archive.publish(archive.staging_dir() / "download", "j", "visit", hour_slot(), "a.csv.gz");
+  EXPECT_EQ(read_file(victim), "precious");
+  EXPECT_FALSE(fs::is_symlink(partition / "a.csv.gz"));
+  EXPECT_EQ(read_file(partition / "a.csv.gz"), "archived");
+}
+
+// --- partitions ----------------------------------------------------------------------
+
+TEST(ArchivePartition, CompleteWritesManifestThenSuccess) {
+  TempDir temp;
+  const Archive archive{temp.path() / "archive"};
+  write_file(archive.staging_dir() / "download", "0123456789");
+  archive.publish(archive.staging_dir() / "download", "shop-hourly", "visit", hour_slot(),
+                  "a.csv.gz");
+  const Manifest manifest = sample_manifest(
+      hour_slot(), {{.name = "a.csv.gz", .bytes = 10, .sha256 = std::string(64, 'a')}});
+
+  archive.complete_partition(manifest, hour_slot());
+  const fs::path partition = archive.partition_dir("shop-hourly", "visit", hour_slot());
+  EXPECT_TRUE(archive.is_complete("shop-hourly", "visit", hour_slot()));
+  ASSERT_TRUE(fs::is_regular_file(partition / "_SUCCESS"));
+  EXPECT_EQ(fs::file_size(partition / "_SUCCESS"), 0u);
+  const auto parsed = parse_manifest(read_file(partition / "_manifest.json"));
+  ASSERT_TRUE(parsed.has_value());
+  EXPECT_EQ(*parsed, manifest);
+  EXPECT_EQ(archive.read_manifest("shop-hourly", "visit", hour_slot()), manifest);
+  EXPECT_EQ(entries(archive.staging_dir()), 0u);
+  EXPECT_EQ(entries(partition), 3u);  // a.csv.gz, _manifest.json, _SUCCESS
+}
+
+TEST(ArchivePartition, EmptyDataTypeStillGetsAPartition) {
+  TempDir temp;
+  const Archive archive{temp.path() / "archive"};
+  Manifest manifest = sample_manifest(day_slot(), {});
+  manifest.job = "shop-daily";
+  manifest.data_type = "ads_track_click";
+  EXPECT_FALSE(archive.is_complete("shop-daily", "ads_track_click", day_slot()));
+
+  archive.complete_partition(manifest, day_slot());
+  const fs::path partition = temp.path() / "archive/shop-daily/ads_track_click/dt=2026-11-22";
+  EXPECT_TRUE(fs::is_regular_file(partition / "_SUCCESS"));
+  EXPECT_TRUE(archive.is_complete("shop-daily", "ads_track_click", day_slot()));
+  const auto read = archive.read_manifest("shop-daily", "ads_track_click", day_slot());
+  ASSERT_TRUE(read.has_value());
+  EXPECT_TRUE(read->files.empty());
+  EXPECT_EQ(read->slot, "2026-11-22");
+  EXPECT_EQ(read->export_date, "202611220000");
+}
+
+TEST(ArchivePartition, ReopenRemovesOnlyTheMarker) {
+  TempDir temp;
+  const Archive archive{temp.path() / "archive"};
+  archive.reopen_partition("j", "visit", hour_slot());  // nothing there yet: no error
+  const Manifest manifest = sample_manifest(hour_slot(), {});
+  archive.complete_partition(manifest, hour_slot());
+  ASSERT_TRUE(archive.is_complete(manifest.job, "visit", hour_slot()));
+
+  archive.reopen_partition(manifest.job, "visit", hour_slot());
+  EXPECT_FALSE(archive.is_complete(manifest.job, "visit", hour_slot()));
+  EXPECT_EQ(archive.read_manifest(manifest.job, "visit", hour_slot()), manifest);
+  archive.reopen_partition(manifest.job, "visit", hour_slot());  // twice is fine
+
+  archive.complete_partition(manifest, hour_slot());
+  EXPECT_TRUE(archive.is_complete(manifest.job, "visit", hour_slot()));
+}
+
+TEST(ArchivePartition, SymlinkedMarkerDoesNotCount) {
+  TempDir temp;
+  const Archive archive{temp.path() / "archive"};
+  const fs::path partition = archive.partition_dir("j", "visit", hour_slot());
+  fs::create_directories(partition);
+  write_file(temp.path() / "elsewhere", "");
+  fs::create_symlink(temp.path() / "elsewhere", partition / "_SUCCESS");
+  EXPECT_FALSE(archive.is_complete("j", "visit", hour_slot()));
+  fs::create_symlink(temp.path() / "elsewhere", partition / "_manifest.json");
+  EXPECT_FALSE(archive.read_manifest("j", "visit", hour_slot()).has_value());
+}
+
+TEST(ArchivePartition, CompleteDoesNotWriteThroughPlantedMarkerSymlinks) {
+  TempDir temp;
+  const Archive archive{temp.path() / "archive"};
+  const Manifest manifest = sample_manifest(hour_slot(), {});
+  const fs::path partition = archive.partition_dir(manifest.job, "visit", hour_slot());
+  fs::create_directories(partition);
+  const fs::path victim = temp.path() / "victim";
+  write_file(victim, "precious");
+  fs::create_symlink(victim, partition / "_manifest.json");
+  fs::create_symlink(victim, partition / "_SUCCESS");
+
+  archive.complete_partition(manifest, hour_slot());
+  EXPECT_EQ(read_file(victim), "precious");
+  EXPECT_TRUE(archive.is_complete(manifest.job, "visit", hour_slot()));
+  EXPECT_EQ(archive.read_manifest(manifest.job, "visit", hour_slot()), manifest);
+}
+
+// --- manifest JSON -------------------------------------------------------------------
+
+TEST(ManifestJson, RoundTripsWithStableKeyOrder) {
+  const Manifest manifest = sample_manifest(
+      hour_slot(), {{.name = "20191212_渠道.csv.gz", .bytes = 67108864, .sha256 = "ab"},
+                    {.name = "b \"quoted\".csv.gz", .bytes = 18446744073709551615u, .sha256 = ""}});
+  const std::string json = to_json(manifest);
+  EXPECT_EQ(parse_manifest(json), manifest);
+  EXPECT_EQ(to_json(manifest), json);  // deterministic
+
+  std::size_t last = 0;
+  for (const char* key : {"\"job\"", "\"data_type\"", "\"slot\"", "\"export_date\"",
+                          "\"archived_at\"", "\"files\"", "\"name\"", "\"bytes\"", "\"sha256\""}) {
+    const std::size_t at = json.find(key);
+    ASSERT_NE(at, std::string::npos) << key;
+    EXPECT_GT(at, last) << key;
+    last = at;
+  }
+  EXPECT_NE(json.find("\"archived_at\": \"2026-11-21T20:45:07Z\""), std::string::npos) << json;
+  EXPECT_NE(json.find("渠道"), std::string::npos) << json;  // UTF-8 kept as is
+}
+
+TEST(ManifestJson, EmptyFileListRoundTrips) {
+  const Manifest manifest = sample_manifest(day_slot(), {});
+  EXPECT_EQ(parse_manifest(to_json(manifest)), manifest);
+}
+
+TEST(ManifestJson, MalformedTextsAreRejected) {
+  const std::string good = to_json(sample_manifest(
+      hour_slot(), {{.name = "a.csv.gz", .bytes = 1, .sha256 = std::string(64, 'f')}}));
+  ASSERT_TRUE(parse_manifest(good).has_value());
+
+  const auto replaced = [&](std::string_view from, std::string_view to) {
+    std::string text = good;
+    const auto at = text.find(from);
+    EXPECT_NE(at, std::string::npos) << from;
+    return text.replace(at, from.size(), to);
+  };
+  for (const std::string& bad : {
+           std::string{""},
+           std::string{"not json"},
+           std::string{"[]"},
+           good.substr(0, good.size() / 2),
+           replaced("\"job\"", "\"jobs\""),
+           replaced("\"shop-hourly\"", "7"),
+           replaced("\"bytes\": 1", "\"bytes\": -1"),
+           replaced("\"bytes\": 1", "\"bytes\": 1.5"),
+           replaced("\"bytes\": 1", "\"bytes\": \"1\""),
+           replaced("2026-11-21T20:45:07Z", "yesterday"),
+           replaced("\"a.csv.gz\"", "\"../../etc/passwd\""),
+           replaced("\"a.csv.gz\"", "\"_SUCCESS\""),
+           replaced("\"files\": [", "\"files\": 1, \"other\": ["),
+       }) {
+    EXPECT_FALSE(parse_manifest(bad).has_value()) << bad;
+  }
+}
+
+// --- names ---------------------------------------------------------------------------
+
+TEST(DataTypes, OnlyLowercaseDigitsAndUnderscore) {
+  for (const std::string_view good : {"visit", "custom_event", "ads_track_click", "a1", "_"}) {
+    EXPECT_TRUE(is_safe_data_type(good)) << good;
+  }
+  for (const std::string_view bad :
+       std::initializer_list<std::string_view>{"", "Visit", "../x", "a/b", ".", "..", "a-b", "a b",
+                                               "渠道", std::string_view{"a\0b", 3}}) {
+    EXPECT_FALSE(is_safe_data_type(bad)) << bad;
+  }
+  EXPECT_TRUE(is_safe_data_type(std::string(64, 'a')));
+  EXPECT_FALSE(is_safe_data_type(std::string(65, 'a')));
+}
+
+struct LinkCase {
+  std::string url;
+  std::string expected;
+};
+
+TEST(FileNameFromLink, Table) {
+  const std::string base = "https://gta.growingio.com/buckets/b/";
+  const LinkCase cases[] = {
+      {base + "20191212-20191225_visit_0.csv.gz?sign=abc&expires=1577344409140",
+       "20191212-20191225_visit_0.csv.gz"},
+      {base + "20191212-20191225_%E6%B8%A0%E9%81%93.csv?sign=abc", "20191212-20191225_渠道.csv"},
+      {base + "..%2F..%2Fetc%2Fpasswd", "part-_.._etc_passwd"},
+      {base + "%2e%2e", "part-7.csv.gz"},
+      {base + "%2E", "part-7.csv.gz"},
+      {base + "..", "part-7.csv.gz"},
+      {base + "a%00b.csv.gz", "a_b.csv.gz"},
+      {base + "a%01%1F%7Fx%0A.csv", "a___x_.csv"},
+      {base + "a%5Cb.csv.gz", "a_b.csv.gz"},
+      {base + "file.csv.gz?sign=..%2F..%2Fx&n=/etc/passwd#frag/ment", "file.csv.gz"},
+      {base + "_SUCCESS", "part-_SUCCESS"},
+      {base + "_manifest.json", "part-_manifest.json"},
+      {base + "_temporary.csv.gz", "part-_temporary.csv.gz"},
+      {base + ".hidden.csv.gz", "hidden.csv.gz"},
+      {base + "%20.%20._x.csv", "part-_x.csv"},
+      {base + "%FF%FEab%C3.csv", "part-__ab_.csv"},
+      {base + "x%C0%AFx", "x__x"},           // overlong '/'
+      {base + "x%ED%A0%80x", "x___x"},       // UTF-16 surrogate
+      {base + "x%E6%B8x", "x__x"},           // truncated sequence
+      {base + "%F0%9F%98%80.csv", "😀.csv"},  // 4-byte sequence kept
+      {"https://gta.growingio.com", "part-7.csv.gz"},
+      {"https://gta.growingio.com/", "part-7.csv.gz"},
+      {base, "part-7.csv.gz"},
+      {"", "part-7.csv.gz"},
+      {"https://exa mple.com/a.csv.gz", "part-7.csv.gz"},
+      {base + "a%zz.csv.gz", "part-7.csv.gz"},
+      {"/relative/path/b.csv.gz?x=1", "b.csv.gz"},
+  };
+  for (const LinkCase& c : cases) {
+    const std::string name = file_name_from_link(c.url, 7);
+    EXPECT_EQ(name, c.expected) << c.url;
+    EXPECT_TRUE(is_safe_file_name(name)) << name;
+  }
+}
+
+TEST(FileNameFromLink, LongNamesKeepTheExtensionAndWholeCharacters) {
+  std::string chinese;
+  for (int i = 0; i < 100; ++i) {
+    chinese += "%E6%B8%A0";  // 渠, 3 bytes
+  }
+  const std::string name = file_name_from_link("https://h/" + chinese + ".csv.gz?s=1", 0);
+  std::string expected;
+  for (int i = 0; i < 64; ++i) {  // 64 * 3 + 7 = 199 <= 200 < 65 * 3 + 7
+    expected += "渠";
+  }
+  expected += ".csv.gz";
+  EXPECT_EQ(name, expected);
+  EXPECT_TRUE(is_safe_file_name(name));
+
+  const std::string ascii =
+      file_name_from_link("https://h/" + std::string(300, 'a') + ".csv.gz", 0);
+  EXPECT_EQ(ascii, std::string(193, 'a') + ".csv.gz");
+
+  const std::string no_extension = file_name_from_link("https://h/" + std::string(300, 'b'), 0);
+  EXPECT_EQ(no_extension, std::string(200, 'b'));
+
+  const std::string exactly = std::string(193, 'c') + ".csv.gz";
+  EXPECT_EQ(file_name_from_link("https://h/" + exactly, 0), exactly);
+}
+
+TEST(FileNamesForLinks, CollisionsGetNumberedBeforeTheExtension) {
+  EXPECT_EQ(file_names_for_links({"https://a/x/f.csv.gz?sign=1", "https://b/y/f.csv.gz?sign=2",
+                                  "https://c/f.csv.gz", "https://c/g.csv.gz"}),
+            (std::vector<std::string>{"f.csv.gz", "f-2.csv.gz", "f-3.csv.gz", "g.csv.gz"}));
+  // A renamed duplicate never takes a name another link has.
+  EXPECT_EQ(
+      file_names_for_links({"https://h/a.csv.gz", "https://h/a.csv.gz", "https://h/a-2.csv.gz"}),
+      (std::vector<std::string>{"a.csv.gz", "a-3.csv.gz", "a-2.csv.gz"}));
+  EXPECT_EQ(file_names_for_links({"https://h/data", "https://h/data"}),
+            (std::vector<std::string>{"data", "data-2"}));
+  EXPECT_EQ(file_names_for_links({"https://h/", "https://h/%2e%2e", "https://h/part-0.csv.gz"}),
+            (std::vector<std::string>{"part-0.csv.gz", "part-1.csv.gz", "part-0-2.csv.gz"}));
+  EXPECT_TRUE(file_names_for_links({}).empty());
+
+  const std::string long_name = "https://h/" + std::string(300, 'z') + ".csv.gz";
+  const auto names = file_names_for_links({long_name, long_name, long_name});
+  EXPECT_EQ(std::set<std::string>(names.begin(), names.end()).size(), 3u);
+  for (const std::string& name : names) {
+    EXPECT_TRUE(is_safe_file_name(name)) << name;
+  }
+  EXPECT_EQ(names[1], std::string(191, 'z') + "-2.csv.gz");
+}
+
+}  // namespace
+}  // namespace gio::archive
