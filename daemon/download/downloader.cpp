@@ -1,0 +1,486 @@
+#include "download/downloader.hpp"
+
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <array>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <cerrno>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <system_error>
+
+namespace gio::download {
+
+namespace {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+// The verifier reads the file back in pieces of this size (from the page cache: the
+// bytes were just written), and is woken when at least kBatch new bytes wait for it.
+constexpr std::size_t kReadPiece = 256 << 10;
+constexpr std::uint64_t kBatch = 4 << 20;
+
+std::string errno_text(int error) {
+  return std::generic_category().message(error);
+}
+
+// An open file descriptor, closed on destruction.
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) {
+      ::close(fd_);
+    }
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+// The staging file's name: removed on destruction unless kept.
+class StagingPath {
+ public:
+  explicit StagingPath(std::filesystem::path path) : path_(std::move(path)) {}
+  ~StagingPath() {
+    if (!kept_) {
+      std::error_code ignored;
+      std::filesystem::remove(path_, ignored);
+    }
+  }
+  StagingPath(const StagingPath&) = delete;
+  StagingPath& operator=(const StagingPath&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+  void keep() { kept_ = true; }
+
+ private:
+  std::filesystem::path path_;
+  bool kept_ = false;
+};
+
+struct Problem {
+  Failure kind;
+  std::string message;
+};
+
+class Sha256 {
+ public:
+  Sha256() : context_(EVP_MD_CTX_new()) {
+    if (context_ == nullptr || EVP_DigestInit_ex(context_, EVP_sha256(), nullptr) != 1) {
+      EVP_MD_CTX_free(context_);
+      throw std::runtime_error("cannot initialise SHA-256");
+    }
+  }
+  ~Sha256() { EVP_MD_CTX_free(context_); }
+  Sha256(const Sha256&) = delete;
+  Sha256& operator=(const Sha256&) = delete;
+
+  void update(const char* data, std::size_t size) {
+    if (EVP_DigestUpdate(context_, data, size) != 1) {
+      throw std::runtime_error("SHA-256 update failed");
+    }
+  }
+  std::string hex() {
+    std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
+    unsigned int length = 0;
+    if (EVP_DigestFinal_ex(context_, digest.data(), &length) != 1) {
+      throw std::runtime_error("SHA-256 final failed");
+    }
+    static constexpr char kDigits[] = "0123456789abcdef";
+    std::string out;
+    out.reserve(length * 2);
+    for (unsigned int i = 0; i < length; ++i) {
+      out.push_back(kDigits[digest[i] >> 4]);
+      out.push_back(kDigits[digest[i] & 0xf]);
+    }
+    return out;
+  }
+
+ private:
+  EVP_MD_CTX* context_;
+};
+
+// Inflates gzip members one after the other and keeps nothing of the output: all we
+// want to know is whether the stream is valid to its end.
+class GzipChecker {
+ public:
+  GzipChecker() : output_(std::make_unique<std::array<Bytef, 256 << 10>>()) {
+    if (inflateInit2(&stream_, 16 + MAX_WBITS) != Z_OK) {
+      throw std::runtime_error("cannot initialise zlib");
+    }
+  }
+  ~GzipChecker() { inflateEnd(&stream_); }
+  GzipChecker(const GzipChecker&) = delete;
+  GzipChecker& operator=(const GzipChecker&) = delete;
+
+  // `offset`: where `data` starts in the file, for the message.
+  std::optional<std::string> feed(const char* data, std::size_t size, std::uint64_t offset) {
+    stream_.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data));
+    stream_.avail_in = static_cast<uInt>(size);
+    while (stream_.avail_in > 0) {
+      if (member_ended_) {
+        // More bytes after a complete member: they must be another member (gzip allows
+        // concatenation); anything else is reported by inflate as a bad header.
+        inflateReset(&stream_);
+        member_ended_ = false;
+      }
+      stream_.next_out = output_->data();
+      stream_.avail_out = static_cast<uInt>(output_->size());
+      const int rc = inflate(&stream_, Z_NO_FLUSH);
+      if (rc == Z_STREAM_END) {
+        member_ended_ = true;
+        continue;
+      }
+      if (rc == Z_OK || (rc == Z_BUF_ERROR && stream_.avail_in == 0)) {
+        continue;
+      }
+      const std::uint64_t at = offset + (size - stream_.avail_in);
+      return "not a valid gzip stream near byte " + std::to_string(at) + ": " +
+             (stream_.msg != nullptr ? stream_.msg : "zlib error " + std::to_string(rc));
+    }
+    return std::nullopt;
+  }
+
+  bool complete() const { return member_ended_; }
+
+ private:
+  z_stream stream_{};
+  std::unique_ptr<std::array<Bytef, 256 << 10>> output_;
+  bool member_ended_ = false;
+};
+
+// Follows the bytes written to the staging file and checks them on the thread pool:
+// one chain hashes, the other (gzip mode) inflates, each reading the written range back
+// with pread, so they run in parallel with each other and with the download. The event
+// loop only learns about progress through posted completions; everything here except
+// the chains' checkers is touched on the loop thread only.
+class Verifier : public std::enable_shared_from_this<Verifier> {
+ public:
+  Verifier(asio::any_io_executor loop, asio::thread_pool& pool, std::shared_ptr<Fd> fd, bool gzip)
+      : loop_(std::move(loop)), pool_(pool), fd_(std::move(fd)), wake_(loop_) {
+    chains_[0].active = true;
+    chains_[1].active = gzip;
+    if (gzip) {
+      gzip_ = std::make_unique<GzipChecker>();
+    }
+  }
+
+  // Loop thread: `size` more bytes are in the file.
+  void written(std::uint64_t size) {
+    written_ += size;
+    kick(0);
+    kick(1);
+  }
+
+  const std::optional<Problem>& problem() const { return problem_; }
+
+  // Loop thread: waits until both chains have checked every written byte, or one failed.
+  asio::awaitable<void> finish() {
+    finished_ = true;
+    kick(0);
+    kick(1);
+    while (!settled()) {
+      wake_.expires_at(asio::steady_timer::time_point::max());
+      co_await wake_.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+  }
+
+  // Loop thread, after finish(): fsyncs the file on the pool; returns 0 or an errno.
+  asio::awaitable<int> sync() {
+    // Posted jobs rather than co_spawn with a capturing lambda: GCC 12 destroys such a
+    // temporary twice when it sits in a co_await expression.
+    synced_ = false;
+    asio::post(pool_, [self = shared_from_this()]() mutable {
+      const int result = ::fsync(self->fd_->get()) == 0 ? 0 : errno;
+      const asio::any_io_executor loop = self->loop_;
+      asio::post(loop, [self = std::move(self), result] {
+        self->sync_errno_ = result;
+        self->synced_ = true;
+        self->wake_.cancel();
+      });
+    });
+    while (!synced_) {
+      wake_.expires_at(asio::steady_timer::time_point::max());
+      co_await wake_.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+    co_return sync_errno_;
+  }
+
+  // Loop thread, after finish(): the checkers are idle, so reading them is safe.
+  std::string sha256() { return sha_.hex(); }
+  bool gzip_complete() const { return gzip_ && gzip_->complete(); }
+
+  // Loop thread: stop handing out work (the download failed).
+  void abandon() { abandoned_ = true; }
+
+ private:
+  struct Chain {
+    bool active = false;
+    bool busy = false;
+    std::uint64_t done = 0;
+  };
+
+  bool settled() const {
+    if (problem_) {
+      return !chains_[0].busy && !chains_[1].busy;
+    }
+    for (const Chain& chain : chains_) {
+      if (chain.active && (chain.busy || chain.done != written_)) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  void kick(int index) {
+    Chain& chain = chains_[index];
+    if (!chain.active || chain.busy || problem_ || abandoned_) {
+      return;
+    }
+    const std::uint64_t pending = written_ - chain.done;
+    if (pending == 0 || (pending < kBatch && !finished_)) {
+      return;
+    }
+    chain.busy = true;
+    // The reference travels back with the result, so that the verifier (and its timer,
+    // a loop object) is only ever released on the loop thread.
+    asio::post(pool_, [self = shared_from_this(), index, from = chain.done,
+                       to = written_]() mutable {
+      std::optional<Problem> problem = self->check(index, from, to);
+      const asio::any_io_executor loop = self->loop_;
+      asio::post(loop, [self = std::move(self), index, to, problem = std::move(problem)]() mutable {
+        self->checked(index, to, std::move(problem));
+      });
+    });
+  }
+
+  // Loop thread.
+  void checked(int index, std::uint64_t to, std::optional<Problem> problem) {
+    chains_[index].busy = false;
+    chains_[index].done = to;
+    if (problem && !problem_) {
+      problem_ = std::move(problem);
+    }
+    kick(index);
+    wake_.cancel();
+  }
+
+  // Pool thread; one job per chain at a time, so a chain's checker is never shared.
+  std::optional<Problem> check(int index, std::uint64_t from, std::uint64_t to) {
+    std::vector<char> piece(
+        static_cast<std::size_t>(std::min<std::uint64_t>(kReadPiece, to - from)));
+    for (std::uint64_t at = from; at < to;) {
+      const std::size_t want =
+          static_cast<std::size_t>(std::min<std::uint64_t>(piece.size(), to - at));
+      const ssize_t got = ::pread(fd_->get(), piece.data(), want, static_cast<off_t>(at));
+      if (got < 0 && errno == EINTR) {
+        continue;
+      }
+      if (got <= 0) {
+        return Problem{Failure::local, "reading back the staging file: " +
+                                           (got < 0 ? errno_text(errno) : "unexpected end")};
+      }
+      const auto size = static_cast<std::size_t>(got);
+      try {
+        if (index == 0) {
+          sha_.update(piece.data(), size);
+        } else if (auto bad = gzip_->feed(piece.data(), size, at)) {
+          return Problem{Failure::corrupt, std::move(*bad)};
+        }
+      } catch (const std::exception& error) {
+        return Problem{Failure::local, error.what()};
+      }
+      at += size;
+    }
+    return std::nullopt;
+  }
+
+  asio::any_io_executor loop_;
+  asio::thread_pool& pool_;
+  std::shared_ptr<Fd> fd_;  // shared: a pool job may outlive the fetch if the loop is torn down
+  asio::steady_timer wake_;
+  std::array<Chain, 2> chains_;
+  std::uint64_t written_ = 0;
+  bool finished_ = false;
+  bool abandoned_ = false;
+  bool synced_ = false;
+  int sync_errno_ = 0;
+  std::optional<Problem> problem_;
+  Sha256 sha_;
+  std::unique_ptr<GzipChecker> gzip_;
+};
+
+// Writes the body to the staging file on the loop thread (a write to the page cache) and
+// tells the verifier; stops the download early once the verifier found the data bad.
+class FileSink : public http::BodySink {
+ public:
+  FileSink(int fd, Verifier& verifier) : fd_(fd), verifier_(verifier) {}
+
+  void write(const char* data, std::size_t size) override {
+    if (verifier_.problem()) {
+      throw std::runtime_error("download stopped: " + verifier_.problem()->message);
+    }
+    for (std::size_t done = 0; done < size;) {
+      const ssize_t wrote = ::write(fd_, data + done, size - done);
+      if (wrote < 0 && errno == EINTR) {
+        continue;
+      }
+      if (wrote < 0) {
+        throw std::runtime_error("writing the staging file: " + errno_text(errno));
+      }
+      done += static_cast<std::size_t>(wrote);
+    }
+    verifier_.written(size);
+  }
+
+ private:
+  int fd_;
+  Verifier& verifier_;
+};
+
+std::string random_name() {
+  static thread_local std::mt19937_64 generator{std::random_device{}()};
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::uint64_t value = generator();
+  std::string name = "fetch-";
+  for (int i = 0; i < 16; ++i, value >>= 4) {
+    name.push_back(kDigits[value & 0xf]);
+  }
+  return name + ".part";
+}
+
+Failure from_http(http::Failure failure) {
+  switch (failure) {
+    case http::Failure::resolve:
+    case http::Failure::connect:
+    case http::Failure::tls:
+    case http::Failure::timeout:
+    case http::Failure::reset:
+      return Failure::network;
+    case http::Failure::io:
+      return Failure::local;
+    case http::Failure::protocol:
+    case http::Failure::too_large:
+    case http::Failure::redirect:
+      return Failure::server;
+  }
+  return Failure::server;
+}
+
+}  // namespace
+
+std::string_view to_string(Failure failure) {
+  switch (failure) {
+    case Failure::link_rejected:
+      return "link_rejected";
+    case Failure::server:
+      return "server";
+    case Failure::network:
+      return "network";
+    case Failure::truncated:
+      return "truncated";
+    case Failure::corrupt:
+      return "corrupt";
+    case Failure::local:
+      return "local";
+  }
+  return "unknown";
+}
+
+Downloader::Downloader(http::Client& client, asio::thread_pool& verify_pool)
+    : client_(client), verify_pool_(verify_pool) {}
+
+asio::awaitable<boost::system::result<VerifiedFile, Error>> Downloader::fetch(
+    std::string url, std::filesystem::path staging_dir, archive::VerifyMode mode) {
+  const std::string shown = http::redact(url);
+
+  // The staging file: a fresh name in the staging folder.
+  std::error_code dir_error;
+  std::filesystem::create_directories(staging_dir, dir_error);
+  if (dir_error) {
+    co_return Error{Failure::local, "creating the staging folder " + staging_dir.string() + ": " +
+                                        dir_error.message()};
+  }
+  std::filesystem::path path;
+  int raw_fd = -1;
+  for (int attempt = 0; attempt < 8 && raw_fd < 0; ++attempt) {
+    path = staging_dir / random_name();
+    raw_fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (raw_fd < 0 && errno != EEXIST) {
+      break;
+    }
+  }
+  if (raw_fd < 0) {
+    co_return Error{Failure::local, "creating a staging file in " + staging_dir.string() + ": " +
+                                        errno_text(errno)};
+  }
+  auto fd = std::make_shared<Fd>(raw_fd);
+  StagingPath staging{path};
+
+  const auto executor = co_await asio::this_coro::executor;
+  auto verifier =
+      std::make_shared<Verifier>(executor, verify_pool_, fd, mode == archive::VerifyMode::gzip);
+  // Whatever way this coroutine ends, checks still queued on the pool stop there.
+  struct Abandon {
+    Verifier& verifier;
+    ~Abandon() { verifier.abandon(); }
+  } abandon_on_exit{*verifier};
+
+  FileSink sink{fd->get(), *verifier};
+  auto response = co_await client_.download(url, {}, sink);
+  if (!response) {
+    const http::Error& error = response.error();
+    if (error.kind == http::Failure::io && verifier->problem()) {
+      // The sink stopped the download because the verifier had found the data bad.
+      co_return Error{verifier->problem()->kind, shown + ": " + verifier->problem()->message};
+    }
+    co_return Error{error.truncated ? Failure::truncated : from_http(error.kind), error.message};
+  }
+
+  const unsigned status = response->status;
+  if (status < 200 || status >= 300) {
+    const bool rejected = status >= 400 && status < 500 && status != 429;
+    // The body is not quoted: object stores echo the request, signature included.
+    co_return Error{rejected ? Failure::link_rejected : Failure::server,
+                    shown + ": answered HTTP " + std::to_string(status) +
+                        (rejected ? " (link expired or rejected)" : ""),
+                    status, response->retry_after};
+  }
+  if (response->content_length && *response->content_length != response->body_bytes) {
+    co_return Error{Failure::truncated,
+                    shown + ": received " + std::to_string(response->body_bytes) +
+                        " bytes, Content-Length says " + std::to_string(*response->content_length)};
+  }
+
+  co_await verifier->finish();
+  if (const auto& problem = verifier->problem()) {
+    co_return Error{problem->kind, shown + ": " + problem->message};
+  }
+  if (mode == archive::VerifyMode::gzip && !verifier->gzip_complete()) {
+    co_return Error{Failure::corrupt, shown + ": the gzip stream ends early, after " +
+                                          std::to_string(response->body_bytes) + " bytes"};
+  }
+
+  // fsync can take a while for a large file: on the pool, not the loop.
+  const int sync_errno = co_await verifier->sync();
+  if (sync_errno != 0) {
+    co_return Error{Failure::local, "fsync of the staging file: " + errno_text(sync_errno)};
+  }
+
+  staging.keep();
+  co_return VerifiedFile{path, response->body_bytes, verifier->sha256()};
+}
+
+}  // namespace gio::download

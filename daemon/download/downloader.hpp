@@ -1,0 +1,61 @@
+#pragma once
+
+// A download link to a verified file in a staging folder: streamed to disk, hashed and
+// (gzip mode) inflated to its end on a thread pool while it arrives, fsynced.
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/system/result.hpp>
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "archive/verify_mode.hpp"
+#include "http/client.hpp"
+
+namespace gio::download {
+
+struct VerifiedFile {
+  std::filesystem::path path;  // inside the staging folder; the caller renames it into place
+  std::uint64_t bytes = 0;
+  std::string sha256;  // lowercase hex
+};
+
+enum class Failure {
+  link_rejected,  // 4xx from the file host: expired or rejected link -> ask the API for fresh links
+  server,         // 5xx / 429 / other non-2xx
+  network,        // resolve/connect/tls/timeout/reset
+  truncated,      // fewer (or more) bytes than Content-Length
+  corrupt,        // gzip stream invalid or incomplete (VerifyMode::gzip)
+  local,          // writing the staging file failed (disk full, permissions)
+};
+std::string_view to_string(Failure failure);
+
+struct Error {
+  Failure kind;
+  std::string message;  // names the link only in its http::redact() form
+  unsigned status = 0;  // the HTTP status for link_rejected and server
+  std::optional<std::chrono::seconds> retry_after = std::nullopt;
+};
+
+class Downloader {
+ public:
+  // verify_pool: threads that inflate and hash, so that the event loop only moves bytes.
+  Downloader(http::Client& client, boost::asio::thread_pool& verify_pool);
+
+  // Streams `url` into a new file inside `staging_dir` (created if missing), computing its
+  // sha256 and, in gzip mode, inflating it to the end of the gzip stream (several members
+  // allowed, trailing garbage not); checks Content-Length and fsyncs the file. On any
+  // failure the staging file is removed. Several fetches may run at once.
+  boost::asio::awaitable<boost::system::result<VerifiedFile, Error>> fetch(
+      std::string url, std::filesystem::path staging_dir, archive::VerifyMode mode);
+
+ private:
+  http::Client& client_;
+  boost::asio::thread_pool& verify_pool_;
+};
+
+}  // namespace gio::download

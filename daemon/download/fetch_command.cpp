@@ -1,0 +1,119 @@
+#include "download/fetch_command.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <exception>
+#include <iostream>
+#include <thread>
+
+#include "archive/archive.hpp"
+#include "download/downloader.hpp"
+
+namespace gio::download {
+
+namespace asio = boost::asio;
+
+namespace {
+
+// "GET https://host/path: reason" or "https://host/path: reason" -> "reason": the fetch
+// line names the URL itself.
+std::string_view reason(std::string_view message, const std::string& shown) {
+  for (std::string_view prefix : {std::string_view{"GET "}, std::string_view{}}) {
+    std::string head = std::string{prefix} + shown + ": ";
+    if (message.substr(0, head.size()) == head) {
+      return message.substr(head.size());
+    }
+  }
+  return message;
+}
+
+void sync_folder(const std::filesystem::path& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+}
+
+}  // namespace
+
+int run_fetch(std::vector<std::string> urls, std::filesystem::path dir, archive::VerifyMode mode,
+              int parallel, http::Settings settings) {
+  std::error_code dir_error;
+  std::filesystem::create_directories(dir, dir_error);
+  if (dir_error) {
+    std::cerr << "gio-exporter: cannot create " << dir.string() << ": " << dir_error.message()
+              << "\n";
+    return 1;
+  }
+  // Same file system as DIR, so that publishing a file is a rename.
+  const std::filesystem::path staging = dir / ".staging";
+
+  // The archive's own naming: sanitized, and every name used once.
+  const std::vector<std::string> names = archive::file_names_for_links(urls);
+
+  // The pool is declared after the loop so that it is joined first: its jobs post back
+  // to the loop.
+  asio::io_context io;
+  asio::thread_pool verify_pool{std::max(2u, std::thread::hardware_concurrency())};
+  std::optional<http::Client> client;
+  try {
+    client.emplace(io.get_executor(), std::move(settings));
+  } catch (const std::exception& error) {
+    std::cerr << "gio-exporter: " << error.what() << "\n";
+    return 1;
+  }
+  Downloader downloader{*client, verify_pool};
+
+  std::size_t next = 0;
+  std::size_t verified = 0;
+  auto worker = [&]() -> asio::awaitable<void> {
+    while (next < urls.size()) {
+      const std::size_t index = next++;
+      const std::string shown = http::redact(urls[index]);
+      auto fetched = co_await downloader.fetch(urls[index], staging, mode);
+      if (!fetched) {
+        std::cout << "FAILED " << shown << ": " << to_string(fetched.error().kind) << ": "
+                  << reason(fetched.error().message, shown) << std::endl;
+        continue;
+      }
+      std::error_code rename_error;
+      std::filesystem::rename(fetched->path, dir / names[index], rename_error);
+      if (rename_error) {
+        std::filesystem::remove(fetched->path, rename_error);
+        std::cout << "FAILED " << shown << ": local: renaming into " << dir.string() << ": "
+                  << rename_error.message() << std::endl;
+        continue;
+      }
+      ++verified;
+      std::cout << "OK " << names[index] << " " << fetched->bytes << " " << fetched->sha256
+                << std::endl;
+    }
+  };
+  const auto workers = std::min<std::size_t>(std::max(parallel, 1), urls.size());
+  for (std::size_t i = 0; i < workers; ++i) {
+    asio::co_spawn(io, worker(), [](std::exception_ptr error) {
+      if (error) {
+        try {
+          std::rethrow_exception(error);
+        } catch (const std::exception& e) {
+          std::cerr << "gio-exporter: fetch: " << e.what() << "\n";
+        }
+      }
+    });
+  }
+  io.run();
+  verify_pool.join();
+
+  sync_folder(dir);
+  std::error_code ignored;
+  std::filesystem::remove(staging, ignored);  // only when empty
+  return verified == urls.size() ? 0 : 1;
+}
+
+}  // namespace gio::download

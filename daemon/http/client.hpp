@@ -1,0 +1,107 @@
+#pragma once
+
+// An HTTP(S) client on Asio coroutines: the API answers (small, in memory) and the
+// download links (large, streamed to a sink) both go through it.
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/system/result.hpp>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace gio::http {
+
+struct Settings {
+  // Per network step: resolve, connect, handshake, write, and each read (an idle timeout).
+  std::chrono::seconds timeout{60};
+  // Overall cap for one download, whatever its progress.
+  std::chrono::seconds download_cap{3600};
+  // Extra CA bundle (PEM), trusted in addition to the system store.
+  std::filesystem::path ca_file;
+  int max_redirects = 5;
+  // Cap for in-memory bodies (API answers); a larger body is Failure::too_large.
+  std::size_t max_body = 64 << 20;
+  std::string user_agent = "gio-exporter";
+};
+
+struct Header {
+  std::string name, value;
+};
+
+struct Response {
+  unsigned status = 0;
+  // The whole body for get(); for download(), a non-2xx answer's body (at most 64 KiB).
+  std::string body;
+  // Retry-After, as a delay from when the answer arrived (delta-seconds or HTTP date).
+  std::optional<std::chrono::seconds> retry_after = std::nullopt;
+  std::optional<std::uint64_t> content_length = std::nullopt;
+  // Body bytes received (for download(): the bytes handed to the sink on a 2xx answer).
+  std::uint64_t body_bytes = 0;
+  // The URL that answered, after redirects (query included: never log it, use redact()).
+  std::string final_url;
+};
+
+enum class Failure { resolve, connect, tls, timeout, reset, protocol, too_large, redirect, io };
+std::string_view to_string(Failure failure);
+
+struct Error {
+  Failure kind;
+  std::string message;  // human text; names a URL only in its redact() form
+  // The connection ended inside the body: what was received is incomplete.
+  bool truncated = false;
+};
+
+template <class T>
+using Result = boost::system::result<T, Error>;
+
+// scheme://host[:port]/path: the query (link signatures) and userinfo removed. The only
+// form of a URL allowed in logs and messages.
+std::string redact(std::string_view url);
+
+// Parses a Retry-After value: delta-seconds or an HTTP date (IMF-fixdate, RFC 850 or
+// asctime), as a delay from `now` (a date in the past is 0 s). nullopt when malformed.
+std::optional<std::chrono::seconds> parse_retry_after(std::string_view value,
+                                                      std::chrono::system_clock::time_point now);
+
+// Receives a download's body as it arrives. write() may throw (e.g. disk full): the
+// download then fails with Failure::io and the exception's message.
+class BodySink {
+ public:
+  virtual ~BodySink() = default;
+  virtual void write(const char* data, std::size_t size) = 0;
+};
+
+class Client {
+ public:
+  // Builds the TLS context: throws when ca_file cannot be loaded.
+  Client(boost::asio::any_io_executor executor, Settings settings);
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  // GET with the body kept in memory (up to settings.max_body). Follows redirects
+  // (301/302/303/307/308, also to another host; Authorization and Cookie headers are
+  // dropped when scheme, host or port change). Connections are kept alive and reused by
+  // later get() calls to the same scheme, host and port.
+  boost::asio::awaitable<Result<Response>> get(std::string url, std::vector<Header> headers);
+
+  // GET streaming a 2xx body into `sink` on its own connection. A body that ends before
+  // its Content-Length is an error (truncated); the sink's data is then incomplete.
+  boost::asio::awaitable<Result<Response>> download(std::string url, std::vector<Header> headers,
+                                                    BodySink& sink);
+
+  const Settings& settings() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace gio::http

@@ -1,0 +1,318 @@
+#include <gtest/gtest.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <array>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "download/downloader.hpp"
+#include "download/fetch_command.hpp"
+#include "support/test_server.hpp"
+
+namespace gio::download {
+namespace {
+
+namespace asio = boost::asio;
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using archive::VerifyMode;
+using test::reply;
+using test::Reply;
+using test::TestServer;
+
+using FetchResult = boost::system::result<VerifiedFile, Error>;
+
+// CSV-like rows with enough randomness that the gzip of a few MB spans several of the
+// verifier's batches.
+std::string csv_rows(std::size_t rows, unsigned seed) {
+  std::mt19937_64 generator{seed};
+  std::string out;
+  for (std::size_t i = 0; i < rows; ++i) {
+    out += std::to_string(i) + ",u" + std::to_string(generator() % 1000000) + ",page_view," +
+           std::to_string(generator()) + ",\"/p/" + std::to_string(generator() % 5000) + "\"\n";
+  }
+  return out;
+}
+
+// One gzip member of `data`, made with zlib directly (not the code under test).
+std::string gzip_member(const std::string& data) {
+  z_stream stream{};
+  EXPECT_EQ(deflateInit2(&stream, Z_BEST_SPEED, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY),
+            Z_OK);
+  std::string out(deflateBound(&stream, data.size()) + 64, '\0');
+  stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
+  stream.avail_in = static_cast<uInt>(data.size());
+  stream.next_out = reinterpret_cast<Bytef*>(out.data());
+  stream.avail_out = static_cast<uInt>(out.size());
+  EXPECT_EQ(deflate(&stream, Z_FINISH), Z_STREAM_END);
+  out.resize(stream.total_out);
+  deflateEnd(&stream);
+  return out;
+}
+
+// sha256 of `data` by the sha256sum command: an independent implementation.
+std::string sha256sum(const std::string& data, const fs::path& scratch) {
+  const fs::path file = scratch / "expected.bin";
+  std::ofstream{file, std::ios::binary} << data;
+  std::FILE* pipe = ::popen(("sha256sum " + file.string()).c_str(), "r");
+  std::array<char, 65> hex{};
+  EXPECT_NE(pipe, nullptr);
+  EXPECT_EQ(std::fread(hex.data(), 1, 64, pipe), 64u);
+  ::pclose(pipe);
+  fs::remove(file);
+  return std::string{hex.data(), 64};
+}
+
+std::string read_file(const fs::path& path) {
+  std::ifstream in{path, std::ios::binary};
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+class Download : public ::testing::Test {
+ protected:
+  Download()
+      : dir_(fs::temp_directory_path() /
+             ("gio-download-" + std::to_string(::getpid()) + "-" +
+              ::testing::UnitTest::GetInstance()->current_test_info()->name())),
+        staging_(dir_ / "staging") {
+    fs::create_directories(dir_);
+    settings_.timeout = 5s;
+  }
+  ~Download() override { fs::remove_all(dir_); }
+
+  FetchResult fetch(const std::string& url, VerifyMode mode) {
+    asio::io_context io;
+    asio::thread_pool pool{2};
+    http::Client client{io.get_executor(), settings_};
+    Downloader downloader{client, pool};
+    std::optional<FetchResult> out;
+    asio::co_spawn(io, downloader.fetch(url, staging_, mode),
+                   [&](std::exception_ptr error, FetchResult result) {
+                     if (error) {
+                       std::rethrow_exception(error);
+                     }
+                     out.emplace(std::move(result));
+                   });
+    io.run();
+    return std::move(*out);
+  }
+
+  std::size_t staged_files() const {
+    if (!fs::exists(staging_)) {
+      return 0;
+    }
+    return static_cast<std::size_t>(
+        std::distance(fs::directory_iterator{staging_}, fs::directory_iterator{}));
+  }
+
+  fs::path dir_;
+  fs::path staging_;
+  http::Settings settings_;
+};
+
+TEST_F(Download, SizeModeKeepsAnyFileWithItsSha256) {
+  TestServer server{[](const std::string&, const std::string&) { return reply(200, "abc"); }};
+  auto fetched = fetch(server.url("/plain.txt?sign=SECRET"), VerifyMode::size);
+  ASSERT_TRUE(fetched) << fetched.error().message;
+  EXPECT_EQ(fetched->bytes, 3u);
+  // FIPS 180-2 test vector.
+  EXPECT_EQ(fetched->sha256, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(fetched->path.parent_path(), staging_);
+  EXPECT_EQ(read_file(fetched->path), "abc");
+}
+
+TEST_F(Download, GzipModeAcceptsAMultiMemberFileAndHashesIt) {
+  const std::string body =
+      gzip_member(csv_rows(200000, 1)) + gzip_member(csv_rows(150000, 2)) + gzip_member("");
+  ASSERT_GT(body.size(), 6u << 20);  // more than one verifier batch
+  TestServer server{[&](const std::string&, const std::string&) { return reply(200, body); }};
+  auto fetched = fetch(server.url("/part-00000.csv.gz"), VerifyMode::gzip);
+  ASSERT_TRUE(fetched) << fetched.error().message;
+  EXPECT_EQ(fetched->bytes, body.size());
+  EXPECT_EQ(fetched->sha256, sha256sum(body, dir_));
+  EXPECT_TRUE(read_file(fetched->path) == body);
+  EXPECT_EQ(staged_files(), 1u);
+}
+
+TEST_F(Download, GzipModeRejectsCorruptDataOfTheRightLength) {
+  std::string body = gzip_member(csv_rows(100000, 3));
+  for (std::size_t i = body.size() / 2; i < body.size() / 2 + 64; ++i) {
+    body[i] = static_cast<char>(~body[i]);
+  }
+  TestServer server{[&](const std::string&, const std::string&) { return reply(200, body); }};
+  auto fetched = fetch(server.url("/bad.csv.gz"), VerifyMode::gzip);
+  ASSERT_FALSE(fetched);
+  EXPECT_EQ(fetched.error().kind, Failure::corrupt) << fetched.error().message;
+  EXPECT_EQ(staged_files(), 0u);
+
+  // The same bytes are fine when only the size is checked.
+  auto sized = fetch(server.url("/bad.csv.gz"), VerifyMode::size);
+  ASSERT_TRUE(sized) << sized.error().message;
+  EXPECT_EQ(sized->bytes, body.size());
+}
+
+TEST_F(Download, GzipModeRejectsAStreamThatEndsEarly) {
+  std::string body = gzip_member(csv_rows(20000, 4));
+  body.resize(body.size() - 100);  // served with a matching Content-Length
+  TestServer server{[&](const std::string&, const std::string&) { return reply(200, body); }};
+  auto fetched = fetch(server.url("/short.csv.gz"), VerifyMode::gzip);
+  ASSERT_FALSE(fetched);
+  EXPECT_EQ(fetched.error().kind, Failure::corrupt);
+  EXPECT_NE(fetched.error().message.find("ends early"), std::string::npos)
+      << fetched.error().message;
+  EXPECT_EQ(staged_files(), 0u);
+}
+
+TEST_F(Download, GzipModeRejectsTrailingGarbage) {
+  const std::string body = gzip_member(csv_rows(1000, 5)) + "garbage after the member";
+  TestServer server{[&](const std::string&, const std::string&) { return reply(200, body); }};
+  auto fetched = fetch(server.url("/tail.csv.gz"), VerifyMode::gzip);
+  ASSERT_FALSE(fetched);
+  EXPECT_EQ(fetched.error().kind, Failure::corrupt) << fetched.error().message;
+}
+
+TEST_F(Download, GzipModeRejectsAnEmptyFile) {
+  TestServer server{[&](const std::string&, const std::string&) { return reply(200, ""); }};
+  auto fetched = fetch(server.url("/empty.csv.gz"), VerifyMode::gzip);
+  ASSERT_FALSE(fetched);
+  EXPECT_EQ(fetched.error().kind, Failure::corrupt);
+}
+
+TEST_F(Download, AContentLengthMismatchFailsAndLeavesNoStagingFile) {
+  TestServer server{[](const std::string&, const std::string&) {
+    return Reply{
+        .raw = "HTTP/1.1 200 OK\r\nContent-Length: 20000\r\n\r\n" + std::string(10000, 'x'),
+        .close_after = true};
+  }};
+  auto fetched = fetch(server.url("/cut.csv.gz?sign=SECRET"), VerifyMode::size);
+  ASSERT_FALSE(fetched);
+  EXPECT_EQ(fetched.error().kind, Failure::truncated) << fetched.error().message;
+  EXPECT_NE(fetched.error().message.find("10000 of 20000"), std::string::npos);
+  EXPECT_EQ(fetched.error().message.find("SECRET"), std::string::npos);
+  EXPECT_TRUE(fs::exists(staging_));
+  EXPECT_EQ(staged_files(), 0u);
+}
+
+TEST_F(Download, A4xxIsARejectedLink) {
+  TestServer server{[](const std::string&, const std::string&) {
+    return reply(403, "<Error><StringToSign>SECRET</StringToSign></Error>");
+  }};
+  auto fetched = fetch(server.url("/expired.csv.gz?sign=SECRET"), VerifyMode::gzip);
+  ASSERT_FALSE(fetched);
+  EXPECT_EQ(fetched.error().kind, Failure::link_rejected);
+  EXPECT_EQ(fetched.error().status, 403u);
+  EXPECT_EQ(fetched.error().message.find("SECRET"), std::string::npos);
+  EXPECT_EQ(staged_files(), 0u);
+}
+
+TEST_F(Download, A5xxOr429IsAServerFailureWithRetryAfter) {
+  TestServer server{[](const std::string& target, const std::string&) {
+    return target == "/busy" ? reply(429, "", {"Retry-After: 30"}) : reply(503, "down");
+  }};
+  auto busy = fetch(server.url("/busy"), VerifyMode::gzip);
+  ASSERT_FALSE(busy);
+  EXPECT_EQ(busy.error().kind, Failure::server);
+  EXPECT_EQ(busy.error().status, 429u);
+  EXPECT_EQ(busy.error().retry_after, 30s);
+  auto down = fetch(server.url("/down"), VerifyMode::gzip);
+  ASSERT_FALSE(down);
+  EXPECT_EQ(down.error().kind, Failure::server);
+  EXPECT_EQ(down.error().status, 503u);
+}
+
+TEST_F(Download, AnUnreachableHostIsANetworkFailure) {
+  unsigned short port = 0;
+  {
+    asio::io_context scratch;
+    asio::ip::tcp::acceptor acceptor{scratch, {asio::ip::make_address("127.0.0.1"), 0}};
+    port = acceptor.local_endpoint().port();
+  }
+  auto fetched = fetch("http://127.0.0.1:" + std::to_string(port) + "/x.gz", VerifyMode::gzip);
+  ASSERT_FALSE(fetched);
+  EXPECT_EQ(fetched.error().kind, Failure::network);
+  EXPECT_EQ(staged_files(), 0u);
+}
+
+TEST_F(Download, AnUnusableStagingFolderIsALocalFailure) {
+  std::ofstream{dir_ / "a-file"} << "x";
+  staging_ = dir_ / "a-file" / "staging";
+  TestServer server{[](const std::string&, const std::string&) { return reply(200, "abc"); }};
+  auto fetched = fetch(server.url("/x"), VerifyMode::size);
+  ASSERT_FALSE(fetched);
+  EXPECT_EQ(fetched.error().kind, Failure::local);
+}
+
+TEST_F(Download, SeveralFetchesRunAtOnce) {
+  std::vector<std::string> bodies;
+  for (unsigned i = 0; i < 6; ++i) {
+    bodies.push_back(gzip_member(csv_rows(30000 + 1000 * i, 10 + i)));
+  }
+  TestServer server{[&](const std::string& target, const std::string&) {
+    return reply(200, bodies.at(static_cast<std::size_t>(target.at(1) - '0')));
+  }};
+  asio::io_context io;
+  asio::thread_pool pool{2};
+  http::Client client{io.get_executor(), settings_};
+  Downloader downloader{client, pool};
+  std::vector<std::optional<FetchResult>> results(bodies.size());
+  for (std::size_t i = 0; i < bodies.size(); ++i) {
+    asio::co_spawn(io,
+                   downloader.fetch(server.url("/" + std::to_string(i) + ".csv.gz"), staging_,
+                                    VerifyMode::gzip),
+                   [&results, i](std::exception_ptr error, FetchResult result) {
+                     if (error) {
+                       std::rethrow_exception(error);
+                     }
+                     results[i].emplace(std::move(result));
+                   });
+  }
+  io.run();
+  EXPECT_EQ(server.connections(), 6);
+  for (std::size_t i = 0; i < bodies.size(); ++i) {
+    ASSERT_TRUE(results[i] && *results[i]) << i;
+    EXPECT_EQ((*results[i])->sha256, sha256sum(bodies[i], dir_)) << i;
+    EXPECT_TRUE(read_file((*results[i])->path) == bodies[i]) << i;
+  }
+  EXPECT_EQ(staged_files(), bodies.size());
+}
+
+TEST_F(Download, RunFetchPrintsOneLinePerUrlAndPublishesVerifiedFiles) {
+  const std::string good = gzip_member(csv_rows(5000, 20));
+  TestServer server{[&](const std::string& target, const std::string&) {
+    return target.starts_with("/good.csv.gz") ? reply(200, good) : reply(404, "");
+  }};
+  const fs::path out = dir_ / "out";
+
+  ::testing::internal::CaptureStdout();
+  const int all_good =
+      run_fetch({server.url("/good.csv.gz?sign=SECRET")}, out, VerifyMode::gzip, 4, settings_);
+  const std::string printed = ::testing::internal::GetCapturedStdout();
+  EXPECT_EQ(all_good, 0);
+  EXPECT_EQ(printed,
+            "OK good.csv.gz " + std::to_string(good.size()) + " " + sha256sum(good, dir_) + "\n");
+  EXPECT_TRUE(read_file(out / "good.csv.gz") == good);
+  EXPECT_FALSE(fs::exists(out / ".staging"));
+
+  ::testing::internal::CaptureStdout();
+  const int mixed =
+      run_fetch({server.url("/missing.csv.gz?sign=SECRET"), server.url("/good.csv.gz?again")}, out,
+                VerifyMode::gzip, 1, settings_);
+  const std::string lines = ::testing::internal::GetCapturedStdout();
+  EXPECT_EQ(mixed, 1);
+  EXPECT_NE(lines.find("FAILED " + server.url("/missing.csv.gz") + ": link_rejected: "),
+            std::string::npos)
+      << lines;
+  EXPECT_NE(lines.find("OK good.csv.gz "), std::string::npos) << lines;
+  EXPECT_EQ(lines.find("SECRET"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace gio::download

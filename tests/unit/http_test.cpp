@@ -1,0 +1,527 @@
+#include <gtest/gtest.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <stdexcept>
+
+#include "http/client.hpp"
+#include "support/test_server.hpp"
+
+namespace gio::http {
+namespace {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+using test::reply;
+using test::Reply;
+using test::TestServer;
+
+// Runs one coroutine on `io` to its end and returns its value.
+template <class T>
+T run(asio::io_context& io, asio::awaitable<T> work) {
+  std::optional<T> out;
+  std::exception_ptr failure;
+  asio::co_spawn(io, std::move(work), [&](std::exception_ptr error, T value) {
+    failure = error;
+    if (!error) {
+      out.emplace(std::move(value));
+    }
+  });
+  io.restart();
+  io.run();
+  if (failure) {
+    std::rethrow_exception(failure);
+  }
+  return std::move(*out);
+}
+
+Settings quick_settings() {
+  Settings settings;
+  settings.timeout = 5s;
+  return settings;
+}
+
+class VectorSink : public BodySink {
+ public:
+  void write(const char* data, std::size_t size) override {
+    data_.append(data, size);
+    ++writes_;
+  }
+  std::string data_;
+  int writes_ = 0;
+};
+
+std::string random_bytes(std::size_t size) {
+  std::mt19937 generator{42};
+  std::string out(size, '\0');
+  for (char& c : out) {
+    c = static_cast<char>(generator() & 0xff);
+  }
+  return out;
+}
+
+TEST(Redact, StripsQueryFragmentAndUserinfo) {
+  EXPECT_EQ(redact("https://gta.growingio.com/buckets/a/b.csv.gz?sign=SECRET&expires=1"),
+            "https://gta.growingio.com/buckets/a/b.csv.gz");
+  EXPECT_EQ(redact("http://user:pass@host:8080/p#frag"), "http://host:8080/p");
+  EXPECT_EQ(redact("https://host?token=SECRET"), "https://host/");
+  EXPECT_EQ(redact("http://[::1]:9000/x?y"), "http://[::1]:9000/x");
+  EXPECT_EQ(redact("not a url?secret"), "not a url");
+}
+
+TEST(RetryAfter, ParsesSecondsAndAllThreeDateForms) {
+  // 2026-11-23 12:00:00 UTC
+  const auto now = std::chrono::sys_days{std::chrono::year{2026} / 11 / 23} + 12h;
+  EXPECT_EQ(parse_retry_after("120", now), 120s);
+  EXPECT_EQ(parse_retry_after(" 0 ", now), 0s);
+  EXPECT_EQ(parse_retry_after("Mon, 23 Nov 2026 12:02:30 GMT", now), 150s);
+  EXPECT_EQ(parse_retry_after("Monday, 23-Nov-26 12:01:00 GMT", now), 60s);
+  EXPECT_EQ(parse_retry_after("Mon Nov 23 13:00:00 2026", now), 3600s);
+  EXPECT_EQ(parse_retry_after("Mon, 23 Nov 2026 11:00:00 GMT", now), 0s);  // in the past
+  EXPECT_EQ(parse_retry_after("soon", now), std::nullopt);
+  EXPECT_EQ(parse_retry_after("-5", now), std::nullopt);
+  EXPECT_EQ(parse_retry_after("Mon, 31 Feb 2026 11:00:00 GMT", now), std::nullopt);
+}
+
+TEST(Client, GetReturnsStatusBodyAndLength) {
+  TestServer server{[](const std::string& target, const std::string&) {
+    return target == "/hello?x=1" ? reply(200, "hello world") : reply(404, "");
+  }};
+  asio::io_context io;
+  Client client{io.get_executor(), quick_settings()};
+  auto response = run(io, client.get(server.url("/hello?x=1"), {{"Authorization", "tok"}}));
+  ASSERT_TRUE(response) << response.error().message;
+  EXPECT_EQ(response->status, 200u);
+  EXPECT_EQ(response->body, "hello world");
+  EXPECT_EQ(response->content_length, 11u);
+  EXPECT_EQ(response->body_bytes, 11u);
+  ASSERT_EQ(server.heads().size(), 1u);
+  EXPECT_NE(server.heads()[0].find("Authorization: tok\r\n"), std::string::npos);
+  EXPECT_NE(server.heads()[0].find("User-Agent: gio-exporter\r\n"), std::string::npos);
+}
+
+TEST(Client, GetKeepsTheConnectionAliveForTheNextCall) {
+  TestServer server{[](const std::string&, const std::string&) { return reply(200, "{}"); }};
+  asio::io_context io;
+  Client client{io.get_executor(), quick_settings()};
+  for (int i = 0; i < 3; ++i) {
+    auto response = run(io, client.get(server.url("/api"), {}));
+    ASSERT_TRUE(response) << response.error().message;
+  }
+  EXPECT_EQ(server.requests(), 3);
+  EXPECT_EQ(server.connections(), 1);
+}
+
+TEST(Client, GetRetriesOnceWhenTheServerClosedAnIdleConnection) {
+  // The server closes every connection after answering, without saying so in a
+  // Connection header: the client's kept-alive connection is dead on reuse.
+  TestServer server{[](const std::string&, const std::string&) {
+    Reply answer = reply(200, "fresh");
+    answer.close_after = true;
+    return answer;
+  }};
+  asio::io_context io;
+  Client client{io.get_executor(), quick_settings()};
+  ASSERT_TRUE(run(io, client.get(server.url("/a"), {})));
+  auto second = run(io, client.get(server.url("/b"), {}));
+  ASSERT_TRUE(second) << second.error().message;
+  EXPECT_EQ(second->body, "fresh");
+  EXPECT_EQ(server.connections(), 2);
+}
+
+TEST(Client, FollowsRelativeRedirects) {
+  TestServer server{[](const std::string& target, const std::string&) {
+    if (target == "/dir/start") {
+      return reply(302, "", {"Location: next?step=2"});
+    }
+    if (target == "/dir/next?step=2") {
+      return reply(301, "", {"Location: /end"});
+    }
+    if (target == "/end") {
+      return reply(200, "arrived");
+    }
+    return reply(404, "");
+  }};
+  asio::io_context io;
+  Client client{io.get_executor(), quick_settings()};
+  auto response = run(io, client.get(server.url("/dir/start"), {}));
+  ASSERT_TRUE(response) << response.error().message;
+  EXPECT_EQ(response->status, 200u);
+  EXPECT_EQ(response->body, "arrived");
+  EXPECT_EQ(response->final_url, server.url("/end"));
+}
+
+TEST(Client, FollowsAbsoluteRedirectToAnotherHostWithoutCredentials) {
+  TestServer storage{[](const std::string& target, const std::string&) {
+    return target == "/file.csv.gz?sign=abc" ? reply(200, "data") : reply(404, "");
+  }};
+  const std::string location = storage.url("/file.csv.gz?sign=abc");
+  TestServer api{[&](const std::string&, const std::string&) {
+    return reply(307, "moved", {"Location: " + location});
+  }};
+  asio::io_context io;
+  Client client{io.get_executor(), quick_settings()};
+  VectorSink sink;
+  auto response = run(io, client.download(api.url("/link"), {{"Authorization", "tok"}}, sink));
+  ASSERT_TRUE(response) << response.error().message;
+  EXPECT_EQ(response->status, 200u);
+  EXPECT_EQ(sink.data_, "data");  // the redirect's own body never reaches the sink
+  ASSERT_EQ(api.heads().size(), 1u);
+  EXPECT_NE(api.heads()[0].find("Authorization: tok"), std::string::npos);
+  ASSERT_EQ(storage.heads().size(), 1u);
+  EXPECT_EQ(storage.heads()[0].find("Authorization"), std::string::npos);
+}
+
+TEST(Client, RefusesARedirectLoopAfterMaxRedirects) {
+  TestServer server{[](const std::string&, const std::string&) {
+    return reply(302, "", {"Location: /loop?sign=SECRET"});
+  }};
+  asio::io_context io;
+  Settings settings = quick_settings();
+  settings.max_redirects = 3;
+  Client client{io.get_executor(), settings};
+  auto response = run(io, client.get(server.url("/loop?sign=SECRET"), {}));
+  ASSERT_FALSE(response);
+  EXPECT_EQ(response.error().kind, Failure::redirect);
+  EXPECT_EQ(server.requests(), 4);  // the first request and three redirects
+  EXPECT_EQ(response.error().message.find("SECRET"), std::string::npos);
+}
+
+TEST(Client, RefusesRedirectsToOtherSchemes) {
+  TestServer server{[](const std::string&, const std::string&) {
+    return reply(302, "", {"Location: ftp://example.com/file"});
+  }};
+  asio::io_context io;
+  Client client{io.get_executor(), quick_settings()};
+  auto response = run(io, client.get(server.url("/"), {}));
+  ASSERT_FALSE(response);
+  EXPECT_EQ(response.error().kind, Failure::redirect);
+}
+
+TEST(Client, ReturnsA404WithItsBody) {
+  TestServer server{[](const std::string&, const std::string&) {
+    return reply(404, "{\"error\":\"no such export\"}");
+  }};
+  asio::io_context io;
+  Client client{io.get_executor(), quick_settings()};
+  auto response = run(io, client.get(server.url("/missing"), {}));
+  ASSERT_TRUE(response) << response.error().message;
+  EXPECT_EQ(response->status, 404u);
+  EXPECT_EQ(response->body, "{\"error\":\"no such export\"}");
+  EXPECT_FALSE(response->retry_after);
+}
+
+TEST(Client, ParsesRetryAfterOfA429) {
+  TestServer server{[](const std::string&, const std::string&) {
+    return reply(429, "slow down", {"Retry-After: 7"});
+  }};
+  asio::io_context io;
+  Client client{io.get_executor(), quick_settings()};
+  auto response = run(io, client.get(server.url("/"), {}));
+  ASSERT_TRUE(response) << response.error().message;
+  EXPECT_EQ(response->status, 429u);
+  EXPECT_EQ(response->retry_after, 7s);
+}
+
+TEST(Client, TimesOutOnASilentServer) {
+  TestServer server{[](const std::string&, const std::string&) { return Reply{.silent = true}; }};
+  asio::io_context io;
+  Settings settings;
+  settings.timeout = 1s;
+  Client client{io.get_executor(), settings};
+  const auto started = std::chrono::steady_clock::now();
+  auto response = run(io, client.get(server.url("/"), {}));
+  ASSERT_FALSE(response);
+  EXPECT_EQ(response.error().kind, Failure::timeout) << response.error().message;
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 10s);
+}
+
+TEST(Client, DownloadIdleTimeoutWhenTheBodyStalls) {
+  TestServer server{[](const std::string&, const std::string&) {
+    // Headers and part of the body, then nothing: the connection stays open.
+    return Reply{.raw = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789"};
+  }};
+  asio::io_context io;
+  Settings settings;
+  settings.timeout = 1s;
+  Client client{io.get_executor(), settings};
+  VectorSink sink;
+  auto response = run(io, client.download(server.url("/"), {}, sink));
+  ASSERT_FALSE(response);
+  EXPECT_EQ(response.error().kind, Failure::timeout) << response.error().message;
+  EXPECT_NE(response.error().message.find("after 10 of 100 bytes"), std::string::npos)
+      << response.error().message;
+}
+
+TEST(Client, ABodyCutShortIsAnError) {
+  TestServer server{[](const std::string&, const std::string&) {
+    return Reply{.raw = "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + std::string(500, 'x'),
+                 .close_after = true};
+  }};
+  asio::io_context io;
+  Client client{io.get_executor(), quick_settings()};
+  auto got = run(io, client.get(server.url("/"), {}));
+  ASSERT_FALSE(got);
+  EXPECT_EQ(got.error().kind, Failure::reset);
+  EXPECT_TRUE(got.error().truncated);
+  EXPECT_NE(got.error().message.find("connection closed after 500 of 1000 bytes"),
+            std::string::npos)
+      << got.error().message;
+
+  VectorSink sink;
+  auto downloaded = run(io, client.download(server.url("/"), {}, sink));
+  ASSERT_FALSE(downloaded);
+  EXPECT_TRUE(downloaded.error().truncated);
+  EXPECT_EQ(sink.data_.size(), 500u);
+}
+
+TEST(Client, ABodyEndedByTheConnectionIsComplete) {
+  TestServer server{[](const std::string&, const std::string&) {
+    return Reply{.raw = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end",
+                 .close_after = true};
+  }};
+  asio::io_context io;
+  Client client{io.get_executor(), quick_settings()};
+  auto response = run(io, client.get(server.url("/"), {}));
+  ASSERT_TRUE(response) << response.error().message;
+  EXPECT_EQ(response->body, "until the end");
+  EXPECT_FALSE(response->content_length);
+}
+
+TEST(Client, ChunkedBodiesAreDecoded) {
+  TestServer server{[](const std::string&, const std::string&) {
+    return Reply{.raw =
+                     "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"};
+  }};
+  asio::io_context io;
+  Client client{io.get_executor(), quick_settings()};
+  auto response = run(io, client.get(server.url("/"), {}));
+  ASSERT_TRUE(response) << response.error().message;
+  EXPECT_EQ(response->body, "hello world");
+}
+
+TEST(Client, GetRefusesABodyOverMaxBody) {
+  TestServer server{
+      [](const std::string&, const std::string&) { return reply(200, std::string(1000, 'a')); }};
+  asio::io_context io;
+  Settings settings = quick_settings();
+  settings.max_body = 100;
+  Client client{io.get_executor(), settings};
+  auto response = run(io, client.get(server.url("/"), {}));
+  ASSERT_FALSE(response);
+  EXPECT_EQ(response.error().kind, Failure::too_large);
+}
+
+TEST(Client, DownloadStreamsALargeBodyToTheSink) {
+  const std::string body = random_bytes(5 << 20);
+  TestServer server{[&](const std::string&, const std::string&) { return reply(200, body); }};
+  asio::io_context io;
+  Client client{io.get_executor(), quick_settings()};
+  VectorSink sink;
+  auto response = run(io, client.download(server.url("/big.gz"), {}, sink));
+  ASSERT_TRUE(response) << response.error().message;
+  EXPECT_EQ(response->status, 200u);
+  EXPECT_EQ(response->content_length, body.size());
+  EXPECT_EQ(response->body_bytes, body.size());
+  EXPECT_TRUE(response->body.empty());
+  EXPECT_TRUE(sink.data_ == body);
+  EXPECT_GT(sink.writes_, 1);
+}
+
+TEST(Client, DownloadKeepsAnErrorBodyOutOfTheSink) {
+  TestServer server{[](const std::string&, const std::string&) {
+    return reply(403, "<Error>Request has expired</Error>");
+  }};
+  asio::io_context io;
+  Client client{io.get_executor(), quick_settings()};
+  VectorSink sink;
+  auto response = run(io, client.download(server.url("/x?sign=1"), {}, sink));
+  ASSERT_TRUE(response) << response.error().message;
+  EXPECT_EQ(response->status, 403u);
+  EXPECT_EQ(response->body, "<Error>Request has expired</Error>");
+  EXPECT_TRUE(sink.data_.empty());
+}
+
+TEST(Client, ASinkThatThrowsFailsTheDownloadWithIo) {
+  TestServer server{[](const std::string&, const std::string&) { return reply(200, "data"); }};
+  asio::io_context io;
+  Client client{io.get_executor(), quick_settings()};
+  struct FullDisk : BodySink {
+    void write(const char*, std::size_t) override {
+      throw std::runtime_error("No space left on device");
+    }
+  } sink;
+  auto response = run(io, client.download(server.url("/"), {}, sink));
+  ASSERT_FALSE(response);
+  EXPECT_EQ(response.error().kind, Failure::io);
+  EXPECT_NE(response.error().message.find("No space left on device"), std::string::npos);
+}
+
+TEST(Client, ConnectionRefusedIsAConnectFailure) {
+  unsigned short port = 0;
+  {
+    asio::io_context scratch;
+    asio::ip::tcp::acceptor acceptor{scratch, {asio::ip::make_address("127.0.0.1"), 0}};
+    port = acceptor.local_endpoint().port();
+  }
+  asio::io_context io;
+  Client client{io.get_executor(), quick_settings()};
+  auto response =
+      run(io, client.get("http://127.0.0.1:" + std::to_string(port) + "/?token=SECRET", {}));
+  ASSERT_FALSE(response);
+  EXPECT_EQ(response.error().kind, Failure::connect);
+  EXPECT_EQ(response.error().message.find("SECRET"), std::string::npos);
+}
+
+TEST(Client, UnsupportedUrlsAreRefused) {
+  asio::io_context io;
+  Client client{io.get_executor(), quick_settings()};
+  auto ftp = run(io, client.get("ftp://example.com/file", {}));
+  ASSERT_FALSE(ftp);
+  EXPECT_EQ(ftp.error().kind, Failure::protocol);
+  auto garbage = run(io, client.get("no url at all", {}));
+  ASSERT_FALSE(garbage);
+  EXPECT_EQ(garbage.error().kind, Failure::protocol);
+}
+
+TEST(Client, WorksWithAnIpv6LiteralHost) {
+  std::unique_ptr<TestServer> server;
+  try {
+    server = std::make_unique<TestServer>(
+        [](const std::string&, const std::string& head) {
+          const bool host_ok = head.find("Host: [::1]:") != std::string::npos;
+          return reply(host_ok ? 200 : 400, "v6");
+        },
+        "", "", "::1");
+  } catch (const std::exception& error) {
+    GTEST_SKIP() << "no IPv6 loopback here: " << error.what();
+  }
+  asio::io_context io;
+  Client client{io.get_executor(), quick_settings()};
+  auto response = run(io, client.get(server->url("/six"), {}));
+  ASSERT_TRUE(response) << response.error().message;
+  EXPECT_EQ(response->status, 200u);
+  EXPECT_EQ(response->body, "v6");
+}
+
+TEST(Client, ABadCaFileIsRefusedAtConstruction) {
+  asio::io_context io;
+  Settings settings;
+  settings.ca_file = "/nonexistent/ca.pem";
+  EXPECT_THROW(Client(io.get_executor(), settings), std::runtime_error);
+}
+
+// A CA and two server certificates made with the openssl command for this test run:
+// "good" names localhost and 127.0.0.1, "other" names only other.example.
+class Tls : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new std::filesystem::path(std::filesystem::temp_directory_path() /
+                                     ("gio-http-tls-" + std::to_string(::getpid())));
+    std::filesystem::create_directories(*dir_);
+    const std::string d = dir_->string();
+    const std::string key = " -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+    std::ofstream{*dir_ / "good.ext"} << "subjectAltName=DNS:localhost,IP:127.0.0.1\n";
+    std::ofstream{*dir_ / "other.ext"} << "subjectAltName=DNS:other.example\n";
+    const std::string script =
+        "cd " + d + " && openssl req -x509" + key +
+        " -keyout ca.key -out ca.pem -days 2 -subj /CN=gio-test-ca 2>/dev/null"
+        " && for name in good other; do"
+        " openssl req" +
+        key +
+        " -keyout $name.key -out $name.csr -subj /CN=$name 2>/dev/null"
+        " && openssl x509 -req -in $name.csr -CA ca.pem -CAkey ca.key -CAcreateserial"
+        " -days 2 -extfile $name.ext -out $name.pem 2>/dev/null || exit 1; done";
+    ASSERT_EQ(std::system(script.c_str()), 0) << "openssl failed";
+  }
+  static void TearDownTestSuite() {
+    std::filesystem::remove_all(*dir_);
+    delete dir_;
+  }
+  static std::string file(const std::string& name) { return (*dir_ / name).string(); }
+
+  static Reply hello(const std::string&, const std::string&) { return reply(200, "secure"); }
+
+  static std::filesystem::path* dir_;
+};
+std::filesystem::path* Tls::dir_ = nullptr;
+
+TEST_F(Tls, VerifiesAgainstTheConfiguredCa) {
+  TestServer server{hello, file("good.pem"), file("good.key")};
+  asio::io_context io;
+  Settings settings = quick_settings();
+  settings.ca_file = file("ca.pem");
+  Client client{io.get_executor(), settings};
+  auto response = run(io, client.get(server.url("/"), {}));
+  ASSERT_TRUE(response) << response.error().message;
+  EXPECT_EQ(response->body, "secure");
+
+  // By name too (SNI and DNS name check), however localhost resolves.
+  auto by_name =
+      run(io, client.get("https://localhost:" + std::to_string(server.port()) + "/", {}));
+  ASSERT_TRUE(by_name) << by_name.error().message;
+}
+
+TEST_F(Tls, AnUnknownCaIsATlsFailure) {
+  TestServer server{hello, file("good.pem"), file("good.key")};
+  asio::io_context io;
+  Client client{io.get_executor(), quick_settings()};
+  auto response = run(io, client.get(server.url("/"), {}));
+  ASSERT_FALSE(response);
+  EXPECT_EQ(response.error().kind, Failure::tls) << response.error().message;
+}
+
+TEST_F(Tls, AWrongHostNameIsATlsFailure) {
+  TestServer server{hello, file("other.pem"), file("other.key")};
+  asio::io_context io;
+  Settings settings = quick_settings();
+  settings.ca_file = file("ca.pem");
+  Client client{io.get_executor(), settings};
+  auto response = run(io, client.get(server.url("/"), {}));
+  ASSERT_FALSE(response);
+  EXPECT_EQ(response.error().kind, Failure::tls) << response.error().message;
+}
+
+TEST_F(Tls, APeerClosingWithoutCloseNotifyAfterTheBodyIsFine) {
+  const std::string body = random_bytes(3 << 20);
+  TestServer server{[&](const std::string& target, const std::string&) {
+                      if (target == "/eof") {  // no length: the body ends with the connection
+                        return Reply{
+                            .raw = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nto the end",
+                            .close_after = true};
+                      }
+                      if (target == "/short") {
+                        return Reply{.raw = "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n12345",
+                                     .close_after = true};
+                      }
+                      Reply answer = reply(200, body);
+                      answer.close_after = true;
+                      return answer;
+                    },
+                    file("good.pem"), file("good.key")};
+  asio::io_context io;
+  Settings settings = quick_settings();
+  settings.ca_file = file("ca.pem");
+  Client client{io.get_executor(), settings};
+
+  VectorSink sink;
+  auto sized = run(io, client.download(server.url("/sized"), {}, sink));
+  ASSERT_TRUE(sized) << sized.error().message;
+  EXPECT_TRUE(sink.data_ == body);
+
+  auto until_eof = run(io, client.get(server.url("/eof"), {}));
+  ASSERT_TRUE(until_eof) << until_eof.error().message;
+  EXPECT_EQ(until_eof->body, "to the end");
+
+  auto cut = run(io, client.get(server.url("/short"), {}));
+  ASSERT_FALSE(cut);
+  EXPECT_TRUE(cut.error().truncated) << cut.error().message;
+}
+
+}  // namespace
+}  // namespace gio::http
