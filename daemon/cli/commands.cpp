@@ -1,0 +1,81 @@
+#include "cli/commands.hpp"
+
+#include <openssl/crypto.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <sqlite3.h>
+#include <yaml-cpp/yaml.h>
+#include <zlib.h>
+
+#include <boost/version.hpp>
+#include <cstdlib>
+#include <iostream>
+
+#include "download/fetch_command.hpp"
+#include "version.hpp"
+
+namespace gio::cli {
+
+http::Settings http_settings(const config::HttpSettings& http);  // daemon_command.cpp
+
+const Clock& command_clock() {
+  static const std::unique_ptr<Clock> clock = []() -> std::unique_ptr<Clock> {
+    const char* now = std::getenv("GIO_EXPORTER_NOW");
+    if (now == nullptr || *now == '\0') {
+      return std::make_unique<SystemClock>();
+    }
+    const auto start = parse_utc(now);
+    if (!start) {
+      std::cerr << "gio-exporter: GIO_EXPORTER_NOW must look like 2026-11-22T10:00:00Z\n";
+      std::exit(1);
+    }
+    return std::make_unique<OffsetClock>(*start);
+  }();
+  return *clock;
+}
+
+std::optional<config::Config> load_or_report(const std::filesystem::path& path) {
+  config::LoadResult result = config::load_config(path);
+  for (const config::Problem& problem : result.problems) {
+    std::cerr << problem.to_string() << "\n";
+  }
+  return std::move(result.config);
+}
+
+int check_config(const std::filesystem::path& path) {
+  const auto config = load_or_report(path);
+  if (!config) {
+    return 1;
+  }
+  std::cout << path.string() << ": OK: " << config::summary(*config) << "\n";
+  return 0;
+}
+
+int fetch(const std::vector<std::string>& urls, const std::filesystem::path& dir,
+          archive::VerifyMode mode, int parallel, const config::HttpSettings& http) {
+  spdlog::set_default_logger(spdlog::stderr_color_mt("fetch"));
+  return download::run_fetch(urls, dir, mode, parallel, http_settings(http));
+}
+
+int version() {
+  std::cout << "gio-exporter " << kVersion << "\n"
+            << "  boost " << BOOST_VERSION / 100000 << "." << BOOST_VERSION / 100 % 1000 << "."
+            << BOOST_VERSION % 100 << "\n"
+            << "  yaml-cpp (Debian package)\n"
+            << "  spdlog " << SPDLOG_VER_MAJOR << "." << SPDLOG_VER_MINOR << "." << SPDLOG_VER_PATCH
+            << "\n"
+            << "  sqlite " << sqlite3_libversion() << "\n"
+            << "  " << OpenSSL_version(OPENSSL_VERSION) << "\n"
+            << "  zlib " << zlibVersion() << "\n";
+  return 0;
+}
+
+void configure_logging(const config::LogSettings& log) {
+  auto logger = spdlog::stderr_color_mt("gio-exporter");
+  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(spdlog::level::from_str(log.level));
+  spdlog::flush_on(spdlog::level::info);
+}
+
+}  // namespace gio::cli

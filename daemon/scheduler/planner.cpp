@@ -1,0 +1,51 @@
+#include "scheduler/planner.hpp"
+
+#include <algorithm>
+
+namespace gio::scheduler {
+namespace {
+
+constexpr std::chrono::minutes kLateHourExtra{20};
+
+bool is_late_hour(const Slot& slot) {
+  if (slot.granularity() != Granularity::hour) {
+    return false;
+  }
+  const std::string hour = slot.hour();
+  return hour == "23" || hour == "00" || hour == "01";
+}
+
+}  // namespace
+
+Instant ready_at(const config::Job& job, const Slot& slot) {
+  return slot.end() + job.ready_after +
+         (is_late_hour(slot) ? std::chrono::seconds{kLateHourExtra} : std::chrono::seconds{0});
+}
+
+Instant give_up_at(const config::Job& job, const Slot& slot) {
+  return ready_at(job, slot) + job.give_up_after;
+}
+
+Slot first_in_window(const config::Job& job, Instant now) {
+  // The slot containing now - backfill starts before the window: take the next one,
+  // unless the window starts exactly on a slot boundary.
+  const Instant window_start = now - job.backfill;
+  const Slot slot = Slot::containing(window_start, job.granularity);
+  return slot.start() == window_start ? slot : slot.next();
+}
+
+std::vector<state::PlannedSlot> plan_slots(const config::Job& job, Instant from, Instant now) {
+  std::vector<state::PlannedSlot> planned;
+  const Slot first = first_in_window(job, now);
+  Slot slot = from > first.start() ? Slot::containing(from, job.granularity) : first;
+  for (; ready_at(job, slot) <= now; slot = slot.next()) {
+    planned.push_back({.slot = slot.name(), .start = slot.start(), .next_at = ready_at(job, slot)});
+  }
+  return planned;
+}
+
+Instant next_ready(const config::Job& job, const Slot& last_planned) {
+  return ready_at(job, last_planned.next());
+}
+
+}  // namespace gio::scheduler

@@ -1,0 +1,32 @@
+#pragma once
+
+// Which slots a job has, and when each can first be asked for. Pure functions of the
+// job and "now": the scheduler and the CLI (gaps, status) share them.
+
+#include <vector>
+
+#include "config/config.hpp"
+#include "slot/slot.hpp"
+#include "state/state_store.hpp"
+
+namespace gio::scheduler {
+
+// When the vendor's export of `slot` can be expected: the slot's end plus the job's
+// ready_after. Hours between 23:00 and 02:00 (Beijing) take the vendor 20 minutes
+// longer (growingio-api.md, section 6).
+Instant ready_at(const config::Job& job, const Slot& slot);
+
+// After this instant a slot that is still not archived is `failed`.
+Instant give_up_at(const config::Job& job, const Slot& slot);
+
+// The oldest slot inside the job's backfill window at `now`.
+Slot first_in_window(const config::Job& job, Instant now);
+
+// The job's slots with start >= `from` (and inside the backfill window) that are
+// ready by `now`, oldest first, each due at its ready time.
+std::vector<state::PlannedSlot> plan_slots(const config::Job& job, Instant from, Instant now);
+
+// When the job's next slot after `last_planned` becomes ready: the next planning moment.
+Instant next_ready(const config::Job& job, const Slot& last_planned);
+
+}  // namespace gio::scheduler
