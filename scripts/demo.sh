@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# README command 1: build gio-exporter and watch it archive a backlog from the fake
+# GrowingIO server (scripts/fake-growingio) on a free loopback port.
+#
+# Everything it makes lives in demo/ (wiped first, so it can run again). The clock
+# of the server and the daemon starts at DEMO_NOW (default 2026-11-22T10:10:00Z =
+# 18:10 Beijing), so the demo looks the same every time:
+#   shop-hourly  backfill 14h -> 12 hourly slots, Beijing 2026-11-22T05 .. T16;
+#                T15 answers RUNNING for its first 3 asks, T09 is NOT_EXISTS (a gap)
+#   shop-daily   backfill 2d  -> 1 daily slot, 2026-11-21
+# BUILD_DIR picks the build folder (default: build), as in scripts/test.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+if [[ -x scripts/setup.sh ]]; then
+  scripts/setup.sh
+fi
+
+build_dir=${BUILD_DIR:-build}
+cmake -S . -B "$build_dir" -G Ninja >/dev/null
+cmake --build "$build_dir" -j "$(nproc)" --target gio-exporter
+bin=$(cd "$build_dir" && pwd)/gio-exporter
+
+demo=$root/demo
+rm -rf "$demo"
+mkdir -p "$demo"
+
+server_pid=""
+daemon_pid=""
+cleanup() {
+  local status=$?
+  if [[ -n "$daemon_pid" ]] && kill -0 "$daemon_pid" 2>/dev/null; then
+    kill -TERM "$daemon_pid" 2>/dev/null || true
+    wait "$daemon_pid" 2>/dev/null || true
+  fi
+  if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then
+    kill -TERM "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+  fi
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+export GIO_EXPORTER_NOW=${DEMO_NOW:-2026-11-22T10:10:00Z}
+
+cat >"$demo/scenario.json" <<'EOF'
+{
+  "token": "demo-token",
+  "ai": "2a1b4018cd954ec2bcc69da5138bdb96",
+  "rows": 3000,
+  "slots": {
+    "2026-11-22T15": {"running_polls": 3},
+    "2026-11-22T09": {"status": "NOT_EXISTS"}
+  }
+}
+EOF
+
+scripts/fake-growingio --port 0 --port-file "$demo/fake.port" --scenario "$demo/scenario.json" \
+  --now "$GIO_EXPORTER_NOW" --data-dir "$demo/fake-data" --quiet >"$demo/fake-growingio.log" 2>&1 &
+server_pid=$!
+for _ in $(seq 100); do
+  [[ -s "$demo/fake.port" ]] && break
+  kill -0 "$server_pid" 2>/dev/null || { cat "$demo/fake-growingio.log"; exit 1; }
+  sleep 0.1
+done
+port=$(cat "$demo/fake.port")
+echo "demo: fake GrowingIO on http://127.0.0.1:$port, clock at $GIO_EXPORTER_NOW"
+
+printf 'demo-token\n' >"$demo/shop.token"
+chmod 600 "$demo/shop.token"
+cat >"$demo/config.yaml" <<EOF
+# Written by scripts/demo.sh; relative paths are relative to this folder.
+state_db: state.db
+archive_dir: archive
+http: {api_base: "http://127.0.0.1:$port", timeout: 10s}
+limits: {api_requests_per_second: 2, parallel_downloads: 4}
+metrics: {listen: ""}
+log: {level: info}
+projects:
+  - name: shop
+    ai: 2a1b4018cd954ec2bcc69da5138bdb96
+    project_uid: nxog09md
+    auth: {token_file: shop.token}
+jobs:
+  - name: shop-hourly
+    project: shop
+    kind: raw
+    granularity: hour
+    data_types: all
+    ready_after: 40m
+    poll_every: 2s
+    give_up_after: 24h
+    backfill: 14h
+    link_expire: 60m
+    verify: gzip
+  - name: shop-daily
+    project: shop
+    kind: raw
+    granularity: day
+    data_types: all
+    ready_after: 3h
+    poll_every: 2s
+    give_up_after: 24h
+    backfill: 2d
+    link_expire: 60m
+    verify: gzip
+EOF
+
+"$bin" -c "$demo/config.yaml" check-config
+"$bin" -c "$demo/config.yaml" run >"$demo/daemon.log" 2>&1 &
+daemon_pid=$!
+echo "demo: daemon running (pid $daemon_pid, log demo/daemon.log); waiting for the backlog"
+
+# Done when 11 of the 12 hours (one is NOT_EXISTS) and the day are archived.
+backlog_done() {
+  "$bin" -c "$demo/config.yaml" status --json | python3 -c '
+import json, sys
+want = {"shop-hourly": 11, "shop-daily": 1}
+jobs = {j["job"]: j["counts"]["done"] for j in json.load(sys.stdin)["jobs"]}
+sys.exit(0 if all(jobs.get(job, 0) >= n for job, n in want.items()) else 1)'
+}
+deadline=$((SECONDS + 120))
+until backlog_done; do
+  if ((SECONDS > deadline)) || ! kill -0 "$daemon_pid" 2>/dev/null; then
+    echo "demo: the backlog was not archived in time; last lines of the daemon's log:" >&2
+    tail -n 30 "$demo/daemon.log" >&2
+    exit 1
+  fi
+  sleep 0.5
+done
+
+kill -TERM "$daemon_pid"
+wait "$daemon_pid"
+daemon_pid=""
+
+echo
+echo "== gio-exporter status"
+"$bin" -c "$demo/config.yaml" status
+echo
+echo "== gio-exporter gaps (exit 2: there is a gap, the NOT_EXISTS hour)"
+"$bin" -c "$demo/config.yaml" gaps || true
+echo
+echo "== archive (bytes, path)"
+(cd "$demo/archive" && find . -path ./.staging -prune -o -type f -printf '%10s  %p\n' | sort -k2)
