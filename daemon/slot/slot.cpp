@@ -72,10 +72,10 @@ std::optional<Granularity> parse_granularity(std::string_view text) {
 Slot Slot::containing(Instant instant, Granularity granularity) {
   // Floor in Beijing time, then convert back to UTC.
   const auto local = instant + kBeijingOffset;
-  const auto start = granularity == Granularity::hour
-                         ? std::chrono::floor<hours>(local)
-                         : std::chrono::time_point_cast<std::chrono::seconds>(
-                               std::chrono::floor<days>(local));
+  const auto start =
+      granularity == Granularity::hour
+          ? std::chrono::floor<hours>(local)
+          : std::chrono::time_point_cast<std::chrono::seconds>(std::chrono::floor<days>(local));
   return Slot{granularity, start - kBeijingOffset};
 }
 
@@ -90,7 +90,8 @@ std::optional<Slot> Slot::parse(std::string_view name, Granularity granularity) 
   if (!year || !month || !day) {
     return std::nullopt;
   }
-  const year_month_day date{std::chrono::year{*year}, std::chrono::month{static_cast<unsigned>(*month)},
+  const year_month_day date{std::chrono::year{*year},
+                            std::chrono::month{static_cast<unsigned>(*month)},
                             std::chrono::day{static_cast<unsigned>(*day)}};
   if (!date.ok()) {
     return std::nullopt;
@@ -103,13 +104,20 @@ std::optional<Slot> Slot::parse(std::string_view name, Granularity granularity) 
     }
     hour = *parsed;
   }
-  const Instant local = std::chrono::time_point_cast<std::chrono::seconds>(sys_days{date}) + hours{hour};
+  const Instant local =
+      std::chrono::time_point_cast<std::chrono::seconds>(sys_days{date}) + hours{hour};
   return Slot{granularity, local - kBeijingOffset};
 }
 
-Instant Slot::end() const { return start_ + length(granularity_); }
-Slot Slot::next() const { return Slot{granularity_, end()}; }
-Slot Slot::previous() const { return Slot{granularity_, start_ - length(granularity_)}; }
+Instant Slot::end() const {
+  return start_ + length(granularity_);
+}
+Slot Slot::next() const {
+  return Slot{granularity_, end()};
+}
+Slot Slot::previous() const {
+  return Slot{granularity_, start_ - length(granularity_)};
+}
 
 std::string Slot::name() const {
   return granularity_ == Granularity::hour ? date() + "T" + hour() : date();
@@ -119,12 +127,14 @@ std::string Slot::export_date() const {
   const auto fields = beijing_fields(start_);
   char text[32];
   std::snprintf(text, sizeof text, "%04d%02u%02u%02d00", static_cast<int>(fields.date.year()),
-                static_cast<unsigned>(fields.date.month()), static_cast<unsigned>(fields.date.day()),
-                fields.hour);
+                static_cast<unsigned>(fields.date.month()),
+                static_cast<unsigned>(fields.date.day()), fields.hour);
   return text;
 }
 
-std::string Slot::date() const { return format_date(beijing_fields(start_).date); }
+std::string Slot::date() const {
+  return format_date(beijing_fields(start_).date);
+}
 
 std::string Slot::hour() const {
   if (granularity_ == Granularity::day) {
@@ -161,7 +171,8 @@ std::optional<Instant> parse_utc(std::string_view text) {
       *second > 59) {
     return std::nullopt;
   }
-  const year_month_day date{std::chrono::year{*year}, std::chrono::month{static_cast<unsigned>(*month)},
+  const year_month_day date{std::chrono::year{*year},
+                            std::chrono::month{static_cast<unsigned>(*month)},
                             std::chrono::day{static_cast<unsigned>(*day)}};
   if (!date.ok()) {
     return std::nullopt;
@@ -176,6 +187,8 @@ Instant SystemClock::now() const {
 
 OffsetClock::OffsetClock(Instant start) : offset_(start - SystemClock{}.now()) {}
 
-Instant OffsetClock::now() const { return SystemClock{}.now() + offset_; }
+Instant OffsetClock::now() const {
+  return SystemClock{}.now() + offset_;
+}
 
 }  // namespace gio

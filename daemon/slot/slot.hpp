@@ -57,8 +57,12 @@ class Slot {
 };
 
 // Unix seconds, the form instants take in the state database.
-inline std::int64_t to_unix(Instant instant) { return instant.time_since_epoch().count(); }
-inline Instant from_unix(std::int64_t seconds) { return Instant{std::chrono::seconds{seconds}}; }
+inline std::int64_t to_unix(Instant instant) {
+  return instant.time_since_epoch().count();
+}
+inline Instant from_unix(std::int64_t seconds) {
+  return Instant{std::chrono::seconds{seconds}};
+}
 
 // "2026-11-22 03:04:05 UTC"-style text for logs and status output (UTC, ISO 8601).
 std::string format_utc(Instant instant);
