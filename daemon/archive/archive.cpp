@@ -1,5 +1,6 @@
 #include "archive/archive.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sys/file.h>
@@ -9,6 +10,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <set>
 #include <utility>
 
 namespace gio::archive {
@@ -232,6 +234,7 @@ Archive::Archive(std::filesystem::path root) {
   // Leftovers are partial downloads of a crashed run; but while another Archive (the
   // daemon, if this is a CLI command) holds the lock, they are its live downloads.
   if (::flock(staging_fd.get(), LOCK_EX | LOCK_NB) == 0) {
+    exclusive_ = true;
     std::size_t removed = 0;
     std::error_code error;
     for (fs::directory_iterator it{staging, error}, end; !error && it != end; it.increment(error)) {
@@ -272,7 +275,8 @@ Archive::~Archive() {
 Archive::Archive(Archive&& other) noexcept
     : root_(std::move(other.root_)),
       root_fd_(std::exchange(other.root_fd_, -1)),
-      staging_fd_(std::exchange(other.staging_fd_, -1)) {}
+      staging_fd_(std::exchange(other.staging_fd_, -1)),
+      exclusive_(std::exchange(other.exclusive_, false)) {}
 
 Archive& Archive::operator=(Archive&& other) noexcept {
   if (this != &other) {
@@ -285,6 +289,7 @@ Archive& Archive::operator=(Archive&& other) noexcept {
     root_ = std::move(other.root_);
     root_fd_ = std::exchange(other.root_fd_, -1);
     staging_fd_ = std::exchange(other.staging_fd_, -1);
+    exclusive_ = std::exchange(other.exclusive_, false);
   }
   return *this;
 }
@@ -367,11 +372,53 @@ void write_atomically(int staging_fd, const fs::path& staging, int folder,
   }
 }
 
+// Removes the files of `folder` that `manifest` does not list (parts of an earlier
+// answer whose names changed): Hive-style readers take every file in a partition, so
+// a stale part would be read twice as data.
+void remove_unlisted(int folder, const fs::path& folder_path, const Manifest& manifest) {
+  std::set<std::string, std::less<>> keep{std::string{kManifestName}, std::string{kSuccessName}};
+  for (const ManifestFile& file : manifest.files) {
+    keep.insert(file.name);
+  }
+  Fd listing{::openat(folder, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
+  if (!listing) {
+    fail("cannot open", folder_path, errno);
+  }
+  DIR* dir = ::fdopendir(listing.get());
+  if (dir == nullptr) {
+    fail("cannot list", folder_path, errno);
+  }
+  listing.release();  // owned by dir now
+  std::vector<std::string> stale;
+  while (const dirent* entry = ::readdir(dir)) {
+    const std::string_view name = entry->d_name;
+    if (name != "." && name != ".." && !keep.contains(name)) {
+      stale.emplace_back(name);
+    }
+  }
+  ::closedir(dir);
+  for (const std::string& name : stale) {
+    // Only files: a folder here is not ours to judge.
+    if (::unlinkat(folder, name.c_str(), 0) != 0) {
+      if (errno == EISDIR || errno == ENOENT) {
+        continue;
+      }
+      fail("cannot remove stale file", folder_path / name, errno);
+    }
+    spdlog::info("archive: removed {}, a part no longer in the partition's manifest",
+                 (folder_path / name).string());
+  }
+  if (!stale.empty()) {
+    sync_folder(folder, folder_path);
+  }
+}
+
 }  // namespace
 
 void Archive::complete_partition(const Manifest& manifest, const Slot& slot) const {
   const Partition partition = create_partition(
       root_fd_, root_, partition_components(manifest.job, manifest.data_type, slot));
+  remove_unlisted(partition.folder.get(), partition.path, manifest);
   const fs::path staging = staging_dir();
   write_atomically(staging_fd_, staging, partition.folder.get(), partition.path,
                    std::string{kManifestName}, to_json(manifest));

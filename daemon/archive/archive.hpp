@@ -76,6 +76,10 @@ class Archive {
   Archive& operator=(const Archive&) = delete;
 
   const std::filesystem::path& root() const { return root_; }
+  // True when this Archive holds the staging folder's lock: no other live Archive (in
+  // this or another process) writes into the same root. The daemon refuses to run
+  // without it, so two daemons never work the same slots.
+  bool exclusive() const { return exclusive_; }
   std::filesystem::path staging_dir() const;
   // Only computes the path; does not touch the disk.
   std::filesystem::path partition_dir(std::string_view job, std::string_view data_type,
@@ -90,7 +94,8 @@ class Archive {
                                 std::string_view data_type, const Slot& slot,
                                 std::string_view name) const;
 
-  // Writes _manifest.json (temp file in .staging + fsync + rename), fsyncs the folder,
+  // Removes files the manifest does not list (parts of an earlier answer), then writes
+  // _manifest.json (temp file in .staging + fsync + rename), fsyncs the folder,
   // then _SUCCESS (empty) the same way. Creates the folder if needed (an empty data
   // type). Order matters: readers trust _SUCCESS.
   void complete_partition(const Manifest& manifest, const Slot& slot) const;
@@ -112,6 +117,7 @@ class Archive {
   std::filesystem::path root_;
   int root_fd_ = -1;
   int staging_fd_ = -1;  // holds an flock: a second Archive must not wipe live downloads
+  bool exclusive_ = false;
 };
 
 // [a-z0-9_]+, at most kMaxDataTypeBytes: a data type named by the API becomes a folder.

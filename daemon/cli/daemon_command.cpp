@@ -34,36 +34,12 @@ int run_daemon(const config::Config& config, bool once) {
   configure_logging(config.log);
   const Clock& clock = command_clock();
 
-  // Startup: every failure here is a clear message and exit status 1.
-  std::optional<state::StateStore> store;
-  std::optional<archive::Archive> archive;
-  try {
-    std::filesystem::create_directories(config.state_db.parent_path());
-    store.emplace(config.state_db);
-    archive.emplace(config.archive_dir);
-  } catch (const std::exception& error) {
-    spdlog::critical("cannot start: {}", error.what());
-    return 1;
-  }
-
+  // Signals first: a SIGTERM during a slow startup (a busy database) must still end
+  // in a clean exit, delivered as soon as the loop runs.
   asio::io_context io;
-  asio::thread_pool verify_pool{std::max(1u, std::thread::hardware_concurrency())};
-  std::optional<http::Client> http;
-  try {
-    http.emplace(io.get_executor(), http_settings(config.http));
-  } catch (const std::exception& error) {
-    spdlog::critical("cannot start: {}", error.what());
-    return 1;
-  }
-  download::Downloader downloader{*http, verify_pool};
-  scheduler::Scheduler scheduler{io.get_executor(), config, clock,     *store,
-                                 *archive,          *http,  downloader};
-
-  spdlog::info("gio-exporter starting: {} ({}), now {}", once ? "one pass" : "daemon",
-               config::summary(config), format_utc(clock.now()));
-
   int exit_code = 0;
   bool interrupted = false;
+  scheduler::Scheduler* running = nullptr;
   asio::signal_set signals{io, SIGINT, SIGTERM};
   signals.async_wait([&](const boost::system::error_code& error, int signal) {
     if (error) {
@@ -71,9 +47,12 @@ int run_daemon(const config::Config& config, bool once) {
     }
     spdlog::info("received {}; stopping", signal == SIGTERM ? "SIGTERM" : "SIGINT");
     interrupted = true;
-    scheduler.stop();
+    if (running != nullptr) {
+      running->stop();
+    }
     io.stop();
   });
+
   // Without a handler SIGHUP would end the process; reloading is not built yet.
   asio::signal_set hangups{io, SIGHUP};
   std::function<void(const boost::system::error_code&, int)> on_hangup =
@@ -87,6 +66,34 @@ int run_daemon(const config::Config& config, bool once) {
         hangups.async_wait(on_hangup);
       };
   hangups.async_wait(on_hangup);
+
+  // Startup: every failure here is a clear message and exit status 1.
+  std::optional<state::StateStore> store;
+  std::optional<archive::Archive> archive;
+  std::optional<http::Client> http;
+  try {
+    std::filesystem::create_directories(config.state_db.parent_path());
+    store.emplace(config.state_db);
+    archive.emplace(config.archive_dir);
+    http.emplace(io.get_executor(), http_settings(config.http));
+  } catch (const std::exception& error) {
+    spdlog::critical("cannot start: {}", error.what());
+    return 1;
+  }
+  if (!archive->exclusive()) {
+    spdlog::critical("cannot start: another gio-exporter is running on the archive {}",
+                     config.archive_dir.string());
+    return 1;
+  }
+
+  asio::thread_pool verify_pool{std::max(1u, std::thread::hardware_concurrency())};
+  download::Downloader downloader{*http, verify_pool};
+  scheduler::Scheduler scheduler{io.get_executor(), config, clock,     *store,
+                                 *archive,          *http,  downloader};
+  running = &scheduler;
+
+  spdlog::info("gio-exporter starting: {} ({}), now {}", once ? "one pass" : "daemon",
+               config::summary(config), format_utc(clock.now()));
 
   asio::co_spawn(io, once ? scheduler.run_once() : scheduler.run(), [&](std::exception_ptr error) {
     if (error) {

@@ -135,6 +135,8 @@ inline constexpr Duration kMaxTimeout = std::chrono::hours{1};
 // 1s so that end-to-end tests can poll a fake server quickly.
 inline constexpr Duration kMinPollEvery = std::chrono::seconds{1};
 inline constexpr Duration kMaxPollEvery = std::chrono::hours{24};
+// Longer than the vendor keeps the data would only postpone `lost`.
+inline constexpr Duration kMaxGiveUpAfter = kRetention;
 inline constexpr Duration kMinBackfill = std::chrono::hours{1};
 // The vendor keeps 15 days; looking further back could never find anything.
 inline constexpr Duration kMaxBackfill = kRetention;

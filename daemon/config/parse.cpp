@@ -837,7 +837,7 @@ Job Parser::read_job(const YAML::Node& node, JobNotes& notes) {
   const Entry* give_up_entry = map.find("give_up_after");
   std::optional<Duration> give_up_after = job.give_up_after;
   if (give_up_entry) {
-    give_up_after = read_duration(*give_up_entry, reporter_, kMinPollEvery, Duration::max());
+    give_up_after = read_duration(*give_up_entry, reporter_, kMinPollEvery, kMaxGiveUpAfter);
     job.give_up_after = give_up_after.value_or(job.give_up_after);
   }
   if (poll_every && give_up_after && *give_up_after < *poll_every) {

@@ -417,7 +417,7 @@ asio::awaitable<boost::system::result<VerifiedFile, Error>> Downloader::fetch(
   int raw_fd = -1;
   for (int attempt = 0; attempt < 8 && raw_fd < 0; ++attempt) {
     path = staging_dir / random_name();
-    raw_fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    raw_fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
     if (raw_fd < 0 && errno != EEXIST) {
       break;
     }

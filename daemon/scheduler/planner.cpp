@@ -22,8 +22,8 @@ Instant ready_at(const config::Job& job, const Slot& slot) {
          (is_late_hour(slot) ? std::chrono::seconds{kLateHourExtra} : std::chrono::seconds{0});
 }
 
-Instant give_up_at(const config::Job& job, const Slot& slot) {
-  return ready_at(job, slot) + job.give_up_after;
+Instant give_up_at(const config::Job& job, const Slot& slot, Instant planned_at) {
+  return std::max(ready_at(job, slot), planned_at) + job.give_up_after;
 }
 
 Slot first_in_window(const config::Job& job, Instant now) {

@@ -16,8 +16,10 @@ namespace gio::scheduler {
 // longer (growingio-api.md, section 6).
 Instant ready_at(const config::Job& job, const Slot& slot);
 
-// After this instant a slot that is still not archived is `failed`.
-Instant give_up_at(const config::Job& job, const Slot& slot);
+// After this instant a slot that is still not archived is `failed`: give_up_after
+// counted from when the slot became ready, or from when it was planned if that was
+// later (a slot found after an outage is not given up on before it was asked for).
+Instant give_up_at(const config::Job& job, const Slot& slot, Instant planned_at);
 
 // The oldest slot inside the job's backfill window at `now`.
 Slot first_in_window(const config::Job& job, Instant now);

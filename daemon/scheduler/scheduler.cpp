@@ -56,7 +56,11 @@ Scheduler::Scheduler(asio::any_io_executor executor, const config::Config& confi
       archive_(archive),
       downloader_(downloader),
       downloads_(executor, config.limits.parallel_downloads),
-      wake_(executor) {
+      wake_(executor),
+      workers_(executor) {
+  for (const config::Job& job : config.jobs) {
+    job_names_.push_back(job.name);
+  }
   for (const config::Project& project : config.projects) {
     auto& limiter = limiters_[project.name] =
         std::make_unique<api::RateLimiter>(executor, config.limits.api_requests_per_second);
@@ -95,29 +99,41 @@ Instant Scheduler::next_plan_time(const config::Job& job, Instant now) const {
   return ready_at(job, next);
 }
 
-void Scheduler::start_due_work(TaskGroup& group, Instant now, std::set<std::string>* started_once) {
+void Scheduler::start_due_work(Instant now, std::set<std::string>* started_once) {
   const std::size_t limit =
       kMaxSlotsInFlight + in_flight_.size() + (started_once != nullptr ? started_once->size() : 0);
-  for (state::SlotRecord& record : store_.due(now, limit)) {
+  const auto steady_now = asio::steady_timer::clock_type::now();
+  for (state::SlotRecord& record : store_.due(now, limit, job_names_)) {
     if (in_flight_.size() >= kMaxSlotsInFlight || stopping_) {
       return;
     }
-    if (config_.find_job(record.job) == nullptr) {
-      continue;  // a job no longer configured: its rows stay for the record
-    }
     std::string slot_key = key(record.job, record.slot);
+    if (const auto cooling = cool_down_.find(slot_key); cooling != cool_down_.end()) {
+      if (cooling->second > steady_now) {
+        continue;
+      }
+      cool_down_.erase(cooling);
+    }
     if (in_flight_.contains(slot_key) ||
         (started_once != nullptr && !started_once->insert(slot_key).second)) {
       continue;
     }
     in_flight_.insert(slot_key);
-    group.spawn([this, record = std::move(record), slot_key]() -> asio::awaitable<void> {
+    workers_.spawn([this, record = std::move(record), slot_key]() -> asio::awaitable<void> {
       try {
         co_await process(record);
       } catch (const std::exception& error) {
-        // A worker must never take the daemon down; the slot is retried later.
+        // A worker must never take the daemon down. The slot is put off like any
+        // transient failure; if even that cannot be recorded (the database or disk
+        // is failing), it is held back in memory so it cannot spin.
         spdlog::error("event=slot_error job={} slot={} reason=\"{}\"", record.job, record.slot,
                       error.what());
+        try {
+          retry_later(*config_.find_job(record.job), record, error.what(), std::nullopt, false);
+        } catch (const std::exception&) {
+          cool_down_[slot_key] =
+              asio::steady_timer::clock_type::now() + config_.find_job(record.job)->poll_every;
+        }
       }
       in_flight_.erase(slot_key);
       wake_.notify();
@@ -129,18 +145,17 @@ asio::awaitable<void> Scheduler::run_once() {
   const Instant now = clock_.now();
   store_.resume_downloads(now);
   plan(now);
-  TaskGroup group{executor_};
   std::set<std::string> started;
   // Later rounds pick up the due slots that did not fit under the cap; each slot is
   // worked on at most once per pass.
   for (;;) {
-    start_due_work(group, clock_.now(), &started);
-    if (group.running() == 0) {
+    start_due_work(clock_.now(), &started);
+    if (in_flight_.empty()) {
       break;
     }
     co_await wake_.wait_until(asio::steady_timer::time_point::max());
   }
-  co_await group.wait();
+  co_await workers_.wait();
 }
 
 asio::awaitable<void> Scheduler::run() {
@@ -149,11 +164,10 @@ asio::awaitable<void> Scheduler::run() {
   if (resumed > 0) {
     spdlog::info("event=resume slots={} (downloads interrupted by the last stop)", resumed);
   }
-  TaskGroup group{executor_};
   while (!stopping_) {
     const Instant now = clock_.now();
     plan(now);
-    start_due_work(group, now, nullptr);
+    start_due_work(now, nullptr);
 
     // Sleep until the next slot is due, the next slot becomes ready, or a worker ends.
     Instant deadline = now + kMaxSleep;
@@ -165,7 +179,7 @@ asio::awaitable<void> Scheduler::run() {
     }
     co_await wake_.wait_until(steady_deadline(deadline, now));
   }
-  spdlog::info("stopping: {} slot(s) in flight are left for the next start", group.running());
+  spdlog::info("stopping: {} slot(s) in flight are left for the next start", in_flight_.size());
 }
 
 asio::awaitable<void> Scheduler::process(state::SlotRecord record) {
@@ -195,7 +209,9 @@ asio::awaitable<void> Scheduler::process(state::SlotRecord record) {
                     record.last_error.empty() ? record.api_status : record.last_error);
       co_return;
     }
-    if (now >= give_up_at(job, slot)) {
+    // Only a slot that has been asked about can be given up on: a backlog found at
+    // start (or after an outage) gets its full give_up_after from then on.
+    if (record.attempts > 0 && now >= give_up_at(job, slot, record.created_at)) {
       const std::string reason =
           "gave up after " + config::format_duration(job.give_up_after) +
           "; last: " + (record.last_error.empty() ? record.api_status : record.last_error);
@@ -332,12 +348,29 @@ asio::awaitable<Scheduler::SlotDownload> Scheduler::download_slot(const config::
   std::set<std::pair<std::string, std::string>> current;  // (type, name) of this answer's parts
   SlotDownload outcome;
 
+  // A finished export always lists its data types; one missing is an anomaly of the
+  // answer, not an empty type, so the slot is asked for again.
+  if (answer.links.empty()) {
+    outcome.result = DownloadResult::retry_later;
+    outcome.error = "FINISHED answer lists no data types";
+    co_return outcome;
+  }
+  for (const std::string& type : job.data_types) {
+    if (!answer.links.contains(type)) {
+      outcome.result = DownloadResult::retry_later;
+      outcome.error = "FINISHED answer does not list data type " + type;
+      co_return outcome;
+    }
+  }
+
   // Files verified and archived by an earlier, interrupted attempt are kept.
   std::set<std::pair<std::string, std::string>> archived;
   for (const state::ArchivedFile& file : store_.files(job.name, slot.name())) {
+    // A planted symlink must not pass for an archived part: look at the entry itself.
     std::error_code ec;
     const auto path = archive_.partition_dir(job.name, file.data_type, slot) / file.name;
-    if (std::filesystem::file_size(path, ec) == file.bytes && !ec) {
+    if (std::filesystem::is_regular_file(std::filesystem::symlink_status(path, ec)) &&
+        std::filesystem::file_size(path, ec) == file.bytes && !ec) {
       archived.emplace(file.data_type, file.name);
     }
   }
@@ -373,6 +406,16 @@ asio::awaitable<Scheduler::SlotDownload> Scheduler::download_slot(const config::
            ++attempt) {
         auto fetched = co_await downloader_.fetch(part.url, archive_.staging_dir(), job.verify);
         if (fetched) {
+          // Until it is published, the staging file is this task's to remove.
+          struct StagedFileGuard {
+            const std::filesystem::path* path;
+            ~StagedFileGuard() {
+              if (path != nullptr) {
+                std::error_code ignored;
+                std::filesystem::remove(*path, ignored);
+              }
+            }
+          } staged{&fetched->path};
           // Recorded before the rename: a crash in between finds the record, sees no
           // file of that size in the partition, and downloads it again.
           store_.record_file({.job = job.name,
@@ -380,8 +423,10 @@ asio::awaitable<Scheduler::SlotDownload> Scheduler::download_slot(const config::
                               .data_type = part.data_type,
                               .name = part.name,
                               .bytes = fetched->bytes,
-                              .sha256 = fetched->sha256});
+                              .sha256 = fetched->sha256,
+                              .archived_at = clock_.now()});
           archive_.publish(fetched->path, job.name, part.data_type, slot, part.name);
+          staged.path = nullptr;
           co_return;
         }
         const download::Error& error = fetched.error();

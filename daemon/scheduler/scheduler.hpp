@@ -10,6 +10,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "api/client.hpp"
 #include "archive/archive.hpp"
@@ -31,7 +32,10 @@ class Scheduler {
   boost::asio::awaitable<void> run_once();
   // The daemon: plans, works and sleeps until the next due time, until stop().
   boost::asio::awaitable<void> run();
-  // Starts no new slot work; run() returns once its loop notices.
+  // Starts no new slot work; run() returns once its loop notices, leaving the slots in
+  // flight as they are: the caller ends the process, and the next start resumes them
+  // (every step is recorded before it is taken). The Scheduler must outlive the
+  // io_context's handlers, which still refer to it.
   void stop();
 
  private:
@@ -47,7 +51,7 @@ class Scheduler {
   // When the next slot of `job` that is not planned yet becomes ready.
   Instant next_plan_time(const config::Job& job, Instant now) const;
   // Starts a worker for every due slot not already being worked on, up to the cap.
-  void start_due_work(TaskGroup& group, Instant now, std::set<std::string>* started_once);
+  void start_due_work(Instant now, std::set<std::string>* started_once);
   boost::asio::awaitable<void> process(state::SlotRecord record);
   boost::asio::awaitable<SlotDownload> download_slot(const config::Job& job, const Slot& slot,
                                                      const api::RawExport& answer);
@@ -64,9 +68,13 @@ class Scheduler {
   std::map<std::string, std::unique_ptr<api::RateLimiter>> limiters_;  // by project
   std::map<std::string, std::unique_ptr<api::Client>> apis_;           // by project
   std::map<std::string, Instant> planned_until_;  // by job: start of the next unplanned slot
+  std::vector<std::string> job_names_;            // the configured jobs
   std::set<std::string> in_flight_;               // "job/slot" keys being worked on
+  // Slots whose failure could not even be recorded, held back until then (steady time).
+  std::map<std::string, std::chrono::steady_clock::time_point> cool_down_;
   Semaphore downloads_;
   Signal wake_;
+  TaskGroup workers_;  // one task per slot in flight
   bool stopping_ = false;
 };
 

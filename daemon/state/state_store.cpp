@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdio>
 #include <limits>
 #include <thread>
 
@@ -89,6 +90,31 @@ constexpr std::string_view kSlotColumns =
     "job, slot, start, state, attempts, next_at, api_status, last_error, created_at, "
     "updated_at, done_at";
 
+// A JSON array of strings, for SQLite's json_each: one bound value however many names.
+std::string json_array(std::span<const std::string> texts) {
+  std::string json = "[";
+  for (const std::string& text : texts) {
+    if (json.size() > 1) {
+      json += ',';
+    }
+    json += '"';
+    for (const char c : text) {
+      if (c == '"' || c == '\\') {
+        json += '\\';
+        json += c;
+      } else if (static_cast<unsigned char>(c) < 0x20) {
+        char escaped[8];
+        std::snprintf(escaped, sizeof escaped, "\\u%04x", static_cast<unsigned>(c));
+        json += escaped;
+      } else {
+        json += c;
+      }
+    }
+    json += '"';
+  }
+  return json + "]";
+}
+
 std::string select_slots(std::string_view rest) {
   std::string sql = "SELECT ";
   sql += kSlotColumns;
@@ -155,7 +181,8 @@ struct Statements {
                     "last_error, created_at, updated_at) VALUES (?1, ?2, ?3, 'pending', 0, ?4, "
                     "'', '', ?5, ?5) ON CONFLICT (job, slot) DO NOTHING"),
         due(db, select_slots("WHERE state IN ('pending', 'waiting', 'downloading') "
-                             "AND next_at <= ?1 ORDER BY start, job LIMIT ?2")),
+                             "AND next_at <= ?1 AND job IN (SELECT value FROM json_each(?3)) "
+                             "ORDER BY start, job LIMIT ?2")),
         first_next_at_in_state(
             db, "SELECT next_at FROM slots WHERE state = ?1 ORDER BY next_at LIMIT 1"),
         find(db, select_slots("WHERE job = ?1 AND slot = ?2")),
@@ -320,11 +347,12 @@ int StateStore::plan(std::string_view job, std::span<const PlannedSlot> slots, I
   return added;
 }
 
-std::vector<SlotRecord> StateStore::due(Instant now, std::size_t limit) {
+std::vector<SlotRecord> StateStore::due(Instant now, std::size_t limit,
+                                        std::span<const std::string> jobs) {
   const auto capped = static_cast<std::int64_t>(
       std::min<std::size_t>(limit, std::numeric_limits<std::int64_t>::max()));
   std::vector<SlotRecord> records;
-  sqlite::Query query{impl_->statements->due, to_unix(now), capped};
+  sqlite::Query query{impl_->statements->due, to_unix(now), capped, json_array(jobs)};
   while (query.step()) {
     records.push_back(read_slot(query));
   }

@@ -96,9 +96,10 @@ class StateStore {
   // Inserts the slots of `job` the store does not hold yet as `pending`; one
   // transaction; returns how many were new. Existing rows are left untouched.
   int plan(std::string_view job, std::span<const PlannedSlot> slots, Instant now);
-  // Slots in pending/waiting/downloading with next_at <= now, closest to the
-  // vendor's retention loss first (start ascending, then job), at most `limit`.
-  std::vector<SlotRecord> due(Instant now, std::size_t limit);
+  // Slots of `jobs` in pending/waiting/downloading with next_at <= now, closest to
+  // the vendor's retention loss first (start ascending, then job), at most `limit`.
+  // Rows of jobs no longer configured are left out, so they can never crowd out work.
+  std::vector<SlotRecord> due(Instant now, std::size_t limit, std::span<const std::string> jobs);
   // Earliest next_at over pending/waiting/downloading; nullopt when none.
   std::optional<Instant> next_due();
   std::optional<SlotRecord> find(std::string_view job, std::string_view slot);

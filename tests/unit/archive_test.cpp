@@ -128,12 +128,15 @@ TEST(ArchiveConstruction, LeavesStagingAloneWhileAnotherArchiveHoldsIt) {
   auto daemon = std::make_unique<Archive>(root);
   write_file(daemon->staging_dir() / "live-download", "in progress");
 
+  EXPECT_TRUE(daemon->exclusive());
   {
     const Archive cli{root};  // e.g. `gio-exporter verify` while the daemon runs
+    EXPECT_FALSE(cli.exclusive());
     EXPECT_TRUE(fs::exists(root / ".staging" / "live-download"));
   }
   daemon.reset();
   const Archive restarted{root};
+  EXPECT_TRUE(restarted.exclusive());
   EXPECT_FALSE(fs::exists(root / ".staging" / "live-download"));
 }
 
@@ -307,6 +310,27 @@ TEST(ArchivePartition, CompleteWritesManifestThenSuccess) {
   EXPECT_EQ(archive.read_manifest("shop-hourly", "visit", hour_slot()), manifest);
   EXPECT_EQ(entries(archive.staging_dir()), 0u);
   EXPECT_EQ(entries(partition), 3u);  // a.csv.gz, _manifest.json, _SUCCESS
+}
+
+TEST(ArchivePartition, CompleteRemovesPartsTheManifestDoesNotList) {
+  TempDir temp;
+  const Archive archive{temp.path() / "archive"};
+  for (const char* name : {"old.csv.gz", "new.csv.gz"}) {
+    write_file(archive.staging_dir() / "download", name);
+    archive.publish(archive.staging_dir() / "download", "shop-hourly", "visit", hour_slot(), name);
+  }
+  const fs::path partition = archive.partition_dir("shop-hourly", "visit", hour_slot());
+  fs::create_directory(partition / "someone-elses-folder");
+
+  // A later answer of the API names only new.csv.gz: old.csv.gz would be read twice.
+  archive.complete_partition(
+      sample_manifest(hour_slot(),
+                      {{.name = "new.csv.gz", .bytes = 10, .sha256 = std::string(64, 'b')}}),
+      hour_slot());
+  EXPECT_FALSE(fs::exists(partition / "old.csv.gz"));
+  EXPECT_EQ(read_file(partition / "new.csv.gz"), "new.csv.gz");
+  EXPECT_TRUE(fs::is_directory(partition / "someone-elses-folder"));
+  EXPECT_TRUE(fs::exists(partition / "_SUCCESS"));
 }
 
 TEST(ArchivePartition, EmptyDataTypeStillGetsAPartition) {

@@ -38,7 +38,10 @@ TEST(Planner, ReadyAfterTheSlotEndsPlusTheDelay) {
   const auto job = hourly();
   const auto slot = *Slot::parse("2026-11-22T03", Granularity::hour);
   EXPECT_EQ(format_utc(ready_at(job, slot)), "2026-11-21T20:40:00Z");  // 04:40 Beijing
-  EXPECT_EQ(format_utc(give_up_at(job, slot)), "2026-11-22T20:40:00Z");
+  // Planned on time: give_up_after runs from readiness.
+  EXPECT_EQ(format_utc(give_up_at(job, slot, slot.end())), "2026-11-22T20:40:00Z");
+  // Planned days later (the daemon was down): it runs from planning.
+  EXPECT_EQ(format_utc(give_up_at(job, slot, utc("2026-11-24T00:00:00Z"))), "2026-11-25T00:00:00Z");
 }
 
 TEST(Planner, LateHoursWaitTwentyMinutesMore) {

@@ -169,14 +169,19 @@ TEST_F(StateStoreTest, DueIsOldestStartFirstAcrossJobsAndHonoursLimit) {
   store.update("b", b[0].slot, {.state = SlotState::waiting, .next_at = now - hours(2)}, kT0);
   store.update("a", a[0].slot, {.state = SlotState::downloading, .next_at = now - hours(1)}, kT0);
 
-  EXPECT_EQ(names(store.due(now, 10)),
+  const std::vector<std::string> jobs = {"a", "b", "c"};
+  EXPECT_EQ(names(store.due(now, 10, jobs)),
             (std::vector<std::string>{"a/2026-11-22T03", "b/2026-11-22T03", "b/2026-11-22T04",
                                       "a/2026-11-22T05"}));
-  EXPECT_EQ(names(store.due(now, 2)),
+  EXPECT_EQ(names(store.due(now, 2, jobs)),
             (std::vector<std::string>{"a/2026-11-22T03", "b/2026-11-22T03"}));
-  EXPECT_TRUE(store.due(now, 0).empty());
-  EXPECT_EQ(store.due(now + minutes(1), 10).size(), 5u);
-  EXPECT_TRUE(store.due(kT0, 10).empty());
+  EXPECT_TRUE(store.due(now, 0, jobs).empty());
+  EXPECT_EQ(store.due(now + minutes(1), 10, jobs).size(), 5u);
+  EXPECT_TRUE(store.due(kT0, 10, jobs).empty());
+  // Only the jobs asked for: rows of a job no longer configured never crowd out work.
+  const std::vector<std::string> only_b = {"b", "no \"such\" job"};
+  EXPECT_EQ(names(store.due(now, 10, only_b)),
+            (std::vector<std::string>{"b/2026-11-22T03", "b/2026-11-22T04"}));
 }
 
 TEST_F(StateStoreTest, NextDueIsEarliestOverActiveStates) {
@@ -293,7 +298,8 @@ TEST_F(StateStoreTest, ResumeDownloadsMakesInterruptedDownloadsDueNow) {
                kT0);
   store.update("job", slots[2].slot, {.state = SlotState::waiting, .next_at = now + hours(1)}, kT0);
 
-  EXPECT_TRUE(store.due(now, 10).size() == 2u);  // slots[1] and slots[3]
+  EXPECT_TRUE(store.due(now, 10, std::vector<std::string>{"job"}).size() ==
+              2u);  // slots[1] and slots[3]
   EXPECT_EQ(store.resume_downloads(now), 2);
   EXPECT_EQ(store.find("job", slots[0].slot)->next_at, now);
   EXPECT_EQ(store.find("job", slots[0].slot)->state, SlotState::downloading);
@@ -302,7 +308,7 @@ TEST_F(StateStoreTest, ResumeDownloadsMakesInterruptedDownloadsDueNow) {
   // Not a download: untouched.
   EXPECT_EQ(store.find("job", slots[2].slot)->next_at, now + hours(1));
   EXPECT_EQ(
-      names(store.due(now, 10)),
+      names(store.due(now, 10, std::vector<std::string>{"job"})),
       (std::vector<std::string>{"job/2026-11-22T03", "job/2026-11-22T04", "job/2026-11-22T06"}));
 
   StateStore empty{dir_.path() / "empty.db"};
@@ -584,7 +590,7 @@ TEST_F(StateStoreTest, PlansFifteenDaysOfManyJobsInOneCall) {
   }
   EXPECT_EQ(store.plan("big", slots, kT0), 72'000);
   EXPECT_EQ(store.summarize("big").counts.at(SlotState::pending), 72'000);
-  EXPECT_EQ(store.due(kT0, 3).front().start, kT0 - hours(71'999));
+  EXPECT_EQ(store.due(kT0, 3, std::vector<std::string>{"big"}).front().start, kT0 - hours(71'999));
   EXPECT_EQ(store.plan("big", slots, kT0), 0);
 }
 
