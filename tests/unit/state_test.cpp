@@ -12,6 +12,7 @@
 
 #include "state/sqlite.hpp"
 #include "state/state_store.hpp"
+#include "support/temp_dir.hpp"
 
 namespace gio::state {
 namespace {
@@ -20,25 +21,7 @@ namespace fs = std::filesystem;
 using std::chrono::hours;
 using std::chrono::minutes;
 
-// A fresh folder per test, removed afterwards.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "state_test.XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) {
-      throw std::runtime_error("mkdtemp failed");
-    }
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using testing::TempDir;
 
 // A plain connection, as another process (the CLI) would have.
 class RawConnection {
