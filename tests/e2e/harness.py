@@ -240,21 +240,22 @@ class Daemon:
         with open(self.config, "w", encoding="utf-8") as f:
             f.write("\n".join(lines) + "\n")
 
-    def env(self):
+    def env(self, now=None):
         env = dict(os.environ)
         env.pop("GIO_EXPORTER_CONFIG", None)
         env["GIO_TEST_TOKEN"] = TOKEN
         # Each process starts its clock where the server's clock is now, so the two
-        # agree however long the test has run and however often the daemon restarts.
-        env["GIO_EXPORTER_NOW"] = self.server.now().strftime("%Y-%m-%dT%H:%M:%SZ")
+        # agree however long the test has run and however often the daemon restarts;
+        # `now` (a UTC datetime) starts it elsewhere, e.g. after a simulated outage.
+        env["GIO_EXPORTER_NOW"] = (now or self.server.now()).strftime("%Y-%m-%dT%H:%M:%SZ")
         return env
 
-    def cli(self, *args, timeout=60, config=None):
+    def cli(self, *args, timeout=60, config=None, now=None):
         return subprocess.run([self.binary, "-c", config or self.config, *args], cwd=self.aux_dir,
-                              env=self.env(), capture_output=True, text=True, timeout=timeout)
+                              env=self.env(now), capture_output=True, text=True, timeout=timeout)
 
-    def run_once(self, timeout=120):
-        result = self.cli("run", "--once", timeout=timeout)
+    def run_once(self, timeout=120, now=None):
+        result = self.cli("run", "--once", timeout=timeout, now=now)
         with open(os.path.join(self.aux_dir, "run-once.log"), "a", encoding="utf-8") as f:
             f.write(result.stdout + result.stderr)
         return result
@@ -299,9 +300,9 @@ class Daemon:
                 return entry
         raise AssertionError(f"status --json has no job {job}")
 
-    def gaps(self, job=None):
+    def gaps(self, job=None, now=None):
         args = ["gaps", "--json"] + (["--job", job] if job else [])
-        result = self.cli(*args)
+        result = self.cli(*args, now=now)
         if result.returncode not in (0, 2):
             raise AssertionError(f"gaps --json exited {result.returncode}: {result.stderr}")
         return result.returncode, json.loads(result.stdout)
@@ -352,8 +353,8 @@ class E2ETestCase(unittest.TestCase):
     def context(self):
         return f"\n--- daemon log ---\n{self.daemon.log_tail()}\n--- server log ---\n{self.server.log_tail(10)}"
 
-    def assert_run_once(self, timeout=120):
-        result = self.daemon.run_once(timeout)
+    def assert_run_once(self, timeout=120, now=None):
+        result = self.daemon.run_once(timeout, now=now)
         self.assertEqual(result.returncode, 0, f"run --once failed:\n{result.stdout}{result.stderr}")
         return result
 
