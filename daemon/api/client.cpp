@@ -17,7 +17,7 @@ boost::asio::awaitable<boost::system::result<RawExport, Error>> Client::raw_expo
   const std::string path = "/v2/insights/" + std::string{to_string(slot.granularity())} + "/" +
                            project_.ai + "/" + slot.export_date() +
                            ".json?expire=" + std::to_string(link_expire.count());
-  auto response = co_await call(path);
+  auto response = co_await get(path);
   if (!response) {
     co_return response.error();
   }
@@ -31,8 +31,7 @@ boost::asio::awaitable<boost::system::result<RawExport, Error>> Client::raw_expo
   co_return std::move(*answer);
 }
 
-boost::asio::awaitable<boost::system::result<http::Response, Error>> Client::call(
-    std::string path) {
+boost::asio::awaitable<boost::system::result<http::Response, Error>> Client::get(std::string path) {
   co_await limiter_.acquire();
   const std::string url = api_base_ + path;
   spdlog::debug("api call project={} url={}", project_.name, http::redact(url));

@@ -35,9 +35,11 @@ class Client {
   boost::asio::awaitable<boost::system::result<RawExport, Error>> raw_export(
       const Slot& slot, std::chrono::minutes link_expire);
 
- private:
-  boost::asio::awaitable<boost::system::result<http::Response, Error>> call(std::string path);
+  // Any API call: `path` (with its query) below api_base, behind the rate limiter and
+  // authenticated; a 2xx answer, or an Error classified as transient or not.
+  boost::asio::awaitable<boost::system::result<http::Response, Error>> get(std::string path);
 
+ private:
   http::Client& http_;
   std::string api_base_;
   const config::Project& project_;
