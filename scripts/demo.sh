@@ -8,6 +8,8 @@
 #   shop-hourly  backfill 14h -> 12 hourly slots, Beijing 2026-11-22T05 .. T16;
 #                T15 answers RUNNING for its first 3 asks, T09 is NOT_EXISTS (a gap)
 #   shop-daily   backfill 2d  -> 1 daily slot, 2026-11-21
+#   shop-charts  a chart job: charts YoX28w7R (answers "doing" twice first) and bigNum1
+#                (a big-number chart), 1 daily slot, 2026-11-21 -> chart.json + chart.csv
 # BUILD_DIR picks the build folder (default: build), as in scripts/test.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,6 +52,10 @@ cat >"$demo/scenario.json" <<'EOF'
   "token": "demo-token",
   "ai": "2a1b4018cd954ec2bcc69da5138bdb96",
   "rows": 3000,
+  "charts": {
+    "YoX28w7R": {"doing_polls": 2},
+    "bigNum1": {"type": "bignumber"}
+  },
   "slots": {
     "2026-11-22T15": {"running_polls": 3},
     "2026-11-22T09": {"status": "NOT_EXISTS"}
@@ -106,6 +112,16 @@ jobs:
     backfill: 2d
     link_expire: 60m
     verify: gzip
+  - name: shop-charts
+    project: shop
+    kind: chart
+    charts: [YoX28w7R, bigNum1]
+    granularity: day
+    interval: 1d
+    ready_after: 6h
+    poll_every: 2s
+    give_up_after: 24h
+    backfill: 2d
 EOF
 
 "$bin" -c "$demo/config.yaml" check-config
@@ -113,11 +129,11 @@ EOF
 daemon_pid=$!
 echo "demo: daemon running (pid $daemon_pid, log demo/daemon.log); waiting for the backlog"
 
-# Done when 11 of the 12 hours (one is NOT_EXISTS) and the day are archived.
+# Done when 11 of the 12 hours (one is NOT_EXISTS), the day and the charts' day are archived.
 backlog_done() {
   "$bin" -c "$demo/config.yaml" status --json | python3 -c '
 import json, sys
-want = {"shop-hourly": 11, "shop-daily": 1}
+want = {"shop-hourly": 11, "shop-daily": 1, "shop-charts": 1}
 jobs = {j["job"]: j["counts"]["done"] for j in json.load(sys.stdin)["jobs"]}
 sys.exit(0 if all(jobs.get(job, 0) >= n for job, n in want.items()) else 1)'
 }
@@ -144,3 +160,6 @@ echo "== gio-exporter gaps (exit 2: there is a gap, the NOT_EXISTS hour)"
 echo
 echo "== archive (bytes, path)"
 (cd "$demo/archive" && find . -path ./.staging -prune -o -type f -printf '%10s  %p\n' | sort -k2)
+echo
+echo "== a chart as CSV (archive/shop-charts/YoX28w7R/dt=2026-11-21/chart.csv)"
+cat "$demo/archive/shop-charts/YoX28w7R/dt=2026-11-21/chart.csv"

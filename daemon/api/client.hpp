@@ -1,14 +1,17 @@
 #pragma once
 
 // The GrowingIO export API as gio-exporter uses it: one Client per project, every
-// call behind that project's rate limiter, authenticated with the project's token.
+// call behind that project's rate limiter, authenticated with the project's token or
+// with a signed code (auth.hpp).
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/system/result.hpp>
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <string>
 
+#include "api/auth.hpp"
 #include "api/rate_limiter.hpp"
 #include "api/raw_export.hpp"
 #include "config/config.hpp"
@@ -28,22 +31,46 @@ struct Error {
 
 class Client {
  public:
+  // `codes` keeps signed codes across restarts; it is used only by a project with
+  // signed-code auth (it may be null for a token project). `clock` dates the codes and
+  // signs the token requests.
   Client(http::Client& http, std::string api_base, const config::Project& project,
-         RateLimiter& limiter);
+         RateLimiter& limiter, const Clock& clock, CodeCache* codes);
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
 
   // The all-types raw export of `slot` (seed 002); links valid for `link_expire`.
   boost::asio::awaitable<boost::system::result<RawExport, Error>> raw_export(
       const Slot& slot, std::chrono::minutes link_expire);
 
   // Any API call: `path` (with its query) below api_base, behind the rate limiter and
-  // authenticated; a 2xx answer, or an Error classified as transient or not.
+  // authenticated; a 2xx answer, or an Error classified as transient or not. With
+  // signed-code auth a 401/403 gets one new code and one more try.
   boost::asio::awaitable<boost::system::result<http::Response, Error>> get(std::string path);
 
  private:
+  struct Renewal;
+  // The code to send: the cached one, or a new one when there is none, when it nears
+  // its end, or when it is `rejected` (the code the API just refused). Calls that need
+  // a new code while one is being asked for wait for that one instead of asking again:
+  // each new code would invalidate the others.
+  boost::asio::awaitable<boost::system::result<std::string, Error>> signed_code(
+      const std::string* rejected);
+  boost::asio::awaitable<boost::system::result<CachedCode, Error>> request_code();
+
   http::Client& http_;
   std::string api_base_;
   const config::Project& project_;
   RateLimiter& limiter_;
+  const Clock& clock_;
+  CodeCache* codes_;
+  bool cache_loaded_ = false;
+  std::optional<CachedCode> code_;
+  std::shared_ptr<Renewal> renewing_;  // the code request in flight, if any
+  // Set once the token endpoint refused this project's key: the key is read only at
+  // start, so every later ask would be refused too (and each is a call to the vendor).
+  std::optional<Error> refused_;
 };
 
 }  // namespace gio::api

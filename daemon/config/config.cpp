@@ -11,6 +11,20 @@ std::string_view to_string(JobKind kind) {
   return kind == JobKind::raw ? "raw" : "chart";
 }
 
+std::string_view to_string(ChartResource resource) {
+  switch (resource) {
+    case ChartResource::charts:
+      return "charts";
+    case ChartResource::funnels:
+      return "funnels";
+    case ChartResource::retentions:
+      return "retentions";
+    case ChartResource::frequencies:
+      return "frequencies";
+  }
+  return "charts";
+}
+
 Secret::Secret(std::string value) : value_(std::move(value)) {}
 
 const std::string& Secret::reveal() const {

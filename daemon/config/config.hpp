@@ -21,8 +21,13 @@ namespace gio::config {
 
 using Duration = std::chrono::seconds;
 enum class JobKind { raw, chart };
+// The analysis a chart job exports; each is its own path below
+// /v3/exporter/projects/{project_uid}/ and answers the same asynchronous way.
+enum class ChartResource { charts, funnels, retentions, frequencies };
 
 std::string_view to_string(JobKind kind);
+// As the API path spells it: "charts", "funnels", ...
+std::string_view to_string(ChartResource resource);
 
 // A credential read from a file or the environment. No stream operator or formatter
 // on purpose: the only way to the text is reveal().
@@ -60,8 +65,12 @@ struct Job {
   Duration backfill{std::chrono::days{15}};
   Duration link_expire{std::chrono::minutes{60}};  // whole minutes (the API takes minutes)
   archive::VerifyMode verify = archive::VerifyMode::gzip;
-  std::vector<std::string> charts;          // kind: chart
-  Duration interval{std::chrono::days{1}};  // kind: chart; one of kChartIntervals
+  std::vector<std::string> charts;                 // kind: chart
+  Duration interval{std::chrono::days{1}};         // kind: chart; one of kChartIntervals
+  ChartResource resource = ChartResource::charts;  // kind: chart
+  // resource: funnels; sent as conversionWindow (whole days) when set.
+  std::optional<std::chrono::days> conversion_window;
+  std::string range;  // resource: retentions; sent as `range` when not empty
 };
 
 struct HttpSettings {
@@ -151,6 +160,9 @@ inline constexpr Duration kDefaultReadyAfterDay = std::chrono::hours{6};
 // The chart API's `interval` values (hour, day, week, month; sent in milliseconds).
 inline constexpr Duration kChartIntervals[] = {std::chrono::hours{1}, std::chrono::days{1},
                                                std::chrono::days{7}, std::chrono::days{30}};
+inline constexpr Duration kMaxConversionWindow = std::chrono::days{180};
+// Longest `range` passed to the retention API (a short token such as 7d or 30).
+inline constexpr std::size_t kMaxRangeLength = 32;
 // The data types the raw export knows; `data_types` may name only these.
 inline constexpr std::string_view kDataTypes[] = {
     "visit", "page", "action", "action_tag",      "custom_event",

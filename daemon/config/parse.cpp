@@ -410,16 +410,15 @@ bool is_listen_address(std::string_view text) {
 
 // --- The document ---
 
-struct ProjectNotes {
-  std::optional<YAML::Mark> client_id;  // the key, when signed-code auth is configured
-};
-
 struct JobNotes {
-  std::optional<YAML::Mark> project;     // the value naming the project
-  std::optional<YAML::Mark> chart_kind;  // the `chart` of `kind: chart`
+  std::optional<YAML::Mark> project;  // the value naming the project
 };
 
 constexpr Choice<JobKind> kKinds[] = {{"raw", JobKind::raw}, {"chart", JobKind::chart}};
+constexpr Choice<ChartResource> kChartResources[] = {{"charts", ChartResource::charts},
+                                                     {"funnels", ChartResource::funnels},
+                                                     {"retentions", ChartResource::retentions},
+                                                     {"frequencies", ChartResource::frequencies}};
 constexpr Choice<Granularity> kGranularities[] = {{"hour", Granularity::hour},
                                                   {"day", Granularity::day}};
 constexpr Choice<archive::VerifyMode> kVerifyModes[] = {{"gzip", archive::VerifyMode::gzip},
@@ -439,7 +438,6 @@ class Parser {
   void read(const YAML::Node& root);
   Config take() { return std::move(config_); }
 
-  const std::vector<ProjectNotes>& project_notes() const { return project_notes_; }
   const std::vector<JobNotes>& job_notes() const { return job_notes_; }
 
  private:
@@ -449,19 +447,19 @@ class Parser {
   void read_log(const YAML::Node& node);
   void read_projects(const Entry* entry, const YAML::Mark& root);
   void read_jobs(const Entry* entry, const YAML::Mark& root);
-  Project read_project(const YAML::Node& node, ProjectNotes& notes);
-  Auth read_auth(const Entry& entry, ProjectNotes& notes);
+  Project read_project(const YAML::Node& node);
+  Auth read_auth(const Entry& entry);
   std::optional<Secret> read_secret_file(const Entry& entry, std::string_view what);
   std::optional<Secret> read_secret_env(const Entry& entry, std::string_view what);
   Job read_job(const YAML::Node& node, JobNotes& notes);
   void read_data_types(const Entry& entry, Job& job);
   void read_charts(const Entry& entry, Job& job);
+  void read_chart_resource(const MapReader& map, Job& job);
   void check_job_projects();
 
   Reporter& reporter_;
   fs::path base_;
   Config config_;
-  std::vector<ProjectNotes> project_notes_;
   std::vector<JobNotes> job_notes_;
   bool projects_read_ = false;  // there was a list of projects to check jobs against
 };
@@ -592,14 +590,12 @@ void Parser::read_projects(const Entry* entry, const YAML::Mark& root) {
   }
   projects_read_ = true;
   for (const YAML::Node& node : entry->value) {
-    ProjectNotes notes;
-    Project project = read_project(node, notes);
+    Project project = read_project(node);
     config_.projects.push_back(std::move(project));
-    project_notes_.push_back(notes);
   }
 }
 
-Project Parser::read_project(const YAML::Node& node, ProjectNotes& notes) {
+Project Parser::read_project(const YAML::Node& node) {
   Project project;
   if (!node.IsMap()) {
     reporter_.add(node.Mark(), "a project must be a map with name, ai, project_uid and auth, not " +
@@ -642,14 +638,14 @@ Project Parser::read_project(const YAML::Node& node, ProjectNotes& notes) {
     }
   }
   if (const Entry* entry = map.find("auth")) {
-    project.auth = read_auth(*entry, notes);
+    project.auth = read_auth(*entry);
   } else {
     reporter_.add(map.mark(), "this project has no 'auth' (token_file or token_env)");
   }
   return project;
 }
 
-Auth Parser::read_auth(const Entry& auth_entry, ProjectNotes& notes) {
+Auth Parser::read_auth(const Entry& auth_entry) {
   Auth auth;
   if (!auth_entry.value.IsMap()) {
     reporter_.add(
@@ -697,7 +693,6 @@ Auth Parser::read_auth(const Entry& auth_entry, ProjectNotes& notes) {
     auth.token = read_secret_env(*token_env, "token").value_or(Secret{});
   }
   if (client_id) {
-    notes.client_id = client_id->key.Mark();
     if (auto text = read_string(*client_id, reporter_)) {
       auth.client_id = *text;
     }
@@ -771,11 +766,11 @@ Job Parser::read_job(const YAML::Node& node, JobNotes& notes) {
                   "a job must be a map with at least name and project, not " + describe(node));
     return job;
   }
-  const MapReader map(
-      node, "a job",
-      {"name", "project", "kind", "granularity", "data_types", "ready_after", "poll_every",
-       "give_up_after", "backfill", "link_expire", "verify", "charts", "interval"},
-      reporter_);
+  const MapReader map(node, "a job",
+                      {"name", "project", "kind", "granularity", "data_types", "ready_after",
+                       "poll_every", "give_up_after", "backfill", "link_expire", "verify", "charts",
+                       "interval", "resource", "conversion_window", "range"},
+                      reporter_);
   if (const Entry* entry = map.find("name")) {
     if (auto name = read_string(*entry, reporter_)) {
       job.name = *name;
@@ -808,9 +803,6 @@ Job Parser::read_job(const YAML::Node& node, JobNotes& notes) {
   std::optional<JobKind> kind = JobKind::raw;
   if (const Entry* entry = map.find("kind")) {
     kind = read_choice<JobKind>(*entry, reporter_, kKinds);
-    if (kind == JobKind::chart) {
-      notes.chart_kind = entry->value_mark();
-    }
   }
   job.kind = kind.value_or(JobKind::raw);
   if (const Entry* entry = map.find("granularity")) {
@@ -883,9 +875,13 @@ Job Parser::read_job(const YAML::Node& node, JobNotes& notes) {
     }
   }
 
+  if (kind != JobKind::raw) {
+    read_chart_resource(map, job);
+  }
+
   // Keys that belong to the other kind of job; skipped when the kind itself is wrong.
   if (kind == JobKind::raw) {
-    for (const char* key : {"charts", "interval"}) {
+    for (const char* key : {"charts", "interval", "resource", "conversion_window", "range"}) {
       if (const Entry* entry = map.find(key)) {
         reporter_.add(entry->key.Mark(),
                       in_quotes(key) + " is only for chart jobs (kind: chart); this job is raw");
@@ -952,6 +948,48 @@ void Parser::read_charts(const Entry& entry, Job& job) {
   }
 }
 
+// `resource` and the extra query keys each analysis takes. A key meant for another
+// resource is an error rather than ignored: the user expects it to shape the result.
+void Parser::read_chart_resource(const MapReader& map, Job& job) {
+  std::optional<ChartResource> resource = ChartResource::charts;
+  if (const Entry* entry = map.find("resource")) {
+    resource = read_choice<ChartResource>(*entry, reporter_, kChartResources);
+    job.resource = resource.value_or(ChartResource::charts);
+  }
+  if (const Entry* entry = map.find("conversion_window")) {
+    if (resource && resource != ChartResource::funnels) {
+      reporter_.add(entry->key.Mark(), "'conversion_window' is only for resource: funnels");
+    } else if (auto window =
+                   read_duration(*entry, reporter_, std::chrono::days{1}, kMaxConversionWindow)) {
+      if (window->count() % 86400 != 0) {
+        reporter_.add(entry->value_mark(),
+                      "'conversion_window' must be whole days (the API takes days), not " +
+                          format_duration(*window));
+      } else {
+        job.conversion_window = std::chrono::duration_cast<std::chrono::days>(*window);
+      }
+    }
+  }
+  if (const Entry* entry = map.find("range")) {
+    if (resource && resource != ChartResource::retentions) {
+      reporter_.add(entry->key.Mark(), "'range' is only for resource: retentions");
+    } else if (auto range = read_string(*entry, reporter_)) {
+      // Passed into the query string as it is, so only characters that need no escaping.
+      const bool plain =
+          range->size() <= kMaxRangeLength && std::all_of(range->begin(), range->end(), [](char c) {
+            return is_alnum(c) || c == '.' || c == '_' || c == '-' || c == ',';
+          });
+      if (!plain) {
+        reporter_.add(entry->value_mark(),
+                      "'range' must be 1 to " + std::to_string(kMaxRangeLength) +
+                          " letters, digits, '.', '_', '-' or ',', not " + in_quotes(*range));
+      } else {
+        job.range = *range;
+      }
+    }
+  }
+}
+
 void Parser::check_job_projects() {
   if (!projects_read_) {
     return;  // every job would be "unknown project": noise after the real problem
@@ -970,24 +1008,6 @@ void Parser::check_job_projects() {
   }
 }
 
-// Features that parse and validate in full but that this version of the daemon
-// cannot run yet. Remove a check here when the daemon learns the feature.
-void reject_unsupported_features(const std::vector<ProjectNotes>& projects,
-                                 const std::vector<JobNotes>& jobs, Reporter& reporter) {
-  for (const ProjectNotes& project : projects) {
-    if (project.client_id) {
-      reporter.add(*project.client_id,
-                   "signed-code auth is not supported by this version yet; use token_file or "
-                   "token_env");
-    }
-  }
-  for (const JobNotes& job : jobs) {
-    if (job.chart_kind) {
-      reporter.add(*job.chart_kind, "chart jobs are not supported by this version yet");
-    }
-  }
-}
-
 }  // namespace
 
 LoadResult parse_config(std::string_view yaml_text, const std::filesystem::path& path) {
@@ -999,7 +1019,6 @@ LoadResult parse_config(std::string_view yaml_text, const std::filesystem::path&
       reporter.add(documents[1].Mark(), "a config file holds one YAML document; this is a second");
     }
     parser.read(documents.empty() ? YAML::Node{} : documents.front());
-    reject_unsupported_features(parser.project_notes(), parser.job_notes(), reporter);
   } catch (const YAML::Exception& error) {
     // A syntax error: yaml-cpp stops there, so this is the only problem it can show.
     reporter.add(error.mark, error.msg);

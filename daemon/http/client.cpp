@@ -152,7 +152,7 @@ struct HopFailure {
   bool before_response = false;  // nothing of an answer arrived: a stale kept-alive connection?
 };
 
-using Request = bhttp::request<bhttp::empty_body>;
+using Request = bhttp::request<bhttp::string_body>;
 
 }  // namespace
 
@@ -553,7 +553,7 @@ struct Client::Impl {
         hop = co_await exchange(*connection->plain, *connection, request, shown, sink, deadline);
       }
       if (!hop && reused && hop.error().before_response && attempt == 0) {
-        continue;  // the server had closed the idle connection: GET is safe to repeat
+        continue;  // the server had closed the idle connection: the request is sent again
       }
       if (hop && hop->keep_alive && pooled) {
         keep_idle(std::move(connection));
@@ -562,14 +562,15 @@ struct Client::Impl {
     }
   }
 
-  asio::awaitable<Result<Response>> request(std::string url, std::vector<Header> headers,
+  asio::awaitable<Result<Response>> request(bhttp::verb method, std::string url,
+                                            std::vector<Header> headers, std::string body,
                                             BodySink* sink) {
     const Clock::time_point deadline =
         sink != nullptr ? Clock::now() + settings.download_cap : Clock::time_point::max();
     std::string current = std::move(url);
     std::string first_origin;
     for (int redirects = 0;; ++redirects) {
-      const std::string shown = "GET " + redact(current);
+      const std::string shown = std::string{bhttp::to_string(method)} + " " + redact(current);
       std::string why;
       const auto target = parse_target(current, why);
       if (!target) {
@@ -579,7 +580,7 @@ struct Client::Impl {
         first_origin = target->key;
       }
 
-      Request request{bhttp::verb::get, target->target, 11};
+      Request request{method, target->target, 11};
       request.set(bhttp::field::host, target->host_header);
       request.set(bhttp::field::user_agent, settings.user_agent);
       request.set(bhttp::field::accept, "*/*");
@@ -594,13 +595,17 @@ struct Client::Impl {
       if (sink != nullptr) {
         request.set(bhttp::field::connection, "close");
       }
+      if (method != bhttp::verb::get) {
+        request.body() = body;
+        request.prepare_payload();
+      }
 
       auto hop = co_await send(*target, request, shown, sink, deadline);
       if (!hop) {
         co_return std::move(hop.error().error);
       }
 
-      if (is_redirect(hop->status) && !hop->location.empty()) {
+      if (method == bhttp::verb::get && is_redirect(hop->status) && !hop->location.empty()) {
         if (redirects >= settings.max_redirects) {
           co_return Error{
               Failure::redirect,
@@ -648,12 +653,18 @@ const Settings& Client::settings() const {
 }
 
 asio::awaitable<Result<Response>> Client::get(std::string url, std::vector<Header> headers) {
-  return impl_->request(std::move(url), std::move(headers), nullptr);
+  return impl_->request(bhttp::verb::get, std::move(url), std::move(headers), {}, nullptr);
+}
+
+asio::awaitable<Result<Response>> Client::post(std::string url, std::vector<Header> headers,
+                                               std::string body) {
+  return impl_->request(bhttp::verb::post, std::move(url), std::move(headers), std::move(body),
+                        nullptr);
 }
 
 asio::awaitable<Result<Response>> Client::download(std::string url, std::vector<Header> headers,
                                                    BodySink& sink) {
-  return impl_->request(std::move(url), std::move(headers), &sink);
+  return impl_->request(bhttp::verb::get, std::move(url), std::move(headers), {}, &sink);
 }
 
 }  // namespace gio::http

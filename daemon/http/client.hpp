@@ -92,6 +92,13 @@ class Client {
   // later get() calls to the same scheme, host and port.
   boost::asio::awaitable<Result<Response>> get(std::string url, std::vector<Header> headers);
 
+  // POST `body` (its Content-Type among `headers`), the answer kept in memory as for
+  // get(). Redirects are not followed: a 3xx is returned as the answer. Like get(), a
+  // request that found a reused connection closed before any answer is sent once more
+  // on a new one, so the endpoint must tolerate a repeat.
+  boost::asio::awaitable<Result<Response>> post(std::string url, std::vector<Header> headers,
+                                                std::string body);
+
   // GET streaming a 2xx body into `sink` on its own connection. A body that ends before
   // its Content-Length is an error (truncated); the sink's data is then incomplete.
   boost::asio::awaitable<Result<Response>> download(std::string url, std::vector<Header> headers,

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <random>
 
+#include "chart/slot_work.hpp"
 #include "scheduler/planner.hpp"
 
 namespace gio::scheduler {
@@ -39,6 +40,24 @@ seconds backoff(const config::Job& job, int attempts) {
   return std::max(seconds{1}, seconds{static_cast<long>(base.count() * jitter(random))});
 }
 
+// Signed codes live in the state database: a restart must reuse the code in force,
+// since asking for a new one invalidates it.
+class StoredCodes final : public api::CodeCache {
+ public:
+  explicit StoredCodes(state::StateStore& store) : store_(store) {}
+  std::optional<api::CachedCode> load(std::string_view project) override {
+    const auto text = store_.get_value(key(project));
+    return text ? api::cached_code_from_text(*text) : std::nullopt;
+  }
+  void save(std::string_view project, const api::CachedCode& code) override {
+    store_.set_value(key(project), api::to_text(code));
+  }
+
+ private:
+  static std::string key(std::string_view project) { return "auth_code/" + std::string{project}; }
+  state::StateStore& store_;
+};
+
 asio::steady_timer::time_point steady_deadline(Instant wall_deadline, Instant wall_now) {
   // Timers run on the steady clock so that wall-clock jumps cannot stall them.
   return asio::steady_timer::clock_type::now() + std::max(seconds{0}, wall_deadline - wall_now);
@@ -55,6 +74,7 @@ Scheduler::Scheduler(asio::any_io_executor executor, const config::Config& confi
       store_(store),
       archive_(archive),
       downloader_(downloader),
+      codes_(std::make_unique<StoredCodes>(store)),
       downloads_(executor, config.limits.parallel_downloads),
       wake_(executor),
       workers_(executor) {
@@ -64,8 +84,8 @@ Scheduler::Scheduler(asio::any_io_executor executor, const config::Config& confi
   for (const config::Project& project : config.projects) {
     auto& limiter = limiters_[project.name] =
         std::make_unique<api::RateLimiter>(executor, config.limits.api_requests_per_second);
-    apis_[project.name] =
-        std::make_unique<api::Client>(http, config.http.api_base, project, *limiter);
+    apis_[project.name] = std::make_unique<api::Client>(http, config.http.api_base, project,
+                                                        *limiter, clock, codes_.get());
   }
 }
 
@@ -222,6 +242,11 @@ asio::awaitable<void> Scheduler::process(state::SlotRecord record) {
       co_return;
     }
 
+    if (job.kind == config::JobKind::chart) {
+      co_await process_chart(job, slot, record);
+      co_return;
+    }
+
     auto answer = co_await api.raw_export(
         slot, std::chrono::duration_cast<std::chrono::minutes>(job.link_expire));
     now = clock_.now();
@@ -315,6 +340,54 @@ asio::awaitable<void> Scheduler::process(state::SlotRecord record) {
   }
   retry_later(job, record, "download links kept expiring before the downloads finished",
               std::nullopt, false);
+}
+
+asio::awaitable<void> Scheduler::process_chart(const config::Job& job, const Slot& slot,
+                                               const state::SlotRecord& record) {
+  const chart::SlotOutcome outcome = co_await chart::archive_slot(
+      *apis_.at(job.project), archive_, store_, clock_, job, config_.project_of(job), slot);
+  const Instant now = clock_.now();
+  const bool asked = outcome.asked > 0;
+  switch (outcome.result) {
+    case chart::SlotResult::done:
+      store_.update(job.name, slot.name(),
+                    {.state = state::SlotState::done,
+                     .next_at = now,
+                     .api_status = asked ? std::optional<std::string>{"done"} : std::nullopt,
+                     .last_error = "",
+                     .count_attempt = asked},
+                    now);
+      spdlog::info("event=slot_done job={} slot={} charts={} bytes={}", job.name, slot.name(),
+                   job.charts.size(), outcome.bytes);
+      co_return;
+    case chart::SlotResult::waiting:
+      // Charts archived in this pass stay archived; only the "doing" ones are asked again.
+      store_.update(job.name, slot.name(),
+                    {.state = state::SlotState::waiting,
+                     .next_at = now + job.poll_every,
+                     .api_status = "doing",
+                     .last_error = "",
+                     .count_attempt = true},
+                    now);
+      if (record.state != state::SlotState::waiting || record.api_status != "doing") {
+        spdlog::info("event=slot_waiting job={} slot={} status=doing charts_doing={} next_poll={}",
+                     job.name, slot.name(), outcome.waiting, format_utc(now + job.poll_every));
+      }
+      co_return;
+    case chart::SlotResult::retry_later:
+      retry_later(job, record, outcome.error, outcome.retry_after, asked);
+      co_return;
+    case chart::SlotResult::failed:
+      store_.update(job.name, slot.name(),
+                    {.state = state::SlotState::failed,
+                     .next_at = now,
+                     .last_error = outcome.error,
+                     .count_attempt = asked},
+                    now);
+      spdlog::error("event=slot_failed job={} slot={} reason=\"{}\"", job.name, slot.name(),
+                    outcome.error);
+      co_return;
+  }
 }
 
 void Scheduler::retry_later(const config::Job& job, const state::SlotRecord& record,

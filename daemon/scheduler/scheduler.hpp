@@ -53,6 +53,9 @@ class Scheduler {
   // Starts a worker for every due slot not already being worked on, up to the cap.
   void start_due_work(Instant now, std::set<std::string>* started_once);
   boost::asio::awaitable<void> process(state::SlotRecord record);
+  // The chart-job part of process(): every chart id of the slot asked and archived.
+  boost::asio::awaitable<void> process_chart(const config::Job& job, const Slot& slot,
+                                             const state::SlotRecord& record);
   boost::asio::awaitable<SlotDownload> download_slot(const config::Job& job, const Slot& slot,
                                                      const api::RawExport& answer);
   void retry_later(const config::Job& job, const state::SlotRecord& record,
@@ -65,6 +68,7 @@ class Scheduler {
   state::StateStore& store_;
   archive::Archive& archive_;
   download::Downloader& downloader_;
+  std::unique_ptr<api::CodeCache> codes_;                              // signed codes, in store_
   std::map<std::string, std::unique_ptr<api::RateLimiter>> limiters_;  // by project
   std::map<std::string, std::unique_ptr<api::Client>> apis_;           // by project
   std::map<std::string, Instant> planned_until_;  // by job: start of the next unplanned slot

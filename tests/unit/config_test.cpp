@@ -382,13 +382,19 @@ TEST_F(ConfigTest, ApiBaseWithAQueryIsRejectedWithoutEchoingIt) {
   EXPECT_EQ(result.problems[0].message.find("hush123"), std::string::npos);
 }
 
-TEST_F(ConfigTest, ChartJobsAreValidatedInFullThenReportedAsUnsupported) {
-  // A valid chart job: the only problem is that this version cannot run it.
-  EXPECT_TRUE(
-      only_problem(parse_config(with("  - name: charts\n    project: shop\n    kind: chart\n"
-                                     "    charts: [YoX28w7R]\n    interval: 7d\n"),
-                                kPath),
-                   12, 11, "chart jobs are not supported by this version yet"));
+TEST_F(ConfigTest, ChartJobsAreValidatedInFull) {
+  const LoadResult valid =
+      parse_config(with("  - name: charts\n    project: shop\n    kind: chart\n"
+                        "    charts: [YoX28w7R, big_1]\n    interval: 7d\n"),
+                   kPath);
+  ASSERT_TRUE(valid.config) << all_problems(valid);
+  const Job& chart = valid.config->jobs.back();
+  EXPECT_EQ(chart.kind, JobKind::chart);
+  EXPECT_EQ(chart.charts, (std::vector<std::string>{"YoX28w7R", "big_1"}));
+  EXPECT_EQ(chart.interval, std::chrono::days{7});
+  EXPECT_EQ(chart.resource, ChartResource::charts);
+  EXPECT_FALSE(chart.conversion_window);
+  EXPECT_EQ(chart.range, "");
 
   const LoadResult result =
       parse_config(with("  - name: charts\n    project: shop\n    kind: chart\n    interval: 2d\n"
@@ -401,7 +407,6 @@ TEST_F(ConfigTest, ChartJobsAreValidatedInFullThenReportedAsUnsupported) {
   }
   EXPECT_EQ(got, (std::vector<std::string>{
                      "10:5 a chart job needs 'charts', a list of chart ids",
-                     "12:11 chart jobs are not supported by this version yet",
                      "13:15 'interval' must be one of 1h, 1d, 7d, 30d (the chart API's "
                      "intervals), not 2d",
                      "14:5 'data_types' is only for raw jobs; this job is a chart job",
@@ -415,7 +420,39 @@ TEST_F(ConfigTest, ChartJobsAreValidatedInFullThenReportedAsUnsupported) {
       kPath.string() + ":13:18: a chart id must be letters, digits, '.', '_' or '-', not 'a/b'");
 }
 
-TEST_F(ConfigTest, SignedCodeAuthIsValidatedThenReportedAsUnsupported) {
+TEST_F(ConfigTest, ChartResourcesAndTheirQueryKeys) {
+  const std::string job = "  - name: f\n    project: shop\n    kind: chart\n    charts: [a]\n";
+  const LoadResult funnel =
+      parse_config(with(job + "    resource: funnels\n    conversion_window: 7d\n"), kPath);
+  ASSERT_TRUE(funnel.config) << all_problems(funnel);
+  EXPECT_EQ(funnel.config->jobs.back().resource, ChartResource::funnels);
+  EXPECT_EQ(funnel.config->jobs.back().conversion_window, std::chrono::days{7});
+
+  const LoadResult retention =
+      parse_config(with(job + "    resource: retentions\n    range: \"30\"\n"), kPath);
+  ASSERT_TRUE(retention.config) << all_problems(retention);
+  EXPECT_EQ(retention.config->jobs.back().resource, ChartResource::retentions);
+  EXPECT_EQ(retention.config->jobs.back().range, "30");
+
+  EXPECT_TRUE(only_problem(parse_config(with(job + "    resource: tags\n"), kPath), 14, 15,
+                           "unknown resource 'tags' (one of: charts, funnels, retentions, "
+                           "frequencies)"));
+  EXPECT_TRUE(only_problem(parse_config(with(job + "    conversion_window: 7d\n"), kPath), 14, 5,
+                           "'conversion_window' is only for resource: funnels"));
+  EXPECT_TRUE(only_problem(
+      parse_config(with(job + "    resource: funnels\n    conversion_window: 36h\n"), kPath), 15,
+      24, "'conversion_window' must be whole days (the API takes days), not 1d12h"));
+  EXPECT_TRUE(
+      only_problem(parse_config(with(job + "    resource: funnels\n    range: 30\n"), kPath), 15, 5,
+                   "'range' is only for resource: retentions"));
+  EXPECT_TRUE(only_problem(
+      parse_config(with(job + "    resource: retentions\n    range: \"a&b\"\n"), kPath), 15, 12,
+      "'range' must be 1 to 32 letters, digits, '.', '_', '-' or ',', not 'a&b'"));
+  EXPECT_TRUE(only_problem(parse_config(with("    resource: funnels\n"), kPath), 10, 5,
+                           "'resource' is only for chart jobs (kind: chart); this job is raw"));
+}
+
+TEST_F(ConfigTest, SignedCodeAuthIsRead) {
   ::setenv("GIO_CONFIG_TEST_KEY", "private", 1);
   const std::string yaml =
       "projects:\n"
@@ -427,16 +464,16 @@ TEST_F(ConfigTest, SignedCodeAuthIsValidatedThenReportedAsUnsupported) {
       "      private_key_env: GIO_CONFIG_TEST_KEY\n"
       "jobs:\n"
       "  - {name: j, project: shop}\n";
-  EXPECT_TRUE(only_problem(parse_config(yaml, kPath), 6, 7,
-                           "signed-code auth is not supported by this version yet; use "
-                           "token_file or token_env"));
+  const LoadResult loaded = parse_config(yaml, kPath);
+  ASSERT_TRUE(loaded.config) << all_problems(loaded);
+  const Auth& auth = loaded.config->projects.at(0).auth;
+  EXPECT_FALSE(auth.uses_token());
+  EXPECT_EQ(auth.client_id, "pubkey");
+  EXPECT_EQ(auth.private_key.reveal(), "private");
   ::unsetenv("GIO_CONFIG_TEST_KEY");
   const LoadResult unset = parse_config(yaml, kPath);
-  ASSERT_EQ(unset.problems.size(), 2u) << all_problems(unset);
-  EXPECT_EQ(unset.problems[1].line, 7);
-  EXPECT_EQ(unset.problems[1].column, 24);
-  EXPECT_EQ(unset.problems[1].message,
-            "the environment variable GIO_CONFIG_TEST_KEY (the private key) is not set");
+  EXPECT_TRUE(only_problem(
+      unset, 7, 24, "the environment variable GIO_CONFIG_TEST_KEY (the private key) is not set"));
 }
 
 TEST_F(ConfigTest, AuthNeedsExactlyOneSource) {
@@ -500,7 +537,7 @@ TEST_F(ConfigTest, CollectsEveryProblemInFileOrder) {
       "jobs:\n"
       "  - name: a\n"
       "    project: nowhere\n"  // 12:14
-      "    kind: chart\n"       // 13:11 twice: chart needs charts (at 11:5), unsupported
+      "    kind: chart\n"       // a chart job needs charts (at 11:5)
       "  - name: a\n"           // 14:11
       "    project: shop\n"
       "    granularity: week\n";  // 16:18
@@ -512,7 +549,7 @@ TEST_F(ConfigTest, CollectsEveryProblemInFileOrder) {
     where.emplace_back(problem.line, problem.column);
   }
   EXPECT_EQ(where, (std::vector<std::pair<int, int>>{
-                       {2, 12}, {7, 5}, {9, 18}, {11, 5}, {12, 14}, {13, 11}, {14, 11}, {16, 18}}))
+                       {2, 12}, {7, 5}, {9, 18}, {11, 5}, {12, 14}, {14, 11}, {16, 18}}))
       << all_problems(result);
 }
 
@@ -697,9 +734,11 @@ TEST_F(ConfigTest, ExampleConfigLoadsWhenItsTokenIsSet) {
   ASSERT_TRUE(result.config);
   const Config& config = *result.config;
   EXPECT_EQ(config.projects.size(), 1u);
-  ASSERT_EQ(config.jobs.size(), 2u);
+  ASSERT_EQ(config.jobs.size(), 3u);
   EXPECT_EQ(config.jobs[0].granularity, Granularity::hour);
   EXPECT_EQ(config.jobs[1].granularity, Granularity::day);
+  EXPECT_EQ(config.jobs[2].kind, JobKind::chart);
+  EXPECT_EQ(config.jobs[2].charts, std::vector<std::string>{"YoX28w7R"});
   EXPECT_EQ(config.projects[0].auth.token.reveal(), kToken);
 
   // And without the variable it says which one is missing.

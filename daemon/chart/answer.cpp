@@ -1,0 +1,243 @@
+#include <boost/json.hpp>
+#include <boost/json/basic_parser_impl.hpp>
+#include <map>
+#include <vector>
+
+#include "chart/chart.hpp"
+
+namespace gio::chart {
+namespace {
+
+namespace json = boost::json;
+
+// Collects the text of every number in document order. Boost.JSON keeps a number
+// only as int64/uint64/double, so 1.50 would come back as 1.5 (and 12.0 as 1.2E1):
+// the CSV takes the digits exactly as the vendor wrote them instead.
+class NumberTexts {
+ public:
+  static constexpr std::size_t max_array_size = -1;
+  static constexpr std::size_t max_object_size = -1;
+  static constexpr std::size_t max_string_size = -1;
+  static constexpr std::size_t max_key_size = -1;
+
+  std::vector<std::string> texts;
+
+  bool on_document_begin(json::error_code&) { return true; }
+  bool on_document_end(json::error_code&) { return true; }
+  bool on_array_begin(json::error_code&) { return true; }
+  bool on_array_end(std::size_t, json::error_code&) { return true; }
+  bool on_object_begin(json::error_code&) { return true; }
+  bool on_object_end(std::size_t, json::error_code&) { return true; }
+  bool on_string_part(json::string_view, std::size_t, json::error_code&) { return true; }
+  bool on_string(json::string_view, std::size_t, json::error_code&) { return true; }
+  bool on_key_part(json::string_view, std::size_t, json::error_code&) { return true; }
+  bool on_key(json::string_view, std::size_t, json::error_code&) { return true; }
+  bool on_number_part(json::string_view s, json::error_code&) {
+    partial_.append(s.data(), s.size());
+    return true;
+  }
+  bool on_int64(std::int64_t, json::string_view s, json::error_code&) { return number(s); }
+  bool on_uint64(std::uint64_t, json::string_view s, json::error_code&) { return number(s); }
+  bool on_double(double, json::string_view s, json::error_code&) { return number(s); }
+  bool on_bool(bool, json::error_code&) { return true; }
+  bool on_null(json::error_code&) { return true; }
+  bool on_comment_part(json::string_view, json::error_code&) { return true; }
+  bool on_comment(json::string_view, json::error_code&) { return true; }
+
+ private:
+  bool number(json::string_view s) {
+    partial_.append(s.data(), s.size());
+    texts.push_back(std::move(partial_));
+    partial_.clear();
+    return true;
+  }
+  std::string partial_;
+};
+
+std::vector<std::string> number_texts(std::string_view body) {
+  json::basic_parser<NumberTexts> parser{json::parse_options{}};
+  json::error_code ec;
+  parser.write_some(false, body.data(), body.size(), ec);
+  if (ec) {
+    return {};
+  }
+  return std::move(parser.handler().texts);
+}
+
+// Pairs each number of the parsed document with its text, walking in document order
+// (json::object keeps the order of the keys).
+void map_numbers(const json::value& value, const std::vector<std::string>& texts, std::size_t& next,
+                 std::map<const json::value*, std::string_view>& out) {
+  switch (value.kind()) {
+    case json::kind::int64:
+    case json::kind::uint64:
+    case json::kind::double_:
+      if (next < texts.size()) {
+        out.emplace(&value, texts[next]);
+      }
+      ++next;
+      break;
+    case json::kind::array:
+      for (const json::value& item : value.get_array()) {
+        map_numbers(item, texts, next, out);
+      }
+      break;
+    case json::kind::object:
+      for (const auto& member : value.get_object()) {
+        map_numbers(member.value(), texts, next, out);
+      }
+      break;
+    default:
+      break;
+  }
+}
+
+std::string cell_text(const json::value& cell,
+                      const std::map<const json::value*, std::string_view>& numbers) {
+  switch (cell.kind()) {
+    case json::kind::null:
+      return {};
+    case json::kind::string:
+      return std::string{cell.get_string()};
+    case json::kind::bool_:
+      return cell.get_bool() ? "true" : "false";
+    case json::kind::int64:
+    case json::kind::uint64:
+    case json::kind::double_:
+      if (const auto found = numbers.find(&cell); found != numbers.end()) {
+        return std::string{found->second};
+      }
+      return json::serialize(cell);
+    default:
+      // A nested array or object is kept as its JSON text.
+      return json::serialize(cell);
+  }
+}
+
+}  // namespace
+
+std::string csv_field(std::string_view text) {
+  if (text.find_first_of(",\"\r\n") == std::string_view::npos) {
+    return std::string{text};
+  }
+  std::string out = "\"";
+  for (const char c : text) {
+    if (c == '"') {
+      out += '"';
+    }
+    out += c;
+  }
+  out += '"';
+  return out;
+}
+
+boost::system::result<Answer, std::string> parse_answer(std::string_view body) {
+  json::error_code ec;
+  const json::value document = json::parse(body, ec);
+  if (ec) {
+    return "answer is not JSON (" + ec.message() + ")";
+  }
+  const json::object* object = document.if_object();
+  if (object == nullptr) {
+    return std::string{"answer is not a JSON object"};
+  }
+  Answer answer;
+  if (const json::value* id = object->if_contains("id"); id != nullptr && id->is_string()) {
+    answer.id = std::string{id->get_string()};
+  }
+  if (const json::value* status = object->if_contains("status")) {
+    if (status->is_string() && status->get_string() == "doing") {
+      answer.doing = true;
+      return answer;
+    }
+    // A finished document has no status; anything else is the vendor's refusal.
+    if (!object->contains("meta")) {
+      std::string message = "the export answered status " + json::serialize(*status);
+      if (const json::value* error = object->if_contains("errorMsg");
+          error != nullptr && error->is_string() && !error->get_string().empty()) {
+        message += ": " + std::string{error->get_string()};
+      }
+      return message;
+    }
+  }
+
+  const json::value* meta = object->if_contains("meta");
+  if (meta == nullptr || !meta->is_array()) {
+    return std::string{"finished answer has no \"meta\" array"};
+  }
+  const json::value* data = object->if_contains("data");
+  if (data == nullptr || !data->is_array()) {
+    return std::string{"finished answer has no \"data\" array"};
+  }
+
+  std::string csv;
+  bool first = true;
+  for (const json::value& column : meta->get_array()) {
+    const json::object* fields = column.if_object();
+    const json::value* name = fields != nullptr ? fields->if_contains("name") : nullptr;
+    if (name == nullptr || !name->is_string()) {
+      return std::string{"a \"meta\" entry has no \"name\" string"};
+    }
+    if (!first) {
+      csv += ',';
+    }
+    first = false;
+    csv += csv_field(name->get_string());
+  }
+  csv += "\r\n";
+
+  const std::vector<std::string> texts = number_texts(body);
+  std::map<const json::value*, std::string_view> numbers;
+  std::size_t next = 0;
+  map_numbers(document, texts, next, numbers);
+  if (next != texts.size()) {
+    numbers.clear();  // a duplicate key dropped a value: fall back to Boost's form
+  }
+
+  for (const json::value& row : data->get_array()) {
+    const json::array* cells = row.if_array();
+    if (cells == nullptr) {
+      return std::string{"a \"data\" row is not an array"};
+    }
+    for (std::size_t i = 0; i < cells->size(); ++i) {
+      if (i > 0) {
+        csv += ',';
+      }
+      csv += csv_field(cell_text((*cells)[i], numbers));
+    }
+    csv += "\r\n";
+    ++answer.rows;
+  }
+  answer.csv = std::move(csv);
+  return answer;
+}
+
+TimeRange time_range(const Slot& slot) {
+  using std::chrono::milliseconds;
+  const auto start = std::chrono::duration_cast<milliseconds>(slot.start().time_since_epoch());
+  const auto end = std::chrono::duration_cast<milliseconds>(slot.end().time_since_epoch());
+  return {.start_ms = start.count(), .end_ms = end.count() - 1};
+}
+
+std::string request_path(const config::Job& job, std::string_view project_uid,
+                         std::string_view chart_id, const Slot& slot) {
+  const TimeRange range = time_range(slot);
+  const auto interval_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(job.interval).count();
+  // project_uid and chart ids are validated as plain letters, digits and . _ -:
+  // nothing here needs percent-encoding.
+  std::string path = "/v3/exporter/projects/" + std::string{project_uid} + "/" +
+                     std::string{config::to_string(job.resource)} + "/" + std::string{chart_id} +
+                     "?interval=" + std::to_string(interval_ms) +
+                     "&startTime=" + std::to_string(range.start_ms) +
+                     "&endTime=" + std::to_string(range.end_ms);
+  if (job.resource == config::ChartResource::funnels && job.conversion_window) {
+    path += "&conversionWindow=" + std::to_string(job.conversion_window->count());
+  }
+  if (job.resource == config::ChartResource::retentions && !job.range.empty()) {
+    path += "&range=" + job.range;
+  }
+  return path;
+}
+
+}  // namespace gio::chart
