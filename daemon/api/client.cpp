@@ -36,11 +36,12 @@ Client::Client(http::Client& http, std::string api_base, const config::Project& 
 Client::~Client() = default;
 
 asio::awaitable<boost::system::result<RawExport, Error>> Client::raw_export(
-    const Slot& slot, std::chrono::minutes link_expire) {
+    const Slot& slot, std::chrono::minutes link_expire, std::optional<Turn> turn) {
   const std::string path = "/v2/insights/" + std::string{to_string(slot.granularity())} + "/" +
                            project_.ai + "/" + slot.export_date() +
                            ".json?expire=" + std::to_string(link_expire.count());
-  auto response = co_await get(path);
+  auto response = co_await get(
+      path, turn.value_or(Turn{.priority = Priority::first_ask, .slot_start = slot.start()}));
   if (!response) {
     co_return response.error();
   }
@@ -54,7 +55,29 @@ asio::awaitable<boost::system::result<RawExport, Error>> Client::raw_export(
   co_return std::move(*answer);
 }
 
-asio::awaitable<boost::system::result<http::Response, Error>> Client::get(std::string path) {
+asio::awaitable<boost::system::result<RawExport, Error>> Client::raw_export_type(
+    const Slot& slot, std::string data_type, std::chrono::minutes link_expire,
+    std::optional<Turn> turn) {
+  const std::string path = "/v2/insights/" + std::string{to_string(slot.granularity())} + "/" +
+                           data_type + "/" + project_.ai + "/" + slot.export_date() +
+                           ".json?expire=" + std::to_string(link_expire.count());
+  auto response = co_await get(
+      path, turn.value_or(Turn{.priority = Priority::first_ask, .slot_start = slot.start()}));
+  if (!response) {
+    co_return response.error();
+  }
+  auto answer = parse_raw_export_type(response->body, data_type);
+  if (!answer) {
+    co_return Error{.transient = true,
+                    .status = response->status,
+                    .message = "project " + project_.name + ": raw export of " + data_type +
+                               " for " + slot.name() + ": " + answer.error()};
+  }
+  co_return std::move(*answer);
+}
+
+asio::awaitable<boost::system::result<http::Response, Error>> Client::get(std::string path,
+                                                                          Turn turn) {
   const std::string url = api_base_ + path;
   const bool signed_auth = !project_.auth.uses_token();
   std::optional<std::string> refused_code;
@@ -73,7 +96,7 @@ asio::awaitable<boost::system::result<http::Response, Error>> Client::get(std::s
       headers.push_back({.name = "Authorization", .value = project_.auth.token.reveal()});
     }
 
-    co_await limiter_.acquire();
+    co_await limiter_.acquire(turn);
     spdlog::debug("api call project={} url={}", project_.name, http::redact(url));
     auto response = co_await http_.get(url, std::move(headers));
     if (!response) {
@@ -178,7 +201,8 @@ asio::awaitable<boost::system::result<std::string, Error>> Client::signed_code(
 }
 
 asio::awaitable<boost::system::result<CachedCode, Error>> Client::request_code() {
-  co_await limiter_.acquire();
+  // Every call of the project waits for this code, so it goes before all of them.
+  co_await limiter_.acquire({.priority = Priority::fresh_links, .slot_start = Instant::min()});
   const Instant now = clock_.now();
   const std::string url = api_base_ + std::string{kTokenPath};
   TokenRequest request = make_token_request(project_, to_unix(now) * 1000);

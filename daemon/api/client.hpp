@@ -41,13 +41,20 @@ class Client {
   Client& operator=(const Client&) = delete;
 
   // The all-types raw export of `slot` (seed 002); links valid for `link_expire`.
+  // `turn` places the call in the rate limiter's queue (default: a first ask of `slot`).
   boost::asio::awaitable<boost::system::result<RawExport, Error>> raw_export(
-      const Slot& slot, std::chrono::minutes link_expire);
+      const Slot& slot, std::chrono::minutes link_expire, std::optional<Turn> turn = {});
+  // The one-type raw export of `slot`: its answer lists `data_type` alone.
+  boost::asio::awaitable<boost::system::result<RawExport, Error>> raw_export_type(
+      const Slot& slot, std::string data_type, std::chrono::minutes link_expire,
+      std::optional<Turn> turn = {});
 
   // Any API call: `path` (with its query) below api_base, behind the rate limiter and
   // authenticated; a 2xx answer, or an Error classified as transient or not. With
-  // signed-code auth a 401/403 gets one new code and one more try.
-  boost::asio::awaitable<boost::system::result<http::Response, Error>> get(std::string path);
+  // signed-code auth a 401/403 gets one new code and one more try. `turn` places the
+  // call in the rate limiter's queue.
+  boost::asio::awaitable<boost::system::result<http::Response, Error>> get(std::string path,
+                                                                           Turn turn = {});
 
  private:
   struct Renewal;

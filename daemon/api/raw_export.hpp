@@ -1,6 +1,7 @@
 #pragma once
 
-// The answer of the raw event export endpoint (seed 002), parsed and checked.
+// The answers of the raw event export endpoints (seed 002: all types at once, or one
+// type), parsed and checked.
 
 #include <boost/system/result.hpp>
 #include <map>
@@ -25,5 +26,11 @@ struct RawExport {
 // Parses an all-types answer. The error names what is wrong with the document
 // (never its links: they carry signatures).
 boost::system::result<RawExport, std::string> parse_raw_export(std::string_view body);
+
+// Parses a one-type answer (the per-type endpoint, asked for `data_type`): the same
+// document, but `downloadLinks` is a plain array and `dataType` echoes the type. The
+// result lists that one type, so answers for several types merge into one RawExport.
+boost::system::result<RawExport, std::string> parse_raw_export_type(std::string_view body,
+                                                                    std::string_view data_type);
 
 }  // namespace gio::api

@@ -241,3 +241,86 @@ std::string request_path(const config::Job& job, std::string_view project_uid,
 }
 
 }  // namespace gio::chart
+
+namespace gio::chart {
+namespace {
+
+// RFC 3986 unreserved characters stay; everything else is %XX.
+std::string percent_encode(std::string_view text) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (const char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if ((byte >= 'A' && byte <= 'Z') || (byte >= 'a' && byte <= 'z') ||
+        (byte >= '0' && byte <= '9') || c == '-' || c == '.' || c == '_' || c == '~') {
+      out += c;
+    } else {
+      out += '%';
+      out += kHex[byte >> 4];
+      out += kHex[byte & 0xf];
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string user_list_path(const config::Job& job, std::string_view project_uid,
+                           std::string_view list_id, std::chrono::minutes expire) {
+  // project_uid and list ids are validated as plain letters, digits and . _ -.
+  std::string path = "/v3/exporter/projects/" + std::string{project_uid} + "/" +
+                     std::string{config::to_string(job.resource)} + "/" + std::string{list_id} +
+                     "/users?expire=" + std::to_string(expire.count());
+  if (!job.parameters.empty()) {
+    path += "&parameters=" + percent_encode(job.parameters);
+  }
+  return path;
+}
+
+boost::system::result<UserListAnswer, std::string> parse_user_list(std::string_view body) {
+  namespace json = boost::json;
+  json::error_code ec;
+  const json::value document = json::parse(body, ec);
+  if (ec) {
+    return "answer is not JSON (" + ec.message() + ")";
+  }
+  const json::object* object = document.if_object();
+  if (object == nullptr) {
+    return std::string{"answer is not a JSON object"};
+  }
+  const json::value* status = object->if_contains("status");
+  if (status == nullptr || !status->is_string()) {
+    return std::string{"answer has no \"status\" string"};
+  }
+  UserListAnswer answer;
+  if (const json::value* error = object->if_contains("errorMsg");
+      error != nullptr && error->is_string()) {
+    answer.error_message = std::string{error->get_string()};
+  }
+  const json::string& text = status->get_string();
+  if (text == "doing") {
+    answer.status = UserListStatus::doing;
+    return answer;
+  }
+  if (text == "failed") {
+    answer.status = UserListStatus::failed;
+    return answer;
+  }
+  if (text != "done") {
+    return "unknown status " + json::serialize(*status);
+  }
+  answer.status = UserListStatus::done;
+  const json::value* links = object->if_contains("downloadLinks");
+  if (links == nullptr || !links->is_array()) {
+    return std::string{"done answer has no \"downloadLinks\" array"};
+  }
+  for (const json::value& link : links->get_array()) {
+    if (!link.is_string() || link.get_string().empty()) {
+      return std::string{"a \"downloadLinks\" entry is not a non-empty string"};
+    }
+    answer.links.emplace_back(link.get_string());
+  }
+  return answer;
+}
+
+}  // namespace gio::chart

@@ -8,10 +8,12 @@
 // convenience view of its `meta` and `data`, never a replacement.
 
 #include <boost/system/result.hpp>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "config/config.hpp"
 #include "slot/slot.hpp"
@@ -49,6 +51,26 @@ struct Answer {
 // error naming what is wrong (never echoing the document). A `status` other than
 // "doing" (e.g. "failed") is an error too, carrying the vendor's errorMsg if any.
 boost::system::result<Answer, std::string> parse_answer(std::string_view body);
+
+// User lists (resource: segmentations | tags). The slot only decides when the list is
+// taken (a daily or hourly snapshot): the API has no time range.
+
+// /v3/exporter/projects/{project_uid}/{segmentations|tags}/{id}/users?expire=M
+// plus &parameters=<percent-encoded> when the job sets them.
+std::string user_list_path(const config::Job& job, std::string_view project_uid,
+                           std::string_view list_id, std::chrono::minutes expire);
+
+enum class UserListStatus { doing, done, failed };
+
+struct UserListAnswer {
+  UserListStatus status = UserListStatus::doing;
+  std::vector<std::string> links;  // downloadLinks of a done answer (may be empty)
+  std::string error_message;       // the vendor's errorMsg
+};
+
+// Parses one user-list answer. The error names what is wrong with the document
+// (never its links: they carry signatures).
+boost::system::result<UserListAnswer, std::string> parse_user_list(std::string_view body);
 
 // RFC 4180 field: quoted when it holds ',', '"', CR or LF, quotes doubled.
 std::string csv_field(std::string_view text);

@@ -165,7 +165,8 @@ std::uint64_t archive_chart(const archive::Archive& archive, state::StateStore& 
 boost::asio::awaitable<SlotOutcome> archive_slot(api::Client& api, const archive::Archive& archive,
                                                  state::StateStore& store, const Clock& clock,
                                                  const config::Job& job,
-                                                 const config::Project& project, const Slot& slot) {
+                                                 const config::Project& project, const Slot& slot,
+                                                 api::Turn turn) {
   SlotOutcome outcome;
   for (const std::string& chart_id : job.charts) {
     if (auto files = archived_files(archive, store, job, chart_id, slot)) {
@@ -178,7 +179,7 @@ boost::asio::awaitable<SlotOutcome> archive_slot(api::Client& api, const archive
     }
 
     ++outcome.asked;
-    auto response = co_await api.get(request_path(job, project.project_uid, chart_id, slot));
+    auto response = co_await api.get(request_path(job, project.project_uid, chart_id, slot), turn);
     if (!response) {
       const api::Error& error = response.error();
       outcome.result = error.transient ? SlotResult::retry_later : SlotResult::failed;

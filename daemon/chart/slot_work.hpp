@@ -39,9 +39,11 @@ struct SlotOutcome {
 // with data_type = chart id and are never fetched again), and archives each finished
 // one: both files staged with fsync, recorded, published, then the manifest and
 // _SUCCESS. Stops at the first failure; charts archived before it stay archived.
+// `turn` is the slot's place in the project's rate-limit queue.
 boost::asio::awaitable<SlotOutcome> archive_slot(api::Client& api, const archive::Archive& archive,
                                                  state::StateStore& store, const Clock& clock,
                                                  const config::Job& job,
-                                                 const config::Project& project, const Slot& slot);
+                                                 const config::Project& project, const Slot& slot,
+                                                 api::Turn turn);
 
 }  // namespace gio::chart

@@ -21,6 +21,10 @@ std::string_view to_string(ChartResource resource) {
       return "retentions";
     case ChartResource::frequencies:
       return "frequencies";
+    case ChartResource::segmentations:
+      return "segmentations";
+    case ChartResource::tags:
+      return "tags";
   }
   return "charts";
 }

@@ -23,7 +23,12 @@ using Duration = std::chrono::seconds;
 enum class JobKind { raw, chart };
 // The analysis a chart job exports; each is its own path below
 // /v3/exporter/projects/{project_uid}/ and answers the same asynchronous way.
-enum class ChartResource { charts, funnels, retentions, frequencies };
+// segmentations and tags are user lists: their finished answer is a list of file
+// links, downloaded like raw parts (see is_user_list).
+enum class ChartResource { charts, funnels, retentions, frequencies, segmentations, tags };
+inline bool is_user_list(ChartResource resource) {
+  return resource == ChartResource::segmentations || resource == ChartResource::tags;
+}
 
 std::string_view to_string(JobKind kind);
 // As the API path spells it: "charts", "funnels", ...
@@ -71,6 +76,8 @@ struct Job {
   // resource: funnels; sent as conversionWindow (whole days) when set.
   std::optional<std::chrono::days> conversion_window;
   std::string range;  // resource: retentions; sent as `range` when not empty
+  // resource: segmentations | tags; sent percent-encoded as `parameters` when not empty.
+  std::string parameters;
 };
 
 struct HttpSettings {
@@ -163,6 +170,8 @@ inline constexpr Duration kChartIntervals[] = {std::chrono::hours{1}, std::chron
 inline constexpr Duration kMaxConversionWindow = std::chrono::days{180};
 // Longest `range` passed to the retention API (a short token such as 7d or 30).
 inline constexpr std::size_t kMaxRangeLength = 32;
+// Longest `parameters` passed to the user-list APIs.
+inline constexpr std::size_t kMaxParametersLength = 4096;
 // The data types the raw export knows; `data_types` may name only these.
 inline constexpr std::string_view kDataTypes[] = {
     "visit", "page", "action", "action_tag",      "custom_event",

@@ -415,10 +415,13 @@ struct JobNotes {
 };
 
 constexpr Choice<JobKind> kKinds[] = {{"raw", JobKind::raw}, {"chart", JobKind::chart}};
-constexpr Choice<ChartResource> kChartResources[] = {{"charts", ChartResource::charts},
-                                                     {"funnels", ChartResource::funnels},
-                                                     {"retentions", ChartResource::retentions},
-                                                     {"frequencies", ChartResource::frequencies}};
+constexpr Choice<ChartResource> kChartResources[] = {
+    {"charts", ChartResource::charts},
+    {"funnels", ChartResource::funnels},
+    {"retentions", ChartResource::retentions},
+    {"frequencies", ChartResource::frequencies},
+    {"segmentations", ChartResource::segmentations},
+    {"tags", ChartResource::tags}};
 constexpr Choice<Granularity> kGranularities[] = {{"hour", Granularity::hour},
                                                   {"day", Granularity::day}};
 constexpr Choice<archive::VerifyMode> kVerifyModes[] = {{"gzip", archive::VerifyMode::gzip},
@@ -769,7 +772,7 @@ Job Parser::read_job(const YAML::Node& node, JobNotes& notes) {
   const MapReader map(node, "a job",
                       {"name", "project", "kind", "granularity", "data_types", "ready_after",
                        "poll_every", "give_up_after", "backfill", "link_expire", "verify", "charts",
-                       "interval", "resource", "conversion_window", "range"},
+                       "interval", "resource", "conversion_window", "range", "parameters"},
                       reporter_);
   if (const Entry* entry = map.find("name")) {
     if (auto name = read_string(*entry, reporter_)) {
@@ -881,7 +884,8 @@ Job Parser::read_job(const YAML::Node& node, JobNotes& notes) {
 
   // Keys that belong to the other kind of job; skipped when the kind itself is wrong.
   if (kind == JobKind::raw) {
-    for (const char* key : {"charts", "interval", "resource", "conversion_window", "range"}) {
+    for (const char* key :
+         {"charts", "interval", "resource", "conversion_window", "range", "parameters"}) {
       if (const Entry* entry = map.find(key)) {
         reporter_.add(entry->key.Mark(),
                       in_quotes(key) + " is only for chart jobs (kind: chart); this job is raw");
@@ -986,6 +990,31 @@ void Parser::read_chart_resource(const MapReader& map, Job& job) {
       } else {
         job.range = *range;
       }
+    }
+  }
+  const bool user_list = resource && is_user_list(*resource);
+  if (const Entry* entry = map.find("parameters")) {
+    if (resource && !user_list) {
+      reporter_.add(entry->key.Mark(), "'parameters' is only for resource: segmentations or tags");
+    } else if (auto parameters = read_string(*entry, reporter_)) {
+      if (parameters->empty() || parameters->size() > kMaxParametersLength) {
+        reporter_.add(entry->value_mark(), "'parameters' must be 1 to " +
+                                               std::to_string(kMaxParametersLength) + " bytes");
+      } else {
+        job.parameters = *parameters;  // percent-encoded when sent
+      }
+    }
+  }
+  if (user_list) {
+    // A user list is a snapshot taken when its slot is due: the API has no time range.
+    if (const Entry* entry = map.find("interval")) {
+      reporter_.add(entry->key.Mark(),
+                    "'interval' is not used by user lists (resource: segmentations or tags)");
+    }
+    // The vendor does not say its user-list files are gzip: unless the job says
+    // otherwise, they are checked by Content-Length and sha256 only.
+    if (!map.find("verify")) {
+      job.verify = archive::VerifyMode::size;
     }
   }
 }

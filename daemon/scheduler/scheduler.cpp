@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <random>
 
+#include "chart/chart.hpp"
 #include "chart/slot_work.hpp"
 #include "scheduler/planner.hpp"
 
@@ -61,6 +62,52 @@ class StoredCodes final : public api::CodeCache {
 asio::steady_timer::time_point steady_deadline(Instant wall_deadline, Instant wall_now) {
   // Timers run on the steady clock so that wall-clock jumps cannot stall them.
   return asio::steady_timer::clock_type::now() + std::max(seconds{0}, wall_deadline - wall_now);
+}
+
+// A slot this close to the vendor's retention is asked about before newer work.
+constexpr std::chrono::hours kNearLoss{48};
+
+// Where a call about `record` queues on the project's rate limiter: fresh links for a
+// download under way first (a slot whose links lapse may lose its partial work), then
+// slots close to their loss, then first asks, then polls and retries.
+api::Turn turn_for(const state::SlotRecord& record, const Slot& slot, Instant now,
+                   bool refreshing_links) {
+  api::Priority priority = api::Priority::poll;
+  if (refreshing_links || record.state == state::SlotState::downloading) {
+    priority = api::Priority::fresh_links;
+  } else if (slot.lost_at() - now <= kNearLoss) {
+    priority = api::Priority::near_loss;
+  } else if (record.attempts == 0) {
+    priority = api::Priority::first_ask;
+  }
+  return {.priority = priority, .slot_start = slot.start()};
+}
+
+// The raw export of `slot` as one answer. A job that names its data types asks the
+// per-type endpoint once per type and gets their links merged; a job of all types
+// asks the all-types endpoint once.
+asio::awaitable<boost::system::result<api::RawExport, api::Error>> ask_raw_export(
+    api::Client& api, const config::Job& job, const Slot& slot, api::Turn turn) {
+  const auto expire = std::chrono::duration_cast<std::chrono::minutes>(job.link_expire);
+  if (job.data_types.empty()) {
+    co_return co_await api.raw_export(slot, expire, turn);
+  }
+  api::RawExport merged;
+  merged.status = api::ExportStatus::finished;
+  for (const std::string& type : job.data_types) {
+    auto answer = co_await api.raw_export_type(slot, type, expire, turn);
+    if (!answer) {
+      co_return answer.error();
+    }
+    if (answer->status != api::ExportStatus::finished) {
+      // The slot can only be downloaded once every type is FINISHED, so it follows the
+      // first type that is not; asking the rest now would only spend the project's
+      // few requests per second.
+      co_return std::move(*answer);
+    }
+    merged.links.merge(answer->links);
+  }
+  co_return merged;
 }
 
 }  // namespace
@@ -242,13 +289,19 @@ asio::awaitable<void> Scheduler::process(state::SlotRecord record) {
       co_return;
     }
 
+    if (job.kind == config::JobKind::chart && config::is_user_list(job.resource)) {
+      // True when download links expired or were refused: the lists are asked again.
+      if (co_await process_user_lists(job, slot, record)) {
+        continue;
+      }
+      co_return;
+    }
     if (job.kind == config::JobKind::chart) {
       co_await process_chart(job, slot, record);
       co_return;
     }
 
-    auto answer = co_await api.raw_export(
-        slot, std::chrono::duration_cast<std::chrono::minutes>(job.link_expire));
+    auto answer = co_await ask_raw_export(api, job, slot, turn_for(record, slot, now, refresh > 0));
     now = clock_.now();
     if (!answer) {
       const api::Error& error = answer.error();
@@ -345,7 +398,8 @@ asio::awaitable<void> Scheduler::process(state::SlotRecord record) {
 asio::awaitable<void> Scheduler::process_chart(const config::Job& job, const Slot& slot,
                                                const state::SlotRecord& record) {
   const chart::SlotOutcome outcome = co_await chart::archive_slot(
-      *apis_.at(job.project), archive_, store_, clock_, job, config_.project_of(job), slot);
+      *apis_.at(job.project), archive_, store_, clock_, job, config_.project_of(job), slot,
+      turn_for(record, slot, clock_.now(), false));
   const Instant now = clock_.now();
   const bool asked = outcome.asked > 0;
   switch (outcome.result) {
@@ -388,6 +442,143 @@ asio::awaitable<void> Scheduler::process_chart(const config::Job& job, const Slo
                     outcome.error);
       co_return;
   }
+}
+
+asio::awaitable<bool> Scheduler::process_user_lists(const config::Job& job, const Slot& slot,
+                                                    state::SlotRecord& record) {
+  api::Client& api = *apis_.at(job.project);
+  const config::Project& project = config_.project_of(job);
+  const auto expire = std::chrono::duration_cast<std::chrono::minutes>(job.link_expire);
+  // The done lists of this pass, in the raw answer's shape: list id -> links, so they
+  // take the raw download path (same Downloader, verification, archive and manifests).
+  api::RawExport ready;
+  ready.status = api::ExportStatus::finished;
+  int doing = 0;
+  std::string failure;
+  for (const std::string& list_id : job.charts) {
+    if (archive_.is_complete(job.name, list_id, slot)) {
+      continue;  // archived by an earlier pass: never asked again
+    }
+    auto response =
+        co_await api.get(chart::user_list_path(job, project.project_uid, list_id, expire),
+                         turn_for(record, slot, clock_.now(), false));
+    const Instant now = clock_.now();
+    if (!response) {
+      const api::Error& error = response.error();
+      const std::string message =
+          std::string{config::to_string(job.resource)} + " " + list_id + ": " + error.message;
+      if (error.transient) {
+        retry_later(job, record, message, error.retry_after, true);
+      } else {
+        store_.update(job.name, slot.name(),
+                      {.state = state::SlotState::failed,
+                       .next_at = now,
+                       .last_error = message,
+                       .count_attempt = true},
+                      now);
+        spdlog::error("event=slot_failed job={} slot={} reason=\"{}\"", job.name, slot.name(),
+                      message);
+      }
+      co_return false;
+    }
+    auto answer = chart::parse_user_list(response->body);
+    if (!answer) {
+      // A garbled answer: asked again later, until give_up_after.
+      retry_later(job, record,
+                  "project " + project.name + ": " + std::string{config::to_string(job.resource)} +
+                      " " + list_id + " of " + slot.name() + ": " + answer.error(),
+                  std::nullopt, true);
+      co_return false;
+    }
+    switch (answer->status) {
+      case chart::UserListStatus::doing:
+        ++doing;
+        break;
+      case chart::UserListStatus::failed:
+        // Like a raw ERROR: asked again every poll_every until give_up_after.
+        failure = std::string{config::to_string(job.resource)} + " " + list_id +
+                  ": the export failed" +
+                  (answer->error_message.empty() ? std::string{} : ": " + answer->error_message);
+        break;
+      case chart::UserListStatus::done:
+        ready.links[list_id] = std::move(answer->links);
+        break;
+    }
+  }
+
+  Instant now = clock_.now();
+  bool counted = false;
+  SlotDownload outcome;
+  if (!ready.links.empty()) {
+    // Recorded before the first byte moves, so a crash resumes the downloads.
+    store_.update(job.name, slot.name(),
+                  {.state = state::SlotState::downloading,
+                   .next_at = now + job.poll_every,
+                   .api_status = "done",
+                   .count_attempt = true},
+                  now);
+    counted = true;
+    record.state = state::SlotState::downloading;
+    outcome = co_await download_slot(job, slot, ready);
+    now = clock_.now();
+    switch (outcome.result) {
+      case DownloadResult::done:
+        break;
+      case DownloadResult::links_expired:
+        spdlog::info(
+            "job={} slot={}: download links expired or were refused; asking for fresh ones",
+            job.name, slot.name());
+        record.last_error = outcome.error;
+        co_return true;
+      case DownloadResult::retry_later:
+        retry_later(job, record, outcome.error, std::nullopt, false);
+        co_return false;
+      case DownloadResult::failed:
+        store_.update(
+            job.name, slot.name(),
+            {.state = state::SlotState::failed, .next_at = now, .last_error = outcome.error}, now);
+        spdlog::error("event=slot_failed job={} slot={} reason=\"{}\"", job.name, slot.name(),
+                      outcome.error);
+        co_return false;
+    }
+  }
+
+  if (!failure.empty()) {
+    store_.update(job.name, slot.name(),
+                  {.state = state::SlotState::pending,
+                   .next_at = now + job.poll_every,
+                   .api_status = "failed",
+                   .last_error = failure,
+                   .count_attempt = !counted},
+                  now);
+    spdlog::warn("event=slot_retry job={} slot={} reason=\"{}\"", job.name, slot.name(), failure);
+    co_return false;
+  }
+  if (doing > 0) {
+    // Lists archived in this pass stay archived; only the "doing" ones are asked again.
+    store_.update(job.name, slot.name(),
+                  {.state = state::SlotState::waiting,
+                   .next_at = now + job.poll_every,
+                   .api_status = "doing",
+                   .last_error = "",
+                   .count_attempt = !counted},
+                  now);
+    if (record.state != state::SlotState::waiting || record.api_status != "doing") {
+      spdlog::info("event=slot_waiting job={} slot={} status=doing lists_doing={} next_poll={}",
+                   job.name, slot.name(), doing, format_utc(now + job.poll_every));
+    }
+    co_return false;
+  }
+  store_.update(job.name, slot.name(),
+                {.state = state::SlotState::done,
+                 .next_at = now,
+                 .api_status = std::optional<std::string>{"done"},
+                 .last_error = "",
+                 .count_attempt = !counted},
+                now);
+  spdlog::info("event=slot_done job={} slot={} lists={} files={} bytes={}", job.name, slot.name(),
+               job.charts.size(), outcome.files, outcome.bytes);
+  co_return false;
 }
 
 void Scheduler::retry_later(const config::Job& job, const state::SlotRecord& record,
@@ -453,7 +644,8 @@ asio::awaitable<Scheduler::SlotDownload> Scheduler::download_slot(const config::
         std::find(job.data_types.begin(), job.data_types.end(), type) == job.data_types.end()) {
       continue;
     }
-    if (!archive::is_safe_data_type(type)) {
+    // A chart job's "types" are its list ids, validated as folder names by the config.
+    if (job.kind == config::JobKind::raw && !archive::is_safe_data_type(type)) {
       outcome.result = DownloadResult::failed;
       outcome.error = "the API named a data type that is not a safe folder name";
       co_return outcome;

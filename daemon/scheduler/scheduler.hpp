@@ -56,6 +56,11 @@ class Scheduler {
   // The chart-job part of process(): every chart id of the slot asked and archived.
   boost::asio::awaitable<void> process_chart(const config::Job& job, const Slot& slot,
                                              const state::SlotRecord& record);
+  // A user-list job (resource: segmentations | tags): every list id asked; the done
+  // ones downloaded through download_slot. True when links expired mid-download and
+  // the lists should be asked again at once.
+  boost::asio::awaitable<bool> process_user_lists(const config::Job& job, const Slot& slot,
+                                                  state::SlotRecord& record);
   boost::asio::awaitable<SlotDownload> download_slot(const config::Job& job, const Slot& slot,
                                                      const api::RawExport& answer);
   void retry_later(const config::Job& job, const state::SlotRecord& record,

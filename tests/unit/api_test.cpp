@@ -88,6 +88,54 @@ TEST(RawExport, ErrorsNeverQuoteLinks) {
   EXPECT_EQ(answer.error().find("SECRET"), std::string::npos);
 }
 
+TEST(RawExportType, ListsTheOneTypeAskedFor) {
+  const auto answer = parse_raw_export_type(R"({"status":"FINISHED","dataType":"custom_event",
+      "downloadLinks":["https://gta.example/a.csv.gz?sign=x","https://gta.example/b.csv.gz"],
+      "exportType":"hour","exportDate":"2018070100","exportVersion":"v2","errorMsg":""})",
+                                            "custom_event");
+  ASSERT_TRUE(answer) << answer.error();
+  EXPECT_EQ(answer->status, ExportStatus::finished);
+  ASSERT_EQ(answer->links.size(), 1u);
+  ASSERT_EQ(answer->links.at("custom_event").size(), 2u);
+  EXPECT_EQ(answer->links.at("custom_event")[0], "https://gta.example/a.csv.gz?sign=x");
+}
+
+TEST(RawExportType, AnEmptyArrayIsATypeWithoutFiles) {
+  const auto answer = parse_raw_export_type(R"({"status":"FINISHED","downloadLinks":[]})", "visit");
+  ASSERT_TRUE(answer) << answer.error();
+  ASSERT_TRUE(answer->links.contains("visit"));
+  EXPECT_TRUE(answer->links.at("visit").empty());
+}
+
+TEST(RawExportType, StatusesOtherThanFinishedCarryNoLinks) {
+  const auto running = parse_raw_export_type(
+      R"({"status":"RUNNING","dataType":"visit","downloadLinks":[]})", "visit");
+  ASSERT_TRUE(running);
+  EXPECT_EQ(running->status, ExportStatus::running);
+  EXPECT_TRUE(running->links.empty());
+  const auto error = parse_raw_export_type(R"({"status":"ERROR","errorMsg":"导出失败"})", "page");
+  ASSERT_TRUE(error);
+  EXPECT_EQ(error->status, ExportStatus::error);
+  EXPECT_EQ(error->error_message, "导出失败");
+}
+
+TEST(RawExportType, RejectsMalformedAnswersAndAnotherType) {
+  for (const char* body :
+       {"", "[]", R"({"status":"FINISHED"})", R"({"status":"FINISHED","downloadLinks":{}})",
+        R"({"status":"FINISHED","downloadLinks":{"visit":[]}})",
+        R"({"status":"FINISHED","downloadLinks":[7]})",
+        R"({"status":"FINISHED","dataType":"page","downloadLinks":[]})",
+        R"({"status":"RUNNING","dataType":7})",
+        R"({"status":"FINISHED","downloadLinks":["https://x/a?sign=SECRET", null]})"}) {
+    const auto answer = parse_raw_export_type(body, "visit");
+    EXPECT_FALSE(answer) << body;
+    if (!answer) {
+      EXPECT_FALSE(answer.error().empty());
+      EXPECT_EQ(answer.error().find("SECRET"), std::string::npos);
+    }
+  }
+}
+
 TEST(RateLimiter, SpacesTurnsByTheRate) {
   boost::asio::io_context io;
   RateLimiter limiter{io.get_executor(), 20.0};  // one turn per 50 ms
@@ -466,6 +514,128 @@ TEST_F(SignedCodeClient, AWrongKeyIsAPermanentErrorNamingTheProjectAndNoSecret) 
   EXPECT_EQ(stub.token_calls, 1);
   EXPECT_EQ(stub.api_calls, 0);
   EXPECT_TRUE(codes.codes.empty());
+}
+
+}  // namespace
+}  // namespace gio::api
+
+// --- rate limiter: priorities, spacing, pauses ------------------------------------
+
+namespace gio::api {
+namespace {
+
+using std::chrono::milliseconds;
+using Steady = std::chrono::steady_clock;
+
+Instant hour(int h) {
+  return Instant{std::chrono::hours{h}};
+}
+
+boost::asio::awaitable<void> take_turn(RateLimiter& limiter, Turn turn, std::string label,
+                                       std::vector<std::string>& order) {
+  co_await limiter.acquire(turn);
+  order.push_back(std::move(label));
+}
+
+boost::asio::awaitable<void> note_turn(RateLimiter& limiter, Turn turn,
+                                       std::vector<Steady::time_point>& turns) {
+  co_await limiter.acquire(turn);
+  turns.push_back(Steady::now());
+}
+
+boost::asio::awaitable<void> take_turn_at(RateLimiter& limiter, Steady::time_point& at) {
+  co_await limiter.acquire();
+  at = Steady::now();
+}
+
+// A caller answered 429 with Retry-After.
+boost::asio::awaitable<void> take_turn_and_pause(RateLimiter& limiter, Steady::time_point& at) {
+  co_await limiter.acquire();
+  at = Steady::now();
+  limiter.pause_for(milliseconds{200});
+}
+
+TEST(RateLimiterPriority, QueuedCallersAreServedByPriorityThenSlotAgeThenArrival) {
+  boost::asio::io_context io;
+  RateLimiter limiter{io.get_executor(), 100.0};
+  // Paused, so every caller below is queued before the first turn is handed out.
+  limiter.pause_for(milliseconds{30});
+  std::vector<std::string> order;
+  const std::vector<std::pair<std::string, Turn>> callers{
+      {"poll-h3", {.priority = Priority::poll, .slot_start = hour(3)}},
+      {"first-h2", {.priority = Priority::first_ask, .slot_start = hour(2)}},
+      {"near-h5", {.priority = Priority::near_loss, .slot_start = hour(5)}},
+      {"poll-h0", {.priority = Priority::poll, .slot_start = hour(0)}},
+      {"links-h9", {.priority = Priority::fresh_links, .slot_start = hour(9)}},
+      {"first-h1", {.priority = Priority::first_ask, .slot_start = hour(1)}},
+      {"near-h4", {.priority = Priority::near_loss, .slot_start = hour(4)}},
+      {"first-h1-later", {.priority = Priority::first_ask, .slot_start = hour(1)}},
+  };
+  for (const auto& [label, turn] : callers) {
+    boost::asio::co_spawn(io, take_turn(limiter, turn, label, order), boost::asio::detached);
+  }
+  io.run();
+  EXPECT_EQ(order, (std::vector<std::string>{"links-h9", "near-h4", "near-h5", "first-h1",
+                                             "first-h1-later", "first-h2", "poll-h0", "poll-h3"}));
+}
+
+TEST(RateLimiterPriority, ConcurrentCallersAreSpacedByTheRate) {
+  boost::asio::io_context io;
+  RateLimiter limiter{io.get_executor(), 20.0};
+  std::vector<Steady::time_point> turns;
+  for (int i = 0; i < 6; ++i) {
+    boost::asio::co_spawn(io,
+                          note_turn(limiter,
+                                    {.priority = i % 2 == 0 ? Priority::poll : Priority::first_ask,
+                                     .slot_start = hour(i)},
+                                    turns),
+                          boost::asio::detached);
+  }
+  io.run();
+  ASSERT_EQ(turns.size(), 6u);
+  for (std::size_t i = 1; i < turns.size(); ++i) {
+    EXPECT_GE(turns[i] - turns[i - 1], milliseconds{50});
+  }
+  // Never more than 20 turns in any second means at least 50 ms between two turns.
+  EXPECT_GE(limiter.interval(), milliseconds{50});
+}
+
+TEST(RateLimiterPriority, IntervalNeverAllowsMoreThanTheRateInOneSecond) {
+  boost::asio::io_context io;
+  EXPECT_GE(RateLimiter(io.get_executor(), 2.0).interval(), milliseconds{500});
+  // 2.5 per second still means at most 2 calls in any one second.
+  EXPECT_GE(RateLimiter(io.get_executor(), 2.5).interval(), milliseconds{500});
+  EXPECT_GE(RateLimiter(io.get_executor(), 0.5).interval(), milliseconds{2000});
+  // The margin for network jitter stays small: the rate is still put to use.
+  EXPECT_LE(RateLimiter(io.get_executor(), 2.0).interval(), milliseconds{600});
+}
+
+TEST(RateLimiterPriority, PauseHoldsBackCallersAlreadyWaiting) {
+  boost::asio::io_context io;
+  RateLimiter limiter{io.get_executor(), 20.0};
+  Steady::time_point paused_at{};
+  Steady::time_point second{};
+  // The first caller gets its turn at once and is answered 429 Retry-After; the second
+  // is already queued for its turn by then and must wait out the pause too.
+  boost::asio::co_spawn(io, take_turn_and_pause(limiter, paused_at), boost::asio::detached);
+  boost::asio::co_spawn(io, take_turn_at(limiter, second), boost::asio::detached);
+  io.run();
+  ASSERT_NE(paused_at, Steady::time_point{});
+  EXPECT_GE(second - paused_at, milliseconds{200});
+}
+
+TEST(RateLimiterPriority, ACallerThatGoesAwayLeavesTheQueue) {
+  std::vector<std::string> order;
+  {
+    boost::asio::io_context io;
+    RateLimiter limiter{io.get_executor(), 100.0};
+    limiter.pause_for(std::chrono::hours{1});
+    boost::asio::co_spawn(io, take_turn(limiter, {}, "never", order), boost::asio::detached);
+    io.poll();
+    // io (declared first) is destroyed last, with the queued caller's frame: that must
+    // not touch the limiter, gone by then.
+  }
+  EXPECT_TRUE(order.empty());
 }
 
 }  // namespace

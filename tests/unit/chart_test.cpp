@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+
 namespace gio::chart {
 namespace {
 
@@ -141,6 +143,82 @@ TEST(ChartRequest, PathAndQueryPerResource) {
   job.resource = config::ChartResource::frequencies;
   EXPECT_EQ(request_path(job, "p", "q", day).substr(0, 38),
             "/v3/exporter/projects/p/frequencies/q?");
+}
+
+TEST(UserList, PathHasExpireAndEncodedParameters) {
+  config::Job job;
+  job.kind = config::JobKind::chart;
+  job.resource = config::ChartResource::segmentations;
+  EXPECT_EQ(user_list_path(job, "nxog09md", "seg1", 60min),
+            "/v3/exporter/projects/nxog09md/segmentations/seg1/users?expire=60");
+  job.resource = config::ChartResource::tags;
+  job.parameters = "城 a=1&b~";
+  EXPECT_EQ(user_list_path(job, "p", "t_2", 5min),
+            "/v3/exporter/projects/p/tags/t_2/users?expire=5"
+            "&parameters=%E5%9F%8E%20a%3D1%26b~");
+}
+
+TEST(UserList, Statuses) {
+  const auto doing = parse_user_list(R"({"status":"doing","downloadLinks":[],"errorMsg":""})");
+  ASSERT_TRUE(doing) << doing.error();
+  EXPECT_EQ(doing->status, UserListStatus::doing);
+
+  const auto failed = parse_user_list(R"({"status":"failed","errorMsg":"导出失败"})");
+  ASSERT_TRUE(failed) << failed.error();
+  EXPECT_EQ(failed->status, UserListStatus::failed);
+  EXPECT_EQ(failed->error_message, "导出失败");
+
+  const auto done = parse_user_list(
+      R"({"status":"done","downloadLinks":["https://s/a.csv?sign=1","https://s/b.csv"],"errorMsg":""})");
+  ASSERT_TRUE(done) << done.error();
+  EXPECT_EQ(done->status, UserListStatus::done);
+  EXPECT_EQ(done->links, (std::vector<std::string>{"https://s/a.csv?sign=1", "https://s/b.csv"}));
+
+  const auto empty = parse_user_list(R"({"status":"done","downloadLinks":[]})");
+  ASSERT_TRUE(empty) << empty.error();
+  EXPECT_TRUE(empty->links.empty());
+}
+
+TEST(UserList, MalformedAnswersAreErrorsWithoutLinks) {
+  EXPECT_FALSE(parse_user_list("not json"));
+  EXPECT_FALSE(parse_user_list("[]"));
+  EXPECT_FALSE(parse_user_list(R"({"downloadLinks":[]})"));
+  EXPECT_FALSE(parse_user_list(R"({"status":"FINISHED","downloadLinks":[]})"));
+  EXPECT_FALSE(parse_user_list(R"({"status":"done"})"));
+  EXPECT_FALSE(parse_user_list(R"({"status":"done","downloadLinks":{"a":[]}})"));
+  const auto bad =
+      parse_user_list(R"({"status":"done","downloadLinks":["https://s/x?sign=SECRET",3]})");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().find("SECRET"), std::string::npos) << bad.error();
+}
+
+TEST(UserList, ConfigResourceParametersAndVerifyDefault) {
+  const std::string head =
+      "projects:\n  - {name: shop, ai: 2a1b4018cd954ec2bcc69da5138bdb96, project_uid: nxog09md, "
+      "auth: {token_env: GIO_TEST_TOKEN}}\n"
+      "jobs:\n";
+  ::setenv("GIO_TEST_TOKEN", "t", 1);
+  auto loaded = config::parse_config(
+      head +
+          "  - {name: s, project: shop, kind: chart, resource: segmentations, charts: [seg1], "
+          "parameters: 'a=1'}\n"
+          "  - {name: t, project: shop, kind: chart, resource: tags, charts: [tagA], "
+          "verify: gzip}\n",
+      "/tmp/c.yaml");
+  ASSERT_TRUE(loaded.config) << (loaded.problems.empty() ? "" : loaded.problems[0].to_string());
+  EXPECT_EQ(loaded.config->jobs[0].resource, config::ChartResource::segmentations);
+  EXPECT_EQ(loaded.config->jobs[0].parameters, "a=1");
+  EXPECT_EQ(loaded.config->jobs[0].verify, archive::VerifyMode::size);
+  EXPECT_EQ(loaded.config->jobs[1].resource, config::ChartResource::tags);
+  EXPECT_EQ(loaded.config->jobs[1].verify, archive::VerifyMode::gzip);
+
+  const auto wrong = config::parse_config(
+      head +
+          "  - {name: c, project: shop, kind: chart, charts: [c1], parameters: x}\n"
+          "  - {name: s, project: shop, kind: chart, resource: tags, charts: [t], interval: 1h}\n",
+      "/tmp/c.yaml");
+  EXPECT_FALSE(wrong.config);
+  EXPECT_EQ(wrong.problems.size(), 2u);
 }
 
 }  // namespace

@@ -434,9 +434,9 @@ TEST_F(ConfigTest, ChartResourcesAndTheirQueryKeys) {
   EXPECT_EQ(retention.config->jobs.back().resource, ChartResource::retentions);
   EXPECT_EQ(retention.config->jobs.back().range, "30");
 
-  EXPECT_TRUE(only_problem(parse_config(with(job + "    resource: tags\n"), kPath), 14, 15,
-                           "unknown resource 'tags' (one of: charts, funnels, retentions, "
-                           "frequencies)"));
+  EXPECT_TRUE(only_problem(parse_config(with(job + "    resource: users\n"), kPath), 14, 15,
+                           "unknown resource 'users' (one of: charts, funnels, retentions, "
+                           "frequencies, segmentations, tags)"));
   EXPECT_TRUE(only_problem(parse_config(with(job + "    conversion_window: 7d\n"), kPath), 14, 5,
                            "'conversion_window' is only for resource: funnels"));
   EXPECT_TRUE(only_problem(
