@@ -282,10 +282,7 @@ asio::awaitable<void> Scheduler::process(state::SlotRecord record) {
       const std::string reason =
           "gave up after " + config::format_duration(job.give_up_after) +
           "; last: " + (record.last_error.empty() ? record.api_status : record.last_error);
-      store_.update(job.name, slot.name(),
-                    {.state = state::SlotState::failed, .next_at = now, .last_error = reason}, now);
-      spdlog::error("event=slot_failed job={} slot={} reason=\"{}\"", job.name, slot.name(),
-                    reason);
+      fail_slot(job, slot, reason, false);
       co_return;
     }
 
@@ -308,14 +305,7 @@ asio::awaitable<void> Scheduler::process(state::SlotRecord record) {
       if (error.transient) {
         retry_later(job, record, error.message, error.retry_after, true);
       } else {
-        store_.update(job.name, slot.name(),
-                      {.state = state::SlotState::failed,
-                       .next_at = now,
-                       .last_error = error.message,
-                       .count_attempt = true},
-                      now);
-        spdlog::error("event=slot_failed job={} slot={} reason=\"{}\"", job.name, slot.name(),
-                      error.message);
+        fail_slot(job, slot, error.message, true);
       }
       co_return;
     }
@@ -383,11 +373,7 @@ asio::awaitable<void> Scheduler::process(state::SlotRecord record) {
         retry_later(job, record, outcome.error, std::nullopt, false);
         co_return;
       case DownloadResult::failed:
-        store_.update(
-            job.name, slot.name(),
-            {.state = state::SlotState::failed, .next_at = now, .last_error = outcome.error}, now);
-        spdlog::error("event=slot_failed job={} slot={} reason=\"{}\"", job.name, slot.name(),
-                      outcome.error);
+        fail_slot(job, slot, outcome.error, false);
         co_return;
     }
   }
@@ -432,14 +418,7 @@ asio::awaitable<void> Scheduler::process_chart(const config::Job& job, const Slo
       retry_later(job, record, outcome.error, outcome.retry_after, asked);
       co_return;
     case chart::SlotResult::failed:
-      store_.update(job.name, slot.name(),
-                    {.state = state::SlotState::failed,
-                     .next_at = now,
-                     .last_error = outcome.error,
-                     .count_attempt = asked},
-                    now);
-      spdlog::error("event=slot_failed job={} slot={} reason=\"{}\"", job.name, slot.name(),
-                    outcome.error);
+      fail_slot(job, slot, outcome.error, asked);
       co_return;
   }
 }
@@ -462,7 +441,6 @@ asio::awaitable<bool> Scheduler::process_user_lists(const config::Job& job, cons
     auto response =
         co_await api.get(chart::user_list_path(job, project.project_uid, list_id, expire),
                          turn_for(record, slot, clock_.now(), false));
-    const Instant now = clock_.now();
     if (!response) {
       const api::Error& error = response.error();
       const std::string message =
@@ -470,14 +448,7 @@ asio::awaitable<bool> Scheduler::process_user_lists(const config::Job& job, cons
       if (error.transient) {
         retry_later(job, record, message, error.retry_after, true);
       } else {
-        store_.update(job.name, slot.name(),
-                      {.state = state::SlotState::failed,
-                       .next_at = now,
-                       .last_error = message,
-                       .count_attempt = true},
-                      now);
-        spdlog::error("event=slot_failed job={} slot={} reason=\"{}\"", job.name, slot.name(),
-                      message);
+        fail_slot(job, slot, message, true);
       }
       co_return false;
     }
@@ -534,11 +505,7 @@ asio::awaitable<bool> Scheduler::process_user_lists(const config::Job& job, cons
         retry_later(job, record, outcome.error, std::nullopt, false);
         co_return false;
       case DownloadResult::failed:
-        store_.update(
-            job.name, slot.name(),
-            {.state = state::SlotState::failed, .next_at = now, .last_error = outcome.error}, now);
-        spdlog::error("event=slot_failed job={} slot={} reason=\"{}\"", job.name, slot.name(),
-                      outcome.error);
+        fail_slot(job, slot, outcome.error, false);
         co_return false;
     }
   }
@@ -579,6 +546,18 @@ asio::awaitable<bool> Scheduler::process_user_lists(const config::Job& job, cons
   spdlog::info("event=slot_done job={} slot={} lists={} files={} bytes={}", job.name, slot.name(),
                job.charts.size(), outcome.files, outcome.bytes);
   co_return false;
+}
+
+void Scheduler::fail_slot(const config::Job& job, const Slot& slot, const std::string& reason,
+                          bool count_attempt) {
+  const Instant now = clock_.now();
+  store_.update(job.name, slot.name(),
+                {.state = state::SlotState::failed,
+                 .next_at = now,
+                 .last_error = reason,
+                 .count_attempt = count_attempt},
+                now);
+  spdlog::error("event=slot_failed job={} slot={} reason=\"{}\"", job.name, slot.name(), reason);
 }
 
 void Scheduler::retry_later(const config::Job& job, const state::SlotRecord& record,

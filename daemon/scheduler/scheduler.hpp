@@ -63,6 +63,9 @@ class Scheduler {
                                                   state::SlotRecord& record);
   boost::asio::awaitable<SlotDownload> download_slot(const config::Job& job, const Slot& slot,
                                                      const api::RawExport& answer);
+  // The slot needs a person (or `retry`): recorded, and logged as event=slot_failed.
+  void fail_slot(const config::Job& job, const Slot& slot, const std::string& reason,
+                 bool count_attempt);
   void retry_later(const config::Job& job, const state::SlotRecord& record,
                    const std::string& error, std::optional<std::chrono::seconds> retry_after,
                    bool count_attempt);
