@@ -131,16 +131,32 @@ std::string csv_field(std::string_view text) {
   return out;
 }
 
-boost::system::result<Answer, std::string> parse_answer(std::string_view body) {
+namespace {
+
+using ObjectResult = boost::system::result<json::value, std::string>;
+
+// The answer as a JSON object, or what is wrong with it (never its content). The
+// error is built in place: a json::value could be made from a string too.
+ObjectResult parse_object(std::string_view body) {
   json::error_code ec;
-  const json::value document = json::parse(body, ec);
+  json::value document = json::parse(body, ec);
   if (ec) {
-    return "answer is not JSON (" + ec.message() + ")";
+    return ObjectResult{boost::system::in_place_error, "answer is not JSON (" + ec.message() + ")"};
   }
-  const json::object* object = document.if_object();
-  if (object == nullptr) {
-    return std::string{"answer is not a JSON object"};
+  if (!document.is_object()) {
+    return ObjectResult{boost::system::in_place_error, "answer is not a JSON object"};
   }
+  return ObjectResult{boost::system::in_place_value, std::move(document)};
+}
+
+}  // namespace
+
+boost::system::result<Answer, std::string> parse_answer(std::string_view body) {
+  const auto document = parse_object(body);
+  if (!document) {
+    return document.error();
+  }
+  const json::object* object = &document->get_object();
   Answer answer;
   if (const json::value* id = object->if_contains("id"); id != nullptr && id->is_string()) {
     answer.id = std::string{id->get_string()};
@@ -189,7 +205,7 @@ boost::system::result<Answer, std::string> parse_answer(std::string_view body) {
   const std::vector<std::string> texts = number_texts(body);
   std::map<const json::value*, std::string_view> numbers;
   std::size_t next = 0;
-  map_numbers(document, texts, next, numbers);
+  map_numbers(*document, texts, next, numbers);
   if (next != texts.size()) {
     numbers.clear();  // a duplicate key dropped a value: fall back to Boost's form
   }
@@ -278,16 +294,11 @@ std::string user_list_path(const config::Job& job, std::string_view project_uid,
 }
 
 boost::system::result<UserListAnswer, std::string> parse_user_list(std::string_view body) {
-  namespace json = boost::json;
-  json::error_code ec;
-  const json::value document = json::parse(body, ec);
-  if (ec) {
-    return "answer is not JSON (" + ec.message() + ")";
+  const auto document = parse_object(body);
+  if (!document) {
+    return document.error();
   }
-  const json::object* object = document.if_object();
-  if (object == nullptr) {
-    return std::string{"answer is not a JSON object"};
-  }
+  const json::object* object = &document->get_object();
   const json::value* status = object->if_contains("status");
   if (status == nullptr || !status->is_string()) {
     return std::string{"answer has no \"status\" string"};
