@@ -18,10 +18,20 @@ Archives GrowingIO raw event exports into a local folder, hour by hour.
 commands:
   run [--once]             run the daemon (--once: one pass over what is due, then exit)
   check-config             validate the config; problems as FILE:LINE:COL: message
-  status [--json]          per job: slots by state, newest archived, next action
+  status [--json]          per job: slots by state, slots at risk (less than 72h
+                           before the vendor drops them), newest archived, next action
   gaps [--job NAME] [--json]
                            slots inside the backfill window that are not archived
                            (exit 2 when there are any)
+  backfill --job NAME --from SLOT --to SLOT [--force] [--dry-run]
+                           queue those slots (inclusive) again; done ones only with
+                           --force; works while the daemon runs
+  retry --job NAME (--slot SLOT | --failed) [--dry-run]
+                           queue failed slots again with a fresh give_up_after
+  verify [--job NAME] [--from SLOT --to SLOT] [--repair]
+                           re-read archived partitions against their manifests (size,
+                           sha256, gzip); exit 2 on damage; --repair queues damaged
+                           slots still inside the vendor's 15-day retention
   fetch URL... --dir DIR [--verify gzip|size] [--parallel N]
                            download links through the daemon's download-and-verify path
   version                  version of gio-exporter and its libraries
@@ -188,6 +198,49 @@ int dispatch(int argc, char** argv) {
       return status(*config, json);
     }
     return gaps(*config, job, json);
+  }
+
+  if (command == "backfill" || command == "retry" || command == "verify") {
+    const auto job_name = take_value("--job");
+    const auto from = command != "retry" ? take_value("--from") : std::nullopt;
+    const auto to = command != "retry" ? take_value("--to") : std::nullopt;
+    const auto slot = command == "retry" ? take_value("--slot") : std::nullopt;
+    const bool failed = command == "retry" && take_flag("--failed");
+    const bool force = command == "backfill" && take_flag("--force");
+    const bool dry_run = command != "verify" && take_flag("--dry-run");
+    const bool repair = command == "verify" && take_flag("--repair");
+    if (auto problem = leftovers()) {
+      return usage_error(*problem);
+    }
+    if (command != "verify" && !job_name) {
+      return usage_error(command + " needs --job NAME");
+    }
+    if (command == "backfill" && (!from || !to)) {
+      return usage_error("backfill needs --from SLOT and --to SLOT");
+    }
+    if (command == "retry" && slot.has_value() == failed) {
+      return usage_error("retry needs either --slot SLOT or --failed");
+    }
+    if (command == "verify" && from.has_value() != to.has_value()) {
+      return usage_error("verify takes --from and --to together");
+    }
+    auto config = load_or_report(path);
+    if (!config) {
+      return 1;
+    }
+    const config::Job* job = job_name ? config->find_job(*job_name) : nullptr;
+    if (job_name && job == nullptr) {
+      std::cerr << "gio-exporter: no job named \"" << *job_name << "\" in " << path.string()
+                << "\n";
+      return 1;
+    }
+    if (command == "backfill") {
+      return backfill(*config, *job, *from, *to, force, dry_run);
+    }
+    if (command == "retry") {
+      return retry(*config, *job, slot, dry_run);
+    }
+    return verify(*config, job, from, to, repair);
   }
 
   if (command.empty()) {

@@ -37,6 +37,8 @@ constexpr state::SlotState kStates[] = {state::SlotState::pending,     state::Sl
 
 int status(const config::Config& config, bool as_json) {
   state::StateStore store{config.state_db};
+  // At risk: neither done nor lost, and less than 72 h before the vendor drops it.
+  const Instant at_risk_before = command_clock().now() - kRetention + std::chrono::hours{72};
   json::array jobs;
   for (const config::Job& job : config.jobs) {
     const state::JobSummary summary = store.summarize(job.name);
@@ -49,6 +51,7 @@ int status(const config::Config& config, bool as_json) {
         {"job", job.name},
         {"granularity", to_string(job.granularity)},
         {"counts", std::move(counts)},
+        {"at_risk", store.count_at_risk(job.name, at_risk_before)},
         {"newest_done", optional_text(summary.newest_done)},
         {"oldest_not_done", optional_text(summary.oldest_not_done)},
         {"next_action", summary.next_action ? json::value(format_utc(*summary.next_action))
@@ -70,7 +73,8 @@ int status(const config::Config& config, bool as_json) {
       const json::value& value = job.at(key);
       return value.is_null() ? std::string{"-"} : std::string{value.as_string()};
     };
-    std::cout << "\n  newest archived: " << text("newest_done")
+    std::cout << " at_risk=" << job.at("at_risk").as_int64()
+              << "\n  newest archived: " << text("newest_done")
               << "  oldest not archived: " << text("oldest_not_done")
               << "  next action: " << text("next_action") << "\n";
   }

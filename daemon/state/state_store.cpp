@@ -71,6 +71,10 @@ CREATE TABLE kv (
   value TEXT NOT NULL
 ) STRICT;
 )sql"},
+    // notices: a bitmask of once-only log events already written for the slot.
+    {2, R"sql(
+ALTER TABLE slots ADD COLUMN notices INTEGER NOT NULL DEFAULT 0;
+)sql"},
 };
 
 constexpr bool versions_are_consecutive() {
@@ -88,7 +92,7 @@ constexpr int kLatestVersion = std::size(kMigrations);
 
 constexpr std::string_view kSlotColumns =
     "job, slot, start, state, attempts, next_at, api_status, last_error, created_at, "
-    "updated_at, done_at";
+    "updated_at, done_at, notices";
 
 // A JSON array of strings, for SQLite's json_each: one bound value however many names.
 std::string json_array(std::span<const std::string> texts) {
@@ -147,6 +151,7 @@ SlotRecord read_slot(const sqlite::Query& row) {
   if (!row.is_null(10)) {
     record.done_at = from_unix(row.get_int64(10));
   }
+  record.notices = static_cast<int>(row.get_int64(11));
   return record;
 }
 
@@ -209,7 +214,8 @@ struct Statements {
                     "UPDATE slots SET state = ?3, next_at = ?4, "
                     "api_status = coalesce(?5, api_status), last_error = coalesce(?6, last_error), "
                     "attempts = attempts + ?7, updated_at = ?8, "
-                    "done_at = CASE WHEN ?3 = 'done' THEN ?8 ELSE NULL END "
+                    "done_at = CASE WHEN ?3 = 'done' THEN ?8 ELSE NULL END, "
+                    "notices = coalesce(?9, notices) "
                     "WHERE job = ?1 AND slot = ?2"),
         resume_downloads(db,
                          "UPDATE slots SET next_at = min(next_at, ?1), "
@@ -224,6 +230,28 @@ struct Statements {
         files(db,
               "SELECT job, slot, data_type, name, bytes, sha256, archived_at FROM files "
               "WHERE job = ?1 AND slot = ?2 ORDER BY data_type, name"),
+        not_done_before(db, select_slots("WHERE state IN ('pending', 'waiting', 'downloading', "
+                                         "'failed') AND start < ?1 AND job IN "
+                                         "(SELECT value FROM json_each(?2)) ORDER BY start, job")),
+        count_at_risk(db,
+                      "SELECT count(*) FROM slots WHERE job = ?1 AND state IN ('pending', "
+                      "'waiting', 'downloading', 'failed') AND start < ?2"),
+        data_version(db, "PRAGMA data_version"),
+        requeue_insert(db,
+                       "INSERT INTO slots (job, slot, start, state, attempts, next_at, api_status, "
+                       "last_error, created_at, updated_at) VALUES (?1, ?2, ?3, 'pending', 0, ?4, "
+                       "'', '', ?4, ?4)"),
+        requeue_update(db,
+                       "UPDATE slots SET state = 'pending', next_at = ?3, updated_at = ?3, "
+                       "done_at = NULL, notices = 0, "
+                       "attempts = CASE WHEN ?4 THEN 0 ELSE attempts END, "
+                       "created_at = CASE WHEN ?4 THEN ?3 ELSE created_at END "
+                       "WHERE job = ?1 AND slot = ?2"),
+        forget_slot_files(db, "DELETE FROM files WHERE job = ?1 AND slot = ?2"),
+        forget_type_files(db, "DELETE FROM files WHERE job = ?1 AND slot = ?2 AND data_type = ?3"),
+        forget_file(db,
+                    "DELETE FROM files WHERE job = ?1 AND slot = ?2 AND data_type = ?3 AND "
+                    "name = ?4"),
         get_value(db, "SELECT value FROM kv WHERE key = ?1"),
         set_value(db,
                   "INSERT INTO kv (key, value) VALUES (?1, ?2) "
@@ -244,6 +272,14 @@ struct Statements {
   sqlite::Statement resume_downloads;
   sqlite::Statement upsert_file;
   sqlite::Statement files;
+  sqlite::Statement not_done_before;
+  sqlite::Statement count_at_risk;
+  sqlite::Statement data_version;
+  sqlite::Statement requeue_insert;
+  sqlite::Statement requeue_update;
+  sqlite::Statement forget_slot_files;
+  sqlite::Statement forget_type_files;
+  sqlite::Statement forget_file;
   sqlite::Statement get_value;
   sqlite::Statement set_value;
 };
@@ -332,6 +368,22 @@ int StateStore::latest_schema_version() {
 int StateStore::schema_version() const {
   sqlite::Query query{impl_->statements->user_version};
   return query.step() ? static_cast<int>(query.get_int64(0)) : 0;
+}
+
+void StateStore::check_integrity() {
+  sqlite::Statement statement{impl_->db, "PRAGMA quick_check(5)"};
+  sqlite::Query query{statement};
+  std::string problems;
+  while (query.step()) {
+    const std::string line = query.get_text(0);
+    if (line == "ok") {
+      continue;
+    }
+    problems += problems.empty() ? line : "; " + line;
+  }
+  if (!problems.empty()) {
+    throw StateError("the state database failed its integrity check: " + problems, SQLITE_CORRUPT);
+  }
 }
 
 int StateStore::plan(std::string_view job, std::span<const PlannedSlot> slots, Instant now) {
@@ -454,7 +506,8 @@ void StateStore::update(std::string_view job, std::string_view slot, const SlotU
                 update.api_status,
                 update.last_error,
                 update.count_attempt ? 1 : 0,
-                to_unix(now)}
+                to_unix(now),
+                update.notices}
       .run();
   if (impl_->db.changes() == 0) {
     throw StateError(
@@ -506,6 +559,70 @@ std::vector<ArchivedFile> StateStore::files(std::string_view job, std::string_vi
     result.push_back(std::move(file));
   }
   return result;
+}
+
+std::vector<SlotRecord> StateStore::not_done_before(Instant start_before,
+                                                    std::span<const std::string> jobs) {
+  std::vector<SlotRecord> records;
+  sqlite::Query query{impl_->statements->not_done_before, to_unix(start_before), json_array(jobs)};
+  while (query.step()) {
+    records.push_back(read_slot(query));
+  }
+  return records;
+}
+
+int StateStore::count_at_risk(std::string_view job, Instant start_before) {
+  sqlite::Query query{impl_->statements->count_at_risk, job, to_unix(start_before)};
+  return query.step() ? static_cast<int>(query.get_int64(0)) : 0;
+}
+
+std::int64_t StateStore::data_version() {
+  sqlite::Query query{impl_->statements->data_version};
+  return query.step() ? query.get_int64(0) : 0;
+}
+
+int StateStore::requeue(std::string_view job, std::span<const RequeueTarget> targets,
+                        const RequeueDecision& decide, Instant now, const RequeueOptions& options) {
+  Statements& statements = *impl_->statements;
+  // IMMEDIATE: the rows decided on cannot change (the daemon cannot move a slot to
+  // downloading) between the decision and the change.
+  sqlite::Transaction transaction{impl_->db};
+  int queued = 0;
+  for (const RequeueTarget& target : targets) {
+    std::optional<SlotRecord> current = find(job, target.slot);
+    const std::optional<Requeue> change = decide(target, current);
+    if (!change) {
+      continue;
+    }
+    if (!current) {
+      sqlite::Query{statements.requeue_insert, job, target.slot, to_unix(target.start),
+                    to_unix(now)}
+          .run();
+    } else {
+      sqlite::Query{statements.requeue_update, job, target.slot, to_unix(now),
+                    change->reset_attempts ? 1 : 0}
+          .run();
+    }
+    if (change->forget_all_files) {
+      sqlite::Query{statements.forget_slot_files, job, target.slot}.run();
+    }
+    for (const auto& [data_type, name] : change->forget_files) {
+      if (name.empty()) {
+        sqlite::Query{statements.forget_type_files, job, target.slot, data_type}.run();
+      } else {
+        sqlite::Query{statements.forget_file, job, target.slot, data_type, name}.run();
+      }
+    }
+    ++queued;
+  }
+  if (options.dry_run) {
+    return queued;  // the transaction rolls back
+  }
+  if (options.before_commit) {
+    options.before_commit();
+  }
+  transaction.commit();
+  return queued;
 }
 
 std::optional<std::string> StateStore::get_value(std::string_view key) {

@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -40,6 +41,9 @@ struct SlotRecord {
   std::string last_error;  // "" when none
   Instant created_at, updated_at;
   std::optional<Instant> done_at;  // set while the state is done
+  // Bitmask of once-only log events already written for the slot (the scheduler owns
+  // the bit meanings); 0 for a new or re-queued slot.
+  int notices = 0;
 
   friend bool operator==(const SlotRecord&, const SlotRecord&) = default;
 };
@@ -56,6 +60,7 @@ struct SlotUpdate {
   std::optional<std::string> api_status{};  // stored when set
   std::optional<std::string> last_error{};  // stored when set ("" clears)
   bool count_attempt = false;               // attempts += 1
+  std::optional<int> notices{};             // stored when set
 };
 
 struct ArchivedFile {
@@ -75,6 +80,39 @@ struct JobSummary {
   std::optional<Instant> next_action;  // min next_at over pending/waiting/downloading
 };
 
+// One slot named to requeue (backfill, retry, verify --repair).
+struct RequeueTarget {
+  std::string slot;
+  Instant start;
+};
+
+// What requeue does to a slot it queues: it becomes `pending`, due now, with its
+// notices cleared (and its row is created when missing); last_error and api_status are
+// kept until the next answer.
+struct Requeue {
+  // attempts = 0 and created_at = now, so give_up_after counts afresh from now (it
+  // counts from max(ready, created_at) and only once the slot has been asked for).
+  bool reset_attempts = false;
+  // Deletes every files row of the slot, so nothing archived before is kept as is.
+  bool forget_all_files = false;
+  // Deletes these files rows: (data_type, name); an empty name means every row of
+  // the data type. The daemon keeps a recorded part whose file has the recorded size,
+  // so a damaged file of the right size must be forgotten to be fetched again.
+  std::vector<std::pair<std::string, std::string>> forget_files{};
+};
+
+// Decides, inside requeue's transaction, what happens to one target given its current
+// row (nullopt: the store does not hold it): a Requeue to queue it, nullopt to leave it.
+using RequeueDecision =
+    std::function<std::optional<Requeue>(const RequeueTarget&, const std::optional<SlotRecord>&)>;
+
+struct RequeueOptions {
+  bool dry_run = false;  // decide and apply, then roll back: nothing changes
+  // Runs after every change is applied, before the commit (not on a dry run): file-system
+  // steps that must be done before the daemon can see the queued slots.
+  std::function<void()> before_commit{};
+};
+
 class StateStore {
  public:
   // Opens or creates the database file (its parent folder must exist): WAL
@@ -90,6 +128,9 @@ class StateStore {
   StateStore& operator=(StateStore&&) noexcept;
 
   int schema_version() const;
+  // PRAGMA quick_check: throws StateError (SQLITE_CORRUPT) naming the first problems
+  // SQLite reports when the file is damaged. Reads the whole file: for startup only.
+  void check_integrity();
   // The schema version this program creates and migrates to.
   static int latest_schema_version();
 
@@ -119,6 +160,21 @@ class StateStore {
   void record_file(const ArchivedFile& file);
   // The files recorded for a slot, by data type then name.
   std::vector<ArchivedFile> files(std::string_view job, std::string_view slot);
+  // Slots of `jobs` in pending/waiting/downloading/failed with start < start_before,
+  // start ascending (then job): slots nearing, or past, the vendor's retention.
+  std::vector<SlotRecord> not_done_before(Instant start_before, std::span<const std::string> jobs);
+  // How many slots of `job` are neither done nor lost with start < start_before.
+  int count_at_risk(std::string_view job, Instant start_before);
+  // SQLite's PRAGMA data_version for this connection: it changes when another
+  // connection (another process: backfill, retry, verify) commits a change, so the
+  // daemon can poll it cheaply to notice queued work.
+  std::int64_t data_version();
+  // In one IMMEDIATE transaction: for each target in order, reads its row, calls
+  // `decide`, and applies the Requeue it returns (see Requeue). Returns how many were
+  // queued. A StateError rolls everything back.
+  int requeue(std::string_view job, std::span<const RequeueTarget> targets,
+              const RequeueDecision& decide, Instant now, const RequeueOptions& options = {});
+
   // Small key/value table (later the cached auth code).
   std::optional<std::string> get_value(std::string_view key);
   void set_value(std::string_view key, std::string_view value);

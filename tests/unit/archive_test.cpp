@@ -1,13 +1,16 @@
 #include "archive/archive.hpp"
 
 #include <gtest/gtest.h>
+#include <openssl/evp.h>
 #include <stdlib.h>
+#include <zlib.h>
 
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <set>
 
+#include "archive/scrub.hpp"
 #include "support/temp_dir.hpp"
 
 namespace gio::archive {
@@ -543,6 +546,246 @@ TEST(FileNamesForLinks, CollisionsGetNumberedBeforeTheExtension) {
     EXPECT_TRUE(is_safe_file_name(name)) << name;
   }
   EXPECT_EQ(names[1], std::string(191, 'z') + "-2.csv.gz");
+}
+
+// --- scrub -----------------------------------------------------------------------------
+
+std::string gzip_of(std::string_view text) {
+  z_stream stream{};
+  EXPECT_EQ(deflateInit2(&stream, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 16 + MAX_WBITS, 8,
+                         Z_DEFAULT_STRATEGY),
+            Z_OK);
+  std::string out(deflateBound(&stream, text.size()) + 64, '\0');
+  stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(text.data()));
+  stream.avail_in = static_cast<uInt>(text.size());
+  stream.next_out = reinterpret_cast<Bytef*>(out.data());
+  stream.avail_out = static_cast<uInt>(out.size());
+  EXPECT_EQ(deflate(&stream, Z_FINISH), Z_STREAM_END);
+  out.resize(stream.total_out);
+  deflateEnd(&stream);
+  return out;
+}
+
+std::string sha256_of(std::string_view data) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  EVP_Digest(data.data(), data.size(), digest, &length, EVP_sha256(), nullptr);
+  std::string hex;
+  for (unsigned int i = 0; i < length; ++i) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    hex += kHex[digest[i] >> 4];
+    hex += kHex[digest[i] & 0xf];
+  }
+  return hex;
+}
+
+class ScrubTest : public ::testing::Test {
+ protected:
+  ScrubTest() : archive_(temp_.path() / "archive") {}
+
+  // Archives `parts` (name -> content) into one partition the way the daemon does.
+  void archive(const std::string& data_type,
+               const std::vector<std::pair<std::string, std::string>>& parts) {
+    std::vector<ManifestFile> files;
+    for (const auto& [name, content] : parts) {
+      const fs::path staged = archive_.staging_dir() / ("s-" + name);
+      write_file(staged, content);
+      archive_.publish(staged, "shop-hourly", data_type, slot_, name);
+      files.push_back({.name = name, .bytes = content.size(), .sha256 = sha256_of(content)});
+    }
+    Manifest manifest = sample_manifest(slot_, std::move(files));
+    manifest.data_type = data_type;
+    archive_.complete_partition(manifest, slot_);
+  }
+
+  PartitionScrub scrub(const std::string& data_type = "visit", VerifyMode mode = VerifyMode::gzip) {
+    return scrub_partition(archive_.root(), "shop-hourly", data_type, slot_, mode);
+  }
+  fs::path dir(const std::string& data_type = "visit") const {
+    return archive_.partition_dir("shop-hourly", data_type, slot_);
+  }
+
+  TempDir temp_;
+  Archive archive_;
+  Slot slot_ = hour_slot();
+  const std::string part_a_ = gzip_of(std::string(100'000, 'a') + "\nvisit,1\n");
+  const std::string part_b_ = gzip_of("user,event\nu1,e1\n");
+};
+
+TEST_F(ScrubTest, IntactPartitionIsClean) {
+  archive("visit", {{"a.csv.gz", part_a_}, {"b.csv.gz", part_b_}});
+  const PartitionScrub result = scrub();
+  EXPECT_TRUE(result.intact()) << result.damage.front().problem;
+  EXPECT_EQ(result.files, 2u);
+  EXPECT_EQ(result.bytes, part_a_.size() + part_b_.size());
+  EXPECT_EQ(result.path, dir());
+}
+
+TEST_F(ScrubTest, EmptyPartitionIsClean) {
+  archive("page", {});
+  EXPECT_TRUE(scrub("page").intact());
+}
+
+TEST_F(ScrubTest, WrongSizeIsDamage) {
+  archive("visit", {{"a.csv.gz", part_a_}, {"b.csv.gz", part_b_}});
+  write_file(dir() / "b.csv.gz", part_b_ + "x");
+  const PartitionScrub result = scrub();
+  ASSERT_EQ(result.damage.size(), 1u);
+  EXPECT_EQ(result.damage[0].file, "b.csv.gz");
+  EXPECT_EQ(result.damage[0].problem, "size " + std::to_string(part_b_.size() + 1) +
+                                          " bytes, manifest says " +
+                                          std::to_string(part_b_.size()));
+}
+
+TEST_F(ScrubTest, SameSizeCorruptionIsFoundBySha256EvenInSizeMode) {
+  archive("visit", {{"a.csv.gz", part_a_}});
+  std::string corrupt = part_a_;
+  corrupt[corrupt.size() / 2] ^= 0x55;
+  write_file(dir() / "a.csv.gz", corrupt);
+  for (const VerifyMode mode : {VerifyMode::gzip, VerifyMode::size}) {
+    const PartitionScrub result = scrub("visit", mode);
+    ASSERT_EQ(result.damage.size(), 1u);
+    EXPECT_EQ(result.damage[0].file, "a.csv.gz");
+    EXPECT_TRUE(result.damage[0].problem.starts_with("sha256 ")) << result.damage[0].problem;
+  }
+}
+
+TEST_F(ScrubTest, BrokenGzipWithMatchingManifestIsFoundInGzipModeOnly) {
+  // A part that was never valid gzip but matches its manifest (e.g. archived in size
+  // mode, or a manifest rewritten by hand): only gzip mode can tell.
+  const std::string truncated = part_a_.substr(0, part_a_.size() - 20);
+  const std::string garbage = "this is not gzip at all";
+  archive("visit", {{"t.csv.gz", truncated}, {"g.csv.gz", garbage}});
+  const PartitionScrub result = scrub("visit", VerifyMode::gzip);
+  ASSERT_EQ(result.damage.size(), 2u);
+  EXPECT_EQ(result.damage[0].file, "t.csv.gz");
+  EXPECT_EQ(result.damage[0].problem, "gzip stream ends early (truncated)");
+  EXPECT_EQ(result.damage[1].file, "g.csv.gz");
+  EXPECT_TRUE(result.damage[1].problem.starts_with("not a valid gzip stream near byte "))
+      << result.damage[1].problem;
+  EXPECT_TRUE(scrub("visit", VerifyMode::size).intact());
+}
+
+TEST_F(ScrubTest, ConcatenatedGzipMembersAreValid) {
+  archive("visit", {{"m.csv.gz", part_a_ + part_b_}});
+  EXPECT_TRUE(scrub().intact());
+}
+
+TEST_F(ScrubTest, MissingFileIsDamage) {
+  archive("visit", {{"a.csv.gz", part_a_}, {"b.csv.gz", part_b_}});
+  fs::remove(dir() / "a.csv.gz");
+  const PartitionScrub result = scrub();
+  ASSERT_EQ(result.damage.size(), 1u);
+  EXPECT_EQ(result.damage[0], (Damage{"a.csv.gz", "missing"}));
+}
+
+TEST_F(ScrubTest, SymlinkPlantedInPlaceOfAPartIsDamageAndNotFollowed) {
+  archive("visit", {{"a.csv.gz", part_a_}});
+  // The symlink points at a file with exactly the right bytes: following it would pass.
+  const fs::path elsewhere = temp_.path() / "elsewhere.csv.gz";
+  write_file(elsewhere, part_a_);
+  fs::remove(dir() / "a.csv.gz");
+  fs::create_symlink(elsewhere, dir() / "a.csv.gz");
+  const PartitionScrub result = scrub();
+  ASSERT_EQ(result.damage.size(), 1u);
+  EXPECT_EQ(result.damage[0], (Damage{"a.csv.gz", "a symlink, not a regular file"}));
+}
+
+TEST_F(ScrubTest, MissingManifestOrMarkerIsDamageOfThePartition) {
+  archive("visit", {{"a.csv.gz", part_a_}});
+  fs::remove(dir() / "_SUCCESS");
+  EXPECT_EQ(scrub().damage, (std::vector<Damage>{{"", "_SUCCESS missing"}}));
+  fs::remove(dir() / "_manifest.json");
+  EXPECT_EQ(scrub().damage,
+            (std::vector<Damage>{{"", "_SUCCESS missing"}, {"", "_manifest.json missing"}}));
+}
+
+TEST_F(ScrubTest, UnparseableOrForeignManifestIsDamage) {
+  archive("visit", {{"a.csv.gz", part_a_}});
+  write_file(dir() / "_manifest.json", "{not json");
+  EXPECT_EQ(scrub().damage,
+            (std::vector<Damage>{{"", "_manifest.json does not parse as a manifest"}}));
+
+  // A manifest copied from another partition does not describe this one.
+  archive("page", {{"a.csv.gz", part_a_}});
+  fs::copy_file(dir("page") / "_manifest.json", dir() / "_manifest.json",
+                fs::copy_options::overwrite_existing);
+  const PartitionScrub result = scrub();
+  ASSERT_EQ(result.damage.size(), 1u);
+  EXPECT_EQ(result.damage[0].problem,
+            "_manifest.json describes shop-hourly/page/2026-11-22T03, not this partition");
+}
+
+TEST_F(ScrubTest, MissingPartitionAndSymlinkedFolderAreDamage) {
+  PartitionScrub result = scrub();
+  ASSERT_EQ(result.damage.size(), 1u);
+  EXPECT_EQ(result.damage[0].file, "");
+  EXPECT_TRUE(result.damage[0].problem.starts_with("partition folder missing"))
+      << result.damage[0].problem;
+
+  // A folder of the path swapped for a symlink to an intact copy is refused.
+  archive("visit", {{"a.csv.gz", part_a_}});
+  const fs::path hour_folder = dir();
+  const fs::path copy = temp_.path() / "copy";
+  fs::rename(hour_folder, copy);
+  fs::create_directory_symlink(copy, hour_folder);
+  result = scrub();
+  ASSERT_EQ(result.damage.size(), 1u);
+  EXPECT_EQ(result.damage[0].problem, hour_folder.string() + " is a symlink or not a folder");
+}
+
+TEST_F(ScrubTest, UnlistedFilesAreDamage) {
+  archive("visit", {{"a.csv.gz", part_a_}});
+  write_file(dir() / "extra.csv.gz", part_b_);
+  const PartitionScrub result = scrub();
+  ASSERT_EQ(result.damage.size(), 1u);
+  EXPECT_EQ(result.damage[0].file, "extra.csv.gz");
+}
+
+TEST_F(ScrubTest, PartitionsOnDiskListsTheSlotsFolders) {
+  EXPECT_TRUE(partitions_on_disk(archive_.root(), "shop-hourly", slot_).empty());
+  archive("visit", {{"a.csv.gz", part_a_}});
+  archive("page", {});
+  // Another slot's partition is not this slot's.
+  const Slot other = hour_slot("2026-11-22T04");
+  archive_.complete_partition({.job = "shop-hourly",
+                               .data_type = "action",
+                               .slot = other.name(),
+                               .export_date = other.export_date(),
+                               .archived_at = *parse_utc("2026-11-21T20:45:07Z"),
+                               .files = {}},
+                              other);
+  EXPECT_EQ(partitions_on_disk(archive_.root(), "shop-hourly", slot_),
+            (std::vector<std::string>{"page", "visit"}));
+  EXPECT_TRUE(partitions_on_disk(archive_.root(), "nobody", slot_).empty());
+}
+
+TEST_F(ScrubTest, RemoveSuccessMarkerWithoutTheStagingLock) {
+  archive("visit", {{"a.csv.gz", part_a_}});
+  // The daemon's Archive (archive_) holds the staging lock: this must work beside it.
+  ASSERT_TRUE(archive_.exclusive());
+  remove_success_marker(archive_.root(), "shop-hourly", "visit", slot_);
+  EXPECT_FALSE(fs::exists(dir() / "_SUCCESS"));
+  EXPECT_TRUE(fs::exists(dir() / "a.csv.gz"));
+  EXPECT_TRUE(fs::exists(dir() / "_manifest.json"));
+  remove_success_marker(archive_.root(), "shop-hourly", "visit", slot_);         // no marker
+  remove_success_marker(archive_.root(), "shop-hourly", "nothing-here", slot_);  // no folder
+  // Still exclusive: nothing took or released the daemon's lock.
+  EXPECT_TRUE(Archive{archive_.root()}.exclusive() == false);
+}
+
+TEST_F(ScrubTest, ReadsLargePartsInBoundedBlocks) {
+  // 24 MiB of incompressible-ish data: read back in blocks, hashed and inflated.
+  std::string big;
+  big.reserve(24 << 20);
+  std::uint32_t x = 12345;
+  while (big.size() < (24u << 20)) {
+    x = x * 1664525 + 1013904223;
+    big += static_cast<char>('a' + (x >> 24) % 26);
+  }
+  archive("visit", {{"big.csv.gz", gzip_of(big)}});
+  const PartitionScrub result = scrub();
+  EXPECT_TRUE(result.intact());
 }
 
 }  // namespace

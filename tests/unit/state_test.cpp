@@ -452,11 +452,11 @@ TEST_F(StateStoreTest, PersistsAcrossReopen) {
 TEST_F(StateStoreTest, SchemaVersionIsStoredInTheFile) {
   {
     StateStore store{db_path()};
-    EXPECT_EQ(store.schema_version(), 1);
-    EXPECT_EQ(StateStore::latest_schema_version(), 1);
+    EXPECT_EQ(store.schema_version(), 2);
+    EXPECT_EQ(StateStore::latest_schema_version(), 2);
   }
   RawConnection raw{db_path()};
-  EXPECT_EQ(raw.text("PRAGMA user_version"), "1");
+  EXPECT_EQ(raw.text("PRAGMA user_version"), "2");
   // The CHECK keeps unknown states out, whoever writes.
   EXPECT_NE(raw.exec("INSERT INTO slots (job, slot, start, state, next_at, created_at, "
                      "updated_at) VALUES ('j', 's', 0, 'bogus', 0, 0, 0)"),
@@ -612,6 +612,348 @@ TEST_F(StateStoreTest, SqliteTransactionRollsBackUnlessCommitted) {
   EXPECT_EQ(rows(), 2);
   EXPECT_THROW((sqlite::Statement{db, "SELECT 1; SELECT 2"}), StateError);
   EXPECT_THROW((sqlite::Statement{db, "SELEC 1"}), StateError);
+}
+
+// --- issue 4: notices, retention queries, data_version, requeue ---------------------
+
+// The version-1 schema exactly as the first release created it.
+constexpr const char* kSchemaV1 = R"sql(
+CREATE TABLE slots (
+  job TEXT NOT NULL, slot TEXT NOT NULL, start INTEGER NOT NULL,
+  state TEXT NOT NULL
+    CHECK (state IN ('pending', 'waiting', 'downloading', 'done', 'failed', 'lost')),
+  attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0), next_at INTEGER NOT NULL,
+  api_status TEXT NOT NULL DEFAULT '', last_error TEXT NOT NULL DEFAULT '',
+  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, done_at INTEGER,
+  PRIMARY KEY (job, slot)
+) STRICT;
+CREATE INDEX slots_by_state_next_at ON slots (state, next_at);
+CREATE INDEX slots_by_job_start ON slots (job, start);
+CREATE INDEX slots_by_job_state_start ON slots (job, state, start, next_at);
+CREATE TABLE files (
+  job TEXT NOT NULL, slot TEXT NOT NULL, data_type TEXT NOT NULL, name TEXT NOT NULL,
+  bytes INTEGER NOT NULL CHECK (bytes >= 0), sha256 TEXT NOT NULL, archived_at INTEGER,
+  PRIMARY KEY (job, slot, data_type, name),
+  FOREIGN KEY (job, slot) REFERENCES slots (job, slot) ON DELETE CASCADE
+) STRICT;
+CREATE TABLE kv (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL) STRICT;
+PRAGMA user_version = 1;
+)sql";
+
+TEST_F(StateStoreTest, MigratesAVersionOneDatabaseKeepingItsRows) {
+  {
+    std::ofstream{db_path()};  // an empty file is an empty database
+    RawConnection raw{db_path()};
+    ASSERT_EQ(raw.exec("PRAGMA journal_mode = WAL"), SQLITE_OK);
+    ASSERT_EQ(raw.exec(kSchemaV1), SQLITE_OK);
+    ASSERT_EQ(raw.exec("INSERT INTO slots VALUES ('shop', '2026-11-22T03', 1700000000, 'done', 3, "
+                       "1700003600, 'FINISHED', '', 1700000100, 1700000200, 1700000200)"),
+              SQLITE_OK);
+    ASSERT_EQ(raw.exec("INSERT INTO files VALUES ('shop', '2026-11-22T03', 'visit', 'a.csv.gz', "
+                       "42, 'abc', 1700000150)"),
+              SQLITE_OK);
+    ASSERT_EQ(raw.exec("INSERT INTO kv VALUES ('auth_code/shop', 'code')"), SQLITE_OK);
+  }
+  StateStore store{db_path()};
+  EXPECT_EQ(store.schema_version(), 2);
+  const auto record = store.find("shop", "2026-11-22T03");
+  ASSERT_TRUE(record);
+  EXPECT_EQ(record->state, SlotState::done);
+  EXPECT_EQ(record->attempts, 3);
+  EXPECT_EQ(record->api_status, "FINISHED");
+  EXPECT_EQ(record->done_at, from_unix(1700000200));
+  EXPECT_EQ(record->notices, 0);
+  ASSERT_EQ(store.files("shop", "2026-11-22T03").size(), 1u);
+  EXPECT_EQ(store.files("shop", "2026-11-22T03")[0].bytes, 42u);
+  EXPECT_EQ(store.get_value("auth_code/shop"), "code");
+
+  // The new column works on the migrated rows.
+  store.update("shop", "2026-11-22T03", {.state = SlotState::pending, .next_at = kT0, .notices = 5},
+               kT0);
+  EXPECT_EQ(store.find("shop", "2026-11-22T03")->notices, 5);
+}
+
+TEST_F(StateStoreTest, NoticesAreStoredOnlyWhenSet) {
+  StateStore store{db_path()};
+  store.plan("shop", std::vector{hour(kT0, kT0)}, kT0);
+  EXPECT_EQ(store.find("shop", "2026-11-22T03")->notices, 0);
+  store.update("shop", "2026-11-22T03", {.state = SlotState::waiting, .next_at = kT0, .notices = 1},
+               kT0);
+  store.update("shop", "2026-11-22T03", {.state = SlotState::waiting, .next_at = kT0}, kT0);
+  EXPECT_EQ(store.find("shop", "2026-11-22T03")->notices, 1);
+  store.update("shop", "2026-11-22T03", {.state = SlotState::waiting, .next_at = kT0, .notices = 3},
+               kT0);
+  EXPECT_EQ(store.find("shop", "2026-11-22T03")->notices, 3);
+}
+
+TEST_F(StateStoreTest, NotDoneBeforeAndCountAtRisk) {
+  StateStore store{db_path()};
+  std::vector<PlannedSlot> planned;
+  for (int i = 0; i < 6; ++i) {
+    planned.push_back(hour(kT0 + hours(i), kT0));
+  }
+  store.plan("a", planned, kT0);
+  store.plan("b", std::vector{hour(kT0 + hours(1), kT0)}, kT0);
+  store.plan("gone", std::vector{hour(kT0, kT0)}, kT0);
+  const auto set = [&](int i, SlotState state) {
+    store.update("a", planned[static_cast<std::size_t>(i)].slot, {.state = state, .next_at = kT0},
+                 kT0);
+  };
+  set(0, SlotState::done);
+  set(1, SlotState::lost);
+  set(2, SlotState::failed);
+  set(3, SlotState::downloading);
+  set(4, SlotState::waiting);  // 5 stays pending
+
+  const std::vector<std::string> jobs = {"a", "b"};
+  EXPECT_EQ(names(store.not_done_before(kT0 + hours(5), jobs)),
+            (std::vector<std::string>{"b/2026-11-22T04", "a/2026-11-22T05", "a/2026-11-22T06",
+                                      "a/2026-11-22T07"}));
+  EXPECT_EQ(names(store.not_done_before(kT0 + hours(6), std::vector<std::string>{"a"})).size(), 4u);
+  EXPECT_TRUE(store.not_done_before(kT0 + hours(2), std::vector<std::string>{"a"}).empty());
+
+  EXPECT_EQ(store.count_at_risk("a", kT0 + hours(6)), 4);  // failed, downloading, waiting, pending
+  EXPECT_EQ(store.count_at_risk("a", kT0 + hours(3)), 1);  // start < bound is strict
+  EXPECT_EQ(store.count_at_risk("a", kT0 + hours(2)), 0);  // done and lost never count
+  EXPECT_EQ(store.count_at_risk("nobody", kT0 + hours(100)), 0);
+}
+
+TEST_F(StateStoreTest, DataVersionChangesWhenAnotherConnectionCommits) {
+  StateStore daemon{db_path()};
+  StateStore cli{db_path()};
+  const std::int64_t before = daemon.data_version();
+  EXPECT_EQ(daemon.data_version(), before);  // nothing happened
+  // The connection's own commits do not change it (the daemon knows what it wrote).
+  daemon.plan("shop", std::vector{hour(kT0, kT0)}, kT0);
+  EXPECT_EQ(daemon.data_version(), before);
+
+  cli.plan("shop", std::vector{hour(kT0 + hours(1), kT0)}, kT0);
+  const std::int64_t after = daemon.data_version();
+  EXPECT_NE(after, before);
+  EXPECT_EQ(daemon.data_version(), after);
+
+  // A rolled-back requeue (dry run) is no change.
+  cli.requeue("shop", std::vector<RequeueTarget>{{"2026-11-22T03", kT0}},
+              [](const RequeueTarget&, const std::optional<SlotRecord>&) {
+                return std::optional<Requeue>{Requeue{}};
+              },
+              kT0, {.dry_run = true});
+  EXPECT_EQ(daemon.data_version(), after);
+
+  RawConnection raw{db_path()};
+  ASSERT_EQ(raw.exec("UPDATE slots SET next_at = 1"), SQLITE_OK);
+  EXPECT_NE(daemon.data_version(), after);
+}
+
+class RequeueTest : public StateStoreTest {
+ protected:
+  void SetUp() override {
+    store_.emplace(db_path());
+    std::vector<PlannedSlot> planned;
+    for (int i = 0; i < 4; ++i) {
+      planned.push_back(hour(kT0 + hours(i), kT0));
+    }
+    store_->plan("shop", planned, kT0);
+    // 03 done with two files, 04 failed after 7 asks, 05 downloading, 06 pending.
+    store_->update("shop", "2026-11-22T03",
+                   {.state = SlotState::done, .next_at = kT0, .count_attempt = true, .notices = 2},
+                   kT0);
+    for (const char* name : {"a.csv.gz", "b.csv.gz"}) {
+      store_->record_file({.job = "shop",
+                           .slot = "2026-11-22T03",
+                           .data_type = "visit",
+                           .name = name,
+                           .bytes = 10,
+                           .sha256 = "x"});
+    }
+    store_->record_file({.job = "shop",
+                         .slot = "2026-11-22T03",
+                         .data_type = "page",
+                         .name = "p.csv.gz",
+                         .bytes = 10,
+                         .sha256 = "y"});
+    for (int i = 0; i < 7; ++i) {
+      store_->update("shop", "2026-11-22T04",
+                     {.state = SlotState::failed,
+                      .next_at = kT0,
+                      .last_error = "gave up",
+                      .count_attempt = true,
+                      .notices = 1},
+                     kT0 + hours(1));
+    }
+    store_->update("shop", "2026-11-22T05", {.state = SlotState::downloading, .next_at = kT0}, kT0);
+  }
+
+  StateStore& store() { return *store_; }
+
+  std::optional<StateStore> store_;
+};
+
+const Instant kLater = kT0 + hours(30);
+
+TEST_F(RequeueTest, QueuesWhatTheDecisionSaysInOneTransaction) {
+  std::vector<RequeueTarget> targets;
+  for (int i = 0; i < 5; ++i) {  // 07 is not in the store
+    const Instant start = kT0 + hours(i);
+    targets.push_back({Slot::containing(start, Granularity::hour).name(), start});
+  }
+  std::vector<std::string> seen;
+  const int queued = store().requeue(
+      "shop", targets,
+      [&](const RequeueTarget& target,
+          const std::optional<SlotRecord>& current) -> std::optional<Requeue> {
+        seen.push_back(target.slot + "=" +
+                       (current ? std::string{to_string(current->state)} : std::string{"none"}));
+        if (current && current->state == SlotState::downloading) {
+          return std::nullopt;
+        }
+        if (current && current->state == SlotState::done) {
+          return Requeue{.reset_attempts = true, .forget_all_files = true};
+        }
+        if (current && current->state == SlotState::failed) {
+          return Requeue{.reset_attempts = true};
+        }
+        return Requeue{};
+      },
+      kLater);
+  EXPECT_EQ(queued, 4);
+  EXPECT_EQ(seen, (std::vector<std::string>{"2026-11-22T03=done", "2026-11-22T04=failed",
+                                            "2026-11-22T05=downloading", "2026-11-22T06=pending",
+                                            "2026-11-22T07=none"}));
+
+  const auto done = store().find("shop", "2026-11-22T03");
+  EXPECT_EQ(done->state, SlotState::pending);
+  EXPECT_EQ(done->next_at, kLater);
+  EXPECT_EQ(done->attempts, 0);
+  EXPECT_EQ(done->created_at, kLater);  // give_up_after counts afresh
+  EXPECT_EQ(done->notices, 0);
+  EXPECT_FALSE(done->done_at);
+  EXPECT_TRUE(store().files("shop", "2026-11-22T03").empty());
+
+  const auto failed = store().find("shop", "2026-11-22T04");
+  EXPECT_EQ(failed->state, SlotState::pending);
+  EXPECT_EQ(failed->attempts, 0);
+  EXPECT_EQ(failed->last_error, "gave up");  // kept until the next answer
+  EXPECT_EQ(failed->notices, 0);
+
+  EXPECT_EQ(store().find("shop", "2026-11-22T05")->state, SlotState::downloading);
+  EXPECT_EQ(store().find("shop", "2026-11-22T05")->next_at, kT0);
+
+  const auto pending = store().find("shop", "2026-11-22T06");
+  EXPECT_EQ(pending->next_at, kLater);
+  EXPECT_EQ(pending->created_at, kT0);  // attempts and planning time kept
+
+  const auto added = store().find("shop", "2026-11-22T07");
+  ASSERT_TRUE(added);
+  EXPECT_EQ(added->state, SlotState::pending);
+  EXPECT_EQ(added->start, kT0 + hours(4));
+  EXPECT_EQ(added->next_at, kLater);
+  EXPECT_EQ(added->attempts, 0);
+}
+
+TEST_F(RequeueTest, AttemptsKeptUnlessReset) {
+  const std::vector<RequeueTarget> targets{{"2026-11-22T04", kT0 + hours(1)}};
+  store().requeue(
+      "shop", targets,
+      [](const RequeueTarget&, const std::optional<SlotRecord>&) {
+        return std::optional<Requeue>{Requeue{}};
+      },
+      kLater);
+  EXPECT_EQ(store().find("shop", "2026-11-22T04")->attempts, 7);
+  EXPECT_EQ(store().find("shop", "2026-11-22T04")->created_at, kT0);
+}
+
+TEST_F(RequeueTest, ForgetsOnlyTheNamedFiles) {
+  const std::vector<RequeueTarget> targets{{"2026-11-22T03", kT0}};
+  store().requeue(
+      "shop", targets,
+      [](const RequeueTarget&, const std::optional<SlotRecord>&) {
+        return std::optional<Requeue>{
+            Requeue{.reset_attempts = true, .forget_files = {{"visit", "b.csv.gz"}, {"page", ""}}}};
+      },
+      kLater);
+  const auto files = store().files("shop", "2026-11-22T03");
+  ASSERT_EQ(files.size(), 1u);
+  EXPECT_EQ(files[0].name, "a.csv.gz");
+}
+
+TEST_F(RequeueTest, DryRunChangesNothing) {
+  const auto before = store().find("shop", "2026-11-22T03");
+  bool ran = false;
+  const std::vector<RequeueTarget> targets{{"2026-11-22T03", kT0},
+                                           {"2026-11-22T09", kT0 + hours(6)}};
+  const int queued = store().requeue(
+      "shop", targets,
+      [](const RequeueTarget&, const std::optional<SlotRecord>&) {
+        return std::optional<Requeue>{Requeue{.reset_attempts = true, .forget_all_files = true}};
+      },
+      kLater, {.dry_run = true, .before_commit = [&] { ran = true; }});
+  EXPECT_EQ(queued, 2);
+  EXPECT_FALSE(ran);
+  EXPECT_EQ(store().find("shop", "2026-11-22T03"), before);
+  EXPECT_EQ(store().files("shop", "2026-11-22T03").size(), 3u);
+  EXPECT_FALSE(store().find("shop", "2026-11-22T09"));
+}
+
+TEST_F(RequeueTest, AFailureInBeforeCommitRollsBack) {
+  const std::vector<RequeueTarget> targets{{"2026-11-22T03", kT0}};
+  EXPECT_THROW(
+      store().requeue("shop", targets,
+                      [](const RequeueTarget&, const std::optional<SlotRecord>&) {
+                        return std::optional<Requeue>{Requeue{.forget_all_files = true}};
+                      },
+                      kLater, {.before_commit = [] { throw StateError("disk", SQLITE_IOERR); }}),
+      StateError);
+  EXPECT_EQ(store().find("shop", "2026-11-22T03")->state, SlotState::done);
+  EXPECT_EQ(store().files("shop", "2026-11-22T03").size(), 3u);
+}
+
+TEST_F(RequeueTest, OtherConnectionsSeeTheQueueAtOnce) {
+  StateStore daemon{db_path()};
+  const std::vector<std::string> jobs{"shop"};
+  EXPECT_EQ(daemon.due(kLater, 10, jobs).size(), 2u);  // 05 (downloading) and 06
+  const std::vector<RequeueTarget> targets{{"2026-11-22T04", kT0 + hours(1)}};
+  store().requeue(
+      "shop", targets,
+      [](const RequeueTarget&, const std::optional<SlotRecord>&) {
+        return std::optional<Requeue>{Requeue{.reset_attempts = true}};
+      },
+      kLater);
+  EXPECT_EQ(
+      names(daemon.due(kLater, 10, jobs)),
+      (std::vector<std::string>{"shop/2026-11-22T04", "shop/2026-11-22T05", "shop/2026-11-22T06"}));
+}
+
+TEST_F(StateStoreTest, IntegrityCheckPassesOnAHealthyFileAndFailsOnADamagedOne) {
+  {
+    StateStore store{db_path()};
+    std::vector<PlannedSlot> planned;
+    for (int i = 0; i < 2000; ++i) {
+      planned.push_back(hour(kT0 + hours(i), kT0));
+    }
+    store.plan("shop", planned, kT0);
+    EXPECT_NO_THROW(store.check_integrity());
+  }
+  {
+    // Fold the WAL into the file, then scribble over a page in the middle of it.
+    RawConnection raw{db_path()};
+    ASSERT_EQ(raw.exec("PRAGMA wal_checkpoint(TRUNCATE)"), SQLITE_OK);
+  }
+  const auto size = fs::file_size(db_path());
+  ASSERT_GT(size, 8u * 4096);
+  {
+    std::fstream file{db_path(), std::ios::in | std::ios::out | std::ios::binary};
+    file.seekp(static_cast<std::streamoff>(size / 2 / 4096 * 4096 + 16));
+    const std::string junk(2000, '\x5a');
+    file.write(junk.data(), static_cast<std::streamsize>(junk.size()));
+  }
+  try {
+    StateStore store{db_path()};
+    store.check_integrity();
+    FAIL() << "a damaged file passed the integrity check";
+  } catch (const StateError& error) {
+    EXPECT_EQ(error.code() & 0xff, SQLITE_CORRUPT) << error.what();
+  }
 }
 
 }  // namespace
