@@ -1,6 +1,7 @@
 // `run` and `run --once`: the daemon's wiring of modules onto one io_context.
 
 #include <spdlog/spdlog.h>
+#include <sqlite3.h>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -30,9 +31,59 @@ http::Settings http_settings(const config::HttpSettings& http) {
   return settings;
 }
 
+namespace {
+
+// How long startup waits between tries on a database another process holds locked
+// (the CLI in a long transaction, a backup): waited on, never fatal.
+constexpr std::chrono::seconds kLockedRetry{1};
+
+bool is_locked(const state::StateError& error) {
+  const int primary = error.code() & 0xff;
+  return primary == SQLITE_BUSY || primary == SQLITE_LOCKED;
+}
+
+// SIGHUP: the config file read again and validated whole; applied only when valid and
+// when nothing that needs a restart changed, else the running config stays.
+void reload(scheduler::Scheduler& scheduler) {
+  const config::Config& running = scheduler.config();
+  spdlog::info("event=reload file={}", running.source.string());
+  config::LoadResult loaded = config::load_config(running.source);
+  if (!loaded.config) {
+    for (const config::Problem& problem : loaded.problems) {
+      spdlog::error("reload: {}", problem.to_string());
+    }
+    spdlog::error(
+        "event=reload_failed reason=\"the config has {} problem(s); still running the previous "
+        "one\"",
+        loaded.problems.size());
+    return;
+  }
+  if (const auto changes = scheduler::restart_only_changes(running, *loaded.config);
+      !changes.empty()) {
+    std::string joined;
+    for (const std::string& change : changes) {
+      joined += (joined.empty() ? "" : ", ") + change;
+    }
+    spdlog::error(
+        "event=reload_failed reason=\"{}: these need a restart; still running the previous "
+        "config\"",
+        joined);
+    return;
+  }
+  spdlog::set_level(spdlog::level::from_str(loaded.config->log.level));
+  const std::string summary = config::summary(*loaded.config);
+  scheduler.reload(std::make_shared<const config::Config>(std::move(*loaded.config)));
+  spdlog::info("event=reloaded {}", summary);
+}
+
+}  // namespace
+
 int run_daemon(const config::Config& config, bool once) {
   configure_logging(config.log);
   const Clock& clock = command_clock();
+  // A file-size limit (RLIMIT_FSIZE) must fail the write that hits it, as a full disk
+  // does, not kill the daemon with SIGXFSZ.
+  std::signal(SIGXFSZ, SIG_IGN);
 
   // Signals first: a SIGTERM during a slow startup (a busy database) must still end
   // in a clean exit, delivered as soon as the loop runs.
@@ -53,16 +104,18 @@ int run_daemon(const config::Config& config, bool once) {
     io.stop();
   });
 
-  // Without a handler SIGHUP would end the process; reloading is not built yet.
+  // SIGHUP reloads the config (once the scheduler runs; before, it is only noted).
   asio::signal_set hangups{io, SIGHUP};
   std::function<void(const boost::system::error_code&, int)> on_hangup =
       [&](const boost::system::error_code& error, int) {
         if (error) {
           return;
         }
-        spdlog::warn(
-            "SIGHUP: reloading the config is not supported by this version; "
-            "restart gio-exporter to apply config changes");
+        if (running != nullptr) {
+          reload(*running);
+        } else {
+          spdlog::warn("SIGHUP during startup: ignored; send it again once running");
+        }
         hangups.async_wait(on_hangup);
       };
   hangups.async_wait(on_hangup);
@@ -73,7 +126,31 @@ int run_daemon(const config::Config& config, bool once) {
   std::optional<http::Client> http;
   try {
     std::filesystem::create_directories(config.state_db.parent_path());
-    store.emplace(config.state_db);
+    for (bool said = false;;) {
+      try {
+        store.emplace(config.state_db);
+        break;
+      } catch (const state::StateError& error) {
+        if (!is_locked(error)) {
+          throw;
+        }
+        if (!std::exchange(said, true)) {
+          spdlog::warn("the state database {} is locked by another process; waiting",
+                       config.state_db.string());
+        }
+      }
+      // Signals are delivered while waiting: a stop during the wait is still clean.
+      io.run_for(kLockedRetry);
+      if (interrupted) {
+        spdlog::info("stopped");
+        return 0;
+      }
+    }
+    try {
+      store->check_integrity();
+    } catch (const state::StateError& error) {
+      throw std::runtime_error("state database " + config.state_db.string() + ": " + error.what());
+    }
     archive.emplace(config.archive_dir);
     http.emplace(io.get_executor(), http_settings(config.http));
   } catch (const std::exception& error) {
@@ -88,8 +165,13 @@ int run_daemon(const config::Config& config, bool once) {
 
   asio::thread_pool verify_pool{std::max(1u, std::thread::hardware_concurrency())};
   download::Downloader downloader{*http, verify_pool};
-  scheduler::Scheduler scheduler{io.get_executor(), config, clock,     *store,
-                                 *archive,          *http,  downloader};
+  scheduler::Scheduler scheduler{io.get_executor(),
+                                 std::make_shared<const config::Config>(config),
+                                 clock,
+                                 *store,
+                                 *archive,
+                                 *http,
+                                 downloader};
   running = &scheduler;
 
   spdlog::info("gio-exporter starting: {} ({}), now {}", once ? "one pass" : "daemon",

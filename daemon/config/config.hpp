@@ -67,6 +67,9 @@ struct Job {
   Duration ready_after{};               // default: 40m for hour, 6h for day
   Duration poll_every{std::chrono::minutes{5}};
   Duration give_up_after{std::chrono::hours{24}};
+  // NOT_EXISTS before ready_at + this means "not produced yet" and is polled quietly;
+  // after it, the slot is an anomaly worth a warning (still polled until give_up_after).
+  Duration not_exists_grace{std::chrono::hours{2}};
   Duration backfill{std::chrono::days{15}};
   Duration link_expire{std::chrono::minutes{60}};  // whole minutes (the API takes minutes)
   archive::VerifyMode verify = archive::VerifyMode::gzip;
@@ -153,6 +156,7 @@ inline constexpr Duration kMinPollEvery = std::chrono::seconds{1};
 inline constexpr Duration kMaxPollEvery = std::chrono::hours{24};
 // Longer than the vendor keeps the data would only postpone `lost`.
 inline constexpr Duration kMaxGiveUpAfter = kRetention;
+inline constexpr Duration kMaxNotExistsGrace = std::chrono::hours{48};
 inline constexpr Duration kMinBackfill = std::chrono::hours{1};
 // The vendor keeps 15 days; looking further back could never find anything.
 inline constexpr Duration kMaxBackfill = kRetention;

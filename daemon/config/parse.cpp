@@ -769,11 +769,12 @@ Job Parser::read_job(const YAML::Node& node, JobNotes& notes) {
                   "a job must be a map with at least name and project, not " + describe(node));
     return job;
   }
-  const MapReader map(node, "a job",
-                      {"name", "project", "kind", "granularity", "data_types", "ready_after",
-                       "poll_every", "give_up_after", "backfill", "link_expire", "verify", "charts",
-                       "interval", "resource", "conversion_window", "range", "parameters"},
-                      reporter_);
+  const MapReader map(
+      node, "a job",
+      {"name", "project", "kind", "granularity", "data_types", "ready_after", "poll_every",
+       "give_up_after", "not_exists_grace", "backfill", "link_expire", "verify", "charts",
+       "interval", "resource", "conversion_window", "range", "parameters"},
+      reporter_);
   if (const Entry* entry = map.find("name")) {
     if (auto name = read_string(*entry, reporter_)) {
       job.name = *name;
@@ -840,6 +841,10 @@ Job Parser::read_job(const YAML::Node& node, JobNotes& notes) {
     reporter_.add(where->value_mark(), "'give_up_after' (" + format_duration(*give_up_after) +
                                            ") must be at least 'poll_every' (" +
                                            format_duration(*poll_every) + ")");
+  }
+  if (const Entry* entry = map.find("not_exists_grace")) {
+    job.not_exists_grace = read_duration(*entry, reporter_, Duration{0}, kMaxNotExistsGrace)
+                               .value_or(job.not_exists_grace);
   }
   if (const Entry* entry = map.find("backfill")) {
     job.backfill = read_duration(*entry, reporter_, kMinBackfill, kMaxBackfill,

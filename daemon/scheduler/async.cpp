@@ -37,13 +37,13 @@ asio::awaitable<Semaphore::Permit> Semaphore::hold() {
 Signal::Signal(asio::any_io_executor executor)
     : timer_(std::move(executor), asio::steady_timer::time_point::max()) {}
 
-asio::awaitable<void> Signal::wait_until(std::chrono::steady_clock::time_point deadline) {
+asio::awaitable<bool> Signal::wait_until(std::chrono::steady_clock::time_point deadline) {
   if (std::exchange(pending_, false)) {
-    co_return;
+    co_return true;
   }
   timer_.expires_at(deadline);
   co_await timer_.async_wait(asio::as_tuple(asio::use_awaitable));
-  pending_ = false;
+  co_return std::exchange(pending_, false);
 }
 
 void Signal::notify() {

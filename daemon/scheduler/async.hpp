@@ -50,8 +50,8 @@ class Semaphore {
 class Signal {
  public:
   explicit Signal(boost::asio::any_io_executor executor);
-  // Waits until notify() or until `deadline`, whichever comes first.
-  boost::asio::awaitable<void> wait_until(std::chrono::steady_clock::time_point deadline);
+  // Waits until notify() or until `deadline`, whichever comes first; true when notified.
+  boost::asio::awaitable<bool> wait_until(std::chrono::steady_clock::time_point deadline);
   void notify();
 
  private:

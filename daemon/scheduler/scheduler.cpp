@@ -27,6 +27,26 @@ constexpr int kMaxLinkRefreshes = 3;
 constexpr int kMaxDownloadTries = 3;
 // The loop looks at the clock at least this often (wall-clock jumps, new work).
 constexpr seconds kMaxSleep{60};
+// How often the loop asks the database whether another process queued work
+// (backfill, retry, verify --repair): one cheap PRAGMA, so well inside a poll interval.
+constexpr seconds kQueueCheckEvery{2};
+// How often slots are checked against the vendor's retention.
+constexpr seconds kRetentionWatchEvery{60};
+// A failed local write (disk full, I/O error) pauses every download this long (or for
+// the job's poll_every, when shorter).
+constexpr seconds kLocalFaultPause{30};
+// A state database the loop cannot use (locked by another process past the busy
+// timeout, a full disk) is tried again after this long.
+constexpr seconds kStoreRetry{5};
+
+// Once-only log events already written for a slot (the store's `notices` bitmask), so
+// a restart or the next poll does not repeat them.
+constexpr int kNoticeWaiting = 1;    // event=slot_waiting
+constexpr int kNoticeAtRisk72h = 2;  // event=slot_at_risk, 72 h before loss
+constexpr int kNoticeAtRisk24h = 4;  // event=slot_at_risk, 24 h before loss
+constexpr int kNoticeNotExists = 8;  // event=slot_not_exists: NOT_EXISTS past the grace
+constexpr std::chrono::hours kAtRisk72h{72};
+constexpr std::chrono::hours kAtRisk24h{24};
 
 std::string key(std::string_view job, std::string_view slot) {
   return std::string{job} + "/" + std::string{slot};
@@ -110,30 +130,88 @@ asio::awaitable<boost::system::result<api::RawExport, api::Error>> ask_raw_expor
   co_return merged;
 }
 
+std::string format_hours(std::chrono::seconds left) {
+  return std::to_string(std::chrono::duration_cast<std::chrono::hours>(left).count()) + "h";
+}
+
 }  // namespace
 
-Scheduler::Scheduler(asio::any_io_executor executor, const config::Config& config,
+std::vector<std::string> restart_only_changes(const config::Config& running,
+                                              const config::Config& next) {
+  std::vector<std::string> changes;
+  const auto check = [&changes](bool same, std::string_view key) {
+    if (!same) {
+      changes.push_back(std::string{key} + " changed");
+    }
+  };
+  check(running.state_db == next.state_db, "state_db");
+  check(running.archive_dir == next.archive_dir, "archive_dir");
+  check(running.http.api_base == next.http.api_base, "http.api_base");
+  check(running.http.timeout == next.http.timeout, "http.timeout");
+  check(running.http.ca_file == next.http.ca_file, "http.ca_file");
+  check(running.limits.parallel_downloads == next.limits.parallel_downloads,
+        "limits.parallel_downloads");
+  check(running.metrics.listen == next.metrics.listen, "metrics.listen");
+  return changes;
+}
+
+struct Scheduler::Generation {
+  std::shared_ptr<const config::Config> config;
+  std::vector<std::string> job_names;
+  std::map<std::string, std::shared_ptr<api::RateLimiter>> limiters;  // by project
+  std::map<std::string, std::unique_ptr<api::Client>> apis;           // by project
+};
+
+Scheduler::Scheduler(asio::any_io_executor executor, std::shared_ptr<const config::Config> config,
                      const Clock& clock, state::StateStore& store, archive::Archive& archive,
                      http::Client& http, download::Downloader& downloader)
     : executor_(executor),
-      config_(config),
       clock_(clock),
       store_(store),
       archive_(archive),
+      http_(http),
       downloader_(downloader),
       codes_(std::make_unique<StoredCodes>(store)),
-      downloads_(executor, config.limits.parallel_downloads),
+      downloads_(executor, config->limits.parallel_downloads),
       wake_(executor),
       workers_(executor) {
-  for (const config::Job& job : config.jobs) {
-    job_names_.push_back(job.name);
+  reload(std::move(config));
+}
+
+void Scheduler::reload(std::shared_ptr<const config::Config> config) {
+  auto next = std::make_shared<Generation>();
+  next->config = std::move(config);
+  for (const config::Job& job : next->config->jobs) {
+    next->job_names.push_back(job.name);
   }
-  for (const config::Project& project : config.projects) {
-    auto& limiter = limiters_[project.name] =
-        std::make_unique<api::RateLimiter>(executor, config.limits.api_requests_per_second);
-    apis_[project.name] = std::make_unique<api::Client>(http, config.http.api_base, project,
-                                                        *limiter, clock, codes_.get());
+  for (const config::Project& project : next->config->projects) {
+    // A project whose rate is unchanged keeps its limiter: workers of the old
+    // generation and the new one then share one queue and never exceed the rate.
+    std::shared_ptr<api::RateLimiter> limiter;
+    if (generation_ && generation_->config->limits.api_requests_per_second ==
+                           next->config->limits.api_requests_per_second) {
+      if (const auto found = generation_->limiters.find(project.name);
+          found != generation_->limiters.end()) {
+        limiter = found->second;
+      }
+    }
+    if (!limiter) {
+      limiter = std::make_shared<api::RateLimiter>(executor_,
+                                                   next->config->limits.api_requests_per_second);
+    }
+    next->apis[project.name] = std::make_unique<api::Client>(
+        http_, next->config->http.api_base, project, *limiter, clock_, codes_.get());
+    next->limiters[project.name] = std::move(limiter);
   }
+  generation_ = std::move(next);
+  // A changed window or readiness re-plans from scratch; slots already in the store
+  // keep their rows (planning only inserts what is missing), so nothing done is redone.
+  planned_until_.clear();
+  wake_.notify();
+}
+
+const config::Config& Scheduler::config() const {
+  return *generation_->config;
 }
 
 void Scheduler::stop() {
@@ -141,21 +219,89 @@ void Scheduler::stop() {
   wake_.notify();
 }
 
-void Scheduler::plan(Instant now) {
-  for (const config::Job& job : config_.jobs) {
+std::map<std::string, Scheduler::Planned> Scheduler::plan(Instant now) {
+  std::map<std::string, Planned> planned;
+  for (const config::Job& job : config().jobs) {
     const auto known = planned_until_.find(job.name);
     const Instant from = known == planned_until_.end() ? Instant{} : known->second;
-    const auto slots = plan_slots(job, from, now);
+    auto slots = plan_slots(job, from, now);
     if (slots.empty()) {
       continue;
     }
-    const int added = store_.plan(job.name, slots, now);
     planned_until_[job.name] = Slot::containing(slots.back().start, job.granularity).next().start();
-    if (added > 0) {
-      spdlog::info("event=planned job={} slots={} first={} last={}", job.name, added,
-                   slots.front().slot, slots.back().slot);
+    if (known == planned_until_.end()) {
+      // The first planning since start (or a reload) covers the whole window: the rows
+      // already there are left out, so that what is reported is what is new.
+      std::set<std::string> existing;
+      for (const state::SlotRecord& record :
+           store_.slots(job.name, slots.front().start, slots.back().start + seconds{1})) {
+        existing.insert(record.slot);
+      }
+      std::erase_if(slots, [&existing](const state::PlannedSlot& slot) {
+        return existing.contains(slot.slot);
+      });
+    }
+    if (const int added = slots.empty() ? 0 : store_.plan(job.name, slots, now); added > 0) {
+      planned[job.name] = {.first = slots.front().slot, .last = slots.back().slot, .count = added};
     }
   }
+  return planned;
+}
+
+void Scheduler::log_catch_up(const std::map<std::string, Planned>& planned_at_start) {
+  // The slots that became ready while the daemon was not running (or never ran).
+  for (const auto& [job, planned] : planned_at_start) {
+    spdlog::info("event=catch_up job={} slots={} first={} last={}", job, planned.count,
+                 planned.first, planned.last);
+  }
+}
+
+void Scheduler::watch_retention(Instant now) {
+  const auto steady_now = asio::steady_timer::clock_type::now();
+  if (steady_now < next_retention_watch_) {
+    return;
+  }
+  next_retention_watch_ = steady_now + kRetentionWatchEvery;
+  const Generation& generation = *generation_;
+  for (const state::SlotRecord& record :
+       store_.not_done_before(now - kRetention + kAtRisk72h, generation.job_names)) {
+    if (in_flight_.contains(key(record.job, record.slot))) {
+      continue;  // its worker decides; a download under way may still finish in time
+    }
+    const Instant lost_at = record.start + kRetention;
+    const std::string last = record.last_error.empty() ? record.api_status : record.last_error;
+    if (now >= lost_at) {
+      store_.update(record.job, record.slot,
+                    {.state = state::SlotState::lost,
+                     .next_at = now,
+                     .last_error = "the vendor's 15-day retention has passed"},
+                    now);
+      spdlog::error("event=slot_lost job={} slot={} state={} reason=\"retention passed; last: {}\"",
+                    record.job, record.slot, to_string(record.state), last);
+      continue;
+    }
+    const int notice = now >= lost_at - kAtRisk24h ? kNoticeAtRisk24h : kNoticeAtRisk72h;
+    if ((record.notices & notice) != 0) {
+      continue;
+    }
+    store_.update(record.job, record.slot,
+                  {.state = record.state,
+                   .next_at = record.next_at,
+                   .notices = record.notices | notice | kNoticeAtRisk72h},
+                  now);
+    spdlog::warn(
+        "event=slot_at_risk job={} slot={} state={} left={} lost_at={} attempts={} "
+        "reason=\"{}\"",
+        record.job, record.slot, to_string(record.state), format_hours(lost_at - now),
+        format_utc(lost_at), record.attempts, last.empty() ? std::string{"not asked yet"} : last);
+  }
+}
+
+bool Scheduler::queue_changed_elsewhere() {
+  const std::int64_t version = store_.data_version();
+  const bool changed = version != data_version_;
+  data_version_ = version;
+  return changed;
 }
 
 Instant Scheduler::next_plan_time(const config::Job& job, Instant now) const {
@@ -170,7 +316,8 @@ void Scheduler::start_due_work(Instant now, std::set<std::string>* started_once)
   const std::size_t limit =
       kMaxSlotsInFlight + in_flight_.size() + (started_once != nullptr ? started_once->size() : 0);
   const auto steady_now = asio::steady_timer::clock_type::now();
-  for (state::SlotRecord& record : store_.due(now, limit, job_names_)) {
+  const std::shared_ptr<const Generation> generation = generation_;
+  for (state::SlotRecord& record : store_.due(now, limit, generation->job_names)) {
     if (in_flight_.size() >= kMaxSlotsInFlight || stopping_) {
       return;
     }
@@ -186,32 +333,34 @@ void Scheduler::start_due_work(Instant now, std::set<std::string>* started_once)
       continue;
     }
     in_flight_.insert(slot_key);
-    workers_.spawn([this, record = std::move(record), slot_key]() -> asio::awaitable<void> {
-      try {
-        co_await process(record);
-      } catch (const std::exception& error) {
-        // A worker must never take the daemon down. The slot is put off like any
-        // transient failure; if even that cannot be recorded (the database or disk
-        // is failing), it is held back in memory so it cannot spin.
-        spdlog::error("event=slot_error job={} slot={} reason=\"{}\"", record.job, record.slot,
-                      error.what());
-        try {
-          retry_later(*config_.find_job(record.job), record, error.what(), std::nullopt, false);
-        } catch (const std::exception&) {
-          cool_down_[slot_key] =
-              asio::steady_timer::clock_type::now() + config_.find_job(record.job)->poll_every;
-        }
-      }
-      in_flight_.erase(slot_key);
-      wake_.notify();
-    });
+    workers_.spawn(
+        [this, generation, record = std::move(record), slot_key]() -> asio::awaitable<void> {
+          const config::Job& job = *generation->config->find_job(record.job);
+          try {
+            co_await process(generation, record);
+          } catch (const std::exception& error) {
+            // A worker must never take the daemon down. The slot is put off like any
+            // transient failure; if even that cannot be recorded (the database or disk
+            // is failing), it is held back in memory so it cannot spin.
+            spdlog::error("event=slot_error job={} slot={} reason=\"{}\"", record.job, record.slot,
+                          error.what());
+            try {
+              retry_later(job, record, error.what(), std::nullopt, false);
+            } catch (const std::exception&) {
+              cool_down_[slot_key] = asio::steady_timer::clock_type::now() + job.poll_every;
+            }
+          }
+          in_flight_.erase(slot_key);
+          wake_.notify();
+        });
   }
 }
 
 asio::awaitable<void> Scheduler::run_once() {
   const Instant now = clock_.now();
   store_.resume_downloads(now);
-  plan(now);
+  log_catch_up(plan(now));
+  watch_retention(now);
   std::set<std::string> started;
   // Later rounds pick up the due slots that did not fit under the cap; each slot is
   // worked on at most once per pass.
@@ -231,28 +380,61 @@ asio::awaitable<void> Scheduler::run() {
   if (resumed > 0) {
     spdlog::info("event=resume slots={} (downloads interrupted by the last stop)", resumed);
   }
+  log_catch_up(plan(start));
+  queue_changed_elsewhere();
+  std::string store_trouble;  // the last database failure of the loop, logged once
   while (!stopping_) {
     const Instant now = clock_.now();
-    plan(now);
-    start_due_work(now, nullptr);
-
-    // Sleep until the next slot is due, the next slot becomes ready, or a worker ends.
     Instant deadline = now + kMaxSleep;
-    if (const auto next_due = store_.next_due(); next_due && *next_due > now) {
-      deadline = std::min(deadline, *next_due);
+    try {
+      // A wall clock that jumped forward plans the slots it skipped; one that jumped
+      // back plans nothing (planning inserts only missing rows, after the last one).
+      for (const auto& [job, planned] : plan(now)) {
+        spdlog::info("event=planned job={} slots={} first={} last={}", job, planned.count,
+                     planned.first, planned.last);
+      }
+      watch_retention(now);
+      start_due_work(now, nullptr);
+      // Sleep until the next slot is due, the next slot becomes ready, or a worker ends;
+      // every few seconds, look whether another process queued work.
+      if (const auto next_due = store_.next_due(); next_due && *next_due > now) {
+        deadline = std::min(deadline, *next_due);
+      }
+      for (const config::Job& job : config().jobs) {
+        deadline = std::min(deadline, next_plan_time(job, now));
+      }
+      if (!store_trouble.empty()) {
+        spdlog::info("event=state_db_ok the state database answers again");
+        store_trouble.clear();
+      }
+    } catch (const state::StateError& error) {
+      // Locked by another process past the busy timeout, or a full disk: not a reason
+      // to stop, since nothing is lost while the loop waits.
+      if (store_trouble != error.what()) {
+        store_trouble = error.what();
+        spdlog::error("event=state_db_error retry_in={}s reason=\"{}\"", kStoreRetry.count(),
+                      store_trouble);
+      }
+      deadline = now + kStoreRetry;
     }
-    for (const config::Job& job : config_.jobs) {
-      deadline = std::min(deadline, next_plan_time(job, now));
+    const auto wake_at = steady_deadline(deadline, now);
+    for (;;) {
+      const auto check_at = asio::steady_timer::clock_type::now() + kQueueCheckEvery;
+      const bool woken = co_await wake_.wait_until(std::min(wake_at, check_at));
+      if (woken || stopping_ || check_at >= wake_at || queue_changed_elsewhere()) {
+        break;
+      }
     }
-    co_await wake_.wait_until(steady_deadline(deadline, now));
   }
   spdlog::info("stopping: {} slot(s) in flight are left for the next start", in_flight_.size());
 }
 
-asio::awaitable<void> Scheduler::process(state::SlotRecord record) {
-  const config::Job& job = *config_.find_job(record.job);
+asio::awaitable<void> Scheduler::process(std::shared_ptr<const Generation> generation,
+                                         state::SlotRecord record) {
+  const config::Job& job = *generation->config->find_job(record.job);
   const auto parsed = Slot::parse(record.slot, job.granularity);
   if (!parsed) {
+    // The job's granularity changed under slots planned before (a reload or an edit).
     store_.update(record.job, record.slot,
                   {.state = state::SlotState::failed,
                    .next_at = clock_.now(),
@@ -261,7 +443,7 @@ asio::awaitable<void> Scheduler::process(state::SlotRecord record) {
     co_return;
   }
   const Slot slot = *parsed;
-  api::Client& api = *apis_.at(job.project);
+  api::Client& api = *generation->apis.at(job.project);
 
   for (int refresh = 0; refresh <= kMaxLinkRefreshes; ++refresh) {
     Instant now = clock_.now();
@@ -271,8 +453,8 @@ asio::awaitable<void> Scheduler::process(state::SlotRecord record) {
                      .next_at = now,
                      .last_error = "the vendor's 15-day retention has passed"},
                     now);
-      spdlog::error("event=slot_lost job={} slot={} reason=\"retention passed; last: {}\"",
-                    job.name, slot.name(),
+      spdlog::error("event=slot_lost job={} slot={} state={} reason=\"retention passed; last: {}\"",
+                    job.name, slot.name(), to_string(record.state),
                     record.last_error.empty() ? record.api_status : record.last_error);
       co_return;
     }
@@ -288,13 +470,13 @@ asio::awaitable<void> Scheduler::process(state::SlotRecord record) {
 
     if (job.kind == config::JobKind::chart && config::is_user_list(job.resource)) {
       // True when download links expired or were refused: the lists are asked again.
-      if (co_await process_user_lists(job, slot, record)) {
+      if (co_await process_user_lists(*generation, job, slot, record)) {
         continue;
       }
       co_return;
     }
     if (job.kind == config::JobKind::chart) {
-      co_await process_chart(job, slot, record);
+      co_await process_chart(*generation, job, slot, record);
       co_return;
     }
 
@@ -314,17 +496,7 @@ asio::awaitable<void> Scheduler::process(state::SlotRecord record) {
     switch (answer->status) {
       case api::ExportStatus::running:
       case api::ExportStatus::not_exists:
-        store_.update(job.name, slot.name(),
-                      {.state = state::SlotState::waiting,
-                       .next_at = now + job.poll_every,
-                       .api_status = status,
-                       .last_error = "",
-                       .count_attempt = true},
-                      now);
-        if (record.state != state::SlotState::waiting || record.api_status != status) {
-          spdlog::info("event=slot_waiting job={} slot={} status={} next_poll={}", job.name,
-                       slot.name(), status, format_utc(now + job.poll_every));
-        }
+        keep_waiting(job, slot, record, status, true, "");
         co_return;
       case api::ExportStatus::error: {
         // The vendor re-runs failed exports, so ERROR is asked again until give_up_after.
@@ -381,11 +553,11 @@ asio::awaitable<void> Scheduler::process(state::SlotRecord record) {
               std::nullopt, false);
 }
 
-asio::awaitable<void> Scheduler::process_chart(const config::Job& job, const Slot& slot,
-                                               const state::SlotRecord& record) {
+asio::awaitable<void> Scheduler::process_chart(const Generation& generation, const config::Job& job,
+                                               const Slot& slot, const state::SlotRecord& record) {
   const chart::SlotOutcome outcome = co_await chart::archive_slot(
-      *apis_.at(job.project), archive_, store_, clock_, job, config_.project_of(job), slot,
-      turn_for(record, slot, clock_.now(), false));
+      *generation.apis.at(job.project), archive_, store_, clock_, job,
+      generation.config->project_of(job), slot, turn_for(record, slot, clock_.now(), false));
   const Instant now = clock_.now();
   const bool asked = outcome.asked > 0;
   switch (outcome.result) {
@@ -402,17 +574,8 @@ asio::awaitable<void> Scheduler::process_chart(const config::Job& job, const Slo
       co_return;
     case chart::SlotResult::waiting:
       // Charts archived in this pass stay archived; only the "doing" ones are asked again.
-      store_.update(job.name, slot.name(),
-                    {.state = state::SlotState::waiting,
-                     .next_at = now + job.poll_every,
-                     .api_status = "doing",
-                     .last_error = "",
-                     .count_attempt = true},
-                    now);
-      if (record.state != state::SlotState::waiting || record.api_status != "doing") {
-        spdlog::info("event=slot_waiting job={} slot={} status=doing charts_doing={} next_poll={}",
-                     job.name, slot.name(), outcome.waiting, format_utc(now + job.poll_every));
-      }
+      keep_waiting(job, slot, record, "doing", true,
+                   " charts_doing=" + std::to_string(outcome.waiting));
       co_return;
     case chart::SlotResult::retry_later:
       retry_later(job, record, outcome.error, outcome.retry_after, asked);
@@ -423,10 +586,11 @@ asio::awaitable<void> Scheduler::process_chart(const config::Job& job, const Slo
   }
 }
 
-asio::awaitable<bool> Scheduler::process_user_lists(const config::Job& job, const Slot& slot,
+asio::awaitable<bool> Scheduler::process_user_lists(const Generation& generation,
+                                                    const config::Job& job, const Slot& slot,
                                                     state::SlotRecord& record) {
-  api::Client& api = *apis_.at(job.project);
-  const config::Project& project = config_.project_of(job);
+  api::Client& api = *generation.apis.at(job.project);
+  const config::Project& project = generation.config->project_of(job);
   const auto expire = std::chrono::duration_cast<std::chrono::minutes>(job.link_expire);
   // The done lists of this pass, in the raw answer's shape: list id -> links, so they
   // take the raw download path (same Downloader, verification, archive and manifests).
@@ -523,17 +687,7 @@ asio::awaitable<bool> Scheduler::process_user_lists(const config::Job& job, cons
   }
   if (doing > 0) {
     // Lists archived in this pass stay archived; only the "doing" ones are asked again.
-    store_.update(job.name, slot.name(),
-                  {.state = state::SlotState::waiting,
-                   .next_at = now + job.poll_every,
-                   .api_status = "doing",
-                   .last_error = "",
-                   .count_attempt = !counted},
-                  now);
-    if (record.state != state::SlotState::waiting || record.api_status != "doing") {
-      spdlog::info("event=slot_waiting job={} slot={} status=doing lists_doing={} next_poll={}",
-                   job.name, slot.name(), doing, format_utc(now + job.poll_every));
-    }
+    keep_waiting(job, slot, record, "doing", !counted, " lists_doing=" + std::to_string(doing));
     co_return false;
   }
   store_.update(job.name, slot.name(),
@@ -546,6 +700,56 @@ asio::awaitable<bool> Scheduler::process_user_lists(const config::Job& job, cons
   spdlog::info("event=slot_done job={} slot={} lists={} files={} bytes={}", job.name, slot.name(),
                job.charts.size(), outcome.files, outcome.bytes);
   co_return false;
+}
+
+void Scheduler::keep_waiting(const config::Job& job, const Slot& slot,
+                             const state::SlotRecord& record, const std::string& api_status,
+                             bool count_attempt, std::string_view detail) {
+  const Instant now = clock_.now();
+  int notices = record.notices;
+  const bool first_wait = (notices & kNoticeWaiting) == 0;
+  notices |= kNoticeWaiting;
+  // NOT_EXISTS is normal until the export could have been produced; long after that
+  // it is an anomaly (export switched off, the vendor lost the hour): said once, and
+  // still polled, since give_up_after decides when to stop.
+  const Instant anomalous_after = ready_at(job, slot) + job.not_exists_grace;
+  const bool anomaly =
+      api_status == "NOT_EXISTS" && now >= anomalous_after && (notices & kNoticeNotExists) == 0;
+  if (anomaly) {
+    notices |= kNoticeNotExists;
+  }
+  store_.update(job.name, slot.name(),
+                {.state = state::SlotState::waiting,
+                 .next_at = now + job.poll_every,
+                 .api_status = api_status,
+                 .last_error = "",
+                 .count_attempt = count_attempt,
+                 .notices = notices},
+                now);
+  if (first_wait) {
+    spdlog::info("event=slot_waiting job={} slot={} status={}{} next_poll={}", job.name,
+                 slot.name(), api_status, detail, format_utc(now + job.poll_every));
+  }
+  if (anomaly) {
+    spdlog::warn(
+        "event=slot_not_exists job={} slot={} expected_by={} reason=\"the API still answers "
+        "NOT_EXISTS {} after the export was expected; polling until give_up_after\"",
+        job.name, slot.name(), format_utc(ready_at(job, slot)),
+        config::format_duration(std::chrono::duration_cast<seconds>(now - ready_at(job, slot))));
+  }
+}
+
+void Scheduler::pause_downloads(const std::string& reason, seconds pause) {
+  if (downloads_paused_reason_.empty()) {
+    spdlog::error("event=downloads_paused retry_in={}s reason=\"{}\"", pause.count(), reason);
+  }
+  downloads_paused_reason_ = reason;
+  downloads_paused_until_ = asio::steady_timer::clock_type::now() + pause;
+}
+
+bool Scheduler::downloads_paused() {
+  return !downloads_paused_reason_.empty() &&
+         asio::steady_timer::clock_type::now() < downloads_paused_until_;
 }
 
 void Scheduler::fail_slot(const config::Job& job, const Slot& slot, const std::string& reason,
@@ -648,8 +852,16 @@ asio::awaitable<Scheduler::SlotDownload> Scheduler::download_slot(const config::
       auto permit = co_await downloads_.hold();
       for (int attempt = 1; attempt <= kMaxDownloadTries && !links_expired && !stopping_;
            ++attempt) {
+        if (downloads_paused()) {
+          last_error = "downloads are paused: " + downloads_paused_reason_;
+          break;
+        }
         auto fetched = co_await downloader_.fetch(part.url, archive_.staging_dir(), job.verify);
         if (fetched) {
+          if (!downloads_paused_reason_.empty()) {
+            spdlog::info("event=downloads_resumed job={} slot={}", job.name, slot.name());
+            downloads_paused_reason_.clear();
+          }
           // Until it is published, the staging file is this task's to remove.
           struct StagedFileGuard {
             const std::filesystem::path* path;
@@ -683,7 +895,9 @@ asio::awaitable<Scheduler::SlotDownload> Scheduler::download_slot(const config::
           break;
         }
         if (error.kind == download::Failure::local) {
-          break;  // the disk, not the network: retrying at once won't help
+          // The disk, not the network: every part would fail the same way.
+          pause_downloads(error.message, std::min(kLocalFaultPause, job.poll_every));
+          break;
         }
         if (attempt < kMaxDownloadTries) {
           asio::steady_timer pause{executor_, seconds{attempt}};

@@ -2,10 +2,13 @@
 
 // The scheduler composes the other modules: it plans each job's slots into the state
 // store, and runs one coroutine per due slot that asks the API, polls, downloads and
-// archives, recording every step before acting on it.
+// archives, recording every step before acting on it. It also watches the vendor's
+// retention: slots close to loss are warned about, and slots past it marked lost.
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <chrono>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <set>
@@ -22,11 +25,17 @@
 
 namespace gio::scheduler {
 
+// What a reload cannot apply, one line per changed setting: the state database, the
+// archive, the HTTP client, the download slots and the metrics listener are built once
+// at start. A reload with any of these changed is refused as a whole.
+std::vector<std::string> restart_only_changes(const config::Config& running,
+                                              const config::Config& next);
+
 class Scheduler {
  public:
-  Scheduler(boost::asio::any_io_executor executor, const config::Config& config, const Clock& clock,
-            state::StateStore& store, archive::Archive& archive, http::Client& http,
-            download::Downloader& downloader);
+  Scheduler(boost::asio::any_io_executor executor, std::shared_ptr<const config::Config> config,
+            const Clock& clock, state::StateStore& store, archive::Archive& archive,
+            http::Client& http, download::Downloader& downloader);
 
   // One pass: every slot due now is asked for once and, where finished, archived.
   boost::asio::awaitable<void> run_once();
@@ -38,7 +47,18 @@ class Scheduler {
   // io_context's handlers, which still refer to it.
   void stop();
 
+  // Switches to a new, already validated config: new and changed jobs are planned and
+  // worked on under their new settings, removed jobs get no new work. Slots in flight
+  // finish under the config they started with, so no download is interrupted, and
+  // done slots stay done. The settings named by restart_only_changes() must be equal.
+  void reload(std::shared_ptr<const config::Config> config);
+  const config::Config& config() const;
+
  private:
+  // One loaded config and the API clients built from it. A worker holds the generation
+  // it started under, so a reload never pulls a job or a project's client from under it.
+  struct Generation;
+
   enum class DownloadResult { done, links_expired, retry_later, failed };
   struct SlotDownload {
     DownloadResult result = DownloadResult::done;
@@ -47,22 +67,44 @@ class Scheduler {
     std::uint64_t bytes = 0;
   };
 
-  void plan(Instant now);
+  // Plans every job's ready slots; returns the new ones by job (first, last, count).
+  struct Planned {
+    std::string first, last;
+    int count = 0;
+  };
+  std::map<std::string, Planned> plan(Instant now);
+  static void log_catch_up(const std::map<std::string, Planned>& planned_at_start);
   // When the next slot of `job` that is not planned yet becomes ready.
   Instant next_plan_time(const config::Job& job, Instant now) const;
   // Starts a worker for every due slot not already being worked on, up to the cap.
   void start_due_work(Instant now, std::set<std::string>* started_once);
-  boost::asio::awaitable<void> process(state::SlotRecord record);
+  // Warns once at 72 h and once at 24 h before a slot not done is lost, and marks the
+  // slots past the vendor's retention lost.
+  void watch_retention(Instant now);
+  // Notices when another process (backfill, retry, verify --repair) changed the queue.
+  bool queue_changed_elsewhere();
+  boost::asio::awaitable<void> process(std::shared_ptr<const Generation> generation,
+                                       state::SlotRecord record);
   // The chart-job part of process(): every chart id of the slot asked and archived.
-  boost::asio::awaitable<void> process_chart(const config::Job& job, const Slot& slot,
-                                             const state::SlotRecord& record);
+  boost::asio::awaitable<void> process_chart(const Generation& generation, const config::Job& job,
+                                             const Slot& slot, const state::SlotRecord& record);
   // A user-list job (resource: segmentations | tags): every list id asked; the done
   // ones downloaded through download_slot. True when links expired mid-download and
   // the lists should be asked again at once.
-  boost::asio::awaitable<bool> process_user_lists(const config::Job& job, const Slot& slot,
+  boost::asio::awaitable<bool> process_user_lists(const Generation& generation,
+                                                  const config::Job& job, const Slot& slot,
                                                   state::SlotRecord& record);
   boost::asio::awaitable<SlotDownload> download_slot(const config::Job& job, const Slot& slot,
                                                      const api::RawExport& answer);
+  // Records an answer that means "not yet" (RUNNING, NOT_EXISTS, doing): polled again
+  // after poll_every; event=slot_waiting the first time only, and NOT_EXISTS past the
+  // job's grace warned about once.
+  void keep_waiting(const config::Job& job, const Slot& slot, const state::SlotRecord& record,
+                    const std::string& api_status, bool count_attempt, std::string_view detail);
+  // A part could not be written locally (disk full, I/O error): downloads pause for a
+  // while, logged once, instead of every slot failing its parts in turn.
+  void pause_downloads(const std::string& reason, std::chrono::seconds pause);
+  bool downloads_paused();
   // The slot needs a person (or `retry`): recorded, and logged as event=slot_failed.
   void fail_slot(const config::Job& job, const Slot& slot, const std::string& reason,
                  bool count_attempt);
@@ -71,17 +113,20 @@ class Scheduler {
                    bool count_attempt);
 
   boost::asio::any_io_executor executor_;
-  const config::Config& config_;
   const Clock& clock_;
   state::StateStore& store_;
   archive::Archive& archive_;
+  http::Client& http_;
   download::Downloader& downloader_;
-  std::unique_ptr<api::CodeCache> codes_;                              // signed codes, in store_
-  std::map<std::string, std::unique_ptr<api::RateLimiter>> limiters_;  // by project
-  std::map<std::string, std::unique_ptr<api::Client>> apis_;           // by project
+  std::unique_ptr<api::CodeCache> codes_;  // signed codes, in store_
+  std::shared_ptr<const Generation> generation_;
   std::map<std::string, Instant> planned_until_;  // by job: start of the next unplanned slot
-  std::vector<std::string> job_names_;            // the configured jobs
   std::set<std::string> in_flight_;               // "job/slot" keys being worked on
+  std::int64_t data_version_ = 0;                 // the store's, when last looked at
+  std::chrono::steady_clock::time_point next_retention_watch_{};
+  // Set while local write failures pause downloads: until when, and why (logged once).
+  std::chrono::steady_clock::time_point downloads_paused_until_{};
+  std::string downloads_paused_reason_;
   // Slots whose failure could not even be recorded, held back until then (steady time).
   std::map<std::string, std::chrono::steady_clock::time_point> cool_down_;
   Semaphore downloads_;

@@ -119,6 +119,7 @@ jobs:
     ready_after: 50m
     poll_every: 2m
     give_up_after: 12h
+    not_exists_grace: 30m
     backfill: 3d
     link_expire: 90m
     verify: size
@@ -165,6 +166,7 @@ jobs:
   EXPECT_EQ(hourly.ready_after, 50min);
   EXPECT_EQ(hourly.poll_every, 2min);
   EXPECT_EQ(hourly.give_up_after, 12h);
+  EXPECT_EQ(hourly.not_exists_grace, 30min);
   EXPECT_EQ(hourly.backfill, 72h);
   EXPECT_EQ(hourly.link_expire, 90min);
   EXPECT_EQ(hourly.verify, archive::VerifyMode::size);
@@ -208,6 +210,7 @@ TEST_F(ConfigTest, DefaultsForEverythingLeftOut) {
   EXPECT_EQ(hourly.ready_after, 40min);
   EXPECT_EQ(hourly.poll_every, 5min);
   EXPECT_EQ(hourly.give_up_after, 24h);
+  EXPECT_EQ(hourly.not_exists_grace, 2h);
   EXPECT_EQ(hourly.backfill, std::chrono::days{15});
   EXPECT_EQ(hourly.link_expire, 60min);
   EXPECT_EQ(hourly.verify, archive::VerifyMode::gzip);
@@ -336,6 +339,7 @@ TEST_F(ConfigTest, ImpossibleValues) {
       {"    backfill: 16d\n", 10, 15, "the vendor keeps 15 days"},
       {"    backfill: 30m\n", 10, 15, "'backfill' must be between 1h and 15d"},
       {"    ready_after: 49h\n", 10, 18, "'ready_after' must be between 0s and 2d"},
+      {"    not_exists_grace: 3d\n", 10, 23, "'not_exists_grace' must be between 0s and 2d"},
       {"    link_expire: 30s\n", 10, 18, "between 1m and 7d"},
       {"    link_expire: 7d1m\n", 10, 18, "between 1m and 7d"},
       {"    link_expire: 90s\n", 10, 18, "whole minutes"},

@@ -1,11 +1,15 @@
+#include "scheduler/scheduler.hpp"
+
 #include <gtest/gtest.h>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_future.hpp>
 
 #include "scheduler/async.hpp"
 #include "scheduler/planner.hpp"
+#include "support/temp_dir.hpp"
 
 namespace gio::scheduler {
 namespace {
@@ -143,6 +147,152 @@ TEST(TaskGroup, RethrowsTheFirstErrorAfterAllFinish) {
   io.run();
   EXPECT_THROW(done.get(), std::runtime_error);
   EXPECT_EQ(finished, 1);
+}
+
+// A whole Scheduler on a manual clock, its API pointed at a port nobody listens on:
+// every ask fails at once (transient), so a pass exercises planning, the retention
+// watch and the queue without any network.
+class SchedulerTest : public ::testing::Test {
+ protected:
+  SchedulerTest()
+      : clock_(utc("2026-11-22T10:10:00Z")),
+        store_(dir_.path() / "state.db"),
+        archive_(dir_.path() / "archive"),
+        http_(io_.get_executor(), {}),
+        downloader_(http_, pool_) {}
+  ~SchedulerTest() override { pool_.join(); }
+
+  static std::shared_ptr<const config::Config> config_with(std::vector<std::string> job_names) {
+    auto config = std::make_shared<config::Config>();
+    config->http.api_base = "http://127.0.0.1:1";
+    config->limits.api_requests_per_second = 100;
+    config::Project project;
+    project.name = "shop";
+    project.ai = "ai";
+    project.project_uid = "uid";
+    project.auth.token = config::Secret{"t"};
+    config->projects.push_back(project);
+    for (const std::string& name : job_names) {
+      config::Job job = hourly();
+      job.name = name;
+      job.project = "shop";
+      job.poll_every = 5min;
+      config->jobs.push_back(job);
+    }
+    return config;
+  }
+
+  void run_once(Scheduler& scheduler) {
+    auto done = boost::asio::co_spawn(io_, scheduler.run_once(), boost::asio::use_future);
+    io_.restart();
+    io_.run();
+    done.get();
+  }
+
+  std::vector<std::string> slot_names(const std::string& job) {
+    std::vector<std::string> names;
+    for (const auto& record : store_.slots(job, Instant{}, utc("2030-01-01T00:00:00Z"))) {
+      names.push_back(record.slot);
+    }
+    return names;
+  }
+
+  testing::TempDir dir_;
+  ManualClock clock_;
+  boost::asio::io_context io_;
+  boost::asio::thread_pool pool_{1};
+  state::StateStore store_;
+  archive::Archive archive_;
+  http::Client http_;
+  download::Downloader downloader_;
+};
+
+TEST_F(SchedulerTest, AClockJumpForwardPlansTheSkippedSlotsAndOneBackRedoesNothing) {
+  Scheduler scheduler{io_.get_executor(), config_with({"a"}), clock_, store_, archive_, http_,
+                      downloader_};
+  run_once(scheduler);
+  // 18:10 Beijing, 6 h window: 13:00 to 16:00 are ready (17:00 is ready at 18:40).
+  ASSERT_EQ(slot_names("a").size(), 4u);
+  EXPECT_EQ(slot_names("a").back(), "2026-11-22T16");
+  // Every slot was asked once; the refused connection put each off, none failed.
+  for (const auto& record : store_.slots("a", Instant{}, utc("2030-01-01T00:00:00Z"))) {
+    EXPECT_EQ(record.state, state::SlotState::pending) << record.slot;
+    EXPECT_NE(record.last_error, "") << record.slot;
+  }
+
+  clock_.advance(3h);  // 21:10 Beijing: 17:00 to 19:00 were skipped by the jump
+  run_once(scheduler);
+  ASSERT_EQ(slot_names("a").size(), 7u);
+  EXPECT_EQ(slot_names("a").back(), "2026-11-22T19");
+
+  store_.update("a", "2026-11-22T15",
+                {.state = state::SlotState::done, .next_at = clock_.now(), .last_error = ""},
+                clock_.now());
+  const auto done = store_.find("a", "2026-11-22T15");
+  clock_.advance(-5h);  // back to 16:10 Beijing
+  run_once(scheduler);
+  EXPECT_EQ(slot_names("a").size(), 7u);
+  EXPECT_EQ(store_.find("a", "2026-11-22T15"), done);  // untouched, not asked again
+}
+
+TEST_F(SchedulerTest, RetentionWatchMarksRiskOnceAndLossAfterFifteenDays) {
+  Scheduler first{io_.get_executor(), config_with({"a"}), clock_, store_, archive_, http_,
+                  downloader_};
+  run_once(first);
+  const auto oldest = slot_names("a").front();  // 2026-11-22T13
+  const Instant start = store_.find("a", oldest)->start;
+
+  // 50 h before loss: inside 72 h, outside 24 h. A fresh Scheduler watches at once.
+  clock_.set(start + kRetention - 50h);
+  Scheduler second{io_.get_executor(), config_with({"a"}), clock_, store_, archive_, http_,
+                   downloader_};
+  run_once(second);
+  EXPECT_EQ(store_.find("a", oldest)->notices & 6, 2);  // the 72 h warning, not the 24 h one
+
+  clock_.set(start + kRetention - 2h);
+  Scheduler third{io_.get_executor(), config_with({"a"}), clock_, store_, archive_, http_,
+                  downloader_};
+  run_once(third);
+  EXPECT_EQ(store_.find("a", oldest)->notices & 6, 6);
+
+  clock_.set(start + kRetention);
+  Scheduler fourth{io_.get_executor(), config_with({"a"}), clock_, store_, archive_, http_,
+                   downloader_};
+  run_once(fourth);
+  EXPECT_EQ(store_.find("a", oldest)->state, state::SlotState::lost);
+  // The next hour still has an hour left.
+  EXPECT_NE(store_.find("a", slot_names("a")[1])->state, state::SlotState::lost);
+}
+
+TEST_F(SchedulerTest, ReloadPlansNewJobsAndStopsWorkOnRemovedOnes) {
+  Scheduler scheduler{io_.get_executor(), config_with({"a"}), clock_, store_, archive_, http_,
+                      downloader_};
+  run_once(scheduler);
+  ASSERT_EQ(slot_names("a").size(), 4u);
+  EXPECT_TRUE(slot_names("b").empty());
+
+  scheduler.reload(config_with({"b"}));
+  EXPECT_EQ(scheduler.config().jobs.front().name, "b");
+  clock_.advance(1h);  // every slot of a is due again (its retries were put off)
+  const auto a_before = store_.slots("a", Instant{}, utc("2030-01-01T00:00:00Z"));
+  run_once(scheduler);
+  EXPECT_EQ(slot_names("b").size(), 4u);  // 19:10 Beijing: 14:00 to 17:00
+  // a is no longer configured: no new slot planned, none asked again.
+  EXPECT_EQ(store_.slots("a", Instant{}, utc("2030-01-01T00:00:00Z")), a_before);
+}
+
+TEST(RestartOnlyChanges, NamesEachSettingAReloadCannotApply) {
+  config::Config running;
+  config::Config next = running;
+  EXPECT_TRUE(restart_only_changes(running, next).empty());
+  next.jobs.push_back(config::Job{});
+  next.log.level = "debug";
+  next.limits.api_requests_per_second = 5;
+  EXPECT_TRUE(restart_only_changes(running, next).empty());
+  next.archive_dir = "/elsewhere";
+  next.http.timeout = std::chrono::seconds{5};
+  EXPECT_EQ(restart_only_changes(running, next),
+            (std::vector<std::string>{"archive_dir changed", "http.timeout changed"}));
 }
 
 }  // namespace
