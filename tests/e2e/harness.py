@@ -11,6 +11,7 @@ GIO_E2E_KEEP=1 keeps the temp folders and prints where they are.
 
 import collections
 import datetime as dt
+import glob
 import hashlib
 import json
 import os
@@ -163,6 +164,22 @@ class FakeServer:
     def files(self, kind, slot):
         return self.request(f"/_control/files?type={kind}&slot={slot}")
 
+    def slots(self, kind, first, last):
+        """[{slot, servable, ready, status}] for the slots first..last (inclusive)."""
+        return self.request(f"/_control/slots?type={kind}&from={first}&to={last}")
+
+    def ask(self, kind, slot, expire=5):
+        """Asks the export API for one slot as a client would: (HTTP status, JSON answer or None).
+        It counts like any client's ask (polls, faults)."""
+        export_date = slot_start(slot).astimezone(BEIJING).strftime("%Y%m%d%H" if kind == "hour" else "%Y%m%d")
+        request = urllib.request.Request(f"{self.base}/v2/insights/{kind}/{AI}/{export_date}.json?expire={expire}",
+                                         headers={"Authorization": TOKEN})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as answer:
+                return answer.status, json.load(answer)
+        except urllib.error.HTTPError as error:
+            return error.code, None
+
     def scenario(self, update):
         return self.request("/_control/scenario", update)
 
@@ -215,7 +232,8 @@ def flow(mapping):
 
 
 class Daemon:
-    def __init__(self, run_dir, aux_dir, server, jobs, parallel_downloads=4):
+    def __init__(self, run_dir, aux_dir, server, jobs, parallel_downloads=4, http_timeout="5s",
+                 api_requests_per_second=None):
         self.binary = binary()
         self.run_dir = run_dir
         self.aux_dir = aux_dir
@@ -229,8 +247,10 @@ class Daemon:
         lines = [
             "state_db: state.db",
             "archive_dir: archive",
-            f'http: {{api_base: "{server.base}", timeout: 5s}}',
-            f"limits: {{parallel_downloads: {parallel_downloads}}}",
+            f'http: {{api_base: "{server.base}", timeout: {http_timeout}}}',
+            f"limits: {{parallel_downloads: {parallel_downloads}"
+            + (f", api_requests_per_second: {api_requests_per_second}" if api_requests_per_second else "")
+            + "}",
             'metrics: {listen: ""}',
             "log: {level: debug}",
             "projects:",
@@ -260,13 +280,16 @@ class Daemon:
             f.write(result.stdout + result.stderr)
         return result
 
-    def start(self):
+    def start(self, env=None, preexec_fn=None):
+        """`run` in the background; `env` adds variables (NOTIFY_SOCKET, ...), `preexec_fn`
+        runs in the child before exec (resource limits)."""
         assert self.process is None or self.process.poll() is not None, "daemon already running"
         self.starts += 1
         self.log_path = os.path.join(self.aux_dir, f"daemon-{self.starts}.log")
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen([self.binary, "-c", self.config, "run"], cwd=self.aux_dir,
-                                            env=self.env(), stdout=log, stderr=subprocess.STDOUT)
+                                            env={**self.env(), **(env or {})}, stdout=log,
+                                            stderr=subprocess.STDOUT, preexec_fn=preexec_fn)
         return self.process
 
     def running(self):
@@ -307,6 +330,30 @@ class Daemon:
             raise AssertionError(f"gaps --json exited {result.returncode}: {result.stderr}")
         return result.returncode, json.loads(result.stdout)
 
+    def log_text(self):
+        """Everything every run of the daemon logged: each `run`, then every `run --once`."""
+        paths = sorted(glob.glob(os.path.join(self.aux_dir, "daemon-*.log")),
+                       key=lambda path: int(re.search(r"daemon-(\d+)\.log$", path).group(1)))
+        paths.append(os.path.join(self.aux_dir, "run-once.log"))
+        text = ""
+        for path in paths:
+            if os.path.exists(path):
+                with open(path, encoding="utf-8", errors="replace") as f:
+                    text += f.read()
+        return text
+
+    def events(self, name, **match):
+        """The `event=NAME key=value ...` lines of every run, as dicts, filtered by `match`."""
+        found = []
+        for line in self.log_text().splitlines():
+            if f"event={name} " not in line + " ":
+                continue
+            fields = dict(re.findall(r'(\w+)=("[^"]*"|\S+)', line[line.index(f"event={name}"):]))
+            fields = {key: value.strip('"') for key, value in fields.items()}
+            if all(fields.get(key) == value for key, value in match.items()):
+                found.append(fields)
+        return found
+
     def log_tail(self, lines=40):
         text = tail(os.path.join(self.aux_dir, "run-once.log"), lines)
         if self.log_path:
@@ -340,10 +387,11 @@ class E2ETestCase(unittest.TestCase):
         else:
             shutil.rmtree(self.base, ignore_errors=True)
 
-    def start(self, scenario=None, jobs=None, parallel_downloads=4):
+    def start(self, scenario=None, jobs=None, parallel_downloads=4, **daemon_options):
+        """daemon_options: http_timeout, api_requests_per_second (see Daemon)."""
         self.server = FakeServer(self.aux_dir, scenario)
         self.daemon = Daemon(self.run_dir, self.aux_dir, self.server, jobs or [hourly_job()],
-                             parallel_downloads)
+                             parallel_downloads, **daemon_options)
         return self.server, self.daemon
 
     def expected(self, job=None):
@@ -453,6 +501,11 @@ class E2ETestCase(unittest.TestCase):
                 self.assertIn(folder, partitions, f"stray file {os.path.join(folder, name)}")
             if folder in partitions:
                 self.assertEqual(dirs, [], f"folders inside partition {folder}")
+
+    def staging_files(self):
+        staging = os.path.join(self.daemon.archive, ".staging")
+        return [os.path.relpath(os.path.join(folder, name), staging)
+                for folder, _, files in os.walk(staging) for name in files]
 
     def downloads_of(self, stats_table, slots):
         """{url path: count} of a stats table, for the files of the given slots."""

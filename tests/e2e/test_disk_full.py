@@ -3,9 +3,7 @@ just as a full file system fails them with ENOSPC): downloads pause, logged once
 slot is never marked done and no partial file becomes visible; once space is back the
 slot is archived byte for byte."""
 
-import os
 import resource
-import subprocess
 import unittest
 
 from harness import E2ETestCase, hourly_job, wait_for
@@ -17,19 +15,6 @@ ONE_PART = {"visit": 1, "page": 0, "custom_event": 0, "action": 0}
 
 
 class DiskFullTest(E2ETestCase):
-    def start_limited(self, limit):
-        daemon = self.daemon
-        daemon.starts += 1
-        daemon.log_path = os.path.join(daemon.aux_dir, f"daemon-{daemon.starts}.log")
-
-        def limit_file_size():
-            resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
-
-        with open(daemon.log_path, "wb") as log:
-            daemon.process = subprocess.Popen(
-                [daemon.binary, "-c", daemon.config, "run"], cwd=daemon.aux_dir, env=daemon.env(),
-                stdout=log, stderr=subprocess.STDOUT, preexec_fn=limit_file_size)
-
     def test_downloads_pause_until_space_is_back(self):
         server, daemon = self.start({"rows": ROWS, "parts": ONE_PART},
                                     jobs=[hourly_job(backfill="3h")])
@@ -39,7 +24,8 @@ class DiskFullTest(E2ETestCase):
         limit = size - 256 * 1024
         self.assertGreater(limit, 1024 * 1024, "the part must dwarf the state database")
 
-        self.start_limited(limit)
+        daemon.start(preexec_fn=lambda: resource.setrlimit(
+            resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY)))
         wait_for(lambda: len(daemon.events("downloads_paused")) >= 1, 30, "event=downloads_paused")
         # The pause lapses and the download is tried (and fails) again: still one event.
         wait_for(lambda: daemon.log_text().count("download of ") >= 2, 30, "a second try")
