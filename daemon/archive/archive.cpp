@@ -18,8 +18,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr mode_t kFolderMode = 0750;
-constexpr mode_t kFileMode = 0640;
 // A manifest lists a few hundred parts at most; anything far larger is not ours.
 constexpr std::size_t kMaxManifestBytes = 16 * 1024 * 1024;
 
@@ -132,8 +130,10 @@ struct Partition {
 
 // Opens (creating when `create`) the partition folder component by component from the
 // root, refusing symlinks at every step. nullopt when !create and a folder is missing.
+// `folder_mode`: given to the folders it creates (0 when !create).
 std::optional<Partition> walk(int root_fd, const fs::path& root,
-                              const std::vector<std::string>& components, bool create) {
+                              const std::vector<std::string>& components, bool create,
+                              mode_t folder_mode = 0) {
   Partition partition;
   partition.path = root;
   Fd current{::dup(root_fd)};
@@ -145,7 +145,7 @@ std::optional<Partition> walk(int root_fd, const fs::path& root,
     const fs::path path = partition.path / component;
     bool created = false;
     if (create) {
-      if (::mkdirat(current.get(), component.c_str(), kFolderMode) == 0) {
+      if (::mkdirat(current.get(), component.c_str(), folder_mode) == 0) {
         created = true;
       } else if (errno != EEXIST) {
         fail("cannot create folder", path, errno);
@@ -156,6 +156,10 @@ std::optional<Partition> walk(int root_fd, const fs::path& root,
       return std::nullopt;
     }
     if (created) {
+      // mkdirat's mode passed through the process umask; the archive's is exact.
+      if (::fchmod(next.get(), folder_mode) != 0) {
+        fail("cannot set the mode of", path, errno);
+      }
       partition.changed_parents.emplace_back(std::move(current), partition.path);
     }
     current = std::move(next);
@@ -166,8 +170,8 @@ std::optional<Partition> walk(int root_fd, const fs::path& root,
 }
 
 Partition create_partition(int root_fd, const fs::path& root,
-                           const std::vector<std::string>& components) {
-  auto partition = walk(root_fd, root, components, true);
+                           const std::vector<std::string>& components, mode_t folder_mode) {
+  auto partition = walk(root_fd, root, components, true, folder_mode);
   // Parents first: a synced file in a folder whose own entry is lost is lost too.
   for (auto it = partition->changed_parents.rbegin(); it != partition->changed_parents.rend();
        ++it) {
@@ -182,7 +186,13 @@ Partition create_partition(int root_fd, const fs::path& root,
 // ---------------------------------------------------------------------------------------
 // Archive
 
-Archive::Archive(std::filesystem::path root) {
+Archive::Archive(std::filesystem::path root, unsigned umask) {
+  if ((umask & 0700) != 0 || umask > 0777) {
+    throw ArchiveError("archive umask " + std::to_string(umask) +
+                       " must leave the owner read, write and search");
+  }
+  file_mode_ = 0666 & ~umask;
+  folder_mode_ = 0777 & ~umask;
   root_ = fs::absolute(root).lexically_normal();
   if (!root_.has_filename() && root_.has_parent_path() && root_ != root_.root_path()) {
     root_ = root_.parent_path();  // "/a/b/" -> "/a/b"
@@ -195,7 +205,11 @@ Archive::Archive(std::filesystem::path root) {
     if (prefix == prefix.root_path()) {
       continue;
     }
-    if (::mkdir(prefix.c_str(), kFolderMode) != 0 && errno != EEXIST) {
+    if (::mkdir(prefix.c_str(), folder_mode_) == 0) {
+      if (::chmod(prefix.c_str(), folder_mode_) != 0) {  // exact, whatever the process umask
+        fail("cannot set the mode of", prefix, errno);
+      }
+    } else if (errno != EEXIST) {
       fail("cannot create archive folder", prefix, errno);
     }
   }
@@ -208,12 +222,18 @@ Archive::Archive(std::filesystem::path root) {
   }
 
   const fs::path staging = staging_dir();
-  if (::mkdirat(root_fd.get(), std::string{kStagingName}.c_str(), kFolderMode) != 0 &&
-      errno != EEXIST) {
-    fail("cannot create staging folder", staging, errno);
+  bool staging_created = true;
+  if (::mkdirat(root_fd.get(), std::string{kStagingName}.c_str(), folder_mode_) != 0) {
+    if (errno != EEXIST) {
+      fail("cannot create staging folder", staging, errno);
+    }
+    staging_created = false;
   }
   Fd staging_fd =
       open_folder_at(root_fd.get(), std::string{kStagingName}, staging, /*missing_ok=*/false);
+  if (staging_created && ::fchmod(staging_fd.get(), folder_mode_) != 0) {
+    fail("cannot set the mode of", staging, errno);
+  }
   if (::faccessat(staging_fd.get(), ".", W_OK | X_OK, AT_EACCESS) != 0) {
     fail("staging folder is not writable:", staging, errno);
   }
@@ -276,7 +296,9 @@ Archive::Archive(Archive&& other) noexcept
     : root_(std::move(other.root_)),
       root_fd_(std::exchange(other.root_fd_, -1)),
       staging_fd_(std::exchange(other.staging_fd_, -1)),
-      exclusive_(std::exchange(other.exclusive_, false)) {}
+      exclusive_(std::exchange(other.exclusive_, false)),
+      file_mode_(other.file_mode_),
+      folder_mode_(other.folder_mode_) {}
 
 Archive& Archive::operator=(Archive&& other) noexcept {
   if (this != &other) {
@@ -290,6 +312,8 @@ Archive& Archive::operator=(Archive&& other) noexcept {
     root_fd_ = std::exchange(other.root_fd_, -1);
     staging_fd_ = std::exchange(other.staging_fd_, -1);
     exclusive_ = std::exchange(other.exclusive_, false);
+    file_mode_ = other.file_mode_;
+    folder_mode_ = other.folder_mode_;
   }
   return *this;
 }
@@ -314,16 +338,27 @@ std::filesystem::path Archive::publish(const std::filesystem::path& staged, std:
     throw ArchiveError("refusing to publish under an unsafe file name in " +
                        partition_dir(job, data_type, slot).string());
   }
+  // Opened without following a symlink, so the mode is set on the file itself.
+  const Fd staged_fd{::open(staged.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)};
+  if (!staged_fd) {
+    if (errno == ELOOP) {
+      throw ArchiveError("refusing to publish " + staged.string() + ": not a regular file");
+    }
+    fail("cannot open staged file", staged, errno);
+  }
   struct stat staged_stat {};
-  if (::lstat(staged.c_str(), &staged_stat) != 0) {
+  if (::fstat(staged_fd.get(), &staged_stat) != 0) {
     fail("cannot stat staged file", staged, errno);
   }
   if (!S_ISREG(staged_stat.st_mode)) {
     throw ArchiveError("refusing to publish " + staged.string() + ": not a regular file");
   }
+  if ((staged_stat.st_mode & 07777) != file_mode_ && ::fchmod(staged_fd.get(), file_mode_) != 0) {
+    fail("cannot set the mode of", staged, errno);
+  }
 
   const Partition partition =
-      create_partition(root_fd_, root_, partition_components(job, data_type, slot));
+      create_partition(root_fd_, root_, partition_components(job, data_type, slot), folder_mode_);
   const std::string target{name};
   const fs::path final_path = partition.path / target;
   // rename() replaces a planted symlink at the target itself; it never writes through one.
@@ -340,14 +375,14 @@ namespace {
 // `name` in `folder`: readers see the old file or the whole new one, never a part.
 void write_atomically(int staging_fd, const fs::path& staging, int folder,
                       const fs::path& folder_path, const std::string& name,
-                      std::string_view content) {
+                      std::string_view content, mode_t file_mode) {
   static std::atomic<unsigned> counter = 0;
   std::string temp;
   Fd file;
   for (;;) {
     temp = name + "." + std::to_string(::getpid()) + "." + std::to_string(++counter) + ".tmp";
     file = Fd{::openat(staging_fd, temp.c_str(),
-                       O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, kFileMode)};
+                       O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, file_mode)};
     if (file) {
       break;
     }
@@ -356,6 +391,9 @@ void write_atomically(int staging_fd, const fs::path& staging, int folder,
     }
   }
   try {
+    if (::fchmod(file.get(), file_mode) != 0) {  // exact, whatever the process umask
+      fail("cannot set the mode of", staging / temp, errno);
+    }
     write_all(file.get(), content, staging / temp);
     if (::fsync(file.get()) != 0) {
       fail("cannot fsync", staging / temp, errno);
@@ -417,15 +455,15 @@ void remove_unlisted(int folder, const fs::path& folder_path, const Manifest& ma
 
 void Archive::complete_partition(const Manifest& manifest, const Slot& slot) const {
   const Partition partition = create_partition(
-      root_fd_, root_, partition_components(manifest.job, manifest.data_type, slot));
+      root_fd_, root_, partition_components(manifest.job, manifest.data_type, slot), folder_mode_);
   remove_unlisted(partition.folder.get(), partition.path, manifest);
   const fs::path staging = staging_dir();
   write_atomically(staging_fd_, staging, partition.folder.get(), partition.path,
-                   std::string{kManifestName}, to_json(manifest));
+                   std::string{kManifestName}, to_json(manifest), file_mode_);
   // The manifest must be durable before _SUCCESS can be: readers trust the marker.
   sync_folder(partition.folder.get(), partition.path);
   write_atomically(staging_fd_, staging, partition.folder.get(), partition.path,
-                   std::string{kSuccessName}, "");
+                   std::string{kSuccessName}, "", file_mode_);
   sync_folder(partition.folder.get(), partition.path);
 }
 

@@ -29,6 +29,9 @@ inline constexpr std::string_view kStagingName = ".staging";
 // Longest file name (bytes) taken from a link; leaves room below NAME_MAX (255).
 inline constexpr std::size_t kMaxFileNameBytes = 200;
 inline constexpr std::size_t kMaxDataTypeBytes = 64;
+// What the archive's files and folders do not grant: 0640 files, 0750 folders (group may
+// read, others nothing). Applied exactly, whatever the process umask.
+inline constexpr unsigned kDefaultUmask = 0027;
 
 struct ManifestFile {
   std::string name;
@@ -64,11 +67,13 @@ class ArchiveError : public std::runtime_error {
 
 class Archive {
  public:
-  // Creates root and root/.staging (0750) if missing; removes leftover files in .staging
+  // Creates root and root/.staging if missing; removes leftover files in .staging
   // (a crash's partial downloads) unless another live Archive (this or another process)
   // holds the staging folder. Throws ArchiveError when root is not writable, or when
-  // .staging is a symlink or on another file system.
-  explicit Archive(std::filesystem::path root);
+  // .staging is a symlink or on another file system. Files it publishes or writes get
+  // mode 0666 & ~umask and folders it creates 0777 & ~umask (0640 and 0750 by default);
+  // umask must leave the owner read, write and search (umask & 0700 == 0).
+  explicit Archive(std::filesystem::path root, unsigned umask = kDefaultUmask);
   ~Archive();
   Archive(Archive&& other) noexcept;
   Archive& operator=(Archive&& other) noexcept;
@@ -85,7 +90,8 @@ class Archive {
   std::filesystem::path partition_dir(std::string_view job, std::string_view data_type,
                                       const Slot& slot) const;
 
-  // Moves an already-fsynced staging file to <partition>/<name> (creating folders, 0750),
+  // Moves an already-fsynced staging file to <partition>/<name> (creating folders), gives
+  // it the archive's file mode,
   // then fsyncs the partition folder (and the parents of newly created folders) so the
   // rename is durable. Returns the final path. Throws ArchiveError when `name` is not
   // is_safe_file_name, `staged` is not a regular file, a partition component is a
@@ -118,6 +124,8 @@ class Archive {
   int root_fd_ = -1;
   int staging_fd_ = -1;  // holds an flock: a second Archive must not wipe live downloads
   bool exclusive_ = false;
+  unsigned file_mode_ = 0666 & ~kDefaultUmask;
+  unsigned folder_mode_ = 0777 & ~kDefaultUmask;
 };
 
 // [a-z0-9_]+, at most kMaxDataTypeBytes: a data type named by the API becomes a folder.

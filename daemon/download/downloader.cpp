@@ -446,7 +446,8 @@ asio::awaitable<boost::system::result<VerifiedFile, Error>> Downloader::fetch(
       // The sink stopped the download because the verifier had found the data bad.
       co_return Error{verifier->problem()->kind, shown + ": " + verifier->problem()->message};
     }
-    co_return Error{error.truncated ? Failure::truncated : from_http(error.kind), error.message};
+    co_return Error{error.truncated || error.overlong ? Failure::truncated : from_http(error.kind),
+                    error.message};
   }
 
   const unsigned status = response->status;

@@ -1,5 +1,6 @@
 #include "http/client.hpp"
 
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
 
@@ -119,6 +120,22 @@ Failure classify(const error_code& ec, Failure step_failure) {
     return Failure::protocol;  // any other parser error: the answer is not valid HTTP
   }
   return step_failure;
+}
+
+// Why a handshake failed, in words an operator can act on: the certificate check's own
+// reason, or that the server offers only protocol versions below TLS 1.2.
+std::string tls_reason(const error_code& ec, long verify_result) {
+  if (verify_result != X509_V_OK) {
+    return std::string{" ("} + X509_verify_cert_error_string(verify_result) + ")";
+  }
+  if (ec.category() == asio::error::get_ssl_category()) {
+    const int reason = ERR_GET_REASON(static_cast<unsigned long>(ec.value()));
+    if (reason == SSL_R_UNSUPPORTED_PROTOCOL || reason == SSL_R_TLSV1_ALERT_PROTOCOL_VERSION ||
+        reason == SSL_R_WRONG_SSL_VERSION || reason == SSL_R_NO_PROTOCOLS_AVAILABLE) {
+      return " (the server offers no TLS 1.2 or newer, which gio-exporter requires)";
+    }
+  }
+  return {};
 }
 
 std::string seconds_text(std::chrono::seconds value) {
@@ -396,22 +413,26 @@ struct Client::Impl {
     if (target.tls) {
       auto& stream = *connection->secure;
       // SNI carries names only; an address literal is checked against the certificate's
-      // IP entries by host_name_verification instead.
-      if (!target.host_is_address &&
-          !SSL_set_tlsext_host_name(stream.native_handle(), target.host.c_str())) {
-        co_return Error{Failure::tls, shown + ": cannot set the TLS server name"};
+      // IP entries instead. OpenSSL checks the name itself (not a verify callback) so
+      // that a mismatch is reported as such by SSL_get_verify_result.
+      SSL* ssl_handle = stream.native_handle();
+      const bool name_set =
+          target.host_is_address
+              ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_handle), target.host.c_str()) == 1
+              : SSL_set_tlsext_host_name(ssl_handle, target.host.c_str()) == 1 &&
+                    SSL_set1_host(ssl_handle, target.host.c_str()) == 1;
+      if (!name_set) {
+        co_return Error{Failure::tls, shown + ": cannot set the TLS server name " + target.host};
       }
-      stream.set_verify_callback(ssl::host_name_verification(target.host));
+      SSL_set_hostflags(ssl_handle, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
       lowest.expires_after(settings.timeout);
       auto [handshake_ec] = co_await stream.async_handshake(ssl::stream_base::client, kTuple);
       if (handshake_ec) {
-        Error error = failure(shown, "TLS handshake", handshake_ec, Failure::tls);
+        Error error =
+            failure(shown, "TLS handshake with " + target.host, handshake_ec, Failure::tls);
         if (error.kind != Failure::timeout) {
           error.kind = Failure::tls;
-          const long verify = SSL_get_verify_result(stream.native_handle());
-          if (verify != X509_V_OK) {
-            error.message += std::string{" ("} + X509_verify_cert_error_string(verify) + ")";
-          }
+          error.message += tls_reason(handshake_ec, SSL_get_verify_result(ssl_handle));
         }
         co_return error;
       }
@@ -458,6 +479,14 @@ struct Client::Impl {
     const auto expected = [&] {
       return hop.content_length ? " of " + std::to_string(*hop.content_length) : std::string{};
     };
+
+    if (sink == nullptr && !redirect && hop.content_length && *hop.content_length > cap) {
+      // Refused before reading: a hostile or broken server must not make us take it all in.
+      co_return HopFailure{{Failure::too_large, shown + ": the answer announces " +
+                                                    std::to_string(*hop.content_length) +
+                                                    " bytes, more than the cap of " +
+                                                    std::to_string(cap)}};
+    }
 
     std::vector<char> chunk(sink != nullptr ? kDownloadBuffer : kApiBuffer);
     bool complete = true;
@@ -524,7 +553,16 @@ struct Client::Impl {
         co_return HopFailure{failure(shown, "reading the body", ec, Failure::protocol)};
       }
     }
-    hop.keep_alive = complete && parser.keep_alive();
+    // Bytes after the end of the message are not the start of another answer (nothing
+    // else was asked on this connection): the peer sent more than it announced.
+    const bool overlong = complete && connection.buffer.size() > 0;
+    if (overlong && to_sink) {
+      co_return HopFailure{{Failure::protocol,
+                            shown + ": the server sent more than the " +
+                                std::to_string(hop.body_bytes) + " bytes it announced",
+                            /*truncated=*/false, /*overlong=*/true}};
+    }
+    hop.keep_alive = complete && !overlong && parser.keep_alive();
     co_return hop;
   }
 

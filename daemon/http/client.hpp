@@ -19,14 +19,18 @@
 namespace gio::http {
 
 struct Settings {
-  // Per network step: resolve, connect, handshake, write, and each read (an idle timeout).
+  // Per network step: resolve, connect, handshake, write, the response head as a whole,
+  // and each read of the body, which must fill its buffer (64 KiB for answers kept in
+  // memory, 1 MiB for downloads) or end the body in time: a peer that trickles bytes is
+  // cut like a silent one.
   std::chrono::seconds timeout{60};
   // Overall cap for one download, whatever its progress.
   std::chrono::seconds download_cap{3600};
   // Extra CA bundle (PEM), trusted in addition to the system store.
   std::filesystem::path ca_file;
   int max_redirects = 5;
-  // Cap for in-memory bodies (API answers); a larger body is Failure::too_large.
+  // Cap for in-memory bodies (API answers); a larger body, or one whose Content-Length
+  // says it is larger (refused before reading it), is Failure::too_large.
   std::size_t max_body = 64 << 20;
   std::string user_agent = "gio-exporter";
 };
@@ -56,6 +60,8 @@ struct Error {
   std::string message;  // human text; names a URL only in its redact() form
   // The connection ended inside the body: what was received is incomplete.
   bool truncated = false;
+  // A download's peer sent more bytes than its Content-Length (or than its last chunk).
+  bool overlong = false;
 };
 
 template <class T>
@@ -100,7 +106,8 @@ class Client {
                                                 std::string body);
 
   // GET streaming a 2xx body into `sink` on its own connection. A body that ends before
-  // its Content-Length is an error (truncated); the sink's data is then incomplete.
+  // its Content-Length is an error (truncated); the sink's data is then incomplete. Bytes
+  // after the announced end are an error too (overlong, Failure::protocol).
   boost::asio::awaitable<Result<Response>> download(std::string url, std::vector<Header> headers,
                                                     BodySink& sink);
 

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <zlib.h>
 
 #include <filesystem>
@@ -546,6 +547,140 @@ TEST(FileNamesForLinks, CollisionsGetNumberedBeforeTheExtension) {
     EXPECT_TRUE(is_safe_file_name(name)) << name;
   }
   EXPECT_EQ(names[1], std::string(191, 'z') + "-2.csv.gz");
+}
+
+TEST(FileNamesForLinks, HostileLinksNeverLeaveThePartition) {
+  // Every way a link could try to name something outside its partition or hide among
+  // the archive's own files, published for real: all files end up in the partition,
+  // under distinct safe names, and nothing else appears anywhere.
+  const std::vector<std::string> links = {
+      "https://h/b/..%2F..%2F..%2Fescape.csv.gz?sign=1",
+      "https://h/b/%2Fetc%2Fpasswd",
+      "https://h/b/..",
+      "https://h/b/%2e%2e%2f",
+      "https://h/b/a%00b.csv.gz",
+      "https://h/b/a%01b.csv.gz",  // the same name as the one above once sanitized
+      "https://h/b/a%0Ab.csv.gz",
+      "https://h/b/a%1Bb.csv.gz",
+      "https://h/b/_SUCCESS",
+      "https://h/b/_manifest.json",
+      "https://h/b/.staging",
+      "https://h/b/" + std::string(5000, 'L') + ".csv.gz",
+      "https://h/b/" + std::string(5000, 'L') + ".csv.gz",
+      "https://h/b/C:%5Cwindows%5Cx.csv",
+      "https://h/b/%C0%AE%C0%AE%C0%AF",  // overlong "../"
+  };
+  const auto names = file_names_for_links(links);
+  ASSERT_EQ(names.size(), links.size());
+  EXPECT_EQ(std::set<std::string>(names.begin(), names.end()).size(), names.size());
+
+  TempDir temp;
+  const Archive archive{temp.path() / "archive"};
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    EXPECT_TRUE(is_safe_file_name(names[i])) << names[i];
+    EXPECT_NE(names[i], kSuccessName);
+    EXPECT_NE(names[i], kManifestName);
+    EXPECT_LE(names[i].size(), kMaxFileNameBytes);
+    const fs::path staged = archive.staging_dir() / ("download-" + std::to_string(i));
+    write_file(staged, std::to_string(i));
+    archive.publish(staged, "j", "visit", hour_slot(), names[i]);
+  }
+  const fs::path partition = archive.partition_dir("j", "visit", hour_slot());
+  EXPECT_EQ(entries(partition), names.size());
+  EXPECT_EQ(entries(archive.staging_dir()), 0u);
+  EXPECT_FALSE(archive.is_complete("j", "visit", hour_slot()));
+  std::size_t files = 0;
+  for (const auto& entry : fs::recursive_directory_iterator{temp.path()}) {
+    if (!entry.is_directory()) {
+      ++files;
+      EXPECT_EQ(entry.path().parent_path(), partition) << entry.path();
+    }
+  }
+  EXPECT_EQ(files, names.size());
+}
+
+// --- modes -----------------------------------------------------------------------------
+
+// The process umask, narrowed or widened for one test.
+class ProcessUmask {
+ public:
+  explicit ProcessUmask(mode_t mask) : previous_(::umask(mask)) {}
+  ~ProcessUmask() { ::umask(previous_); }
+  ProcessUmask(const ProcessUmask&) = delete;
+  ProcessUmask& operator=(const ProcessUmask&) = delete;
+
+ private:
+  mode_t previous_;
+};
+
+unsigned mode_of(const fs::path& path) {
+  struct stat info {};
+  EXPECT_EQ(::lstat(path.c_str(), &info), 0) << path;
+  return info.st_mode & 07777;
+}
+
+// Publishes one part and completes its partition under archive_umask, with the process
+// umask set to `process_umask`; checks every file and folder the archive made.
+void expect_modes(unsigned archive_umask, mode_t process_umask, unsigned file_mode,
+                  unsigned folder_mode) {
+  SCOPED_TRACE(::testing::Message() << std::oct << "archive umask " << archive_umask
+                                    << ", process umask " << process_umask);
+  TempDir temp;
+  const ProcessUmask scoped{process_umask};
+  const Archive archive{temp.path() / "new" / "archive", archive_umask};
+  const fs::path staged = archive.staging_dir() / "download";
+  write_file(staged, "x");
+  fs::permissions(staged, fs::perms::owner_read | fs::perms::owner_write);  // 0600
+  const fs::path published = archive.publish(staged, "j", "visit", hour_slot(), "a.csv.gz");
+  Manifest manifest = sample_manifest(hour_slot(), {{"a.csv.gz", 1, std::string(64, '0')}});
+  manifest.job = "j";
+  archive.complete_partition(manifest, hour_slot());
+
+  EXPECT_EQ(mode_of(published), file_mode);
+  EXPECT_EQ(mode_of(published.parent_path() / kManifestName), file_mode);
+  EXPECT_EQ(mode_of(published.parent_path() / kSuccessName), file_mode);
+  EXPECT_EQ(mode_of(temp.path() / "new"), folder_mode);
+  EXPECT_EQ(mode_of(archive.root()), folder_mode);
+  EXPECT_EQ(mode_of(archive.staging_dir()), folder_mode);
+  for (fs::path folder = published.parent_path(); folder != archive.root();
+       folder = folder.parent_path()) {
+    EXPECT_EQ(mode_of(folder), folder_mode) << folder;
+  }
+}
+
+TEST(ArchiveModes, FilesAre0640AndFoldersAre0750ByDefault) {
+  expect_modes(kDefaultUmask, 0022, 0640, 0750);
+  // The process umask neither widens nor narrows what the archive asks for.
+  expect_modes(kDefaultUmask, 0077, 0640, 0750);
+  expect_modes(kDefaultUmask, 0000, 0640, 0750);
+}
+
+TEST(ArchiveModes, TheUmaskIsConfigurable) {
+  expect_modes(0077, 0022, 0600, 0700);
+  expect_modes(0022, 0077, 0644, 0755);
+  expect_modes(0007, 0022, 0660, 0770);
+}
+
+TEST(ArchiveModes, AUmaskThatLocksOutTheOwnerIsRefused) {
+  TempDir temp;
+  EXPECT_THROW(Archive(temp.path() / "a", 0200), ArchiveError);
+  EXPECT_THROW(Archive(temp.path() / "b", 0100), ArchiveError);
+  EXPECT_THROW(Archive(temp.path() / "c", 01000), ArchiveError);
+  EXPECT_FALSE(fs::exists(temp.path() / "a"));
+}
+
+TEST(ArchivePublish, AStagedSymlinkIsRefusedAndItsTargetUntouched) {
+  TempDir temp;
+  const Archive archive{temp.path() / "archive"};
+  const fs::path victim = temp.path() / "victim";
+  write_file(victim, "precious");
+  fs::permissions(victim, fs::perms::owner_read | fs::perms::owner_write);
+  fs::create_symlink(victim, archive.staging_dir() / "download");
+  EXPECT_THROW(
+      archive.publish(archive.staging_dir() / "download", "j", "visit", hour_slot(), "a.csv.gz"),
+      ArchiveError);
+  EXPECT_EQ(mode_of(victim), 0600u);
+  EXPECT_FALSE(fs::exists(archive.partition_dir("j", "visit", hour_slot()) / "a.csv.gz"));
 }
 
 // --- scrub -----------------------------------------------------------------------------

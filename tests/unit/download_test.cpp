@@ -201,6 +201,63 @@ TEST_F(Download, AContentLengthMismatchFailsAndLeavesNoStagingFile) {
   EXPECT_EQ(staged_files(), 0u);
 }
 
+TEST_F(Download, MoreBytesThanTheContentLengthFailAndLeaveNoStagingFile) {
+  const std::string body = gzip_member(csv_rows(100, 3));
+  TestServer server{[&](const std::string&, const std::string&) {
+    return Reply{.raw = "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) +
+                        "\r\n\r\n" + body + "appended by a hostile peer"};
+  }};
+  auto fetched = fetch(server.url("/long.csv.gz?sign=SECRET"), VerifyMode::gzip);
+  ASSERT_FALSE(fetched);
+  EXPECT_EQ(fetched.error().kind, Failure::truncated) << fetched.error().message;
+  EXPECT_NE(fetched.error().message.find("sent more than the " + std::to_string(body.size()) +
+                                         " bytes it announced"),
+            std::string::npos)
+      << fetched.error().message;
+  EXPECT_EQ(fetched.error().message.find("SECRET"), std::string::npos);
+  EXPECT_EQ(staged_files(), 0u);
+}
+
+TEST_F(Download, AChunkedBodyWithoutItsEndFailsAndLeavesNoStagingFile) {
+  const std::string body = gzip_member(csv_rows(100, 4));
+  TestServer server{[&](const std::string& target, const std::string&) {
+    std::ostringstream raw;
+    raw << "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        << std::hex << body.size() << "\r\n"
+        << body << "\r\n";  // a whole gzip member, but never the last chunk
+    return Reply{.raw = raw.str(), .close_after = target.starts_with("/closed")};
+  }};
+  settings_.timeout = 1s;
+  auto closed = fetch(server.url("/closed.csv.gz?sign=SECRET"), VerifyMode::gzip);
+  ASSERT_FALSE(closed);
+  EXPECT_EQ(closed.error().kind, Failure::truncated) << closed.error().message;
+  EXPECT_EQ(closed.error().message.find("SECRET"), std::string::npos);
+  EXPECT_EQ(staged_files(), 0u);
+
+  auto open = fetch(server.url("/open.csv.gz?sign=SECRET"), VerifyMode::gzip);
+  ASSERT_FALSE(open);
+  EXPECT_EQ(open.error().kind, Failure::network) << open.error().message;
+  EXPECT_NE(open.error().message.find("no data for 1 s"), std::string::npos)
+      << open.error().message;
+  EXPECT_EQ(open.error().message.find("SECRET"), std::string::npos);
+  EXPECT_EQ(staged_files(), 0u);
+}
+
+TEST_F(Download, APeerDrippingBytesIsCutAndLeavesNoStagingFile) {
+  TestServer server{[](const std::string&, const std::string&) {
+    return Reply{.raw = "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n",
+                 .drip = std::string(1000, 'x'),
+                 .drip_every = 300ms};
+  }};
+  settings_.timeout = 1s;
+  auto fetched = fetch(server.url("/slow.csv.gz?sign=SECRET"), VerifyMode::size);
+  ASSERT_FALSE(fetched);
+  EXPECT_EQ(fetched.error().kind, Failure::network) << fetched.error().message;
+  EXPECT_NE(fetched.error().message.find("no data for 1 s"), std::string::npos)
+      << fetched.error().message;
+  EXPECT_EQ(staged_files(), 0u);
+}
+
 TEST_F(Download, A4xxIsARejectedLink) {
   TestServer server{[](const std::string&, const std::string&) {
     return reply(403, "<Error><StringToSign>SECRET</StringToSign></Error>");

@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+#include <openssl/ssl.h>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -6,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <sstream>
 #include <stdexcept>
 
 #include "http/client.hpp"
@@ -409,6 +411,176 @@ TEST(Client, WorksWithAnIpv6LiteralHost) {
   EXPECT_EQ(response->body, "v6");
 }
 
+TEST(HostilePeer, RedirectsToFileAndDataUrlsAreRefused) {
+  TestServer server{[](const std::string& target, const std::string&) {
+    return reply(
+        302, "",
+        {target == "/file" ? "Location: file:///etc/passwd" : "Location: data:text/plain,hello"});
+  }};
+  asio::io_context io;
+  Client client{io.get_executor(), quick_settings()};
+  for (const std::string path : {"/file", "/data"}) {
+    VectorSink sink;
+    auto response = run(io, client.download(server.url(path), {}, sink));
+    ASSERT_FALSE(response) << path;
+    EXPECT_EQ(response.error().kind, Failure::redirect) << response.error().message;
+    EXPECT_TRUE(sink.data_.empty());
+  }
+}
+
+TEST(HostilePeer, AHeaderFloodIsCutByTheHeaderLimit) {
+  std::string flood = "HTTP/1.1 200 OK\r\n";
+  for (int i = 0; i < 20000; ++i) {
+    flood += "X-Flood-" + std::to_string(i) + ": x\r\n";
+  }
+  flood += "Content-Length: 2\r\n\r\nok";
+  TestServer server{[&](const std::string&, const std::string&) { return Reply{.raw = flood}; }};
+  asio::io_context io;
+  Client client{io.get_executor(), quick_settings()};
+  auto response = run(io, client.get(server.url("/"), {}));
+  ASSERT_FALSE(response);
+  EXPECT_EQ(response.error().kind, Failure::too_large) << response.error().message;
+}
+
+TEST(HostilePeer, AHeaderThatNeverEndsIsCutByTheHeaderLimit) {
+  // 4 MiB of one header line, never terminated: cut long before the server is done.
+  const std::string endless = "HTTP/1.1 200 OK\r\nX-Endless: " + std::string(4 << 20, 'a');
+  TestServer server{[&](const std::string&, const std::string&) { return Reply{.raw = endless}; }};
+  asio::io_context io;
+  Client client{io.get_executor(), quick_settings()};
+  VectorSink sink;
+  auto response = run(io, client.download(server.url("/"), {}, sink));
+  ASSERT_FALSE(response);
+  EXPECT_EQ(response.error().kind, Failure::too_large) << response.error().message;
+}
+
+TEST(HostilePeer, HeadersTrickledSlowerThanTheTimeoutAreCut) {
+  // Each byte comes well within the timeout, but the head as a whole never ends.
+  TestServer server{[](const std::string&, const std::string&) {
+    return Reply{
+        .raw = "HTTP/1.1 200 OK\r\nX-Slow: ", .drip = std::string(100, 'a'), .drip_every = 200ms};
+  }};
+  asio::io_context io;
+  Settings settings;
+  settings.timeout = 1s;
+  Client client{io.get_executor(), settings};
+  const auto started = std::chrono::steady_clock::now();
+  auto response = run(io, client.get(server.url("/"), {}));
+  ASSERT_FALSE(response);
+  EXPECT_EQ(response.error().kind, Failure::timeout) << response.error().message;
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 10s);  // not the 20 s of the drip
+}
+
+TEST(HostilePeer, ABodyDrippedByteByByteIsCutByTheTimeout) {
+  // One byte every 400 ms with a 1 s timeout: the peer is never idle for a whole timeout,
+  // yet no read ever fills its buffer or ends the body within it.
+  TestServer server{[](const std::string&, const std::string&) {
+    return Reply{.raw = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n",
+                 .drip = std::string(100, 'd'),
+                 .drip_every = 400ms};
+  }};
+  asio::io_context io;
+  Settings settings;
+  settings.timeout = 1s;
+  Client client{io.get_executor(), settings};
+  for (const bool download : {false, true}) {
+    const auto started = std::chrono::steady_clock::now();
+    VectorSink sink;
+    Result<Response> response{Error{Failure::io, {}}};
+    if (download) {
+      response = run(io, client.download(server.url("/drip"), {}, sink));
+    } else {
+      response = run(io, client.get(server.url("/drip"), {}));
+    }
+    ASSERT_FALSE(response) << "download " << download;
+    EXPECT_EQ(response.error().kind, Failure::timeout) << response.error().message;
+    EXPECT_NE(response.error().message.find("no data for 1 s"), std::string::npos)
+        << response.error().message;
+    EXPECT_LT(std::chrono::steady_clock::now() - started, 20s);  // not the 40 s of the drip
+  }
+}
+
+TEST(HostilePeer, AnApiAnswerAnnouncingMoreThan64MiBIsRefusedUnread) {
+  // The head promises 64 MiB + 1 and then nothing comes: refused at once, not timed out.
+  TestServer server{[](const std::string&, const std::string&) {
+    return Reply{.raw = "HTTP/1.1 200 OK\r\nContent-Length: 67108865\r\n\r\n{"};
+  }};
+  asio::io_context io;
+  Settings settings;  // the default cap
+  ASSERT_EQ(settings.max_body, std::size_t{64} << 20);
+  settings.timeout = 30s;
+  Client client{io.get_executor(), settings};
+  const auto started = std::chrono::steady_clock::now();
+  auto response = run(io, client.get(server.url("/v3/x?token=SECRET"), {}));
+  ASSERT_FALSE(response);
+  EXPECT_EQ(response.error().kind, Failure::too_large) << response.error().message;
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 20s);
+  EXPECT_EQ(response.error().message.find("SECRET"), std::string::npos);
+}
+
+TEST(HostilePeer, AChunkedApiAnswerOver64MiBIsRefused) {
+  // No length to judge by: the answer is cut when it passes the cap.
+  const std::size_t size = (std::size_t{64} << 20) + 4096;
+  std::ostringstream head;
+  head << "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" << std::hex << size << "\r\n";
+  const std::string raw = head.str() + std::string(size, 'j') + "\r\n0\r\n\r\n";
+  TestServer server{[&](const std::string&, const std::string&) { return Reply{.raw = raw}; }};
+  asio::io_context io;
+  Client client{io.get_executor(), quick_settings()};
+  auto response = run(io, client.get(server.url("/"), {}));
+  ASSERT_FALSE(response);
+  EXPECT_EQ(response.error().kind, Failure::too_large) << response.error().message;
+}
+
+TEST(HostilePeer, ADownloadLongerThanItsContentLengthFails) {
+  TestServer server{[](const std::string&, const std::string&) {
+    return Reply{.raw = "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123456789 and more"};
+  }};
+  asio::io_context io;
+  Client client{io.get_executor(), quick_settings()};
+  VectorSink sink;
+  auto response = run(io, client.download(server.url("/part.gz?sign=SECRET"), {}, sink));
+  ASSERT_FALSE(response);
+  EXPECT_EQ(response.error().kind, Failure::protocol) << response.error().message;
+  EXPECT_NE(response.error().message.find("more than the 10 bytes it announced"), std::string::npos)
+      << response.error().message;
+  EXPECT_EQ(response.error().message.find("SECRET"), std::string::npos);
+
+  // An API answer with bytes after its end is taken, but its connection is not reused:
+  // the extra bytes must not be read as the next answer.
+  auto first = run(io, client.get(server.url("/a"), {}));
+  ASSERT_TRUE(first) << first.error().message;
+  EXPECT_EQ(first->body, "0123456789");
+  auto second = run(io, client.get(server.url("/b"), {}));
+  ASSERT_TRUE(second) << second.error().message;
+  EXPECT_EQ(second->body, "0123456789");
+  EXPECT_EQ(server.connections(), 3);
+}
+
+TEST(HostilePeer, AChunkedDownloadWithoutItsLastChunkFails) {
+  TestServer server{[](const std::string& target, const std::string&) {
+    const std::string raw = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n";
+    if (target == "/closed") {
+      return Reply{.raw = raw, .close_after = true};
+    }
+    return Reply{.raw = raw};  // the connection stays open, and silent
+  }};
+  asio::io_context io;
+  Settings settings;
+  settings.timeout = 1s;
+  Client client{io.get_executor(), settings};
+  VectorSink closed_sink;
+  auto closed = run(io, client.download(server.url("/closed"), {}, closed_sink));
+  ASSERT_FALSE(closed);
+  EXPECT_EQ(closed.error().kind, Failure::reset) << closed.error().message;
+  EXPECT_TRUE(closed.error().truncated);
+
+  VectorSink open_sink;
+  auto open = run(io, client.download(server.url("/open"), {}, open_sink));
+  ASSERT_FALSE(open);
+  EXPECT_EQ(open.error().kind, Failure::timeout) << open.error().message;
+}
+
 TEST(Client, ABadCaFileIsRefusedAtConstruction) {
   asio::io_context io;
   Settings settings;
@@ -416,8 +588,9 @@ TEST(Client, ABadCaFileIsRefusedAtConstruction) {
   EXPECT_THROW(Client(io.get_executor(), settings), std::runtime_error);
 }
 
-// A CA and two server certificates made with the openssl command for this test run:
-// "good" names localhost and 127.0.0.1, "other" names only other.example.
+// A CA and server certificates made with the openssl command for this test run: "good"
+// names localhost and 127.0.0.1, "other" names only other.example, "expired" is good's
+// twin that ended yesterday; "self" is self-signed (no CA) for localhost and 127.0.0.1.
 class Tls : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -428,15 +601,21 @@ class Tls : public ::testing::Test {
     const std::string key = " -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
     std::ofstream{*dir_ / "good.ext"} << "subjectAltName=DNS:localhost,IP:127.0.0.1\n";
     std::ofstream{*dir_ / "other.ext"} << "subjectAltName=DNS:other.example\n";
+    std::ofstream{*dir_ / "expired.ext"} << "subjectAltName=DNS:localhost,IP:127.0.0.1\n";
     const std::string script =
         "cd " + d + " && openssl req -x509" + key +
         " -keyout ca.key -out ca.pem -days 2 -subj /CN=gio-test-ca 2>/dev/null"
-        " && for name in good other; do"
+        " && for name in good other expired; do"
+        " days=2; [ $name = expired ] && days=-1;"
         " openssl req" +
         key +
         " -keyout $name.key -out $name.csr -subj /CN=$name 2>/dev/null"
         " && openssl x509 -req -in $name.csr -CA ca.pem -CAkey ca.key -CAcreateserial"
-        " -days 2 -extfile $name.ext -out $name.pem 2>/dev/null || exit 1; done";
+        " -days $days -extfile $name.ext -out $name.pem 2>/dev/null || exit 1; done"
+        " && openssl req -x509" +
+        key +
+        " -keyout self.key -out self.pem -days 2 -subj /CN=self"
+        " -addext subjectAltName=DNS:localhost,IP:127.0.0.1 2>/dev/null";
     ASSERT_EQ(std::system(script.c_str()), 0) << "openssl failed";
   }
   static void TearDownTestSuite() {
@@ -467,13 +646,44 @@ TEST_F(Tls, VerifiesAgainstTheConfiguredCa) {
   ASSERT_TRUE(by_name) << by_name.error().message;
 }
 
+// A refused handshake is a tls failure whose message names the host and the reason,
+// and never the link's query string.
+void expect_refused(const Result<Response>& response, const std::string& host,
+                    const std::string& reason) {
+  ASSERT_FALSE(response);
+  const std::string& message = response.error().message;
+  EXPECT_EQ(response.error().kind, Failure::tls) << message;
+  EXPECT_NE(message.find("TLS handshake with " + host), std::string::npos) << message;
+  EXPECT_NE(message.find(reason), std::string::npos) << message;
+  EXPECT_EQ(message.find("SECRET"), std::string::npos) << message;
+}
+
 TEST_F(Tls, AnUnknownCaIsATlsFailure) {
   TestServer server{hello, file("good.pem"), file("good.key")};
   asio::io_context io;
   Client client{io.get_executor(), quick_settings()};
-  auto response = run(io, client.get(server.url("/"), {}));
-  ASSERT_FALSE(response);
-  EXPECT_EQ(response.error().kind, Failure::tls) << response.error().message;
+  expect_refused(run(io, client.get(server.url("/?sign=SECRET"), {})), "127.0.0.1",
+                 "unable to get local issuer certificate");
+}
+
+TEST_F(Tls, ASelfSignedCertificateWithoutCaFileIsRefused) {
+  TestServer server{hello, file("self.pem"), file("self.key")};
+  asio::io_context io;
+  Client client{io.get_executor(), quick_settings()};
+  expect_refused(run(io, client.get(server.url("/?sign=SECRET"), {})), "127.0.0.1",
+                 "self-signed certificate");
+  VectorSink sink;
+  expect_refused(run(io, client.download(server.url("/part.gz?sign=SECRET"), {}, sink)),
+                 "127.0.0.1", "self-signed certificate");
+  EXPECT_TRUE(sink.data_.empty());
+
+  // Naming that certificate as the CA file is how an operator trusts it on purpose.
+  Settings trusting = quick_settings();
+  trusting.ca_file = file("self.pem");
+  Client trusted{io.get_executor(), trusting};
+  auto response = run(io, trusted.get(server.url("/"), {}));
+  ASSERT_TRUE(response) << response.error().message;
+  EXPECT_EQ(response->body, "secure");
 }
 
 TEST_F(Tls, AWrongHostNameIsATlsFailure) {
@@ -482,9 +692,54 @@ TEST_F(Tls, AWrongHostNameIsATlsFailure) {
   Settings settings = quick_settings();
   settings.ca_file = file("ca.pem");
   Client client{io.get_executor(), settings};
-  auto response = run(io, client.get(server.url("/"), {}));
-  ASSERT_FALSE(response);
-  EXPECT_EQ(response.error().kind, Failure::tls) << response.error().message;
+  expect_refused(run(io, client.get(server.url("/?sign=SECRET"), {})), "127.0.0.1",
+                 "IP address mismatch");
+  expect_refused(
+      run(io,
+          client.get("https://localhost:" + std::to_string(server.port()) + "/?sign=SECRET", {})),
+      "localhost", "hostname mismatch");
+}
+
+TEST_F(Tls, AnExpiredCertificateIsATlsFailure) {
+  TestServer server{hello, file("expired.pem"), file("expired.key")};
+  asio::io_context io;
+  Settings settings = quick_settings();
+  settings.ca_file = file("ca.pem");
+  Client client{io.get_executor(), settings};
+  expect_refused(run(io, client.get(server.url("/?sign=SECRET"), {})), "127.0.0.1",
+                 "certificate has expired");
+}
+
+TEST_F(Tls, AServerOfferingOnlyTls11IsRefused) {
+  const auto old_versions_only = [](asio::ssl::context& context) {
+    // Security level 0: OpenSSL 3 would otherwise refuse TLS 1.0/1.1 on the server too.
+    SSL_CTX_set_security_level(context.native_handle(), 0);
+    SSL_CTX_set_min_proto_version(context.native_handle(), TLS1_VERSION);
+    SSL_CTX_set_max_proto_version(context.native_handle(), TLS1_1_VERSION);
+  };
+  TestServer server{hello, file("good.pem"), file("good.key"), "127.0.0.1", old_versions_only};
+
+  // The server does speak TLS 1.1: a client that allows it completes the handshake.
+  {
+    asio::io_context io;
+    asio::ssl::context lax{asio::ssl::context::tls_client};
+    SSL_CTX_set_security_level(lax.native_handle(), 0);
+    SSL_CTX_set_min_proto_version(lax.native_handle(), TLS1_VERSION);
+    lax.set_verify_mode(asio::ssl::verify_none);
+    asio::ssl::stream<asio::ip::tcp::socket> stream{io, lax};
+    stream.next_layer().connect({asio::ip::make_address("127.0.0.1"), server.port()});
+    boost::system::error_code ec;
+    stream.handshake(asio::ssl::stream_base::client, ec);
+    ASSERT_FALSE(ec) << "the TLS 1.1 test server is broken: " << ec.message();
+    EXPECT_EQ(std::string{SSL_get_version(stream.native_handle())}, "TLSv1.1");
+  }
+
+  asio::io_context io;
+  Settings settings = quick_settings();
+  settings.ca_file = file("ca.pem");
+  Client client{io.get_executor(), settings};
+  expect_refused(run(io, client.get(server.url("/?sign=SECRET"), {})), "127.0.0.1",
+                 "no TLS 1.2 or newer");
 }
 
 TEST_F(Tls, APeerClosingWithoutCloseNotifyAfterTheBodyIsFine) {

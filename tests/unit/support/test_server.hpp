@@ -15,11 +15,13 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <chrono>
 #include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 namespace gio::test {
@@ -28,6 +30,9 @@ struct Reply {
   std::string raw{};         // status line, headers and body, sent as they are
   bool close_after = false;  // close the connection (without TLS close_notify) after `raw`
   bool silent = false;       // read the request, then never answer
+  // After `raw`, these bytes one at a time, `drip_every` apart (a peer that trickles).
+  std::string drip{};
+  std::chrono::milliseconds drip_every{0};
 };
 
 inline Reply reply(unsigned status, std::string body, std::vector<std::string> headers = {}) {
@@ -43,9 +48,12 @@ class TestServer {
  public:
   using Handler = std::function<Reply(const std::string& target, const std::string& head)>;
 
+  // Adjusts the server's TLS context before it listens (e.g. offer only old versions).
+  using TlsTuning = std::function<void(boost::asio::ssl::context&)>;
+
   // With a certificate chain and key (PEM files), the server speaks TLS.
   explicit TestServer(Handler handler, std::string cert_file = {}, std::string key_file = {},
-                      std::string address = "127.0.0.1")
+                      std::string address = "127.0.0.1", TlsTuning tune = {})
       : handler_(std::move(handler)), acceptor_(io_) {
     namespace asio = boost::asio;
     const asio::ip::tcp::endpoint endpoint{asio::ip::make_address(address), 0};
@@ -59,6 +67,9 @@ class TestServer {
       tls_.emplace(asio::ssl::context::tls_server);
       tls_->use_certificate_chain_file(cert_file);
       tls_->use_private_key_file(key_file, asio::ssl::context::pem);
+      if (tune) {
+        tune(*tls_);
+      }
     }
     asio::co_spawn(io_, accept_loop(), asio::detached);
     thread_ = std::thread([this] { io_.run(); });
@@ -142,6 +153,12 @@ class TestServer {
       }
       auto [write_ec, written] = co_await asio::async_write(stream, asio::buffer(answer.raw),
                                                             asio::as_tuple(asio::use_awaitable));
+      for (std::size_t i = 0; !write_ec && i < answer.drip.size(); ++i) {
+        asio::steady_timer pause{io_, answer.drip_every};
+        co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+        std::tie(write_ec, written) = co_await asio::async_write(
+            stream, asio::buffer(answer.drip.data() + i, 1), asio::as_tuple(asio::use_awaitable));
+      }
       if (write_ec || answer.close_after) {
         boost::system::error_code ignored;
         socket.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
