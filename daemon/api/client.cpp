@@ -2,14 +2,46 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "metrics/exporter_metrics.hpp"
+
 namespace gio::api {
 
 namespace asio = boost::asio;
+
+namespace {
+
+// The endpoint a path below api_base calls, for the request counter: a fixed word,
+// never an id or a date (one series per endpoint, not per slot).
+std::string_view endpoint_of(std::string_view path) {
+  path = path.substr(0, path.find('?'));
+  if (path.starts_with("/v2/insights/")) {
+    // /v2/insights/{hour|day}/{ai}/{date}.json, or with /{type} after the granularity.
+    const auto segments = std::count(path.begin(), path.end(), '/');
+    return segments == 6 ? "raw_export_type" : "raw_export";
+  }
+  constexpr std::string_view kChartPrefix = "/v3/exporter/projects/";
+  if (path.starts_with(kChartPrefix)) {
+    // /v3/exporter/projects/{uid}/{resource}/...
+    std::string_view rest = path.substr(kChartPrefix.size());
+    rest = rest.substr(rest.find('/') + 1);
+    const std::string_view resource = rest.substr(0, rest.find('/'));
+    for (const std::string_view known :
+         {"charts", "funnels", "retentions", "frequencies", "segmentations", "tags"}) {
+      if (resource == known) {
+        return known;
+      }
+    }
+  }
+  return "other";
+}
+
+}  // namespace
 
 // One code request, shared by every call that needs a new code meanwhile.
 struct Client::Renewal {
@@ -21,19 +53,29 @@ struct Client::Renewal {
 };
 
 Client::Client(http::Client& http, std::string api_base, const config::Project& project,
-               RateLimiter& limiter, const Clock& clock, CodeCache* codes)
+               RateLimiter& limiter, const Clock& clock, CodeCache* codes,
+               metrics::Registry* metrics)
     : http_(http),
       api_base_(std::move(api_base)),
       project_(project),
       limiter_(limiter),
       clock_(clock),
-      codes_(codes) {
+      codes_(codes),
+      metrics_(metrics) {
   while (!api_base_.empty() && api_base_.back() == '/') {
     api_base_.pop_back();
   }
 }
 
 Client::~Client() = default;
+
+void Client::count_request(std::string_view endpoint, std::string code) {
+  if (metrics_ != nullptr) {
+    metrics_->add(metrics::kApiRequests, {{"project", project_.name},
+                                          {"endpoint", std::string{endpoint}},
+                                          {"code", std::move(code)}});
+  }
+}
 
 asio::awaitable<boost::system::result<RawExport, Error>> Client::raw_export(
     const Slot& slot, std::chrono::minutes link_expire, std::optional<Turn> turn) {
@@ -99,6 +141,7 @@ asio::awaitable<boost::system::result<http::Response, Error>> Client::get(std::s
     co_await limiter_.acquire(turn);
     spdlog::debug("api call project={} url={}", project_.name, http::redact(url));
     auto response = co_await http_.get(url, std::move(headers));
+    count_request(endpoint_of(path), response ? std::to_string(response->status) : "error");
     if (!response) {
       co_return Error{.transient = true,
                       .message = "project " + project_.name + ": " + http::redact(url) + ": " +
@@ -210,6 +253,7 @@ asio::awaitable<boost::system::result<CachedCode, Error>> Client::request_code()
   // If http_ repeats the POST after a stale kept-alive connection, the vendor may issue
   // two codes; the one answered is the later, valid one, so that is harmless.
   auto response = co_await http_.post(url, std::move(request.headers), std::move(request.body));
+  count_request("auth_token", response ? std::to_string(response->status) : "error");
   const std::string prefix = "project " + project_.name + ": signed-code auth: ";
   const std::string refusal = prefix + "the token endpoint refused the signed request";
   const std::string check = "; check the project's auth.client_id and private key";
@@ -239,6 +283,9 @@ asio::awaitable<boost::system::result<CachedCode, Error>> Client::request_code()
                                                : prefix + problem.message};
   }
   spdlog::info("project={}: obtained a new signed code", project_.name);
+  if (metrics_ != nullptr) {
+    metrics_->add(metrics::kAuthRefreshes, {{"project", project_.name}});
+  }
   co_return CachedCode{
       .code = std::move(*code), .client_id = project_.auth.client_id, .obtained_at = now};
 }

@@ -16,6 +16,7 @@
 #include "api/raw_export.hpp"
 #include "config/config.hpp"
 #include "http/client.hpp"
+#include "metrics/registry.hpp"
 #include "slot/slot.hpp"
 
 namespace gio::api {
@@ -33,9 +34,11 @@ class Client {
  public:
   // `codes` keeps signed codes across restarts; it is used only by a project with
   // signed-code auth (it may be null for a token project). `clock` dates the codes and
-  // signs the token requests.
+  // signs the token requests. `metrics`, when set, counts every request by endpoint and
+  // status, and every signed code obtained.
   Client(http::Client& http, std::string api_base, const config::Project& project,
-         RateLimiter& limiter, const Clock& clock, CodeCache* codes);
+         RateLimiter& limiter, const Clock& clock, CodeCache* codes,
+         metrics::Registry* metrics = nullptr);
   ~Client();
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
@@ -65,6 +68,7 @@ class Client {
   boost::asio::awaitable<boost::system::result<std::string, Error>> signed_code(
       const std::string* rejected);
   boost::asio::awaitable<boost::system::result<CachedCode, Error>> request_code();
+  void count_request(std::string_view endpoint, std::string code);
 
   http::Client& http_;
   std::string api_base_;
@@ -72,6 +76,7 @@ class Client {
   RateLimiter& limiter_;
   const Clock& clock_;
   CodeCache* codes_;
+  metrics::Registry* metrics_;
   bool cache_loaded_ = false;
   std::optional<CachedCode> code_;
   std::shared_ptr<Renewal> renewing_;  // the code request in flight, if any

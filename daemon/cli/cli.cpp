@@ -40,6 +40,32 @@ options:
   -c, --config PATH        config file (default: $GIO_EXPORTER_CONFIG, else
                            /etc/gio-exporter/config.yaml)
   -h, --help               this text
+
+files:
+  /etc/gio-exporter/config.yaml
+                           the config; every key, commented, in
+                           /usr/share/doc/gio-exporter/examples/config.yaml
+  /var/lib/gio-exporter/   state database and archive (state_db, archive_dir)
+  $CREDENTIALS_DIRECTORY/NAME
+                           a token named in the config by token_credential: NAME
+                           (systemd LoadCredential=)
+
+environment:
+  GIO_EXPORTER_CONFIG      config file when -c is not given
+  NOTIFY_SOCKET, WATCHDOG_USEC
+                           set by systemd (Type=notify): readiness, status, watchdog
+  JOURNAL_STREAM           set by systemd: log lines carry journald priorities
+
+signals (run):
+  SIGTERM, SIGINT          stop at once and safely: archived work is kept, nothing
+                           partial is visible, the next start resumes
+  SIGHUP                   read the config again; applied only when valid
+
+metrics (run):
+  metrics.listen (default 127.0.0.1:9464) serves /metrics (Prometheus) and /healthz
+
+exit status:
+  0 success; 1 usage, config or startup error; 2 gaps found (gaps), damage (verify)
 )";
 
 int usage_error(std::string_view message) {

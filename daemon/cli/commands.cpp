@@ -39,6 +39,11 @@ std::optional<config::Config> load_or_report(const std::filesystem::path& path) 
   for (const config::Problem& problem : result.problems) {
     std::cerr << problem.to_string() << "\n";
   }
+  // Shown by check-config and at every start (the daemon's stderr is its journal).
+  for (config::Problem warning : result.warnings) {
+    warning.message.insert(0, "warning: ");
+    std::cerr << warning.to_string() << "\n";
+  }
   return std::move(result.config);
 }
 
@@ -68,14 +73,6 @@ int version() {
             << "  " << OpenSSL_version(OPENSSL_VERSION) << "\n"
             << "  zlib " << zlibVersion() << "\n";
   return 0;
-}
-
-void configure_logging(const config::LogSettings& log) {
-  auto logger = spdlog::stderr_color_mt("gio-exporter");
-  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
-  spdlog::set_default_logger(logger);
-  spdlog::set_level(spdlog::level::from_str(log.level));
-  spdlog::flush_on(spdlog::level::info);
 }
 
 }  // namespace gio::cli

@@ -61,7 +61,8 @@ class QueueReport {
   std::map<Outcome, int> counts_;
 };
 
-// Applies the config's log level to the process-wide logger.
+// Sets up (or, on a reload, changes) the process-wide logger: the config's level and
+// format, and journald's priority prefixes when stderr is the journal.
 void configure_logging(const config::LogSettings& log);
 
 }  // namespace gio::cli

@@ -4,9 +4,13 @@
 #include <sqlite3.h>
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <csignal>
 #include <cstdlib>
 #include <functional>
@@ -15,10 +19,14 @@
 
 #include "archive/archive.hpp"
 #include "cli/commands.hpp"
+#include "cli/service.hpp"
 #include "download/downloader.hpp"
 #include "http/client.hpp"
+#include "metrics/exporter_metrics.hpp"
+#include "metrics/server.hpp"
 #include "scheduler/scheduler.hpp"
 #include "state/state_store.hpp"
+#include "version.hpp"
 
 namespace gio::cli {
 
@@ -36,6 +44,8 @@ namespace {
 // How long startup waits between tries on a database another process holds locked
 // (the CLI in a long transaction, a backup): waited on, never fatal.
 constexpr std::chrono::seconds kLockedRetry{1};
+// How often the unit's STATUS line is brought up to date.
+constexpr std::chrono::seconds kStatusEvery{30};
 
 bool is_locked(const state::StateError& error) {
   const int primary = error.code() & 0xff;
@@ -45,6 +55,11 @@ bool is_locked(const state::StateError& error) {
 // SIGHUP: the config file read again and validated whole; applied only when valid and
 // when nothing that needs a restart changed, else the running config stays.
 void reload(scheduler::Scheduler& scheduler) {
+  notify(reloading_state());
+  // systemd waits for READY=1 after RELOADING=1, whatever the outcome.
+  struct Ready {
+    ~Ready() { notify("READY=1"); }
+  } ready;
   const config::Config& running = scheduler.config();
   spdlog::info("event=reload file={}", running.source.string());
   config::LoadResult loaded = config::load_config(running.source);
@@ -70,10 +85,26 @@ void reload(scheduler::Scheduler& scheduler) {
         joined);
     return;
   }
-  spdlog::set_level(spdlog::level::from_str(loaded.config->log.level));
+  configure_logging(loaded.config->log);
   const std::string summary = config::summary(*loaded.config);
   scheduler.reload(std::make_shared<const config::Config>(std::move(*loaded.config)));
   spdlog::info("event=reloaded {}", summary);
+}
+
+// Runs `tick` every `period` on the loop, for as long as the loop runs; a tick that
+// throws is logged and the next one runs all the same.
+asio::awaitable<void> every(std::chrono::steady_clock::duration period,
+                            std::function<void()> tick) {
+  asio::steady_timer timer{co_await asio::this_coro::executor};
+  for (;;) {
+    timer.expires_after(period);
+    co_await timer.async_wait(asio::use_awaitable);
+    try {
+      tick();
+    } catch (const std::exception& error) {
+      spdlog::warn("periodic task failed: {}", error.what());
+    }
+  }
 }
 
 }  // namespace
@@ -97,6 +128,7 @@ int run_daemon(const config::Config& config, bool once) {
       return;  // cancelled: the work ended first
     }
     spdlog::info("received {}; stopping", signal == SIGTERM ? "SIGTERM" : "SIGINT");
+    notify("STOPPING=1");
     interrupted = true;
     if (running != nullptr) {
       running->stop();
@@ -151,7 +183,7 @@ int run_daemon(const config::Config& config, bool once) {
     } catch (const state::StateError& error) {
       throw std::runtime_error("state database " + config.state_db.string() + ": " + error.what());
     }
-    archive.emplace(config.archive_dir);
+    archive.emplace(config.archive_dir, config.archive_umask);
     http.emplace(io.get_executor(), http_settings(config.http));
   } catch (const std::exception& error) {
     spdlog::critical("cannot start: {}", error.what());
@@ -163,6 +195,11 @@ int run_daemon(const config::Config& config, bool once) {
     return 1;
   }
 
+  metrics::Registry registry;
+  metrics::declare_exporter_metrics(registry);
+  registry.set(metrics::kBuildInfo, {{"version", kVersion}}, 1);
+  registry.set(metrics::kStartTime, {}, static_cast<double>(to_unix(clock.now())));
+
   asio::thread_pool verify_pool{std::max(1u, std::thread::hardware_concurrency())};
   download::Downloader downloader{*http, verify_pool};
   scheduler::Scheduler scheduler{io.get_executor(),
@@ -171,8 +208,32 @@ int run_daemon(const config::Config& config, bool once) {
                                  *store,
                                  *archive,
                                  *http,
-                                 downloader};
+                                 downloader,
+                                 registry};
   running = &scheduler;
+
+  // The metrics and health listener (not for one pass): bound before READY=1, so a
+  // probe that follows READY finds it.
+  std::optional<metrics::Server> listener;
+  if (!once && !config.metrics.listen.empty()) {
+    try {
+      listener.emplace(io.get_executor(), config.metrics.listen,
+                       [&](std::string_view path) -> metrics::Reply {
+                         if (path == "/metrics") {
+                           return scrape(scheduler.config(), *store, registry, clock.now());
+                         }
+                         if (path == "/healthz") {
+                           return health(scheduler, *store, clock.now());
+                         }
+                         return {.status = 404, .body = "try /metrics or /healthz\n"};
+                       });
+    } catch (const std::exception& error) {
+      spdlog::critical("cannot start: {}", error.what());
+      return 1;
+    }
+    asio::co_spawn(io, listener->run(), asio::detached);
+    spdlog::info("metrics and health on http://{}/metrics and /healthz", config.metrics.listen);
+  }
 
   spdlog::info("gio-exporter starting: {} ({}), now {}", once ? "one pass" : "daemon",
                config::summary(config), format_utc(clock.now()));
@@ -190,6 +251,26 @@ int run_daemon(const config::Config& config, bool once) {
     hangups.cancel();
     io.stop();
   });
+  if (!once) {
+    const auto report_status = [&] {
+      notify("STATUS=" + status_line(scheduler.config(), *store, clock.now()));
+    };
+    report_status();
+    notify("READY=1");
+    asio::co_spawn(io, every(kStatusEvery, report_status), asio::detached);
+    if (const auto interval = watchdog_interval()) {
+      // Pinged from the loop itself: a loop that stops going round stops the pings,
+      // and systemd restarts the service.
+      asio::co_spawn(io,
+                     every(*interval / 2,
+                           [&scheduler] {
+                             if (scheduler.loop_alive()) {
+                               notify("WATCHDOG=1");
+                             }
+                           }),
+                     asio::detached);
+    }
+  }
   io.run();
 
   if (interrupted || exit_code != 0) {

@@ -59,6 +59,13 @@ struct Project {
   Auth auth;
 };
 
+// Commands run (by /bin/sh -c) when a slot of the job is done, failed or at risk, with
+// the slot's details in GIO_* environment variables; "" when none.
+struct Hooks {
+  std::string on_slot_done, on_slot_failed, on_slot_at_risk;
+  Duration timeout{std::chrono::seconds{30}};  // then the command is killed
+};
+
 struct Job {
   std::string name, project;
   JobKind kind = JobKind::raw;
@@ -81,6 +88,7 @@ struct Job {
   std::string range;  // resource: retentions; sent as `range` when not empty
   // resource: segmentations | tags; sent percent-encoded as `parameters` when not empty.
   std::string parameters;
+  Hooks hooks;
 };
 
 struct HttpSettings {
@@ -99,13 +107,17 @@ struct MetricsSettings {
 };
 
 struct LogSettings {
-  std::string level = "info";  // trace|debug|info|warn|error
+  std::string level = "info";   // trace|debug|info|warn|error
+  std::string format = "text";  // text|json (one JSON object per line)
 };
 
 struct Config {
   std::filesystem::path source;  // the file it came from (absolute)
   std::filesystem::path state_db = "/var/lib/gio-exporter/state.db";
   std::filesystem::path archive_dir = "/var/lib/gio-exporter/archive";
+  // What the archive's files and folders do not grant (octal): 0027 gives 0640 files
+  // and 0750 folders. Must leave the owner rwx (umask & 0700 == 0). Read at start only.
+  unsigned archive_umask = 0027;
   HttpSettings http;
   Limits limits;
   MetricsSettings metrics;
@@ -129,6 +141,9 @@ struct Problem {
 struct LoadResult {
   std::optional<Config> config;   // set only when problems is empty
   std::vector<Problem> problems;  // every problem found, in file order
+  // Not fatal but worth telling at start and in check-config, e.g. a token or key file
+  // that group or others may read. Never quotes a secret.
+  std::vector<Problem> warnings;
 };
 
 // Reads the file (missing/unreadable file = one Problem with line 0).
@@ -157,6 +172,8 @@ inline constexpr Duration kMaxPollEvery = std::chrono::hours{24};
 // Longer than the vendor keeps the data would only postpone `lost`.
 inline constexpr Duration kMaxGiveUpAfter = kRetention;
 inline constexpr Duration kMaxNotExistsGrace = std::chrono::hours{48};
+inline constexpr Duration kMinHookTimeout = std::chrono::seconds{1};
+inline constexpr Duration kMaxHookTimeout = std::chrono::minutes{10};
 inline constexpr Duration kMinBackfill = std::chrono::hours{1};
 // The vendor keeps 15 days; looking further back could never find anything.
 inline constexpr Duration kMaxBackfill = kRetention;
@@ -181,5 +198,6 @@ inline constexpr std::string_view kDataTypes[] = {
     "visit", "page", "action", "action_tag",      "custom_event",
     "pvar",  "evar", "vstr",   "ads_track_click", "ads_track_activation"};
 inline constexpr std::string_view kLogLevels[] = {"trace", "debug", "info", "warn", "error"};
+inline constexpr std::string_view kLogFormats[] = {"text", "json"};
 
 }  // namespace gio::config

@@ -5,6 +5,7 @@
 // a key itself (unknown, duplicate, not allowed for this kind of job, unsupported)
 // are at the key; a required key that is missing is reported at its map.
 
+#include <sys/stat.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -44,6 +45,11 @@ class Reporter {
 
   bool empty() const { return problems_.empty(); }
 
+  void warn(const YAML::Mark& mark, std::string message) {
+    warnings_.push_back({file_, mark.line + 1, mark.column + 1, std::move(message)});
+  }
+  std::vector<Problem> take_warnings() { return std::move(warnings_); }
+
   std::vector<Problem> take_in_file_order() {
     std::stable_sort(problems_.begin(), problems_.end(), [](const Problem& a, const Problem& b) {
       return std::pair{a.line, a.column} < std::pair{b.line, b.column};
@@ -54,6 +60,7 @@ class Reporter {
  private:
   std::string file_;
   std::vector<Problem> problems_;
+  std::vector<Problem> warnings_;
 };
 
 std::string in_quotes(std::string_view text) {
@@ -454,6 +461,7 @@ class Parser {
   Auth read_auth(const Entry& entry);
   std::optional<Secret> read_secret_file(const Entry& entry, std::string_view what);
   std::optional<Secret> read_secret_env(const Entry& entry, std::string_view what);
+  std::optional<Secret> read_secret_credential(const Entry& entry, std::string_view what);
   Job read_job(const YAML::Node& node, JobNotes& notes);
   void read_data_types(const Entry& entry, Job& job);
   void read_charts(const Entry& entry, Job& job);
@@ -476,10 +484,10 @@ void Parser::read(const YAML::Node& root) {
     reporter_.add(root.Mark(), "the config file must be a map of settings, not " + describe(root));
     return;
   }
-  const MapReader map(
-      root, "the config file",
-      {"state_db", "archive_dir", "http", "limits", "metrics", "log", "projects", "jobs"},
-      reporter_);
+  const MapReader map(root, "the config file",
+                      {"state_db", "archive_dir", "archive_umask", "http", "limits", "metrics",
+                       "log", "projects", "jobs"},
+                      reporter_);
   if (const Entry* entry = map.find("state_db")) {
     if (auto path = read_path(*entry, base_, reporter_)) {
       config_.state_db = *path;
@@ -488,6 +496,24 @@ void Parser::read(const YAML::Node& root) {
   if (const Entry* entry = map.find("archive_dir")) {
     if (auto path = read_path(*entry, base_, reporter_)) {
       config_.archive_dir = *path;
+    }
+  }
+  if (const Entry* entry = map.find("archive_umask")) {
+    if (auto text = read_string(*entry, reporter_)) {
+      const bool octal = text->size() >= 3 && text->size() <= 4 &&
+                         text->find_first_not_of("01234567") == std::string::npos;
+      const unsigned value = octal ? static_cast<unsigned>(std::stoul(*text, nullptr, 8)) : 0;
+      if (!octal || value > 0777) {
+        reporter_.add(entry->value_mark(),
+                      "'archive_umask' must be an octal umask such as 0027, not " + *text);
+      } else if ((value & 0700) != 0) {
+        reporter_.add(entry->value_mark(),
+                      "'archive_umask' " + *text +
+                          " would take the owner's own access to the archive away; the first "
+                          "octal digit after 0 must be 0, as in 0027");
+      } else {
+        config_.archive_umask = value;
+      }
     }
   }
   if (const Entry* entry = map.find("http"); entry && is_section(*entry, reporter_)) {
@@ -568,7 +594,7 @@ void Parser::read_metrics(const YAML::Node& node) {
 }
 
 void Parser::read_log(const YAML::Node& node) {
-  const MapReader map(node, "log", {"level"}, reporter_);
+  const MapReader map(node, "log", {"level", "format"}, reporter_);
   if (const Entry* entry = map.find("level")) {
     if (auto text = read_string(*entry, reporter_)) {
       if (std::find(std::begin(kLogLevels), std::end(kLogLevels), *text) != std::end(kLogLevels)) {
@@ -576,6 +602,17 @@ void Parser::read_log(const YAML::Node& node) {
       } else {
         reporter_.add(entry->value_mark(), "unknown log level " + in_quotes(*text) +
                                                " (one of: " + join(kLogLevels) + ")");
+      }
+    }
+  }
+  if (const Entry* entry = map.find("format")) {
+    if (auto text = read_string(*entry, reporter_)) {
+      if (std::find(std::begin(kLogFormats), std::end(kLogFormats), *text) !=
+          std::end(kLogFormats)) {
+        config_.log.format = *text;
+      } else {
+        reporter_.add(entry->value_mark(), "unknown log format " + in_quotes(*text) +
+                                               " (one of: " + join(kLogFormats) + ")");
       }
     }
   }
@@ -656,26 +693,42 @@ Auth Parser::read_auth(const Entry& auth_entry) {
         "'auth' must be a map with token_file or token_env, not " + describe(auth_entry.value));
     return auth;
   }
-  const MapReader map(
-      auth_entry.value, "auth",
-      {"token_file", "token_env", "client_id", "private_key_file", "private_key_env"}, reporter_);
+  const MapReader map(auth_entry.value, "auth",
+                      {"token_file", "token_env", "token_credential", "client_id",
+                       "private_key_file", "private_key_env", "private_key_credential"},
+                      reporter_);
   const Entry* token_file = map.find("token_file");
   const Entry* token_env = map.find("token_env");
+  const Entry* token_credential = map.find("token_credential");
   const Entry* client_id = map.find("client_id");
   const Entry* key_file = map.find("private_key_file");
   const Entry* key_env = map.find("private_key_env");
+  const Entry* key_credential = map.find("private_key_credential");
 
   // Exactly one way in: a token from one source, or a client_id with a key from one source.
-  if (token_file && token_env) {
-    reporter_.add(token_env->key.Mark(), "use token_file or token_env, not both");
-  }
-  if (key_file && key_env) {
-    reporter_.add(key_env->key.Mark(), "use private_key_file or private_key_env, not both");
-  }
-  const bool has_token = token_file || token_env;
-  const bool has_key = key_file || key_env;
+  const auto one_source = [this](std::initializer_list<const Entry*> sources,
+                                 std::string_view names) {
+    const Entry* first = nullptr;
+    for (const Entry* source : sources) {
+      if (source == nullptr) {
+        continue;
+      }
+      if (first != nullptr) {
+        reporter_.add(source->key.Mark(), "use one of " + std::string{names} + ", not several");
+        return first;
+      }
+      first = source;
+    }
+    return first;
+  };
+  const Entry* token_source = one_source({token_file, token_env, token_credential},
+                                         "token_file, token_env, token_credential");
+  const Entry* key_source = one_source({key_file, key_env, key_credential},
+                                       "private_key_file, private_key_env, private_key_credential");
+  const bool has_token = token_source != nullptr;
+  const bool has_key = key_source != nullptr;
   if (has_token && (client_id || has_key)) {
-    const Entry* signed_code = client_id ? client_id : (key_file ? key_file : key_env);
+    const Entry* signed_code = client_id ? client_id : key_source;
     reporter_.add(signed_code->key.Mark(),
                   "a token and signed-code auth (client_id, private_key_*) exclude each other");
   }
@@ -686,7 +739,7 @@ Auth Parser::read_auth(const Entry& auth_entry) {
     reporter_.add(client_id->key.Mark(), "client_id needs private_key_file or private_key_env");
   }
   if (has_key && !client_id) {
-    reporter_.add((key_file ? key_file : key_env)->key.Mark(),
+    reporter_.add(key_source->key.Mark(),
                   "a private key needs client_id (the matching public key)");
   }
 
@@ -694,6 +747,8 @@ Auth Parser::read_auth(const Entry& auth_entry) {
     auth.token = read_secret_file(*token_file, "token").value_or(Secret{});
   } else if (token_env) {
     auth.token = read_secret_env(*token_env, "token").value_or(Secret{});
+  } else if (token_credential) {
+    auth.token = read_secret_credential(*token_credential, "token").value_or(Secret{});
   }
   if (client_id) {
     if (auto text = read_string(*client_id, reporter_)) {
@@ -704,8 +759,44 @@ Auth Parser::read_auth(const Entry& auth_entry) {
     auth.private_key = read_secret_file(*key_file, "private key").value_or(Secret{});
   } else if (key_env) {
     auth.private_key = read_secret_env(*key_env, "private key").value_or(Secret{});
+  } else if (key_credential) {
+    auth.private_key = read_secret_credential(*key_credential, "private key").value_or(Secret{});
   }
   return auth;
+}
+
+std::optional<Secret> Parser::read_secret_credential(const Entry& entry, std::string_view what) {
+  const auto name = read_string(entry, reporter_);
+  if (!name) {
+    return std::nullopt;
+  }
+  if (name->empty() || *name == "." || *name == ".." ||
+      name->find_first_of(std::string_view{"/\0", 2}) != std::string::npos) {
+    reporter_.add(entry.value_mark(),
+                  "a credential name is a file name (no '/'), not " + in_quotes(*name));
+    return std::nullopt;
+  }
+  // systemd's LoadCredential=/SetCredential= put each credential in a private folder
+  // readable by the service alone, and name that folder here.
+  const char* folder = std::getenv("CREDENTIALS_DIRECTORY");
+  if (folder == nullptr || *folder == '\0') {
+    reporter_.add(entry.value_mark(),
+                  "credential " + in_quotes(*name) + " (the " + std::string(what) +
+                      "): $CREDENTIALS_DIRECTORY is not set; systemd sets it for a unit with "
+                      "LoadCredential=" +
+                      *name + ":/path/to/file");
+    return std::nullopt;
+  }
+  const std::filesystem::path path = std::filesystem::path{folder} / *name;
+  FileText file = read_file(path, kMaxSecretFileBytes);
+  std::string secret = file.error.empty() ? trim(file.text) : std::string{};
+  if (secret.empty()) {
+    reporter_.add(entry.value_mark(), "credential " + in_quotes(*name) + " (the " +
+                                          std::string(what) + ") at " + path.string() + ": " +
+                                          (file.error.empty() ? "empty" : file.error));
+    return std::nullopt;
+  }
+  return Secret{std::move(secret)};
 }
 
 std::optional<Secret> Parser::read_secret_file(const Entry& entry, std::string_view what) {
@@ -724,6 +815,16 @@ std::optional<Secret> Parser::read_secret_file(const Entry& entry, std::string_v
     reporter_.add(entry.value_mark(),
                   "the " + std::string(what) + " file " + path->string() + " is empty");
     return std::nullopt;
+  }
+  // Anyone else who can read it holds the project's credential.
+  struct stat info {};
+  if (::stat(path->c_str(), &info) == 0 && (info.st_mode & 077) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(info.st_mode & 07777));
+    reporter_.warn(entry.value_mark(), "the " + std::string(what) + " file " + path->string() +
+                                           " is open to group or others (mode " + mode +
+                                           "); make it readable by its owner only: chmod 600 " +
+                                           path->string());
   }
   return Secret{std::move(secret)};
 }
@@ -769,12 +870,30 @@ Job Parser::read_job(const YAML::Node& node, JobNotes& notes) {
                   "a job must be a map with at least name and project, not " + describe(node));
     return job;
   }
-  const MapReader map(
-      node, "a job",
-      {"name", "project", "kind", "granularity", "data_types", "ready_after", "poll_every",
-       "give_up_after", "not_exists_grace", "backfill", "link_expire", "verify", "charts",
-       "interval", "resource", "conversion_window", "range", "parameters"},
-      reporter_);
+  const MapReader map(node, "a job",
+                      {"name",
+                       "project",
+                       "kind",
+                       "granularity",
+                       "data_types",
+                       "ready_after",
+                       "poll_every",
+                       "give_up_after",
+                       "not_exists_grace",
+                       "backfill",
+                       "link_expire",
+                       "verify",
+                       "charts",
+                       "interval",
+                       "resource",
+                       "conversion_window",
+                       "range",
+                       "parameters",
+                       "on_slot_done",
+                       "on_slot_failed",
+                       "on_slot_at_risk",
+                       "hook_timeout"},
+                      reporter_);
   if (const Entry* entry = map.find("name")) {
     if (auto name = read_string(*entry, reporter_)) {
       job.name = *name;
@@ -851,6 +970,24 @@ Job Parser::read_job(const YAML::Node& node, JobNotes& notes) {
                                  "the vendor keeps 15 days of data; a slot older than that "
                                  "can never be fetched")
                        .value_or(job.backfill);
+  }
+  for (const auto& [key, command] : {std::pair{"on_slot_done", &job.hooks.on_slot_done},
+                                     std::pair{"on_slot_failed", &job.hooks.on_slot_failed},
+                                     std::pair{"on_slot_at_risk", &job.hooks.on_slot_at_risk}}) {
+    if (const Entry* entry = map.find(key)) {
+      if (auto text = read_string(*entry, reporter_)) {
+        if (text->empty() || text->find('\0') != std::string::npos) {
+          reporter_.add(entry->value_mark(),
+                        "'" + std::string{key} + "' must be a command line for /bin/sh");
+        } else {
+          *command = *text;
+        }
+      }
+    }
+  }
+  if (const Entry* entry = map.find("hook_timeout")) {
+    job.hooks.timeout = read_duration(*entry, reporter_, kMinHookTimeout, kMaxHookTimeout)
+                            .value_or(job.hooks.timeout);
   }
   if (const Entry* entry = map.find("link_expire")) {
     if (auto expire = read_duration(*entry, reporter_, kMinLinkExpire, kMaxLinkExpire)) {
@@ -1062,6 +1199,7 @@ LoadResult parse_config(std::string_view yaml_text, const std::filesystem::path&
     result.config = parser.take();
   }
   result.problems = reporter.take_in_file_order();
+  result.warnings = reporter.take_warnings();
   return result;
 }
 

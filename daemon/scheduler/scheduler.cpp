@@ -10,6 +10,7 @@
 
 #include "chart/chart.hpp"
 #include "chart/slot_work.hpp"
+#include "metrics/exporter_metrics.hpp"
 #include "scheduler/planner.hpp"
 
 namespace gio::scheduler {
@@ -146,6 +147,7 @@ std::vector<std::string> restart_only_changes(const config::Config& running,
   };
   check(running.state_db == next.state_db, "state_db");
   check(running.archive_dir == next.archive_dir, "archive_dir");
+  check(running.archive_umask == next.archive_umask, "archive_umask");
   check(running.http.api_base == next.http.api_base, "http.api_base");
   check(running.http.timeout == next.http.timeout, "http.timeout");
   check(running.http.ca_file == next.http.ca_file, "http.ca_file");
@@ -164,17 +166,20 @@ struct Scheduler::Generation {
 
 Scheduler::Scheduler(asio::any_io_executor executor, std::shared_ptr<const config::Config> config,
                      const Clock& clock, state::StateStore& store, archive::Archive& archive,
-                     http::Client& http, download::Downloader& downloader)
+                     http::Client& http, download::Downloader& downloader,
+                     metrics::Registry& metrics)
     : executor_(executor),
       clock_(clock),
       store_(store),
       archive_(archive),
       http_(http),
       downloader_(downloader),
+      metrics_(metrics),
       codes_(std::make_unique<StoredCodes>(store)),
       downloads_(executor, config->limits.parallel_downloads),
       wake_(executor),
-      workers_(executor) {
+      workers_(executor),
+      hooks_(executor) {
   reload(std::move(config));
 }
 
@@ -200,7 +205,7 @@ void Scheduler::reload(std::shared_ptr<const config::Config> config) {
                                                    next->config->limits.api_requests_per_second);
     }
     next->apis[project.name] = std::make_unique<api::Client>(
-        http_, next->config->http.api_base, project, *limiter, clock_, codes_.get());
+        http_, next->config->http.api_base, project, *limiter, clock_, codes_.get(), &metrics_);
     next->limiters[project.name] = std::move(limiter);
   }
   generation_ = std::move(next);
@@ -276,6 +281,7 @@ void Scheduler::watch_retention(Instant now) {
                      .next_at = now,
                      .last_error = "the vendor's 15-day retention has passed"},
                     now);
+      count(metrics::kSlotsLost, record.job);
       spdlog::error("event=slot_lost job={} slot={} state={} reason=\"retention passed; last: {}\"",
                     record.job, record.slot, to_string(record.state), last);
       continue;
@@ -294,6 +300,12 @@ void Scheduler::watch_retention(Instant now) {
         "reason=\"{}\"",
         record.job, record.slot, to_string(record.state), format_hours(lost_at - now),
         format_utc(lost_at), record.attempts, last.empty() ? std::string{"not asked yet"} : last);
+    if (const config::Job* job = generation.config->find_job(record.job)) {
+      run_hook(*job, "slot_at_risk", record.slot, record.start,
+               {{"GIO_STATE", std::string{to_string(record.state)}},
+                {"GIO_SECONDS_LEFT", std::to_string((lost_at - now).count())},
+                {"GIO_REASON", last}});
+    }
   }
 }
 
@@ -372,6 +384,7 @@ asio::awaitable<void> Scheduler::run_once() {
     co_await wake_.wait_until(asio::steady_timer::time_point::max());
   }
   co_await workers_.wait();
+  co_await hooks_.wait();
 }
 
 asio::awaitable<void> Scheduler::run() {
@@ -384,6 +397,7 @@ asio::awaitable<void> Scheduler::run() {
   queue_changed_elsewhere();
   std::string store_trouble;  // the last database failure of the loop, logged once
   while (!stopping_) {
+    alive_at_ = asio::steady_timer::clock_type::now();
     const Instant now = clock_.now();
     Instant deadline = now + kMaxSleep;
     try {
@@ -421,6 +435,7 @@ asio::awaitable<void> Scheduler::run() {
     for (;;) {
       const auto check_at = asio::steady_timer::clock_type::now() + kQueueCheckEvery;
       const bool woken = co_await wake_.wait_until(std::min(wake_at, check_at));
+      alive_at_ = asio::steady_timer::clock_type::now();
       if (woken || stopping_ || check_at >= wake_at || queue_changed_elsewhere()) {
         break;
       }
@@ -435,11 +450,14 @@ asio::awaitable<void> Scheduler::process(std::shared_ptr<const Generation> gener
   const auto parsed = Slot::parse(record.slot, job.granularity);
   if (!parsed) {
     // The job's granularity changed under slots planned before (a reload or an edit).
-    store_.update(record.job, record.slot,
-                  {.state = state::SlotState::failed,
-                   .next_at = clock_.now(),
-                   .last_error = "slot name does not match the job's granularity"},
-                  clock_.now());
+    const std::string reason = "slot name does not match the job's granularity";
+    store_.update(
+        record.job, record.slot,
+        {.state = state::SlotState::failed, .next_at = clock_.now(), .last_error = reason},
+        clock_.now());
+    count(metrics::kSlotFailures, record.job);
+    spdlog::error("event=slot_failed job={} slot={} reason=\"{}\"", record.job, record.slot,
+                  reason);
     co_return;
   }
   const Slot slot = *parsed;
@@ -453,6 +471,7 @@ asio::awaitable<void> Scheduler::process(std::shared_ptr<const Generation> gener
                      .next_at = now,
                      .last_error = "the vendor's 15-day retention has passed"},
                     now);
+      count(metrics::kSlotsLost, job.name);
       spdlog::error("event=slot_lost job={} slot={} state={} reason=\"retention passed; last: {}\"",
                     job.name, slot.name(), to_string(record.state),
                     record.last_error.empty() ? record.api_status : record.last_error);
@@ -510,6 +529,7 @@ asio::awaitable<void> Scheduler::process(std::shared_ptr<const Generation> gener
                        .last_error = message,
                        .count_attempt = true},
                       now);
+        count(metrics::kRetries, job.name);
         spdlog::warn("event=slot_retry job={} slot={} reason=\"{}\"", job.name, slot.name(),
                      message);
         co_return;
@@ -534,6 +554,7 @@ asio::awaitable<void> Scheduler::process(std::shared_ptr<const Generation> gener
                       {.state = state::SlotState::done, .next_at = now, .last_error = ""}, now);
         spdlog::info("event=slot_done job={} slot={} files={} bytes={}", job.name, slot.name(),
                      outcome.files, outcome.bytes);
+        run_done_hook(job, slot, outcome.files, outcome.bytes);
         co_return;
       case DownloadResult::links_expired:
         spdlog::info(
@@ -569,8 +590,12 @@ asio::awaitable<void> Scheduler::process_chart(const Generation& generation, con
                      .last_error = "",
                      .count_attempt = asked},
                     now);
+      // Each chart is two files, chart.json and chart.csv.
+      count(metrics::kArchivedFiles, job.name, 2.0 * outcome.archived);
+      count(metrics::kArchivedBytes, job.name, static_cast<double>(outcome.bytes));
       spdlog::info("event=slot_done job={} slot={} charts={} bytes={}", job.name, slot.name(),
                    job.charts.size(), outcome.bytes);
+      run_done_hook(job, slot, 2 * static_cast<std::size_t>(outcome.archived), outcome.bytes);
       co_return;
     case chart::SlotResult::waiting:
       // Charts archived in this pass stay archived; only the "doing" ones are asked again.
@@ -682,6 +707,7 @@ asio::awaitable<bool> Scheduler::process_user_lists(const Generation& generation
                    .last_error = failure,
                    .count_attempt = !counted},
                   now);
+    count(metrics::kRetries, job.name);
     spdlog::warn("event=slot_retry job={} slot={} reason=\"{}\"", job.name, slot.name(), failure);
     co_return false;
   }
@@ -699,6 +725,7 @@ asio::awaitable<bool> Scheduler::process_user_lists(const Generation& generation
                 now);
   spdlog::info("event=slot_done job={} slot={} lists={} files={} bytes={}", job.name, slot.name(),
                job.charts.size(), outcome.files, outcome.bytes);
+  run_done_hook(job, slot, outcome.files, outcome.bytes);
   co_return false;
 }
 
@@ -747,6 +774,36 @@ void Scheduler::pause_downloads(const std::string& reason, seconds pause) {
   downloads_paused_until_ = asio::steady_timer::clock_type::now() + pause;
 }
 
+void Scheduler::run_hook(const config::Job& job, std::string_view event,
+                         const std::string& slot_name, Instant slot_start, HookVariables extra) {
+  const std::string* command = event == "slot_done"     ? &job.hooks.on_slot_done
+                               : event == "slot_failed" ? &job.hooks.on_slot_failed
+                                                        : &job.hooks.on_slot_at_risk;
+  if (command->empty()) {
+    return;
+  }
+  HookVariables variables{{"GIO_EVENT", std::string{event}},
+                          {"GIO_JOB", job.name},
+                          {"GIO_SLOT", slot_name},
+                          {"GIO_SLOT_START", format_utc(slot_start)},
+                          {"GIO_LOST_AT", format_utc(slot_start + kRetention)}};
+  variables.insert(variables.end(), std::make_move_iterator(extra.begin()),
+                   std::make_move_iterator(extra.end()));
+  hooks_.run(*command, job.hooks.timeout, std::move(variables));
+}
+
+void Scheduler::run_done_hook(const config::Job& job, const Slot& slot, std::size_t files,
+                              std::uint64_t bytes) {
+  run_hook(job, "slot_done", slot.name(), slot.start(),
+           {{"GIO_FILES", std::to_string(files)},
+            {"GIO_BYTES", std::to_string(bytes)},
+            {"GIO_ARCHIVE_DIR", (archive_.root() / job.name).string()}});
+}
+
+void Scheduler::count(std::string_view counter, const std::string& job, double by) {
+  metrics_.add(counter, {{"gio_job", job}}, by);
+}
+
 bool Scheduler::downloads_paused() {
   return !downloads_paused_reason_.empty() &&
          asio::steady_timer::clock_type::now() < downloads_paused_until_;
@@ -761,7 +818,9 @@ void Scheduler::fail_slot(const config::Job& job, const Slot& slot, const std::s
                  .last_error = reason,
                  .count_attempt = count_attempt},
                 now);
+  count(metrics::kSlotFailures, job.name);
   spdlog::error("event=slot_failed job={} slot={} reason=\"{}\"", job.name, slot.name(), reason);
+  run_hook(job, "slot_failed", slot.name(), slot.start(), {{"GIO_REASON", reason}});
 }
 
 void Scheduler::retry_later(const config::Job& job, const state::SlotRecord& record,
@@ -780,6 +839,7 @@ void Scheduler::retry_later(const config::Job& job, const state::SlotRecord& rec
        .last_error = error,
        .count_attempt = count_attempt},
       now);
+  count(metrics::kRetries, record.job);
   spdlog::warn("event=slot_retry job={} slot={} in={}s reason=\"{}\"", record.job, record.slot,
                delay.count(), error);
 }
@@ -856,8 +916,13 @@ asio::awaitable<Scheduler::SlotDownload> Scheduler::download_slot(const config::
           last_error = "downloads are paused: " + downloads_paused_reason_;
           break;
         }
+        const auto started = std::chrono::steady_clock::now();
         auto fetched = co_await downloader_.fetch(part.url, archive_.staging_dir(), job.verify);
         if (fetched) {
+          metrics_.add(metrics::kDownloadBytes, {}, static_cast<double>(fetched->bytes));
+          metrics_.add(
+              metrics::kDownloadSeconds, {},
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
           if (!downloads_paused_reason_.empty()) {
             spdlog::info("event=downloads_resumed job={} slot={}", job.name, slot.name());
             downloads_paused_reason_.clear();
@@ -883,6 +948,8 @@ asio::awaitable<Scheduler::SlotDownload> Scheduler::download_slot(const config::
                               .archived_at = clock_.now()});
           archive_.publish(fetched->path, job.name, part.data_type, slot, part.name);
           staged.path = nullptr;
+          count(metrics::kArchivedFiles, job.name);
+          count(metrics::kArchivedBytes, job.name, static_cast<double>(fetched->bytes));
           co_return;
         }
         const download::Error& error = fetched.error();

@@ -19,23 +19,26 @@
 #include "archive/archive.hpp"
 #include "config/config.hpp"
 #include "download/downloader.hpp"
+#include "metrics/registry.hpp"
 #include "scheduler/async.hpp"
+#include "scheduler/hooks.hpp"
 #include "slot/slot.hpp"
 #include "state/state_store.hpp"
 
 namespace gio::scheduler {
 
 // What a reload cannot apply, one line per changed setting: the state database, the
-// archive, the HTTP client, the download slots and the metrics listener are built once
-// at start. A reload with any of these changed is refused as a whole.
+// archive (and its umask), the HTTP client, the download slots and the metrics listener
+// are built once at start. A reload with any of these changed is refused as a whole.
 std::vector<std::string> restart_only_changes(const config::Config& running,
                                               const config::Config& next);
 
 class Scheduler {
  public:
+  // `metrics` must have the families of metrics::declare_exporter_metrics.
   Scheduler(boost::asio::any_io_executor executor, std::shared_ptr<const config::Config> config,
             const Clock& clock, state::StateStore& store, archive::Archive& archive,
-            http::Client& http, download::Downloader& downloader);
+            http::Client& http, download::Downloader& downloader, metrics::Registry& metrics);
 
   // One pass: every slot due now is asked for once and, where finished, archived.
   boost::asio::awaitable<void> run_once();
@@ -53,6 +56,13 @@ class Scheduler {
   // done slots stay done. The settings named by restart_only_changes() must be equal.
   void reload(std::shared_ptr<const config::Config> config);
   const config::Config& config() const;
+  // When the main loop last went round (it does at least every few seconds), and
+  // whether that was lately enough to call the loop alive (for /healthz and the
+  // systemd watchdog).
+  std::chrono::steady_clock::time_point alive_at() const { return alive_at_; }
+  bool loop_alive() const {
+    return std::chrono::steady_clock::now() - alive_at_ < std::chrono::seconds{30};
+  }
 
  private:
   // One loaded config and the API clients built from it. A worker holds the generation
@@ -105,6 +115,14 @@ class Scheduler {
   // while, logged once, instead of every slot failing its parts in turn.
   void pause_downloads(const std::string& reason, std::chrono::seconds pause);
   bool downloads_paused();
+  // Runs the job's hook for `event` (slot_done, slot_failed, slot_at_risk), if it has
+  // one, with the slot's details and `extra` in its environment.
+  void run_hook(const config::Job& job, std::string_view event, const std::string& slot_name,
+                Instant slot_start, HookVariables extra);
+  void run_done_hook(const config::Job& job, const Slot& slot, std::size_t files,
+                     std::uint64_t bytes);
+  // Adds to one of the job's counters (metrics/exporter_metrics.hpp).
+  void count(std::string_view counter, const std::string& job, double by = 1);
   // The slot needs a person (or `retry`): recorded, and logged as event=slot_failed.
   void fail_slot(const config::Job& job, const Slot& slot, const std::string& reason,
                  bool count_attempt);
@@ -118,11 +136,13 @@ class Scheduler {
   archive::Archive& archive_;
   http::Client& http_;
   download::Downloader& downloader_;
+  metrics::Registry& metrics_;
   std::unique_ptr<api::CodeCache> codes_;  // signed codes, in store_
   std::shared_ptr<const Generation> generation_;
   std::map<std::string, Instant> planned_until_;  // by job: start of the next unplanned slot
   std::set<std::string> in_flight_;               // "job/slot" keys being worked on
-  std::int64_t data_version_ = 0;                 // the store's, when last looked at
+  std::chrono::steady_clock::time_point alive_at_ = std::chrono::steady_clock::now();
+  std::int64_t data_version_ = 0;  // the store's, when last looked at
   std::chrono::steady_clock::time_point next_retention_watch_{};
   // Set while local write failures pause downloads: until when, and why (logged once).
   std::chrono::steady_clock::time_point downloads_paused_until_{};
@@ -132,6 +152,7 @@ class Scheduler {
   Semaphore downloads_;
   Signal wake_;
   TaskGroup workers_;  // one task per slot in flight
+  HookRunner hooks_;
   bool stopping_ = false;
 };
 

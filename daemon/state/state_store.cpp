@@ -236,6 +236,9 @@ struct Statements {
         count_at_risk(db,
                       "SELECT count(*) FROM slots WHERE job = ?1 AND state IN ('pending', "
                       "'waiting', 'downloading', 'failed') AND start < ?2"),
+        oldest_active_start(db,
+                            "SELECT min(start) FROM slots WHERE job = ?1 AND state IN "
+                            "('pending', 'waiting', 'downloading', 'failed')"),
         data_version(db, "PRAGMA data_version"),
         requeue_insert(db,
                        "INSERT INTO slots (job, slot, start, state, attempts, next_at, api_status, "
@@ -274,6 +277,7 @@ struct Statements {
   sqlite::Statement files;
   sqlite::Statement not_done_before;
   sqlite::Statement count_at_risk;
+  sqlite::Statement oldest_active_start;
   sqlite::Statement data_version;
   sqlite::Statement requeue_insert;
   sqlite::Statement requeue_update;
@@ -574,6 +578,26 @@ std::vector<SlotRecord> StateStore::not_done_before(Instant start_before,
 int StateStore::count_at_risk(std::string_view job, Instant start_before) {
   sqlite::Query query{impl_->statements->count_at_risk, job, to_unix(start_before)};
   return query.step() ? static_cast<int>(query.get_int64(0)) : 0;
+}
+
+std::optional<Instant> StateStore::oldest_not_done_start(std::string_view job) {
+  sqlite::Query query{impl_->statements->oldest_active_start, job};
+  if (!query.step() || query.is_null(0)) {
+    return std::nullopt;
+  }
+  return from_unix(query.get_int64(0));
+}
+
+void StateStore::check_writable(Instant now, std::chrono::milliseconds wait) {
+  // A real write (one small kv row), so a full disk or a read-only file system shows.
+  // The short busy timeout keeps a caller on the event loop from stalling behind
+  // another process's transaction.
+  impl_->db.set_busy_timeout(wait);
+  struct RestoreTimeout {
+    sqlite::Database& db;
+    ~RestoreTimeout() { db.set_busy_timeout(kBusyTimeout); }
+  } restore{impl_->db};
+  set_value("health/written_at", std::to_string(to_unix(now)));
 }
 
 std::int64_t StateStore::data_version() {

@@ -8,6 +8,7 @@
 // a caller may announce the change (or act on it) as soon as the call is back.
 // Time is always passed in: the store never reads a clock.
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
@@ -169,6 +170,12 @@ class StateStore {
   // connection (another process: backfill, retry, verify) commits a change, so the
   // daemon can poll it cheaply to notice queued work.
   std::int64_t data_version();
+  // The start of the oldest slot of `job` in pending/waiting/downloading/failed: the
+  // next one the vendor's retention will take, unless it is archived first.
+  std::optional<Instant> oldest_not_done_start(std::string_view job);
+  // Writes one small row (kv "health/written_at"), waiting at most `wait` for another
+  // process's transaction: throws StateError when the database cannot be written.
+  void check_writable(Instant now, std::chrono::milliseconds wait);
   // In one IMMEDIATE transaction: for each target in order, reads its row, calls
   // `decide`, and applies the Requeue it returns (see Requeue). Returns how many were
   // queued. A StateError rolls everything back.

@@ -495,11 +495,42 @@ TEST_F(ConfigTest, AuthNeedsExactlyOneSource) {
   EXPECT_TRUE(only_problem(parse_config(project_with_auth("      token_env: GIO_CONFIG_TEST_TOKEN\n"
                                                           "      token_file: shop.token\n"),
                                         dir_ / "gio.yaml"),
-                           6, 7, "use token_file or token_env, not both"));
+                           6, 7,
+                           "use one of token_file, token_env, token_credential, not several"));
   EXPECT_TRUE(only_problem(parse_config(project_with_auth("      {}\n"), kPath), 6, 7,
                            "'auth' needs token_file or token_env"));
   const LoadResult missing = parse_config(project_with_auth(""), kPath);
   EXPECT_TRUE(only_problem(missing, 5, 5, "'auth' must be a map")) << all_problems(missing);
+}
+
+TEST_F(ConfigTest, TokenFromASystemdCredential) {
+  const auto yaml = [](std::string_view name) {
+    return "projects:\n"
+           "  - name: shop\n"
+           "    ai: abc\n"
+           "    project_uid: def\n"
+           "    auth: {token_credential: " +
+           std::string(name) +
+           "}\n"
+           "jobs:\n"
+           "  - {name: j, project: shop}\n";
+  };
+  ::unsetenv("CREDENTIALS_DIRECTORY");
+  EXPECT_TRUE(only_problem(parse_config(yaml("gio-token"), kPath), 5, 30,
+                           "$CREDENTIALS_DIRECTORY is not set; systemd sets it for a unit with "
+                           "LoadCredential=gio-token:/path/to/file"));
+
+  write("gio-token", "  credential-token\n");
+  ::setenv("CREDENTIALS_DIRECTORY", dir_.c_str(), 1);
+  const LoadResult loaded = parse_config(yaml("gio-token"), kPath);
+  ASSERT_TRUE(loaded.config) << all_problems(loaded);
+  EXPECT_EQ(loaded.config->projects[0].auth.token.reveal(), "credential-token");
+  EXPECT_TRUE(only_problem(parse_config(yaml("../gio-token"), kPath), 5, 30,
+                           "a credential name is a file name"));
+  const LoadResult missing = parse_config(yaml("absent"), kPath);
+  EXPECT_TRUE(only_problem(missing, 5, 30, "credential 'absent' (the token) at "))
+      << all_problems(missing);
+  ::unsetenv("CREDENTIALS_DIRECTORY");
 }
 
 TEST_F(ConfigTest, SyntaxErrorAtTheParsersMark) {
@@ -599,6 +630,78 @@ TEST_F(ConfigTest, TokenFromAFileIsTrimmed) {
   ASSERT_TRUE(result.config) << all_problems(result);
   EXPECT_EQ(result.config->projects[0].auth.token.reveal(), kToken);
   EXPECT_TRUE(result.config->projects[0].auth.uses_token());
+}
+
+TEST_F(ConfigTest, SecretFilesOpenToOthersAreWarnedAboutWithoutTheSecret) {
+  const fs::path token = write("shop.token", kToken);
+  const fs::path key = write("other.key", "-----BEGIN PRIVATE KEY-----\nsecretkey\n");
+  const std::string yaml =
+      "projects:\n"
+      "  - name: shop\n"
+      "    ai: abc\n"
+      "    project_uid: def\n"
+      "    auth:\n"
+      "      token_file: shop.token\n"
+      "  - name: other\n"
+      "    ai: abc\n"
+      "    project_uid: def\n"
+      "    auth:\n"
+      "      client_id: pub\n"
+      "      private_key_file: other.key\n"
+      "jobs:\n"
+      "  - {name: j, project: shop}\n";
+  const fs::path config = dir_ / "gio.yaml";
+
+  fs::permissions(token, fs::perms::owner_read | fs::perms::owner_write);
+  fs::permissions(key, fs::perms::owner_read);
+  const LoadResult quiet = parse_config(yaml, config);
+  ASSERT_TRUE(quiet.config) << all_problems(quiet);
+  EXPECT_TRUE(quiet.warnings.empty()) << quiet.warnings.front().to_string();
+
+  fs::permissions(token, fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read);
+  fs::permissions(key, fs::perms::owner_read | fs::perms::others_read);
+  const LoadResult loud = parse_config(yaml, config);
+  ASSERT_TRUE(loud.config) << all_problems(loud);  // a warning, not a problem
+  ASSERT_EQ(loud.warnings.size(), 2u);
+  EXPECT_EQ(loud.warnings[0].line, 6);
+  EXPECT_EQ(loud.warnings[0].column, 19);
+  EXPECT_EQ(loud.warnings[0].message,
+            "the token file " + token.string() +
+                " is open to group or others (mode 0640); make it readable by its owner only: "
+                "chmod 600 " +
+                token.string());
+  EXPECT_EQ(loud.warnings[1].line, 12);
+  EXPECT_NE(loud.warnings[1].message.find("the private key file " + key.string() +
+                                          " is open to group or others (mode 0404)"),
+            std::string::npos)
+      << loud.warnings[1].message;
+  for (const Problem& warning : loud.warnings) {
+    EXPECT_EQ(warning.to_string().find(kToken), std::string::npos);
+    EXPECT_EQ(warning.to_string().find("secretkey"), std::string::npos);
+  }
+}
+
+TEST_F(ConfigTest, ArchiveUmask) {
+  const LoadResult defaults = parse_config(with(""), kPath);
+  ASSERT_TRUE(defaults.config) << all_problems(defaults);
+  EXPECT_EQ(defaults.config->archive_umask, 0027u);
+
+  for (const auto& [text, value] : std::vector<std::pair<std::string, unsigned>>{
+           {"0077", 0077}, {"\"0022\"", 0022}, {"027", 0027}, {"0000", 0}}) {
+    const LoadResult loaded = parse_config(with("archive_umask: " + text + "\n"), kPath);
+    ASSERT_TRUE(loaded.config) << text << all_problems(loaded);
+    EXPECT_EQ(loaded.config->archive_umask, value) << text;
+  }
+  EXPECT_TRUE(only_problem(parse_config(with("archive_umask: 0099\n"), kPath), 10, 16,
+                           "'archive_umask' must be an octal umask such as 0027, not 0099"));
+  EXPECT_TRUE(only_problem(parse_config(with("archive_umask: 27\n"), kPath), 10, 16,
+                           "must be an octal umask"));
+  EXPECT_TRUE(only_problem(parse_config(with("archive_umask: 01777\n"), kPath), 10, 16,
+                           "must be an octal umask"));
+  EXPECT_TRUE(only_problem(parse_config(with("archive_umask: 0277\n"), kPath), 10, 16,
+                           "would take the owner's own access to the archive away"));
+  EXPECT_TRUE(only_problem(parse_config(with("archive_umask: [1]\n"), kPath), 10, 16,
+                           "must be a single value"));
 }
 
 TEST_F(ConfigTest, TokenFromTheEnvironmentIsTrimmed) {

@@ -7,6 +7,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_future.hpp>
 
+#include "metrics/exporter_metrics.hpp"
 #include "scheduler/async.hpp"
 #include "scheduler/planner.hpp"
 #include "support/temp_dir.hpp"
@@ -159,7 +160,9 @@ class SchedulerTest : public ::testing::Test {
         store_(dir_.path() / "state.db"),
         archive_(dir_.path() / "archive"),
         http_(io_.get_executor(), {}),
-        downloader_(http_, pool_) {}
+        downloader_(http_, pool_) {
+    metrics::declare_exporter_metrics(metrics_);
+  }
   ~SchedulerTest() override { pool_.join(); }
 
   static std::shared_ptr<const config::Config> config_with(std::vector<std::string> job_names) {
@@ -205,16 +208,28 @@ class SchedulerTest : public ::testing::Test {
   archive::Archive archive_;
   http::Client http_;
   download::Downloader downloader_;
+  metrics::Registry metrics_;
 };
 
 TEST_F(SchedulerTest, AClockJumpForwardPlansTheSkippedSlotsAndOneBackRedoesNothing) {
-  Scheduler scheduler{io_.get_executor(), config_with({"a"}), clock_, store_, archive_, http_,
-                      downloader_};
+  Scheduler scheduler{io_.get_executor(),
+                      config_with({"a"}),
+                      clock_,
+                      store_,
+                      archive_,
+                      http_,
+                      downloader_,
+                      metrics_};
   run_once(scheduler);
   // 18:10 Beijing, 6 h window: 13:00 to 16:00 are ready (17:00 is ready at 18:40).
   ASSERT_EQ(slot_names("a").size(), 4u);
   EXPECT_EQ(slot_names("a").back(), "2026-11-22T16");
   // Every slot was asked once; the refused connection put each off, none failed.
+  EXPECT_EQ(metrics_.value(metrics::kApiRequests,
+                           {{"project", "shop"}, {"endpoint", "raw_export"}, {"code", "error"}}),
+            4);
+  EXPECT_EQ(metrics_.value(metrics::kRetries, {{"gio_job", "a"}}), 4);
+  EXPECT_EQ(metrics_.value(metrics::kSlotFailures, {{"gio_job", "a"}}), 0);
   for (const auto& record : store_.slots("a", Instant{}, utc("2030-01-01T00:00:00Z"))) {
     EXPECT_EQ(record.state, state::SlotState::pending) << record.slot;
     EXPECT_NE(record.last_error, "") << record.slot;
@@ -236,37 +251,68 @@ TEST_F(SchedulerTest, AClockJumpForwardPlansTheSkippedSlotsAndOneBackRedoesNothi
 }
 
 TEST_F(SchedulerTest, RetentionWatchMarksRiskOnceAndLossAfterFifteenDays) {
-  Scheduler first{io_.get_executor(), config_with({"a"}), clock_, store_, archive_, http_,
-                  downloader_};
+  Scheduler first{io_.get_executor(),
+                  config_with({"a"}),
+                  clock_,
+                  store_,
+                  archive_,
+                  http_,
+                  downloader_,
+                  metrics_};
   run_once(first);
   const auto oldest = slot_names("a").front();  // 2026-11-22T13
   const Instant start = store_.find("a", oldest)->start;
 
   // 50 h before loss: inside 72 h, outside 24 h. A fresh Scheduler watches at once.
   clock_.set(start + kRetention - 50h);
-  Scheduler second{io_.get_executor(), config_with({"a"}), clock_, store_, archive_, http_,
-                   downloader_};
+  Scheduler second{io_.get_executor(),
+                   config_with({"a"}),
+                   clock_,
+                   store_,
+                   archive_,
+                   http_,
+                   downloader_,
+                   metrics_};
   run_once(second);
   EXPECT_EQ(store_.find("a", oldest)->notices & 6, 2);  // the 72 h warning, not the 24 h one
 
   clock_.set(start + kRetention - 2h);
-  Scheduler third{io_.get_executor(), config_with({"a"}), clock_, store_, archive_, http_,
-                  downloader_};
+  Scheduler third{io_.get_executor(),
+                  config_with({"a"}),
+                  clock_,
+                  store_,
+                  archive_,
+                  http_,
+                  downloader_,
+                  metrics_};
   run_once(third);
   EXPECT_EQ(store_.find("a", oldest)->notices & 6, 6);
 
   clock_.set(start + kRetention);
-  Scheduler fourth{io_.get_executor(), config_with({"a"}), clock_, store_, archive_, http_,
-                   downloader_};
+  Scheduler fourth{io_.get_executor(),
+                   config_with({"a"}),
+                   clock_,
+                   store_,
+                   archive_,
+                   http_,
+                   downloader_,
+                   metrics_};
   run_once(fourth);
   EXPECT_EQ(store_.find("a", oldest)->state, state::SlotState::lost);
+  EXPECT_EQ(metrics_.value(metrics::kSlotsLost, {{"gio_job", "a"}}), 1);
   // The next hour still has an hour left.
   EXPECT_NE(store_.find("a", slot_names("a")[1])->state, state::SlotState::lost);
 }
 
 TEST_F(SchedulerTest, ReloadPlansNewJobsAndStopsWorkOnRemovedOnes) {
-  Scheduler scheduler{io_.get_executor(), config_with({"a"}), clock_, store_, archive_, http_,
-                      downloader_};
+  Scheduler scheduler{io_.get_executor(),
+                      config_with({"a"}),
+                      clock_,
+                      store_,
+                      archive_,
+                      http_,
+                      downloader_,
+                      metrics_};
   run_once(scheduler);
   ASSERT_EQ(slot_names("a").size(), 4u);
   EXPECT_TRUE(slot_names("b").empty());

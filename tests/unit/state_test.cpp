@@ -716,6 +716,27 @@ TEST_F(StateStoreTest, NotDoneBeforeAndCountAtRisk) {
   EXPECT_EQ(store.count_at_risk("a", kT0 + hours(3)), 1);  // start < bound is strict
   EXPECT_EQ(store.count_at_risk("a", kT0 + hours(2)), 0);  // done and lost never count
   EXPECT_EQ(store.count_at_risk("nobody", kT0 + hours(100)), 0);
+
+  // The next slot to be lost: the oldest failed/downloading/waiting/pending one.
+  EXPECT_EQ(store.oldest_not_done_start("a"), kT0 + hours(2));
+  EXPECT_EQ(store.oldest_not_done_start("nobody"), std::nullopt);
+}
+
+TEST_F(StateStoreTest, WritableCheckWritesAndGivesUpOnALockHeldElsewhere) {
+  StateStore daemon{db_path()};
+  daemon.check_writable(kT0, std::chrono::milliseconds{100});
+  EXPECT_EQ(daemon.get_value("health/written_at"), std::to_string(to_unix(kT0)));
+
+  // Another process holds the write lock: the check fails (after its short wait), and
+  // writes again once the lock is given back.
+  sqlite3* other = nullptr;
+  ASSERT_EQ(sqlite3_open(db_path().c_str(), &other), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  EXPECT_THROW(daemon.check_writable(kT0, std::chrono::milliseconds{100}), StateError);
+  sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr);
+  sqlite3_close(other);
+  daemon.check_writable(kT0 + hours(1), std::chrono::milliseconds{100});
+  EXPECT_EQ(daemon.get_value("health/written_at"), std::to_string(to_unix(kT0 + hours(1))));
 }
 
 TEST_F(StateStoreTest, DataVersionChangesWhenAnotherConnectionCommits) {

@@ -1,0 +1,36 @@
+#include "metrics/exporter_metrics.hpp"
+
+namespace gio::metrics {
+
+void declare_exporter_metrics(Registry& registry) {
+  const auto gauge = [&registry](std::string_view name, std::string help) {
+    registry.declare(std::string{name}, Kind::gauge, std::move(help));
+  };
+  const auto counter = [&registry](std::string_view name, std::string help) {
+    registry.declare(std::string{name}, Kind::counter, std::move(help));
+  };
+  gauge(kSlots, "Slots of each configured job by state, as the state database holds them.");
+  gauge(kSlotsAtRisk,
+        "Slots neither done nor lost with less than 72 hours left before the vendor deletes "
+        "their data.");
+  gauge(kNextLossSeconds,
+        "Seconds until the oldest slot not done is lost to the vendor's 15-day retention "
+        "(absent when every slot is done or lost).");
+  gauge(kNewestArchivedSlot, "Start (unix seconds) of the newest archived slot of each job.");
+  gauge(kBuildInfo, "Always 1; the version label says which gio-exporter runs.");
+  gauge(kStartTime, "When the daemon started (unix seconds).");
+  counter(kArchivedFiles, "Files archived (verified and published), by job.");
+  counter(kArchivedBytes, "Bytes archived (verified and published), by job.");
+  counter(kSlotFailures, "Slots that became failed (gave up, or the API refused), by job.");
+  counter(kSlotsLost, "Slots that passed the vendor's retention without being archived.");
+  counter(kRetries, "Transient failures that put a slot off for a retry, by job.");
+  counter(kApiRequests,
+          "API requests by project, endpoint and HTTP status code (\"error\" when no answer "
+          "came; \"429\" is throttling).");
+  counter(kAuthRefreshes, "Signed codes obtained from the token endpoint, by project.");
+  counter(kDownloadBytes, "Bytes downloaded into the staging folder (verified parts).");
+  counter(kDownloadSeconds,
+          "Seconds spent downloading verified parts (bytes / seconds = throughput).");
+}
+
+}  // namespace gio::metrics

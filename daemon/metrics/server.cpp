@@ -1,0 +1,156 @@
+#include "metrics/server.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http.hpp>
+#include <stdexcept>
+
+namespace gio::metrics {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using asio::ip::tcp;
+
+constexpr std::size_t kMaxHeaderBytes = 8 * 1024;
+constexpr std::chrono::seconds kIdleTimeout{10};
+// Scrapers and probes hold one or two connections; more is a fault or an attack.
+constexpr int kMaxConnections = 16;
+
+tcp::endpoint resolve(asio::any_io_executor executor, std::string_view listen) {
+  std::string host;
+  std::string port;
+  if (!listen.empty() && listen.front() == '[') {
+    const auto close = listen.find("]:");
+    if (close == std::string_view::npos) {
+      throw std::runtime_error("metrics.listen " + std::string{listen} + ": not host:port");
+    }
+    host = listen.substr(1, close - 1);
+    port = listen.substr(close + 2);
+  } else {
+    const auto colon = listen.rfind(':');
+    if (colon == std::string_view::npos) {
+      throw std::runtime_error("metrics.listen " + std::string{listen} + ": not host:port");
+    }
+    host = listen.substr(0, colon);
+    port = listen.substr(colon + 1);
+  }
+  tcp::resolver resolver{executor};
+  boost::system::error_code error;
+  const auto results =
+      resolver.resolve(host, port, tcp::resolver::passive | tcp::resolver::numeric_service, error);
+  if (error || results.empty()) {
+    throw std::runtime_error("metrics.listen " + std::string{listen} + ": " +
+                             (error ? error.message() : "no address"));
+  }
+  return results.begin()->endpoint();
+}
+
+}  // namespace
+
+Server::Server(asio::any_io_executor executor, std::string_view listen, Handler handler)
+    : acceptor_(executor), handler_(std::move(handler)) {
+  const tcp::endpoint endpoint = resolve(executor, listen);
+  boost::system::error_code error;
+  acceptor_.open(endpoint.protocol(), error);
+  if (!error) {
+    acceptor_.set_option(asio::socket_base::reuse_address(true), error);
+  }
+  if (!error) {
+    acceptor_.bind(endpoint, error);
+  }
+  if (!error) {
+    acceptor_.listen(asio::socket_base::max_listen_connections, error);
+  }
+  if (error) {
+    throw std::runtime_error("metrics.listen " + std::string{listen} + ": " + error.message());
+  }
+}
+
+tcp::endpoint Server::local_endpoint() const {
+  return acceptor_.local_endpoint();
+}
+
+asio::awaitable<void> Server::run() {
+  for (;;) {
+    auto [error, socket] = co_await acceptor_.async_accept(asio::as_tuple(asio::use_awaitable));
+    if (error == asio::error::operation_aborted || !acceptor_.is_open()) {
+      co_return;
+    }
+    if (error) {
+      // Out of file descriptors, say: the listener goes on; the next accept may work.
+      spdlog::warn("metrics listener: accept failed: {}", error.message());
+      continue;
+    }
+    if (connections_ >= kMaxConnections) {
+      continue;  // the socket closes as it goes out of scope
+    }
+    asio::co_spawn(acceptor_.get_executor(), serve(std::move(socket)), asio::detached);
+  }
+}
+
+asio::awaitable<void> Server::serve(tcp::socket socket) {
+  ++connections_;
+  struct Count {
+    int& connections;
+    ~Count() { --connections; }
+  } count{connections_};
+
+  beast::tcp_stream stream{std::move(socket)};
+  beast::flat_buffer buffer{kMaxHeaderBytes};
+  for (;;) {
+    http::request_parser<http::empty_body> parser;
+    parser.header_limit(kMaxHeaderBytes);
+    parser.body_limit(0);
+    stream.expires_after(kIdleTimeout);
+    auto [read_error, read] =
+        co_await http::async_read(stream, buffer, parser, asio::as_tuple(asio::use_awaitable));
+    if (read_error) {
+      break;  // closed, timed out, or not HTTP we accept: nothing to answer
+    }
+    const auto& request = parser.get();
+    http::response<http::string_body> response;
+    response.version(request.version());
+    response.keep_alive(request.keep_alive());
+    response.set(http::field::server, "gio-exporter");
+    if (request.method() != http::verb::get && request.method() != http::verb::head) {
+      response.result(http::status::method_not_allowed);
+      response.set(http::field::allow, "GET, HEAD");
+      response.set(http::field::content_type, "text/plain; charset=utf-8");
+      response.body() = "GET or HEAD only\n";
+    } else {
+      std::string_view path = request.target();
+      path = path.substr(0, path.find('?'));
+      Reply reply;
+      try {
+        reply = handler_(path);
+      } catch (const std::exception& error) {
+        reply = {.status = 500, .body = std::string{"internal error: "} + error.what() + "\n"};
+      }
+      response.result(reply.status);
+      response.set(http::field::content_type, reply.content_type);
+      response.body() = std::move(reply.body);
+    }
+    response.prepare_payload();
+    if (request.method() == http::verb::head) {
+      response.body().clear();  // Content-Length stays that of the GET answer
+    }
+    stream.expires_after(kIdleTimeout);
+    auto [write_error, written] =
+        co_await http::async_write(stream, response, asio::as_tuple(asio::use_awaitable));
+    if (write_error || !response.keep_alive()) {
+      break;
+    }
+  }
+  boost::system::error_code ignored;
+  stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+}
+
+}  // namespace gio::metrics

@@ -1,0 +1,45 @@
+#pragma once
+
+// The metrics and health listener: a small Beast HTTP/1.1 server on the daemon's
+// io_context. It answers GET and HEAD through one handler and nothing else; every
+// request is bounded (header size, no body, an idle timeout) and so is the number of
+// connections, so a misbehaving scraper cannot take the daemon's memory or its loop.
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <functional>
+#include <string>
+#include <string_view>
+
+namespace gio::metrics {
+
+struct Reply {
+  unsigned status = 200;
+  std::string content_type = "text/plain; charset=utf-8";
+  std::string body;
+};
+
+// Called with the request target's path ("/metrics", "/healthz"; the query removed).
+using Handler = std::function<Reply(std::string_view path)>;
+
+class Server {
+ public:
+  // Binds and listens on `listen` ("host:port" or "[v6]:port"; a host name is
+  // resolved once, here). Throws std::runtime_error naming the address and the cause
+  // when it cannot (in use, not local, malformed): a startup error.
+  Server(boost::asio::any_io_executor executor, std::string_view listen, Handler handler);
+
+  // Accepts connections until the acceptor is closed.
+  boost::asio::awaitable<void> run();
+  boost::asio::ip::tcp::endpoint local_endpoint() const;
+
+ private:
+  boost::asio::awaitable<void> serve(boost::asio::ip::tcp::socket socket);
+
+  boost::asio::ip::tcp::acceptor acceptor_;
+  Handler handler_;
+  int connections_ = 0;
+};
+
+}  // namespace gio::metrics

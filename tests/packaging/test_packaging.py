@@ -1,0 +1,307 @@
+"""Packaging and service checks: the systemd unit, the Prometheus alert rules, the .deb.
+
+Run from tests/packaging with GIO_SOURCE_DIR (the source tree), GIO_BUILD_DIR (a
+configured build with gio-exporter and its man page built) and GIO_EXPORTER_BIN.
+ctest runs each TestCase as its own entry (tests/CMakeLists.txt). The .deb test installs
+the package on this machine and removes it again, so it needs root (CI runs as root).
+"""
+
+import fcntl
+import os
+import re
+import subprocess
+import tempfile
+import unittest
+from pathlib import Path
+
+SOURCE_DIR = Path(os.environ.get("GIO_SOURCE_DIR", Path(__file__).resolve().parents[2]))
+EXPORTER_BIN = Path(os.environ.get("GIO_EXPORTER_BIN", SOURCE_DIR / "build" / "gio-exporter"))
+BUILD_DIR = Path(os.environ.get("GIO_BUILD_DIR", EXPORTER_BIN.parent))
+UNIT = SOURCE_DIR / "systemd" / "gio-exporter.service"
+RULES = SOURCE_DIR / "config" / "prometheus-alerts.yml"
+RULE_TESTS = SOURCE_DIR / "tests" / "packaging" / "prometheus-alerts.test.yml"
+MAX_EXPOSURE = 2.0  # systemd-analyze security's "OK" ends here
+PACKAGED_EXEC = "/usr/bin/gio-exporter"
+
+# The metric names the daemon exposes (README, issue 5); the rules may use only these.
+METRICS = {
+    "gio_exporter_slots", "gio_exporter_slots_at_risk", "gio_exporter_next_loss_seconds",
+    "gio_exporter_newest_archived_slot_timestamp_seconds", "gio_exporter_archived_files_total",
+    "gio_exporter_archived_bytes_total", "gio_exporter_slot_failures_total",
+    "gio_exporter_slots_lost_total", "gio_exporter_retries_total",
+    "gio_exporter_api_requests_total", "gio_exporter_auth_refreshes_total",
+    "gio_exporter_download_bytes_total", "gio_exporter_download_seconds_total",
+    "gio_exporter_build_info",
+}
+
+
+def run(args, timeout=120, **kwargs):
+    return subprocess.run([str(a) for a in args], capture_output=True, text=True,
+                          timeout=timeout, **kwargs)
+
+
+def verify_problems(unit_arg):
+    """`systemd-analyze verify` lines about gio-exporter itself.
+
+    Without a running systemd (containers) verify may also complain about other units
+    on the machine; those lines are not this unit's problem. A failure with no line at
+    all is reported as one.
+    """
+    result = run(["systemd-analyze", "verify", unit_arg])
+    lines = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+    own = [line for line in lines if "gio-exporter" in line]
+    if result.returncode != 0 and not lines:
+        own.append(f"systemd-analyze verify exited {result.returncode} without a message")
+    return own
+
+
+def exposure(unit_arg):
+    """The overall exposure level `systemd-analyze security --offline=yes` gives."""
+    result = run(["systemd-analyze", "security", "--offline=yes", unit_arg])
+    output = result.stdout + result.stderr
+    match = re.search(r"Overall exposure level for gio-exporter\.service: (\d+(?:\.\d+)?) (\S+)",
+                      output)
+    if not match:
+        raise AssertionError(f"no overall exposure level in:\n{output}")
+    return float(match.group(1)), match.group(2), output
+
+
+def directives(unit_text):
+    """Active (uncommented) Key=Value lines, each key with all its values."""
+    found = {}
+    for line in unit_text.splitlines():
+        line = line.strip()
+        if line and not line.startswith(("#", ";", "[")) and "=" in line:
+            key, value = line.split("=", 1)
+            found.setdefault(key.strip(), []).append(value.strip())
+    return found
+
+
+class UnitFileTest(unittest.TestCase):
+    """systemd/gio-exporter.service: the settings the daemon relies on, verify, security."""
+
+    def test_service_settings(self):
+        text = UNIT.read_text()
+        found = directives(text)
+        expected = {
+            "Type": "notify",
+            "NotifyAccess": "main",
+            "ExecReload": "/bin/kill -HUP $MAINPID",
+            "Restart": "on-failure",
+            "StateDirectory": "gio-exporter",
+            "ConfigurationDirectory": "gio-exporter",
+            "DynamicUser": "yes",
+            "ConditionPathExists": "/etc/gio-exporter/config.yaml",
+            "WantedBy": "multi-user.target",
+        }
+        for key, value in expected.items():
+            self.assertEqual(found.get(key), [value], key)
+        self.assertRegex(found["WatchdogSec"][0], r"^\d+s$")
+        self.assertEqual(found["ExecStart"],
+                         [f"{PACKAGED_EXEC} --config /etc/gio-exporter/config.yaml run"])
+        # Hooks run /bin/sh: exec must stay allowed, so no blanket ban on execve.
+        self.assertIn("@system-service", found["SystemCallFilter"])
+        for value in found["SystemCallFilter"]:
+            self.assertNotRegex(value, r"execve|@process")
+        self.assertEqual(found["RestrictAddressFamilies"], ["AF_INET AF_INET6 AF_UNIX"])
+        # The credential example is there for the reader, commented out.
+        self.assertRegex(text, r"(?m)^#LoadCredential=\S+:/etc/gio-exporter/\S+$")
+        self.assertNotIn("LoadCredential", found)
+
+    def test_verify_is_clean(self):
+        # verify wants ExecStart to exist: a copy of the unit runs the build's binary.
+        self.assertTrue(EXPORTER_BIN.is_file(), f"build gio-exporter first: {EXPORTER_BIN}")
+        with tempfile.TemporaryDirectory() as folder:
+            copy = Path(folder) / "gio-exporter.service"
+            text = UNIT.read_text()
+            self.assertIn(f"ExecStart={PACKAGED_EXEC} ", text)
+            copy.write_text(text.replace(f"ExecStart={PACKAGED_EXEC} ",
+                                         f"ExecStart={EXPORTER_BIN.resolve()} "))
+            self.assertEqual(verify_problems(copy), [])
+
+    def test_verify_catches_a_broken_unit(self):
+        # The check above can fail: a misspelt setting and a missing binary are reported.
+        with tempfile.TemporaryDirectory() as folder:
+            copy = Path(folder) / "gio-exporter.service"
+            copy.write_text(UNIT.read_text().replace("Restart=on-failure", "Restart=sometimes"))
+            problems = verify_problems(copy)
+            self.assertTrue(any("sometimes" in line for line in problems), problems)
+            self.assertTrue(any("gio-exporter" in line and "executable" in line
+                                for line in problems), problems)
+
+    def test_security_exposure_at_most_2(self):
+        level, rating, output = exposure(UNIT)
+        self.assertLessEqual(level, MAX_EXPOSURE, output)
+        self.assertEqual(rating, "OK", output)
+
+    def test_security_check_sees_weakening(self):
+        # Dropping the hardening must push the rating over the limit, or the check is blind.
+        kept = [line for line in UNIT.read_text().splitlines()
+                if not line.startswith(("CapabilityBoundingSet", "SystemCallFilter",
+                                        "PrivateUsers", "ProtectProc", "ProtectSystem"))]
+        with tempfile.TemporaryDirectory() as folder:
+            copy = Path(folder) / "gio-exporter.service"
+            copy.write_text("\n".join(kept) + "\n")
+            level, _, output = exposure(copy)
+            self.assertGreater(level, MAX_EXPOSURE, output)
+
+
+class AlertRulesTest(unittest.TestCase):
+    """config/prometheus-alerts.yml: promtool's checks and unit tests."""
+
+    def test_promtool_check_rules(self):
+        result = run(["promtool", "check", "rules", RULES])
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        match = re.search(r"SUCCESS: (\d+) rules found", result.stdout)
+        self.assertIsNotNone(match, result.stdout)
+        self.assertGreaterEqual(int(match.group(1)), 4)
+
+    def test_every_alert_is_complete(self):
+        text = RULES.read_text()
+        blocks = re.split(r"(?m)^\s*- alert: ", text)[1:]
+        names = [block.split("\n", 1)[0].strip() for block in blocks]
+        for wanted in ("GioExporterDown", "GioExporterSlotAtRisk", "GioExporterNoRecentArchive",
+                       "GioExporterRepeatedFailures"):
+            self.assertIn(wanted, names)
+        for name, block in zip(names, blocks):
+            self.assertRegex(block, r"\n\s+for: \d+[smh]\n", name)
+            self.assertRegex(block, r"\n\s+severity: (warning|critical)\n", name)
+            self.assertRegex(block, r"\n\s+summary: ", name)
+            self.assertRegex(block, r"\n\s+description: ", name)
+            if "$labels.gio_job" in block:
+                self.assertIn("gio-exporter gaps --job {{ $labels.gio_job }}", block, name)
+        used = set(re.findall(r"\bgio_exporter_[a-z_]+", text))
+        self.assertTrue(used)
+        self.assertEqual(used - METRICS, set(), "metrics the daemon does not expose")
+
+    def test_promtool_unit_tests_pass(self):
+        result = run(["promtool", "test", "rules", RULE_TESTS])
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        self.assertIn("SUCCESS", result.stdout)
+
+    def test_promtool_unit_tests_catch_a_changed_rule(self):
+        # The same tests against rules whose hour-job threshold moved from 6 h to 8 h fail.
+        rules = RULES.read_text()
+        self.assertIn("> 6 * 3600", rules)
+        with tempfile.TemporaryDirectory() as folder:
+            Path(folder, "rules.yml").write_text(rules.replace("> 6 * 3600", "> 8 * 3600"))
+            tests = RULE_TESTS.read_text().replace("../../config/prometheus-alerts.yml",
+                                                   "rules.yml")
+            Path(folder, "tests.yml").write_text(tests)
+            result = run(["promtool", "test", "rules", "tests.yml"], cwd=folder)
+            self.assertNotEqual(result.returncode, 0, result.stdout)
+            self.assertIn("GioExporterNoRecentArchive", result.stdout + result.stderr)
+
+
+def dpkg_status(package):
+    result = run(["dpkg-query", "-W", "-f=${Status}", package])
+    status = result.stdout.strip()
+    return "not-installed" if result.returncode != 0 or status.endswith(" not-installed") else status
+
+
+def runtime_packages(binary):
+    """Debian packages of the shared libraries the binary needs (readelf + ldd + dpkg -S)."""
+    needed = re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]",
+                        run(["readelf", "-d", binary]).stdout)
+    resolved = dict(re.findall(r"^\s*(\S+) => (/\S+)", run(["ldd", binary]).stdout, re.M))
+    packages = {}
+    for soname in needed:
+        path = Path(resolved[soname])
+        owner = run(["dpkg", "-S", f"*/{path.parent.name}/{path.name}"])
+        if owner.returncode != 0:
+            raise AssertionError(f"no Debian package ships {path}: {owner.stderr}")
+        packages[soname] = owner.stdout.split(":", 1)[0].strip()
+    return packages
+
+
+class DebPackageTest(unittest.TestCase):
+    """The .deb builds with CPack, installs with dpkg -i, works, and dpkg -r removes it."""
+
+    def setUp(self):
+        if os.geteuid() != 0:
+            self.skipTest("installing the .deb needs root (dpkg -i); CI runs as root")
+        if not (BUILD_DIR / "CPackConfig.cmake").is_file():
+            self.fail(f"no CPackConfig.cmake in {BUILD_DIR}: configure the build first")
+        # One package test at a time on this machine (several build folders share it).
+        self.lock = open(os.path.join(tempfile.gettempdir(), "gio-exporter-packaging.lock"), "w")
+        self.addCleanup(self.lock.close)
+        fcntl.flock(self.lock, fcntl.LOCK_EX)
+        if not dpkg_status("gio-exporter").endswith(("not-installed", "config-files")):
+            self.skipTest("gio-exporter is installed on this machine already; this test "
+                          "installs and removes its own copy, so remove that one first "
+                          "(dpkg --purge gio-exporter)")
+        self.folder = tempfile.TemporaryDirectory()
+        self.addCleanup(self.folder.cleanup)
+
+    def build_deb(self):
+        out = Path(self.folder.name)
+        result = run(["cpack", "-G", "DEB", "--config", BUILD_DIR / "CPackConfig.cmake",
+                      "-B", out], timeout=600, cwd=BUILD_DIR)
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        version = re.search(r'set\(CPACK_PACKAGE_VERSION "([^"]+)"\)',
+                            (BUILD_DIR / "CPackConfig.cmake").read_text()).group(1)
+        arch = run(["dpkg", "--print-architecture"]).stdout.strip()
+        debs = sorted(p.name for p in out.glob("*.deb"))
+        self.assertEqual(debs, [f"gio-exporter_{version}_{arch}.deb"])
+        return out / debs[0], version
+
+    def test_deb_builds_installs_runs_and_removes(self):
+        deb, version = self.build_deb()
+
+        fields = run(["dpkg-deb", "--field", deb, "Package", "Version", "Depends"]).stdout
+        self.assertIn("Package: gio-exporter", fields)
+        self.assertIn(f"Version: {version}", fields)
+        depends = {re.split(r"[ (]", item.strip())[0]
+                   for item in re.search(r"Depends: (.*)", fields).group(1).split(",")}
+        for soname, package in runtime_packages(EXPORTER_BIN).items():
+            # shlibs may name a virtual package the library's package provides
+            # (libspdlog1.10 provides libspdlog1.10-fmt9).
+            provides = run(["dpkg-query", "-W", "-f=${Provides}", package]).stdout
+            names = {package} | {re.split(r"[ (]", item.strip())[0]
+                                 for item in provides.split(",") if item.strip()}
+            self.assertTrue(names & depends, f"{soname} comes from {package}: {sorted(depends)}")
+        self.assertIn("ca-certificates", depends)
+
+        contents = run(["dpkg-deb", "--contents", deb]).stdout
+        for path in ("./usr/bin/gio-exporter", "./usr/lib/systemd/system/gio-exporter.service",
+                     "./usr/share/doc/gio-exporter/examples/config.yaml",
+                     "./usr/share/doc/gio-exporter/examples/prometheus-alerts.yml",
+                     "./usr/share/doc/gio-exporter/README.md",
+                     "./usr/share/man/man1/gio-exporter.1.gz"):
+            self.assertIn(path, contents)
+        self.assertNotIn("./etc/", contents)  # no config shipped: nothing starts unconfigured
+        control = run(["dpkg-deb", "--info", deb]).stdout
+        for script in ("postinst", "prerm", "postrm"):
+            self.assertRegex(control, rf"\b{script}\b")
+
+        self.addCleanup(lambda: run(["dpkg", "--purge", "gio-exporter"]))
+        installed = run(["dpkg", "-i", deb], timeout=300)
+        self.assertEqual(installed.returncode, 0, installed.stdout + installed.stderr)
+        self.assertEqual(dpkg_status("gio-exporter"), "install ok installed")
+        files = [Path(p) for p in run(["dpkg", "-L", "gio-exporter"]).stdout.split()]
+        unit = Path("/usr/lib/systemd/system/gio-exporter.service")
+        self.assertIn(unit, files)
+
+        # The installed unit starts the installed binary, verifies, and stays "OK".
+        self.assertIn(f"ExecStart={PACKAGED_EXEC} --config", unit.read_text())
+        self.assertEqual(verify_problems(unit), [])
+        self.assertEqual(verify_problems("gio-exporter.service"), [])  # found by name
+        level, _, output = exposure(unit)
+        self.assertLessEqual(level, MAX_EXPOSURE, output)
+
+        version_run = run([PACKAGED_EXEC, "version"])
+        self.assertEqual(version_run.returncode, 0, version_run.stderr)
+        self.assertIn(version, version_run.stdout)
+        help_run = run([PACKAGED_EXEC, "--help"])
+        self.assertEqual(help_run.returncode, 0)
+        self.assertIn("LoadCredential", help_run.stdout)
+
+        removed = run(["dpkg", "-r", "gio-exporter"], timeout=300)
+        self.assertEqual(removed.returncode, 0, removed.stdout + removed.stderr)
+        self.assertNotEqual(dpkg_status("gio-exporter"), "install ok installed")
+        left = [p for p in files if p.exists() and not p.is_dir()]
+        self.assertEqual(left, [], "files left after dpkg -r")
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,133 @@
+#include <gtest/gtest.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
+#include <thread>
+
+#include "metrics/registry.hpp"
+#include "metrics/server.hpp"
+
+namespace gio::metrics {
+namespace {
+
+TEST(Registry, WritesTheTextFormatWithEscapedLabels) {
+  Registry registry;
+  registry.declare("gio_exporter_api_requests_total", Kind::counter, "API calls\nby code");
+  registry.declare("gio_exporter_slots", Kind::gauge, "Slots by state");
+  registry.declare("gio_exporter_unused_total", Kind::counter, "never counted");
+  registry.add("gio_exporter_api_requests_total", {{"project", "shop"}, {"code", "200"}});
+  registry.add("gio_exporter_api_requests_total", {{"project", "shop"}, {"code", "200"}}, 2);
+  registry.add("gio_exporter_api_requests_total", {{"project", "a\"b\\c\nd"}, {"code", "429"}});
+  registry.set("gio_exporter_slots", {{"job", "j"}, {"state", "done"}}, 12);
+  registry.set("gio_exporter_slots", {{"job", "j"}, {"state", "lost"}}, 0.5);
+
+  EXPECT_EQ(registry.text(),
+            "# HELP gio_exporter_api_requests_total API calls\\nby code\n"
+            "# TYPE gio_exporter_api_requests_total counter\n"
+            "gio_exporter_api_requests_total{project=\"a\\\"b\\\\c\\nd\",code=\"429\"} 1\n"
+            "gio_exporter_api_requests_total{project=\"shop\",code=\"200\"} 3\n"
+            "# HELP gio_exporter_slots Slots by state\n"
+            "# TYPE gio_exporter_slots gauge\n"
+            "gio_exporter_slots{job=\"j\",state=\"done\"} 12\n"
+            "gio_exporter_slots{job=\"j\",state=\"lost\"} 0.5\n");
+  EXPECT_EQ(
+      registry.value("gio_exporter_api_requests_total", {{"project", "shop"}, {"code", "200"}}), 3);
+  registry.clear("gio_exporter_slots");
+  EXPECT_EQ(registry.text().find("gio_exporter_slots"), std::string::npos);
+}
+
+TEST(Registry, RefusesUndeclaredNames) {
+  Registry registry;
+  EXPECT_THROW(registry.add("gio_exporter_typo_total"), std::logic_error);
+  EXPECT_THROW(registry.set("gio_exporter_typo", {}, 1), std::logic_error);
+}
+
+// Sends raw bytes to the server and returns everything it answers until it closes.
+std::string talk(boost::asio::ip::tcp::endpoint endpoint, const std::string& request) {
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::socket socket{io};
+  socket.connect(endpoint);
+  boost::system::error_code error;  // the server may close before it has read it all
+  boost::asio::write(socket, boost::asio::buffer(request), error);
+  std::string answer;
+  boost::asio::read(socket, boost::asio::dynamic_buffer(answer), error);
+  return answer;
+}
+
+class ServerTest : public ::testing::Test {
+ protected:
+  ServerTest()
+      : server_(io_.get_executor(), "127.0.0.1:0", [this](std::string_view path) {
+          seen_ = std::string{path};
+          if (path == "/metrics") {
+            return Reply{.body = "up 1\n"};
+          }
+          return Reply{.status = 404, .body = "not found\n"};
+        }) {
+    boost::asio::co_spawn(io_, server_.run(), boost::asio::detached);
+    thread_ = std::thread{[this] { io_.run(); }};
+  }
+  ~ServerTest() override {
+    io_.stop();
+    thread_.join();
+  }
+
+  boost::asio::io_context io_;
+  std::string seen_;
+  Server server_;
+  std::thread thread_;
+};
+
+TEST_F(ServerTest, AnswersGetAndHeadThroughTheHandler) {
+  const auto endpoint = server_.local_endpoint();
+  const std::string get =
+      talk(endpoint, "GET /metrics?x=1 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(get.substr(0, 15), "HTTP/1.1 200 OK");
+  EXPECT_NE(get.find("Content-Length: 5\r\n"), std::string::npos) << get;
+  EXPECT_EQ(get.substr(get.size() - 5), "up 1\n");
+  EXPECT_EQ(seen_, "/metrics");  // the query is not part of the path
+
+  const std::string head =
+      talk(endpoint, "HEAD /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+  EXPECT_NE(head.find("Content-Length: 5\r\n"), std::string::npos) << head;
+  EXPECT_EQ(head.substr(head.size() - 4), "\r\n\r\n");  // no body
+
+  const std::string missing =
+      talk(endpoint, "GET /nope HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(missing.substr(0, 12), "HTTP/1.1 404");
+}
+
+TEST_F(ServerTest, RefusesOtherMethodsBodiesAndHugeHeaders) {
+  const auto endpoint = server_.local_endpoint();
+  const std::string post =
+      talk(endpoint, "DELETE /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(post.substr(0, 12), "HTTP/1.1 405");
+  // A header block past the limit ends the connection without an answer.
+  const std::string flood =
+      talk(endpoint, "GET /metrics HTTP/1.1\r\nX: " + std::string(64 * 1024, 'a') + "\r\n\r\n");
+  EXPECT_EQ(flood, "");
+  // A request with a body is not one a scraper sends.
+  const std::string body =
+      talk(endpoint, "GET /metrics HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nabcd");
+  EXPECT_EQ(body, "");
+}
+
+TEST(Server, NamesTheAddressItCannotBind) {
+  boost::asio::io_context io;
+  Server first{io.get_executor(), "127.0.0.1:0", [](std::string_view) { return Reply{}; }};
+  const std::string taken = "127.0.0.1:" + std::to_string(first.local_endpoint().port());
+  try {
+    Server second{io.get_executor(), taken, [](std::string_view) { return Reply{}; }};
+    FAIL() << "bound twice";
+  } catch (const std::runtime_error& error) {
+    EXPECT_NE(std::string{error.what()}.find(taken), std::string::npos) << error.what();
+    EXPECT_NE(std::string{error.what()}.find("in use"), std::string::npos) << error.what();
+  }
+}
+
+}  // namespace
+}  // namespace gio::metrics
