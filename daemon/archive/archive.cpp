@@ -13,6 +13,8 @@
 #include <set>
 #include <utility>
 
+#include "archive/fd.hpp"
+
 namespace gio::archive {
 namespace {
 
@@ -20,37 +22,6 @@ namespace fs = std::filesystem;
 
 // A manifest lists a few hundred parts at most; anything far larger is not ours.
 constexpr std::size_t kMaxManifestBytes = 16 * 1024 * 1024;
-
-// An owned file descriptor.
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  Fd& operator=(Fd&& other) noexcept {
-    if (this != &other) {
-      reset();
-      fd_ = std::exchange(other.fd_, -1);
-    }
-    return *this;
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() { reset(); }
-
-  int get() const { return fd_; }
-  explicit operator bool() const { return fd_ >= 0; }
-  int release() { return std::exchange(fd_, -1); }
-  void reset() {
-    if (fd_ >= 0) {
-      ::close(fd_);
-      fd_ = -1;
-    }
-  }
-
- private:
-  int fd_ = -1;
-};
 
 [[noreturn]] void fail(std::string_view what, const fs::path& path, int error) {
   throw ArchiveError(what, path, error);

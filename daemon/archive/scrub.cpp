@@ -2,10 +2,8 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include <algorithm>
 #include <array>
@@ -16,6 +14,8 @@
 #include <utility>
 
 #include "archive/archive.hpp"
+#include "archive/checksums.hpp"
+#include "archive/fd.hpp"
 
 namespace gio::archive {
 namespace {
@@ -26,29 +26,6 @@ namespace fs = std::filesystem;
 // enough to keep memory flat.
 constexpr std::size_t kBlockBytes = 1 << 20;
 constexpr std::size_t kMaxManifestBytes = 16 * 1024 * 1024;
-
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  Fd& operator=(Fd&& other) noexcept {
-    std::swap(fd_, other.fd_);
-    return *this;
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() {
-    if (fd_ >= 0) {
-      ::close(fd_);
-    }
-  }
-  int get() const { return fd_; }
-  explicit operator bool() const { return fd_ >= 0; }
-
- private:
-  int fd_ = -1;
-};
 
 std::vector<std::string> components(std::string_view job, std::string_view data_type,
                                     const Slot& slot) {
@@ -138,82 +115,6 @@ std::optional<std::string> read_small(int folder, const std::string& name, std::
   }
 }
 
-class Sha256 {
- public:
-  Sha256() : context_(EVP_MD_CTX_new()) {
-    if (context_ == nullptr || EVP_DigestInit_ex(context_, EVP_sha256(), nullptr) != 1) {
-      EVP_MD_CTX_free(context_);
-      throw std::runtime_error("cannot initialise sha256");
-    }
-  }
-  ~Sha256() { EVP_MD_CTX_free(context_); }
-  Sha256(const Sha256&) = delete;
-  Sha256& operator=(const Sha256&) = delete;
-
-  void update(const char* data, std::size_t size) { EVP_DigestUpdate(context_, data, size); }
-  std::string hex() {
-    std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
-    unsigned int length = 0;
-    EVP_DigestFinal_ex(context_, digest.data(), &length);
-    static constexpr char kHex[] = "0123456789abcdef";
-    std::string out;
-    for (unsigned int i = 0; i < length; ++i) {
-      out += kHex[digest[i] >> 4];
-      out += kHex[digest[i] & 0xf];
-    }
-    return out;
-  }
-
- private:
-  EVP_MD_CTX* context_;
-};
-
-// Inflates gzip members one after another, keeping none of the output: the question
-// is only whether the stream is valid to its end (the downloader's rule, so a part it
-// accepted passes here and a part it would refuse does not).
-class GzipCheck {
- public:
-  GzipCheck() : output_(std::make_unique<std::array<Bytef, 256 << 10>>()) {
-    if (inflateInit2(&stream_, 16 + MAX_WBITS) != Z_OK) {
-      throw std::runtime_error("cannot initialise zlib");
-    }
-  }
-  ~GzipCheck() { inflateEnd(&stream_); }
-  GzipCheck(const GzipCheck&) = delete;
-  GzipCheck& operator=(const GzipCheck&) = delete;
-
-  std::optional<std::string> feed(const char* data, std::size_t size, std::uint64_t offset) {
-    stream_.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data));
-    stream_.avail_in = static_cast<uInt>(size);
-    while (stream_.avail_in > 0) {
-      if (ended_) {
-        inflateReset(&stream_);  // gzip allows concatenated members
-        ended_ = false;
-      }
-      stream_.next_out = output_->data();
-      stream_.avail_out = static_cast<uInt>(output_->size());
-      const int rc = inflate(&stream_, Z_NO_FLUSH);
-      if (rc == Z_STREAM_END) {
-        ended_ = true;
-        continue;
-      }
-      if (rc == Z_OK || (rc == Z_BUF_ERROR && stream_.avail_in == 0)) {
-        continue;
-      }
-      return "not a valid gzip stream near byte " +
-             std::to_string(offset + (size - stream_.avail_in)) + ": " +
-             (stream_.msg != nullptr ? stream_.msg : "zlib error " + std::to_string(rc));
-    }
-    return std::nullopt;
-  }
-  bool complete() const { return ended_; }
-
- private:
-  z_stream stream_{};
-  std::unique_ptr<std::array<Bytef, 256 << 10>> output_;
-  bool ended_ = false;
-};
-
 std::string short_hash(const std::string& hash) {
   return hash.size() > 16 ? hash.substr(0, 16) + "..." : hash;
 }
@@ -240,7 +141,7 @@ std::optional<std::string> check_file(int folder, const ManifestFile& listed, Ve
     return std::string{"cannot open: "} + std::strerror(errno);
   }
   Sha256 hash;
-  std::optional<GzipCheck> gzip;
+  std::optional<GzipChecker> gzip;
   if (mode == VerifyMode::gzip) {
     gzip.emplace();
   }

@@ -1,7 +1,6 @@
 #include "chart/slot_work.hpp"
 
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -12,27 +11,13 @@
 #include <filesystem>
 #include <vector>
 
+#include "archive/checksums.hpp"
 #include "chart/chart.hpp"
 
 namespace gio::chart {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string sha256_hex(std::string_view data) {
-  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
-  unsigned int length = 0;
-  if (EVP_Digest(data.data(), data.size(), digest.data(), &length, EVP_sha256(), nullptr) != 1) {
-    throw std::runtime_error("sha256 failed");
-  }
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned int i = 0; i < length; ++i) {
-    out += kHex[digest[i] >> 4];
-    out += kHex[digest[i] & 0xf];
-  }
-  return out;
-}
 
 // A file in the staging folder, removed unless published.
 class StagedFile {
@@ -139,8 +124,8 @@ std::uint64_t archive_chart(const archive::Archive& archive, state::StateStore& 
   StagedFile json_file{archive.staging_dir(), json};
   StagedFile csv_file{archive.staging_dir(), csv};
   std::vector<archive::ManifestFile> files{
-      {.name = std::string{kJsonName}, .bytes = json.size(), .sha256 = sha256_hex(json)},
-      {.name = std::string{kCsvName}, .bytes = csv.size(), .sha256 = sha256_hex(csv)},
+      {.name = std::string{kJsonName}, .bytes = json.size(), .sha256 = archive::sha256_hex(json)},
+      {.name = std::string{kCsvName}, .bytes = csv.size(), .sha256 = archive::sha256_hex(csv)},
   };
   for (const archive::ManifestFile& file : files) {
     store.record_file({.job = job.name,

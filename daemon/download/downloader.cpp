@@ -1,9 +1,7 @@
 #include "download/downloader.hpp"
 
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include <array>
 #include <boost/asio/as_tuple.hpp>
@@ -16,6 +14,9 @@
 #include <memory>
 #include <random>
 #include <system_error>
+
+#include "archive/checksums.hpp"
+#include "archive/fd.hpp"
 
 namespace gio::download {
 
@@ -34,22 +35,6 @@ std::string errno_text(int error) {
 }
 
 // An open file descriptor, closed on destruction.
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) {
-      ::close(fd_);
-    }
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
-
 // The staging file's name: removed on destruction unless kept.
 class StagingPath {
  public:
@@ -75,92 +60,6 @@ struct Problem {
   std::string message;
 };
 
-class Sha256 {
- public:
-  Sha256() : context_(EVP_MD_CTX_new()) {
-    if (context_ == nullptr || EVP_DigestInit_ex(context_, EVP_sha256(), nullptr) != 1) {
-      EVP_MD_CTX_free(context_);
-      throw std::runtime_error("cannot initialise SHA-256");
-    }
-  }
-  ~Sha256() { EVP_MD_CTX_free(context_); }
-  Sha256(const Sha256&) = delete;
-  Sha256& operator=(const Sha256&) = delete;
-
-  void update(const char* data, std::size_t size) {
-    if (EVP_DigestUpdate(context_, data, size) != 1) {
-      throw std::runtime_error("SHA-256 update failed");
-    }
-  }
-  std::string hex() {
-    std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
-    unsigned int length = 0;
-    if (EVP_DigestFinal_ex(context_, digest.data(), &length) != 1) {
-      throw std::runtime_error("SHA-256 final failed");
-    }
-    static constexpr char kDigits[] = "0123456789abcdef";
-    std::string out;
-    out.reserve(length * 2);
-    for (unsigned int i = 0; i < length; ++i) {
-      out.push_back(kDigits[digest[i] >> 4]);
-      out.push_back(kDigits[digest[i] & 0xf]);
-    }
-    return out;
-  }
-
- private:
-  EVP_MD_CTX* context_;
-};
-
-// Inflates gzip members one after the other and keeps nothing of the output: all we
-// want to know is whether the stream is valid to its end.
-class GzipChecker {
- public:
-  GzipChecker() : output_(std::make_unique<std::array<Bytef, 256 << 10>>()) {
-    if (inflateInit2(&stream_, 16 + MAX_WBITS) != Z_OK) {
-      throw std::runtime_error("cannot initialise zlib");
-    }
-  }
-  ~GzipChecker() { inflateEnd(&stream_); }
-  GzipChecker(const GzipChecker&) = delete;
-  GzipChecker& operator=(const GzipChecker&) = delete;
-
-  // `offset`: where `data` starts in the file, for the message.
-  std::optional<std::string> feed(const char* data, std::size_t size, std::uint64_t offset) {
-    stream_.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data));
-    stream_.avail_in = static_cast<uInt>(size);
-    while (stream_.avail_in > 0) {
-      if (member_ended_) {
-        // More bytes after a complete member: they must be another member (gzip allows
-        // concatenation); anything else is reported by inflate as a bad header.
-        inflateReset(&stream_);
-        member_ended_ = false;
-      }
-      stream_.next_out = output_->data();
-      stream_.avail_out = static_cast<uInt>(output_->size());
-      const int rc = inflate(&stream_, Z_NO_FLUSH);
-      if (rc == Z_STREAM_END) {
-        member_ended_ = true;
-        continue;
-      }
-      if (rc == Z_OK || (rc == Z_BUF_ERROR && stream_.avail_in == 0)) {
-        continue;
-      }
-      const std::uint64_t at = offset + (size - stream_.avail_in);
-      return "not a valid gzip stream near byte " + std::to_string(at) + ": " +
-             (stream_.msg != nullptr ? stream_.msg : "zlib error " + std::to_string(rc));
-    }
-    return std::nullopt;
-  }
-
-  bool complete() const { return member_ended_; }
-
- private:
-  z_stream stream_{};
-  std::unique_ptr<std::array<Bytef, 256 << 10>> output_;
-  bool member_ended_ = false;
-};
-
 // Follows the bytes written to the staging file and checks them on the thread pool:
 // one chain hashes, the other (gzip mode) inflates, each reading the written range back
 // with pread, so they run in parallel with each other and with the download. The event
@@ -168,12 +67,13 @@ class GzipChecker {
 // the chains' checkers is touched on the loop thread only.
 class Verifier : public std::enable_shared_from_this<Verifier> {
  public:
-  Verifier(asio::any_io_executor loop, asio::thread_pool& pool, std::shared_ptr<Fd> fd, bool gzip)
+  Verifier(asio::any_io_executor loop, asio::thread_pool& pool, std::shared_ptr<archive::Fd> fd,
+           bool gzip)
       : loop_(std::move(loop)), pool_(pool), fd_(std::move(fd)), wake_(loop_) {
     chains_[0].active = true;
     chains_[1].active = gzip;
     if (gzip) {
-      gzip_ = std::make_unique<GzipChecker>();
+      gzip_ = std::make_unique<archive::GzipChecker>();
     }
   }
 
@@ -309,7 +209,8 @@ class Verifier : public std::enable_shared_from_this<Verifier> {
 
   asio::any_io_executor loop_;
   asio::thread_pool& pool_;
-  std::shared_ptr<Fd> fd_;  // shared: a pool job may outlive the fetch if the loop is torn down
+  std::shared_ptr<archive::Fd>
+      fd_;  // shared: a pool job may outlive the fetch if the loop is torn down
   asio::steady_timer wake_;
   std::array<Chain, 2> chains_;
   std::uint64_t written_ = 0;
@@ -318,8 +219,8 @@ class Verifier : public std::enable_shared_from_this<Verifier> {
   bool synced_ = false;
   int sync_errno_ = 0;
   std::optional<Problem> problem_;
-  Sha256 sha_;
-  std::unique_ptr<GzipChecker> gzip_;
+  archive::Sha256 sha_;
+  std::unique_ptr<archive::GzipChecker> gzip_;
 };
 
 // Writes the body to the staging file on the loop thread (a write to the page cache) and
@@ -426,7 +327,7 @@ asio::awaitable<boost::system::result<VerifiedFile, Error>> Downloader::fetch(
     co_return Error{Failure::local, "creating a staging file in " + staging_dir.string() + ": " +
                                         errno_text(errno)};
   }
-  auto fd = std::make_shared<Fd>(raw_fd);
+  auto fd = std::make_shared<archive::Fd>(raw_fd);
   StagingPath staging{path};
 
   const auto executor = co_await asio::this_coro::executor;

@@ -276,14 +276,7 @@ void Scheduler::watch_retention(Instant now) {
     const Instant lost_at = record.start + kRetention;
     const std::string last = record.last_error.empty() ? record.api_status : record.last_error;
     if (now >= lost_at) {
-      store_.update(record.job, record.slot,
-                    {.state = state::SlotState::lost,
-                     .next_at = now,
-                     .last_error = "the vendor's 15-day retention has passed"},
-                    now);
-      count(metrics::kSlotsLost, record.job);
-      spdlog::error("event=slot_lost job={} slot={} state={} reason=\"retention passed; last: {}\"",
-                    record.job, record.slot, to_string(record.state), last);
+      mark_lost(record, now);
       continue;
     }
     const int notice = now >= lost_at - kAtRisk24h ? kNoticeAtRisk24h : kNoticeAtRisk72h;
@@ -466,15 +459,7 @@ asio::awaitable<void> Scheduler::process(std::shared_ptr<const Generation> gener
   for (int refresh = 0; refresh <= kMaxLinkRefreshes; ++refresh) {
     Instant now = clock_.now();
     if (now >= slot.lost_at()) {
-      store_.update(job.name, slot.name(),
-                    {.state = state::SlotState::lost,
-                     .next_at = now,
-                     .last_error = "the vendor's 15-day retention has passed"},
-                    now);
-      count(metrics::kSlotsLost, job.name);
-      spdlog::error("event=slot_lost job={} slot={} state={} reason=\"retention passed; last: {}\"",
-                    job.name, slot.name(), to_string(record.state),
-                    record.last_error.empty() ? record.api_status : record.last_error);
+      mark_lost(record, now);
       co_return;
     }
     // Only a slot that has been asked about can be given up on: a backlog found at
@@ -807,6 +792,18 @@ void Scheduler::count(std::string_view counter, const std::string& job, double b
 bool Scheduler::downloads_paused() {
   return !downloads_paused_reason_.empty() &&
          asio::steady_timer::clock_type::now() < downloads_paused_until_;
+}
+
+void Scheduler::mark_lost(const state::SlotRecord& record, Instant now) {
+  store_.update(record.job, record.slot,
+                {.state = state::SlotState::lost,
+                 .next_at = now,
+                 .last_error = "the vendor's 15-day retention has passed"},
+                now);
+  count(metrics::kSlotsLost, record.job);
+  spdlog::error("event=slot_lost job={} slot={} state={} reason=\"retention passed; last: {}\"",
+                record.job, record.slot, to_string(record.state),
+                record.last_error.empty() ? record.api_status : record.last_error);
 }
 
 void Scheduler::fail_slot(const config::Job& job, const Slot& slot, const std::string& reason,

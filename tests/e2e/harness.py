@@ -260,6 +260,15 @@ class Daemon:
         with open(self.config, "w", encoding="utf-8") as f:
             f.write("\n".join(lines) + "\n")
 
+    def edit_config(self, old, new):
+        """Replaces `old` (which must be there) with `new` in the config file."""
+        with open(self.config, encoding="utf-8") as f:
+            text = f.read()
+        if old not in text:
+            raise AssertionError(f"{old!r} is not in {self.config}:\n{text}")
+        with open(self.config, "w", encoding="utf-8") as f:
+            f.write(text.replace(old, new))
+
     def env(self, now=None):
         env = dict(os.environ)
         env.pop("GIO_EXPORTER_CONFIG", None)

@@ -67,10 +67,7 @@ class ReloadTest(E2ETestCase):
 
         # Valid, but the archive moves: that needs a restart, so it is refused whole.
         self.write_config([hourly_job(backfill="3h"), hourly_job("blog-hourly")])
-        with open(daemon.config, encoding="utf-8") as f:
-            moved = f.read().replace("archive_dir: archive", "archive_dir: elsewhere")
-        with open(daemon.config, "w", encoding="utf-8") as f:
-            f.write(moved)
+        daemon.edit_config("archive_dir: archive", "archive_dir: elsewhere")
         self.hangup_and_wait("reload_failed", 2)
         self.assertIn("archive_dir changed", daemon.events("reload_failed")[1]["reason"])
 

@@ -36,15 +36,8 @@ def get(url, timeout=5):
 class ServiceTest(E2ETestCase):
     def enable_metrics(self):
         port = free_port()
-        self.edit_config('metrics: {listen: ""}', f"metrics: {{listen: 127.0.0.1:{port}}}")
+        self.daemon.edit_config('metrics: {listen: ""}', f"metrics: {{listen: 127.0.0.1:{port}}}")
         return f"http://127.0.0.1:{port}"
-
-    def edit_config(self, old, new):
-        with open(self.daemon.config, encoding="utf-8") as f:
-            text = f.read()
-        self.assertIn(old, text)
-        with open(self.daemon.config, "w", encoding="utf-8") as f:
-            f.write(text.replace(old, new))
 
     def test_notify_protocol_ready_after_health_then_watchdog_reload_stop(self):
         self.start()
@@ -143,7 +136,7 @@ class ServiceTest(E2ETestCase):
         self.assertTrue(any(line.startswith("<7>") for line in lines), "debug lines are <7>")
 
         # JSON: one object per line; event fields become keys.
-        self.edit_config("log: {level: debug}", "log: {level: info, format: json}")
+        self.daemon.edit_config("log: {level: debug}", "log: {level: info, format: json}")
         later = server.now()
         result = daemon.cli("run", "--once", now=later)
         self.assertEqual(result.returncode, 0, result.stderr)
@@ -182,7 +175,7 @@ class ServiceTest(E2ETestCase):
 
     def test_token_from_a_systemd_credential(self):
         server, daemon = self.start()
-        self.edit_config("auth: {token_env: GIO_TEST_TOKEN}", "auth: {token_credential: gio-token}")
+        self.daemon.edit_config("auth: {token_env: GIO_TEST_TOKEN}", "auth: {token_credential: gio-token}")
         credentials = os.path.join(self.base, "credentials")
         os.makedirs(credentials)
         with open(os.path.join(credentials, "gio-token"), "w", encoding="utf-8") as f:

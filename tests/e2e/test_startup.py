@@ -13,13 +13,6 @@ from harness import E2ETestCase, wait_for
 
 
 class StartupTest(E2ETestCase):
-    def edit_config(self, old, new):
-        with open(self.daemon.config, encoding="utf-8") as f:
-            text = f.read()
-        self.assertIn(old, text)
-        with open(self.daemon.config, "w", encoding="utf-8") as f:
-            f.write(text.replace(old, new))
-
     def assert_cannot_start(self, *needles):
         result = self.daemon.cli("run", timeout=30)
         self.assertEqual(result.returncode, 1, result.stdout + result.stderr)
@@ -34,7 +27,7 @@ class StartupTest(E2ETestCase):
         blocker = os.path.join(self.daemon.run_dir, "blocker")
         with open(blocker, "w") as f:
             f.write("a file where a folder should be\n")
-        self.edit_config("archive_dir: archive", "archive_dir: blocker/archive")
+        self.daemon.edit_config("archive_dir: archive", "archive_dir: blocker/archive")
         self.assert_cannot_start(os.path.join(blocker, "archive"), "Not a directory")
 
     def test_state_folder_that_cannot_be_created(self):
@@ -42,7 +35,7 @@ class StartupTest(E2ETestCase):
         blocker = os.path.join(self.daemon.run_dir, "blocker")
         with open(blocker, "w") as f:
             f.write("a file where a folder should be\n")
-        self.edit_config("state_db: state.db", "state_db: blocker/state.db")
+        self.daemon.edit_config("state_db: state.db", "state_db: blocker/state.db")
         self.assert_cannot_start("blocker", "Not a directory")
 
     def test_damaged_state_database_is_refused(self):

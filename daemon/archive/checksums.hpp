@@ -1,0 +1,61 @@
+#pragma once
+
+// The two checks every archived part goes through, shared by the downloader (as a
+// part arrives), the scrubber (re-reading the archive) and the chart writer: SHA-256,
+// and a gzip stream inflated to its end. Both stream in blocks, so memory stays flat
+// whatever the size of the file.
+
+#include <zlib.h>
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+struct evp_md_ctx_st;
+
+namespace gio::archive {
+
+class Sha256 {
+ public:
+  Sha256();  // throws std::runtime_error when OpenSSL cannot set it up
+  ~Sha256();
+  Sha256(const Sha256&) = delete;
+  Sha256& operator=(const Sha256&) = delete;
+
+  void update(const char* data, std::size_t size);
+  // Lower-case hex of the digest; call once, after the last update().
+  std::string hex();
+
+ private:
+  evp_md_ctx_st* context_;
+};
+
+// Lower-case hex SHA-256 of `data`.
+std::string sha256_hex(std::string_view data);
+
+// Inflates gzip members one after another (gzip allows concatenation), keeping none of
+// the output: the only question is whether the stream is valid to its end.
+class GzipChecker {
+ public:
+  GzipChecker();  // throws std::runtime_error when zlib cannot set up
+  ~GzipChecker();
+  GzipChecker(const GzipChecker&) = delete;
+  GzipChecker& operator=(const GzipChecker&) = delete;
+
+  // The next `size` bytes, which start at `offset` in the file (for the message): the
+  // problem found, or nullopt.
+  std::optional<std::string> feed(const char* data, std::size_t size, std::uint64_t offset);
+  // True once the bytes fed so far end exactly at the end of a member.
+  bool complete() const { return member_ended_; }
+
+ private:
+  z_stream stream_{};
+  std::unique_ptr<std::array<Bytef, 256 << 10>> output_;
+  bool member_ended_ = false;
+};
+
+}  // namespace gio::archive
