@@ -1,6 +1,8 @@
 #include <boost/json.hpp>
 #include <boost/json/basic_parser_impl.hpp>
 #include <map>
+#include <optional>
+#include <set>
 #include <vector>
 
 #include "chart/chart.hpp"
@@ -12,7 +14,9 @@ namespace json = boost::json;
 
 // Collects the text of every number in document order. Boost.JSON keeps a number
 // only as int64/uint64/double, so 1.50 would come back as 1.5 (and 12.0 as 1.2E1):
-// the CSV takes the digits exactly as the vendor wrote them instead.
+// the CSV takes the digits exactly as the vendor wrote them instead. Also notes
+// whether an object repeats a key: Boost.JSON then keeps the key's first place with
+// its last value, so texts and values can no longer be paired by position.
 class NumberTexts {
  public:
   static constexpr std::size_t max_array_size = -1;
@@ -21,17 +25,34 @@ class NumberTexts {
   static constexpr std::size_t max_key_size = -1;
 
   std::vector<std::string> texts;
+  bool duplicate_keys = false;
 
   bool on_document_begin(json::error_code&) { return true; }
   bool on_document_end(json::error_code&) { return true; }
   bool on_array_begin(json::error_code&) { return true; }
   bool on_array_end(std::size_t, json::error_code&) { return true; }
-  bool on_object_begin(json::error_code&) { return true; }
-  bool on_object_end(std::size_t, json::error_code&) { return true; }
+  bool on_object_begin(json::error_code&) {
+    keys_.emplace_back();
+    return true;
+  }
+  bool on_object_end(std::size_t, json::error_code&) {
+    keys_.pop_back();
+    return true;
+  }
   bool on_string_part(json::string_view, std::size_t, json::error_code&) { return true; }
   bool on_string(json::string_view, std::size_t, json::error_code&) { return true; }
-  bool on_key_part(json::string_view, std::size_t, json::error_code&) { return true; }
-  bool on_key(json::string_view, std::size_t, json::error_code&) { return true; }
+  bool on_key_part(json::string_view s, std::size_t, json::error_code&) {
+    key_.append(s.data(), s.size());
+    return true;
+  }
+  bool on_key(json::string_view s, std::size_t, json::error_code&) {
+    key_.append(s.data(), s.size());
+    if (!keys_.back().insert(std::move(key_)).second) {
+      duplicate_keys = true;
+    }
+    key_.clear();
+    return true;
+  }
   bool on_number_part(json::string_view s, json::error_code&) {
     partial_.append(s.data(), s.size());
     return true;
@@ -52,14 +73,18 @@ class NumberTexts {
     return true;
   }
   std::string partial_;
+  std::string key_;
+  std::vector<std::set<std::string>> keys_;  // of each open object
 };
 
-std::vector<std::string> number_texts(std::string_view body) {
+// The texts of the document's numbers, in order; nullopt when they cannot be paired
+// with the parsed values (a repeated key, or text Boost.JSON reads differently).
+std::optional<std::vector<std::string>> number_texts(std::string_view body) {
   json::basic_parser<NumberTexts> parser{json::parse_options{}};
   json::error_code ec;
   parser.write_some(false, body.data(), body.size(), ec);
-  if (ec) {
-    return {};
+  if (ec || parser.handler().duplicate_keys) {
+    return std::nullopt;
   }
   return std::move(parser.handler().texts);
 }
@@ -202,12 +227,16 @@ boost::system::result<Answer, std::string> parse_answer(std::string_view body) {
   }
   csv += "\r\n";
 
-  const std::vector<std::string> texts = number_texts(body);
+  // Numbers keep the vendor's digits when every text pairs with its value; otherwise
+  // all of them take Boost.JSON's form (the same values, written its way).
+  const auto texts = number_texts(body);
   std::map<const json::value*, std::string_view> numbers;
-  std::size_t next = 0;
-  map_numbers(*document, texts, next, numbers);
-  if (next != texts.size()) {
-    numbers.clear();  // a duplicate key dropped a value: fall back to Boost's form
+  if (texts) {
+    std::size_t next = 0;
+    map_numbers(*document, *texts, next, numbers);
+    if (next != texts->size()) {
+      numbers.clear();
+    }
   }
 
   for (const json::value& row : data->get_array()) {

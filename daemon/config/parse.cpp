@@ -6,6 +6,7 @@
 // are at the key; a required key that is missing is reported at its map.
 
 #include <sys/stat.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -18,6 +19,7 @@
 #include <limits>
 #include <memory>
 #include <span>
+#include <sstream>
 #include <utility>
 
 #include "config/config.hpp"
@@ -1181,15 +1183,45 @@ void Parser::check_job_projects() {
 
 }  // namespace
 
+// Where a second YAML document starts, if there is one. yaml-cpp 0.7's LoadAll can
+// loop until memory runs out on some malformed input (found by fuzzing: a 16-byte
+// file), so documents are counted with the event parser, which is asked for two at
+// most, and only the first is loaded.
+std::optional<YAML::Mark> second_document(const std::string& text) {
+  class DocumentStarts final : public YAML::EventHandler {
+   public:
+    std::vector<YAML::Mark> marks;
+    void OnDocumentStart(const YAML::Mark& mark) override { marks.push_back(mark); }
+    void OnDocumentEnd() override {}
+    void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  const std::string&) override {}
+    void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                         YAML::EmitterStyle::value) override {}
+    void OnSequenceEnd() override {}
+    void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                    YAML::EmitterStyle::value) override {}
+    void OnMapEnd() override {}
+  } starts;
+  std::istringstream input{text};
+  YAML::Parser events{input};
+  if (events.HandleNextDocument(starts) && events.HandleNextDocument(starts) &&
+      starts.marks.size() > 1) {
+    return starts.marks[1];
+  }
+  return std::nullopt;
+}
+
 LoadResult parse_config(std::string_view yaml_text, const std::filesystem::path& path) {
   Reporter reporter(path.string());
   Parser parser(path, reporter);
   try {
-    const std::vector<YAML::Node> documents = YAML::LoadAll(std::string(yaml_text));
-    if (documents.size() > 1) {
-      reporter.add(documents[1].Mark(), "a config file holds one YAML document; this is a second");
+    const std::string text{yaml_text};
+    if (const auto second = second_document(text)) {
+      reporter.add(*second, "a config file holds one YAML document; this is a second");
     }
-    parser.read(documents.empty() ? YAML::Node{} : documents.front());
+    parser.read(YAML::Load(text));
   } catch (const YAML::Exception& error) {
     // A syntax error: yaml-cpp stops there, so this is the only problem it can show.
     reporter.add(error.mark, error.msg);

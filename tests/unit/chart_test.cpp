@@ -90,6 +90,14 @@ TEST(ChartCsv, BigNumberKeepsItsRowsAndCountsThem) {
   EXPECT_EQ(answer->csv, "目标用户,时间,Metric 1\r\n全部用户,1462118400000,27557\r\n");
 }
 
+TEST(ChartCsv, ARepeatedKeyNeverShiftsNumbersIntoTheWrongCell) {
+  // Boost.JSON keeps the first place of "x" with its last value (5): pairing digits by
+  // position would have written 5 into the data cell (found by fuzzing). The cell keeps
+  // its value, in Boost.JSON's form.
+  EXPECT_EQ(csv_of(R"({"x":"s","meta":[{"name":"a"}],"data":[[1.50]],"x":5})"), "a\r\n1.5E0\r\n");
+  EXPECT_EQ(csv_of(R"({"meta":[{"name":"a"}],"data":[[1.50]]})"), "a\r\n1.50\r\n");
+}
+
 TEST(ChartCsv, EmptyDataIsAHeaderOnly) {
   EXPECT_EQ(csv_of(R"({"meta":[{"name":"a"},{"name":"b"}],"data":[]})"), "a,b\r\n");
 }

@@ -533,6 +533,20 @@ TEST_F(ConfigTest, TokenFromASystemdCredential) {
   ::unsetenv("CREDENTIALS_DIRECTORY");
 }
 
+TEST_F(ConfigTest, ASecondDocumentIsAProblemAndNeverLoopsTheParser) {
+  const LoadResult two = parse_config("jobs: []\n---\nprojects: []\n", kPath);
+  ASSERT_FALSE(two.config);
+  EXPECT_NE(all_problems(two).find("a config file holds one YAML document; this is a second"),
+            std::string::npos)
+      << all_problems(two);
+  // 16 bytes on which yaml-cpp 0.7's LoadAll appends nodes until memory runs out
+  // (tests/fuzz/findings): a clear problem instead.
+  const LoadResult fuzzed = parse_config(std::string_view{", yk\xca}-$\n--- {}\n", 16}, kPath);
+  ASSERT_FALSE(fuzzed.config);
+  EXPECT_NE(all_problems(fuzzed).find("this is a second"), std::string::npos)
+      << all_problems(fuzzed);
+}
+
 TEST_F(ConfigTest, SyntaxErrorAtTheParsersMark) {
   const LoadResult result = parse_config("jobs: [a, b\nprojects: x\n", kPath);
   ASSERT_EQ(result.problems.size(), 1u) << all_problems(result);
