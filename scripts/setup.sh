@@ -11,6 +11,8 @@ packages=(
   python3 openssl ca-certificates curl nginx-light
   # packaging and service checks: systemd-analyze, promtool, the man page, the .deb
   systemd prometheus help2man dpkg-dev file
+  # scripts/fuzz.sh: clang with libFuzzer and the sanitizer runtimes
+  clang libclang-rt-14-dev
 )
 
 missing=()
