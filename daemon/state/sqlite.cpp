@@ -184,20 +184,28 @@ std::string Query::get_text(int column) const {
   return std::string(reinterpret_cast<const char*>(text), static_cast<std::size_t>(size));
 }
 
-Transaction::Transaction(Database& db, Begin mode) : db_(db) {
-  db_.exec(mode == Begin::immediate ? "BEGIN IMMEDIATE" : "BEGIN DEFERRED");
+// Savepoints nest by name; one name serves every level, since RELEASE and ROLLBACK TO
+// act on the innermost savepoint of that name.
+Transaction::Transaction(Database& db, Begin mode)
+    : db_(db), nested_(sqlite3_get_autocommit(db.handle()) == 0) {
+  if (nested_) {
+    db_.exec("SAVEPOINT nested");
+  } else {
+    db_.exec(mode == Begin::immediate ? "BEGIN IMMEDIATE" : "BEGIN DEFERRED");
+  }
 }
 
 Transaction::~Transaction() {
   if (open_) {
     // A failed COMMIT or a statement error may already have ended the
     // transaction; ROLLBACK then fails harmlessly, and a destructor must not throw.
-    sqlite3_exec(db_.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
+    sqlite3_exec(db_.handle(), nested_ ? "ROLLBACK TO nested; RELEASE nested" : "ROLLBACK", nullptr,
+                 nullptr, nullptr);
   }
 }
 
 void Transaction::commit() {
-  db_.exec("COMMIT");
+  db_.exec(nested_ ? "RELEASE nested" : "COMMIT");
   open_ = false;
 }
 

@@ -116,6 +116,9 @@ enum class Begin {
 };
 
 // BEGIN on construction; ROLLBACK on destruction unless commit() succeeded.
+// Inside another transaction it is a SAVEPOINT instead (`mode` is then the outer
+// one's): commit() releases it into the outer transaction, which alone makes it
+// durable; destruction without commit() undoes only its own changes.
 class Transaction {
  public:
   explicit Transaction(Database& db, Begin mode = Begin::immediate);
@@ -128,6 +131,7 @@ class Transaction {
 
  private:
   Database& db_;
+  bool nested_;
   bool open_ = true;
 };
 

@@ -360,6 +360,14 @@ class StateStore::Impl {
   }
 };
 
+StateStore::Batch::Batch(StateStore& store)
+    : transaction_(std::make_unique<sqlite::Transaction>(store.impl_->db)) {}
+StateStore::Batch::~Batch() = default;
+
+void StateStore::Batch::commit() {
+  transaction_->commit();
+}
+
 StateStore::StateStore(const std::filesystem::path& path) : impl_(std::make_unique<Impl>(path)) {}
 StateStore::~StateStore() = default;
 StateStore::StateStore(StateStore&&) noexcept = default;

@@ -5,7 +5,8 @@
 //
 // One StateStore is one connection, used from one thread. Every public call that
 // changes something is exactly one transaction, committed before it returns, so
-// a caller may announce the change (or act on it) as soon as the call is back.
+// a caller may announce the change (or act on it) as soon as the call is back;
+// inside a StateStore::Batch, only once the batch is committed.
 // Time is always passed in: the store never reads a clock.
 
 #include <chrono>
@@ -25,6 +26,10 @@
 #include "state/state_error.hpp"
 
 namespace gio::state {
+
+namespace sqlite {
+class Transaction;
+}
 
 enum class SlotState { pending, waiting, downloading, done, failed, lost };
 
@@ -116,6 +121,24 @@ struct RequeueOptions {
 
 class StateStore {
  public:
+  // Groups every change made through the store while it is open into one transaction,
+  // committed (one fsync) by commit(), rolled back when destroyed uncommitted: for
+  // sweeps that change many slots at once (planning every job at start, the retention
+  // watch after an outage), where a commit per call kept the loop busy for seconds.
+  // Each call inside stays atomic on its own (a savepoint) but is durable, and may be
+  // announced, only after commit(). Batches nest.
+  class Batch {
+   public:
+    explicit Batch(StateStore& store);
+    ~Batch();
+    Batch(const Batch&) = delete;
+    Batch& operator=(const Batch&) = delete;
+    void commit();
+
+   private:
+    std::unique_ptr<sqlite::Transaction> transaction_;
+  };
+
   // Opens or creates the database file (its parent folder must exist): WAL
   // journal, synchronous=FULL (state changes are few; losing one on power loss
   // could re-download or, worse, forget a done slot), busy_timeout 10 s so the CLI

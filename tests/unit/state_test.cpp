@@ -614,6 +614,71 @@ TEST_F(StateStoreTest, SqliteTransactionRollsBackUnlessCommitted) {
   EXPECT_THROW((sqlite::Statement{db, "SELEC 1"}), StateError);
 }
 
+TEST_F(StateStoreTest, NestedSqliteTransactionIsASavepoint) {
+  sqlite::Database db{db_path()};
+  db.exec("CREATE TABLE t (k TEXT PRIMARY KEY)");
+  sqlite::Statement insert{db, "INSERT INTO t (k) VALUES (?1)"};
+  sqlite::Statement count{db, "SELECT count(*) FROM t"};
+  auto rows = [&] {
+    sqlite::Query query{count};
+    EXPECT_TRUE(query.step());
+    return query.get_int64(0);
+  };
+  {
+    sqlite::Transaction outer{db};
+    sqlite::Query{insert, "a"}.run();
+    {
+      sqlite::Transaction inner{db};
+      sqlite::Query{insert, "b"}.run();
+    }  // not committed: only "b" is undone
+    {
+      sqlite::Transaction inner{db};
+      sqlite::Query{insert, "c"}.run();
+      inner.commit();
+    }
+    EXPECT_EQ(rows(), 2);
+    RawConnection other{db_path()};
+    EXPECT_EQ(other.text("SELECT count(*) FROM t"), "0");  // nothing durable yet
+    outer.commit();
+    EXPECT_EQ(other.text("SELECT group_concat(k) FROM (SELECT k FROM t ORDER BY k)"), "a,c");
+  }
+  {
+    sqlite::Transaction outer{db};
+    sqlite::Transaction inner{db};
+    sqlite::Query{insert, "d"}.run();
+    inner.commit();
+  }  // the outer one rolls back what the inner one released into it
+  EXPECT_EQ(rows(), 2);
+}
+
+TEST_F(StateStoreTest, BatchCommitsEveryCallAtOnceOrNothing) {
+  StateStore store{db_path()};
+  StateStore other{db_path()};
+  const PlannedSlot a = hour(kT0, kT0);
+  const PlannedSlot b = hour(kT0 + hours{1}, kT0 + hours{1});
+  {
+    StateStore::Batch batch{store};
+    EXPECT_EQ(store.plan("job", std::span{&a, 1}, kT0), 1);
+    EXPECT_EQ(store.plan("job", std::span{&b, 1}, kT0), 1);
+    store.update("job", a.slot, {.state = SlotState::waiting, .next_at = kT0}, kT0);
+    // A failing call inside undoes only itself.
+    EXPECT_THROW(
+        store.update("job", "2000-01-01T00", {.state = SlotState::done, .next_at = kT0}, kT0),
+        StateError);
+    EXPECT_EQ(store.find("job", a.slot)->state, SlotState::waiting);
+    EXPECT_FALSE(other.find("job", a.slot));  // not visible before the commit
+    batch.commit();
+  }
+  EXPECT_EQ(other.find("job", a.slot)->state, SlotState::waiting);
+  EXPECT_TRUE(other.find("job", b.slot));
+  {
+    StateStore::Batch batch{store};
+    store.update("job", b.slot, {.state = SlotState::failed, .next_at = kT0}, kT0);
+  }  // dropped without commit
+  EXPECT_EQ(other.find("job", b.slot)->state, SlotState::pending);
+  EXPECT_EQ(store.find("job", b.slot)->state, SlotState::pending);
+}
+
 // --- issue 4: notices, retention queries, data_version, requeue ---------------------
 
 // The version-1 schema exactly as the first release created it.
