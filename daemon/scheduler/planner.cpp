@@ -44,6 +44,13 @@ std::vector<state::PlannedSlot> plan_slots(const config::Job& job, Instant from,
   return planned;
 }
 
+std::chrono::seconds poll_delay(const config::Job& job, const Slot& slot, Instant now) {
+  if (now < ready_at(job, slot) + kEagerPolling) {
+    return std::max(std::chrono::seconds{1}, job.poll_every / 2);
+  }
+  return job.poll_every;
+}
+
 Instant next_ready(const config::Job& job, const Slot& last_planned) {
   return ready_at(job, last_planned.next());
 }

@@ -59,6 +59,19 @@ TEST(Planner, LateHoursWaitTwentyMinutesMore) {
   EXPECT_EQ(ready_at(job, two), two.end() + 40min);
 }
 
+TEST(Planner, PollsTwiceAsOftenJustAfterTheReadyTime) {
+  auto job = hourly();
+  job.poll_every = 5min;
+  const auto slot = *Slot::parse("2026-11-22T03", Granularity::hour);
+  const Instant ready = ready_at(job, slot);
+  EXPECT_EQ(poll_delay(job, slot, ready), 150s);
+  EXPECT_EQ(poll_delay(job, slot, ready + kEagerPolling - 1s), 150s);
+  EXPECT_EQ(poll_delay(job, slot, ready + kEagerPolling), 5min);
+  EXPECT_EQ(poll_delay(job, slot, ready + 48h), 5min);  // a catch-up long after
+  job.poll_every = 1s;                                  // never below a second
+  EXPECT_EQ(poll_delay(job, slot, ready), 1s);
+}
+
 TEST(Planner, PlansReadySlotsInsideTheWindow) {
   const auto job = hourly();
   // 10:00 UTC = 18:00 Beijing; window starts 12:00 Beijing; 16:00-17:00 is ready at 17:40.
