@@ -84,66 +84,98 @@ int status(const config::Config& config, bool as_json) {
 int gaps(const config::Config& config, const std::optional<std::string>& only_job, bool as_json) {
   state::StateStore store{config.state_db};
   const Instant now = command_clock().now();
-  json::array gaps;
+  // A whole window of gaps (every job down for days) is tens of thousands of lines:
+  // each is written as it is found, into one buffer, without a JSON tree for all of them.
+  std::string out;
+  std::size_t count = 0;
+  const auto add_gap = [&](const config::Job& job, const std::string& slot, Instant start,
+                           const state::SlotRecord* record) {
+    const Instant lost_at = start + kRetention;
+    const std::int64_t seconds_left = std::max<std::int64_t>(0, (lost_at - now).count());
+    const std::string_view state = record ? to_string(record->state) : "unplanned";
+    const int attempts = record ? record->attempts : 0;
+    const std::string_view api_status = record ? std::string_view{record->api_status} : "";
+    const std::string_view last_error =
+        record ? std::string_view{record->last_error}
+               : "not planned yet: the daemon has not run since this slot became ready";
+    if (as_json) {
+      json::object gap{{"job", job.name},
+                       {"slot", slot},
+                       {"lost_at", format_utc(lost_at)},
+                       {"seconds_left", seconds_left},
+                       {"state", state},
+                       {"attempts", attempts},
+                       {"api_status", api_status},
+                       {"last_error", last_error}};
+      out += count == 0 ? "" : ",";
+      out += json::serialize(gap);
+    } else {
+      out += job.name;
+      out += ' ';
+      out += slot;
+      out += ' ';
+      out += state;
+      out += " attempts=";
+      out += std::to_string(attempts);
+      if (!api_status.empty()) {
+        out += " api_status=";
+        out += api_status;
+      }
+      out += " left=";
+      out += format_left(std::chrono::seconds{seconds_left});
+      if (!last_error.empty()) {
+        out += " error=\"";
+        out += last_error;
+        out += '"';
+      }
+      out += '\n';
+    }
+    ++count;
+  };
+
+  if (as_json) {
+    out += "{\"gaps\":[";
+  }
   for (const config::Job& job : config.jobs) {
     if (only_job && job.name != *only_job) {
       continue;
     }
     // Every slot of the window that is ready by now, whether or not it was planned
-    // (a daemon that never ran still leaves gaps).
+    // (a daemon that never ran still leaves gaps), walked beside the stored rows of
+    // the window: both go by start.
     const Slot first = scheduler::first_in_window(job, now);
-    std::map<std::string, state::SlotRecord> known;
-    for (state::SlotRecord& record : store.slots(job.name, first.start(), now)) {
-      known.emplace(record.slot, std::move(record));
-    }
-    for (const state::PlannedSlot& expected : scheduler::plan_slots(job, first.start(), now)) {
-      const auto record = known.find(expected.slot);
-      if (record != known.end() && record->second.state == state::SlotState::done) {
+    const std::vector<state::SlotRecord> records = store.slots(job.name, first.start(), now);
+    auto record = records.begin();
+    for (Slot slot = first; scheduler::ready_at(job, slot) <= now; slot = slot.next()) {
+      while (record != records.end() && record->start < slot.start()) {
+        ++record;
+      }
+      // Rows of another granularity (the job's changed) can share a start: match by name.
+      const state::SlotRecord* found = nullptr;
+      std::string name;
+      for (auto same = record; same != records.end() && same->start == slot.start(); ++same) {
+        if (name.empty()) {
+          name = slot.name();
+        }
+        if (same->slot == name) {
+          found = &*same;
+          break;
+        }
+      }
+      if (found != nullptr && found->state == state::SlotState::done) {
         continue;
       }
-      const Instant lost_at = expected.start + kRetention;
-      json::object gap{{"job", job.name},
-                       {"slot", expected.slot},
-                       {"lost_at", format_utc(lost_at)},
-                       {"seconds_left", std::max<std::int64_t>(0, (lost_at - now).count())}};
-      if (record == known.end()) {
-        gap["state"] = "unplanned";
-        gap["attempts"] = 0;
-        gap["api_status"] = "";
-        gap["last_error"] = "not planned yet: the daemon has not run since this slot became ready";
-      } else {
-        gap["state"] = to_string(record->second.state);
-        gap["attempts"] = record->second.attempts;
-        gap["api_status"] = record->second.api_status;
-        gap["last_error"] = record->second.last_error;
-      }
-      gaps.push_back(std::move(gap));
+      add_gap(job, name.empty() ? slot.name() : name, slot.start(), found);
     }
   }
 
   if (as_json) {
-    std::cout << json::serialize(json::object{{"gaps", gaps}}) << "\n";
-  } else if (gaps.empty()) {
-    std::cout << "no gaps: every ready slot inside the backfill window is archived\n";
-  } else {
-    for (const json::value& entry : gaps) {
-      const json::object& gap = entry.as_object();
-      const auto text = [&gap](std::string_view key) {
-        return std::string_view{gap.at(key).as_string()};
-      };
-      std::cout << text("job") << " " << text("slot") << " " << text("state")
-                << " attempts=" << gap.at("attempts").as_int64();
-      if (!text("api_status").empty()) {
-        std::cout << " api_status=" << text("api_status");
-      }
-      std::cout << " left=" << format_left(std::chrono::seconds{gap.at("seconds_left").as_int64()});
-      if (!text("last_error").empty()) {
-        std::cout << " error=\"" << text("last_error") << "\"";
-      }
-      std::cout << "\n";
-    }
+    out += "]}\n";
+  } else if (count == 0) {
+    out = "no gaps: every ready slot inside the backfill window is archived\n";
   }
-  return gaps.empty() ? 0 : 2;
+  std::cout << out;
+  return count == 0 ? 0 : 2;
 }
 
 }  // namespace gio::cli
