@@ -1,28 +1,46 @@
 #!/usr/bin/env bash
 # Download benchmark: `gio-exporter fetch` against what a script would do with curl.
 #
-# Serves gzip CSV files from nginx on loopback (its own prefix and config in a temp
-# folder, on a free port, stopped at the end) and measures, in one run:
+# Serves gzip CSV files from nginx on loopback over HTTP and over HTTPS (its own prefix
+# and config in a temp folder, free ports, a CA and a server certificate made here with
+# openssl, stopped at the end) and measures, per scheme, in one run:
 #   (a) per file: curl -s -o, then gzip -t, then sha256sum (sequential)
 #   (b) bare curl -s -o of every file (sequential)
-#   gio-exporter fetch --verify gzip and --verify size (parallel 4)
+#   gio-exporter fetch --verify gzip and --verify size (parallel 4; over HTTPS it trusts
+#   the CA through a config's http.ca_file, curl through --cacert)
 # for 16 files of 64 MiB and for one 1 GiB file, with wall times and peak RSS.
-# Targets: gzip mode <= 0.6 x (a); size mode <= 1.3 x (b); peak RSS < 32 MiB for 1 GiB.
+# Targets: gzip mode <= 0.5 x (a); size mode <= 1.2 x (b); peak RSS of fetch < 32 MiB.
 #
-# Usage: scripts/bench-download.sh            (GIO_EXPORTER_BIN=path to use a built binary)
-# Environment: BENCH_DIR (default build-bench/; the generated files are cached there),
-#              BENCH_FILES (default 16), BENCH_PARALLEL (default 4).
+# Usage: scripts/bench-download.sh [--quick]     (4 files of 8 MiB and their 32 MiB sum)
+# Environment: GIO_EXPORTER_BIN (a built binary; default: build/ is built),
+#              BENCH_DIR (default build-bench/; the generated files are cached there),
+#              BENCH_FILES (16), BENCH_PART_MIB (64), BENCH_PARALLEL (4),
+#              BENCH_SCHEMES ("http https"), BENCH_JSON (also write the figures there).
+# Exit status: 0 when every target is met, 1 when one is missed, 2 on a failure.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+quick=0
+if [[ ${1:-} == --quick ]]; then
+  quick=1
+elif [[ $# -gt 0 ]]; then
+  echo "usage: $0 [--quick]" >&2
+  exit 2
+fi
 bench_dir=${BENCH_DIR:-$root/build-bench}
-cache=$bench_dir/cache
-files=${BENCH_FILES:-16}
+files=${BENCH_FILES:-$((quick ? 4 : 16))}
+part_mib=${BENCH_PART_MIB:-$((quick ? 8 : 64))}
 parallel=${BENCH_PARALLEL:-4}
-part_bytes=$((64 << 20))
+schemes=${BENCH_SCHEMES:-http https}
+part_bytes=$((part_mib << 20))
+# 64 MiB parts live where earlier versions of this script cached them.
+cache=$bench_dir/cache
+if ((part_mib != 64)); then
+  cache=$bench_dir/cache-${part_mib}mib
+fi
 
-for tool in nginx curl gzip sha256sum python3; do
-  command -v "$tool" >/dev/null || { echo "bench-download: $tool is needed" >&2; exit 1; }
+for tool in nginx curl gzip sha256sum python3 openssl; do
+  command -v "$tool" >/dev/null || { echo "bench-download: $tool is needed" >&2; exit 2; }
 done
 
 bin=${GIO_EXPORTER_BIN:-}
@@ -36,7 +54,7 @@ fi
 
 # ---------------------------------------------------------------------------
 # Test data, generated once: CSV rows shaped like a raw event export, gzip --fast,
-# each part close to 64 MiB compressed. The 1 GiB file is the parts concatenated:
+# each part close to BENCH_PART_MIB compressed. The big file is the parts concatenated:
 # a multi-member gzip, as valid as a single stream and inflated the same way.
 mkdir -p "$cache"
 generate_rows() {  # generate_rows SEED BYTES: CSV rows on stdout, about BYTES of them
@@ -75,7 +93,7 @@ EOF
 }
 
 if [[ ! -f $cache/ratio ]]; then
-  sample=$((16 << 20))
+  sample=$((8 << 20))
   compressed=$(generate_rows 0 $sample | gzip --fast | wc -c)
   python3 -c "print($sample / $compressed)" >"$cache/ratio"
 fi
@@ -89,15 +107,26 @@ for ((i = 0; i < files; i++)); do
     mv "$part.tmp" "$part"
   fi
 done
-big=$cache/all-parts-1gib.csv.gz
+big_name=all-$files-parts.csv.gz
+big=$cache/$big_name
+if [[ ! -f $big && $files == 16 && -f $cache/all-parts-1gib.csv.gz ]]; then
+  mv "$cache/all-parts-1gib.csv.gz" "$big"  # the name earlier versions used
+fi
 if [[ ! -f $big ]]; then
   echo "generating $big ..." >&2
-  cat "$cache"/part-*.csv.gz >"$big.tmp"
+  for ((i = 0; i < files; i++)); do
+    cat "$cache/part-$(printf %05d "$i").csv.gz"
+  done >"$big.tmp"
   mv "$big.tmp" "$big"
 fi
+parts_bytes=0
+for ((i = 0; i < files; i++)); do
+  parts_bytes=$((parts_bytes + $(stat -c %s "$cache/part-$(printf %05d "$i").csv.gz")))
+done
+big_bytes=$(stat -c %s "$big")
 
 # ---------------------------------------------------------------------------
-# nginx on a free loopback port, serving the cache folder.
+# nginx on two free loopback ports (HTTP and HTTPS), serving the cache folder.
 run_dir=$(mktemp -d "${TMPDIR:-/tmp}/gio-bench.XXXXXX")
 nginx_pid=
 cleanup() {
@@ -109,9 +138,26 @@ cleanup() {
 }
 trap cleanup EXIT
 
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-mkdir -p "$run_dir/nginx/logs" "$run_dir/nginx/tmp" "$run_dir/out"
-cat >"$run_dir/nginx/nginx.conf" <<EOF
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+port=$(free_port)
+tls_port=$(free_port)
+mkdir -p "$run_dir/nginx/logs" "$run_dir/nginx/tmp" "$run_dir/out" "$run_dir/tls"
+
+# A CA and a server certificate for 127.0.0.1, valid for two days.
+(
+  cd "$run_dir/tls"
+  key=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+  openssl req -x509 "${key[@]}" -keyout ca.key -out ca.pem -days 2 -subj /CN=gio-bench-ca
+  openssl req "${key[@]}" -keyout server.key -out server.csr -subj /CN=127.0.0.1
+  echo "subjectAltName=IP:127.0.0.1,DNS:localhost" >server.ext
+  openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+    -extfile server.ext -out server.pem
+) >/dev/null 2>&1 || { echo "bench-download: openssl failed" >&2; exit 2; }
+ca=$run_dir/tls/ca.pem
+
+cat >"$run_dir/nginx/nginx.conf" <<CONF
 daemon off;
 master_process off;
 worker_processes 1;
@@ -133,22 +179,37 @@ http {
     listen 127.0.0.1:$port;
     root $cache;
   }
+  server {
+    listen 127.0.0.1:$tls_port ssl;
+    ssl_certificate $run_dir/tls/server.pem;
+    ssl_certificate_key $run_dir/tls/server.key;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    root $cache;
+  }
 }
-EOF
+CONF
 nginx -p "$run_dir/nginx" -c "$run_dir/nginx/nginx.conf" -e "$run_dir/nginx/logs/error.log" &
 nginx_pid=$!
 for _ in $(seq 50); do
   curl -s -o /dev/null "http://127.0.0.1:$port/ratio" && break
   sleep 0.1
 done
-curl -sf -o /dev/null "http://127.0.0.1:$port/ratio" || { echo "nginx did not start" >&2; exit 1; }
+curl -sf -o /dev/null "http://127.0.0.1:$port/ratio" || { echo "nginx did not start" >&2; exit 2; }
+curl -sf --cacert "$ca" -o /dev/null "https://127.0.0.1:$tls_port/ratio" ||
+  { echo "nginx does not answer over HTTPS" >&2; exit 2; }
 
-part_urls=()
-for ((i = 0; i < files; i++)); do
-  # A query string like a signed link's: it must not end up in names or output.
-  part_urls+=("http://127.0.0.1:$port/part-$(printf %05d "$i").csv.gz?sign=bench&expires=0")
-done
-big_urls=("http://127.0.0.1:$port/all-parts-1gib.csv.gz?sign=bench")
+# `fetch -c CONFIG` takes its network settings (here the CA) from a config file.
+cat >"$run_dir/fetch.yaml" <<CONF
+state_db: state.db
+archive_dir: archive
+http: {api_base: "https://127.0.0.1:$tls_port", timeout: 30s, ca_file: "$ca"}
+metrics: {listen: ""}
+projects:
+  - {name: bench, ai: 2a1b4018cd954ec2bcc69da5138bdb96, project_uid: nxog09md, auth: {token_env: GIO_BENCH_TOKEN}}
+jobs:
+  - {name: bench-hourly, project: bench}
+CONF
+export GIO_BENCH_TOKEN=unused
 
 # measure LABEL COMMAND...: wall seconds and peak RSS (KiB) of the command's largest
 # process, from getrusage(RUSAGE_CHILDREN) in a Python parent.
@@ -159,7 +220,7 @@ code = subprocess.call(sys.argv[1:], stdout=subprocess.DEVNULL)
 wall = time.monotonic() - start
 print("%.3f %d %d" % (wall, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, code))
 '
-declare -A wall rss
+results=()
 measure() {
   local label=$1
   shift
@@ -168,56 +229,83 @@ measure() {
   read -r w r code < <(python3 -c "$measure_py" "$@")
   if [[ $code != 0 ]]; then
     echo "bench-download: '$label' failed (exit $code)" >&2
-    exit 1
+    exit 2
   fi
-  wall[$label]=$w
-  rss[$label]=$r
+  results+=("$label" "$w" "$r")
 }
 
-script_check='out=$1; shift; for url in "$@"; do f=$out/$(basename "${url%%\?*}");
-  curl -sf -o "$f" "$url" && gzip -t "$f" && sha256sum "$f" >/dev/null || exit 1; done'
-script_curl='out=$1; shift; for url in "$@"; do
-  curl -sf -o "$out/$(basename "${url%%\?*}")" "$url" || exit 1; done'
+# $1 = output folder, $2 = curl's CA file ("" for HTTP), then the URLs.
+script_check='out=$1; ca=$2; shift 2; for url in "$@"; do f=$out/$(basename "${url%%\?*}");
+  curl -sf ${ca:+--cacert "$ca"} -o "$f" "$url" && gzip -t "$f" && sha256sum "$f" >/dev/null ||
+  exit 1; done'
+script_curl='out=$1; ca=$2; shift 2; for url in "$@"; do
+  curl -sf ${ca:+--cacert "$ca"} -o "$out/$(basename "${url%%\?*}")" "$url" || exit 1; done'
 
-for set in parts big; do
-  if [[ $set == parts ]]; then urls=("${part_urls[@]}"); else urls=("${big_urls[@]}"); fi
-  echo "measuring $set ..." >&2
-  measure "$set:a" bash -c "$script_check" check "$run_dir/out" "${urls[@]}"
-  measure "$set:b" bash -c "$script_curl" curl "$run_dir/out" "${urls[@]}"
-  measure "$set:gzip" "$bin" fetch "${urls[@]}" --dir "$run_dir/out" --verify gzip --parallel "$parallel"
-  measure "$set:size" "$bin" fetch "${urls[@]}" --dir "$run_dir/out" --verify size --parallel "$parallel"
+for scheme in $schemes; do
+  if [[ $scheme == https ]]; then
+    base=https://127.0.0.1:$tls_port curl_ca=$ca fetch_config=(-c "$run_dir/fetch.yaml")
+  else
+    base=http://127.0.0.1:$port curl_ca= fetch_config=()
+  fi
+  part_urls=()
+  for ((i = 0; i < files; i++)); do
+    # A query string like a signed link's: it must not end up in names or output.
+    part_urls+=("$base/part-$(printf %05d "$i").csv.gz?sign=bench&expires=0")
+  done
+  big_urls=("$base/$big_name?sign=bench")
+  for set in parts big; do
+    if [[ $set == parts ]]; then urls=("${part_urls[@]}"); else urls=("${big_urls[@]}"); fi
+    echo "measuring $scheme $set ..." >&2
+    measure "$scheme:$set:a" bash -c "$script_check" check "$run_dir/out" "$curl_ca" "${urls[@]}"
+    measure "$scheme:$set:b" bash -c "$script_curl" curl "$run_dir/out" "$curl_ca" "${urls[@]}"
+    measure "$scheme:$set:gzip" "$bin" "${fetch_config[@]}" fetch "${urls[@]}" \
+      --dir "$run_dir/out" --verify gzip --parallel "$parallel"
+    measure "$scheme:$set:size" "$bin" "${fetch_config[@]}" fetch "${urls[@]}" \
+      --dir "$run_dir/out" --verify size --parallel "$parallel"
+  done
 done
 
 # ---------------------------------------------------------------------------
-python3 - "$files" "$(nproc)" \
-  "${wall[parts:a]}" "${wall[parts:b]}" "${wall[parts:gzip]}" "${wall[parts:size]}" \
-  "${rss[parts:a]}" "${rss[parts:b]}" "${rss[parts:gzip]}" "${rss[parts:size]}" \
-  "${wall[big:a]}" "${wall[big:b]}" "${wall[big:gzip]}" "${wall[big:size]}" \
-  "${rss[big:a]}" "${rss[big:b]}" "${rss[big:gzip]}" "${rss[big:size]}" <<'EOF'
-import sys
-files, cores = sys.argv[1], sys.argv[2]
-v = [float(x) for x in sys.argv[3:]]
-sets = [("%s x 64 MiB" % files, v[0:4], v[4:8]), ("1 x 1 GiB", v[8:12], v[12:16])]
-names = ["(a) curl + gzip -t + sha256sum", "(b) curl only", "fetch --verify gzip", "fetch --verify size"]
+python3 - "$files" "$(nproc)" "$parts_bytes" "$big_bytes" "${BENCH_JSON:-}" "${results[@]}" <<'PY'
+import json, sys
+files, cores, parts_bytes, big_bytes, json_path = sys.argv[1:6]
+raw = sys.argv[6:]
+figures = {raw[i]: (float(raw[i + 1]), int(raw[i + 2]) / 1024) for i in range(0, len(raw), 3)}
+schemes = sorted({label.split(":")[0] for label in figures}, key=lambda s: s != "http")
+mib = lambda n: int(n) / (1 << 20)
+sets = [("parts", "%s x %.0f MiB" % (files, mib(parts_bytes) / int(files))),
+        ("big", "1 x %.0f MiB" % mib(big_bytes))]
+names = [("a", "curl + gzip -t + sha256sum"), ("b", "curl only"),
+         ("gzip", "fetch --verify gzip"), ("size", "fetch --verify size")]
 print("\ndownload benchmark, nginx on loopback, %s cores" % cores)
-print("%-14s %-32s %9s %9s %12s" % ("files", "method", "wall s", "ratio", "peak RSS MiB"))
+print("%-6s %-14s %-28s %8s %11s %9s" % ("scheme", "files", "method", "wall s", "ratio", "RSS MiB"))
+summary = {}
+for scheme in schemes:
+    for key, label in sets:
+        walls = {m: figures["%s:%s:%s" % (scheme, key, m)][0] for m, _ in names}
+        rsses = {m: figures["%s:%s:%s" % (scheme, key, m)][1] for m, _ in names}
+        for m, name in names:
+            ratio = ""
+            if m == "gzip":
+                ratio = "%.2f x (a)" % (walls["gzip"] / walls["a"])
+            if m == "size":
+                ratio = "%.2f x (b)" % (walls["size"] / walls["b"])
+            print("%-6s %-14s %-28s %8.2f %11s %9.1f" % (scheme, label, name, walls[m], ratio, rsses[m]))
+        summary["%s_%s" % (scheme, key)] = {
+            "scheme": scheme, "label": label, "walls": walls, "rss_mib": rsses,
+            "gzip_ratio": walls["gzip"] / walls["a"], "size_ratio": walls["size"] / walls["b"]}
 ok = True
-for label, walls, rsses in sets:
-    for i, name in enumerate(names):
-        ratio = ""
-        if i == 2:
-            ratio = "%.2f x (a)" % (walls[2] / walls[0])
-        if i == 3:
-            ratio = "%.2f x (b)" % (walls[3] / walls[1])
-        print("%-14s %-32s %9.2f %9s %12.1f" % (label, name, walls[i], ratio, rsses[i] / 1024))
 print("\ntargets")
-for label, walls, rsses in sets:
-    checks = [("gzip mode <= 0.6 x (a)", walls[2] / walls[0] <= 0.6),
-              ("size mode <= 1.3 x (b)", walls[3] / walls[1] <= 1.3)]
-    if "GiB" in label and "64" not in label:
-        checks.append(("peak RSS < 32 MiB", max(rsses[2], rsses[3]) / 1024 < 32))
-    for name, passed in checks:
+for entry in summary.values():
+    checks = [("gzip mode <= 0.5 x (a)", entry["gzip_ratio"] <= 0.5),
+              ("size mode <= 1.2 x (b)", entry["size_ratio"] <= 1.2),
+              ("fetch peak RSS < 32 MiB", max(entry["rss_mib"]["gzip"], entry["rss_mib"]["size"]) < 32)]
+    for check, passed in checks:
         ok = ok and passed
-        print("  %-14s %-26s %s" % (label, name, "PASS" if passed else "FAIL"))
+        print("  %-6s %-16s %-26s %s" % (entry["scheme"], entry["label"], check,
+                                          "PASS" if passed else "FAIL"))
+if json_path:
+    with open(json_path, "w") as f:
+        json.dump({"cores": int(cores), "sets": summary}, f, indent=1)
 sys.exit(0 if ok else 1)
-EOF
+PY

@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# The whole benchmark: downloads (HTTP and HTTPS), API economy, scale of planning and
+# state, idle cost. Prints one table with every figure beside its target.
+#
+# Usage: scripts/bench.sh [--quick]
+#   full:    16 x 64 MiB parts and their 1 GiB sum; 72 hourly slots; 200 jobs over
+#            1,000,000 historical rows; 50 idle jobs for 60 s
+#   --quick: 4 x 8 MiB parts; 24 slots; 50 jobs over 100,000 rows; 15 s idle
+#            (about a minute once the binary is built; a first build takes minutes
+#            more). A check that everything runs: with files this small, fixed
+#            start-up costs (process start, fsync) weigh on the download ratios.
+# Environment: GIO_EXPORTER_BIN (a built binary; default: build-bench/release is built,
+#   RelWithDebInfo), BENCH_DIR (default build-bench/: cached test data),
+#   BENCH_MARKDOWN (also write the table there as Markdown, for the README).
+# Exit status: 0 when every target is met, 1 when one is missed, 2 when a step failed.
+# Run it on an otherwise idle machine: every figure is a wall or CPU time.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+quick=0
+if [[ ${1:-} == --quick ]]; then
+  quick=1
+elif [[ $# -gt 0 ]]; then
+  echo "usage: $0 [--quick]" >&2
+  exit 2
+fi
+bench_dir=${BENCH_DIR:-$root/build-bench}
+mkdir -p "$bench_dir"
+export BENCH_DIR=$bench_dir
+
+bin=${GIO_EXPORTER_BIN:-}
+if [[ -z $bin ]]; then
+  build=$bench_dir/release
+  if [[ ! -f $build/build.ninja && ! -f $build/Makefile ]]; then
+    generator=()
+    command -v ninja >/dev/null && generator=(-G Ninja)
+    cmake -S "$root" -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  fi
+  echo "building gio-exporter in $build ..." >&2
+  cmake --build "$build" -j "$(nproc)" --target gio-exporter >/dev/null
+  bin=$build/gio-exporter
+fi
+bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
+export GIO_EXPORTER_BIN=$bin
+
+results=$(mktemp -d "${TMPDIR:-/tmp}/gio-bench-results.XXXXXX")
+trap 'rm -rf "$results"' EXIT
+
+if ((quick)); then
+  download_args=(--quick) api_slots=24 scale_jobs=50 scale_rows=100000 idle_seconds=15
+else
+  download_args=() api_slots=72 scale_jobs=200 scale_rows=1000000 idle_seconds=60
+fi
+
+started=$(date +%s)
+step() {  # step NAME COMMAND...: runs it; 0 and 1 (a target missed) are both results
+  local name=$1 code=0
+  shift
+  echo "== $name" >&2
+  "$@" >&2 || code=$?
+  if ((code > 1)); then
+    echo "bench: $name failed (exit $code)" >&2
+    exit 2
+  fi
+}
+step downloads env BENCH_JSON="$results/download.json" "$root/scripts/bench-download.sh" \
+  "${download_args[@]}"
+step "api economy" python3 "$root/scripts/bench_api.py" --bin "$bin" --slots "$api_slots" \
+  --json "$results/api.json"
+step scale python3 "$root/scripts/bench_daemon.py" scale --bin "$bin" --jobs "$scale_jobs" \
+  --rows "$scale_rows" --json "$results/scale.json"
+step idle python3 "$root/scripts/bench_daemon.py" idle --bin "$bin" --jobs 50 \
+  --seconds "$idle_seconds" --json "$results/idle.json"
+
+python3 - "$results" "$(($(date +%s) - started))" "$quick" "${BENCH_MARKDOWN:-}" <<'PY'
+import json, os, sys
+results, elapsed, quick, markdown = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4]
+load = lambda name: json.load(open(os.path.join(results, name + ".json")))
+download, api, scale, idle = load("download"), load("api"), load("scale"), load("idle")
+rows = []  # (figure, value, target, passed)
+for entry in download["sets"].values():
+    what = "%s %s" % (entry["scheme"].upper(), entry["label"])
+    rows.append((what + ": fetch --verify gzip / curl+gzip -t+sha256sum",
+                 "%.2f x (%.1f s vs %.1f s)" % (entry["gzip_ratio"], entry["walls"]["gzip"], entry["walls"]["a"]),
+                 "<= 0.5 x", entry["gzip_ratio"] <= 0.5))
+    rows.append((what + ": fetch --verify size / bare curl",
+                 "%.2f x (%.2f s vs %.2f s)" % (entry["size_ratio"], entry["walls"]["size"], entry["walls"]["b"]),
+                 "<= 1.2 x", entry["size_ratio"] <= 1.2))
+    rss = max(entry["rss_mib"]["gzip"], entry["rss_mib"]["size"])
+    rows.append((what + ": fetch peak RSS", "%.1f MiB" % rss, "< 32 MiB", rss < 32))
+slots = api["slots"]
+rows.append(("API asks per archived slot (%d hourly slots, ready 30-70 min)" % slots,
+             "%.2f vs naive %.2f (%.2f x)" % (api["daemon_calls_per_slot"], api["naive_calls_per_slot"],
+                                             api["calls_ratio"]),
+             "<= 0.5 x naive", api["calls_ratio"] <= 0.5))
+rows.append(("median delay ready -> archived",
+             "%.2f min vs naive %.2f min" % (api["daemon_median_delay_s"] / 60, api["naive_median_delay_s"] / 60),
+             "<= naive", api["daemon_median_delay_s"] <= api["naive_median_delay_s"]))
+what = "%d jobs, %d slots planned, %d historical rows" % (scale["jobs"], scale["planned_slots"],
+                                                         scale["historical_rows"])
+rows.append(("start-up planning (%s)" % what, "%.0f ms" % (scale["planning_s"] * 1000), "< 1000 ms",
+             scale["planning_s"] < 1))
+rows.append(("status, median", "%.0f ms (--json %.0f ms)" % (scale["status_s"] * 1000, scale["status_json_s"] * 1000),
+             "< 200 ms", max(scale["status_s"], scale["status_json_s"]) < 0.2))
+rows.append(("gaps, median (%d gaps)" % scale["gaps_lines"],
+             "%.0f ms (--json %.0f ms)" % (scale["gaps_s"] * 1000, scale["gaps_json_s"] * 1000),
+             "< 200 ms", max(scale["gaps_s"], scale["gaps_json_s"]) < 0.2))
+rows.append(("daemon peak RSS (VmHWM) after planning", "%.1f MiB" % scale["peak_rss_mib"], "< 64 MiB",
+             scale["peak_rss_mib"] < 64))
+rows.append(("idle CPU, %d jobs, nothing due (%.0f s)" % (idle["jobs"], idle["seconds"]),
+             "%.0f ms per minute" % idle["cpu_ms_per_minute"], "< 50 ms/min", idle["cpu_ms_per_minute"] < 50))
+rows.append(("idle wake-ups (context switches)", "%.0f per minute" % idle["wakeups_per_minute"], "", None))
+width = max(len(r[0]) for r in rows)
+vwidth = max(len(r[1]) for r in rows)
+print("\ngio-exporter benchmark%s: %d cores, %s (%d s)" % (
+    " (--quick: smaller sizes)" if quick else "", os.cpu_count(),
+    open("/proc/loadavg").read().split()[0] + " load at the end", elapsed))
+print("%-*s  %-*s  %-15s %s" % (width, "figure", vwidth, "value", "target", ""))
+ok = True
+for figure, value, target, passed in rows:
+    mark = "" if passed is None else ("PASS" if passed else "MISS")
+    ok = ok and passed is not False
+    print("%-*s  %-*s  %-15s %s" % (width, figure, vwidth, value, target, mark))
+if markdown:
+    with open(markdown, "w") as f:
+        f.write("| figure | value | target | |\n|---|---|---|---|\n")
+        for figure, value, target, passed in rows:
+            mark = "" if passed is None else ("met" if passed else "**missed**")
+            f.write("| %s | %s | %s | %s |\n" % (figure, value, target, mark))
+sys.exit(0 if ok else 1)
+PY

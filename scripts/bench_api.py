@@ -1,0 +1,189 @@
+#!/usr/bin/env python3
+"""API economy: how many export-API asks gio-exporter spends per archived hour, against
+a naive poller that asks every 5 minutes from the end of the hour.
+
+Nothing waits in real time. A simulated clock steps from one decision of the daemon to
+the next: at each step `gio-exporter run --once` runs with GIO_EXPORTER_NOW at that
+instant (so it asks exactly the slots whose next_at is due, as the daemon would), and
+the next step is the earliest next_at in its state database or the next slot's planning
+moment, whichever comes first. Readiness is scripted on the fake server by pinning each
+slot's status (RUNNING until its ready time, then FINISHED), so the server's own clock
+plays no part. Each hour is ready 30 to 70 minutes after it ends (uniform, seeded per
+slot). The naive poller is simulated against the same ready times; the daemon's asks are
+counted by the server.
+
+Usage: scripts/bench_api.py --bin build/gio-exporter [--slots 72] [--seed 1] [--json OUT]
+"""
+
+import argparse
+import datetime as dt
+import json
+import os
+import random
+import shutil
+import sqlite3
+import statistics
+import sys
+import tempfile
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
+import harness  # noqa: E402  (the e2e harness: fake server and daemon drivers)
+
+HOUR = dt.timedelta(hours=1)
+NAIVE_EVERY = dt.timedelta(minutes=5)
+# The first simulated hour (UTC); Beijing 08:00, so late hours (23-01) fall inside.
+FIRST_HOUR = dt.datetime(2026, 11, 20, 0, 0, tzinfo=dt.timezone.utc)
+
+
+def ready_times(slots, seed):
+    """Slot name -> when the vendor's export is ready: 30 to 70 minutes after the hour."""
+    times = {}
+    for k in range(slots):
+        start = FIRST_HOUR + k * HOUR
+        name = harness.slot_name(start, "hour")
+        rng = random.Random(f"{seed}/{name}")
+        times[name] = start + HOUR + dt.timedelta(seconds=rng.uniform(30 * 60, 70 * 60))
+    return times
+
+
+def daemon_ready_at(start, ready_after):
+    """When the daemon plans a slot (planner.cpp: ready_after, +20 min for Beijing 23-01)."""
+    ready = start + HOUR + ready_after
+    if start.astimezone(harness.BEIJING).hour in (23, 0, 1):
+        ready += dt.timedelta(minutes=20)
+    return ready
+
+
+def naive(ready):
+    """(asks, archived at) of a poller asking at the end of the hour and every 5 minutes."""
+    result = {}
+    for name, at in ready.items():
+        ask = harness.slot_start(name) + HOUR
+        asks = 1
+        while ask < at:
+            ask += NAIVE_EVERY
+            asks += 1
+        result[name] = (asks, ask)
+    return result
+
+
+def from_unix(seconds):
+    return dt.datetime.fromtimestamp(seconds, dt.timezone.utc)
+
+
+def run(binary, slots, seed, work):
+    ready = ready_times(slots, seed)
+    names = list(ready)
+    start_at = FIRST_HOUR + dt.timedelta(minutes=90)  # before the first slot is ready
+    aux = os.path.join(work, "aux")
+    run_dir = os.path.join(work, "run")
+    os.makedirs(aux)
+    os.makedirs(run_dir)
+    os.environ["GIO_EXPORTER_BIN"] = binary
+    scenario = {"rows": 50, "parts": {"visit": 1},
+                "slots": {name: {"status": "RUNNING"} for name in names}}
+    server = harness.FakeServer(aux, scenario, now=start_at.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    try:
+        # The daemon's own defaults for readiness and polling (ready_after 40m, poll_every
+        # 5m); a 2 h window, so only the simulated hours are ever planned.
+        job = {"name": "bench-hourly", "project": "shop", "kind": "raw", "granularity": "hour",
+               "data_types": "all", "backfill": "2h", "link_expire": "60m"}
+        daemon = harness.Daemon(run_dir, aux, server, [job])
+        ready_after = dt.timedelta(minutes=40)
+        plan_times = sorted(daemon_ready_at(harness.slot_start(n), ready_after) for n in names)
+        pinned = {name: "RUNNING" for name in names}
+        db_path = os.path.join(run_dir, "state.db")
+        now = start_at
+        steps = 0
+        end = FIRST_HOUR + (slots + 6) * HOUR
+        done = {}
+        while now < end:
+            changes = {}
+            for name in names:
+                status = "FINISHED" if ready[name] <= now else "RUNNING"
+                if pinned[name] != status:
+                    pinned[name] = changes[name] = status
+            if changes:
+                server.scenario({"slots": {name: {"status": s} for name, s in changes.items()}})
+            result = daemon.run_once(now=now)
+            steps += 1
+            if result.returncode != 0:
+                raise SystemExit(f"run --once failed at {now}:\n{result.stdout}{result.stderr}")
+            db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+            try:
+                rows = db.execute("SELECT slot, state, next_at, done_at FROM slots").fetchall()
+            finally:
+                db.close()
+            active = [r[2] for r in rows if r[1] in ("pending", "waiting", "downloading")]
+            done = {r[0]: from_unix(r[3]) for r in rows if r[1] == "done"}
+            if all(name in done for name in names):
+                break
+            candidates = [from_unix(min(active))] if active else []
+            candidates += [t for t in plan_times if t > now][:1]
+            if not candidates:
+                break
+            now = max(min(candidates), now + dt.timedelta(seconds=1))
+        stats = server.stats()
+    finally:
+        server.stop()
+
+    missing = [name for name in names if name not in done]
+    if missing:
+        raise SystemExit(f"bench-api: {len(missing)} slot(s) never archived: {missing[:5]}")
+    naive_result = naive(ready)
+    # Asks per slot, as the server counted them (every request naming the slot).
+    per_slot = {key.split("/", 1)[1]: n for key, n in stats["api_calls"].items()}
+    strays = sorted(set(per_slot) - set(names))
+    if strays:
+        raise SystemExit(f"bench-api: the daemon asked for slots outside the run: {strays[:5]}")
+    daemon_calls = sum(per_slot.values())
+    naive_calls = sum(asks for asks, _ in naive_result.values())
+    daemon_delay = [(done[name] - ready[name]).total_seconds() for name in names]
+    naive_delay = [(at - ready[name]).total_seconds() for name, (_, at) in naive_result.items()]
+    return {
+        "slots": slots,
+        "seed": seed,
+        "steps": steps,
+        "daemon_calls_per_slot": daemon_calls / slots,
+        "naive_calls_per_slot": naive_calls / slots,
+        "calls_ratio": daemon_calls / naive_calls,
+        "daemon_median_delay_s": statistics.median(daemon_delay),
+        "naive_median_delay_s": statistics.median(naive_delay),
+        "daemon_max_delay_s": max(daemon_delay),
+        "naive_max_delay_s": max(naive_delay),
+        "api_statuses": stats.get("api_statuses"),
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bin", required=True)
+    parser.add_argument("--slots", type=int, default=72)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--json", help="write the figures here as JSON")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    args = parser.parse_args()
+    work = tempfile.mkdtemp(prefix="gio-bench-api-")
+    try:
+        figures = run(os.path.abspath(args.bin), args.slots, args.seed, work)
+    finally:
+        if args.keep:
+            print(f"kept {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    print(f"api economy, {figures['slots']} hourly slots ready 30-70 min after the hour "
+          f"(seed {figures['seed']}), {figures['steps']} daemon steps")
+    print(f"  gio-exporter: {figures['daemon_calls_per_slot']:.2f} asks per archived slot, "
+          f"median ready->archived {figures['daemon_median_delay_s'] / 60:.2f} min "
+          f"(max {figures['daemon_max_delay_s'] / 60:.1f})")
+    print(f"  naive 5-min poller: {figures['naive_calls_per_slot']:.2f} asks per slot, "
+          f"median {figures['naive_median_delay_s'] / 60:.2f} min "
+          f"(max {figures['naive_max_delay_s'] / 60:.1f})")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(figures, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
