@@ -500,6 +500,29 @@ TEST(HostilePeer, ABodyDrippedByteByByteIsCutByTheTimeout) {
   }
 }
 
+TEST(HostilePeer, ADownloadStillRunningAtItsCapIsCut) {
+  // A byte every 100 ms keeps each read within the 30 s timeout for the whole 20 s of
+  // the body; the download's 1 s cap is what ends it.
+  TestServer server{[](const std::string&, const std::string&) {
+    return Reply{.raw = "HTTP/1.1 200 OK\r\nContent-Length: 200\r\n\r\n",
+                 .drip = std::string(200, 'd'),
+                 .drip_every = 100ms};
+  }};
+  asio::io_context io;
+  Settings settings;
+  settings.timeout = 30s;
+  settings.download_cap = 1s;
+  Client client{io.get_executor(), settings};
+  const auto started = std::chrono::steady_clock::now();
+  VectorSink sink;
+  auto response = run(io, client.download(server.url("/slow"), {}, sink));
+  ASSERT_FALSE(response);
+  EXPECT_EQ(response.error().kind, Failure::timeout) << response.error().message;
+  EXPECT_NE(response.error().message.find("not finished within the cap of 1 s"), std::string::npos)
+      << response.error().message;
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 15s);  // not the 20 s of the drip
+}
+
 TEST(HostilePeer, AnApiAnswerAnnouncingMoreThan64MiBIsRefusedUnread) {
   // The head promises 64 MiB + 1 and then nothing comes: refused at once, not timed out.
   TestServer server{[](const std::string&, const std::string&) {
