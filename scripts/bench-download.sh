@@ -15,7 +15,8 @@
 # Environment: GIO_EXPORTER_BIN (a built binary; default: build/ is built),
 #              BENCH_DIR (default build-bench/; the generated files are cached there),
 #              BENCH_FILES (16), BENCH_PART_MIB (64), BENCH_PARALLEL (4),
-#              BENCH_SCHEMES ("http https"), BENCH_JSON (also write the figures there).
+#              BENCH_SCHEMES ("http https"), BENCH_ROUNDS (3: each figure is the median
+#              of that many rounds), BENCH_JSON (also write the figures there).
 # Exit status: 0 when every target is met, 1 when one is missed, 2 on a failure.
 set -euo pipefail
 
@@ -31,6 +32,7 @@ bench_dir=${BENCH_DIR:-$root/build-bench}
 files=${BENCH_FILES:-$((quick ? 4 : 16))}
 part_mib=${BENCH_PART_MIB:-$((quick ? 8 : 64))}
 parallel=${BENCH_PARALLEL:-4}
+rounds=${BENCH_ROUNDS:-3}
 schemes=${BENCH_SCHEMES:-http https}
 part_bytes=$((part_mib << 20))
 # 64 MiB parts live where earlier versions of this script cached them.
@@ -255,29 +257,39 @@ for scheme in $schemes; do
   big_urls=("$base/$big_name?sign=bench")
   for set in parts big; do
     if [[ $set == parts ]]; then urls=("${part_urls[@]}"); else urls=("${big_urls[@]}"); fi
-    echo "measuring $scheme $set ..." >&2
-    measure "$scheme:$set:a" bash -c "$script_check" check "$run_dir/out" "$curl_ca" "${urls[@]}"
-    measure "$scheme:$set:b" bash -c "$script_curl" curl "$run_dir/out" "$curl_ca" "${urls[@]}"
-    measure "$scheme:$set:gzip" "$bin" "${fetch_config[@]}" fetch "${urls[@]}" \
-      --dir "$run_dir/out" --verify gzip --parallel "$parallel"
-    measure "$scheme:$set:size" "$bin" "${fetch_config[@]}" fetch "${urls[@]}" \
-      --dir "$run_dir/out" --verify size --parallel "$parallel"
+    # Rounds of all four, so that a passing disturbance (the machine's page cache,
+    # another process) touches each method alike; the median round counts.
+    for ((round = 1; round <= rounds; round++)); do
+      echo "measuring $scheme $set, round $round of $rounds ..." >&2
+      measure "$scheme:$set:a" bash -c "$script_check" check "$run_dir/out" "$curl_ca" "${urls[@]}"
+      measure "$scheme:$set:b" bash -c "$script_curl" curl "$run_dir/out" "$curl_ca" "${urls[@]}"
+      measure "$scheme:$set:gzip" "$bin" "${fetch_config[@]}" fetch "${urls[@]}" \
+        --dir "$run_dir/out" --verify gzip --parallel "$parallel"
+      measure "$scheme:$set:size" "$bin" "${fetch_config[@]}" fetch "${urls[@]}" \
+        --dir "$run_dir/out" --verify size --parallel "$parallel"
+    done
   done
 done
 
 # ---------------------------------------------------------------------------
-python3 - "$files" "$(nproc)" "$parts_bytes" "$big_bytes" "${BENCH_JSON:-}" "${results[@]}" <<'PY'
-import json, sys
-files, cores, parts_bytes, big_bytes, json_path = sys.argv[1:6]
-raw = sys.argv[6:]
-figures = {raw[i]: (float(raw[i + 1]), int(raw[i + 2]) / 1024) for i in range(0, len(raw), 3)}
+python3 - "$files" "$(nproc)" "$parts_bytes" "$big_bytes" "${BENCH_JSON:-}" "$rounds" \
+  "${results[@]}" <<'PY'
+import json, statistics, sys
+files, cores, parts_bytes, big_bytes, json_path, round_count = sys.argv[1:7]
+raw = sys.argv[7:]
+# Per label: the median wall over the rounds and the largest peak RSS.
+rounds = {}
+for i in range(0, len(raw), 3):
+    rounds.setdefault(raw[i], []).append((float(raw[i + 1]), int(raw[i + 2]) / 1024))
+figures = {label: (statistics.median(w for w, _ in runs), max(r for _, r in runs))
+           for label, runs in rounds.items()}
 schemes = sorted({label.split(":")[0] for label in figures}, key=lambda s: s != "http")
 mib = lambda n: int(n) / (1 << 20)
 sets = [("parts", "%s x %.0f MiB" % (files, mib(parts_bytes) / int(files))),
         ("big", "1 x %.0f MiB" % mib(big_bytes))]
 names = [("a", "curl + gzip -t + sha256sum"), ("b", "curl only"),
          ("gzip", "fetch --verify gzip"), ("size", "fetch --verify size")]
-print("\ndownload benchmark, nginx on loopback, %s cores" % cores)
+print("\ndownload benchmark, nginx on loopback, %s cores, median of %s rounds" % (cores, round_count))
 print("%-6s %-14s %-28s %8s %11s %9s" % ("scheme", "files", "method", "wall s", "ratio", "RSS MiB"))
 summary = {}
 for scheme in schemes:
