@@ -32,8 +32,9 @@ commands:
                            re-read archived partitions against their manifests (size,
                            sha256, gzip); exit 2 on damage; --repair queues damaged
                            slots still inside the vendor's 15-day retention
-  fetch URL... --dir DIR [--verify gzip|size] [--parallel N]
-                           download links through the daemon's download-and-verify path
+  fetch URL... --dir DIR [--verify gzip|size] [--inflate isal|zlib] [--parallel N]
+                           download links through the daemon's download-and-verify path;
+                           --inflate picks the gzip library (default: the fastest built)
   version                  version of gio-exporter and its libraries
 
 options:
@@ -162,6 +163,7 @@ int dispatch(int argc, char** argv) {
   if (command == "fetch") {
     const auto dir = take_value("--dir");
     const auto verify = take_value("--verify");
+    const auto inflate = take_value("--inflate");
     const auto parallel = take_value("--parallel");
     if (!missing_value.empty()) {
       return usage_error(missing_value + " needs a value");
@@ -174,6 +176,15 @@ int dispatch(int argc, char** argv) {
       mode = archive::VerifyMode::size;
     } else if (verify && *verify != "gzip") {
       return usage_error("--verify takes gzip or size");
+    }
+    archive::Inflater inflater = archive::best_inflater();
+    if (inflate && (*inflate == "isal" || *inflate == "zlib")) {
+      inflater = *inflate == "isal" ? archive::Inflater::isal : archive::Inflater::zlib;
+      if (!archive::available(inflater)) {
+        return usage_error("--inflate isal: this build has no ISA-L (libisal-dev)");
+      }
+    } else if (inflate) {
+      return usage_error("--inflate takes isal or zlib");
     }
     int parallel_count = 4;
     if (parallel) {
@@ -199,7 +210,7 @@ int dispatch(int argc, char** argv) {
       }
       http = config->http;
     }
-    return fetch(rest, *dir, mode, parallel_count, http);
+    return fetch(rest, *dir, mode, inflater, parallel_count, http);
   }
 
   if (command == "run" || command == "status" || command == "gaps") {

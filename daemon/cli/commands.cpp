@@ -57,9 +57,10 @@ int check_config(const std::filesystem::path& path) {
 }
 
 int fetch(const std::vector<std::string>& urls, const std::filesystem::path& dir,
-          archive::VerifyMode mode, int parallel, const config::HttpSettings& http) {
+          archive::VerifyMode mode, archive::Inflater inflater, int parallel,
+          const config::HttpSettings& http) {
   spdlog::set_default_logger(spdlog::stderr_color_mt("fetch"));
-  return download::run_fetch(urls, dir, mode, parallel, http_settings(http));
+  return download::run_fetch(urls, dir, mode, inflater, parallel, http_settings(http));
 }
 
 int version() {
@@ -71,7 +72,8 @@ int version() {
             << "\n"
             << "  sqlite " << sqlite3_libversion() << "\n"
             << "  " << OpenSSL_version(OPENSSL_VERSION) << "\n"
-            << "  zlib " << zlibVersion() << "\n";
+            << "  zlib " << zlibVersion() << "\n"
+            << "  gzip verification: " << archive::to_string(archive::best_inflater()) << "\n";
   return 0;
 }
 

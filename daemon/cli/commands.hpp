@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "archive/checksums.hpp"
 #include "archive/verify_mode.hpp"
 #include "config/config.hpp"
 #include "slot/slot.hpp"
@@ -27,7 +28,8 @@ int check_config(const std::filesystem::path& path);
 int status(const config::Config& config, bool json);
 int gaps(const config::Config& config, const std::optional<std::string>& job, bool json);
 int fetch(const std::vector<std::string>& urls, const std::filesystem::path& dir,
-          archive::VerifyMode mode, int parallel, const config::HttpSettings& http);
+          archive::VerifyMode mode, archive::Inflater inflater, int parallel,
+          const config::HttpSettings& http);
 int version();
 // backfill --job J --from S --to S [--force] [--dry-run]; 1 for a bad slot or range.
 int backfill(const config::Config& config, const config::Job& job, std::string_view from,

@@ -72,13 +72,14 @@ struct Problem {
 // the chains' checkers is touched on the loop thread only.
 class Verifier : public std::enable_shared_from_this<Verifier> {
  public:
+  // `inflater` checks the gzip stream; without one only the hash chain runs.
   Verifier(asio::any_io_executor loop, asio::thread_pool& pool, std::shared_ptr<archive::Fd> fd,
-           bool gzip)
+           std::optional<archive::Inflater> inflater)
       : loop_(std::move(loop)), pool_(pool), fd_(std::move(fd)), wake_(loop_) {
     chains_[0].active = true;
-    chains_[1].active = gzip;
-    if (gzip) {
-      gzip_ = std::make_unique<archive::GzipChecker>();
+    chains_[1].active = inflater.has_value();
+    if (inflater) {
+      gzip_ = std::make_unique<archive::GzipChecker>(*inflater);
     }
   }
 
@@ -312,8 +313,9 @@ std::string_view to_string(Failure failure) {
   return "unknown";
 }
 
-Downloader::Downloader(http::Client& client, asio::thread_pool& verify_pool)
-    : client_(client), verify_pool_(verify_pool) {}
+Downloader::Downloader(http::Client& client, asio::thread_pool& verify_pool,
+                       archive::Inflater inflater)
+    : client_(client), verify_pool_(verify_pool), inflater_(inflater) {}
 
 asio::awaitable<boost::system::result<VerifiedFile, Error>> Downloader::fetch(
     std::string url, std::filesystem::path staging_dir, archive::VerifyMode mode) {
@@ -343,8 +345,9 @@ asio::awaitable<boost::system::result<VerifiedFile, Error>> Downloader::fetch(
   StagingPath staging{path};
 
   const auto executor = co_await asio::this_coro::executor;
-  auto verifier =
-      std::make_shared<Verifier>(executor, verify_pool_, fd, mode == archive::VerifyMode::gzip);
+  auto verifier = std::make_shared<Verifier>(
+      executor, verify_pool_, fd,
+      mode == archive::VerifyMode::gzip ? std::optional{inflater_} : std::nullopt);
   // Whatever way this coroutine ends, checks still queued on the pool stop there.
   struct Abandon {
     Verifier& verifier;

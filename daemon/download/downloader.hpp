@@ -13,6 +13,7 @@
 #include <string>
 #include <string_view>
 
+#include "archive/checksums.hpp"
 #include "archive/verify_mode.hpp"
 #include "http/client.hpp"
 
@@ -43,8 +44,10 @@ struct Error {
 
 class Downloader {
  public:
-  // verify_pool: threads that inflate and hash, so that the event loop only moves bytes.
-  Downloader(http::Client& client, boost::asio::thread_pool& verify_pool);
+  // verify_pool: threads that inflate and hash, so that the event loop only moves bytes;
+  // inflater: the library that checks gzip streams.
+  Downloader(http::Client& client, boost::asio::thread_pool& verify_pool,
+             archive::Inflater inflater = archive::best_inflater());
 
   // Streams `url` into a new file inside `staging_dir` (created if missing), computing its
   // sha256 and, in gzip mode, inflating it to the end of the gzip stream (several members
@@ -56,6 +59,7 @@ class Downloader {
  private:
   http::Client& client_;
   boost::asio::thread_pool& verify_pool_;
+  archive::Inflater inflater_;
 };
 
 }  // namespace gio::download

@@ -43,7 +43,7 @@ void sync_folder(const std::filesystem::path& dir) {
 }  // namespace
 
 int run_fetch(std::vector<std::string> urls, std::filesystem::path dir, archive::VerifyMode mode,
-              int parallel, http::Settings settings) {
+              archive::Inflater inflater, int parallel, http::Settings settings) {
   std::error_code dir_error;
   std::filesystem::create_directories(dir, dir_error);
   if (dir_error) {
@@ -68,7 +68,7 @@ int run_fetch(std::vector<std::string> urls, std::filesystem::path dir, archive:
     std::cerr << "gio-exporter: " << error.what() << "\n";
     return 1;
   }
-  Downloader downloader{*client, verify_pool};
+  Downloader downloader{*client, verify_pool, inflater};
 
   std::size_t next = 0;
   std::size_t verified = 0;

@@ -1,6 +1,7 @@
 #pragma once
 
-// `gio-exporter fetch URL... --dir DIR [--verify gzip|size] [--parallel N]`: download
+// `gio-exporter fetch URL... --dir DIR [--verify gzip|size] [--inflate isal|zlib]
+// [--parallel N]`: download
 // links through the daemon's own download-and-verify path (for checking a network, a
 // proxy or a CA setup, and for benchmarks).
 
@@ -9,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "archive/checksums.hpp"
 #include "archive/verify_mode.hpp"
 #include "http/client.hpp"
 
@@ -17,8 +19,8 @@ namespace gio::download {
 // Fetches every URL (at most `parallel` at once) into DIR/.staging, then renames each
 // verified file into DIR under the name the archive would give it. Prints one line per URL to
 // stdout, "OK name bytes sha256" or "FAILED redacted-url: reason". Returns 0 when every
-// file was verified, 1 otherwise.
+// file was verified, 1 otherwise. `inflater` checks gzip streams.
 int run_fetch(std::vector<std::string> urls, std::filesystem::path dir, archive::VerifyMode mode,
-              int parallel, http::Settings settings);
+              archive::Inflater inflater, int parallel, http::Settings settings);
 
 }  // namespace gio::download

@@ -11,6 +11,7 @@
 #include <iterator>
 #include <set>
 
+#include "archive/checksums.hpp"
 #include "archive/scrub.hpp"
 #include "support/temp_dir.hpp"
 
@@ -921,6 +922,128 @@ TEST_F(ScrubTest, ReadsLargePartsInBoundedBlocks) {
   archive("visit", {{"big.csv.gz", gzip_of(big)}});
   const PartitionScrub result = scrub();
   EXPECT_TRUE(result.intact());
+}
+
+// --- gzip checking, with every inflater this build has --------------------------------
+
+class GzipCheck : public ::testing::TestWithParam<Inflater> {
+ protected:
+  // Feeds `data` in pieces of `piece` bytes: the problem found, or "" and whether the
+  // stream ended exactly at the end of a member.
+  std::pair<std::string, bool> check(std::string_view data, std::size_t piece = 1 << 20) {
+    GzipChecker checker{GetParam()};
+    for (std::size_t at = 0; at < data.size(); at += piece) {
+      const std::size_t size = std::min(piece, data.size() - at);
+      if (auto problem = checker.feed(data.data() + at, size, at)) {
+        return {*problem, false};
+      }
+    }
+    return {"", checker.complete()};
+  }
+
+  // About 3 MiB of CSV-like text (deflate blocks of every kind, a long history).
+  static std::string rows(int seed) {
+    std::string text;
+    std::uint32_t x = static_cast<std::uint32_t>(seed);
+    for (int i = 0; i < 60'000; ++i) {
+      x = x * 1664525 + 1013904223;
+      text += "ai,u" + std::to_string(x % 5000) + ",s" + std::to_string(x >> 20) +
+              ",1700000000000,page,/product/" + std::to_string(x % 977) + "\n";
+    }
+    return text;
+  }
+};
+
+std::vector<Inflater> inflaters() {
+  std::vector<Inflater> out{Inflater::zlib};
+  if (available(Inflater::isal)) {
+    out.push_back(Inflater::isal);
+  }
+  return out;
+}
+
+INSTANTIATE_TEST_SUITE_P(Inflaters, GzipCheck, ::testing::ValuesIn(inflaters()),
+                         [](const auto& param) { return std::string{to_string(param.param)}; });
+
+TEST(Inflater, TheBestOneIsAvailableAndZlibAlwaysIs) {
+  EXPECT_TRUE(available(Inflater::zlib));
+  EXPECT_TRUE(available(best_inflater()));
+  if (!available(Inflater::isal)) {
+    EXPECT_THROW(GzipChecker{Inflater::isal}, std::invalid_argument);
+  }
+}
+
+TEST_P(GzipCheck, AWholeMemberIsComplete) {
+  const std::string gz = gzip_of(rows(1));
+  EXPECT_EQ(check(gz), std::make_pair(std::string{}, true));
+  EXPECT_EQ(check(gzip_of("")), std::make_pair(std::string{}, true));
+}
+
+TEST_P(GzipCheck, ConcatenatedMembersAreCompleteHoweverTheBytesAreSplit) {
+  const std::string gz = gzip_of(rows(1)) + gzip_of("x") + gzip_of(rows(2)) + gzip_of("");
+  for (const std::size_t piece :
+       {std::size_t{1}, std::size_t{7}, std::size_t{4096}, std::size_t{65'537}, gz.size()}) {
+    EXPECT_EQ(check(gz, piece), std::make_pair(std::string{}, true)) << "pieces of " << piece;
+  }
+}
+
+TEST_P(GzipCheck, ACutStreamIsIncompleteWhereverItIsCut) {
+  const std::string gz = gzip_of(rows(3)) + gzip_of(rows(4));
+  const std::size_t first = gzip_of(rows(3)).size();
+  for (const std::size_t cut : {std::size_t{0}, std::size_t{5}, std::size_t{11}, first / 2,
+                                first - 8, first - 1, first + 3, gz.size() - 4, gz.size() - 1}) {
+    EXPECT_EQ(check(std::string_view{gz}.substr(0, cut)), std::make_pair(std::string{}, false))
+        << "cut at " << cut;
+  }
+}
+
+TEST_P(GzipCheck, AWrongCrcOrLengthIsFound) {
+  const std::string gz = gzip_of(rows(5));
+  for (const std::size_t from_end :
+       {std::size_t{8}, std::size_t{5}, std::size_t{4}, std::size_t{1}}) {
+    std::string bad = gz;
+    bad[bad.size() - from_end] = static_cast<char>(bad[bad.size() - from_end] ^ 0x40);
+    const auto [problem, complete] = check(bad);
+    EXPECT_NE(problem.find("not a valid gzip stream near byte"), std::string::npos)
+        << "byte " << from_end << " from the end: " << problem;
+    EXPECT_FALSE(complete);
+  }
+}
+
+TEST_P(GzipCheck, DamagedDeflateDataIsFound) {
+  const std::string gz = gzip_of(rows(6));
+  std::string bad = gz;
+  for (std::size_t at = 100; at < bad.size() - 100; at += 997) {
+    bad[at] = static_cast<char>(bad[at] ^ 0x5a);
+  }
+  const auto [problem, complete] = check(bad);
+  EXPECT_NE(problem.find("not a valid gzip stream near byte"), std::string::npos) << problem;
+  EXPECT_FALSE(complete);
+}
+
+TEST_P(GzipCheck, ReservedHeaderFlagsAreRefused) {
+  // RFC 1952: a decompressor must refuse a member whose reserved FLG bits are set.
+  const std::string good = gzip_of("visit,1\n");
+  for (const std::size_t piece : {std::size_t{1}, std::size_t{3}, good.size()}) {
+    for (const int bit : {0x20, 0x40, 0x80}) {
+      std::string bad = good + good;
+      bad[good.size() + 3] = static_cast<char>(bad[good.size() + 3] | bit);
+      const auto [problem, complete] = check(bad, piece);
+      EXPECT_NE(problem.find("header flags"), std::string::npos)
+          << "bit " << bit << ", pieces of " << piece << ": " << problem;
+    }
+  }
+}
+
+TEST_P(GzipCheck, BytesAfterAMemberMustBeAnotherMember) {
+  const std::string gz = gzip_of(rows(7));
+  for (const std::string& tail :
+       {std::string{"garbage!"}, std::string(512, '\0'), std::string{"\x1f\x8b\x07"}}) {
+    const auto [problem, complete] = check(gz + tail + std::string(64, 'x'));
+    EXPECT_NE(problem, "") << "after " << tail.size() << " bytes";
+    EXPECT_FALSE(complete);
+  }
+  EXPECT_NE(check("plain text, not gzip at all").first, "");
 }
 
 }  // namespace

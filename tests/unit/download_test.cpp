@@ -349,8 +349,8 @@ TEST_F(Download, RunFetchPrintsOneLinePerUrlAndPublishesVerifiedFiles) {
   const fs::path out = dir_ / "out";
 
   ::testing::internal::CaptureStdout();
-  const int all_good =
-      run_fetch({server.url("/good.csv.gz?sign=SECRET")}, out, VerifyMode::gzip, 4, settings_);
+  const int all_good = run_fetch({server.url("/good.csv.gz?sign=SECRET")}, out, VerifyMode::gzip,
+                                 archive::best_inflater(), 4, settings_);
   const std::string printed = ::testing::internal::GetCapturedStdout();
   EXPECT_EQ(all_good, 0);
   EXPECT_EQ(printed,
@@ -361,7 +361,7 @@ TEST_F(Download, RunFetchPrintsOneLinePerUrlAndPublishesVerifiedFiles) {
   ::testing::internal::CaptureStdout();
   const int mixed =
       run_fetch({server.url("/missing.csv.gz?sign=SECRET"), server.url("/good.csv.gz?again")}, out,
-                VerifyMode::gzip, 1, settings_);
+                VerifyMode::gzip, archive::best_inflater(), 1, settings_);
   const std::string lines = ::testing::internal::GetCapturedStdout();
   EXPECT_EQ(mixed, 1);
   EXPECT_NE(lines.find("FAILED " + server.url("/missing.csv.gz") + ": link_rejected: "),
