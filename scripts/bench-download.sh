@@ -7,7 +7,8 @@
 #   (a) per file: curl -s -o, then gzip -t, then sha256sum (sequential)
 #   (b) bare curl -s -o of every file (sequential)
 #   gio-exporter fetch --verify gzip and --verify size (parallel 4; over HTTPS it trusts
-#   the CA through a config's http.ca_file, curl through --cacert)
+#   the CA through a config's http.ca_file, curl through --cacert); when the binary
+#   inflates with ISA-L, --verify gzip once more with --inflate zlib, its fallback
 # for 16 files of 64 MiB and for one 1 GiB file, with wall times and peak RSS.
 # Targets: gzip mode <= 0.5 x (a); size mode <= 1.2 x (b); peak RSS of fetch < 32 MiB.
 #
@@ -52,6 +53,11 @@ if [[ -z $bin ]]; then
   fi
   cmake --build "$root/build" --target gio-exporter
   bin=$root/build/gio-exporter
+fi
+# A binary that inflates with ISA-L is measured with its zlib fallback too.
+zlib_too=0
+if "$bin" version | grep -q 'gzip verification: isal'; then
+  zlib_too=1
 fi
 
 # ---------------------------------------------------------------------------
@@ -265,6 +271,10 @@ for scheme in $schemes; do
       measure "$scheme:$set:b" bash -c "$script_curl" curl "$run_dir/out" "$curl_ca" "${urls[@]}"
       measure "$scheme:$set:gzip" "$bin" "${fetch_config[@]}" fetch "${urls[@]}" \
         --dir "$run_dir/out" --verify gzip --parallel "$parallel"
+      if ((zlib_too)); then
+        measure "$scheme:$set:zlib" "$bin" "${fetch_config[@]}" fetch "${urls[@]}" \
+          --dir "$run_dir/out" --verify gzip --inflate zlib --parallel "$parallel"
+      fi
       measure "$scheme:$set:size" "$bin" "${fetch_config[@]}" fetch "${urls[@]}" \
         --dir "$run_dir/out" --verify size --parallel "$parallel"
     done
@@ -288,7 +298,9 @@ mib = lambda n: int(n) / (1 << 20)
 sets = [("parts", "%s x %.0f MiB" % (files, mib(parts_bytes) / int(files))),
         ("big", "1 x %.0f MiB" % mib(big_bytes))]
 names = [("a", "curl + gzip -t + sha256sum"), ("b", "curl only"),
-         ("gzip", "fetch --verify gzip"), ("size", "fetch --verify size")]
+         ("gzip", "fetch --verify gzip"), ("zlib", "fetch --verify gzip, zlib"),
+         ("size", "fetch --verify size")]
+names = [(m, name) for m, name in names if any(label.endswith(":" + m) for label in figures)]
 print("\ndownload benchmark, nginx on loopback, %s cores, median of %s rounds" % (cores, round_count))
 print("%-6s %-14s %-28s %8s %11s %9s" % ("scheme", "files", "method", "wall s", "ratio", "RSS MiB"))
 summary = {}
@@ -298,23 +310,29 @@ for scheme in schemes:
         rsses = {m: figures["%s:%s:%s" % (scheme, key, m)][1] for m, _ in names}
         for m, name in names:
             ratio = ""
-            if m == "gzip":
-                ratio = "%.2f x (a)" % (walls["gzip"] / walls["a"])
+            if m in ("gzip", "zlib"):
+                ratio = "%.2f x (a)" % (walls[m] / walls["a"])
             if m == "size":
                 ratio = "%.2f x (b)" % (walls["size"] / walls["b"])
             print("%-6s %-14s %-28s %8.2f %11s %9.1f" % (scheme, label, name, walls[m], ratio, rsses[m]))
         summary["%s_%s" % (scheme, key)] = {
             "scheme": scheme, "label": label, "walls": walls, "rss_mib": rsses,
             "gzip_ratio": walls["gzip"] / walls["a"], "size_ratio": walls["size"] / walls["b"]}
+        summary["%s_%s" % (scheme, key)]["fetch_rss_mib"] = max(
+            rsses[m] for m in ("gzip", "zlib", "size") if m in rsses)
+        if "zlib" in walls:
+            summary["%s_%s" % (scheme, key)]["zlib_ratio"] = walls["zlib"] / walls["a"]
 ok = True
 print("\ntargets")
 for entry in summary.values():
-    checks = [("gzip mode <= 0.5 x (a)", entry["gzip_ratio"] <= 0.5),
-              ("size mode <= 1.2 x (b)", entry["size_ratio"] <= 1.2),
-              ("fetch peak RSS < 32 MiB", max(entry["rss_mib"]["gzip"], entry["rss_mib"]["size"]) < 32)]
+    checks = [("gzip mode <= 0.5 x (a)", entry["gzip_ratio"] <= 0.5)]
+    if "zlib_ratio" in entry:
+        checks += [("gzip mode, zlib <= 0.5 x (a)", entry["zlib_ratio"] <= 0.5)]
+    checks += [("size mode <= 1.2 x (b)", entry["size_ratio"] <= 1.2),
+               ("fetch peak RSS < 32 MiB", entry["fetch_rss_mib"] < 32)]
     for check, passed in checks:
         ok = ok and passed
-        print("  %-6s %-16s %-26s %s" % (entry["scheme"], entry["label"], check,
+        print("  %-6s %-16s %-30s %s" % (entry["scheme"], entry["label"], check,
                                           "PASS" if passed else "FAIL"))
 if json_path:
     with open(json_path, "w") as f:

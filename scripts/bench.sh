@@ -83,10 +83,14 @@ for entry in download["sets"].values():
     rows.append((what + ": fetch --verify gzip / curl+gzip -t+sha256sum",
                  "%.2f x (%.1f s vs %.1f s)" % (entry["gzip_ratio"], entry["walls"]["gzip"], entry["walls"]["a"]),
                  "<= 0.5 x", entry["gzip_ratio"] <= 0.5))
+    if "zlib_ratio" in entry:  # the binary has ISA-L: its zlib fallback, measured too
+        rows.append((what + ": the same with --inflate zlib",
+                     "%.2f x (%.1f s)" % (entry["zlib_ratio"], entry["walls"]["zlib"]),
+                     "<= 0.5 x", entry["zlib_ratio"] <= 0.5))
     rows.append((what + ": fetch --verify size / bare curl",
                  "%.2f x (%.2f s vs %.2f s)" % (entry["size_ratio"], entry["walls"]["size"], entry["walls"]["b"]),
                  "<= 1.2 x", entry["size_ratio"] <= 1.2))
-    rss = max(entry["rss_mib"]["gzip"], entry["rss_mib"]["size"])
+    rss = entry["fetch_rss_mib"]
     rows.append((what + ": fetch peak RSS", "%.1f MiB" % rss, "< 32 MiB", rss < 32))
 slots = api["slots"]
 rows.append(("API asks per archived slot (%d hourly slots, ready 30-70 min)" % slots,
