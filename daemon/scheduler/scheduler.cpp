@@ -281,7 +281,7 @@ void Scheduler::watch_retention(Instant now) {
   }
   next_retention_watch_ = steady_now + kRetentionWatchEvery;
   const Generation& generation = *generation_;
-  // After an outage thousands of slots can come at risk at once: their notices are
+  // After an outage thousands of slots can come at risk or be lost at once: they are
   // stored in one commit (one each kept the loop busy for half a minute with 200 jobs),
   // and announced after it.
   std::vector<state::SlotRecord> lost;
@@ -293,16 +293,18 @@ void Scheduler::watch_retention(Instant now) {
       continue;  // its worker decides; a download under way may still finish in time
     }
     const Instant lost_at = record.start + kRetention;
-    if (now >= lost_at) {
-      lost.push_back(std::move(record));
-      continue;
-    }
+    const bool gone = now >= lost_at;
     const int notice = now >= lost_at - kAtRisk24h ? kNoticeAtRisk24h : kNoticeAtRisk72h;
-    if ((record.notices & notice) != 0) {
-      continue;
+    if (!gone && (record.notices & notice) != 0) {
+      continue;  // this warning was given already
     }
     if (!batch) {
       batch.emplace(store_);
+    }
+    if (gone) {
+      store_lost(record, now);
+      lost.push_back(std::move(record));
+      continue;
     }
     store_.update(record.job, record.slot,
                   {.state = record.state,
@@ -315,7 +317,7 @@ void Scheduler::watch_retention(Instant now) {
     batch->commit();
   }
   for (const state::SlotRecord& record : lost) {
-    mark_lost(record, now);
+    announce_lost(record);
   }
   for (const state::SlotRecord& record : at_risk) {
     const Instant lost_at = record.start + kRetention;
@@ -828,11 +830,19 @@ bool Scheduler::downloads_paused() {
 }
 
 void Scheduler::mark_lost(const state::SlotRecord& record, Instant now) {
+  store_lost(record, now);
+  announce_lost(record);
+}
+
+void Scheduler::store_lost(const state::SlotRecord& record, Instant now) {
   store_.update(record.job, record.slot,
                 {.state = state::SlotState::lost,
                  .next_at = now,
                  .last_error = "the vendor's 15-day retention has passed"},
                 now);
+}
+
+void Scheduler::announce_lost(const state::SlotRecord& record) {
   count(metrics::kSlotsLost, record.job);
   spdlog::error("event=slot_lost job={} slot={} state={} reason=\"retention passed; last: {}\"",
                 record.job, record.slot, to_string(record.state),

@@ -123,8 +123,12 @@ class Scheduler {
                      std::uint64_t bytes);
   // Adds to one of the job's counters (metrics/exporter_metrics.hpp).
   void count(std::string_view counter, const std::string& job, double by = 1);
-  // The vendor's retention passed: recorded as lost, and logged as event=slot_lost.
+  // The vendor's retention passed: recorded as lost (store_lost), then counted and
+  // logged as event=slot_lost (announce_lost). watch_retention stores many in one
+  // commit and announces them once it is in.
   void mark_lost(const state::SlotRecord& record, Instant now);
+  void store_lost(const state::SlotRecord& record, Instant now);
+  void announce_lost(const state::SlotRecord& record);
   // The slot needs a person (or `retry`): recorded, and logged as event=slot_failed.
   void fail_slot(const config::Job& job, const Slot& slot, const std::string& reason,
                  bool count_attempt);
