@@ -1,9 +1,13 @@
 #pragma once
 
 // The scheduler composes the other modules: it plans each job's slots into the state
-// store, and runs one coroutine per due slot that asks the API, polls, downloads and
-// archives, recording every step before acting on it. It also watches the vendor's
-// retention: slots close to loss are warned about, and slots past it marked lost.
+// store, runs one pass of slot work (work/) per due slot, and turns each pass's outcome
+// into the slot's state, event line, metrics and hook (settle.cpp). It also watches the
+// vendor's retention: slots close to loss are warned about, and slots past it marked lost.
+//
+//   scheduler.cpp  the loop: reload, run, run_once, start_due_work
+//   planning.cpp   planning slots into the store, and the retention watch
+//   settle.cpp     one pass on one slot and what its outcome records
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -20,10 +24,12 @@
 #include "config/config.hpp"
 #include "download/downloader.hpp"
 #include "metrics/registry.hpp"
-#include "scheduler/async.hpp"
+#include "async/async.hpp"
 #include "scheduler/hooks.hpp"
 #include "slot/slot.hpp"
 #include "state/state_store.hpp"
+#include "work/downloads.hpp"
+#include "work/outcome.hpp"
 
 namespace gio::scheduler {
 
@@ -33,7 +39,7 @@ namespace gio::scheduler {
 std::vector<std::string> restart_only_changes(const config::Config& running,
                                               const config::Config& next);
 
-class Scheduler {
+class Scheduler final : private work::DownloadObserver {
  public:
   // `metrics` must have the families of metrics::declare_exporter_metrics.
   Scheduler(boost::asio::any_io_executor executor, std::shared_ptr<const config::Config> config,
@@ -68,14 +74,7 @@ class Scheduler {
   // One loaded config and the API clients built from it. A worker holds the generation
   // it started under, so a reload never pulls a job or a project's client from under it.
   struct Generation;
-
-  enum class DownloadResult { done, links_expired, retry_later, failed };
-  struct SlotDownload {
-    DownloadResult result = DownloadResult::done;
-    std::string error;
-    std::size_t files = 0;
-    std::uint64_t bytes = 0;
-  };
+  class StoredLedger;
 
   // Plans every job's ready slots; returns the new ones by job (first, last, count).
   struct Planned {
@@ -93,34 +92,25 @@ class Scheduler {
   void watch_retention(Instant now);
   // Notices when another process (backfill, retry, verify --repair) changed the queue.
   bool queue_changed_elsewhere();
+
+  // One pass on one slot: the checks only the scheduler can make (retention, give-up),
+  // then the pass of the job's kind (work/), then settle().
   boost::asio::awaitable<void> process(std::shared_ptr<const Generation> generation,
                                        state::SlotRecord record);
-  // The chart-job part of process(): every chart id of the slot asked and archived.
-  boost::asio::awaitable<void> process_chart(const Generation& generation, const config::Job& job,
-                                             const Slot& slot, const state::SlotRecord& record);
-  // A user-list job (resource: segmentations | tags): every list id asked; the done
-  // ones downloaded through download_slot. True when links expired mid-download and
-  // the lists should be asked again at once.
-  boost::asio::awaitable<bool> process_user_lists(const Generation& generation,
-                                                  const config::Job& job, const Slot& slot,
-                                                  state::SlotRecord& record);
-  boost::asio::awaitable<SlotDownload> download_slot(const config::Job& job, const Slot& slot,
-                                                     const api::RawExport& answer);
+  // The one place where a pass's outcome becomes the slot's state, its event line, its
+  // metrics and its hook. `counted`: the pass already counted its attempt (it recorded
+  // the slot as downloading).
+  void settle(const config::Job& job, const Slot& slot, const state::SlotRecord& record,
+              const work::Outcome& outcome, bool counted);
   // Records an answer that means "not yet" (RUNNING, NOT_EXISTS, doing): polled again
   // after poll_every; event=slot_waiting the first time only, and NOT_EXISTS past the
   // job's grace warned about once.
   void keep_waiting(const config::Job& job, const Slot& slot, const state::SlotRecord& record,
-                    const std::string& api_status, bool count_attempt, std::string_view detail);
-  // A part could not be written locally (disk full, I/O error): downloads pause for a
-  // while, logged once, instead of every slot failing its parts in turn.
-  void pause_downloads(const std::string& reason, std::chrono::seconds pause);
-  bool downloads_paused();
+                    const work::Wait& wait, bool count_attempt);
   // Runs the job's hook for `event` (slot_done, slot_failed, slot_at_risk), if it has
   // one, with the slot's details and `extra` in its environment.
   void run_hook(const config::Job& job, std::string_view event, const std::string& slot_name,
                 Instant slot_start, HookVariables extra);
-  void run_done_hook(const config::Job& job, const Slot& slot, std::size_t files,
-                     std::uint64_t bytes);
   // Adds to one of the job's counters (metrics/exporter_metrics.hpp).
   void count(std::string_view counter, const std::string& job, double by = 1);
   // The vendor's retention passed: recorded as lost (store_lost), then counted and
@@ -133,15 +123,20 @@ class Scheduler {
   void fail_slot(const config::Job& job, const Slot& slot, const std::string& reason,
                  bool count_attempt);
   void retry_later(const config::Job& job, const state::SlotRecord& record,
-                   const std::string& error, std::optional<std::chrono::seconds> retry_after,
-                   bool count_attempt);
+                   const work::Retry& retry, bool count_attempt);
+
+  // work::DownloadObserver: what downloads tell the log.
+  void paused(const std::string& reason, std::chrono::seconds pause) override;
+  void resumed(const config::Job& job, const Slot& slot) override;
+  void part_failed(const config::Job& job, const Slot& slot, std::string_view name, int attempt,
+                   int tries, const std::string& error) override;
+  void links_expired(const config::Job& job, const Slot& slot) override;
 
   boost::asio::any_io_executor executor_;
   const Clock& clock_;
   state::StateStore& store_;
   archive::Archive& archive_;
   http::Client& http_;
-  download::Downloader& downloader_;
   metrics::Registry& metrics_;
   std::unique_ptr<api::CodeCache> codes_;  // signed codes, in store_
   std::shared_ptr<const Generation> generation_;
@@ -150,16 +145,20 @@ class Scheduler {
   std::chrono::steady_clock::time_point alive_at_ = std::chrono::steady_clock::now();
   std::int64_t data_version_ = 0;  // the store's, when last looked at
   std::chrono::steady_clock::time_point next_retention_watch_{};
-  // Set while local write failures pause downloads: until when, and why (logged once).
-  std::chrono::steady_clock::time_point downloads_paused_until_{};
-  std::string downloads_paused_reason_;
   // Slots whose failure could not even be recorded, held back until then (steady time).
   std::map<std::string, std::chrono::steady_clock::time_point> cool_down_;
-  Semaphore downloads_;
-  Signal wake_;
-  TaskGroup workers_;  // one task per slot in flight
+  work::Downloads downloads_;
+  async::Signal wake_;
+  async::TaskGroup workers_;  // one task per slot in flight
   HookRunner hooks_;
   bool stopping_ = false;
+};
+
+struct Scheduler::Generation {
+  std::shared_ptr<const config::Config> config;
+  std::vector<std::string> job_names;
+  std::map<std::string, std::shared_ptr<api::RateLimiter>> limiters;  // by project
+  std::map<std::string, std::unique_ptr<api::Client>> apis;           // by project
 };
 
 }  // namespace gio::scheduler

@@ -8,7 +8,6 @@
 #include <boost/asio/use_future.hpp>
 
 #include "metrics/exporter_metrics.hpp"
-#include "scheduler/async.hpp"
 #include "scheduler/planner.hpp"
 #include "support/temp_dir.hpp"
 
@@ -108,59 +107,6 @@ TEST(Planner, WindowStartingOnABoundaryIncludesThatSlot) {
   EXPECT_EQ(first.name(), "2026-11-22T12");
   const Slot later = first_in_window(job, utc("2026-11-22T10:00:01Z"));
   EXPECT_EQ(later.name(), "2026-11-22T13");
-}
-
-TEST(Semaphore, BoundsConcurrency) {
-  boost::asio::io_context io;
-  Semaphore semaphore{io.get_executor(), 2};
-  int running = 0;
-  int peak = 0;
-  int finished = 0;
-  TaskGroup group{io.get_executor()};
-  auto done = boost::asio::co_spawn(
-      io,
-      [&]() -> boost::asio::awaitable<void> {
-        for (int i = 0; i < 6; ++i) {
-          group.spawn([&]() -> boost::asio::awaitable<void> {
-            auto permit = co_await semaphore.hold();
-            peak = std::max(peak, ++running);
-            boost::asio::steady_timer timer{io, 5ms};
-            co_await timer.async_wait(boost::asio::use_awaitable);
-            --running;
-            ++finished;
-          });
-        }
-        co_await group.wait();
-      },
-      boost::asio::use_future);
-  io.run();
-  done.get();
-  EXPECT_EQ(finished, 6);
-  EXPECT_EQ(peak, 2);
-}
-
-TEST(TaskGroup, RethrowsTheFirstErrorAfterAllFinish) {
-  boost::asio::io_context io;
-  TaskGroup group{io.get_executor()};
-  int finished = 0;
-  auto done = boost::asio::co_spawn(
-      io,
-      [&]() -> boost::asio::awaitable<void> {
-        group.spawn([]() -> boost::asio::awaitable<void> {
-          throw std::runtime_error("boom");
-          co_return;
-        });
-        group.spawn([&]() -> boost::asio::awaitable<void> {
-          boost::asio::steady_timer timer{io, 5ms};
-          co_await timer.async_wait(boost::asio::use_awaitable);
-          ++finished;
-        });
-        co_await group.wait();
-      },
-      boost::asio::use_future);
-  io.run();
-  EXPECT_THROW(done.get(), std::runtime_error);
-  EXPECT_EQ(finished, 1);
 }
 
 // A whole Scheduler on a manual clock, its API pointed at a port nobody listens on:

@@ -1,9 +1,9 @@
-#include "scheduler/async.hpp"
+#include "async/async.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
-namespace gio::scheduler {
+namespace gio::async {
 
 namespace asio = boost::asio;
 
@@ -72,4 +72,4 @@ asio::awaitable<void> TaskGroup::wait() {
   }
 }
 
-}  // namespace gio::scheduler
+}  // namespace gio::async

@@ -11,7 +11,7 @@
 #include <exception>
 #include <memory>
 
-namespace gio::scheduler {
+namespace gio::async {
 
 class Semaphore {
  public:
@@ -88,4 +88,4 @@ class TaskGroup {
   std::exception_ptr error_;
 };
 
-}  // namespace gio::scheduler
+}  // namespace gio::async

@@ -1,0 +1,24 @@
+#pragma once
+
+// What the scheduler's files share: the slot key of in-flight work, and the once-only
+// log events already written for a slot (the store's `notices` bitmask), so that a
+// restart or the next poll does not repeat them.
+
+#include <chrono>
+#include <string>
+#include <string_view>
+
+namespace gio::scheduler {
+
+constexpr int kNoticeWaiting = 1;    // event=slot_waiting
+constexpr int kNoticeAtRisk72h = 2;  // event=slot_at_risk, 72 h before loss
+constexpr int kNoticeAtRisk24h = 4;  // event=slot_at_risk, 24 h before loss
+constexpr int kNoticeNotExists = 8;  // event=slot_not_exists: NOT_EXISTS past the grace
+constexpr std::chrono::hours kAtRisk72h{72};
+constexpr std::chrono::hours kAtRisk24h{24};
+
+inline std::string slot_key(std::string_view job, std::string_view slot) {
+  return std::string{job} + "/" + std::string{slot};
+}
+
+}  // namespace gio::scheduler

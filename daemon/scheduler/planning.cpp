@@ -1,0 +1,147 @@
+// Planning each job's slots into the state store, and the retention watch.
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/steady_timer.hpp>
+
+#include "scheduler/notices.hpp"
+#include "scheduler/planner.hpp"
+#include "scheduler/scheduler.hpp"
+
+namespace gio::scheduler {
+namespace {
+
+namespace asio = boost::asio;
+using std::chrono::seconds;
+
+// How often slots are checked against the vendor's retention.
+constexpr seconds kRetentionWatchEvery{60};
+
+std::string format_hours(std::chrono::seconds left) {
+  return std::to_string(std::chrono::duration_cast<std::chrono::hours>(left).count()) + "h";
+}
+
+}  // namespace
+
+std::map<std::string, Scheduler::Planned> Scheduler::plan(Instant now) {
+  std::map<std::string, Planned> planned;
+  // One commit for every job (a commit per job cost 200 fsyncs at start with 200 jobs);
+  // how far each job is planned moves on only once the rows are in.
+  std::map<std::string, Instant> planned_until;
+  std::optional<state::StateStore::Batch> batch;  // opened by the first job with slots
+  for (const config::Job& job : config().jobs) {
+    const auto known = planned_until_.find(job.name);
+    const Instant from = known == planned_until_.end() ? Instant{} : known->second;
+    auto slots = plan_slots(job, from, now);
+    if (slots.empty()) {
+      continue;
+    }
+    if (!batch) {
+      batch.emplace(store_);
+    }
+    planned_until[job.name] = Slot::containing(slots.back().start, job.granularity).next().start();
+    if (known == planned_until_.end()) {
+      // The first planning since start (or a reload) covers the whole window: the rows
+      // already there are left out, so that what is reported is what is new.
+      std::set<std::string> existing;
+      for (const state::SlotRecord& record :
+           store_.slots(job.name, slots.front().start, slots.back().start + seconds{1})) {
+        existing.insert(record.slot);
+      }
+      std::erase_if(slots, [&existing](const state::PlannedSlot& slot) {
+        return existing.contains(slot.slot);
+      });
+    }
+    if (const int added = slots.empty() ? 0 : store_.plan(job.name, slots, now); added > 0) {
+      planned[job.name] = {.first = slots.front().slot, .last = slots.back().slot, .count = added};
+    }
+  }
+  if (batch) {
+    batch->commit();
+  }
+  for (auto& [job, until] : planned_until) {
+    planned_until_[job] = until;
+  }
+  return planned;
+}
+
+void Scheduler::log_catch_up(const std::map<std::string, Planned>& planned_at_start) {
+  // The slots that became ready while the daemon was not running (or never ran).
+  for (const auto& [job, planned] : planned_at_start) {
+    spdlog::info("event=catch_up job={} slots={} first={} last={}", job, planned.count,
+                 planned.first, planned.last);
+  }
+}
+
+void Scheduler::watch_retention(Instant now) {
+  const auto steady_now = asio::steady_timer::clock_type::now();
+  if (steady_now < next_retention_watch_) {
+    return;
+  }
+  next_retention_watch_ = steady_now + kRetentionWatchEvery;
+  const Generation& generation = *generation_;
+  // After an outage thousands of slots can come at risk or be lost at once: they are
+  // stored in one commit (one each kept the loop busy for half a minute with 200 jobs),
+  // and announced after it.
+  std::vector<state::SlotRecord> lost;
+  std::vector<state::SlotRecord> at_risk;
+  std::optional<state::StateStore::Batch> batch;  // opened by the first notice to store
+  for (state::SlotRecord& record :
+       store_.not_done_before(now - kRetention + kAtRisk72h, generation.job_names)) {
+    if (in_flight_.contains(slot_key(record.job, record.slot))) {
+      continue;  // its worker decides; a download under way may still finish in time
+    }
+    const Instant lost_at = record.start + kRetention;
+    const bool gone = now >= lost_at;
+    const int notice = now >= lost_at - kAtRisk24h ? kNoticeAtRisk24h : kNoticeAtRisk72h;
+    if (!gone && (record.notices & notice) != 0) {
+      continue;  // this warning was given already
+    }
+    if (!batch) {
+      batch.emplace(store_);
+    }
+    if (gone) {
+      store_lost(record, now);
+      lost.push_back(std::move(record));
+      continue;
+    }
+    store_.update(record.job, record.slot,
+                  {.state = record.state,
+                   .next_at = record.next_at,
+                   .notices = record.notices | notice | kNoticeAtRisk72h},
+                  now);
+    at_risk.push_back(std::move(record));
+  }
+  if (batch) {
+    batch->commit();
+  }
+  for (const state::SlotRecord& record : lost) {
+    announce_lost(record);
+  }
+  for (const state::SlotRecord& record : at_risk) {
+    const Instant lost_at = record.start + kRetention;
+    const std::string last = record.last_error.empty() ? record.api_status : record.last_error;
+    spdlog::warn(
+        "event=slot_at_risk job={} slot={} state={} left={} lost_at={} attempts={} "
+        "reason=\"{}\"",
+        record.job, record.slot, to_string(record.state), format_hours(lost_at - now),
+        format_utc(lost_at), record.attempts, last.empty() ? std::string{"not asked yet"} : last);
+    if (const config::Job* job = generation.config->find_job(record.job)) {
+      run_hook(*job, "slot_at_risk", record.slot, record.start,
+               {{"GIO_STATE", std::string{to_string(record.state)}},
+                {"GIO_SECONDS_LEFT", std::to_string((lost_at - now).count())},
+                {"GIO_REASON", last}});
+    }
+  }
+}
+
+Instant Scheduler::next_plan_time(const config::Job& job, Instant now) const {
+  const auto planned = planned_until_.find(job.name);
+  const Slot next = planned == planned_until_.end()
+                        ? first_in_window(job, now)
+                        : Slot::containing(planned->second, job.granularity);
+  return ready_at(job, next);
+}
+
+
+}  // namespace gio::scheduler

@@ -1,0 +1,113 @@
+#pragma once
+
+// What the raw-export and user-list workers share: the daemon's download slots, the
+// pause that follows a local write failure, and archiving one answer's parts.
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <chrono>
+#include <map>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "archive/archive.hpp"
+#include "async/async.hpp"
+#include "config/config.hpp"
+#include "download/downloader.hpp"
+#include "slot/slot.hpp"
+#include "work/outcome.hpp"
+
+namespace gio::work {
+
+// A file of the slot as recorded in the state store.
+struct RecordedFile {
+  std::string data_type;
+  archive::ManifestFile file;
+};
+
+// The slot's own record, as far as its worker needs it. The scheduler implements it over
+// the state store; a test can keep it in memory.
+class Ledger {
+ public:
+  virtual ~Ledger() = default;
+  // The files recorded for the slot by this pass or an earlier, interrupted one.
+  virtual std::vector<RecordedFile> recorded() = 0;
+  // Recorded before the file is published: a crash in between finds the record, sees no
+  // such file in the partition, and fetches it again.
+  virtual void record(const RecordedFile& file) = 0;
+  // The slot is downloading: recorded before the first byte moves, so that a crash
+  // resumes the downloads (with fresh links) on the next start.
+  virtual void downloading(std::string_view api_status) = 0;
+};
+
+// Told what happens to downloads, for the log (the scheduler's).
+class DownloadObserver {
+ public:
+  virtual ~DownloadObserver() = default;
+  virtual void paused(const std::string& reason, std::chrono::seconds pause) = 0;
+  virtual void resumed(const config::Job& job, const Slot& slot) = 0;
+  virtual void part_failed(const config::Job& job, const Slot& slot, std::string_view name,
+                           int attempt, int tries, const std::string& error) = 0;
+  // The file host refused a link (most often: it expired); fresh links are asked for.
+  virtual void links_expired(const config::Job& job, const Slot& slot) = 0;
+};
+
+// Download links by data type (or user-list id), as one answer lists them.
+using Links = std::map<std::string, std::vector<std::string>>;
+
+class Downloads {
+ public:
+  // Tries of one part in one pass before the slot is retried later.
+  static constexpr int kTries = 3;
+  // A failed local write (disk full, I/O error) pauses every download this long (or
+  // for the job's poll_every, when shorter).
+  static constexpr std::chrono::seconds kLocalFaultPause{30};
+
+  Downloads(boost::asio::any_io_executor executor, download::Downloader& downloader,
+            const archive::Archive& archive, const Clock& clock, int parallel,
+            DownloadObserver& observer);
+
+  // No new download try starts after this; the parts in flight end their current try.
+  void stop() { stopping_ = true; }
+  bool paused() const;
+
+  enum class Result { done, links_expired, retry_later };
+  struct PartsResult {
+    Result result = Result::done;
+    std::string error;  // why, unless done
+    std::size_t files = 0;
+    std::uint64_t bytes = 0;
+  };
+  // Archives every part of `links` not archived by an earlier pass (as `ledger` records
+  // and the partition holds), then completes each partition: its manifest lists exactly
+  // the parts of this answer. `progress` counts what was downloaded and published.
+  boost::asio::awaitable<PartsResult> archive_parts(const config::Job& job, const Slot& slot,
+                                                    const Links& links, Ledger& ledger,
+                                                    Progress& progress);
+
+ private:
+  struct Part {
+    std::string data_type, name, url;
+  };
+  struct Pass;
+  boost::asio::awaitable<void> fetch_part(const config::Job& job, const Slot& slot,
+                                          const Part& part, Ledger& ledger, Pass& pass);
+  void pause(const std::string& reason, std::chrono::seconds pause);
+  void complete_partitions(const config::Job& job, const Slot& slot, const Links& links,
+                           Ledger& ledger, PartsResult& result);
+
+  boost::asio::any_io_executor executor_;
+  download::Downloader& downloader_;
+  const archive::Archive& archive_;
+  const Clock& clock_;
+  DownloadObserver& observer_;
+  async::Semaphore slots_;
+  bool stopping_ = false;
+  // Set while a local write failure pauses downloads: until when, and why.
+  std::chrono::steady_clock::time_point paused_until_{};
+  std::string paused_reason_;
+};
+
+}  // namespace gio::work

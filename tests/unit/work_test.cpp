@@ -1,0 +1,408 @@
+// Each kind of slot work driven alone against a scripted server, asserting on the
+// Outcome it returns: no scheduler, no state store (an in-memory Ledger), a real
+// archive in a temporary folder, real HTTP, real downloads and verification.
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <zlib.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_future.hpp>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <sstream>
+
+#include "support/temp_dir.hpp"
+#include "support/test_server.hpp"
+#include "work/slot_work.hpp"
+
+namespace gio::work {
+namespace {
+
+namespace asio = boost::asio;
+namespace fs = std::filesystem;
+using test::reply;
+using test::Reply;
+using test::TestServer;
+
+std::string gzip(const std::string& data) {
+  z_stream stream{};
+  EXPECT_EQ(deflateInit2(&stream, Z_BEST_SPEED, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY),
+            Z_OK);
+  std::string out(deflateBound(&stream, data.size()) + 64, '\0');
+  stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
+  stream.avail_in = static_cast<uInt>(data.size());
+  stream.next_out = reinterpret_cast<Bytef*>(out.data());
+  stream.avail_out = static_cast<uInt>(out.size());
+  EXPECT_EQ(deflate(&stream, Z_FINISH), Z_STREAM_END);
+  out.resize(stream.total_out);
+  deflateEnd(&stream);
+  return out;
+}
+
+std::string read_file(const fs::path& path) {
+  std::ifstream in{path, std::ios::binary};
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+// The slot's record, kept in memory.
+class MemoryLedger final : public Ledger {
+ public:
+  std::vector<RecordedFile> recorded() override { return files; }
+  void record(const RecordedFile& file) override { files.push_back(file); }
+  void downloading(std::string_view api_status) override {
+    downloading_status = std::string{api_status};
+  }
+  std::vector<RecordedFile> files;
+  std::string downloading_status;  // "" until the pass marks the slot downloading
+};
+
+// What downloads told the log.
+class Events final : public DownloadObserver {
+ public:
+  void paused(const std::string& reason, std::chrono::seconds) override {
+    seen.push_back("paused: " + reason);
+  }
+  void resumed(const config::Job&, const Slot&) override { seen.push_back("resumed"); }
+  void part_failed(const config::Job&, const Slot&, std::string_view name, int attempt, int,
+                   const std::string&) override {
+    seen.push_back("part_failed " + std::string{name} + " " + std::to_string(attempt));
+  }
+  void links_expired(const config::Job&, const Slot&) override {
+    seen.push_back("links_expired");
+  }
+  std::vector<std::string> seen;
+};
+
+// A vendor: API answers from `api`, files from `files` (by path; 404 when unknown).
+struct Vendor {
+  std::function<Reply(const std::string& target)> api;
+  std::map<std::string, Reply> files;
+  std::mutex mutex;
+  std::vector<std::string> asked;  // API targets, in order
+
+  Reply answer(const std::string& target) {
+    std::lock_guard lock{mutex};
+    if (target.starts_with("/files/")) {
+      const auto found = files.find(target);
+      return found == files.end() ? reply(404, "no such file") : found->second;
+    }
+    asked.push_back(target);
+    return api(target);
+  }
+};
+
+class Work : public ::testing::Test {
+ protected:
+  Work() {
+    project_.name = "shop";
+    project_.ai = "ai-1";
+    project_.project_uid = "pUid1";
+    project_.auth.token = config::Secret{"test-token"};
+    job_.name = "shop-hourly";
+    job_.project = "shop";
+    job_.granularity = Granularity::hour;
+    job_.settings = config::RawJob{};
+  }
+
+  std::string link(const std::string& path) const { return server_.url("/files/" + path); }
+
+  // Runs one pass of `job_` on `slot_` to its end.
+  Outcome run_pass() {
+    asio::io_context io;
+    http::Settings settings;
+    settings.timeout = std::chrono::seconds{5};
+    http::Client http{io.get_executor(), settings};
+    api::RateLimiter limiter{io.get_executor(), 1000.0};
+    api::Client api{http, server_.url(""), project_, limiter, clock_, nullptr};
+    download::Downloader downloader{http, pool_};
+    Downloads downloads{io.get_executor(), downloader, archive_, clock_, 2, events_};
+    const SlotWork work{.job = job_,
+                        .project = project_,
+                        .slot = slot_,
+                        .api = api,
+                        .turn = {},
+                        .ledger = ledger_,
+                        .archive = archive_,
+                        .clock = clock_,
+                        .downloads = downloads};
+    auto done = asio::co_spawn(io, run(work), asio::use_future);
+    io.run();
+    return done.get();
+  }
+
+  fs::path partition(const std::string& type) const {
+    return archive_.partition_dir(job_.name, type, slot_);
+  }
+
+  static std::string finished(const std::map<std::string, std::vector<std::string>>& links) {
+    std::string body = R"({"status":"FINISHED","errorMsg":"","downloadLinks":{)";
+    bool first_type = true;
+    for (const auto& [type, urls] : links) {
+      body += std::string{first_type ? "" : ","} + "\"" + type + "\":[";
+      for (std::size_t i = 0; i < urls.size(); ++i) {
+        body += std::string{i == 0 ? "" : ","} + "\"" + urls[i] + "\"";
+      }
+      body += "]";
+      first_type = false;
+    }
+    return body + "}}";
+  }
+
+  testing::TempDir dir_;
+  archive::Archive archive_{dir_.path() / "archive"};
+  asio::thread_pool pool_{1};
+  ManualClock clock_{Instant{std::chrono::seconds{1'795'000'000}}};
+  Vendor vendor_;
+  TestServer server_{[this](const std::string& target, const std::string&) {
+    return vendor_.answer(target);
+  }};
+  config::Project project_;
+  config::Job job_;
+  Slot slot_ = *Slot::parse("2026-11-22T03", Granularity::hour);
+  MemoryLedger ledger_;
+  Events events_;
+  const std::string visit_ = gzip("visit rows\n1,2,3\n");
+  const std::string page_ = gzip("page rows\n4,5,6\n");
+};
+
+TEST_F(Work, RawFinishedArchivesEveryPartAndCompletesThePartitions) {
+  vendor_.files["/files/v1.csv.gz"] = reply(200, visit_);
+  vendor_.files["/files/p1.csv.gz"] = reply(200, page_);
+  vendor_.api = [&](const std::string&) {
+    return reply(200, finished({{"visit", {link("v1.csv.gz")}}, {"page", {link("p1.csv.gz")}}}));
+  };
+  const Outcome outcome = run_pass();
+  const auto* done = std::get_if<Done>(&outcome.result);
+  ASSERT_NE(done, nullptr);
+  EXPECT_EQ(done->files, 2u);
+  EXPECT_EQ(done->bytes, visit_.size() + page_.size());
+  EXPECT_EQ(outcome.progress.archived_files, 2u);
+  EXPECT_TRUE(outcome.progress.asked);
+  EXPECT_EQ(ledger_.downloading_status, "FINISHED");
+  EXPECT_EQ(ledger_.files.size(), 2u);
+  EXPECT_EQ(read_file(partition("visit") / "v1.csv.gz"), visit_);
+  EXPECT_EQ(read_file(partition("page") / "p1.csv.gz"), page_);
+  EXPECT_TRUE(archive_.is_complete(job_.name, "visit", slot_));
+  EXPECT_TRUE(archive_.is_complete(job_.name, "page", slot_));
+}
+
+TEST_F(Work, RawRunningAndNotExistsWait) {
+  vendor_.api = [](const std::string&) { return reply(200, R"({"status":"RUNNING"})"); };
+  Outcome outcome = run_pass();
+  auto* wait = std::get_if<Wait>(&outcome.result);
+  ASSERT_NE(wait, nullptr);
+  EXPECT_EQ(wait->api_status, "RUNNING");
+  EXPECT_FALSE(wait->not_exists);
+
+  vendor_.api = [](const std::string&) { return reply(200, R"({"status":"NOT_EXISTS"})"); };
+  outcome = run_pass();
+  wait = std::get_if<Wait>(&outcome.result);
+  ASSERT_NE(wait, nullptr);
+  EXPECT_EQ(wait->api_status, "NOT_EXISTS");
+  EXPECT_TRUE(wait->not_exists);
+  EXPECT_EQ(ledger_.downloading_status, "");
+}
+
+TEST_F(Work, RawErrorIsAnExportFailureAskedAgainAtTheNextPoll) {
+  vendor_.api = [](const std::string&) {
+    return reply(200, R"({"status":"ERROR","errorMsg":"disk on fire"})");
+  };
+  const Outcome outcome = run_pass();
+  const auto* retry = std::get_if<Retry>(&outcome.result);
+  ASSERT_NE(retry, nullptr);
+  EXPECT_EQ(retry->kind, RetryClass::export_failed);
+  EXPECT_EQ(retry->api_status, "ERROR");
+  EXPECT_EQ(retry->reason, "the export failed (ERROR: disk on fire)");
+}
+
+TEST_F(Work, ApiFailuresAreRetriedOrFailedByTheirClass) {
+  vendor_.api = [](const std::string&) {
+    return reply(503, "busy", {"Retry-After: 7"});
+  };
+  Outcome outcome = run_pass();
+  const auto* retry = std::get_if<Retry>(&outcome.result);
+  ASSERT_NE(retry, nullptr);
+  EXPECT_EQ(retry->kind, RetryClass::transient);
+
+  vendor_.api = [](const std::string&) { return reply(401, "who are you"); };
+  outcome = run_pass();
+  const auto* failed = std::get_if<Failed>(&outcome.result);
+  ASSERT_NE(failed, nullptr);
+  EXPECT_EQ(failed->reason.find("test-token"), std::string::npos);
+}
+
+TEST_F(Work, ExpiredLinksAreAskedForAgainAndTheSlotCompletes) {
+  vendor_.files["/files/old.csv.gz"] = reply(403, "expired");
+  vendor_.files["/files/new.csv.gz"] = reply(200, visit_);
+  int answers = 0;
+  vendor_.api = [&](const std::string&) {
+    ++answers;
+    return reply(200, finished({{"visit", {link(answers == 1 ? "old.csv.gz" : "new.csv.gz")}}}));
+  };
+  const Outcome outcome = run_pass();
+  const auto* done = std::get_if<Done>(&outcome.result);
+  ASSERT_NE(done, nullptr);
+  EXPECT_EQ(answers, 2);
+  EXPECT_EQ(done->files, 1u);
+  EXPECT_EQ(read_file(partition("visit") / "new.csv.gz"), visit_);
+  EXPECT_FALSE(fs::exists(partition("visit") / "old.csv.gz"));
+  EXPECT_NE(std::find(events_.seen.begin(), events_.seen.end(), "links_expired"),
+            events_.seen.end());
+}
+
+TEST_F(Work, LinksThatKeepExpiringEndInARetry) {
+  vendor_.files["/files/old.csv.gz"] = reply(403, "expired");
+  vendor_.api = [&](const std::string&) {
+    return reply(200, finished({{"visit", {link("old.csv.gz")}}}));
+  };
+  const Outcome outcome = run_pass();
+  const auto* retry = std::get_if<Retry>(&outcome.result);
+  ASSERT_NE(retry, nullptr);
+  EXPECT_EQ(retry->reason, "download links kept expiring before the downloads finished");
+  EXPECT_EQ(vendor_.asked.size(), 1u + kMaxLinkRefreshes);
+}
+
+TEST_F(Work, OnePartFailingKeepsTheOthersAndLeavesThePartitionOpen) {
+  vendor_.files["/files/v1.csv.gz"] = reply(200, visit_);
+  vendor_.files["/files/v2.csv.gz"] = reply(500, "broken");
+  vendor_.api = [&](const std::string&) {
+    return reply(200, finished({{"visit", {link("v1.csv.gz"), link("v2.csv.gz")}}}));
+  };
+  const Outcome outcome = run_pass();
+  const auto* retry = std::get_if<Retry>(&outcome.result);
+  ASSERT_NE(retry, nullptr);
+  EXPECT_EQ(retry->kind, RetryClass::transient);
+  EXPECT_NE(retry->reason.find("1 part(s) not archived"), std::string::npos) << retry->reason;
+  EXPECT_NE(retry->reason.find("v2.csv.gz"), std::string::npos) << retry->reason;
+  ASSERT_EQ(ledger_.files.size(), 1u);
+  EXPECT_EQ(ledger_.files[0].file.name, "v1.csv.gz");
+  EXPECT_EQ(read_file(partition("visit") / "v1.csv.gz"), visit_);
+  EXPECT_FALSE(archive_.is_complete(job_.name, "visit", slot_));
+
+  // The next pass fetches only the missing part, then completes the partition.
+  vendor_.files["/files/v2.csv.gz"] = reply(200, page_);
+  vendor_.files["/files/v1.csv.gz"] = reply(500, "must not be fetched again");
+  const Outcome second = run_pass();
+  const auto* done = std::get_if<Done>(&second.result);
+  ASSERT_NE(done, nullptr);
+  EXPECT_EQ(done->files, 2u);
+  EXPECT_EQ(second.progress.archived_files, 1u);
+  EXPECT_TRUE(archive_.is_complete(job_.name, "visit", slot_));
+}
+
+TEST_F(Work, ALocalWriteFailurePausesDownloadsAndRetries) {
+  vendor_.files["/files/v1.csv.gz"] = reply(200, visit_);
+  vendor_.api = [&](const std::string&) {
+    return reply(200, finished({{"visit", {link("v1.csv.gz")}}}));
+  };
+  // A file-size limit below the part's size: the staging write fails as on a full disk.
+  struct FileSizeLimit {
+    rlimit saved{};
+    FileSizeLimit() {
+      ::signal(SIGXFSZ, SIG_IGN);
+      ::getrlimit(RLIMIT_FSIZE, &saved);
+      rlimit small = saved;
+      small.rlim_cur = 8;
+      ::setrlimit(RLIMIT_FSIZE, &small);
+    }
+    ~FileSizeLimit() { ::setrlimit(RLIMIT_FSIZE, &saved); }
+  };
+  Outcome outcome;
+  {
+    FileSizeLimit limit;
+    outcome = run_pass();
+  }
+  const auto* retry = std::get_if<Retry>(&outcome.result);
+  ASSERT_NE(retry, nullptr);
+  EXPECT_EQ(retry->kind, RetryClass::transient);
+  EXPECT_NE(retry->reason.find("local"), std::string::npos) << retry->reason;
+  ASSERT_FALSE(events_.seen.empty());
+  EXPECT_TRUE(events_.seen.back().starts_with("paused: ") ||
+              std::any_of(events_.seen.begin(), events_.seen.end(),
+                          [](const std::string& seen) { return seen.starts_with("paused: "); }));
+  EXPECT_TRUE(ledger_.files.empty());
+  EXPECT_FALSE(fs::exists(partition("visit") / "v1.csv.gz"));
+}
+
+TEST_F(Work, RawAnUnsafeDataTypeFailsTheSlot) {
+  vendor_.api = [&](const std::string&) {
+    return reply(200, finished({{"Bad Type", {}}}));
+  };
+  const Outcome outcome = run_pass();
+  const auto* failed = std::get_if<Failed>(&outcome.result);
+  ASSERT_NE(failed, nullptr);
+  EXPECT_NE(failed->reason.find("not a safe folder name"), std::string::npos);
+}
+
+TEST_F(Work, ChartDoingWaitsAndDoneArchivesBothFiles) {
+  job_.settings = config::ChartJob{.charts = {"cHart1", "cHart2"}};
+  vendor_.api = [](const std::string& target) {
+    if (target.find("cHart1") != std::string::npos) {
+      return reply(200, R"({"meta":[{"name":"day"},{"name":"uv"}],"data":[["2026-11-22",7]]})");
+    }
+    return reply(200, R"({"id":"tmp-1","status":"doing"})");
+  };
+  Outcome outcome = run_pass();
+  const auto* wait = std::get_if<Wait>(&outcome.result);
+  ASSERT_NE(wait, nullptr);
+  EXPECT_EQ(wait->api_status, "doing");
+  EXPECT_EQ(wait->detail, " charts_doing=1");
+  EXPECT_EQ(outcome.progress.archived_files, 2u);
+  EXPECT_TRUE(archive_.is_complete(job_.name, "cHart1", slot_));
+  EXPECT_NE(read_file(partition("cHart1") / "chart.csv").find("uv"), std::string::npos);
+
+  // The next pass asks only for the chart still being computed.
+  vendor_.asked.clear();
+  vendor_.api = [](const std::string&) {
+    return reply(200, R"({"meta":[{"name":"day"}],"data":[["2026-11-22"]]})");
+  };
+  outcome = run_pass();
+  const auto* done = std::get_if<Done>(&outcome.result);
+  ASSERT_NE(done, nullptr);
+  EXPECT_EQ(done->items, "charts=2");
+  EXPECT_EQ(done->api_status, "done");
+  ASSERT_EQ(vendor_.asked.size(), 1u);
+  EXPECT_NE(vendor_.asked[0].find("cHart2"), std::string::npos);
+}
+
+TEST_F(Work, UserListsDownloadDoneListsAndRetryAFailedExport) {
+  job_.settings = config::UserListJob{.resource = config::ChartResource::tags,
+                                      .lists = {"tagA", "tagB"}};
+  vendor_.files["/files/a.csv.gz"] = reply(200, visit_);
+  vendor_.api = [&](const std::string& target) {
+    if (target.find("tagA") != std::string::npos) {
+      return reply(200, R"({"status":"done","downloadLinks":[")" + link("a.csv.gz") + "\"]}");
+    }
+    return reply(200, R"({"status":"failed","errorMsg":"quota"})");
+  };
+  Outcome outcome = run_pass();
+  const auto* retry = std::get_if<Retry>(&outcome.result);
+  ASSERT_NE(retry, nullptr);
+  EXPECT_EQ(retry->kind, RetryClass::export_failed);
+  EXPECT_EQ(retry->api_status, "failed");
+  EXPECT_EQ(retry->reason, "tags tagB: the export failed: quota");
+  EXPECT_TRUE(archive_.is_complete(job_.name, "tagA", slot_));
+  EXPECT_EQ(read_file(partition("tagA") / "a.csv.gz"), visit_);
+
+  vendor_.files["/files/b.csv.gz"] = reply(200, page_);
+  vendor_.api = [&](const std::string&) {
+    return reply(200, R"({"status":"done","downloadLinks":[")" + link("b.csv.gz") + "\"]}");
+  };
+  outcome = run_pass();
+  const auto* done = std::get_if<Done>(&outcome.result);
+  ASSERT_NE(done, nullptr);
+  EXPECT_EQ(done->items, "lists=2");
+  EXPECT_TRUE(archive_.is_complete(job_.name, "tagB", slot_));
+}
+
+}  // namespace
+}  // namespace gio::work
