@@ -108,14 +108,15 @@ api::Turn turn_for(const state::SlotRecord& record, const Slot& slot, Instant no
 // per-type endpoint once per type and gets their links merged; a job of all types
 // asks the all-types endpoint once.
 asio::awaitable<boost::system::result<api::RawExport, api::Error>> ask_raw_export(
-    api::Client& api, const config::Job& job, const Slot& slot, api::Turn turn) {
+    api::Client& api, const config::Job& job, const config::RawJob& raw, const Slot& slot,
+    api::Turn turn) {
   const auto expire = std::chrono::duration_cast<std::chrono::minutes>(job.link_expire);
-  if (job.data_types.empty()) {
+  if (raw.data_types.empty()) {
     co_return co_await api.raw_export(slot, expire, turn);
   }
   api::RawExport merged;
   merged.status = api::ExportStatus::finished;
-  for (const std::string& type : job.data_types) {
+  for (const std::string& type : raw.data_types) {
     auto answer = co_await api.raw_export_type(slot, type, expire, turn);
     if (!answer) {
       co_return answer.error();
@@ -488,7 +489,6 @@ asio::awaitable<void> Scheduler::process(std::shared_ptr<const Generation> gener
     co_return;
   }
   const Slot slot = *parsed;
-  api::Client& api = *generation->apis.at(job.project);
 
   for (int refresh = 0; refresh <= kMaxLinkRefreshes; ++refresh) {
     Instant now = clock_.now();
@@ -506,97 +506,108 @@ asio::awaitable<void> Scheduler::process(std::shared_ptr<const Generation> gener
       co_return;
     }
 
-    if (job.kind == config::JobKind::chart && config::is_user_list(job.resource)) {
-      // True when download links expired or were refused: the lists are asked again.
-      if (co_await process_user_lists(*generation, job, slot, record)) {
-        continue;
-      }
+    // The kind's own work. True when download links expired or were refused: the slot
+    // is asked again at once.
+    const bool ask_again = co_await std::visit(
+        config::Overloaded{[&](const config::RawJob& raw) {
+                             return process_raw(*generation, job, raw, slot, record,
+                                                turn_for(record, slot, now, refresh > 0));
+                           },
+                           [&](const config::ChartJob& chart_job) {
+                             return process_chart(*generation, job, chart_job, slot, record);
+                           },
+                           [&](const config::UserListJob& lists) {
+                             return process_user_lists(*generation, job, lists, slot, record);
+                           }},
+        job.settings);
+    if (!ask_again) {
       co_return;
-    }
-    if (job.kind == config::JobKind::chart) {
-      co_await process_chart(*generation, job, slot, record);
-      co_return;
-    }
-
-    auto answer = co_await ask_raw_export(api, job, slot, turn_for(record, slot, now, refresh > 0));
-    now = clock_.now();
-    if (!answer) {
-      const api::Error& error = answer.error();
-      if (error.transient) {
-        retry_later(job, record, error.message, error.retry_after, true);
-      } else {
-        fail_slot(job, slot, error.message, true);
-      }
-      co_return;
-    }
-
-    const std::string status{api::to_string(answer->status)};
-    switch (answer->status) {
-      case api::ExportStatus::running:
-      case api::ExportStatus::not_exists:
-        keep_waiting(job, slot, record, status, true, "");
-        co_return;
-      case api::ExportStatus::error: {
-        // The vendor re-runs failed exports, so ERROR is asked again until give_up_after.
-        const std::string message =
-            "the export failed (ERROR" +
-            (answer->error_message.empty() ? std::string{} : ": " + answer->error_message) + ")";
-        store_.update(job.name, slot.name(),
-                      {.state = state::SlotState::pending,
-                       .next_at = now + job.poll_every,
-                       .api_status = status,
-                       .last_error = message,
-                       .count_attempt = true},
-                      now);
-        count(metrics::kRetries, job.name);
-        spdlog::warn("event=slot_retry job={} slot={} reason=\"{}\"", job.name, slot.name(),
-                     message);
-        co_return;
-      }
-      case api::ExportStatus::finished:
-        break;
-    }
-
-    // Recorded before the first byte moves, so a crash resumes the downloads.
-    store_.update(job.name, slot.name(),
-                  {.state = state::SlotState::downloading,
-                   .next_at = now + job.poll_every,
-                   .api_status = status,
-                   .count_attempt = true},
-                  now);
-    record.state = state::SlotState::downloading;
-    const SlotDownload outcome = co_await download_slot(job, slot, *answer);
-    now = clock_.now();
-    switch (outcome.result) {
-      case DownloadResult::done:
-        store_.update(job.name, slot.name(),
-                      {.state = state::SlotState::done, .next_at = now, .last_error = ""}, now);
-        spdlog::info("event=slot_done job={} slot={} files={} bytes={}", job.name, slot.name(),
-                     outcome.files, outcome.bytes);
-        run_done_hook(job, slot, outcome.files, outcome.bytes);
-        co_return;
-      case DownloadResult::links_expired:
-        spdlog::info(
-            "job={} slot={}: download links expired or were refused; asking for fresh ones",
-            job.name, slot.name());
-        record.last_error = outcome.error;
-        continue;
-      case DownloadResult::retry_later:
-        retry_later(job, record, outcome.error, std::nullopt, false);
-        co_return;
-      case DownloadResult::failed:
-        fail_slot(job, slot, outcome.error, false);
-        co_return;
     }
   }
   retry_later(job, record, "download links kept expiring before the downloads finished",
               std::nullopt, false);
 }
 
-asio::awaitable<void> Scheduler::process_chart(const Generation& generation, const config::Job& job,
-                                               const Slot& slot, const state::SlotRecord& record) {
+asio::awaitable<bool> Scheduler::process_raw(const Generation& generation, const config::Job& job,
+                                             const config::RawJob& raw, const Slot& slot,
+                                             state::SlotRecord& record, api::Turn turn) {
+  api::Client& api = *generation.apis.at(job.project);
+  auto answer = co_await ask_raw_export(api, job, raw, slot, turn);
+  Instant now = clock_.now();
+  if (!answer) {
+    const api::Error& error = answer.error();
+    if (error.transient) {
+      retry_later(job, record, error.message, error.retry_after, true);
+    } else {
+      fail_slot(job, slot, error.message, true);
+    }
+    co_return false;
+  }
+
+  const std::string status{api::to_string(answer->status)};
+  switch (answer->status) {
+    case api::ExportStatus::running:
+    case api::ExportStatus::not_exists:
+      keep_waiting(job, slot, record, status, true, "");
+      co_return false;
+    case api::ExportStatus::error: {
+      // The vendor re-runs failed exports, so ERROR is asked again until give_up_after.
+      const std::string message =
+          "the export failed (ERROR" +
+          (answer->error_message.empty() ? std::string{} : ": " + answer->error_message) + ")";
+      store_.update(job.name, slot.name(),
+                    {.state = state::SlotState::pending,
+                     .next_at = now + job.poll_every,
+                     .api_status = status,
+                     .last_error = message,
+                     .count_attempt = true},
+                    now);
+      count(metrics::kRetries, job.name);
+      spdlog::warn("event=slot_retry job={} slot={} reason=\"{}\"", job.name, slot.name(), message);
+      co_return false;
+    }
+    case api::ExportStatus::finished:
+      break;
+  }
+
+  // Recorded before the first byte moves, so a crash resumes the downloads.
+  store_.update(job.name, slot.name(),
+                {.state = state::SlotState::downloading,
+                 .next_at = now + job.poll_every,
+                 .api_status = status,
+                 .count_attempt = true},
+                now);
+  record.state = state::SlotState::downloading;
+  const SlotDownload outcome = co_await download_slot(job, slot, *answer);
+  now = clock_.now();
+  switch (outcome.result) {
+    case DownloadResult::done:
+      store_.update(job.name, slot.name(),
+                    {.state = state::SlotState::done, .next_at = now, .last_error = ""}, now);
+      spdlog::info("event=slot_done job={} slot={} files={} bytes={}", job.name, slot.name(),
+                   outcome.files, outcome.bytes);
+      run_done_hook(job, slot, outcome.files, outcome.bytes);
+      co_return false;
+    case DownloadResult::links_expired:
+      spdlog::info("job={} slot={}: download links expired or were refused; asking for fresh ones",
+                   job.name, slot.name());
+      record.last_error = outcome.error;
+      co_return true;
+    case DownloadResult::retry_later:
+      retry_later(job, record, outcome.error, std::nullopt, false);
+      co_return false;
+    case DownloadResult::failed:
+      fail_slot(job, slot, outcome.error, false);
+      co_return false;
+  }
+  co_return false;
+}
+
+asio::awaitable<bool> Scheduler::process_chart(const Generation& generation, const config::Job& job,
+                                               const config::ChartJob& chart_job, const Slot& slot,
+                                               const state::SlotRecord& record) {
   const chart::SlotOutcome outcome = co_await chart::archive_slot(
-      *generation.apis.at(job.project), archive_, store_, clock_, job,
+      *generation.apis.at(job.project), archive_, store_, clock_, job, chart_job,
       generation.config->project_of(job), slot, turn_for(record, slot, clock_.now(), false));
   const Instant now = clock_.now();
   const bool asked = outcome.asked > 0;
@@ -613,26 +624,28 @@ asio::awaitable<void> Scheduler::process_chart(const Generation& generation, con
       count(metrics::kArchivedFiles, job.name, 2.0 * outcome.archived);
       count(metrics::kArchivedBytes, job.name, static_cast<double>(outcome.bytes));
       spdlog::info("event=slot_done job={} slot={} charts={} bytes={}", job.name, slot.name(),
-                   job.charts.size(), outcome.bytes);
+                   chart_job.charts.size(), outcome.bytes);
       run_done_hook(job, slot, 2 * static_cast<std::size_t>(outcome.archived), outcome.bytes);
-      co_return;
+      co_return false;
     case chart::SlotResult::waiting:
       // Charts archived in this pass stay archived; only the "doing" ones are asked again.
       keep_waiting(job, slot, record, "doing", true,
                    " charts_doing=" + std::to_string(outcome.waiting));
-      co_return;
+      co_return false;
     case chart::SlotResult::retry_later:
       retry_later(job, record, outcome.error, outcome.retry_after, asked);
-      co_return;
+      co_return false;
     case chart::SlotResult::failed:
       fail_slot(job, slot, outcome.error, asked);
-      co_return;
+      co_return false;
   }
+  co_return false;
 }
 
 asio::awaitable<bool> Scheduler::process_user_lists(const Generation& generation,
-                                                    const config::Job& job, const Slot& slot,
-                                                    state::SlotRecord& record) {
+                                                    const config::Job& job,
+                                                    const config::UserListJob& lists,
+                                                    const Slot& slot, state::SlotRecord& record) {
   api::Client& api = *generation.apis.at(job.project);
   const config::Project& project = generation.config->project_of(job);
   const auto expire = std::chrono::duration_cast<std::chrono::minutes>(job.link_expire);
@@ -642,17 +655,17 @@ asio::awaitable<bool> Scheduler::process_user_lists(const Generation& generation
   ready.status = api::ExportStatus::finished;
   int doing = 0;
   std::string failure;
-  for (const std::string& list_id : job.charts) {
+  for (const std::string& list_id : lists.lists) {
     if (archive_.is_complete(job.name, list_id, slot)) {
       continue;  // archived by an earlier pass: never asked again
     }
     auto response =
-        co_await api.get(chart::user_list_path(job, project.project_uid, list_id, expire),
+        co_await api.get(chart::user_list_path(lists, project.project_uid, list_id, expire),
                          turn_for(record, slot, clock_.now(), false));
     if (!response) {
       const api::Error& error = response.error();
       const std::string message =
-          std::string{config::to_string(job.resource)} + " " + list_id + ": " + error.message;
+          std::string{config::to_string(lists.resource)} + " " + list_id + ": " + error.message;
       if (error.transient) {
         retry_later(job, record, message, error.retry_after, true);
       } else {
@@ -664,8 +677,9 @@ asio::awaitable<bool> Scheduler::process_user_lists(const Generation& generation
     if (!answer) {
       // A garbled answer: asked again later, until give_up_after.
       retry_later(job, record,
-                  "project " + project.name + ": " + std::string{config::to_string(job.resource)} +
-                      " " + list_id + " of " + slot.name() + ": " + answer.error(),
+                  "project " + project.name + ": " +
+                      std::string{config::to_string(lists.resource)} + " " + list_id + " of " +
+                      slot.name() + ": " + answer.error(),
                   std::nullopt, true);
       co_return false;
     }
@@ -675,7 +689,7 @@ asio::awaitable<bool> Scheduler::process_user_lists(const Generation& generation
         break;
       case chart::UserListStatus::failed:
         // Like a raw ERROR: asked again every poll_every until give_up_after.
-        failure = std::string{config::to_string(job.resource)} + " " + list_id +
+        failure = std::string{config::to_string(lists.resource)} + " " + list_id +
                   ": the export failed" +
                   (answer->error_message.empty() ? std::string{} : ": " + answer->error_message);
         break;
@@ -743,7 +757,7 @@ asio::awaitable<bool> Scheduler::process_user_lists(const Generation& generation
                  .count_attempt = !counted},
                 now);
   spdlog::info("event=slot_done job={} slot={} lists={} files={} bytes={}", job.name, slot.name(),
-               job.charts.size(), outcome.files, outcome.bytes);
+               lists.lists.size(), outcome.files, outcome.bytes);
   run_done_hook(job, slot, outcome.files, outcome.bytes);
   co_return false;
 }
@@ -902,7 +916,10 @@ asio::awaitable<Scheduler::SlotDownload> Scheduler::download_slot(const config::
     outcome.error = "FINISHED answer lists no data types";
     co_return outcome;
   }
-  for (const std::string& type : job.data_types) {
+  // A user list's "types" are its list ids, all wanted; a raw job may name its types.
+  const config::RawJob* raw = std::get_if<config::RawJob>(&job.settings);
+  const std::vector<std::string> wanted = raw ? raw->data_types : std::vector<std::string>{};
+  for (const std::string& type : wanted) {
     if (!answer.links.contains(type)) {
       outcome.result = DownloadResult::retry_later;
       outcome.error = "FINISHED answer does not list data type " + type;
@@ -923,12 +940,11 @@ asio::awaitable<Scheduler::SlotDownload> Scheduler::download_slot(const config::
   }
 
   for (const auto& [type, urls] : answer.links) {
-    if (!job.data_types.empty() &&
-        std::find(job.data_types.begin(), job.data_types.end(), type) == job.data_types.end()) {
+    if (!wanted.empty() && std::find(wanted.begin(), wanted.end(), type) == wanted.end()) {
       continue;
     }
-    // A chart job's "types" are its list ids, validated as folder names by the config.
-    if (job.kind == config::JobKind::raw && !archive::is_safe_data_type(type)) {
+    // A user list's "types" are its list ids, validated as folder names by the config.
+    if (raw && !archive::is_safe_data_type(type)) {
       outcome.result = DownloadResult::failed;
       outcome.error = "the API named a data type that is not a safe folder name";
       co_return outcome;

@@ -95,15 +95,23 @@ class Scheduler {
   bool queue_changed_elsewhere();
   boost::asio::awaitable<void> process(std::shared_ptr<const Generation> generation,
                                        state::SlotRecord record);
-  // The chart-job part of process(): every chart id of the slot asked and archived.
-  boost::asio::awaitable<void> process_chart(const Generation& generation, const config::Job& job,
-                                             const Slot& slot, const state::SlotRecord& record);
+  // The kind's part of process(), one per kind of job. Each returns true when download
+  // links expired mid-download and the slot should be asked again at once.
+  // A raw job: the export asked (`turn` is the slot's place in the rate-limit queue),
+  // and a finished one downloaded through download_slot.
+  boost::asio::awaitable<bool> process_raw(const Generation& generation, const config::Job& job,
+                                           const config::RawJob& raw, const Slot& slot,
+                                           state::SlotRecord& record, api::Turn turn);
+  // A chart job: every chart id of the slot asked and archived (never true).
+  boost::asio::awaitable<bool> process_chart(const Generation& generation, const config::Job& job,
+                                             const config::ChartJob& chart_job, const Slot& slot,
+                                             const state::SlotRecord& record);
   // A user-list job (resource: segmentations | tags): every list id asked; the done
-  // ones downloaded through download_slot. True when links expired mid-download and
-  // the lists should be asked again at once.
+  // ones downloaded through download_slot.
   boost::asio::awaitable<bool> process_user_lists(const Generation& generation,
-                                                  const config::Job& job, const Slot& slot,
-                                                  state::SlotRecord& record);
+                                                  const config::Job& job,
+                                                  const config::UserListJob& lists,
+                                                  const Slot& slot, state::SlotRecord& record);
   boost::asio::awaitable<SlotDownload> download_slot(const config::Job& job, const Slot& slot,
                                                      const api::RawExport& answer);
   // Records an answer that means "not yet" (RUNNING, NOT_EXISTS, doing): polled again
