@@ -264,23 +264,23 @@ TimeRange time_range(const Slot& slot) {
   return {.start_ms = start.count(), .end_ms = end.count() - 1};
 }
 
-std::string request_path(const config::Job& job, std::string_view project_uid,
+std::string request_path(const config::ChartJob& chart_job, std::string_view project_uid,
                          std::string_view chart_id, const Slot& slot) {
   const TimeRange range = time_range(slot);
   const auto interval_ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(job.interval).count();
+      std::chrono::duration_cast<std::chrono::milliseconds>(chart_job.interval).count();
   // project_uid and chart ids are validated as plain letters, digits and . _ -:
   // nothing here needs percent-encoding.
   std::string path = "/v3/exporter/projects/" + std::string{project_uid} + "/" +
-                     std::string{config::to_string(job.resource)} + "/" + std::string{chart_id} +
-                     "?interval=" + std::to_string(interval_ms) +
+                     std::string{config::to_string(chart_job.resource)} + "/" +
+                     std::string{chart_id} + "?interval=" + std::to_string(interval_ms) +
                      "&startTime=" + std::to_string(range.start_ms) +
                      "&endTime=" + std::to_string(range.end_ms);
-  if (job.resource == config::ChartResource::funnels && job.conversion_window) {
-    path += "&conversionWindow=" + std::to_string(job.conversion_window->count());
+  if (chart_job.resource == config::ChartResource::funnels && chart_job.conversion_window) {
+    path += "&conversionWindow=" + std::to_string(chart_job.conversion_window->count());
   }
-  if (job.resource == config::ChartResource::retentions && !job.range.empty()) {
-    path += "&range=" + job.range;
+  if (chart_job.resource == config::ChartResource::retentions && !chart_job.range.empty()) {
+    path += "&range=" + chart_job.range;
   }
   return path;
 }
@@ -310,14 +310,14 @@ std::string percent_encode(std::string_view text) {
 
 }  // namespace
 
-std::string user_list_path(const config::Job& job, std::string_view project_uid,
+std::string user_list_path(const config::UserListJob& lists, std::string_view project_uid,
                            std::string_view list_id, std::chrono::minutes expire) {
   // project_uid and list ids are validated as plain letters, digits and . _ -.
   std::string path = "/v3/exporter/projects/" + std::string{project_uid} + "/" +
-                     std::string{config::to_string(job.resource)} + "/" + std::string{list_id} +
+                     std::string{config::to_string(lists.resource)} + "/" + std::string{list_id} +
                      "/users?expire=" + std::to_string(expire.count());
-  if (!job.parameters.empty()) {
-    path += "&parameters=" + percent_encode(job.parameters);
+  if (!lists.parameters.empty()) {
+    path += "&parameters=" + percent_encode(lists.parameters);
   }
   return path;
 }

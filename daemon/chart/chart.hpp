@@ -33,10 +33,10 @@ struct TimeRange {
 };
 TimeRange time_range(const Slot& slot);
 
-// The path and query below api_base for one chart id of `job` and one slot:
+// The path and query below api_base for one chart id of a chart job and one slot:
 // /v3/exporter/projects/{project_uid}/{resource}/{id}?interval=..&startTime=..&endTime=..
 // plus conversionWindow (funnels) or range (retentions) when the job sets them.
-std::string request_path(const config::Job& job, std::string_view project_uid,
+std::string request_path(const config::ChartJob& chart_job, std::string_view project_uid,
                          std::string_view chart_id, const Slot& slot);
 
 struct Answer {
@@ -57,7 +57,7 @@ boost::system::result<Answer, std::string> parse_answer(std::string_view body);
 
 // /v3/exporter/projects/{project_uid}/{segmentations|tags}/{id}/users?expire=M
 // plus &parameters=<percent-encoded> when the job sets them.
-std::string user_list_path(const config::Job& job, std::string_view project_uid,
+std::string user_list_path(const config::UserListJob& lists, std::string_view project_uid,
                            std::string_view list_id, std::chrono::minutes expire);
 
 enum class UserListStatus { doing, done, failed };

@@ -150,10 +150,11 @@ std::uint64_t archive_chart(const archive::Archive& archive, state::StateStore& 
 boost::asio::awaitable<SlotOutcome> archive_slot(api::Client& api, const archive::Archive& archive,
                                                  state::StateStore& store, const Clock& clock,
                                                  const config::Job& job,
+                                                 const config::ChartJob& chart_job,
                                                  const config::Project& project, const Slot& slot,
                                                  api::Turn turn) {
   SlotOutcome outcome;
-  for (const std::string& chart_id : job.charts) {
+  for (const std::string& chart_id : chart_job.charts) {
     if (auto files = archived_files(archive, store, job, chart_id, slot)) {
       // Archived by an earlier pass; a crash may have come before _SUCCESS.
       if (!archive.is_complete(job.name, chart_id, slot)) {
@@ -164,7 +165,8 @@ boost::asio::awaitable<SlotOutcome> archive_slot(api::Client& api, const archive
     }
 
     ++outcome.asked;
-    auto response = co_await api.get(request_path(job, project.project_uid, chart_id, slot), turn);
+    auto response =
+        co_await api.get(request_path(chart_job, project.project_uid, chart_id, slot), turn);
     if (!response) {
       const api::Error& error = response.error();
       outcome.result = error.transient ? SlotResult::retry_later : SlotResult::failed;
@@ -177,7 +179,7 @@ boost::asio::awaitable<SlotOutcome> archive_slot(api::Client& api, const archive
       // A garbled or refused answer: asked again later, until give_up_after.
       outcome.result = SlotResult::retry_later;
       outcome.error = "project " + project.name + ": " +
-                      std::string{config::to_string(job.resource)} + " " + chart_id + " of " +
+                      std::string{config::to_string(chart_job.resource)} + " " + chart_id + " of " +
                       slot.name() + ": " + answer.error();
       co_return outcome;
     }

@@ -34,7 +34,7 @@ struct SlotOutcome {
   std::uint64_t bytes = 0;  // bytes archived in this pass (both files)
 };
 
-// Asks for each chart id of `job` that is not archived yet (an earlier, interrupted
+// Asks for each chart id of `chart_job` that is not archived yet (an earlier, interrupted
 // pass may have archived some: those are recorded in the state store's files table
 // with data_type = chart id and are never fetched again), and archives each finished
 // one: both files staged with fsync, recorded, published, then the manifest and
@@ -43,6 +43,7 @@ struct SlotOutcome {
 boost::asio::awaitable<SlotOutcome> archive_slot(api::Client& api, const archive::Archive& archive,
                                                  state::StateStore& store, const Clock& clock,
                                                  const config::Job& job,
+                                                 const config::ChartJob& chart_job,
                                                  const config::Project& project, const Slot& slot,
                                                  api::Turn turn);
 

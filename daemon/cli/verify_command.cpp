@@ -32,10 +32,11 @@ struct DamagedSlot {
 // What a chart job's part is checked as: chart.json and chart.csv are never gzip;
 // user-list files go through the raw download path with the job's verify mode.
 archive::VerifyMode mode_of(const config::Job& job) {
-  if (job.kind == config::JobKind::chart && !config::is_user_list(job.resource)) {
-    return archive::VerifyMode::size;
-  }
-  return job.verify;
+  return std::visit(
+      config::Overloaded{[&](const config::RawJob&) { return job.verify; },
+                         [](const config::ChartJob&) { return archive::VerifyMode::size; },
+                         [&](const config::UserListJob&) { return job.verify; }},
+      job.settings);
 }
 
 // Partitions a done slot should have: those its files rows name, one per chart (or
@@ -48,9 +49,14 @@ std::set<std::string> expected_partitions(const config::Config& config, state::S
   for (const state::ArchivedFile& file : store.files(job.name, slot.name())) {
     types.insert(file.data_type);
   }
-  if (job.kind == config::JobKind::chart) {
-    types.insert(job.charts.begin(), job.charts.end());
-  }
+  std::visit(config::Overloaded{[](const config::RawJob&) {},
+                                [&](const config::ChartJob& chart) {
+                                  types.insert(chart.charts.begin(), chart.charts.end());
+                                },
+                                [&](const config::UserListJob& lists) {
+                                  types.insert(lists.lists.begin(), lists.lists.end());
+                                }},
+             job.settings);
   for (std::string& type : archive::partitions_on_disk(config.archive_dir, job.name, slot)) {
     types.insert(std::move(type));
   }

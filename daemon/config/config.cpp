@@ -7,8 +7,11 @@
 
 namespace gio::config {
 
-std::string_view to_string(JobKind kind) {
-  return kind == JobKind::raw ? "raw" : "chart";
+std::string_view kind_name(const Job& job) {
+  return std::visit(Overloaded{[](const RawJob&) { return std::string_view{"raw"}; },
+                               [](const ChartJob&) { return std::string_view{"chart"}; },
+                               [](const UserListJob&) { return std::string_view{"chart"}; }},
+                    job.settings);
 }
 
 std::string_view to_string(ChartResource resource) {
@@ -157,7 +160,7 @@ std::string summary(const Config& config) {
     if (i > 0) {
       out += ", ";
     }
-    out += job.name + ": " + std::string(to_string(job.kind)) + " " +
+    out += job.name + ": " + std::string(kind_name(job)) + " " +
            std::string(gio::to_string(job.granularity)) + " of " + job.project;
   }
   out += "); state_db " + config.state_db.string() + ", archive_dir " + config.archive_dir.string();

@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 #include "archive/verify_mode.hpp"
@@ -20,7 +21,6 @@
 namespace gio::config {
 
 using Duration = std::chrono::seconds;
-enum class JobKind { raw, chart };
 // The analysis a chart job exports; each is its own path below
 // /v3/exporter/projects/{project_uid}/ and answers the same asynchronous way.
 // segmentations and tags are user lists: their finished answer is a list of file
@@ -30,7 +30,6 @@ inline bool is_user_list(ChartResource resource) {
   return resource == ChartResource::segmentations || resource == ChartResource::tags;
 }
 
-std::string_view to_string(JobKind kind);
 // As the API path spells it: "charts", "funnels", ...
 std::string_view to_string(ChartResource resource);
 
@@ -66,12 +65,38 @@ struct Hooks {
   Duration timeout{std::chrono::seconds{30}};  // then the command is killed
 };
 
+// What a raw export job asks for.
+struct RawJob {
+  std::vector<std::string> data_types;  // empty = all types
+};
+
+// resource: charts | funnels | retentions | frequencies. Each chart id is one file pair
+// per slot.
+struct ChartJob {
+  ChartResource resource = ChartResource::charts;
+  std::vector<std::string> charts;          // chart ids
+  Duration interval{std::chrono::days{1}};  // one of kChartIntervals
+  // resource: funnels; sent as conversionWindow (whole days) when set.
+  std::optional<std::chrono::days> conversion_window;
+  std::string range;  // resource: retentions; sent as `range` when not empty
+};
+
+// resource: segmentations | tags. A user list's finished answer is a list of file links,
+// downloaded like raw parts.
+struct UserListJob {
+  ChartResource resource = ChartResource::segmentations;
+  std::vector<std::string> lists;  // list ids (the YAML key stays `charts:`)
+  std::string parameters;          // sent percent-encoded as `parameters` when not empty
+};
+
+// The kind's own part of a job. Dispatch on it with std::visit (see Overloaded), so that
+// the compiler points at every place a new kind must be handled.
+using JobSettings = std::variant<RawJob, ChartJob, UserListJob>;
+
 struct Job {
   std::string name, project;
-  JobKind kind = JobKind::raw;
   Granularity granularity = Granularity::hour;
-  std::vector<std::string> data_types;  // empty = all types
-  Duration ready_after{};               // default: 40m for hour, 6h for day
+  Duration ready_after{};  // default: 40m for hour, 6h for day
   Duration poll_every{std::chrono::minutes{5}};
   Duration give_up_after{std::chrono::hours{24}};
   // NOT_EXISTS before ready_at + this means "not produced yet" and is polled quietly;
@@ -79,17 +104,23 @@ struct Job {
   Duration not_exists_grace{std::chrono::hours{2}};
   Duration backfill{std::chrono::days{15}};
   Duration link_expire{std::chrono::minutes{60}};  // whole minutes (the API takes minutes)
+  // Default gzip; a user-list job defaults to size (its files are not said to be gzip).
   archive::VerifyMode verify = archive::VerifyMode::gzip;
-  std::vector<std::string> charts;                 // kind: chart
-  Duration interval{std::chrono::days{1}};         // kind: chart; one of kChartIntervals
-  ChartResource resource = ChartResource::charts;  // kind: chart
-  // resource: funnels; sent as conversionWindow (whole days) when set.
-  std::optional<std::chrono::days> conversion_window;
-  std::string range;  // resource: retentions; sent as `range` when not empty
-  // resource: segmentations | tags; sent percent-encoded as `parameters` when not empty.
-  std::string parameters;
   Hooks hooks;
+  JobSettings settings;  // RawJob unless the YAML says `kind: chart`
 };
+
+// "raw" or "chart", as the YAML's `kind:` says (a user-list job is kind chart there).
+std::string_view kind_name(const Job& job);
+
+// The usual overload set for std::visit: one lambda per alternative, e.g.
+//   std::visit(Overloaded{[](const RawJob&) {...}, [](const ChartJob&) {...}, ...}, job.settings)
+template <class... F>
+struct Overloaded : F... {
+  using F::operator()...;
+};
+template <class... F>
+Overloaded(F...) -> Overloaded<F...>;
 
 struct HttpSettings {
   std::string api_base = "https://www.growingio.com";  // no trailing slash after loading

@@ -78,14 +78,23 @@ void check_config(const config::Config& loaded, std::string_view input) {
     GIO_FUZZ_CHECK(job.give_up_after >= job.poll_every, "give_up_after below poll_every");
     GIO_FUZZ_CHECK(job.backfill >= config::kMinBackfill && job.backfill <= config::kMaxBackfill,
                    "backfill out of range");
-    for (const auto& chart : job.charts) {
-      GIO_FUZZ_CHECK(
-          !chart.empty() && chart.find('/') == std::string::npos && chart != "." && chart != "..",
-          "a chart id that is not one folder: " + chart);
-    }
-    for (const auto& type : job.data_types) {
-      GIO_FUZZ_CHECK(type.find('/') == std::string::npos && !type.empty(), "a data type");
-    }
+    const auto check_ids = [](const std::vector<std::string>& ids) {
+      for (const auto& chart : ids) {
+        GIO_FUZZ_CHECK(
+            !chart.empty() && chart.find('/') == std::string::npos && chart != "." && chart != "..",
+            "a chart id that is not one folder: " + chart);
+      }
+    };
+    std::visit(
+        config::Overloaded{[](const config::RawJob& raw) {
+                             for (const auto& type : raw.data_types) {
+                               GIO_FUZZ_CHECK(type.find('/') == std::string::npos && !type.empty(),
+                                              "a data type");
+                             }
+                           },
+                           [&](const config::ChartJob& chart) { check_ids(chart.charts); },
+                           [&](const config::UserListJob& lists) { check_ids(lists.lists); }},
+        job.settings);
   }
   GIO_FUZZ_CHECK(loaded.limits.parallel_downloads >= config::kMinParallelDownloads &&
                      loaded.limits.parallel_downloads <= config::kMaxParallelDownloads,

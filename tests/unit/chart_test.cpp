@@ -125,9 +125,7 @@ TEST(ChartRequest, DaySlotCoversItsBeijingDay) {
 }
 
 TEST(ChartRequest, PathAndQueryPerResource) {
-  config::Job job;
-  job.kind = config::JobKind::chart;
-  job.granularity = Granularity::day;
+  config::ChartJob job;
   job.interval = std::chrono::hours{1};
   const Slot day = slot("2026-11-22", Granularity::day);
   EXPECT_EQ(request_path(job, "nxog09md", "YoX28w7R", day),
@@ -154,8 +152,7 @@ TEST(ChartRequest, PathAndQueryPerResource) {
 }
 
 TEST(UserList, PathHasExpireAndEncodedParameters) {
-  config::Job job;
-  job.kind = config::JobKind::chart;
+  config::UserListJob job;
   job.resource = config::ChartResource::segmentations;
   EXPECT_EQ(user_list_path(job, "nxog09md", "seg1", 60min),
             "/v3/exporter/projects/nxog09md/segmentations/seg1/users?expire=60");
@@ -214,10 +211,14 @@ TEST(UserList, ConfigResourceParametersAndVerifyDefault) {
           "verify: gzip}\n",
       "/tmp/c.yaml");
   ASSERT_TRUE(loaded.config) << (loaded.problems.empty() ? "" : loaded.problems[0].to_string());
-  EXPECT_EQ(loaded.config->jobs[0].resource, config::ChartResource::segmentations);
-  EXPECT_EQ(loaded.config->jobs[0].parameters, "a=1");
+  ASSERT_TRUE(std::holds_alternative<config::UserListJob>(loaded.config->jobs[0].settings));
+  EXPECT_EQ(std::get<config::UserListJob>(loaded.config->jobs[0].settings).resource,
+            config::ChartResource::segmentations);
+  EXPECT_EQ(std::get<config::UserListJob>(loaded.config->jobs[0].settings).parameters, "a=1");
   EXPECT_EQ(loaded.config->jobs[0].verify, archive::VerifyMode::size);
-  EXPECT_EQ(loaded.config->jobs[1].resource, config::ChartResource::tags);
+  ASSERT_TRUE(std::holds_alternative<config::UserListJob>(loaded.config->jobs[1].settings));
+  EXPECT_EQ(std::get<config::UserListJob>(loaded.config->jobs[1].settings).resource,
+            config::ChartResource::tags);
   EXPECT_EQ(loaded.config->jobs[1].verify, archive::VerifyMode::gzip);
 
   const auto wrong = config::parse_config(

@@ -160,9 +160,10 @@ jobs:
   const Job& hourly = config.jobs[0];
   EXPECT_EQ(hourly.name, "shop-hourly");
   EXPECT_EQ(hourly.project, "shop");
-  EXPECT_EQ(hourly.kind, JobKind::raw);
+  ASSERT_TRUE(std::holds_alternative<RawJob>(hourly.settings));
+  EXPECT_EQ(kind_name(hourly), "raw");
   EXPECT_EQ(hourly.granularity, Granularity::hour);
-  EXPECT_TRUE(hourly.data_types.empty());
+  EXPECT_TRUE(std::get<RawJob>(hourly.settings).data_types.empty());
   EXPECT_EQ(hourly.ready_after, 50min);
   EXPECT_EQ(hourly.poll_every, 2min);
   EXPECT_EQ(hourly.give_up_after, 12h);
@@ -173,7 +174,9 @@ jobs:
 
   const Job& daily = config.jobs[1];
   EXPECT_EQ(daily.granularity, Granularity::day);
-  EXPECT_EQ(daily.data_types, (std::vector<std::string>{"visit", "custom_event"}));
+  ASSERT_TRUE(std::holds_alternative<RawJob>(daily.settings));
+  EXPECT_EQ(std::get<RawJob>(daily.settings).data_types,
+            (std::vector<std::string>{"visit", "custom_event"}));
   EXPECT_EQ(daily.ready_after, 90min);
   EXPECT_EQ(daily.poll_every, 1s);
   EXPECT_EQ(daily.give_up_after, 24h);
@@ -204,9 +207,10 @@ TEST_F(ConfigTest, DefaultsForEverythingLeftOut) {
 
   ASSERT_EQ(config.jobs.size(), 2u);
   const Job& hourly = config.jobs[0];
-  EXPECT_EQ(hourly.kind, JobKind::raw);
+  ASSERT_TRUE(std::holds_alternative<RawJob>(hourly.settings));
+  EXPECT_EQ(kind_name(hourly), "raw");
   EXPECT_EQ(hourly.granularity, Granularity::hour);
-  EXPECT_TRUE(hourly.data_types.empty());
+  EXPECT_TRUE(std::get<RawJob>(hourly.settings).data_types.empty());
   EXPECT_EQ(hourly.ready_after, 40min);
   EXPECT_EQ(hourly.poll_every, 5min);
   EXPECT_EQ(hourly.give_up_after, 24h);
@@ -392,8 +396,9 @@ TEST_F(ConfigTest, ChartJobsAreValidatedInFull) {
                         "    charts: [YoX28w7R, big_1]\n    interval: 7d\n"),
                    kPath);
   ASSERT_TRUE(valid.config) << all_problems(valid);
-  const Job& chart = valid.config->jobs.back();
-  EXPECT_EQ(chart.kind, JobKind::chart);
+  ASSERT_TRUE(std::holds_alternative<ChartJob>(valid.config->jobs.back().settings));
+  EXPECT_EQ(kind_name(valid.config->jobs.back()), "chart");
+  const ChartJob& chart = std::get<ChartJob>(valid.config->jobs.back().settings);
   EXPECT_EQ(chart.charts, (std::vector<std::string>{"YoX28w7R", "big_1"}));
   EXPECT_EQ(chart.interval, std::chrono::days{7});
   EXPECT_EQ(chart.resource, ChartResource::charts);
@@ -429,14 +434,19 @@ TEST_F(ConfigTest, ChartResourcesAndTheirQueryKeys) {
   const LoadResult funnel =
       parse_config(with(job + "    resource: funnels\n    conversion_window: 7d\n"), kPath);
   ASSERT_TRUE(funnel.config) << all_problems(funnel);
-  EXPECT_EQ(funnel.config->jobs.back().resource, ChartResource::funnels);
-  EXPECT_EQ(funnel.config->jobs.back().conversion_window, std::chrono::days{7});
+  ASSERT_TRUE(std::holds_alternative<ChartJob>(funnel.config->jobs.back().settings));
+  EXPECT_EQ(std::get<ChartJob>(funnel.config->jobs.back().settings).resource,
+            ChartResource::funnels);
+  EXPECT_EQ(std::get<ChartJob>(funnel.config->jobs.back().settings).conversion_window,
+            std::chrono::days{7});
 
   const LoadResult retention =
       parse_config(with(job + "    resource: retentions\n    range: \"30\"\n"), kPath);
   ASSERT_TRUE(retention.config) << all_problems(retention);
-  EXPECT_EQ(retention.config->jobs.back().resource, ChartResource::retentions);
-  EXPECT_EQ(retention.config->jobs.back().range, "30");
+  ASSERT_TRUE(std::holds_alternative<ChartJob>(retention.config->jobs.back().settings));
+  EXPECT_EQ(std::get<ChartJob>(retention.config->jobs.back().settings).resource,
+            ChartResource::retentions);
+  EXPECT_EQ(std::get<ChartJob>(retention.config->jobs.back().settings).range, "30");
 
   EXPECT_TRUE(only_problem(parse_config(with(job + "    resource: users\n"), kPath), 14, 15,
                            "unknown resource 'users' (one of: charts, funnels, retentions, "
@@ -858,8 +868,9 @@ TEST_F(ConfigTest, ExampleConfigLoadsWhenItsTokenIsSet) {
   ASSERT_EQ(config.jobs.size(), 3u);
   EXPECT_EQ(config.jobs[0].granularity, Granularity::hour);
   EXPECT_EQ(config.jobs[1].granularity, Granularity::day);
-  EXPECT_EQ(config.jobs[2].kind, JobKind::chart);
-  EXPECT_EQ(config.jobs[2].charts, std::vector<std::string>{"YoX28w7R"});
+  ASSERT_TRUE(std::holds_alternative<ChartJob>(config.jobs[2].settings));
+  EXPECT_EQ(std::get<ChartJob>(config.jobs[2].settings).charts,
+            std::vector<std::string>{"YoX28w7R"});
   EXPECT_EQ(config.projects[0].auth.token.reveal(), kToken);
 
   // And without the variable it says which one is missing.

@@ -1,0 +1,163 @@
+#pragma once
+
+// What the parse_*.cpp files share, and nothing outside daemon/config/ includes: problem
+// reporting, reading one YAML map against its allowed keys, the readers of one value, and
+// the readers of the two lists (projects, jobs) that parse.cpp calls.
+//
+// Where a problem is shown: problems with a value are at the value; problems with a key
+// itself (unknown, duplicate, not allowed for this kind of job, unsupported) are at the
+// key; a required key that is missing is reported at its map. Every reader reports its
+// own problem and carries on (it returns nullopt or the default), so one run of
+// check-config shows every problem in the file.
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <filesystem>
+#include <initializer_list>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "config/config.hpp"
+
+namespace gio::config::parsing {
+
+class Reporter {
+ public:
+  explicit Reporter(std::string file) : file_(std::move(file)) {}
+
+  // yaml-cpp marks are 0-based; a negative mark (an empty document) means the file.
+  void add(const YAML::Mark& mark, std::string message);
+  void warn(const YAML::Mark& mark, std::string message);
+
+  bool empty() const { return problems_.empty(); }
+  std::vector<Problem> take_in_file_order();
+  std::vector<Problem> take_warnings() { return std::move(warnings_); }
+
+ private:
+  std::string file_;
+  std::vector<Problem> problems_;
+  std::vector<Problem> warnings_;
+};
+
+// --- Text helpers for messages and names ---
+
+std::string in_quotes(std::string_view text);
+
+template <typename Range>
+std::string join(const Range& items) {
+  std::string out;
+  for (const auto& item : items) {
+    if (!out.empty()) {
+      out += ", ";
+    }
+    out += item;
+  }
+  return out;
+}
+
+// "a map", "a list", "a single value"...: what the user wrote instead.
+std::string describe(const YAML::Node& node);
+std::string trim(std::string_view text);
+bool is_alnum(char c);
+// [A-Za-z0-9][A-Za-z0-9._-]*, at most kMaxNameLength: safe as a folder name.
+bool is_folder_name(std::string_view text);
+bool is_alnum_id(std::string_view text);
+
+// The whole file, or why not (never its content).
+struct FileText {
+  std::string text;
+  std::string error;  // empty on success; else the reason, such as strerror's text
+};
+FileText read_file(const std::filesystem::path& path, std::size_t max_bytes);
+
+// --- Maps ---
+
+// One `key: value` of a map.
+struct Entry {
+  std::string name;
+  YAML::Node key;
+  YAML::Node value;
+
+  // yaml-cpp places an empty value at the start of the next line, so point at
+  // the key instead.
+  YAML::Mark value_mark() const { return value.IsNull() ? key.Mark() : value.Mark(); }
+};
+
+// The entries of one YAML map, checked against the keys allowed there.
+class MapReader {
+ public:
+  MapReader(const YAML::Node& map, std::string_view where,
+            std::initializer_list<std::string_view> allowed, Reporter& reporter);
+
+  const Entry* find(std::string_view name) const;
+  // Where the map starts: the place for "missing key" problems.
+  const YAML::Mark& mark() const { return mark_; }
+
+ private:
+  YAML::Mark mark_;
+  std::vector<Entry> entries_;
+};
+
+// True for a map or an empty value (every key takes its default); reports anything else.
+bool is_section(const Entry& entry, Reporter& reporter);
+
+// --- Readers for one value. Each reports its own problem and returns nullopt. ---
+
+std::optional<std::string> read_string(const Entry& entry, Reporter& reporter,
+                                       bool allow_empty = false);
+// `why` is added to the out-of-range message.
+std::optional<Duration> read_duration(const Entry& entry, Reporter& reporter, Duration min,
+                                      Duration max, std::string_view why = {});
+std::optional<int> read_int(const Entry& entry, Reporter& reporter, int min, int max);
+// More than 0 and at most max.
+std::optional<double> read_rate(const Entry& entry, Reporter& reporter, double max);
+// Relative paths are anchored at `base`, the config file's folder.
+std::optional<std::filesystem::path> read_path(const Entry& entry,
+                                               const std::filesystem::path& base,
+                                               Reporter& reporter, bool allow_empty = false);
+
+template <typename T>
+struct Choice {
+  std::string_view name;
+  T value;
+};
+
+template <typename T>
+std::optional<T> read_choice(const Entry& entry, Reporter& reporter,
+                             std::span<const Choice<T>> choices) {
+  const auto text = read_string(entry, reporter);
+  if (!text) {
+    return std::nullopt;
+  }
+  std::vector<std::string_view> names;
+  for (const Choice<T>& choice : choices) {
+    if (choice.name == *text) {
+      return choice.value;
+    }
+    names.push_back(choice.name);
+  }
+  reporter.add(entry.value_mark(),
+               "unknown " + entry.name + " " + in_quotes(*text) + " (one of: " + join(names) + ")");
+  return std::nullopt;
+}
+
+// --- The lists of the document (parse_projects.cpp, parse_jobs.cpp) ---
+
+// `entry` is the top-level `projects:` (nullptr when missing; reported at `root`).
+// nullopt when there is no list to check the jobs' projects against.
+std::optional<std::vector<Project>> read_projects(const Entry* entry, const YAML::Mark& root,
+                                                  const std::filesystem::path& base,
+                                                  Reporter& reporter);
+
+// `entry` is the top-level `jobs:` (nullptr when missing; reported at `root`). Each job's
+// project is checked against `projects` when there is such a list.
+std::vector<Job> read_jobs(const Entry* entry, const YAML::Mark& root,
+                           const std::optional<std::vector<Project>>& projects, Reporter& reporter);
+
+}  // namespace gio::config::parsing

@@ -1,0 +1,255 @@
+// Problem reporting, map reading and the readers of one value, shared by the readers of
+// each part of the config file (parse_support.hpp).
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+
+#include "config/parse_support.hpp"
+
+namespace gio::config::parsing {
+
+namespace fs = std::filesystem;
+
+void Reporter::add(const YAML::Mark& mark, std::string message) {
+  if (mark.line < 0) {
+    problems_.push_back({file_, 0, 0, std::move(message)});
+  } else {
+    problems_.push_back({file_, mark.line + 1, mark.column + 1, std::move(message)});
+  }
+}
+
+void Reporter::warn(const YAML::Mark& mark, std::string message) {
+  warnings_.push_back({file_, mark.line + 1, mark.column + 1, std::move(message)});
+}
+
+std::vector<Problem> Reporter::take_in_file_order() {
+  std::stable_sort(problems_.begin(), problems_.end(), [](const Problem& a, const Problem& b) {
+    return std::pair{a.line, a.column} < std::pair{b.line, b.column};
+  });
+  return std::move(problems_);
+}
+
+std::string in_quotes(std::string_view text) {
+  return "'" + std::string(text) + "'";
+}
+
+std::string describe(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Map:
+      return "a map";
+    case YAML::NodeType::Sequence:
+      return node.size() == 0 ? "an empty list" : "a list";
+    case YAML::NodeType::Scalar:
+      return "a single value";
+    default:
+      return "empty";
+  }
+}
+
+std::string trim(std::string_view text) {
+  constexpr std::string_view kSpace = " \t\r\n\v\f";
+  const auto first = text.find_first_not_of(kSpace);
+  if (first == std::string_view::npos) {
+    return {};
+  }
+  const auto last = text.find_last_not_of(kSpace);
+  return std::string(text.substr(first, last - first + 1));
+}
+
+bool is_alnum(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+bool is_folder_name(std::string_view text) {
+  if (text.empty() || text.size() > kMaxNameLength || !is_alnum(text.front())) {
+    return false;
+  }
+  return std::all_of(text.begin(), text.end(),
+                     [](char c) { return is_alnum(c) || c == '.' || c == '_' || c == '-'; });
+}
+
+bool is_alnum_id(std::string_view text) {
+  return !text.empty() && std::all_of(text.begin(), text.end(), is_alnum);
+}
+
+FileText read_file(const fs::path& path, std::size_t max_bytes) {
+  std::unique_ptr<std::FILE, decltype(&std::fclose)> file(std::fopen(path.c_str(), "rb"),
+                                                          &std::fclose);
+  if (!file) {
+    return {{}, std::strerror(errno)};
+  }
+  FileText out;
+  char buffer[8192];
+  while (true) {
+    const std::size_t n = std::fread(buffer, 1, sizeof buffer, file.get());
+    out.text.append(buffer, n);
+    if (out.text.size() > max_bytes) {
+      return {{},
+              "larger than " + std::to_string(max_bytes / 1024) + " KiB; is it the right file?"};
+    }
+    if (n < sizeof buffer) {
+      break;
+    }
+  }
+  if (std::ferror(file.get())) {
+    return {{}, std::strerror(errno)};
+  }
+  return out;
+}
+
+MapReader::MapReader(const YAML::Node& map, std::string_view where,
+                     std::initializer_list<std::string_view> allowed, Reporter& reporter)
+    : mark_(map.Mark()) {
+  if (!map.IsMap()) {
+    return;  // an empty section: every key takes its default
+  }
+  for (auto it = map.begin(); it != map.end(); ++it) {
+    const YAML::Node key = it->first;
+    if (!key.IsScalar()) {
+      reporter.add(key.Mark(), "a key in " + std::string(where) + " must be a plain name, not " +
+                                   describe(key));
+      continue;
+    }
+    const std::string name = key.Scalar();
+    if (std::find(allowed.begin(), allowed.end(), name) == allowed.end()) {
+      reporter.add(key.Mark(), "unknown key " + in_quotes(name) + " in " + std::string(where) +
+                                   " (known keys: " + join(allowed) + ")");
+      continue;
+    }
+    if (const Entry* first = find(name)) {
+      reporter.add(key.Mark(), "duplicate key " + in_quotes(name) + " (first at line " +
+                                   std::to_string(first->key.Mark().line + 1) + ")");
+      continue;
+    }
+    entries_.push_back({name, key, it->second});
+  }
+}
+
+const Entry* MapReader::find(std::string_view name) const {
+  for (const Entry& entry : entries_) {
+    if (entry.name == name) {
+      return &entry;
+    }
+  }
+  return nullptr;
+}
+
+bool is_section(const Entry& entry, Reporter& reporter) {
+  if (entry.value.IsMap() || entry.value.IsNull()) {
+    return true;
+  }
+  reporter.add(entry.value_mark(),
+               in_quotes(entry.name) + " must be a map of settings, not " + describe(entry.value));
+  return false;
+}
+
+std::optional<std::string> read_string(const Entry& entry, Reporter& reporter, bool allow_empty) {
+  if (entry.value.IsNull()) {
+    if (allow_empty) {
+      return std::string{};
+    }
+    reporter.add(entry.value_mark(), in_quotes(entry.name) + " needs a value");
+    return std::nullopt;
+  }
+  if (!entry.value.IsScalar()) {
+    reporter.add(entry.value_mark(),
+                 in_quotes(entry.name) + " must be a single value, not " + describe(entry.value));
+    return std::nullopt;
+  }
+  if (entry.value.Scalar().empty() && !allow_empty) {
+    reporter.add(entry.value_mark(), in_quotes(entry.name) + " must not be empty");
+    return std::nullopt;
+  }
+  return entry.value.Scalar();
+}
+
+std::optional<Duration> read_duration(const Entry& entry, Reporter& reporter, Duration min,
+                                      Duration max, std::string_view why) {
+  const auto text = read_string(entry, reporter);
+  if (!text) {
+    return std::nullopt;
+  }
+  const auto duration = parse_duration(*text);
+  if (!duration) {
+    reporter.add(entry.value_mark(), in_quotes(entry.name) +
+                                         " is not a duration: " + in_quotes(*text) +
+                                         " (write it like 90s, 5m, 1h30m or 15d)");
+    return std::nullopt;
+  }
+  if (*duration < min || *duration > max) {
+    std::string message =
+        max == Duration::max()
+            ? in_quotes(entry.name) + " must be at least " + format_duration(min) + ", not " + *text
+            : in_quotes(entry.name) + " must be between " + format_duration(min) + " and " +
+                  format_duration(max) + ", not " + *text;
+    if (!why.empty()) {
+      message += " (" + std::string(why) + ")";
+    }
+    reporter.add(entry.value_mark(), std::move(message));
+    return std::nullopt;
+  }
+  return duration;
+}
+
+std::optional<int> read_int(const Entry& entry, Reporter& reporter, int min, int max) {
+  const auto text = read_string(entry, reporter);
+  if (!text) {
+    return std::nullopt;
+  }
+  int value = 0;
+  const auto [end, error] = std::from_chars(text->data(), text->data() + text->size(), value);
+  if (error != std::errc{} || end != text->data() + text->size()) {
+    reporter.add(entry.value_mark(),
+                 in_quotes(entry.name) + " must be a whole number, not " + in_quotes(*text));
+    return std::nullopt;
+  }
+  if (value < min || value > max) {
+    reporter.add(entry.value_mark(), in_quotes(entry.name) + " must be between " +
+                                         std::to_string(min) + " and " + std::to_string(max) +
+                                         ", not " + *text);
+    return std::nullopt;
+  }
+  return value;
+}
+
+std::optional<double> read_rate(const Entry& entry, Reporter& reporter, double max) {
+  const auto text = read_string(entry, reporter);
+  if (!text) {
+    return std::nullopt;
+  }
+  double value = 0;
+  const auto [end, error] = std::from_chars(text->data(), text->data() + text->size(), value);
+  if (error != std::errc{} || end != text->data() + text->size()) {
+    reporter.add(entry.value_mark(),
+                 in_quotes(entry.name) + " must be a number, not " + in_quotes(*text));
+    return std::nullopt;
+  }
+  // Written so that NaN fails too.
+  if (!(value > 0 && value <= max)) {
+    reporter.add(entry.value_mark(), in_quotes(entry.name) + " must be more than 0 and at most " +
+                                         std::to_string(static_cast<int>(max)) + ", not " + *text);
+    return std::nullopt;
+  }
+  return value;
+}
+
+// Relative paths are anchored at the config file's folder, not at the daemon's
+// working directory, so that the file means the same thing wherever it is run from.
+std::optional<fs::path> read_path(const Entry& entry, const fs::path& base, Reporter& reporter,
+                                  bool allow_empty) {
+  const auto text = read_string(entry, reporter, allow_empty);
+  if (!text) {
+    return std::nullopt;
+  }
+  if (text->empty()) {
+    return fs::path{};
+  }
+  const fs::path path{*text};
+  return (path.is_absolute() ? path : base / path).lexically_normal();
+}
+
+}  // namespace gio::config::parsing
