@@ -11,8 +11,8 @@
 #include <filesystem>
 #include <vector>
 
+#include "api/chart.hpp"
 #include "archive/checksums.hpp"
-#include "chart/chart.hpp"
 
 namespace gio::chart {
 namespace {
@@ -124,8 +124,12 @@ std::uint64_t archive_chart(const archive::Archive& archive, state::StateStore& 
   StagedFile json_file{archive.staging_dir(), json};
   StagedFile csv_file{archive.staging_dir(), csv};
   std::vector<archive::ManifestFile> files{
-      {.name = std::string{kJsonName}, .bytes = json.size(), .sha256 = archive::sha256_hex(json)},
-      {.name = std::string{kCsvName}, .bytes = csv.size(), .sha256 = archive::sha256_hex(csv)},
+      {.name = std::string{api::kChartJsonName},
+       .bytes = json.size(),
+       .sha256 = archive::sha256_hex(json)},
+      {.name = std::string{api::kChartCsvName},
+       .bytes = csv.size(),
+       .sha256 = archive::sha256_hex(csv)},
   };
   for (const archive::ManifestFile& file : files) {
     store.record_file({.job = job.name,
@@ -136,9 +140,9 @@ std::uint64_t archive_chart(const archive::Archive& archive, state::StateStore& 
                        .sha256 = file.sha256,
                        .archived_at = clock.now()});
   }
-  archive.publish(json_file.path(), job.name, chart_id, slot, kJsonName);
+  archive.publish(json_file.path(), job.name, chart_id, slot, api::kChartJsonName);
   json_file.published();
-  archive.publish(csv_file.path(), job.name, chart_id, slot, kCsvName);
+  archive.publish(csv_file.path(), job.name, chart_id, slot, api::kChartCsvName);
   csv_file.published();
   archive.complete_partition(manifest_for(job, chart_id, slot, clock.now(), std::move(files)),
                              slot);
@@ -150,8 +154,8 @@ std::uint64_t archive_chart(const archive::Archive& archive, state::StateStore& 
 boost::asio::awaitable<SlotOutcome> archive_slot(api::Client& api, const archive::Archive& archive,
                                                  state::StateStore& store, const Clock& clock,
                                                  const config::Job& job,
-                                                 const config::Project& project, const Slot& slot,
-                                                 api::Turn turn) {
+                                                 const config::Project& /*project*/,
+                                                 const Slot& slot, api::Turn turn) {
   SlotOutcome outcome;
   for (const std::string& chart_id : job.charts) {
     if (auto files = archived_files(archive, store, job, chart_id, slot)) {
@@ -164,35 +168,34 @@ boost::asio::awaitable<SlotOutcome> archive_slot(api::Client& api, const archive
     }
 
     ++outcome.asked;
-    auto response = co_await api.get(request_path(job, project.project_uid, chart_id, slot), turn);
-    if (!response) {
-      const api::Error& error = response.error();
+    // A named request: GCC 12 destroys a braced temporary inside co_await twice.
+    const api::ChartRequest request{.resource = job.resource,
+                                    .chart_id = chart_id,
+                                    .interval = job.interval,
+                                    .conversion_window = job.conversion_window,
+                                    .range = job.range};
+    auto answer = co_await api.chart(request, slot, turn);
+    if (!answer) {
+      // A garbled or refused answer comes back transient: asked again later, until
+      // give_up_after.
+      const api::Error& error = answer.error();
       outcome.result = error.transient ? SlotResult::retry_later : SlotResult::failed;
-      outcome.error = "chart " + chart_id + ": " + error.message;
+      outcome.error = error.message;
       outcome.retry_after = error.retry_after;
       co_return outcome;
     }
-    auto answer = parse_answer(response->body);
-    if (!answer) {
-      // A garbled or refused answer: asked again later, until give_up_after.
-      outcome.result = SlotResult::retry_later;
-      outcome.error = "project " + project.name + ": " +
-                      std::string{config::to_string(job.resource)} + " " + chart_id + " of " +
-                      slot.name() + ": " + answer.error();
-      co_return outcome;
-    }
-    if (answer->doing) {
+    if (answer->status == api::ChartStatus::doing) {
       ++outcome.waiting;
       continue;  // the others are asked too, so the vendor computes them side by side
     }
-    if (answer->rows >= kRowCap) {
+    if (answer->rows >= api::kChartRowCap) {
       spdlog::warn(
           "event=chart_row_cap job={} slot={} chart={} rows={} (the vendor cuts a chart at {} "
           "rows: this result is probably incomplete)",
-          job.name, slot.name(), chart_id, answer->rows, kRowCap);
+          job.name, slot.name(), chart_id, answer->rows, api::kChartRowCap);
     }
     outcome.bytes +=
-        archive_chart(archive, store, clock, job, chart_id, slot, response->body, answer->csv);
+        archive_chart(archive, store, clock, job, chart_id, slot, answer->body, answer->csv);
     ++outcome.archived;
     spdlog::debug("job={} slot={} chart {} archived ({} rows)", job.name, slot.name(), chart_id,
                   answer->rows);

@@ -8,7 +8,7 @@
 #include <filesystem>
 #include <random>
 
-#include "chart/chart.hpp"
+#include "api/chart.hpp"
 #include "chart/slot_work.hpp"
 #include "metrics/exporter_metrics.hpp"
 #include "scheduler/planner.hpp"
@@ -539,7 +539,7 @@ asio::awaitable<void> Scheduler::process(std::shared_ptr<const Generation> gener
       case api::ExportStatus::error: {
         // The vendor re-runs failed exports, so ERROR is asked again until give_up_after.
         const std::string message =
-            "the export failed (ERROR" +
+            "the export failed (" + std::string{api::to_string(answer->status)} +
             (answer->error_message.empty() ? std::string{} : ": " + answer->error_message) + ")";
         store_.update(job.name, slot.name(),
                       {.state = state::SlotState::pending,
@@ -602,13 +602,15 @@ asio::awaitable<void> Scheduler::process_chart(const Generation& generation, con
   const bool asked = outcome.asked > 0;
   switch (outcome.result) {
     case chart::SlotResult::done:
-      store_.update(job.name, slot.name(),
-                    {.state = state::SlotState::done,
-                     .next_at = now,
-                     .api_status = asked ? std::optional<std::string>{"done"} : std::nullopt,
-                     .last_error = "",
-                     .count_attempt = asked},
-                    now);
+      store_.update(
+          job.name, slot.name(),
+          {.state = state::SlotState::done,
+           .next_at = now,
+           .api_status = asked ? std::optional<std::string>{api::to_string(api::ChartStatus::done)}
+                               : std::nullopt,
+           .last_error = "",
+           .count_attempt = asked},
+          now);
       // Each chart is two files, chart.json and chart.csv.
       count(metrics::kArchivedFiles, job.name, 2.0 * outcome.archived);
       count(metrics::kArchivedBytes, job.name, static_cast<double>(outcome.bytes));
@@ -618,7 +620,7 @@ asio::awaitable<void> Scheduler::process_chart(const Generation& generation, con
       co_return;
     case chart::SlotResult::waiting:
       // Charts archived in this pass stay archived; only the "doing" ones are asked again.
-      keep_waiting(job, slot, record, "doing", true,
+      keep_waiting(job, slot, record, std::string{api::to_string(api::ChartStatus::doing)}, true,
                    " charts_doing=" + std::to_string(outcome.waiting));
       co_return;
     case chart::SlotResult::retry_later:
@@ -634,7 +636,6 @@ asio::awaitable<bool> Scheduler::process_user_lists(const Generation& generation
                                                     const config::Job& job, const Slot& slot,
                                                     state::SlotRecord& record) {
   api::Client& api = *generation.apis.at(job.project);
-  const config::Project& project = generation.config->project_of(job);
   const auto expire = std::chrono::duration_cast<std::chrono::minutes>(job.link_expire);
   // The done lists of this pass, in the raw answer's shape: list id -> links, so they
   // take the raw download path (same Downloader, verification, archive and manifests).
@@ -646,40 +647,32 @@ asio::awaitable<bool> Scheduler::process_user_lists(const Generation& generation
     if (archive_.is_complete(job.name, list_id, slot)) {
       continue;  // archived by an earlier pass: never asked again
     }
-    auto response =
-        co_await api.get(chart::user_list_path(job, project.project_uid, list_id, expire),
-                         turn_for(record, slot, clock_.now(), false));
-    if (!response) {
-      const api::Error& error = response.error();
-      const std::string message =
-          std::string{config::to_string(job.resource)} + " " + list_id + ": " + error.message;
+    // A named request: GCC 12 destroys a braced temporary inside co_await twice.
+    const api::UserListRequest request{
+        .resource = job.resource, .list_id = list_id, .parameters = job.parameters};
+    auto answer =
+        co_await api.user_list(request, slot, expire, turn_for(record, slot, clock_.now(), false));
+    if (!answer) {
+      // A garbled answer comes back transient: asked again later, until give_up_after.
+      const api::Error& error = answer.error();
       if (error.transient) {
-        retry_later(job, record, message, error.retry_after, true);
+        retry_later(job, record, error.message, error.retry_after, true);
       } else {
-        fail_slot(job, slot, message, true);
+        fail_slot(job, slot, error.message, true);
       }
       co_return false;
     }
-    auto answer = chart::parse_user_list(response->body);
-    if (!answer) {
-      // A garbled answer: asked again later, until give_up_after.
-      retry_later(job, record,
-                  "project " + project.name + ": " + std::string{config::to_string(job.resource)} +
-                      " " + list_id + " of " + slot.name() + ": " + answer.error(),
-                  std::nullopt, true);
-      co_return false;
-    }
     switch (answer->status) {
-      case chart::UserListStatus::doing:
+      case api::UserListStatus::doing:
         ++doing;
         break;
-      case chart::UserListStatus::failed:
+      case api::UserListStatus::failed:
         // Like a raw ERROR: asked again every poll_every until give_up_after.
         failure = std::string{config::to_string(job.resource)} + " " + list_id +
                   ": the export failed" +
                   (answer->error_message.empty() ? std::string{} : ": " + answer->error_message);
         break;
-      case chart::UserListStatus::done:
+      case api::UserListStatus::done:
         ready.links[list_id] = std::move(answer->links);
         break;
     }
@@ -693,7 +686,7 @@ asio::awaitable<bool> Scheduler::process_user_lists(const Generation& generation
     store_.update(job.name, slot.name(),
                   {.state = state::SlotState::downloading,
                    .next_at = now + job.poll_every,
-                   .api_status = "done",
+                   .api_status = std::string{api::to_string(api::UserListStatus::done)},
                    .count_attempt = true},
                   now);
     counted = true;
@@ -722,7 +715,7 @@ asio::awaitable<bool> Scheduler::process_user_lists(const Generation& generation
     store_.update(job.name, slot.name(),
                   {.state = state::SlotState::pending,
                    .next_at = now + job.poll_every,
-                   .api_status = "failed",
+                   .api_status = std::string{api::to_string(api::UserListStatus::failed)},
                    .last_error = failure,
                    .count_attempt = !counted},
                   now);
@@ -732,13 +725,14 @@ asio::awaitable<bool> Scheduler::process_user_lists(const Generation& generation
   }
   if (doing > 0) {
     // Lists archived in this pass stay archived; only the "doing" ones are asked again.
-    keep_waiting(job, slot, record, "doing", !counted, " lists_doing=" + std::to_string(doing));
+    keep_waiting(job, slot, record, std::string{api::to_string(api::UserListStatus::doing)},
+                 !counted, " lists_doing=" + std::to_string(doing));
     co_return false;
   }
   store_.update(job.name, slot.name(),
                 {.state = state::SlotState::done,
                  .next_at = now,
-                 .api_status = std::optional<std::string>{"done"},
+                 .api_status = std::string{api::to_string(api::UserListStatus::done)},
                  .last_error = "",
                  .count_attempt = !counted},
                 now);
@@ -759,8 +753,8 @@ void Scheduler::keep_waiting(const config::Job& job, const Slot& slot,
   // it is an anomaly (export switched off, the vendor lost the hour): said once, and
   // still polled, since give_up_after decides when to stop.
   const Instant anomalous_after = ready_at(job, slot) + job.not_exists_grace;
-  const bool anomaly =
-      api_status == "NOT_EXISTS" && now >= anomalous_after && (notices & kNoticeNotExists) == 0;
+  const bool anomaly = api_status == api::to_string(api::ExportStatus::not_exists) &&
+                       now >= anomalous_after && (notices & kNoticeNotExists) == 0;
   if (anomaly) {
     notices |= kNoticeNotExists;
   }
@@ -780,8 +774,9 @@ void Scheduler::keep_waiting(const config::Job& job, const Slot& slot,
   if (anomaly) {
     spdlog::warn(
         "event=slot_not_exists job={} slot={} expected_by={} reason=\"the API still answers "
-        "NOT_EXISTS {} after the export was expected; polling until give_up_after\"",
+        "{} {} after the export was expected; polling until give_up_after\"",
         job.name, slot.name(), format_utc(ready_at(job, slot)),
+        api::to_string(api::ExportStatus::not_exists),
         config::format_duration(std::chrono::duration_cast<seconds>(now - ready_at(job, slot))));
   }
 }
