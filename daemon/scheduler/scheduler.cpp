@@ -894,13 +894,15 @@ asio::awaitable<Scheduler::SlotDownload> Scheduler::download_slot(const config::
   // answer, not an empty type, so the slot is asked for again.
   if (answer.links.empty()) {
     outcome.result = DownloadResult::retry_later;
-    outcome.error = "FINISHED answer lists no data types";
+    outcome.error =
+        std::string{api::to_string(api::ExportStatus::finished)} + " answer lists no data types";
     co_return outcome;
   }
   for (const std::string& type : job.data_types) {
     if (!answer.links.contains(type)) {
       outcome.result = DownloadResult::retry_later;
-      outcome.error = "FINISHED answer does not list data type " + type;
+      outcome.error = std::string{api::to_string(api::ExportStatus::finished)} +
+                      " answer does not list data type " + type;
       co_return outcome;
     }
   }
