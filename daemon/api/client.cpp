@@ -118,6 +118,47 @@ asio::awaitable<boost::system::result<RawExport, Error>> Client::raw_export_type
   co_return std::move(*answer);
 }
 
+asio::awaitable<boost::system::result<ChartAnswer, Error>> Client::chart(
+    const ChartRequest& request, const Slot& slot, Turn turn) {
+  auto response = co_await get(chart_path(project_.project_uid, request, slot), turn);
+  if (!response) {
+    Error error = std::move(response.error());
+    error.message = "chart " + request.chart_id + ": " + error.message;
+    co_return error;
+  }
+  auto answer = parse_chart_answer(response->body);
+  if (!answer) {
+    // A garbled or refused answer: asked again later, until give_up_after.
+    co_return Error{.transient = true,
+                    .status = response->status,
+                    .message = "project " + project_.name + ": " +
+                               std::string{config::to_string(request.resource)} + " " +
+                               request.chart_id + " of " + slot.name() + ": " + answer.error()};
+  }
+  co_return std::move(*answer);
+}
+
+asio::awaitable<boost::system::result<UserListAnswer, Error>> Client::user_list(
+    const UserListRequest& request, const Slot& slot, std::chrono::minutes expire, Turn turn) {
+  auto response = co_await get(user_list_path(project_.project_uid, request, expire), turn);
+  const std::string named =
+      std::string{config::to_string(request.resource)} + " " + request.list_id;
+  if (!response) {
+    Error error = std::move(response.error());
+    error.message = named + ": " + error.message;
+    co_return error;
+  }
+  auto answer = parse_user_list(response->body);
+  if (!answer) {
+    // A garbled answer: asked again later, until give_up_after.
+    co_return Error{.transient = true,
+                    .status = response->status,
+                    .message = "project " + project_.name + ": " + named + " of " + slot.name() +
+                               ": " + answer.error()};
+  }
+  co_return std::move(*answer);
+}
+
 asio::awaitable<boost::system::result<http::Response, Error>> Client::get(std::string path,
                                                                           Turn turn) {
   const std::string url = api_base_ + path;

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "api/auth.hpp"
+#include "api/chart.hpp"
 #include "api/rate_limiter.hpp"
 #include "api/raw_export.hpp"
 #include "config/config.hpp"
@@ -51,6 +52,17 @@ class Client {
   boost::asio::awaitable<boost::system::result<RawExport, Error>> raw_export_type(
       const Slot& slot, std::string data_type, std::chrono::minutes link_expire,
       std::optional<Turn> turn = {});
+
+  // One chart-like request (charts, funnels, retentions, frequencies) for `slot`. Every
+  // error message is complete: an HTTP-level one starts "chart <id>: ", a garbled or
+  // refused answer is transient and reads "project <name>: <resource> <id> of <slot>: ..".
+  boost::asio::awaitable<boost::system::result<ChartAnswer, Error>> chart(
+      const ChartRequest& request, const Slot& slot, Turn turn);
+  // One user list (segmentations, tags) taken for `slot`; links valid for `expire`.
+  // Errors as for chart(), an HTTP-level one starting "<resource> <id>: ". `slot` only
+  // names the slot in those errors: the API has no time range.
+  boost::asio::awaitable<boost::system::result<UserListAnswer, Error>> user_list(
+      const UserListRequest& request, const Slot& slot, std::chrono::minutes expire, Turn turn);
 
   // Any API call: `path` (with its query) below api_base, behind the rate limiter and
   // authenticated; a 2xx answer, or an Error classified as transient or not. With

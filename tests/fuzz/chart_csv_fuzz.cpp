@@ -1,6 +1,6 @@
 // The chart-to-CSV writer, driven with well-formed finished documents built from the
 // fuzzer's bytes (meta names and cells of every JSON kind, numbers written in any valid
-// form, extra keys around): parse_answer must accept every one, and chart.csv must
+// form, extra keys around): parse_chart_answer must accept every one, and chart.csv must
 // carry every name and cell exactly, numbers as the vendor wrote their digits.
 
 #include <fuzzer/FuzzedDataProvider.h>
@@ -8,7 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "chart/chart.hpp"
+#include "api/chart.hpp"
 #include "csv_check.hpp"
 #include "fuzz_check.hpp"
 
@@ -118,14 +118,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (!document.is_object()) {
     return 0;  // a number beyond Boost.JSON's range: not the writer's concern
   }
-  const auto answer = gio::chart::parse_answer(body);
+  const auto answer = gio::api::parse_chart_answer(body);
   GIO_FUZZ_CHECK(answer.has_value(), "a well-formed document refused: " + answer.error());
-  GIO_FUZZ_CHECK(!answer->doing, "a finished document read as doing");
+  GIO_FUZZ_CHECK(answer->status == gio::api::ChartStatus::done,
+                 "a finished document read as doing");
   gio::fuzz::check_csv(*answer, document, duplicate_keys ? nullptr : &numbers);
 
   // csv_field on its own: one field that reads back as the text.
   const std::string text = in.ConsumeRemainingBytesAsString();
-  const auto records = gio::fuzz::read_csv(gio::chart::csv_field(text) + "\r\n");
+  const auto records = gio::fuzz::read_csv(gio::api::csv_field(text) + "\r\n");
   GIO_FUZZ_CHECK(records && records->size() == 1 &&
                      gio::fuzz::record_size_matches(records->front(), text.empty() ? 0 : 1),
                  "csv_field does not read back");

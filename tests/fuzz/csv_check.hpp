@@ -1,6 +1,6 @@
 #pragma once
 
-// An independent reader of chart.csv (RFC 4180 as parse_answer writes it: every record
+// An independent reader of chart.csv (RFC 4180 as parse_chart_answer writes it: every record
 // ends in CRLF, a field is quoted exactly when it holds ',', '"', CR or LF), and the
 // check that a CSV says what its finished document says.
 
@@ -12,7 +12,7 @@
 #include <string_view>
 #include <vector>
 
-#include "chart/chart.hpp"
+#include "api/chart.hpp"
 #include "fuzz_check.hpp"
 
 namespace gio::fuzz {
@@ -156,9 +156,9 @@ inline bool record_size_matches(const Record& record, std::size_t expected) {
   return record.size() == expected || (expected == 0 && record.size() == 1 && record[0].empty());
 }
 
-// Checks `answer` (parse_answer succeeded on a finished document) against `document`.
+// Checks `answer` (parse_chart_answer succeeded on a finished document) against `document`.
 // `number_texts`, when given, are the texts of the data cells' numbers in row order.
-inline void check_csv(const chart::Answer& answer, const boost::json::value& document,
+inline void check_csv(const api::ChartAnswer& answer, const boost::json::value& document,
                       const std::vector<std::string>* number_texts) {
   namespace json = boost::json;
   const json::object& object = document.get_object();

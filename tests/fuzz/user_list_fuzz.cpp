@@ -4,11 +4,11 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "chart/chart.hpp"
+#include "api/chart.hpp"
 #include "fuzz_check.hpp"
 
 namespace json = boost::json;
-using gio::chart::UserListStatus;
+using gio::api::UserListStatus;
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view body = gio::fuzz::as_text(data, size);
@@ -17,7 +17,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const json::value* status = object != nullptr ? object->if_contains("status") : nullptr;
   const json::value* links = object != nullptr ? object->if_contains("downloadLinks") : nullptr;
 
-  const auto answer = gio::chart::parse_user_list(body);
+  const auto answer = gio::api::parse_user_list(body);
   if (answer) {
     GIO_FUZZ_CHECK(status != nullptr && status->is_string(), "an answer without a status");
     const std::string_view text = status->get_string();
@@ -50,7 +50,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     json::value other = document;
     int next = 0;
     gio::fuzz::replace_strings(other.get_object()["downloadLinks"], next);
-    const auto again = gio::chart::parse_user_list(json::serialize(other));
+    const auto again = gio::api::parse_user_list(json::serialize(other));
     GIO_FUZZ_CHECK(!again && again.error() == error, "an error depends on the links: " + error);
   }
   return 0;

@@ -11,12 +11,15 @@
 #include <boost/beast/http.hpp>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 
 #include "api/auth.hpp"
+#include "api/chart.hpp"
 #include "api/client.hpp"
 #include "api/rate_limiter.hpp"
 #include "api/raw_export.hpp"
+#include "support/test_server.hpp"
 
 namespace gio::api {
 namespace {
@@ -636,6 +639,432 @@ TEST(RateLimiterPriority, ACallerThatGoesAwayLeavesTheQueue) {
     // not touch the limiter, gone by then.
   }
   EXPECT_TRUE(order.empty());
+}
+
+}  // namespace
+}  // namespace gio::api
+
+// --- charts and user lists: requests and answers --------------------------------
+
+namespace gio::api {
+namespace {
+
+using namespace std::chrono_literals;
+
+Slot chart_slot(std::string_view name, Granularity granularity) {
+  return Slot::parse(name, granularity).value();
+}
+
+std::string csv_of(std::string_view body) {
+  const auto answer = parse_chart_answer(body);
+  EXPECT_TRUE(answer) << answer.error();
+  EXPECT_EQ(answer->status, ChartStatus::done);
+  EXPECT_EQ(answer->body, body);
+  return answer ? answer->csv : std::string{};
+}
+
+TEST(ChartAnswer, DoingIsNotFinished) {
+  const auto answer = parse_chart_answer(R"({"id":"随机ID","status":"doing"})");
+  ASSERT_TRUE(answer) << answer.error();
+  EXPECT_EQ(answer->status, ChartStatus::doing);
+  EXPECT_TRUE(answer->body.empty());
+  EXPECT_EQ(answer->rows, 0u);
+  EXPECT_TRUE(answer->csv.empty());
+}
+
+TEST(ChartAnswer, MalformedAnswersAreErrors) {
+  EXPECT_FALSE(parse_chart_answer("not json"));
+  EXPECT_FALSE(parse_chart_answer("[1,2]"));
+  EXPECT_FALSE(parse_chart_answer(R"({"id":"x"})"));
+  EXPECT_FALSE(parse_chart_answer(R"({"id":"x","meta":[],"data":{}})"));
+  EXPECT_FALSE(parse_chart_answer(R"({"id":"x","meta":{},"data":[]})"));
+  EXPECT_FALSE(parse_chart_answer(R"({"id":"x","meta":[{"dimension":true}],"data":[]})"));
+  EXPECT_FALSE(parse_chart_answer(R"({"id":"x","meta":[{"name":"a"}],"data":[1]})"));
+  const auto failed = parse_chart_answer(R"({"id":"x","status":"failed","errorMsg":"超时"})");
+  ASSERT_FALSE(failed);
+  EXPECT_NE(failed.error().find("failed"), std::string::npos) << failed.error();
+  EXPECT_NE(failed.error().find("超时"), std::string::npos) << failed.error();
+}
+
+// The line chart of seed 000: [segment, timestamp, metric1, metric2].
+TEST(ChartCsv, LineChart) {
+  const std::string csv = csv_of(R"({
+    "id": "YoX28w7R", "name": "日活趋势", "startTime": 1462118400000, "endTime": 1462204799999,
+    "interval": 86400000,
+    "meta": [{"name": "目标用户", "dimension": true}, {"name": "时间", "dimension": true},
+             {"name": "访问用户量", "metric": true}, {"name": "人均时长", "metric": true}],
+    "data": [["全部用户", 1462118400000, 27557, 12.50], ["全部用户", 1462204800000, 25409, 0.1]]
+  })");
+  EXPECT_EQ(csv,
+            "目标用户,时间,访问用户量,人均时长\r\n"
+            "全部用户,1462118400000,27557,12.50\r\n"
+            "全部用户,1462204800000,25409,0.1\r\n");
+}
+
+TEST(ChartCsv, BarChart) {
+  EXPECT_EQ(
+      csv_of(R"({"meta": [{"name":"目标用户","dimension":true},{"name":"城市","dimension":true},
+                               {"name":"Metric 1","metric":true}],
+                      "data": [["全部用户","北京",3],["全部用户","上海",-1.5e3]]})"),
+      "目标用户,城市,Metric 1\r\n全部用户,北京,3\r\n全部用户,上海,-1.5e3\r\n");
+}
+
+TEST(ChartCsv, TableWithNullsAndQuoting) {
+  EXPECT_EQ(
+      csv_of(R"({"meta": [{"name":"目标用户","dimension":true},{"name":"城市, 省","dimension":true},
+                         {"name":"浏览器","dimension":true},{"name":"说 \"次数\"","metric":true},
+                         {"name":"Metric 2","metric":true}],
+                "data": [["新用户","广州, 广东","Chrome",10,null],
+                         ["老用户","line\nbreak","CR\rhere",true,18446744073709551615]]})"),
+      "目标用户,\"城市, 省\",浏览器,\"说 \"\"次数\"\"\",Metric 2\r\n"
+      "新用户,\"广州, 广东\",Chrome,10,\r\n"
+      "老用户,\"line\nbreak\",\"CR\rhere\",true,18446744073709551615\r\n");
+}
+
+TEST(ChartCsv, BigNumberKeepsItsRowsAndCountsThem) {
+  const auto answer = parse_chart_answer(R"({
+    "id": "bn", "name": "大数字", "startTime": 1, "endTime": 2, "interval": 86400000,
+    "aggregator": {"values": [27557, 25409]},
+    "meta": [{"name":"目标用户","dimension":true},{"name":"时间","dimension":true},
+             {"name":"Metric 1","metric":true}],
+    "data": [["全部用户", 1462118400000, 27557]]})");
+  ASSERT_TRUE(answer) << answer.error();
+  EXPECT_EQ(answer->rows, 1u);
+  EXPECT_EQ(answer->csv, "目标用户,时间,Metric 1\r\n全部用户,1462118400000,27557\r\n");
+}
+
+TEST(ChartCsv, ARepeatedKeyNeverShiftsNumbersIntoTheWrongCell) {
+  // Boost.JSON keeps the first place of "x" with its last value (5): pairing digits by
+  // position would have written 5 into the data cell (found by fuzzing). The cell keeps
+  // its value, in Boost.JSON's form.
+  EXPECT_EQ(csv_of(R"({"x":"s","meta":[{"name":"a"}],"data":[[1.50]],"x":5})"), "a\r\n1.5E0\r\n");
+  EXPECT_EQ(csv_of(R"({"meta":[{"name":"a"}],"data":[[1.50]]})"), "a\r\n1.50\r\n");
+}
+
+TEST(ChartCsv, EmptyDataIsAHeaderOnly) {
+  EXPECT_EQ(csv_of(R"({"meta":[{"name":"a"},{"name":"b"}],"data":[]})"), "a,b\r\n");
+}
+
+TEST(ChartCsv, Fields) {
+  EXPECT_EQ(csv_field("plain 中文"), "plain 中文");
+  EXPECT_EQ(csv_field(""), "");
+  EXPECT_EQ(csv_field("a,b"), "\"a,b\"");
+  EXPECT_EQ(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+  EXPECT_EQ(csv_field("a\r\nb"), "\"a\r\nb\"");
+}
+
+TEST(ChartRequest, HourSlotCoversItsBeijingHour) {
+  // 2026-11-22T03 Beijing = 2026-11-21T19:00:00Z = 1795287600 s.
+  const TimeRange range = time_range(chart_slot("2026-11-22T03", Granularity::hour));
+  EXPECT_EQ(range.start_ms, 1795287600000);
+  EXPECT_EQ(range.end_ms, 1795287600000 + 3600000 - 1);
+}
+
+TEST(ChartRequest, DaySlotCoversItsBeijingDay) {
+  // 2026-11-22 Beijing starts 2026-11-21T16:00:00Z.
+  const TimeRange range = time_range(chart_slot("2026-11-22", Granularity::day));
+  EXPECT_EQ(range.start_ms, 1795276800000);
+  EXPECT_EQ(range.end_ms, 1795276800000 + 86400000 - 1);
+}
+
+TEST(ChartRequest, PathAndQueryPerResource) {
+  ChartRequest request{.chart_id = "YoX28w7R", .interval = std::chrono::hours{1}};
+  const Slot day = chart_slot("2026-11-22", Granularity::day);
+  EXPECT_EQ(chart_path("nxog09md", request, day),
+            "/v3/exporter/projects/nxog09md/charts/YoX28w7R?interval=3600000"
+            "&startTime=1795276800000&endTime=1795363199999");
+
+  request = {.resource = config::ChartResource::funnels,
+             .chart_id = "f1",
+             .interval = std::chrono::days{30},
+             .conversion_window = std::chrono::days{7}};
+  EXPECT_EQ(chart_path("nxog09md", request, day),
+            "/v3/exporter/projects/nxog09md/funnels/f1?interval=2592000000"
+            "&startTime=1795276800000&endTime=1795363199999&conversionWindow=7");
+
+  // Each optional parameter goes only with its own resource.
+  request.resource = config::ChartResource::retentions;
+  request.chart_id = "r1";
+  request.interval = std::chrono::days{7};
+  request.range = "30";
+  EXPECT_EQ(chart_path("nxog09md", request, day),
+            "/v3/exporter/projects/nxog09md/retentions/r1?interval=604800000"
+            "&startTime=1795276800000&endTime=1795363199999&range=30");
+
+  request.resource = config::ChartResource::frequencies;
+  request.chart_id = "q";
+  EXPECT_EQ(chart_path("p", request, day).substr(0, 38), "/v3/exporter/projects/p/frequencies/q?");
+  EXPECT_EQ(chart_path("p", request, day).find("range"), std::string::npos);
+}
+
+TEST(UserList, PathHasExpireAndEncodedParameters) {
+  EXPECT_EQ(user_list_path("nxog09md", {.list_id = "seg1"}, 60min),
+            "/v3/exporter/projects/nxog09md/segmentations/seg1/users?expire=60");
+  EXPECT_EQ(
+      user_list_path(
+          "p",
+          {.resource = config::ChartResource::tags, .list_id = "t_2", .parameters = "城 a=1&b~"},
+          5min),
+      "/v3/exporter/projects/p/tags/t_2/users?expire=5"
+      "&parameters=%E5%9F%8E%20a%3D1%26b~");
+}
+
+TEST(WireStatus, SpelledAsTheApiSpellsThem) {
+  EXPECT_EQ(to_string(ChartStatus::doing), "doing");
+  EXPECT_EQ(to_string(ChartStatus::done), "done");
+  EXPECT_EQ(to_string(UserListStatus::doing), "doing");
+  EXPECT_EQ(to_string(UserListStatus::done), "done");
+  EXPECT_EQ(to_string(UserListStatus::failed), "failed");
+  EXPECT_EQ(to_string(ExportStatus::finished), "FINISHED");
+  EXPECT_EQ(to_string(ExportStatus::running), "RUNNING");
+  EXPECT_EQ(to_string(ExportStatus::not_exists), "NOT_EXISTS");
+  EXPECT_EQ(to_string(ExportStatus::error), "ERROR");
+}
+
+TEST(UserList, Statuses) {
+  const auto doing = parse_user_list(R"({"status":"doing","downloadLinks":[],"errorMsg":""})");
+  ASSERT_TRUE(doing) << doing.error();
+  EXPECT_EQ(doing->status, UserListStatus::doing);
+
+  const auto failed = parse_user_list(R"({"status":"failed","errorMsg":"导出失败"})");
+  ASSERT_TRUE(failed) << failed.error();
+  EXPECT_EQ(failed->status, UserListStatus::failed);
+  EXPECT_EQ(failed->error_message, "导出失败");
+
+  const auto done = parse_user_list(
+      R"({"status":"done","downloadLinks":["https://s/a.csv?sign=1","https://s/b.csv"],"errorMsg":""})");
+  ASSERT_TRUE(done) << done.error();
+  EXPECT_EQ(done->status, UserListStatus::done);
+  EXPECT_EQ(done->links, (std::vector<std::string>{"https://s/a.csv?sign=1", "https://s/b.csv"}));
+
+  const auto empty = parse_user_list(R"({"status":"done","downloadLinks":[]})");
+  ASSERT_TRUE(empty) << empty.error();
+  EXPECT_TRUE(empty->links.empty());
+}
+
+TEST(UserList, MalformedAnswersAreErrorsWithoutLinks) {
+  EXPECT_FALSE(parse_user_list("not json"));
+  EXPECT_FALSE(parse_user_list("[]"));
+  EXPECT_FALSE(parse_user_list(R"({"downloadLinks":[]})"));
+  EXPECT_FALSE(parse_user_list(R"({"status":"FINISHED","downloadLinks":[]})"));
+  EXPECT_FALSE(parse_user_list(R"({"status":"done"})"));
+  EXPECT_FALSE(parse_user_list(R"({"status":"done","downloadLinks":{"a":[]}})"));
+  const auto bad =
+      parse_user_list(R"({"status":"done","downloadLinks":["https://s/x?sign=SECRET",3]})");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().find("SECRET"), std::string::npos) << bad.error();
+}
+
+TEST(UserList, ConfigResourceParametersAndVerifyDefault) {
+  const std::string head =
+      "projects:\n  - {name: shop, ai: 2a1b4018cd954ec2bcc69da5138bdb96, project_uid: nxog09md, "
+      "auth: {token_env: GIO_TEST_TOKEN}}\n"
+      "jobs:\n";
+  ::setenv("GIO_TEST_TOKEN", "t", 1);
+  auto loaded = config::parse_config(
+      head +
+          "  - {name: s, project: shop, kind: chart, resource: segmentations, charts: [seg1], "
+          "parameters: 'a=1'}\n"
+          "  - {name: t, project: shop, kind: chart, resource: tags, charts: [tagA], "
+          "verify: gzip}\n",
+      "/tmp/c.yaml");
+  ASSERT_TRUE(loaded.config) << (loaded.problems.empty() ? "" : loaded.problems[0].to_string());
+  EXPECT_EQ(loaded.config->jobs[0].resource, config::ChartResource::segmentations);
+  EXPECT_EQ(loaded.config->jobs[0].parameters, "a=1");
+  EXPECT_EQ(loaded.config->jobs[0].verify, archive::VerifyMode::size);
+  EXPECT_EQ(loaded.config->jobs[1].resource, config::ChartResource::tags);
+  EXPECT_EQ(loaded.config->jobs[1].verify, archive::VerifyMode::gzip);
+
+  const auto wrong = config::parse_config(
+      head +
+          "  - {name: c, project: shop, kind: chart, charts: [c1], parameters: x}\n"
+          "  - {name: s, project: shop, kind: chart, resource: tags, charts: [t], interval: 1h}\n",
+      "/tmp/c.yaml");
+  EXPECT_FALSE(wrong.config);
+  EXPECT_EQ(wrong.problems.size(), 2u);
+}
+
+}  // namespace
+}  // namespace gio::api
+
+// --- Client::chart and Client::user_list against a scripted server ----------------
+
+namespace gio::api {
+namespace {
+
+using test::reply;
+using test::TestServer;
+
+struct StillClock final : Clock {
+  Instant now() const override { return from_unix(1764038400); }
+};
+
+// Asks one chart or user list of the 2026-11-22 day slot from `server`, as project
+// "shop" (token auth), and returns the typed answer.
+class TypedCalls : public ::testing::Test {
+ protected:
+  TypedCalls() {
+    project_.name = "shop";
+    project_.ai = "2a1b4018cd954ec2bcc69da5138bdb96";
+    project_.project_uid = "nxog09md";
+    project_.auth.token = config::Secret{"test-token"};
+  }
+
+  template <class T>
+  T run(boost::asio::io_context& io, boost::asio::awaitable<T> call) {
+    std::optional<T> out;
+    boost::asio::co_spawn(io, std::move(call), [&](std::exception_ptr error, T result) {
+      if (error) {
+        std::rethrow_exception(error);
+      }
+      out.emplace(std::move(result));
+    });
+    io.run();
+    return std::move(*out);
+  }
+
+  boost::system::result<ChartAnswer, Error> chart(const TestServer& server) {
+    boost::asio::io_context io;
+    http::Client http{io.get_executor(), settings()};
+    RateLimiter limiter{io.get_executor(), 1000.0};
+    Client client{http, server.url(""), project_, limiter, clock_, nullptr};
+    return run(io, client.chart({.chart_id = "YoX28w7R"}, slot_, {}));
+  }
+
+  boost::system::result<UserListAnswer, Error> user_list(const TestServer& server) {
+    boost::asio::io_context io;
+    http::Client http{io.get_executor(), settings()};
+    RateLimiter limiter{io.get_executor(), 1000.0};
+    Client client{http, server.url(""), project_, limiter, clock_, nullptr};
+    return run(io, client.user_list({.resource = config::ChartResource::tags, .list_id = "t1"},
+                                    slot_, std::chrono::minutes{60}, {}));
+  }
+
+  static http::Settings settings() {
+    http::Settings out;
+    out.timeout = std::chrono::seconds{5};
+    return out;
+  }
+
+  config::Project project_;
+  StillClock clock_;
+  Slot slot_ = Slot::parse("2026-11-22", Granularity::day).value();
+};
+
+TestServer::Handler answering(unsigned status, std::string body, std::string* target = nullptr) {
+  return [status, body = std::move(body), target](const std::string& asked, const std::string&) {
+    if (target != nullptr) {
+      *target = asked;
+    }
+    return reply(status, body);
+  };
+}
+
+TEST_F(TypedCalls, ChartDoingAndDone) {
+  std::string target;
+  TestServer doing{answering(200, R"({"id":"随机ID","status":"doing"})", &target)};
+  const auto waiting = chart(doing);
+  ASSERT_TRUE(waiting) << waiting.error().message;
+  EXPECT_EQ(waiting->status, ChartStatus::doing);
+  EXPECT_EQ(target,
+            "/v3/exporter/projects/nxog09md/charts/YoX28w7R?interval=86400000"
+            "&startTime=1795276800000&endTime=1795363199999");
+
+  const std::string document = R"({"meta":[{"name":"a"}],"data":[[1.50],[2]]})";
+  TestServer done{answering(200, document)};
+  const auto finished = chart(done);
+  ASSERT_TRUE(finished) << finished.error().message;
+  EXPECT_EQ(finished->status, ChartStatus::done);
+  EXPECT_EQ(finished->body, document);
+  EXPECT_EQ(finished->rows, 2u);
+  EXPECT_EQ(finished->csv, "a\r\n1.50\r\n2\r\n");
+}
+
+TEST_F(TypedCalls, ARefusedOrGarbledChartIsATransientErrorNamingTheSlot) {
+  TestServer failed{answering(200, R"({"id":"x","status":"failed","errorMsg":"超时"})")};
+  const auto refused = chart(failed);
+  ASSERT_FALSE(refused);
+  EXPECT_TRUE(refused.error().transient);
+  EXPECT_FALSE(refused.error().retry_after);
+  EXPECT_EQ(refused.error().message,
+            "project shop: charts YoX28w7R of 2026-11-22: the export answered status "
+            "\"failed\": 超时");
+
+  TestServer garbled{answering(200, "{\"meta\":")};
+  const auto broken = chart(garbled);
+  ASSERT_FALSE(broken);
+  EXPECT_TRUE(broken.error().transient);
+  EXPECT_TRUE(broken.error().message.starts_with(
+      "project shop: charts YoX28w7R of 2026-11-22: answer is not JSON"))
+      << broken.error().message;
+}
+
+TEST_F(TypedCalls, AnHttpErrorOfAChartNamesTheChart) {
+  TestServer missing{answering(404, "")};
+  const auto refused = chart(missing);
+  ASSERT_FALSE(refused);
+  EXPECT_FALSE(refused.error().transient);
+  EXPECT_EQ(refused.error().status, 404u);
+  EXPECT_TRUE(refused.error().message.starts_with("chart YoX28w7R: project shop: "))
+      << refused.error().message;
+  EXPECT_NE(refused.error().message.find("answered HTTP 404"), std::string::npos);
+
+  TestServer busy{answering(503, "")};
+  const auto later = chart(busy);
+  ASSERT_FALSE(later);
+  EXPECT_TRUE(later.error().transient);
+  EXPECT_TRUE(later.error().message.starts_with("chart YoX28w7R: project shop: "));
+}
+
+TEST_F(TypedCalls, UserListDoingDoneAndFailed) {
+  std::string target;
+  TestServer doing{answering(200, R"({"status":"doing","downloadLinks":[]})", &target)};
+  const auto waiting = user_list(doing);
+  ASSERT_TRUE(waiting) << waiting.error().message;
+  EXPECT_EQ(waiting->status, UserListStatus::doing);
+  EXPECT_EQ(target, "/v3/exporter/projects/nxog09md/tags/t1/users?expire=60");
+
+  TestServer done{
+      answering(200, R"({"status":"done","downloadLinks":["https://s/a.csv?sign=1"]})")};
+  const auto ready = user_list(done);
+  ASSERT_TRUE(ready) << ready.error().message;
+  EXPECT_EQ(ready->status, UserListStatus::done);
+  EXPECT_EQ(ready->links, std::vector<std::string>{"https://s/a.csv?sign=1"});
+
+  // The vendor's own failure is an answer, not an error: the caller decides.
+  TestServer failed{answering(200, R"({"status":"failed","errorMsg":"导出失败"})")};
+  const auto refused = user_list(failed);
+  ASSERT_TRUE(refused) << refused.error().message;
+  EXPECT_EQ(refused->status, UserListStatus::failed);
+  EXPECT_EQ(refused->error_message, "导出失败");
+}
+
+TEST_F(TypedCalls, AGarbledUserListIsATransientErrorNamingTheSlotAndNoLink) {
+  TestServer garbled{
+      answering(200, R"({"status":"done","downloadLinks":["https://s/x?sign=SECRET",3]})")};
+  const auto broken = user_list(garbled);
+  ASSERT_FALSE(broken);
+  EXPECT_TRUE(broken.error().transient);
+  EXPECT_EQ(broken.error().message,
+            "project shop: tags t1 of 2026-11-22: a \"downloadLinks\" entry is not a non-empty "
+            "string");
+}
+
+TEST_F(TypedCalls, AnHttpErrorOfAUserListNamesTheList) {
+  TestServer forbidden{answering(403, "")};
+  const auto refused = user_list(forbidden);
+  ASSERT_FALSE(refused);
+  EXPECT_FALSE(refused.error().transient);
+  EXPECT_TRUE(refused.error().message.starts_with("tags t1: project shop: "))
+      << refused.error().message;
+  EXPECT_NE(refused.error().message.find("refused the project's token"), std::string::npos);
+  EXPECT_EQ(refused.error().message.find("test-token"), std::string::npos);
+
+  TestServer limited{answering(429, "")};
+  const auto later = user_list(limited);
+  ASSERT_FALSE(later);
+  EXPECT_TRUE(later.error().transient);
+  EXPECT_TRUE(later.error().message.starts_with("tags t1: project shop: "));
 }
 
 }  // namespace

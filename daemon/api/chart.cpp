@@ -1,3 +1,5 @@
+#include "api/chart.hpp"
+
 #include <boost/json.hpp>
 #include <boost/json/basic_parser_impl.hpp>
 #include <map>
@@ -5,9 +7,7 @@
 #include <set>
 #include <vector>
 
-#include "chart/chart.hpp"
-
-namespace gio::chart {
+namespace gio::api {
 namespace {
 
 namespace json = boost::json;
@@ -176,37 +176,28 @@ ObjectResult parse_object(std::string_view body) {
 
 }  // namespace
 
-boost::system::result<Answer, std::string> parse_answer(std::string_view body) {
-  const auto document = parse_object(body);
-  if (!document) {
-    return document.error();
+std::string_view to_string(ChartStatus status) {
+  switch (status) {
+    case ChartStatus::doing:
+      return "doing";
+    case ChartStatus::done:
+      return "done";
   }
-  const json::object* object = &document->get_object();
-  Answer answer;
-  if (const json::value* id = object->if_contains("id"); id != nullptr && id->is_string()) {
-    answer.id = std::string{id->get_string()};
-  }
-  if (const json::value* status = object->if_contains("status")) {
-    if (status->is_string() && status->get_string() == "doing") {
-      answer.doing = true;
-      return answer;
-    }
-    // A finished document has no status; anything else is the vendor's refusal.
-    if (!object->contains("meta")) {
-      std::string message = "the export answered status " + json::serialize(*status);
-      if (const json::value* error = object->if_contains("errorMsg");
-          error != nullptr && error->is_string() && !error->get_string().empty()) {
-        message += ": " + std::string{error->get_string()};
-      }
-      return message;
-    }
-  }
+  return "?";
+}
 
-  const json::value* meta = object->if_contains("meta");
+namespace {
+
+// Writes chart.csv of a finished document into answer.csv (the `meta` names, then one
+// record per `data` row) and counts its rows; or says what is wrong with the document.
+std::optional<std::string> write_csv(const json::value& document, std::string_view body,
+                                     ChartAnswer& answer) {
+  const json::object& object = document.get_object();
+  const json::value* meta = object.if_contains("meta");
   if (meta == nullptr || !meta->is_array()) {
     return std::string{"finished answer has no \"meta\" array"};
   }
-  const json::value* data = object->if_contains("data");
+  const json::value* data = object.if_contains("data");
   if (data == nullptr || !data->is_array()) {
     return std::string{"finished answer has no \"data\" array"};
   }
@@ -233,7 +224,7 @@ boost::system::result<Answer, std::string> parse_answer(std::string_view body) {
   std::map<const json::value*, std::string_view> numbers;
   if (texts) {
     std::size_t next = 0;
-    map_numbers(*document, *texts, next, numbers);
+    map_numbers(document, *texts, next, numbers);
     if (next != texts->size()) {
       numbers.clear();
     }
@@ -254,6 +245,39 @@ boost::system::result<Answer, std::string> parse_answer(std::string_view body) {
     ++answer.rows;
   }
   answer.csv = std::move(csv);
+  return std::nullopt;
+}
+
+}  // namespace
+
+boost::system::result<ChartAnswer, std::string> parse_chart_answer(std::string_view body) {
+  const auto document = parse_object(body);
+  if (!document) {
+    return document.error();
+  }
+  const json::object* object = &document->get_object();
+  ChartAnswer answer;
+  if (const json::value* status = object->if_contains("status")) {
+    if (status->is_string() && status->get_string() == to_string(ChartStatus::doing)) {
+      answer.status = ChartStatus::doing;
+      return answer;
+    }
+    // A finished document has no status; anything else is the vendor's refusal.
+    if (!object->contains("meta")) {
+      std::string message = "the export answered status " + json::serialize(*status);
+      if (const json::value* error = object->if_contains("errorMsg");
+          error != nullptr && error->is_string() && !error->get_string().empty()) {
+        message += ": " + std::string{error->get_string()};
+      }
+      return message;
+    }
+  }
+
+  if (auto problem = write_csv(*document, body, answer)) {
+    return std::move(*problem);
+  }
+  answer.status = ChartStatus::done;
+  answer.body = std::string{body};
   return answer;
 }
 
@@ -264,30 +288,27 @@ TimeRange time_range(const Slot& slot) {
   return {.start_ms = start.count(), .end_ms = end.count() - 1};
 }
 
-std::string request_path(const config::ChartJob& chart_job, std::string_view project_uid,
-                         std::string_view chart_id, const Slot& slot) {
+std::string chart_path(std::string_view project_uid, const ChartRequest& request,
+                       const Slot& slot) {
   const TimeRange range = time_range(slot);
   const auto interval_ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(chart_job.interval).count();
+      std::chrono::duration_cast<std::chrono::milliseconds>(request.interval).count();
   // project_uid and chart ids are validated as plain letters, digits and . _ -:
   // nothing here needs percent-encoding.
   std::string path = "/v3/exporter/projects/" + std::string{project_uid} + "/" +
-                     std::string{config::to_string(chart_job.resource)} + "/" +
-                     std::string{chart_id} + "?interval=" + std::to_string(interval_ms) +
+                     std::string{config::to_string(request.resource)} + "/" + request.chart_id +
+                     "?interval=" + std::to_string(interval_ms) +
                      "&startTime=" + std::to_string(range.start_ms) +
                      "&endTime=" + std::to_string(range.end_ms);
-  if (chart_job.resource == config::ChartResource::funnels && chart_job.conversion_window) {
-    path += "&conversionWindow=" + std::to_string(chart_job.conversion_window->count());
+  if (request.resource == config::ChartResource::funnels && request.conversion_window) {
+    path += "&conversionWindow=" + std::to_string(request.conversion_window->count());
   }
-  if (chart_job.resource == config::ChartResource::retentions && !chart_job.range.empty()) {
-    path += "&range=" + chart_job.range;
+  if (request.resource == config::ChartResource::retentions && !request.range.empty()) {
+    path += "&range=" + request.range;
   }
   return path;
 }
 
-}  // namespace gio::chart
-
-namespace gio::chart {
 namespace {
 
 // RFC 3986 unreserved characters stay; everything else is %XX.
@@ -310,16 +331,28 @@ std::string percent_encode(std::string_view text) {
 
 }  // namespace
 
-std::string user_list_path(const config::UserListJob& lists, std::string_view project_uid,
-                           std::string_view list_id, std::chrono::minutes expire) {
+std::string user_list_path(std::string_view project_uid, const UserListRequest& request,
+                           std::chrono::minutes expire) {
   // project_uid and list ids are validated as plain letters, digits and . _ -.
   std::string path = "/v3/exporter/projects/" + std::string{project_uid} + "/" +
-                     std::string{config::to_string(lists.resource)} + "/" + std::string{list_id} +
+                     std::string{config::to_string(request.resource)} + "/" + request.list_id +
                      "/users?expire=" + std::to_string(expire.count());
-  if (!lists.parameters.empty()) {
-    path += "&parameters=" + percent_encode(lists.parameters);
+  if (!request.parameters.empty()) {
+    path += "&parameters=" + percent_encode(request.parameters);
   }
   return path;
+}
+
+std::string_view to_string(UserListStatus status) {
+  switch (status) {
+    case UserListStatus::doing:
+      return "doing";
+    case UserListStatus::done:
+      return "done";
+    case UserListStatus::failed:
+      return "failed";
+  }
+  return "?";
 }
 
 boost::system::result<UserListAnswer, std::string> parse_user_list(std::string_view body) {
@@ -337,16 +370,16 @@ boost::system::result<UserListAnswer, std::string> parse_user_list(std::string_v
       error != nullptr && error->is_string()) {
     answer.error_message = std::string{error->get_string()};
   }
-  const json::string& text = status->get_string();
-  if (text == "doing") {
+  const std::string_view text = status->get_string();
+  if (text == to_string(UserListStatus::doing)) {
     answer.status = UserListStatus::doing;
     return answer;
   }
-  if (text == "failed") {
+  if (text == to_string(UserListStatus::failed)) {
     answer.status = UserListStatus::failed;
     return answer;
   }
-  if (text != "done") {
+  if (text != to_string(UserListStatus::done)) {
     return "unknown status " + json::serialize(*status);
   }
   answer.status = UserListStatus::done;
@@ -363,4 +396,4 @@ boost::system::result<UserListAnswer, std::string> parse_user_list(std::string_v
   return answer;
 }
 
-}  // namespace gio::chart
+}  // namespace gio::api
