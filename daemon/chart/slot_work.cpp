@@ -1,14 +1,7 @@
 #include "chart/slot_work.hpp"
 
-#include <fcntl.h>
 #include <spdlog/spdlog.h>
-#include <unistd.h>
 
-#include <array>
-#include <atomic>
-#include <cerrno>
-#include <cstring>
-#include <filesystem>
 #include <vector>
 
 #include "archive/checksums.hpp"
@@ -16,66 +9,6 @@
 
 namespace gio::chart {
 namespace {
-
-namespace fs = std::filesystem;
-
-// A file in the staging folder, removed unless published.
-class StagedFile {
- public:
-  // Writes `content` to a new file in `staging` and fsyncs it: publish() only renames,
-  // so the bytes must be durable before the name appears in the partition.
-  StagedFile(const fs::path& staging, std::string_view content) {
-    static std::atomic<unsigned> counter = 0;
-    int fd = -1;
-    for (;;) {
-      path_ = staging /
-              ("chart-" + std::to_string(::getpid()) + "-" + std::to_string(++counter) + ".tmp");
-      fd = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640);
-      if (fd >= 0) {
-        break;
-      }
-      if (errno != EEXIST) {
-        throw archive::ArchiveError("cannot create", path_, errno);
-      }
-    }
-    const auto fail = [&](std::string_view what) {
-      const int error = errno;
-      ::close(fd);
-      throw archive::ArchiveError(what, path_, error);
-    };
-    owned_ = true;
-    while (!content.empty()) {
-      const ssize_t written = ::write(fd, content.data(), content.size());
-      if (written < 0) {
-        if (errno == EINTR) {
-          continue;
-        }
-        fail("cannot write");
-      }
-      content.remove_prefix(static_cast<std::size_t>(written));
-    }
-    if (::fsync(fd) != 0) {
-      fail("cannot fsync");
-    }
-    if (::close(fd) != 0) {
-      throw archive::ArchiveError("cannot close", path_, errno);
-    }
-  }
-  StagedFile(const StagedFile&) = delete;
-  StagedFile& operator=(const StagedFile&) = delete;
-  ~StagedFile() {
-    if (owned_) {
-      std::error_code ignored;
-      fs::remove(path_, ignored);
-    }
-  }
-  const fs::path& path() const { return path_; }
-  void published() { owned_ = false; }
-
- private:
-  fs::path path_;
-  bool owned_ = false;
-};
 
 // The two files of one chart as recorded in the state store, when both are still in
 // the partition with their recorded size (a symlink never counts).
@@ -85,34 +18,20 @@ std::optional<std::vector<archive::ManifestFile>> archived_files(const archive::
                                                                  const std::string& chart_id,
                                                                  const Slot& slot) {
   std::vector<archive::ManifestFile> files;
-  const fs::path dir = archive.partition_dir(job.name, chart_id, slot);
   for (const state::ArchivedFile& file : store.files(job.name, slot.name())) {
     if (file.data_type != chart_id) {
       continue;
     }
-    std::error_code ec;
-    const fs::path path = dir / file.name;
-    if (!fs::is_regular_file(fs::symlink_status(path, ec)) ||
-        fs::file_size(path, ec) != file.bytes || ec) {
+    archive::ManifestFile recorded{.name = file.name, .bytes = file.bytes, .sha256 = file.sha256};
+    if (!archive.holds(job.name, chart_id, slot, recorded)) {
       return std::nullopt;
     }
-    files.push_back({.name = file.name, .bytes = file.bytes, .sha256 = file.sha256});
+    files.push_back(std::move(recorded));
   }
   if (files.size() != 2) {
     return std::nullopt;
   }
   return files;
-}
-
-archive::Manifest manifest_for(const config::Job& job, const std::string& chart_id,
-                               const Slot& slot, Instant now,
-                               std::vector<archive::ManifestFile> files) {
-  return {.job = job.name,
-          .data_type = chart_id,
-          .slot = slot.name(),
-          .export_date = slot.export_date(),
-          .archived_at = now,
-          .files = std::move(files)};
 }
 
 // Stages both files, records them, publishes them, then completes the partition.
@@ -121,8 +40,8 @@ archive::Manifest manifest_for(const config::Job& job, const std::string& chart_
 std::uint64_t archive_chart(const archive::Archive& archive, state::StateStore& store,
                             const Clock& clock, const config::Job& job, const std::string& chart_id,
                             const Slot& slot, std::string_view json, std::string_view csv) {
-  StagedFile json_file{archive.staging_dir(), json};
-  StagedFile csv_file{archive.staging_dir(), csv};
+  archive::StagedFile json_file = archive.stage_bytes(json);
+  archive::StagedFile csv_file = archive.stage_bytes(csv);
   std::vector<archive::ManifestFile> files{
       {.name = std::string{kJsonName}, .bytes = json.size(), .sha256 = archive::sha256_hex(json)},
       {.name = std::string{kCsvName}, .bytes = csv.size(), .sha256 = archive::sha256_hex(csv)},
@@ -136,12 +55,10 @@ std::uint64_t archive_chart(const archive::Archive& archive, state::StateStore& 
                        .sha256 = file.sha256,
                        .archived_at = clock.now()});
   }
-  archive.publish(json_file.path(), job.name, chart_id, slot, kJsonName);
-  json_file.published();
-  archive.publish(csv_file.path(), job.name, chart_id, slot, kCsvName);
-  csv_file.published();
-  archive.complete_partition(manifest_for(job, chart_id, slot, clock.now(), std::move(files)),
-                             slot);
+  archive.publish(std::move(json_file), job.name, chart_id, slot, kJsonName);
+  archive.publish(std::move(csv_file), job.name, chart_id, slot, kCsvName);
+  archive.complete_partition(
+      archive::make_manifest(job.name, chart_id, slot, clock.now(), std::move(files)), slot);
   return json.size() + csv.size();
 }
 
@@ -158,7 +75,8 @@ boost::asio::awaitable<SlotOutcome> archive_slot(api::Client& api, const archive
       // Archived by an earlier pass; a crash may have come before _SUCCESS.
       if (!archive.is_complete(job.name, chart_id, slot)) {
         archive.complete_partition(
-            manifest_for(job, chart_id, slot, clock.now(), std::move(*files)), slot);
+            archive::make_manifest(job.name, chart_id, slot, clock.now(), std::move(*files)),
+            slot);
       }
       continue;
     }

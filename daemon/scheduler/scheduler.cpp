@@ -913,11 +913,8 @@ asio::awaitable<Scheduler::SlotDownload> Scheduler::download_slot(const config::
   // Files verified and archived by an earlier, interrupted attempt are kept.
   std::set<std::pair<std::string, std::string>> archived;
   for (const state::ArchivedFile& file : store_.files(job.name, slot.name())) {
-    // A planted symlink must not pass for an archived part: look at the entry itself.
-    std::error_code ec;
-    const auto path = archive_.partition_dir(job.name, file.data_type, slot) / file.name;
-    if (std::filesystem::is_regular_file(std::filesystem::symlink_status(path, ec)) &&
-        std::filesystem::file_size(path, ec) == file.bytes && !ec) {
+    if (archive_.holds(job.name, file.data_type, slot,
+                       {.name = file.name, .bytes = file.bytes, .sha256 = file.sha256})) {
       archived.emplace(file.data_type, file.name);
     }
   }
@@ -967,16 +964,6 @@ asio::awaitable<Scheduler::SlotDownload> Scheduler::download_slot(const config::
             spdlog::info("event=downloads_resumed job={} slot={}", job.name, slot.name());
             downloads_paused_reason_.clear();
           }
-          // Until it is published, the staging file is this task's to remove.
-          struct StagedFileGuard {
-            const std::filesystem::path* path;
-            ~StagedFileGuard() {
-              if (path != nullptr) {
-                std::error_code ignored;
-                std::filesystem::remove(*path, ignored);
-              }
-            }
-          } staged{&fetched->path};
           // Recorded before the rename: a crash in between finds the record, sees no
           // file of that size in the partition, and downloads it again.
           store_.record_file({.job = job.name,
@@ -986,8 +973,7 @@ asio::awaitable<Scheduler::SlotDownload> Scheduler::download_slot(const config::
                               .bytes = fetched->bytes,
                               .sha256 = fetched->sha256,
                               .archived_at = clock_.now()});
-          archive_.publish(fetched->path, job.name, part.data_type, slot, part.name);
-          staged.path = nullptr;
+          archive_.publish(std::move(fetched->file), job.name, part.data_type, slot, part.name);
           count(metrics::kArchivedFiles, job.name);
           count(metrics::kArchivedBytes, job.name, static_cast<double>(fetched->bytes));
           co_return;
@@ -1043,12 +1029,8 @@ asio::awaitable<Scheduler::SlotDownload> Scheduler::download_slot(const config::
   // Every part is in place: write each partition's manifest, then its _SUCCESS.
   const Instant now = clock_.now();
   for (const std::string& type : types) {
-    archive::Manifest manifest{.job = job.name,
-                               .data_type = type,
-                               .slot = slot.name(),
-                               .export_date = slot.export_date(),
-                               .archived_at = now,
-                               .files = files_by_type[type]};
+    const archive::Manifest manifest =
+        archive::make_manifest(job.name, type, slot, now, files_by_type[type]);
     for (const auto& file : manifest.files) {
       ++outcome.files;
       outcome.bytes += file.bytes;
