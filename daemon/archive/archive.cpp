@@ -7,152 +7,27 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <set>
 #include <utility>
 
 #include "archive/fd.hpp"
+#include "archive/partition.hpp"
 
 namespace gio::archive {
 namespace {
 
 namespace fs = std::filesystem;
 
-// A manifest lists a few hundred parts at most; anything far larger is not ours.
-constexpr std::size_t kMaxManifestBytes = 16 * 1024 * 1024;
-
 [[noreturn]] void fail(std::string_view what, const fs::path& path, int error) {
   throw ArchiveError(what, path, error);
-}
-
-void sync_folder(int fd, const fs::path& path) {
-  if (::fsync(fd) != 0) {
-    fail("cannot fsync folder", path, errno);
-  }
-}
-
-// One folder below the root: never a symlink, never a way up.
-void check_component(std::string_view component, const fs::path& where) {
-  if (component.empty() || component == "." || component == ".." ||
-      component.find('/') != std::string_view::npos ||
-      component.find('\0') != std::string_view::npos) {
-    throw ArchiveError("refusing unsafe path component in " + where.string());
-  }
-}
-
-// Opens `name` below `parent` as a folder without following a symlink. ENOENT is
-// returned as an empty Fd when `missing_ok`; a symlink or non-folder is refused.
-Fd open_folder_at(int parent, const std::string& name, const fs::path& path, bool missing_ok) {
-  const int fd = ::openat(parent, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd >= 0) {
-    return Fd{fd};
-  }
-  const int error = errno;
-  if (error == ENOENT && missing_ok) {
-    return Fd{};
-  }
-  if (error == ELOOP || error == ENOTDIR) {
-    throw ArchiveError("refusing " + path.string() + ": a symlink or not a folder");
-  }
-  fail("cannot open folder", path, error);
-}
-
-void write_all(int fd, std::string_view data, const fs::path& path) {
-  while (!data.empty()) {
-    const ssize_t written = ::write(fd, data.data(), data.size());
-    if (written < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      fail("cannot write", path, errno);
-    }
-    data.remove_prefix(static_cast<std::size_t>(written));
-  }
-}
-
-std::vector<std::string> partition_components(std::string_view job, std::string_view data_type,
-                                              const Slot& slot) {
-  std::vector<std::string> components{std::string{job}, std::string{data_type},
-                                      "dt=" + slot.date()};
-  if (slot.granularity() == Granularity::hour) {
-    components.push_back("hour=" + slot.hour());
-  }
-  return components;
 }
 
 }  // namespace
 
 ArchiveError::ArchiveError(std::string_view what, const std::filesystem::path& path, int error)
     : std::runtime_error(std::string{what} + " " + path.string() + ": " + std::strerror(error)) {}
-
-// ---------------------------------------------------------------------------------------
-// Walking down a partition
-
-namespace {
-
-struct Partition {
-  Fd folder;
-  fs::path path;
-  // Folders that got a new entry (a folder created in them) and need an fsync too.
-  std::vector<std::pair<Fd, fs::path>> changed_parents;
-};
-
-// Opens (creating when `create`) the partition folder component by component from the
-// root, refusing symlinks at every step. nullopt when !create and a folder is missing.
-// `folder_mode`: given to the folders it creates (0 when !create).
-std::optional<Partition> walk(int root_fd, const fs::path& root,
-                              const std::vector<std::string>& components, bool create,
-                              mode_t folder_mode = 0) {
-  Partition partition;
-  partition.path = root;
-  Fd current{::dup(root_fd)};
-  if (!current) {
-    fail("cannot duplicate descriptor of", root, errno);
-  }
-  for (const std::string& component : components) {
-    check_component(component, partition.path / component);
-    const fs::path path = partition.path / component;
-    bool created = false;
-    if (create) {
-      if (::mkdirat(current.get(), component.c_str(), folder_mode) == 0) {
-        created = true;
-      } else if (errno != EEXIST) {
-        fail("cannot create folder", path, errno);
-      }
-    }
-    Fd next = open_folder_at(current.get(), component, path, !create);
-    if (!next) {
-      return std::nullopt;
-    }
-    if (created) {
-      // mkdirat's mode passed through the process umask; the archive's is exact.
-      if (::fchmod(next.get(), folder_mode) != 0) {
-        fail("cannot set the mode of", path, errno);
-      }
-      partition.changed_parents.emplace_back(std::move(current), partition.path);
-    }
-    current = std::move(next);
-    partition.path = path;
-  }
-  partition.folder = std::move(current);
-  return partition;
-}
-
-Partition create_partition(int root_fd, const fs::path& root,
-                           const std::vector<std::string>& components, mode_t folder_mode) {
-  auto partition = walk(root_fd, root, components, true, folder_mode);
-  // Parents first: a synced file in a folder whose own entry is lost is lost too.
-  for (auto it = partition->changed_parents.rbegin(); it != partition->changed_parents.rend();
-       ++it) {
-    sync_folder(it->first.get(), it->second);
-  }
-  partition->changed_parents.clear();
-  return std::move(*partition);
-}
-
-}  // namespace
 
 // ---------------------------------------------------------------------------------------
 // Archive
@@ -302,84 +177,59 @@ std::filesystem::path Archive::partition_dir(std::string_view job, std::string_v
   return path;
 }
 
-std::filesystem::path Archive::publish(const std::filesystem::path& staged, std::string_view job,
+StagedFile Archive::stage(std::string_view hint) const {
+  // A fresh descriptor of .staging (not a dup: that would share, and prolong, the flock).
+  Fd folder{::openat(staging_fd_, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
+  if (!folder) {
+    fail("cannot open staging folder", staging_dir(), errno);
+  }
+  return StagedFile::create_in(std::move(folder), staging_dir(), hint, file_mode_);
+}
+
+StagedFile Archive::stage_bytes(std::string_view content) const {
+  StagedFile file = stage("bytes");
+  file.write(content);
+  file.sync();
+  return file;
+}
+
+std::filesystem::path Archive::publish(StagedFile file, std::string_view job,
                                        std::string_view data_type, const Slot& slot,
                                        std::string_view name) const {
   if (!is_safe_file_name(name)) {
     throw ArchiveError("refusing to publish under an unsafe file name in " +
                        partition_dir(job, data_type, slot).string());
   }
-  // Opened without following a symlink, so the mode is set on the file itself.
-  const Fd staged_fd{::open(staged.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)};
-  if (!staged_fd) {
-    if (errno == ELOOP) {
-      throw ArchiveError("refusing to publish " + staged.string() + ": not a regular file");
-    }
-    fail("cannot open staged file", staged, errno);
-  }
-  struct stat staged_stat {};
-  if (::fstat(staged_fd.get(), &staged_stat) != 0) {
-    fail("cannot stat staged file", staged, errno);
-  }
-  if (!S_ISREG(staged_stat.st_mode)) {
-    throw ArchiveError("refusing to publish " + staged.string() + ": not a regular file");
-  }
-  if ((staged_stat.st_mode & 07777) != file_mode_ && ::fchmod(staged_fd.get(), file_mode_) != 0) {
-    fail("cannot set the mode of", staged, errno);
-  }
-
+  // Durable before the name appears in the partition: readers may take it at once.
+  file.sync();
+  file.set_mode(file_mode_);
   const Partition partition =
       create_partition(root_fd_, root_, partition_components(job, data_type, slot), folder_mode_);
   const std::string target{name};
-  const fs::path final_path = partition.path / target;
-  // rename() replaces a planted symlink at the target itself; it never writes through one.
-  if (::renameat(AT_FDCWD, staged.c_str(), partition.folder.get(), target.c_str()) != 0) {
-    fail("cannot move " + staged.string() + " to", final_path, errno);
-  }
+  file.rename_into(partition.folder.get(), partition.path, target);
   sync_folder(partition.folder.get(), partition.path);
-  return final_path;
+  return partition.path / target;
+}
+
+bool Archive::holds(std::string_view job, std::string_view data_type, const Slot& slot,
+                    const ManifestFile& file) const {
+  if (!is_safe_file_name(file.name)) {
+    return false;  // we never published it
+  }
+  std::optional<Partition> partition;
+  try {
+    // A planted symlink must not pass for an archived file, nor lead to one elsewhere.
+    partition = walk(root_fd_, root_, partition_components(job, data_type, slot), false);
+  } catch (const ArchiveError&) {
+    return false;
+  }
+  struct stat info {};
+  return partition &&
+         ::fstatat(partition->folder.get(), file.name.c_str(), &info, AT_SYMLINK_NOFOLLOW) == 0 &&
+         S_ISREG(info.st_mode) && static_cast<std::uint64_t>(info.st_size) == file.bytes;
 }
 
 namespace {
-
-// Writes `content` into a new file in the staging folder, fsyncs it and renames it to
-// `name` in `folder`: readers see the old file or the whole new one, never a part.
-void write_atomically(int staging_fd, const fs::path& staging, int folder,
-                      const fs::path& folder_path, const std::string& name,
-                      std::string_view content, mode_t file_mode) {
-  static std::atomic<unsigned> counter = 0;
-  std::string temp;
-  Fd file;
-  for (;;) {
-    temp = name + "." + std::to_string(::getpid()) + "." + std::to_string(++counter) + ".tmp";
-    file = Fd{::openat(staging_fd, temp.c_str(),
-                       O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, file_mode)};
-    if (file) {
-      break;
-    }
-    if (errno != EEXIST) {
-      fail("cannot create", staging / temp, errno);
-    }
-  }
-  try {
-    if (::fchmod(file.get(), file_mode) != 0) {  // exact, whatever the process umask
-      fail("cannot set the mode of", staging / temp, errno);
-    }
-    write_all(file.get(), content, staging / temp);
-    if (::fsync(file.get()) != 0) {
-      fail("cannot fsync", staging / temp, errno);
-    }
-    if (::close(file.release()) != 0) {
-      fail("cannot close", staging / temp, errno);
-    }
-    if (::renameat(staging_fd, temp.c_str(), folder, name.c_str()) != 0) {
-      fail("cannot rename " + (staging / temp).string() + " to", folder_path / name, errno);
-    }
-  } catch (...) {
-    ::unlinkat(staging_fd, temp.c_str(), 0);
-    throw;
-  }
-}
 
 // Removes the files of `folder` that `manifest` does not list (parts of an earlier
 // answer whose names changed): Hive-style readers take every file in a partition, so
@@ -428,14 +278,17 @@ void Archive::complete_partition(const Manifest& manifest, const Slot& slot) con
   const Partition partition = create_partition(
       root_fd_, root_, partition_components(manifest.job, manifest.data_type, slot), folder_mode_);
   remove_unlisted(partition.folder.get(), partition.path, manifest);
-  const fs::path staging = staging_dir();
-  write_atomically(staging_fd_, staging, partition.folder.get(), partition.path,
-                   std::string{kManifestName}, to_json(manifest), file_mode_);
+  // Each written whole in .staging and renamed: readers see the old file or the new one.
+  const auto replace = [&](std::string_view name, std::string_view content) {
+    StagedFile file = stage(name);
+    file.write(content);
+    file.sync();
+    file.rename_into(partition.folder.get(), partition.path, std::string{name});
+    sync_folder(partition.folder.get(), partition.path);
+  };
   // The manifest must be durable before _SUCCESS can be: readers trust the marker.
-  sync_folder(partition.folder.get(), partition.path);
-  write_atomically(staging_fd_, staging, partition.folder.get(), partition.path,
-                   std::string{kSuccessName}, "", file_mode_);
-  sync_folder(partition.folder.get(), partition.path);
+  replace(kManifestName, to_json(manifest));
+  replace(kSuccessName, "");
 }
 
 bool Archive::is_complete(std::string_view job, std::string_view data_type,
@@ -463,34 +316,14 @@ std::optional<Manifest> Archive::read_manifest(std::string_view job, std::string
   if (!partition) {
     return std::nullopt;
   }
-  const fs::path path = partition->path / kManifestName;
-  Fd file{::openat(partition->folder.get(), std::string{kManifestName}.c_str(),
-                   O_RDONLY | O_NOFOLLOW | O_CLOEXEC)};
-  if (!file) {
-    if (errno == ENOENT || errno == ELOOP) {
-      return std::nullopt;  // missing, or a symlink we did not write
-    }
-    fail("cannot open", path, errno);
+  const ManifestText read = read_manifest_text(partition->folder.get());
+  if (read.failed == "too large" || read.error == ENOENT || read.error == ELOOP) {
+    return std::nullopt;  // not a manifest we wrote: missing, a symlink, or far too large
   }
-  std::string content;
-  char buffer[64 * 1024];
-  for (;;) {
-    const ssize_t got = ::read(file.get(), buffer, sizeof buffer);
-    if (got < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      fail("cannot read", path, errno);
-    }
-    if (got == 0) {
-      break;
-    }
-    content.append(buffer, static_cast<std::size_t>(got));
-    if (content.size() > kMaxManifestBytes) {
-      return std::nullopt;
-    }
+  if (!read.failed.empty()) {
+    fail(read.failed, partition->path / kManifestName, read.error);
   }
-  return parse_manifest(content);
+  return parse_manifest(read.text);
 }
 
 void Archive::reopen_partition(std::string_view job, std::string_view data_type,

@@ -19,6 +19,7 @@
 #include <string_view>
 #include <vector>
 
+#include "archive/staged_file.hpp"
 #include "slot/slot.hpp"
 
 namespace gio::archive {
@@ -49,6 +50,11 @@ struct Manifest {
 
   friend bool operator==(const Manifest&, const Manifest&) = default;
 };
+
+// The manifest of one partition of `slot`: what the archive writes next to the files.
+// `files` lists every file of the partition (may be empty).
+Manifest make_manifest(std::string_view job, std::string_view data_type, const Slot& slot,
+                       Instant archived_at, std::vector<ManifestFile> files);
 
 // Pretty-printed JSON with a fixed key order (job, data_type, slot, export_date,
 // archived_at as "2026-11-22T03:04:05Z", files[{name, bytes, sha256}]).
@@ -90,18 +96,29 @@ class Archive {
   std::filesystem::path partition_dir(std::string_view job, std::string_view data_type,
                                       const Slot& slot) const;
 
-  // Moves an already-fsynced staging file to <partition>/<name> (creating folders), gives
-  // it the archive's file mode,
-  // then fsyncs the partition folder (and the parents of newly created folders) so the
-  // rename is durable. Returns the final path. Throws ArchiveError when `name` is not
-  // is_safe_file_name, `staged` is not a regular file, a partition component is a
-  // symlink or not a folder, or a system call fails.
-  std::filesystem::path publish(const std::filesystem::path& staged, std::string_view job,
-                                std::string_view data_type, const Slot& slot,
-                                std::string_view name) const;
+  // A new empty file in this archive's .staging with the archive's file mode, named after
+  // `hint` (see StagedFile::create).
+  StagedFile stage(std::string_view hint) const;
+  // `content` staged, written and synced: ready to publish.
+  StagedFile stage_bytes(std::string_view content) const;
+
+  // Moves a staged file to <partition>/<name> (creating folders): syncs it if the caller
+  // has not, gives it the archive's file mode, renames it, then fsyncs the partition
+  // folder (and the parents of newly created folders) so the rename is durable. Returns
+  // the final path. Throws ArchiveError when `name` is not is_safe_file_name, the staged
+  // entry is no longer a regular file, a partition component is a symlink or not a
+  // folder, or a system call fails; the staged file is then removed.
+  std::filesystem::path publish(StagedFile file, std::string_view job, std::string_view data_type,
+                                const Slot& slot, std::string_view name) const;
+
+  // True when <partition>/<file.name> is a regular file (a symlink never counts, nor a
+  // symlink on the way to it) of file.bytes bytes: the recorded file is still in its
+  // partition. False too when the partition cannot be read: publishing there again says why.
+  bool holds(std::string_view job, std::string_view data_type, const Slot& slot,
+             const ManifestFile& file) const;
 
   // Removes files the manifest does not list (parts of an earlier answer), then writes
-  // _manifest.json (temp file in .staging + fsync + rename), fsyncs the folder,
+  // _manifest.json (staged file + fsync + rename), fsyncs the folder,
   // then _SUCCESS (empty) the same way. Creates the folder if needed (an empty data
   // type). Order matters: readers trust _SUCCESS.
   void complete_partition(const Manifest& manifest, const Slot& slot) const;

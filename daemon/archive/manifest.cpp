@@ -32,6 +32,16 @@ std::optional<std::uint64_t> unsigned_field(const json::object& object, std::str
 
 }  // namespace
 
+Manifest make_manifest(std::string_view job, std::string_view data_type, const Slot& slot,
+                       Instant archived_at, std::vector<ManifestFile> files) {
+  return {.job = std::string{job},
+          .data_type = std::string{data_type},
+          .slot = slot.name(),
+          .export_date = slot.export_date(),
+          .archived_at = archived_at,
+          .files = std::move(files)};
+}
+
 std::string to_json(const Manifest& manifest) {
   // Written by hand rather than serialize(object) so that people (and diffs) see one
   // field per line in a fixed order.

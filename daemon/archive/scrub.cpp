@@ -16,6 +16,7 @@
 #include "archive/archive.hpp"
 #include "archive/checksums.hpp"
 #include "archive/fd.hpp"
+#include "archive/partition.hpp"
 
 namespace gio::archive {
 namespace {
@@ -25,16 +26,6 @@ namespace fs = std::filesystem;
 // Read-back block: large enough that a 1 GiB part is a few thousand reads, small
 // enough to keep memory flat.
 constexpr std::size_t kBlockBytes = 1 << 20;
-constexpr std::size_t kMaxManifestBytes = 16 * 1024 * 1024;
-
-std::vector<std::string> components(std::string_view job, std::string_view data_type,
-                                    const Slot& slot) {
-  std::vector<std::string> parts{std::string{job}, std::string{data_type}, "dt=" + slot.date()};
-  if (slot.granularity() == Granularity::hour) {
-    parts.push_back("hour=" + slot.hour());
-  }
-  return parts;
-}
 
 Fd open_root(const fs::path& root) {
   // The root itself may be a symlink the operator chose; nothing below it may be.
@@ -89,30 +80,6 @@ std::string describe(const struct stat& info) {
     return "a folder, not a regular file";
   }
   return "not a regular file";
-}
-
-std::optional<std::string> read_small(int folder, const std::string& name, std::string& out) {
-  Fd file{::openat(folder, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)};
-  if (!file) {
-    return std::string{"cannot open: "} + std::strerror(errno);
-  }
-  char buffer[64 * 1024];
-  for (;;) {
-    const ssize_t got = ::read(file.get(), buffer, sizeof buffer);
-    if (got < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      return std::string{"cannot read: "} + std::strerror(errno);
-    }
-    if (got == 0) {
-      return std::nullopt;
-    }
-    out.append(buffer, static_cast<std::size_t>(got));
-    if (out.size() > kMaxManifestBytes) {
-      return "larger than any manifest we write";
-    }
-  }
 }
 
 std::string short_hash(const std::string& hash) {
@@ -210,7 +177,7 @@ PartitionScrub scrub_partition(const std::filesystem::path& root, std::string_vi
                                std::string_view data_type, const Slot& slot, VerifyMode mode) {
   PartitionScrub result;
   result.data_type = std::string{data_type};
-  const std::vector<std::string> parts = components(job, data_type, slot);
+  const std::vector<std::string> parts = partition_components(job, data_type, slot);
   result.path = root;
   for (const std::string& part : parts) {
     result.path /= part;
@@ -247,12 +214,16 @@ PartitionScrub scrub_partition(const std::filesystem::path& root, std::string_vi
     result.damage.push_back({"", "_manifest.json is " + describe(*manifest_info)});
     return result;
   }
-  std::string text;
-  if (auto problem = read_small(folder, manifest_name, text)) {
-    result.damage.push_back({"", "_manifest.json: " + *problem});
+  const ManifestText read = read_manifest_text(folder);
+  if (!read.failed.empty()) {
+    result.damage.push_back(
+        {"",
+         "_manifest.json: " + (read.failed == "too large"
+                                   ? std::string{"larger than any manifest we write"}
+                                   : std::string{read.failed} + ": " + std::strerror(read.error))});
     return result;
   }
-  const auto manifest = parse_manifest(text);
+  const auto manifest = parse_manifest(read.text);
   if (!manifest) {
     result.damage.push_back({"", "_manifest.json does not parse as a manifest"});
     return result;
@@ -301,7 +272,7 @@ std::vector<std::string> partitions_on_disk(const std::filesystem::path& root, s
       continue;
     }
     std::string rel = type;
-    for (const std::string& part : components(job, type, slot)) {
+    for (const std::string& part : partition_components(job, type, slot)) {
       if (part != job_name && part != type) {
         rel += "/" + part;
       }
@@ -320,7 +291,7 @@ std::vector<std::string> partitions_on_disk(const std::filesystem::path& root, s
 void remove_success_marker(const std::filesystem::path& root, std::string_view job,
                            std::string_view data_type, const Slot& slot) {
   const Fd root_fd = open_root(root);
-  const std::vector<std::string> parts = components(job, data_type, slot);
+  const std::vector<std::string> parts = partition_components(job, data_type, slot);
   Opened partition = open_partition(root_fd.get(), root, parts);
   if (!partition.folder) {
     return;

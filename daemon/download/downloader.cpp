@@ -12,11 +12,10 @@
 #include <cerrno>
 #include <cstring>
 #include <memory>
-#include <random>
 #include <system_error>
 
+#include "archive/archive.hpp"
 #include "archive/checksums.hpp"
-#include "archive/fd.hpp"
 
 namespace gio::download {
 
@@ -34,31 +33,12 @@ constexpr std::uint64_t kBatch = 4 << 20;
 // memory compacted when it is fragmented: 16 KiB writes measured steadier and faster on
 // a busy machine (scripts/bench-download.sh), and cost only syscalls elsewhere.
 constexpr std::size_t kWritePiece = 16 << 10;
+// The downloaded file's mode until it is published (the archive then gives it its own).
+constexpr unsigned kStagedMode = 0640;
 
 std::string errno_text(int error) {
   return std::generic_category().message(error);
 }
-
-// An open file descriptor, closed on destruction.
-// The staging file's name: removed on destruction unless kept.
-class StagingPath {
- public:
-  explicit StagingPath(std::filesystem::path path) : path_(std::move(path)) {}
-  ~StagingPath() {
-    if (!kept_) {
-      std::error_code ignored;
-      std::filesystem::remove(path_, ignored);
-    }
-  }
-  StagingPath(const StagingPath&) = delete;
-  StagingPath& operator=(const StagingPath&) = delete;
-  const std::filesystem::path& path() const { return path_; }
-  void keep() { kept_ = true; }
-
- private:
-  std::filesystem::path path_;
-  bool kept_ = false;
-};
 
 struct Problem {
   Failure kind;
@@ -73,9 +53,9 @@ struct Problem {
 class Verifier : public std::enable_shared_from_this<Verifier> {
  public:
   // `inflater` checks the gzip stream; without one only the hash chain runs.
-  Verifier(asio::any_io_executor loop, asio::thread_pool& pool, std::shared_ptr<archive::Fd> fd,
-           std::optional<archive::Inflater> inflater)
-      : loop_(std::move(loop)), pool_(pool), fd_(std::move(fd)), wake_(loop_) {
+  Verifier(asio::any_io_executor loop, asio::thread_pool& pool,
+           std::shared_ptr<archive::StagedFile> file, std::optional<archive::Inflater> inflater)
+      : loop_(std::move(loop)), pool_(pool), file_(std::move(file)), wake_(loop_) {
     chains_[0].active = true;
     chains_[1].active = inflater.has_value();
     if (inflater) {
@@ -103,16 +83,22 @@ class Verifier : public std::enable_shared_from_this<Verifier> {
     }
   }
 
-  // Loop thread, after finish(): fsyncs the file on the pool; returns 0 or an errno.
-  asio::awaitable<int> sync() {
+  // Loop thread, after finish(): syncs (fsync + close) the staged file on the pool;
+  // returns why it failed, or nullopt.
+  asio::awaitable<std::optional<std::string>> sync() {
     // Posted jobs rather than co_spawn with a capturing lambda: GCC 12 destroys such a
     // temporary twice when it sits in a co_await expression.
     synced_ = false;
     asio::post(pool_, [self = shared_from_this()]() mutable {
-      const int result = ::fsync(self->fd_->get()) == 0 ? 0 : errno;
+      std::optional<std::string> result;
+      try {
+        self->file_->sync();  // no check reads the file any more: the chains are settled
+      } catch (const std::exception& error) {
+        result = error.what();
+      }
       const asio::any_io_executor loop = self->loop_;
-      asio::post(loop, [self = std::move(self), result] {
-        self->sync_errno_ = result;
+      asio::post(loop, [self = std::move(self), result = std::move(result)]() mutable {
+        self->sync_error_ = std::move(result);
         self->synced_ = true;
         self->wake_.cancel();
       });
@@ -121,7 +107,7 @@ class Verifier : public std::enable_shared_from_this<Verifier> {
       wake_.expires_at(asio::steady_timer::time_point::max());
       co_await wake_.async_wait(asio::as_tuple(asio::use_awaitable));
     }
-    co_return sync_errno_;
+    co_return sync_error_;
   }
 
   // Loop thread, after finish(): the checkers are idle, so reading them is safe.
@@ -190,7 +176,7 @@ class Verifier : public std::enable_shared_from_this<Verifier> {
     for (std::uint64_t at = from; at < to;) {
       const std::size_t want =
           static_cast<std::size_t>(std::min<std::uint64_t>(piece.size(), to - at));
-      const ssize_t got = ::pread(fd_->get(), piece.data(), want, static_cast<off_t>(at));
+      const ssize_t got = ::pread(file_->fd(), piece.data(), want, static_cast<off_t>(at));
       if (got < 0 && errno == EINTR) {
         continue;
       }
@@ -214,7 +200,7 @@ class Verifier : public std::enable_shared_from_this<Verifier> {
       // Start writing the checked range to disk now, so that the fsync at the end has
       // little left to wait for and a large file never sits in memory as dirty pages.
       // Only a hint: the fsync still decides, so a failure here is not one.
-      ::sync_file_range(fd_->get(), static_cast<off_t>(from), static_cast<off_t>(to - from),
+      ::sync_file_range(file_->fd(), static_cast<off_t>(from), static_cast<off_t>(to - from),
                         SYNC_FILE_RANGE_WRITE);
     }
     return std::nullopt;
@@ -222,15 +208,16 @@ class Verifier : public std::enable_shared_from_this<Verifier> {
 
   asio::any_io_executor loop_;
   asio::thread_pool& pool_;
-  std::shared_ptr<archive::Fd>
-      fd_;  // shared: a pool job may outlive the fetch if the loop is torn down
+  // Shared: a pool job may outlive the fetch if the loop is torn down, and the staged file
+  // is removed only when the last of them lets go.
+  std::shared_ptr<archive::StagedFile> file_;
   asio::steady_timer wake_;
   std::array<Chain, 2> chains_;
   std::uint64_t written_ = 0;
   bool finished_ = false;
   bool abandoned_ = false;
   bool synced_ = false;
-  int sync_errno_ = 0;
+  std::optional<std::string> sync_error_;
   std::optional<Problem> problem_;
   archive::Sha256 sha_;
   std::unique_ptr<archive::GzipChecker> gzip_;
@@ -240,40 +227,22 @@ class Verifier : public std::enable_shared_from_this<Verifier> {
 // tells the verifier; stops the download early once the verifier found the data bad.
 class FileSink : public http::BodySink {
  public:
-  FileSink(int fd, Verifier& verifier) : fd_(fd), verifier_(verifier) {}
+  FileSink(archive::StagedFile& file, Verifier& verifier) : file_(file), verifier_(verifier) {}
 
   void write(const char* data, std::size_t size) override {
     if (verifier_.problem()) {
       throw std::runtime_error("download stopped: " + verifier_.problem()->message);
     }
-    for (std::size_t done = 0; done < size;) {
-      const ssize_t wrote = ::write(fd_, data + done, std::min(kWritePiece, size - done));
-      if (wrote < 0 && errno == EINTR) {
-        continue;
-      }
-      if (wrote < 0) {
-        throw std::runtime_error("writing the staging file: " + errno_text(errno));
-      }
-      done += static_cast<std::size_t>(wrote);
+    for (std::size_t done = 0; done < size; done += kWritePiece) {
+      file_.write({data + done, std::min(kWritePiece, size - done)});
     }
     verifier_.written(size);
   }
 
  private:
-  int fd_;
+  archive::StagedFile& file_;
   Verifier& verifier_;
 };
-
-std::string random_name() {
-  static thread_local std::mt19937_64 generator{std::random_device{}()};
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::uint64_t value = generator();
-  std::string name = "fetch-";
-  for (int i = 0; i < 16; ++i, value >>= 4) {
-    name.push_back(kDigits[value & 0xf]);
-  }
-  return name + ".part";
-}
 
 Failure from_http(http::Failure failure) {
   switch (failure) {
@@ -321,32 +290,24 @@ asio::awaitable<boost::system::result<VerifiedFile, Error>> Downloader::fetch(
     std::string url, std::filesystem::path staging_dir, archive::VerifyMode mode) {
   const std::string shown = http::redact(url);
 
-  // The staging file: a fresh name in the staging folder.
+  // The staging file: a fresh name in the staging folder, removed unless returned.
   std::error_code dir_error;
   std::filesystem::create_directories(staging_dir, dir_error);
   if (dir_error) {
     co_return Error{Failure::local, "creating the staging folder " + staging_dir.string() + ": " +
                                         dir_error.message()};
   }
-  std::filesystem::path path;
-  int raw_fd = -1;
-  for (int attempt = 0; attempt < 8 && raw_fd < 0; ++attempt) {
-    path = staging_dir / random_name();
-    raw_fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
-    if (raw_fd < 0 && errno != EEXIST) {
-      break;
-    }
+  std::shared_ptr<archive::StagedFile> staged;
+  try {
+    staged = std::make_shared<archive::StagedFile>(
+        archive::StagedFile::create(staging_dir, "fetch", kStagedMode));
+  } catch (const archive::ArchiveError& error) {
+    co_return Error{Failure::local, error.what()};
   }
-  if (raw_fd < 0) {
-    co_return Error{Failure::local, "creating a staging file in " + staging_dir.string() + ": " +
-                                        errno_text(errno)};
-  }
-  auto fd = std::make_shared<archive::Fd>(raw_fd);
-  StagingPath staging{path};
 
   const auto executor = co_await asio::this_coro::executor;
   auto verifier = std::make_shared<Verifier>(
-      executor, verify_pool_, fd,
+      executor, verify_pool_, staged,
       mode == archive::VerifyMode::gzip ? std::optional{inflater_} : std::nullopt);
   // Whatever way this coroutine ends, checks still queued on the pool stop there.
   struct Abandon {
@@ -354,7 +315,7 @@ asio::awaitable<boost::system::result<VerifiedFile, Error>> Downloader::fetch(
     ~Abandon() { verifier.abandon(); }
   } abandon_on_exit{*verifier};
 
-  FileSink sink{fd->get(), *verifier};
+  FileSink sink{*staged, *verifier};
   auto response = co_await client_.download(url, {}, sink);
   if (!response) {
     const http::Error& error = response.error();
@@ -391,13 +352,10 @@ asio::awaitable<boost::system::result<VerifiedFile, Error>> Downloader::fetch(
   }
 
   // fsync can take a while for a large file: on the pool, not the loop.
-  const int sync_errno = co_await verifier->sync();
-  if (sync_errno != 0) {
-    co_return Error{Failure::local, "fsync of the staging file: " + errno_text(sync_errno)};
+  if (auto sync_error = co_await verifier->sync()) {
+    co_return Error{Failure::local, std::move(*sync_error)};
   }
-
-  staging.keep();
-  co_return VerifiedFile{path, response->body_bytes, verifier->sha256()};
+  co_return VerifiedFile{std::move(*staged), response->body_bytes, verifier->sha256()};
 }
 
 }  // namespace gio::download

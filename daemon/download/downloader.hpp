@@ -14,13 +14,16 @@
 #include <string_view>
 
 #include "archive/checksums.hpp"
+#include "archive/staged_file.hpp"
 #include "archive/verify_mode.hpp"
 #include "http/client.hpp"
 
 namespace gio::download {
 
 struct VerifiedFile {
-  std::filesystem::path path;  // inside the staging folder; the caller renames it into place
+  // Synced, in the staging folder: the caller publishes it (Archive::publish) or drops it,
+  // which removes it.
+  archive::StagedFile file;
   std::uint64_t bytes = 0;
   std::string sha256;  // lowercase hex
 };
@@ -51,7 +54,7 @@ class Downloader {
 
   // Streams `url` into a new file inside `staging_dir` (created if missing), computing its
   // sha256 and, in gzip mode, inflating it to the end of the gzip stream (several members
-  // allowed, trailing garbage not); checks Content-Length and fsyncs the file. On any
+  // allowed, trailing garbage not); checks Content-Length and syncs the file. On any
   // failure the staging file is removed. Several fetches may run at once.
   boost::asio::awaitable<boost::system::result<VerifiedFile, Error>> fetch(
       std::string url, std::filesystem::path staging_dir, archive::VerifyMode mode);

@@ -1,8 +1,5 @@
 #include "download/fetch_command.hpp"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -30,14 +27,6 @@ std::string_view reason(std::string_view message, const std::string& shown) {
     }
   }
   return message;
-}
-
-void sync_folder(const std::filesystem::path& dir) {
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
-  }
 }
 
 }  // namespace
@@ -82,12 +71,12 @@ int run_fetch(std::vector<std::string> urls, std::filesystem::path dir, archive:
                   << reason(fetched.error().message, shown) << std::endl;
         continue;
       }
-      std::error_code rename_error;
-      std::filesystem::rename(fetched->path, dir / names[index], rename_error);
-      if (rename_error) {
-        std::filesystem::remove(fetched->path, rename_error);
-        std::cout << "FAILED " << shown << ": local: renaming into " << dir.string() << ": "
-                  << rename_error.message() << std::endl;
+      try {
+        fetched->file.publish_to(dir, names[index]);
+      } catch (const archive::ArchiveError& error) {
+        // The staged file goes with `fetched`.
+        std::cout << "FAILED " << shown << ": local: publishing into " << dir.string() << ": "
+                  << error.what() << std::endl;
         continue;
       }
       ++verified;
@@ -110,7 +99,6 @@ int run_fetch(std::vector<std::string> urls, std::filesystem::path dir, archive:
   io.run();
   verify_pool.join();
 
-  sync_folder(dir);
   std::error_code ignored;
   std::filesystem::remove(staging, ignored);  // only when empty
   return verified == urls.size() ? 0 : 1;

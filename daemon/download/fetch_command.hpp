@@ -16,7 +16,7 @@
 
 namespace gio::download {
 
-// Fetches every URL (at most `parallel` at once) into DIR/.staging, then renames each
+// Fetches every URL (at most `parallel` at once) into DIR/.staging, then publishes each
 // verified file into DIR under the name the archive would give it. Prints one line per URL to
 // stdout, "OK name bytes sha256" or "FAILED redacted-url: reason". Returns 0 when every
 // file was verified, 1 otherwise. `inflater` checks gzip streams.

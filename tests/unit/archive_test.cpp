@@ -3,9 +3,11 @@
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <zlib.h>
 
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -37,6 +39,12 @@ std::string read_file(const fs::path& path) {
 std::size_t entries(const fs::path& folder) {
   return static_cast<std::size_t>(
       std::distance(fs::directory_iterator{folder}, fs::directory_iterator{}));
+}
+
+unsigned mode_of(const fs::path& path) {
+  struct stat info {};
+  EXPECT_EQ(::lstat(path.c_str(), &info), 0) << path;
+  return info.st_mode & 07777;
 }
 
 Slot hour_slot(std::string_view name = "2026-11-22T03") {
@@ -157,8 +165,7 @@ TEST(ArchiveConstruction, MovedArchiveKeepsWorking) {
   TempDir temp;
   Archive first{temp.path() / "archive"};
   Archive second = std::move(first);
-  write_file(second.staging_dir() / "part", "data");
-  second.publish(second.staging_dir() / "part", "j", "visit", hour_slot(), "part.csv.gz");
+  second.publish(second.stage_bytes("data"), "j", "visit", hour_slot(), "part.csv.gz");
   EXPECT_TRUE(fs::exists(second.partition_dir("j", "visit", hour_slot()) / "part.csv.gz"));
 }
 
@@ -167,11 +174,8 @@ TEST(ArchiveConstruction, MovedArchiveKeepsWorking) {
 TEST(ArchivePublish, MovesTheFileAndLeavesNothingInStaging) {
   TempDir temp;
   const Archive archive{temp.path() / "archive"};
-  const fs::path staged = archive.staging_dir() / "download-1";
-  write_file(staged, "gzip bytes");
-
-  const fs::path published =
-      archive.publish(staged, "shop-hourly", "visit", hour_slot(), "20261121_visit_0.csv.gz");
+  const fs::path published = archive.publish(archive.stage_bytes("gzip bytes"), "shop-hourly",
+                                             "visit", hour_slot(), "20261121_visit_0.csv.gz");
   EXPECT_EQ(
       published,
       temp.path() / "archive/shop-hourly/visit/dt=2026-11-22/hour=03/20261121_visit_0.csv.gz");
@@ -183,10 +187,8 @@ TEST(ArchivePublish, MovesTheFileAndLeavesNothingInStaging) {
 TEST(ArchivePublish, KeepsChineseNamesAndDaySlots) {
   TempDir temp;
   const Archive archive{temp.path() / "archive"};
-  write_file(archive.staging_dir() / "d", "x");
-  const fs::path published =
-      archive.publish(archive.staging_dir() / "d", "shop-daily", "custom_event", day_slot(),
-                      "20191212-20191225_渠道.csv");
+  const fs::path published = archive.publish(archive.stage_bytes("x"), "shop-daily", "custom_event",
+                                             day_slot(), "20191212-20191225_渠道.csv");
   EXPECT_EQ(
       published,
       temp.path() / "archive/shop-daily/custom_event/dt=2026-11-22/20191212-20191225_渠道.csv");
@@ -196,27 +198,27 @@ TEST(ArchivePublish, KeepsChineseNamesAndDaySlots) {
 TEST(ArchivePublish, ReplacesAnEarlierCopy) {
   TempDir temp;
   const Archive archive{temp.path() / "archive"};
-  write_file(archive.staging_dir() / "first", "old");
-  archive.publish(archive.staging_dir() / "first", "j", "visit", hour_slot(), "a.csv.gz");
-  write_file(archive.staging_dir() / "second", "new");
+  archive.publish(archive.stage_bytes("old"), "j", "visit", hour_slot(), "a.csv.gz");
   const fs::path published =
-      archive.publish(archive.staging_dir() / "second", "j", "visit", hour_slot(), "a.csv.gz");
+      archive.publish(archive.stage_bytes("new"), "j", "visit", hour_slot(), "a.csv.gz");
   EXPECT_EQ(read_file(published), "new");
 }
 
 TEST(ArchivePublish, RefusesUnsafeNames) {
   TempDir temp;
   const Archive archive{temp.path() / "archive"};
-  const fs::path staged = archive.staging_dir() / "download";
-  write_file(staged, "x");
   for (const std::string_view name :
        std::initializer_list<std::string_view>{"", ".", "..", "../escape.csv.gz", "a/b.csv.gz",
                                                "_SUCCESS", "_manifest.json", ".hidden", "a\nb"}) {
-    EXPECT_THROW(archive.publish(staged, "j", "visit", hour_slot(), name), ArchiveError) << name;
+    EXPECT_THROW(archive.publish(archive.stage_bytes("x"), "j", "visit", hour_slot(), name),
+                 ArchiveError)
+        << name;
   }
-  EXPECT_THROW(archive.publish(staged, "..", "visit", hour_slot(), "a.csv.gz"), ArchiveError);
-  EXPECT_THROW(archive.publish(staged, "j", "../x", hour_slot(), "a.csv.gz"), ArchiveError);
-  EXPECT_TRUE(fs::exists(staged));
+  EXPECT_THROW(archive.publish(archive.stage_bytes("x"), "..", "visit", hour_slot(), "a.csv.gz"),
+               ArchiveError);
+  EXPECT_THROW(archive.publish(archive.stage_bytes("x"), "j", "../x", hour_slot(), "a.csv.gz"),
+               ArchiveError);
+  EXPECT_EQ(entries(archive.staging_dir()), 0u);  // a refused file is dropped, so removed
   EXPECT_FALSE(fs::exists(temp.path() / "escape.csv.gz"));
   EXPECT_FALSE(fs::exists(temp.path() / "archive" / "escape.csv.gz"));
 }
@@ -224,9 +226,11 @@ TEST(ArchivePublish, RefusesUnsafeNames) {
 TEST(ArchivePublish, MissingStagedFileThrowsWithItsPath) {
   TempDir temp;
   const Archive archive{temp.path() / "archive"};
-  const fs::path staged = archive.staging_dir() / "never-downloaded";
+  StagedFile file = archive.stage_bytes("x");
+  const fs::path staged = file.path();
+  fs::remove(staged);  // e.g. by an operator cleaning .staging
   try {
-    archive.publish(staged, "j", "visit", hour_slot(), "a.csv.gz");
+    archive.publish(std::move(file), "j", "visit", hour_slot(), "a.csv.gz");
     FAIL() << "expected ArchiveError";
   } catch (const ArchiveError& error) {
     const std::string message = error.what();
@@ -240,12 +244,11 @@ TEST(ArchivePublish, RefusesSymlinkedPartitionFolders) {
   const Archive archive{temp.path() / "archive"};
   const fs::path outside = temp.path() / "outside";
   fs::create_directories(outside);
-  const fs::path staged = archive.staging_dir() / "download";
-  write_file(staged, "x");
 
   // A symlink planted in place of the job folder...
   fs::create_directory_symlink(outside, archive.root() / "j");
-  EXPECT_THROW(archive.publish(staged, "j", "visit", hour_slot(), "a.csv.gz"), ArchiveError);
+  EXPECT_THROW(archive.publish(archive.stage_bytes("x"), "j", "visit", hour_slot(), "a.csv.gz"),
+               ArchiveError);
   Manifest manifest = sample_manifest(hour_slot(), {});
   manifest.job = "j";
   EXPECT_THROW(archive.complete_partition(manifest, hour_slot()), ArchiveError);
@@ -253,11 +256,12 @@ TEST(ArchivePublish, RefusesSymlinkedPartitionFolders) {
   // ...and in place of the partition folder itself.
   fs::create_directories(archive.root() / "k/visit/dt=2026-11-22");
   fs::create_directory_symlink(outside, archive.root() / "k/visit/dt=2026-11-22/hour=03");
-  EXPECT_THROW(archive.publish(staged, "k", "visit", hour_slot(), "a.csv.gz"), ArchiveError);
+  EXPECT_THROW(archive.publish(archive.stage_bytes("x"), "k", "visit", hour_slot(), "a.csv.gz"),
+               ArchiveError);
   EXPECT_THROW(archive.is_complete("k", "visit", hour_slot()), ArchiveError);
 
   EXPECT_EQ(entries(outside), 0u);
-  EXPECT_TRUE(fs::exists(staged));
+  EXPECT_EQ(entries(archive.staging_dir()), 0u);
 }
 
 TEST(ArchivePublish, ReplacesASymlinkAtTheTargetNameWithoutWritingThroughIt) {
@@ -269,11 +273,194 @@ TEST(ArchivePublish, ReplacesASymlinkAtTheTargetNameWithoutWritingThroughIt) {
   fs::create_directories(partition);
   fs::create_symlink(victim, partition / "a.csv.gz");
 
-  write_file(archive.staging_dir() / "download", "archived");
-  archive.publish(archive.staging_dir() / "download", "j", "visit", hour_slot(), "a.csv.gz");
+  archive.publish(archive.stage_bytes("archived"), "j", "visit", hour_slot(), "a.csv.gz");
   EXPECT_EQ(read_file(victim), "precious");
   EXPECT_FALSE(fs::is_symlink(partition / "a.csv.gz"));
   EXPECT_EQ(read_file(partition / "a.csv.gz"), "archived");
+}
+
+// --- staged files --------------------------------------------------------------------
+
+TEST(StagedFile, ADroppedFileIsRemoved) {
+  TempDir temp;
+  fs::path path;
+  {
+    StagedFile file = StagedFile::create(temp.path(), "fetch", 0640);
+    path = file.path();
+    EXPECT_EQ(path.parent_path(), temp.path());
+    file.write("half a download");
+    EXPECT_EQ(read_file(path), "half a download");
+  }
+  EXPECT_FALSE(fs::exists(fs::symlink_status(path)));
+
+  // Moving hands the file on; assigning over a staged file drops (removes) it.
+  StagedFile first = StagedFile::create(temp.path(), "a", 0640);
+  StagedFile second = StagedFile::create(temp.path(), "b", 0640);
+  const fs::path first_path = first.path();
+  const fs::path second_path = second.path();
+  StagedFile moved = std::move(first);
+  EXPECT_TRUE(first.path().empty());
+  EXPECT_EQ(moved.path(), first_path);
+  moved = std::move(second);
+  EXPECT_FALSE(fs::exists(first_path));
+  EXPECT_TRUE(fs::exists(second_path));
+  moved.sync();
+  EXPECT_EQ(entries(temp.path()), 1u);
+}
+
+TEST(StagedFile, NamesAreUniqueAndStayInTheStagingFolder) {
+  TempDir temp;
+  std::set<fs::path> paths;
+  std::vector<StagedFile> files;
+  for (const std::string_view hint : {"x", "x", "../../escape", "a/b", "", ".", "_SUCCESS"}) {
+    files.push_back(StagedFile::create(temp.path(), hint, 0600));
+    EXPECT_EQ(files.back().path().parent_path(), temp.path()) << hint;
+    paths.insert(files.back().path());
+  }
+  EXPECT_EQ(paths.size(), files.size());
+  EXPECT_EQ(entries(temp.path()), files.size());
+  files.clear();
+  EXPECT_EQ(entries(temp.path()), 0u);
+}
+
+TEST(StagedFile, TheModeIsExactWhateverTheUmask) {
+  TempDir temp;
+  const mode_t previous = ::umask(0077);
+  StagedFile open_to_group = StagedFile::create(temp.path(), "x", 0640);
+  ::umask(0000);
+  StagedFile private_file = StagedFile::create(temp.path(), "y", 0600);
+  ::umask(previous);
+  struct stat info {};
+  ASSERT_EQ(::lstat(open_to_group.path().c_str(), &info), 0);
+  EXPECT_EQ(info.st_mode & 07777, 0640u);
+  ASSERT_EQ(::lstat(private_file.path().c_str(), &info), 0);
+  EXPECT_EQ(info.st_mode & 07777, 0600u);
+}
+
+TEST(StagedFile, ASymlinkedOrMissingStagingFolderIsRefused) {
+  TempDir temp;
+  fs::create_directories(temp.path() / "real");
+  fs::create_directory_symlink(temp.path() / "real", temp.path() / "link");
+  EXPECT_THROW(StagedFile::create(temp.path() / "link", "x", 0640), ArchiveError);
+  EXPECT_THROW(StagedFile::create(temp.path() / "missing", "x", 0640), ArchiveError);
+  EXPECT_EQ(entries(temp.path() / "real"), 0u);
+}
+
+// RLIMIT_FSIZE fails writes past a size with EFBIG, as a full disk fails them with ENOSPC;
+// SIGXFSZ is ignored meanwhile so that the write returns the error instead.
+class FileSizeLimit {
+ public:
+  explicit FileSizeLimit(rlim_t bytes) : signal_(std::signal(SIGXFSZ, SIG_IGN)) {
+    ::getrlimit(RLIMIT_FSIZE, &previous_);
+    const rlimit limit{bytes, previous_.rlim_max};
+    ::setrlimit(RLIMIT_FSIZE, &limit);
+  }
+  ~FileSizeLimit() {
+    ::setrlimit(RLIMIT_FSIZE, &previous_);
+    std::signal(SIGXFSZ, signal_);
+  }
+  FileSizeLimit(const FileSizeLimit&) = delete;
+  FileSizeLimit& operator=(const FileSizeLimit&) = delete;
+
+ private:
+  rlimit previous_{};
+  void (*signal_)(int);
+};
+
+TEST(StagedFile, AWriteFailureNamesThePath) {
+  TempDir temp;
+  StagedFile file = StagedFile::create(temp.path(), "download", 0640);
+  const fs::path path = file.path();
+  try {
+    const FileSizeLimit limit{4096};
+    file.write(std::string(64 * 1024, 'x'));
+    FAIL() << "expected ArchiveError";
+  } catch (const ArchiveError& error) {
+    const std::string message = error.what();
+    EXPECT_NE(message.find(path.string()), std::string::npos) << message;
+    EXPECT_NE(message.find("File too large"), std::string::npos) << message;
+  }
+  file = StagedFile::create(temp.path(), "next", 0640);  // the failed one is dropped
+  EXPECT_FALSE(fs::exists(path));
+  file.sync();
+  EXPECT_EQ(file.fd(), -1);
+  EXPECT_THROW(file.write("after sync"), ArchiveError);
+}
+
+TEST(StagedFile, PublishToMovesTheFileIntoAFolder) {
+  TempDir temp;
+  fs::create_directories(temp.path() / "out" / ".staging");
+  StagedFile file = StagedFile::create(temp.path() / "out" / ".staging", "fetch", 0640);
+  file.write("verified bytes");
+  EXPECT_THROW(file.publish_to(temp.path() / "out", "../escape.csv.gz"), ArchiveError);
+  const fs::path published = file.publish_to(temp.path() / "out", "part-0.csv.gz");
+  EXPECT_EQ(published, temp.path() / "out" / "part-0.csv.gz");
+  EXPECT_EQ(read_file(published), "verified bytes");
+  EXPECT_EQ(mode_of(published), 0640u);
+  EXPECT_EQ(entries(temp.path() / "out" / ".staging"), 0u);
+  EXPECT_FALSE(fs::exists(temp.path() / "escape.csv.gz"));
+}
+
+TEST(ArchiveStage, StagedBytesAreSyncedInStagingWithTheArchivesMode) {
+  TempDir temp;
+  const Archive archive{temp.path() / "archive", 0077};
+  StagedFile file = archive.stage_bytes("chart json");
+  EXPECT_EQ(file.path().parent_path(), archive.staging_dir());
+  EXPECT_EQ(file.fd(), -1);  // synced and closed
+  EXPECT_EQ(read_file(file.path()), "chart json");
+  EXPECT_EQ(mode_of(file.path()), 0600u);
+
+  StagedFile empty = archive.stage("download");
+  EXPECT_GE(empty.fd(), 0);
+  EXPECT_EQ(mode_of(empty.path()), 0600u);
+  const fs::path published =
+      archive.publish(std::move(empty), "j", "visit", hour_slot(), "a.csv.gz");
+  EXPECT_EQ(fs::file_size(published), 0u);        // synced by publish when the caller did not
+  EXPECT_EQ(entries(archive.staging_dir()), 1u);  // `file` is still staged
+}
+
+TEST(ArchiveHolds, ARegularFileOfTheRecordedSizeOnly) {
+  TempDir temp;
+  const Archive archive{temp.path() / "archive"};
+  archive.publish(archive.stage_bytes("0123456789"), "j", "visit", hour_slot(), "a.csv.gz");
+  const ManifestFile recorded{.name = "a.csv.gz", .bytes = 10, .sha256 = std::string(64, 'a')};
+  EXPECT_TRUE(archive.holds("j", "visit", hour_slot(), recorded));
+
+  ManifestFile other_size = recorded;
+  other_size.bytes = 11;
+  EXPECT_FALSE(archive.holds("j", "visit", hour_slot(), other_size));
+  ManifestFile missing = recorded;
+  missing.name = "b.csv.gz";
+  EXPECT_FALSE(archive.holds("j", "visit", hour_slot(), missing));
+  EXPECT_FALSE(archive.holds("j", "page", hour_slot(), recorded));  // no such partition
+  ManifestFile unsafe = recorded;
+  unsafe.name = "../hour=03/a.csv.gz";
+  EXPECT_FALSE(archive.holds("j", "visit", hour_slot(), unsafe));
+
+  // A symlink to a file of the right size is not the file.
+  const fs::path partition = archive.partition_dir("j", "visit", hour_slot());
+  write_file(temp.path() / "elsewhere", "0123456789");
+  fs::create_symlink(temp.path() / "elsewhere", partition / "link.csv.gz");
+  ManifestFile linked = recorded;
+  linked.name = "link.csv.gz";
+  EXPECT_FALSE(archive.holds("j", "visit", hour_slot(), linked));
+
+  // Nor is a file reached through a symlinked partition folder.
+  fs::create_directories(archive.root() / "k/visit/dt=2026-11-22");
+  fs::create_directory_symlink(partition, archive.root() / "k/visit/dt=2026-11-22/hour=03");
+  EXPECT_FALSE(archive.holds("k", "visit", hour_slot(), recorded));
+}
+
+TEST(ManifestBuilder, NamesThePartitionAndKeepsTheFilesInOrder) {
+  const std::vector<ManifestFile> files{{"b.csv.gz", 2, std::string(64, 'b')},
+                                        {"a.csv.gz", 1, std::string(64, 'a')}};
+  const Instant at = *parse_utc("2026-11-21T20:45:07Z");
+  EXPECT_EQ(make_manifest("shop-hourly", "visit", hour_slot(), at, files),
+            sample_manifest(hour_slot(), files));
+  const Manifest day = make_manifest("shop-daily", "page", day_slot(), at, {});
+  EXPECT_EQ(day.slot, "2026-11-22");
+  EXPECT_EQ(day.export_date, day_slot().export_date());
+  EXPECT_TRUE(day.files.empty());
 }
 
 // --- partitions ----------------------------------------------------------------------
@@ -281,8 +468,7 @@ TEST(ArchivePublish, ReplacesASymlinkAtTheTargetNameWithoutWritingThroughIt) {
 TEST(ArchivePartition, CompleteWritesManifestThenSuccess) {
   TempDir temp;
   const Archive archive{temp.path() / "archive"};
-  write_file(archive.staging_dir() / "download", "0123456789");
-  archive.publish(archive.staging_dir() / "download", "shop-hourly", "visit", hour_slot(),
+  archive.publish(archive.stage_bytes("0123456789"), "shop-hourly", "visit", hour_slot(),
                   "a.csv.gz");
   const Manifest manifest = sample_manifest(
       hour_slot(), {{.name = "a.csv.gz", .bytes = 10, .sha256 = std::string(64, 'a')}});
@@ -304,8 +490,7 @@ TEST(ArchivePartition, CompleteRemovesPartsTheManifestDoesNotList) {
   TempDir temp;
   const Archive archive{temp.path() / "archive"};
   for (const char* name : {"old.csv.gz", "new.csv.gz"}) {
-    write_file(archive.staging_dir() / "download", name);
-    archive.publish(archive.staging_dir() / "download", "shop-hourly", "visit", hour_slot(), name);
+    archive.publish(archive.stage_bytes(name), "shop-hourly", "visit", hour_slot(), name);
   }
   const fs::path partition = archive.partition_dir("shop-hourly", "visit", hour_slot());
   fs::create_directory(partition / "someone-elses-folder");
@@ -582,9 +767,7 @@ TEST(FileNamesForLinks, HostileLinksNeverLeaveThePartition) {
     EXPECT_NE(names[i], kSuccessName);
     EXPECT_NE(names[i], kManifestName);
     EXPECT_LE(names[i].size(), kMaxFileNameBytes);
-    const fs::path staged = archive.staging_dir() / ("download-" + std::to_string(i));
-    write_file(staged, std::to_string(i));
-    archive.publish(staged, "j", "visit", hour_slot(), names[i]);
+    archive.publish(archive.stage_bytes(std::to_string(i)), "j", "visit", hour_slot(), names[i]);
   }
   const fs::path partition = archive.partition_dir("j", "visit", hour_slot());
   EXPECT_EQ(entries(partition), names.size());
@@ -614,12 +797,6 @@ class ProcessUmask {
   mode_t previous_;
 };
 
-unsigned mode_of(const fs::path& path) {
-  struct stat info {};
-  EXPECT_EQ(::lstat(path.c_str(), &info), 0) << path;
-  return info.st_mode & 07777;
-}
-
 // Publishes one part and completes its partition under archive_umask, with the process
 // umask set to `process_umask`; checks every file and folder the archive made.
 void expect_modes(unsigned archive_umask, mode_t process_umask, unsigned file_mode,
@@ -629,10 +806,11 @@ void expect_modes(unsigned archive_umask, mode_t process_umask, unsigned file_mo
   TempDir temp;
   const ProcessUmask scoped{process_umask};
   const Archive archive{temp.path() / "new" / "archive", archive_umask};
-  const fs::path staged = archive.staging_dir() / "download";
-  write_file(staged, "x");
-  fs::permissions(staged, fs::perms::owner_read | fs::perms::owner_write);  // 0600
-  const fs::path published = archive.publish(staged, "j", "visit", hour_slot(), "a.csv.gz");
+  // Staged as the downloader does, with a mode of its own (0600 here).
+  StagedFile staged = StagedFile::create(archive.staging_dir(), "download", 0600);
+  staged.write("x");
+  const fs::path published =
+      archive.publish(std::move(staged), "j", "visit", hour_slot(), "a.csv.gz");
   Manifest manifest = sample_manifest(hour_slot(), {{"a.csv.gz", 1, std::string(64, '0')}});
   manifest.job = "j";
   archive.complete_partition(manifest, hour_slot());
@@ -676,11 +854,14 @@ TEST(ArchivePublish, AStagedSymlinkIsRefusedAndItsTargetUntouched) {
   const fs::path victim = temp.path() / "victim";
   write_file(victim, "precious");
   fs::permissions(victim, fs::perms::owner_read | fs::perms::owner_write);
-  fs::create_symlink(victim, archive.staging_dir() / "download");
-  EXPECT_THROW(
-      archive.publish(archive.staging_dir() / "download", "j", "visit", hour_slot(), "a.csv.gz"),
-      ArchiveError);
+  // The staged file swapped for a symlink after it was written.
+  StagedFile staged = archive.stage_bytes("x");
+  fs::remove(staged.path());
+  fs::create_symlink(victim, staged.path());
+  EXPECT_THROW(archive.publish(std::move(staged), "j", "visit", hour_slot(), "a.csv.gz"),
+               ArchiveError);
   EXPECT_EQ(mode_of(victim), 0600u);
+  EXPECT_EQ(read_file(victim), "precious");
   EXPECT_FALSE(fs::exists(archive.partition_dir("j", "visit", hour_slot()) / "a.csv.gz"));
 }
 
@@ -724,9 +905,7 @@ class ScrubTest : public ::testing::Test {
                const std::vector<std::pair<std::string, std::string>>& parts) {
     std::vector<ManifestFile> files;
     for (const auto& [name, content] : parts) {
-      const fs::path staged = archive_.staging_dir() / ("s-" + name);
-      write_file(staged, content);
-      archive_.publish(staged, "shop-hourly", data_type, slot_, name);
+      archive_.publish(archive_.stage_bytes(content), "shop-hourly", data_type, slot_, name);
       files.push_back({.name = name, .bytes = content.size(), .sha256 = sha256_of(content)});
     }
     Manifest manifest = sample_manifest(slot_, std::move(files));

@@ -125,8 +125,8 @@ TEST_F(Download, SizeModeKeepsAnyFileWithItsSha256) {
   EXPECT_EQ(fetched->bytes, 3u);
   // FIPS 180-2 test vector.
   EXPECT_EQ(fetched->sha256, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-  EXPECT_EQ(fetched->path.parent_path(), staging_);
-  EXPECT_EQ(read_file(fetched->path), "abc");
+  EXPECT_EQ(fetched->file.path().parent_path(), staging_);
+  EXPECT_EQ(read_file(fetched->file.path()), "abc");
 }
 
 TEST_F(Download, GzipModeAcceptsAMultiMemberFileAndHashesIt) {
@@ -138,7 +138,7 @@ TEST_F(Download, GzipModeAcceptsAMultiMemberFileAndHashesIt) {
   ASSERT_TRUE(fetched) << fetched.error().message;
   EXPECT_EQ(fetched->bytes, body.size());
   EXPECT_EQ(fetched->sha256, sha256sum(body, dir_));
-  EXPECT_TRUE(read_file(fetched->path) == body);
+  EXPECT_TRUE(read_file(fetched->file.path()) == body);
   EXPECT_EQ(staged_files(), 1u);
 }
 
@@ -336,7 +336,7 @@ TEST_F(Download, SeveralFetchesRunAtOnce) {
   for (std::size_t i = 0; i < bodies.size(); ++i) {
     ASSERT_TRUE(results[i] && *results[i]) << i;
     EXPECT_EQ((*results[i])->sha256, sha256sum(bodies[i], dir_)) << i;
-    EXPECT_TRUE(read_file((*results[i])->path) == bodies[i]) << i;
+    EXPECT_TRUE(read_file((*results[i])->file.path()) == bodies[i]) << i;
   }
   EXPECT_EQ(staged_files(), bodies.size());
 }
