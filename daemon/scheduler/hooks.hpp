@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "config/config.hpp"
-#include "scheduler/async.hpp"
+#include "async/async.hpp"
 
 namespace gio::scheduler {
 
@@ -34,8 +34,8 @@ class HookRunner {
                                        HookVariables variables);
 
   boost::asio::any_io_executor executor_;
-  Semaphore running_;
-  TaskGroup hooks_;
+  async::Semaphore running_;
+  async::TaskGroup hooks_;
 };
 
 }  // namespace gio::scheduler

@@ -18,7 +18,7 @@ struct Downloads::Pass {
   Progress& progress;
   bool links_expired = false;
   std::size_t failed_parts = 0;
-  std::string last_error;
+  std::string last_error{};
 };
 
 Downloads::Downloads(asio::any_io_executor executor, download::Downloader& downloader,

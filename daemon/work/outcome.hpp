@@ -18,15 +18,15 @@ namespace gio::work {
 struct Done {
   std::size_t files = 0;     // in the slot's partitions (this pass and earlier ones)
   std::uint64_t bytes = 0;   // their total size
-  std::string items;         // "charts=N" or "lists=N" for chart and user-list jobs, else ""
-  std::optional<std::string> api_status;  // the status to record, when this pass has a new one
+  std::string items{};         // "charts=N" or "lists=N" for chart and user-list jobs, else ""
+  std::optional<std::string> api_status{};  // the status to record, when this pass has a new one
 };
 
 // The vendor has not finished the export: asked again at the next poll.
 struct Wait {
-  std::string api_status;  // api::to_string of the answer
+  std::string api_status{};  // api::to_string of the answer
   bool not_exists = false;  // the vendor knows no such export (yet)
-  std::string detail;       // " charts_doing=N" and the like, for the event line; may be empty
+  std::string detail{};       // " charts_doing=N" and the like, for the event line; may be empty
 };
 
 enum class RetryClass {
@@ -37,7 +37,7 @@ enum class RetryClass {
 // Worth trying again later; nothing archived is lost.
 struct Retry {
   RetryClass kind = RetryClass::transient;
-  std::string reason;
+  std::string reason{};
   std::optional<std::chrono::seconds> retry_after{};  // the server's Retry-After
   std::optional<std::string> api_status{};            // export_failed: the vendor's status
 };
@@ -45,12 +45,12 @@ struct Retry {
 // Trying again will not help (credentials, an unknown id, an answer the archive cannot
 // hold): the slot needs a person, or `gio-exporter retry` once the cause is fixed.
 struct Failed {
-  std::string reason;
+  std::string reason{};
 };
 
 // A chart that reached the vendor's row cap: the vendor cut it, so data is missing.
 struct CappedChart {
-  std::string chart_id;
+  std::string chart_id{};
   std::size_t rows = 0;
 };
 
@@ -61,12 +61,12 @@ struct Progress {
   std::uint64_t archived_bytes = 0;
   std::uint64_t downloaded_bytes = 0;  // verified downloads (archived ones)
   double download_seconds = 0;
-  std::vector<CappedChart> capped;
+  std::vector<CappedChart> capped{};
 };
 
 struct Outcome {
-  std::variant<Done, Wait, Retry, Failed> result;
-  Progress progress;
+  std::variant<Done, Wait, Retry, Failed> result{};
+  Progress progress{};
 };
 
 }  // namespace gio::work
