@@ -11,7 +11,7 @@
 #include <cstdlib>
 #include <iostream>
 
-#include "download/fetch_command.hpp"
+#include "cli/fetch_command.hpp"
 #include "version.hpp"
 
 namespace gio::cli {

@@ -1,4 +1,4 @@
-#include "download/fetch_command.hpp"
+#include "cli/fetch_command.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>
