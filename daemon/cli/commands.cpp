@@ -3,20 +3,20 @@
 #include <openssl/crypto.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
-#include <sqlite3.h>
 #include <yaml-cpp/yaml.h>
 #include <zlib.h>
 
 #include <boost/version.hpp>
 #include <cstdlib>
 #include <iostream>
+#include <sstream>
 
-#include "download/fetch_command.hpp"
+#include "cli/fetch_command.hpp"
+#include "cli/http_settings.hpp"
+#include "state/state_store.hpp"
 #include "version.hpp"
 
 namespace gio::cli {
-
-http::Settings http_settings(const config::HttpSettings& http);  // daemon_command.cpp
 
 const Clock& command_clock() {
   static const std::unique_ptr<Clock> clock = []() -> std::unique_ptr<Clock> {
@@ -63,17 +63,23 @@ int fetch(const std::vector<std::string>& urls, const std::filesystem::path& dir
   return download::run_fetch(urls, dir, mode, inflater, parallel, http_settings(http));
 }
 
+std::string version_text() {
+  std::ostringstream text;
+  text << "gio-exporter " << kVersion << "\n"
+       << "  boost " << BOOST_VERSION / 100000 << "." << BOOST_VERSION / 100 % 1000 << "."
+       << BOOST_VERSION % 100 << "\n"
+       << "  yaml-cpp (Debian package)\n"
+       << "  spdlog " << SPDLOG_VER_MAJOR << "." << SPDLOG_VER_MINOR << "." << SPDLOG_VER_PATCH
+       << "\n"
+       << "  sqlite " << state::sqlite_version() << "\n"
+       << "  " << OpenSSL_version(OPENSSL_VERSION) << "\n"
+       << "  zlib " << zlibVersion() << "\n"
+       << "  gzip verification: " << archive::to_string(archive::best_inflater()) << "\n";
+  return text.str();
+}
+
 int version() {
-  std::cout << "gio-exporter " << kVersion << "\n"
-            << "  boost " << BOOST_VERSION / 100000 << "." << BOOST_VERSION / 100 % 1000 << "."
-            << BOOST_VERSION % 100 << "\n"
-            << "  yaml-cpp (Debian package)\n"
-            << "  spdlog " << SPDLOG_VER_MAJOR << "." << SPDLOG_VER_MINOR << "." << SPDLOG_VER_PATCH
-            << "\n"
-            << "  sqlite " << sqlite3_libversion() << "\n"
-            << "  " << OpenSSL_version(OPENSSL_VERSION) << "\n"
-            << "  zlib " << zlibVersion() << "\n"
-            << "  gzip verification: " << archive::to_string(archive::best_inflater()) << "\n";
+  std::cout << version_text();
   return 0;
 }
 

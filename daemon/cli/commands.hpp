@@ -1,9 +1,8 @@
 #pragma once
 
-// One function per subcommand; cli.cpp parses the arguments and picks one.
+// One function per subcommand; command_table.cpp parses the options and calls one.
 
 #include <filesystem>
-#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -12,6 +11,7 @@
 #include "archive/checksums.hpp"
 #include "archive/verify_mode.hpp"
 #include "config/config.hpp"
+#include "requeue/requeue.hpp"
 #include "slot/slot.hpp"
 
 namespace gio::cli {
@@ -31,6 +31,8 @@ int fetch(const std::vector<std::string>& urls, const std::filesystem::path& dir
           archive::VerifyMode mode, archive::Inflater inflater, int parallel,
           const config::HttpSettings& http);
 int version();
+// What `version` prints (and --version).
+std::string version_text();
 // backfill --job J --from S --to S [--force] [--dry-run]; 1 for a bad slot or range.
 int backfill(const config::Config& config, const config::Job& job, std::string_view from,
              std::string_view to, bool force, bool dry_run);
@@ -38,30 +40,28 @@ int backfill(const config::Config& config, const config::Job& job, std::string_v
 int retry(const config::Config& config, const config::Job& job,
           const std::optional<std::string>& slot_text, bool dry_run);
 // verify [--job J] [--from S --to S] [--repair]: 0 clean, 2 damage found, 1 bad options.
+// The parser has checked that --from and --to come together.
 int verify(const config::Config& config, const config::Job* only_job,
            const std::optional<std::string>& from, const std::optional<std::string>& to,
            bool repair);
 
-// --- shared by backfill, retry and verify -----------------------------------------------
+// --- --from, --to and --slot: checked here only ------------------------------------------
 
 // Parses a slot name of the job's granularity; prints why not (naming `option`) and
 // returns nullopt when it is not one.
 std::optional<Slot> parse_slot_option(const config::Job& job, std::string_view option,
                                       std::string_view text);
-// "skipped: lost (the vendor's 15-day retention passed at ...)".
-std::string lost_reason(const Slot& slot);
 
-// One line per slot ("<job> <slot> <what happens>") and a summary of the counts.
-class QueueReport {
- public:
-  enum class Outcome { queued, already_queued, skipped };
-  void line(const std::string& job, const std::string& slot, Outcome outcome,
-            const std::string& what);
-  void summary(std::string_view command, bool dry_run) const;
-
- private:
-  std::map<Outcome, int> counts_;
+struct SlotRange {
+  Slot from, to;  // inclusive
 };
+// --from and --to as a range of the job's slots; prints why not (a name that is not a
+// slot of the job's granularity, or --from after --to) and returns nullopt.
+std::optional<SlotRange> parse_slot_range(const config::Job& job, std::string_view from,
+                                          std::string_view to);
+
+// One line per slot ("<job> <slot> <what happens>"), then a summary of the counts.
+void print_report(const requeue::Report& report, std::string_view command, bool dry_run);
 
 // Sets up (or, on a reload, changes) the process-wide logger: the config's level and
 // format, and journald's priority prefixes when stderr is the journal.

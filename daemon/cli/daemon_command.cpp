@@ -1,7 +1,6 @@
 // `run` and `run --once`: the daemon's wiring of modules onto one io_context.
 
 #include <spdlog/spdlog.h>
-#include <sqlite3.h>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -19,6 +18,7 @@
 
 #include "archive/archive.hpp"
 #include "cli/commands.hpp"
+#include "cli/http_settings.hpp"
 #include "cli/service.hpp"
 #include "download/downloader.hpp"
 #include "http/client.hpp"
@@ -32,13 +32,6 @@ namespace gio::cli {
 
 namespace asio = boost::asio;
 
-http::Settings http_settings(const config::HttpSettings& http) {
-  http::Settings settings;
-  settings.timeout = http.timeout;
-  settings.ca_file = http.ca_file;
-  return settings;
-}
-
 namespace {
 
 // How long startup waits between tries on a database another process holds locked
@@ -46,11 +39,6 @@ namespace {
 constexpr std::chrono::seconds kLockedRetry{1};
 // How often the unit's STATUS line is brought up to date.
 constexpr std::chrono::seconds kStatusEvery{30};
-
-bool is_locked(const state::StateError& error) {
-  const int primary = error.code() & 0xff;
-  return primary == SQLITE_BUSY || primary == SQLITE_LOCKED;
-}
 
 // SIGHUP: the config file read again and validated whole; applied only when valid and
 // when nothing that needs a restart changed, else the running config stays.
@@ -107,173 +95,228 @@ asio::awaitable<void> every(std::chrono::steady_clock::duration period,
   }
 }
 
-}  // namespace
+// The daemon's parts, wired onto one io_context and built in this order (so that they
+// are torn down in the reverse one). Each step of run() is one method.
+class Daemon {
+ public:
+  Daemon(const config::Config& config, bool once)
+      : config_(config), once_(once), clock_(command_clock()) {}
 
-int run_daemon(const config::Config& config, bool once) {
-  configure_logging(config.log);
-  const Clock& clock = command_clock();
+  int run();
+
+ private:
+  void watch_signals();
+  bool open_store();
+  bool open_parts();
+  bool serve_metrics();
+  void start();
+  void report_to_systemd();
+  int finish();
+
+  const config::Config& config_;
+  const bool once_;
+  const Clock& clock_;
+  asio::io_context io_;
+  int exit_code_ = 0;
+  bool interrupted_ = false;
+  asio::signal_set stops_{io_, SIGINT, SIGTERM};
+  asio::signal_set hangups_{io_, SIGHUP};
+  std::function<void(const boost::system::error_code&, int)> on_hangup_;
+  std::optional<state::StateStore> store_;
+  std::optional<archive::Archive> archive_;
+  std::optional<http::Client> http_;
+  metrics::Registry registry_;
+  std::optional<asio::thread_pool> verify_pool_;
+  std::optional<download::Downloader> downloader_;
+  std::optional<scheduler::Scheduler> scheduler_;
+  std::optional<metrics::Server> listener_;
+};
+
+int Daemon::run() {
+  configure_logging(config_.log);
   // A file-size limit (RLIMIT_FSIZE) must fail the write that hits it, as a full disk
   // does, not kill the daemon with SIGXFSZ.
   std::signal(SIGXFSZ, SIG_IGN);
-
   // Signals first: a SIGTERM during a slow startup (a busy database) must still end
   // in a clean exit, delivered as soon as the loop runs.
-  asio::io_context io;
-  int exit_code = 0;
-  bool interrupted = false;
-  scheduler::Scheduler* running = nullptr;
-  asio::signal_set signals{io, SIGINT, SIGTERM};
-  signals.async_wait([&](const boost::system::error_code& error, int signal) {
+  watch_signals();
+  // Startup: every failure here is a clear message and exit status 1.
+  try {
+    if (!open_store()) {
+      spdlog::info("stopped");
+      return 0;
+    }
+  } catch (const std::exception& error) {
+    spdlog::critical("cannot start: {}", error.what());
+    return 1;
+  }
+  if (!open_parts()) {
+    return 1;
+  }
+  metrics::declare_exporter_metrics(registry_);
+  registry_.set(metrics::kBuildInfo, {{"version", kVersion}}, 1);
+  registry_.set(metrics::kStartTime, {}, static_cast<double>(to_unix(clock_.now())));
+  verify_pool_.emplace(std::max(1u, std::thread::hardware_concurrency()));
+  downloader_.emplace(*http_, *verify_pool_);
+  scheduler_.emplace(io_.get_executor(), std::make_shared<const config::Config>(config_), clock_,
+                     *store_, *archive_, *http_, *downloader_, registry_);
+  // The metrics and health listener (not for one pass): bound before READY=1, so a
+  // probe that follows READY finds it.
+  if (!once_ && !serve_metrics()) {
+    return 1;
+  }
+  spdlog::info("gio-exporter starting: {} ({}), now {}", once_ ? "one pass" : "daemon",
+               config::summary(config_), format_utc(clock_.now()));
+  start();
+  if (!once_) {
+    report_to_systemd();
+  }
+  io_.run();
+  return finish();
+}
+
+// SIGINT and SIGTERM stop the daemon; SIGHUP reloads the config once the scheduler
+// runs (before, it is only noted).
+void Daemon::watch_signals() {
+  stops_.async_wait([this](const boost::system::error_code& error, int signal) {
     if (error) {
       return;  // cancelled: the work ended first
     }
     spdlog::info("received {}; stopping", signal == SIGTERM ? "SIGTERM" : "SIGINT");
     notify("STOPPING=1");
-    interrupted = true;
-    if (running != nullptr) {
-      running->stop();
+    interrupted_ = true;
+    if (scheduler_) {
+      scheduler_->stop();
     }
-    io.stop();
+    io_.stop();
   });
-
-  // SIGHUP reloads the config (once the scheduler runs; before, it is only noted).
-  asio::signal_set hangups{io, SIGHUP};
-  std::function<void(const boost::system::error_code&, int)> on_hangup =
-      [&](const boost::system::error_code& error, int) {
-        if (error) {
-          return;
-        }
-        if (running != nullptr) {
-          reload(*running);
-        } else {
-          spdlog::warn("SIGHUP during startup: ignored; send it again once running");
-        }
-        hangups.async_wait(on_hangup);
-      };
-  hangups.async_wait(on_hangup);
-
-  // Startup: every failure here is a clear message and exit status 1.
-  std::optional<state::StateStore> store;
-  std::optional<archive::Archive> archive;
-  std::optional<http::Client> http;
-  try {
-    std::filesystem::create_directories(config.state_db.parent_path());
-    for (bool said = false;;) {
-      try {
-        store.emplace(config.state_db);
-        break;
-      } catch (const state::StateError& error) {
-        if (!is_locked(error)) {
-          throw;
-        }
-        if (!std::exchange(said, true)) {
-          spdlog::warn("the state database {} is locked by another process; waiting",
-                       config.state_db.string());
-        }
-      }
-      // Signals are delivered while waiting: a stop during the wait is still clean.
-      io.run_for(kLockedRetry);
-      if (interrupted) {
-        spdlog::info("stopped");
-        return 0;
-      }
+  on_hangup_ = [this](const boost::system::error_code& error, int) {
+    if (error) {
+      return;
     }
+    if (scheduler_) {
+      reload(*scheduler_);
+    } else {
+      spdlog::warn("SIGHUP during startup: ignored; send it again once running");
+    }
+    hangups_.async_wait(on_hangup_);
+  };
+  hangups_.async_wait(on_hangup_);
+}
+
+// Opens the state database, waiting (never failing) while another process holds it
+// locked; false when a stop signal came during the wait. Other failures throw.
+bool Daemon::open_store() {
+  std::filesystem::create_directories(config_.state_db.parent_path());
+  for (bool said = false;;) {
     try {
-      store->check_integrity();
+      store_.emplace(config_.state_db);
+      return true;
     } catch (const state::StateError& error) {
-      throw std::runtime_error("state database " + config.state_db.string() + ": " + error.what());
+      if (!error.busy()) {
+        throw;
+      }
+      if (!std::exchange(said, true)) {
+        spdlog::warn("the state database {} is locked by another process; waiting",
+                     config_.state_db.string());
+      }
     }
-    archive.emplace(config.archive_dir, config.archive_umask);
-    http.emplace(io.get_executor(), http_settings(config.http));
+    // Signals are delivered while waiting: a stop during the wait is still clean.
+    io_.run_for(kLockedRetry);
+    if (interrupted_) {
+      return false;
+    }
+  }
+}
+
+// The database checked, the archive and the HTTP client; false after saying why.
+bool Daemon::open_parts() {
+  try {
+    try {
+      store_->check_integrity();
+    } catch (const state::StateError& error) {
+      throw std::runtime_error("state database " + config_.state_db.string() + ": " + error.what());
+    }
+    archive_.emplace(config_.archive_dir, config_.archive_umask);
+    http_.emplace(io_.get_executor(), http_settings(config_.http));
   } catch (const std::exception& error) {
     spdlog::critical("cannot start: {}", error.what());
-    return 1;
+    return false;
   }
-  if (!archive->exclusive()) {
+  if (!archive_->exclusive()) {
     spdlog::critical("cannot start: another gio-exporter is running on the archive {}",
-                     config.archive_dir.string());
-    return 1;
+                     config_.archive_dir.string());
+    return false;
   }
+  return true;
+}
 
-  metrics::Registry registry;
-  metrics::declare_exporter_metrics(registry);
-  registry.set(metrics::kBuildInfo, {{"version", kVersion}}, 1);
-  registry.set(metrics::kStartTime, {}, static_cast<double>(to_unix(clock.now())));
-
-  asio::thread_pool verify_pool{std::max(1u, std::thread::hardware_concurrency())};
-  download::Downloader downloader{*http, verify_pool};
-  scheduler::Scheduler scheduler{io.get_executor(),
-                                 std::make_shared<const config::Config>(config),
-                                 clock,
-                                 *store,
-                                 *archive,
-                                 *http,
-                                 downloader,
-                                 registry};
-  running = &scheduler;
-
-  // The metrics and health listener (not for one pass): bound before READY=1, so a
-  // probe that follows READY finds it.
-  std::optional<metrics::Server> listener;
-  if (!once && !config.metrics.listen.empty()) {
-    try {
-      listener.emplace(io.get_executor(), config.metrics.listen,
-                       [&](std::string_view path) -> metrics::Reply {
-                         if (path == "/metrics") {
-                           return scrape(scheduler.config(), *store, registry, clock.now());
-                         }
-                         if (path == "/healthz") {
-                           return health(scheduler, *store, clock.now());
-                         }
-                         return {.status = 404, .body = "try /metrics or /healthz\n"};
-                       });
-    } catch (const std::exception& error) {
-      spdlog::critical("cannot start: {}", error.what());
-      return 1;
-    }
-    asio::co_spawn(io, listener->run(), asio::detached);
-    spdlog::info("metrics and health on http://{}/metrics and /healthz", config.metrics.listen);
+bool Daemon::serve_metrics() {
+  if (config_.metrics.listen.empty()) {
+    return true;
   }
-
-  spdlog::info("gio-exporter starting: {} ({}), now {}", once ? "one pass" : "daemon",
-               config::summary(config), format_utc(clock.now()));
-
-  asio::co_spawn(io, once ? scheduler.run_once() : scheduler.run(), [&](std::exception_ptr error) {
-    if (error) {
-      try {
-        std::rethrow_exception(error);
-      } catch (const std::exception& e) {
-        spdlog::critical("fatal: {}", e.what());
-      }
-      exit_code = 1;
-    }
-    signals.cancel();
-    hangups.cancel();
-    io.stop();
-  });
-  if (!once) {
-    const auto report_status = [&] {
-      notify("STATUS=" + status_line(scheduler.config(), *store, clock.now()));
-    };
-    report_status();
-    notify("READY=1");
-    asio::co_spawn(io, every(kStatusEvery, report_status), asio::detached);
-    if (const auto interval = watchdog_interval()) {
-      // Pinged from the loop itself: a loop that stops going round stops the pings,
-      // and systemd restarts the service.
-      asio::co_spawn(io,
-                     every(*interval / 2,
-                           [&scheduler] {
-                             if (scheduler.loop_alive()) {
-                               notify("WATCHDOG=1");
-                             }
-                           }),
-                     asio::detached);
-    }
+  try {
+    listener_.emplace(io_.get_executor(), config_.metrics.listen,
+                      [this](std::string_view path) -> metrics::Reply {
+                        if (path == "/metrics") {
+                          return scrape(scheduler_->config(), *store_, registry_, clock_.now());
+                        }
+                        if (path == "/healthz") {
+                          return health(*scheduler_, *store_, clock_.now());
+                        }
+                        return {.status = 404, .body = "try /metrics or /healthz\n"};
+                      });
+  } catch (const std::exception& error) {
+    spdlog::critical("cannot start: {}", error.what());
+    return false;
   }
-  io.run();
+  asio::co_spawn(io_, listener_->run(), asio::detached);
+  spdlog::info("metrics and health on http://{}/metrics and /healthz", config_.metrics.listen);
+  return true;
+}
 
-  if (interrupted || exit_code != 0) {
+// The scheduler's loop (or one pass); when it ends, the io_context stops.
+void Daemon::start() {
+  asio::co_spawn(io_, once_ ? scheduler_->run_once() : scheduler_->run(),
+                 [this](std::exception_ptr error) {
+                   if (error) {
+                     try {
+                       std::rethrow_exception(error);
+                     } catch (const std::exception& e) {
+                       spdlog::critical("fatal: {}", e.what());
+                     }
+                     exit_code_ = 1;
+                   }
+                   stops_.cancel();
+                   hangups_.cancel();
+                   io_.stop();
+                 });
+}
+
+// READY=1, the unit's STATUS line every kStatusEvery, and the watchdog's pings.
+void Daemon::report_to_systemd() {
+  const auto report_status = [this] {
+    notify("STATUS=" + status_line(scheduler_->config(), *store_, clock_.now()));
+  };
+  report_status();
+  notify("READY=1");
+  asio::co_spawn(io_, every(kStatusEvery, report_status), asio::detached);
+  if (const auto interval = watchdog_interval()) {
+    // Pinged from the loop itself: a loop that stops going round stops the pings,
+    // and systemd restarts the service.
+    asio::co_spawn(io_,
+                   every(*interval / 2,
+                         [this] {
+                           if (scheduler_->loop_alive()) {
+                             notify("WATCHDOG=1");
+                           }
+                         }),
+                   asio::detached);
+  }
+}
+
+int Daemon::finish() {
+  if (interrupted_ || exit_code_ != 0) {
     // Stopping mid-work is safe by construction: every state change is committed
     // before it is acted on, and files enter the archive only by rename after fsync.
     // So the in-flight coroutines are not unwound (their frames hold sockets and
@@ -281,11 +324,18 @@ int run_daemon(const config::Config& config, bool once) {
     spdlog::info("stopped");
     spdlog::shutdown();
     std::fflush(nullptr);
-    std::_Exit(exit_code);
+    std::_Exit(exit_code_);
   }
-  verify_pool.join();
-  spdlog::info("{}", exit_code == 0 ? "pass complete" : "stopped after an error");
-  return exit_code;
+  verify_pool_->join();
+  spdlog::info("{}", exit_code_ == 0 ? "pass complete" : "stopped after an error");
+  return exit_code_;
+}
+
+}  // namespace
+
+int run_daemon(const config::Config& config, bool once) {
+  Daemon daemon{config, once};
+  return daemon.run();
 }
 
 }  // namespace gio::cli

@@ -81,24 +81,25 @@ int status(const config::Config& config, bool as_json) {
   return 0;
 }
 
-int gaps(const config::Config& config, const std::optional<std::string>& only_job, bool as_json) {
-  state::StateStore store{config.state_db};
-  const Instant now = command_clock().now();
-  // A whole window of gaps (every job down for days) is tens of thousands of lines:
-  // each is written as it is found, into one buffer, without a JSON tree for all of them.
-  std::string out;
-  std::size_t count = 0;
-  const auto add_gap = [&](const config::Job& job, const std::string& slot, Instant start,
-                           const state::SlotRecord* record) {
+namespace {
+
+// The gaps as they are found, written into one buffer: a whole window of gaps (every
+// job down for days) is tens of thousands of lines, so there is no JSON tree of them all.
+class GapList {
+ public:
+  GapList(bool as_json, Instant now) : as_json_(as_json), now_(now) {}
+
+  void add(const config::Job& job, const std::string& slot, Instant start,
+           const state::SlotRecord* record) {
     const Instant lost_at = start + kRetention;
-    const std::int64_t seconds_left = std::max<std::int64_t>(0, (lost_at - now).count());
+    const std::int64_t seconds_left = std::max<std::int64_t>(0, (lost_at - now_).count());
     const std::string_view state = record ? to_string(record->state) : "unplanned";
     const int attempts = record ? record->attempts : 0;
     const std::string_view api_status = record ? std::string_view{record->api_status} : "";
     const std::string_view last_error =
         record ? std::string_view{record->last_error}
                : "not planned yet: the daemon has not run since this slot became ready";
-    if (as_json) {
+    if (as_json_) {
       json::object gap{{"job", job.name},
                        {"slot", slot},
                        {"lost_at", format_utc(lost_at)},
@@ -107,35 +108,56 @@ int gaps(const config::Config& config, const std::optional<std::string>& only_jo
                        {"attempts", attempts},
                        {"api_status", api_status},
                        {"last_error", last_error}};
-      out += count == 0 ? "" : ",";
-      out += json::serialize(gap);
+      out_ += count_ == 0 ? "" : ",";
+      out_ += json::serialize(gap);
     } else {
-      out += job.name;
-      out += ' ';
-      out += slot;
-      out += ' ';
-      out += state;
-      out += " attempts=";
-      out += std::to_string(attempts);
+      out_ += job.name;
+      out_ += ' ';
+      out_ += slot;
+      out_ += ' ';
+      out_ += state;
+      out_ += " attempts=";
+      out_ += std::to_string(attempts);
       if (!api_status.empty()) {
-        out += " api_status=";
-        out += api_status;
+        out_ += " api_status=";
+        out_ += api_status;
       }
-      out += " left=";
-      out += format_left(std::chrono::seconds{seconds_left});
+      out_ += " left=";
+      out_ += format_left(std::chrono::seconds{seconds_left});
       if (!last_error.empty()) {
-        out += " error=\"";
-        out += last_error;
-        out += '"';
+        out_ += " error=\"";
+        out_ += last_error;
+        out_ += '"';
       }
-      out += '\n';
+      out_ += '\n';
     }
-    ++count;
-  };
-
-  if (as_json) {
-    out += "{\"gaps\":[";
+    ++count_;
   }
+
+  std::size_t count() const { return count_; }
+
+  // The whole answer: the JSON document, or the lines (a sentence when there are none).
+  std::string finish() {
+    if (as_json_) {
+      return "{\"gaps\":[" + out_ + "]}\n";
+    }
+    return count_ == 0 ? "no gaps: every ready slot inside the backfill window is archived\n"
+                       : std::move(out_);
+  }
+
+ private:
+  bool as_json_;
+  Instant now_;
+  std::string out_;
+  std::size_t count_ = 0;
+};
+
+}  // namespace
+
+int gaps(const config::Config& config, const std::optional<std::string>& only_job, bool as_json) {
+  state::StateStore store{config.state_db};
+  const Instant now = command_clock().now();
+  GapList gaps{as_json, now};
   for (const config::Job& job : config.jobs) {
     if (only_job && job.name != *only_job) {
       continue;
@@ -165,17 +187,11 @@ int gaps(const config::Config& config, const std::optional<std::string>& only_jo
       if (found != nullptr && found->state == state::SlotState::done) {
         continue;
       }
-      add_gap(job, name.empty() ? slot.name() : name, slot.start(), found);
+      gaps.add(job, name.empty() ? slot.name() : name, slot.start(), found);
     }
   }
-
-  if (as_json) {
-    out += "]}\n";
-  } else if (count == 0) {
-    out = "no gaps: every ready slot inside the backfill window is archived\n";
-  }
-  std::cout << out;
-  return count == 0 ? 0 : 2;
+  std::cout << gaps.finish();
+  return gaps.count() == 0 ? 0 : 2;
 }
 
 }  // namespace gio::cli

@@ -7,11 +7,11 @@
 
 #include <iostream>
 #include <limits>
-#include <map>
 #include <set>
 
 #include "archive/scrub.hpp"
 #include "cli/commands.hpp"
+#include "requeue/requeue.hpp"
 #include "state/state_store.hpp"
 
 namespace gio::cli {
@@ -19,14 +19,21 @@ namespace {
 
 using state::SlotRecord;
 using state::SlotState;
-using Outcome = QueueReport::Outcome;
 
-struct DamagedSlot {
+using requeue::DamagedSlot;
+
+// Which jobs verify reads, and the range of each (slot names depend on the job's
+// granularity).
+struct Scope {
   const config::Job* job;
-  Slot slot;
-  // Files rows to forget: (data_type, name), name "" for a whole partition.
-  std::vector<std::pair<std::string, std::string>> forget;
-  std::set<std::string> damaged_types;
+  Instant from, to;  // slot starts, inclusive
+};
+
+// What one verify run read, and what it found.
+struct Findings {
+  std::size_t slots = 0, partitions = 0, files = 0;
+  std::uint64_t bytes = 0;
+  std::vector<DamagedSlot> damaged;
 };
 
 // What a chart job's part is checked as: chart.json and chart.csv are never gzip;
@@ -74,56 +81,77 @@ std::string human_bytes(std::uint64_t bytes) {
   return std::to_string(bytes) + " bytes";
 }
 
-}  // namespace
-
-int verify(const config::Config& config, const config::Job* only_job,
-           const std::optional<std::string>& from_text, const std::optional<std::string>& to_text,
-           bool repair) {
-  if (from_text.has_value() != to_text.has_value()) {
-    std::cerr << "gio-exporter: verify takes --from and --to together\n";
-    return 1;
-  }
-  // Which jobs, and the range of each (slot names depend on the job's granularity).
-  struct Scope {
-    const config::Job* job;
-    Instant from, to;  // slot starts, inclusive
-  };
+// Every job's scope (or only_job's); nullopt after saying why when --from/--to name
+// no slots. A range of hours says nothing about a daily job: without --job, a job whose
+// granularity the names do not fit is left out.
+std::optional<std::vector<Scope>> scopes_of(const config::Config& config,
+                                            const config::Job* only_job,
+                                            const std::optional<std::string>& from,
+                                            const std::optional<std::string>& to) {
   std::vector<Scope> scopes;
   for (const config::Job& job : config.jobs) {
     if (only_job != nullptr && &job != only_job) {
       continue;
     }
     Scope scope{&job, from_unix(0), from_unix(std::numeric_limits<std::int32_t>::max())};
-    if (from_text) {
-      const auto from = Slot::parse(*from_text, job.granularity);
-      const auto to = Slot::parse(*to_text, job.granularity);
-      if (!from || !to) {
-        if (only_job != nullptr) {
-          parse_slot_option(job, from ? "--to" : "--from", from ? *to_text : *from_text);
-          return 1;
-        }
-        continue;  // a range of hours says nothing about a daily job
+    if (from) {
+      const bool fits = Slot::parse(*from, job.granularity) && Slot::parse(*to, job.granularity);
+      if (!fits && only_job == nullptr) {
+        continue;
       }
-      if (*to < *from) {
-        std::cerr << "gio-exporter: --from " << *from_text << " is after --to " << *to_text << "\n";
-        return 1;
+      const auto range = parse_slot_range(job, *from, *to);
+      if (!range) {
+        return std::nullopt;
       }
-      scope.from = from->start();
-      scope.to = to->start();
+      scope.from = range->from.start();
+      scope.to = range->to.start();
     }
     scopes.push_back(scope);
   }
-  if (scopes.empty()) {
-    std::cerr << "gio-exporter: --from " << *from_text << " --to " << *to_text
+  if (scopes.empty() && from) {
+    std::cerr << "gio-exporter: --from " << *from << " --to " << *to
               << " names no slots of any job's granularity\n";
+    return std::nullopt;
+  }
+  return scopes;
+}
+
+// Scrubs every partition of one done slot, printing each damage found.
+void scrub_slot(const config::Config& config, state::StateStore& store, const config::Job& job,
+                const Slot& slot, Findings& findings) {
+  ++findings.slots;
+  DamagedSlot found{&job, slot, {}, {}};
+  for (const std::string& type : expected_partitions(config, store, job, slot)) {
+    const archive::PartitionScrub result =
+        archive::scrub_partition(config.archive_dir, job.name, type, slot, mode_of(job));
+    ++findings.partitions;
+    findings.files += result.files;
+    findings.bytes += result.bytes;
+    for (const archive::Damage& damage : result.damage) {
+      std::cout << job.name << " " << slot.name() << " damaged: " << type << "/"
+                << (damage.file.empty() ? std::string{"(partition)"} : damage.file) << ": "
+                << damage.problem << "\n";
+      found.forget.emplace_back(type, damage.file);
+      found.damaged_types.insert(type);
+    }
+  }
+  if (!found.damaged_types.empty()) {
+    findings.damaged.push_back(std::move(found));
+  }
+}
+
+}  // namespace
+
+int verify(const config::Config& config, const config::Job* only_job,
+           const std::optional<std::string>& from_text, const std::optional<std::string>& to_text,
+           bool repair) {
+  const auto scopes = scopes_of(config, only_job, from_text, to_text);
+  if (!scopes) {
     return 1;
   }
-
   state::StateStore store{config.state_db};
-  std::size_t slots_checked = 0, partitions = 0, files = 0;
-  std::uint64_t bytes = 0;
-  std::vector<DamagedSlot> damaged;
-  for (const Scope& scope : scopes) {
+  Findings findings;
+  for (const Scope& scope : *scopes) {
     const config::Job& job = *scope.job;
     for (const SlotRecord& record :
          store.slots(job.name, scope.from, scope.to + std::chrono::seconds{1})) {
@@ -134,85 +162,17 @@ int verify(const config::Config& config, const config::Job* only_job,
       if (!slot) {
         continue;  // a row of another granularity (the job was redefined): not ours to judge
       }
-      ++slots_checked;
-      DamagedSlot found{&job, *slot, {}, {}};
-      for (const std::string& type : expected_partitions(config, store, job, *slot)) {
-        const archive::PartitionScrub result =
-            archive::scrub_partition(config.archive_dir, job.name, type, *slot, mode_of(job));
-        ++partitions;
-        files += result.files;
-        bytes += result.bytes;
-        for (const archive::Damage& damage : result.damage) {
-          std::cout << job.name << " " << record.slot << " damaged: " << type << "/"
-                    << (damage.file.empty() ? std::string{"(partition)"} : damage.file) << ": "
-                    << damage.problem << "\n";
-          found.forget.emplace_back(type, damage.file);
-          found.damaged_types.insert(type);
-        }
-      }
-      if (!found.damaged_types.empty()) {
-        damaged.push_back(std::move(found));
-      }
+      scrub_slot(config, store, job, *slot, findings);
     }
   }
-
-  if (repair && !damaged.empty()) {
-    const Instant now = command_clock().now();
-    QueueReport report;
-    std::map<std::pair<const config::Job*, std::string>, const DamagedSlot*> by_slot;
-    for (const DamagedSlot& slot : damaged) {
-      by_slot[{slot.job, slot.slot.name()}] = &slot;
-    }
-    // One transaction per job (requeue works on one job's slots).
-    std::map<const config::Job*, std::vector<state::RequeueTarget>> targets;
-    for (const DamagedSlot& slot : damaged) {
-      targets[slot.job].push_back({slot.slot.name(), slot.slot.start()});
-    }
-    for (const auto& [job, job_targets] : targets) {
-      std::vector<const DamagedSlot*> queued;
-      const auto decide =
-          [&, job = job](
-              const state::RequeueTarget& target,
-              const std::optional<SlotRecord>& current) -> std::optional<state::Requeue> {
-        const DamagedSlot& slot = *by_slot.at({job, target.slot});
-        if (now >= slot.slot.lost_at()) {
-          report.line(job->name, target.slot, Outcome::skipped,
-                      "not repairable: the vendor's 15-day retention passed at " +
-                          format_utc(slot.slot.lost_at()));
-          return std::nullopt;
-        }
-        if (!current || current->state != SlotState::done) {
-          report.line(
-              job->name, target.slot, Outcome::already_queued,
-              "already queued (" + std::string{current ? to_string(current->state) : "gone"} + ")");
-          return std::nullopt;
-        }
-        report.line(job->name, target.slot, Outcome::queued, "queued");
-        queued.push_back(&slot);
-        state::Requeue change{.reset_attempts = true};
-        for (const auto& [type, name] : slot.forget) {
-          change.forget_files.emplace_back(type, name);
-        }
-        return change;
-      };
-      // Inside the transaction, before the daemon can see the slots pending: readers
-      // stop trusting the damaged partitions; the daemon marks them again when done.
-      const auto unmark = [&, job = job] {
-        for (const DamagedSlot* slot : queued) {
-          for (const std::string& type : slot->damaged_types) {
-            archive::remove_success_marker(config.archive_dir, job->name, type, slot->slot);
-          }
-        }
-      };
-      store.requeue(job->name, job_targets, decide, now, {.before_commit = unmark});
-    }
-    report.summary("repair", false);
+  if (repair && !findings.damaged.empty()) {
+    requeue::Requeuer requeuer{store, config.archive_dir, command_clock().now()};
+    print_report(requeuer.repair(findings.damaged), "repair", false);
   }
-
-  std::cout << "verify: " << slots_checked << " done slot(s), " << partitions << " partition(s), "
-            << files << " file(s), " << human_bytes(bytes) << " read; " << damaged.size()
-            << " damaged slot(s)\n";
-  return damaged.empty() ? 0 : 2;
+  std::cout << "verify: " << findings.slots << " done slot(s), " << findings.partitions
+            << " partition(s), " << findings.files << " file(s), " << human_bytes(findings.bytes)
+            << " read; " << findings.damaged.size() << " damaged slot(s)\n";
+  return findings.damaged.empty() ? 0 : 2;
 }
 
 }  // namespace gio::cli

@@ -8,6 +8,8 @@
 #include <cstring>
 #include <limits>
 
+#include "state/state_store.hpp"
+
 namespace gio::state::sqlite {
 namespace {
 
@@ -210,3 +212,11 @@ void Transaction::commit() {
 }
 
 }  // namespace gio::state::sqlite
+
+namespace gio::state {
+
+std::string_view sqlite_version() {
+  return sqlite3_libversion();
+}
+
+}  // namespace gio::state

@@ -13,6 +13,10 @@ class StateError : public std::runtime_error {
  public:
   StateError(const std::string& message, int code) : std::runtime_error(message), code_(code) {}
   int code() const noexcept { return code_; }
+  // Another connection holds the database (SQLITE_BUSY or SQLITE_LOCKED, extended
+  // codes included) for longer than the busy timeout: waiting and trying again may
+  // succeed, unlike for any other code. Callers ask this instead of reading codes.
+  bool busy() const noexcept;
 
  private:
   int code_;

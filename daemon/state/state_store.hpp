@@ -27,6 +27,9 @@
 
 namespace gio::state {
 
+// The SQLite library's version, e.g. "3.40.1" (`gio-exporter version`).
+std::string_view sqlite_version();
+
 namespace sqlite {
 class Transaction;
 }

@@ -12,7 +12,6 @@
 #include <sstream>
 
 #include "download/downloader.hpp"
-#include "download/fetch_command.hpp"
 #include "support/test_server.hpp"
 
 namespace gio::download {
@@ -339,36 +338,6 @@ TEST_F(Download, SeveralFetchesRunAtOnce) {
     EXPECT_TRUE(read_file((*results[i])->file.path()) == bodies[i]) << i;
   }
   EXPECT_EQ(staged_files(), bodies.size());
-}
-
-TEST_F(Download, RunFetchPrintsOneLinePerUrlAndPublishesVerifiedFiles) {
-  const std::string good = gzip_member(csv_rows(5000, 20));
-  TestServer server{[&](const std::string& target, const std::string&) {
-    return target.starts_with("/good.csv.gz") ? reply(200, good) : reply(404, "");
-  }};
-  const fs::path out = dir_ / "out";
-
-  ::testing::internal::CaptureStdout();
-  const int all_good = run_fetch({server.url("/good.csv.gz?sign=SECRET")}, out, VerifyMode::gzip,
-                                 archive::best_inflater(), 4, settings_);
-  const std::string printed = ::testing::internal::GetCapturedStdout();
-  EXPECT_EQ(all_good, 0);
-  EXPECT_EQ(printed,
-            "OK good.csv.gz " + std::to_string(good.size()) + " " + sha256sum(good, dir_) + "\n");
-  EXPECT_TRUE(read_file(out / "good.csv.gz") == good);
-  EXPECT_FALSE(fs::exists(out / ".staging"));
-
-  ::testing::internal::CaptureStdout();
-  const int mixed =
-      run_fetch({server.url("/missing.csv.gz?sign=SECRET"), server.url("/good.csv.gz?again")}, out,
-                VerifyMode::gzip, archive::best_inflater(), 1, settings_);
-  const std::string lines = ::testing::internal::GetCapturedStdout();
-  EXPECT_EQ(mixed, 1);
-  EXPECT_NE(lines.find("FAILED " + server.url("/missing.csv.gz") + ": link_rejected: "),
-            std::string::npos)
-      << lines;
-  EXPECT_NE(lines.find("OK good.csv.gz "), std::string::npos) << lines;
-  EXPECT_EQ(lines.find("SECRET"), std::string::npos);
 }
 
 }  // namespace

@@ -91,6 +91,17 @@ TEST(SlotStateText, RoundTrips) {
   EXPECT_FALSE(parse_slot_state(""));
 }
 
+TEST(StateErrorTest, BusyIsBusyOrLockedWithTheirExtendedCodes) {
+  for (const int code : {SQLITE_BUSY, SQLITE_BUSY_SNAPSHOT, SQLITE_BUSY_TIMEOUT, SQLITE_LOCKED,
+                         SQLITE_LOCKED_SHAREDCACHE}) {
+    EXPECT_TRUE(StateError("held", code).busy()) << code;
+  }
+  for (const int code : {SQLITE_OK, SQLITE_CORRUPT, SQLITE_NOTADB, SQLITE_IOERR_LOCK,
+                         SQLITE_CONSTRAINT_FOREIGNKEY, SQLITE_CANTOPEN}) {
+    EXPECT_FALSE(StateError("other", code).busy()) << code;
+  }
+}
+
 TEST_F(StateStoreTest, PlanInsertsOnlyNewSlotsAsPending) {
   StateStore store{db_path()};
   const std::vector<PlannedSlot> first = {hour(kT0, kT0 + minutes(40)),

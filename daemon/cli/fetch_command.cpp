@@ -1,4 +1,4 @@
-#include "download/fetch_command.hpp"
+#include "cli/fetch_command.hpp"
 
 #include <algorithm>
 #include <boost/asio/co_spawn.hpp>

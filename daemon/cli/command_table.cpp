@@ -1,0 +1,230 @@
+#include "cli/command_table.hpp"
+
+#include <CLI/CLI.hpp>
+#include <array>
+#include <iostream>
+
+#include "cli/commands.hpp"
+#include "config/config.hpp"
+
+namespace gio::cli {
+namespace {
+
+// A check that the option's own help already describes: kept out of its type column.
+CLI::Validator quiet(CLI::Validator validator) {
+  return validator.description("");
+}
+
+// --- options shared by several commands ----------------------------------------------
+
+void add_json(CLI::App& command, Args& args) {
+  command.add_flag("--json", args.json, "print JSON instead of text");
+}
+
+CLI::Option* add_job(CLI::App& command, Args& args, std::string help) {
+  return command.add_option("--job", args.job, std::move(help))->type_name("NAME");
+}
+
+// --from and --to name slots of the job's granularity; cli::parse_slot_range checks them
+// once the job is known.
+std::pair<CLI::Option*, CLI::Option*> add_range(CLI::App& command, Args& args) {
+  return {command.add_option("--from", args.from, "first slot (inclusive)")->type_name("SLOT"),
+          command.add_option("--to", args.to, "last slot (inclusive)")->type_name("SLOT")};
+}
+
+// --- what a command needs before it runs ---------------------------------------------
+
+// The job --job names, or nullptr after saying that the config has none by that name.
+const config::Job* named_job(const config::Config& config, const Args& args) {
+  const config::Job* job = config.find_job(*args.job);
+  if (job == nullptr) {
+    std::cerr << "gio-exporter: no job named \"" << *args.job << "\" in "
+              << args.config_path().string() << "\n";
+  }
+  return job;
+}
+
+// Loads the config and runs `command` with it (and with the job --job names, if any);
+// exit status 1 when either is missing.
+template <typename Run>
+int with_config(const Args& args, Run command) {
+  const auto config = load_or_report(args.config_path());
+  if (!config) {
+    return 1;
+  }
+  const config::Job* job = nullptr;
+  if (args.job) {
+    job = named_job(*config, args);
+    if (job == nullptr) {
+      return 1;
+    }
+  }
+  return command(*config, job);
+}
+
+// --- the commands ----------------------------------------------------------------------
+
+void define_run(CLI::App& command, Args& args) {
+  command.add_flag("--once", args.once, "one pass over what is due, then exit");
+}
+int run_run(const Args& args) {
+  return with_config(args, [&](const config::Config& config, const config::Job*) {
+    return run_daemon(config, args.once);
+  });
+}
+
+void define_nothing(CLI::App&, Args&) {}
+
+int run_check_config(const Args& args) {
+  return check_config(args.config_path());
+}
+
+int run_status(const Args& args) {
+  return with_config(args, [&](const config::Config& config, const config::Job*) {
+    return status(config, args.json);
+  });
+}
+
+void define_gaps(CLI::App& command, Args& args) {
+  add_job(command, args, "only this job");
+  add_json(command, args);
+}
+int run_gaps(const Args& args) {
+  return with_config(args, [&](const config::Config& config, const config::Job*) {
+    return gaps(config, args.job, args.json);
+  });
+}
+
+void define_backfill(CLI::App& command, Args& args) {
+  add_job(command, args, "the job")->required();
+  const auto [from, to] = add_range(command, args);
+  from->required();
+  to->required();
+  command.add_flag("--force", args.force, "done slots too: fetched again whole");
+  command.add_flag("--dry-run", args.dry_run, "say what would be queued; change nothing");
+}
+int run_backfill(const Args& args) {
+  return with_config(args, [&](const config::Config& config, const config::Job* job) {
+    return backfill(config, *job, *args.from, *args.to, args.force, args.dry_run);
+  });
+}
+
+void define_retry(CLI::App& command, Args& args) {
+  add_job(command, args, "the job")->required();
+  CLI::Option* slot = command.add_option("--slot", args.slot, "this slot")->type_name("SLOT");
+  CLI::Option* failed = command.add_flag("--failed", args.failed, "every failed slot of the job");
+  slot->excludes(failed);
+  command.add_flag("--dry-run", args.dry_run, "say what would be queued; change nothing");
+  command.parse_complete_callback([slot, failed] {
+    if (slot->count() == 0 && failed->count() == 0) {
+      throw CLI::ValidationError("retry needs either --slot SLOT or --failed");
+    }
+  });
+}
+int run_retry(const Args& args) {
+  return with_config(args, [&](const config::Config& config, const config::Job* job) {
+    return retry(config, *job, args.slot, args.dry_run);
+  });
+}
+
+void define_verify(CLI::App& command, Args& args) {
+  add_job(command, args, "only this job");
+  const auto [from, to] = add_range(command, args);
+  from->needs(to);
+  to->needs(from);
+  command.add_flag("--repair", args.repair,
+                   "queue damaged slots still inside the vendor's 15-day retention");
+}
+int run_verify(const Args& args) {
+  return with_config(args, [&](const config::Config& config, const config::Job* job) {
+    return verify(config, job, args.from, args.to, args.repair);
+  });
+}
+
+void define_fetch(CLI::App& command, Args& args) {
+  command.add_option("URL", args.urls, "links to download")->required();
+  command.add_option("--dir", args.dir, "where verified files go")->type_name("DIR")->required();
+  command
+      .add_option_function<std::string>(
+          "--verify",
+          [&args](const std::string& value) {
+            args.verify = value == "size" ? archive::VerifyMode::size : archive::VerifyMode::gzip;
+          },
+          "how a file is checked: gzip (the default) or size")
+      ->type_name("gzip|size")
+      ->check(quiet(CLI::IsMember({"gzip", "size"})));
+  command
+      .add_option_function<std::string>(
+          "--inflate",
+          [&args](const std::string& value) {
+            args.inflater = value == "isal" ? archive::Inflater::isal : archive::Inflater::zlib;
+          },
+          "gzip library (default: the fastest built)")
+      ->type_name("isal|zlib")
+      ->check(quiet(CLI::IsMember({"isal", "zlib"})))
+      ->check([](const std::string& value) -> std::string {
+        return value == "isal" && !archive::available(archive::Inflater::isal)
+                   ? "this build has no ISA-L (libisal-dev)"
+                   : "";
+      });
+  command.add_option("--parallel", args.parallel, "downloads at once, 1 to 64 (default: 4)")
+      ->type_name("N")
+      ->check(quiet(CLI::Range(1, 64)));
+}
+int run_fetch(const Args& args) {
+  // The network settings of the config apply when one is named explicitly.
+  if (args.config) {
+    return with_config(args, [&](const config::Config& config, const config::Job*) {
+      return fetch(args.urls, args.dir, args.verify, args.inflater, args.parallel, config.http);
+    });
+  }
+  return fetch(args.urls, args.dir, args.verify, args.inflater, args.parallel, {});
+}
+
+int run_version(const Args&) {
+  return version();
+}
+
+constexpr std::array kCommands{
+    Command{"run", "[--once]", "run the daemon (--once: one pass over what is due, then exit)",
+            define_run, run_run},
+    Command{"check-config", "", "validate the config; problems as FILE:LINE:COL: message",
+            define_nothing, run_check_config},
+    Command{"status", "[--json]",
+            "per job: slots by state, slots at risk (less than 72h\n"
+            "before the vendor drops them), newest archived, next action",
+            add_json, run_status},
+    Command{"gaps", "[--job NAME] [--json]",
+            "slots inside the backfill window that are not archived\n"
+            "(exit 2 when there are any)",
+            define_gaps, run_gaps},
+    Command{"backfill", "--job NAME --from SLOT --to SLOT [--force] [--dry-run]",
+            "queue those slots (inclusive) again; done ones only with\n"
+            "--force; works while the daemon runs",
+            define_backfill, run_backfill},
+    Command{"retry", "--job NAME (--slot SLOT | --failed) [--dry-run]",
+            "queue failed slots again with a fresh give_up_after", define_retry, run_retry},
+    Command{"verify", "[--job NAME] [--from SLOT --to SLOT] [--repair]",
+            "re-read archived partitions against their manifests (size,\n"
+            "sha256, gzip); exit 2 on damage; --repair queues damaged\n"
+            "slots still inside the vendor's 15-day retention",
+            define_verify, run_verify},
+    Command{"fetch", "URL... --dir DIR [--verify gzip|size] [--inflate isal|zlib] [--parallel N]",
+            "download links through the daemon's download-and-verify path;\n"
+            "--inflate picks the gzip library (default: the fastest built)",
+            define_fetch, run_fetch},
+    Command{"version", "", "version of gio-exporter and its libraries", define_nothing,
+            run_version},
+};
+
+}  // namespace
+
+std::filesystem::path Args::config_path() const {
+  return config ? std::filesystem::path{*config} : config::default_config_path();
+}
+
+std::span<const Command> command_table() {
+  return kCommands;
+}
+
+}  // namespace gio::cli

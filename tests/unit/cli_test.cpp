@@ -1,0 +1,103 @@
+// The CLI's own pieces: `fetch` (cli/fetch_command) against the test HTTP server.
+
+#include <gtest/gtest.h>
+#include <zlib.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "cli/fetch_command.hpp"
+#include "support/temp_dir.hpp"
+#include "support/test_server.hpp"
+
+namespace gio::download {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using archive::VerifyMode;
+using test::reply;
+using test::TestServer;
+
+// One gzip member of `data`, made with zlib directly (not the code under test).
+std::string gzip_member(const std::string& data) {
+  z_stream stream{};
+  EXPECT_EQ(deflateInit2(&stream, Z_BEST_SPEED, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY),
+            Z_OK);
+  std::string out(deflateBound(&stream, data.size()) + 64, '\0');
+  stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
+  stream.avail_in = static_cast<uInt>(data.size());
+  stream.next_out = reinterpret_cast<Bytef*>(out.data());
+  stream.avail_out = static_cast<uInt>(out.size());
+  EXPECT_EQ(deflate(&stream, Z_FINISH), Z_STREAM_END);
+  out.resize(stream.total_out);
+  deflateEnd(&stream);
+  return out;
+}
+
+// sha256 of `data` by the sha256sum command: an independent implementation.
+std::string sha256sum(const std::string& data, const fs::path& scratch) {
+  const fs::path file = scratch / "expected.bin";
+  std::ofstream{file, std::ios::binary} << data;
+  std::FILE* pipe = ::popen(("sha256sum " + file.string()).c_str(), "r");
+  std::array<char, 65> hex{};
+  EXPECT_NE(pipe, nullptr);
+  EXPECT_EQ(std::fread(hex.data(), 1, 64, pipe), 64u);
+  ::pclose(pipe);
+  fs::remove(file);
+  return std::string{hex.data(), 64};
+}
+
+std::string read_file(const fs::path& path) {
+  std::ifstream in{path, std::ios::binary};
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+std::string csv_rows(std::size_t rows) {
+  std::string out;
+  for (std::size_t i = 0; i < rows; ++i) {
+    out += std::to_string(i) + ",u" + std::to_string(i * 7919 % 1000003) + ",page_view\n";
+  }
+  return out;
+}
+
+TEST(Fetch, RunFetchPrintsOneLinePerUrlAndPublishesVerifiedFiles) {
+  const gio::testing::TempDir dir;
+  http::Settings settings;
+  settings.timeout = 5s;
+  const std::string good = gzip_member(csv_rows(5000));
+  TestServer server{[&](const std::string& target, const std::string&) {
+    return target.starts_with("/good.csv.gz") ? reply(200, good) : reply(404, "");
+  }};
+  const fs::path out = dir.path() / "out";
+
+  ::testing::internal::CaptureStdout();
+  const int all_good = run_fetch({server.url("/good.csv.gz?sign=SECRET")}, out, VerifyMode::gzip,
+                                 archive::best_inflater(), 4, settings);
+  const std::string printed = ::testing::internal::GetCapturedStdout();
+  EXPECT_EQ(all_good, 0);
+  EXPECT_EQ(printed, "OK good.csv.gz " + std::to_string(good.size()) + " " +
+                         sha256sum(good, dir.path()) + "\n");
+  EXPECT_TRUE(read_file(out / "good.csv.gz") == good);
+  EXPECT_FALSE(fs::exists(out / ".staging"));
+
+  ::testing::internal::CaptureStdout();
+  const int mixed =
+      run_fetch({server.url("/missing.csv.gz?sign=SECRET"), server.url("/good.csv.gz?again")}, out,
+                VerifyMode::gzip, archive::best_inflater(), 1, settings);
+  const std::string lines = ::testing::internal::GetCapturedStdout();
+  EXPECT_EQ(mixed, 1);
+  EXPECT_NE(lines.find("FAILED " + server.url("/missing.csv.gz") + ": link_rejected: "),
+            std::string::npos)
+      << lines;
+  EXPECT_NE(lines.find("OK good.csv.gz "), std::string::npos) << lines;
+  EXPECT_EQ(lines.find("SECRET"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace gio::download
