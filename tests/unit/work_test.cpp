@@ -344,7 +344,9 @@ TEST_F(Work, RawAnUnsafeDataTypeFailsTheSlot) {
 }
 
 TEST_F(Work, ChartDoingWaitsAndDoneArchivesBothFiles) {
-  job_.settings = config::ChartJob{.charts = {"cHart1", "cHart2"}};
+  config::ChartJob chart;
+  chart.charts = {"cHart1", "cHart2"};
+  job_.settings = chart;
   vendor_.api = [](const std::string& target) {
     if (target.find("cHart1") != std::string::npos) {
       return reply(200, R"({"meta":[{"name":"day"},{"name":"uv"}],"data":[["2026-11-22",7]]})");
@@ -375,8 +377,10 @@ TEST_F(Work, ChartDoingWaitsAndDoneArchivesBothFiles) {
 }
 
 TEST_F(Work, UserListsDownloadDoneListsAndRetryAFailedExport) {
-  job_.settings = config::UserListJob{.resource = config::ChartResource::tags,
-                                      .lists = {"tagA", "tagB"}};
+  config::UserListJob lists;
+  lists.resource = config::ChartResource::tags;
+  lists.lists = {"tagA", "tagB"};
+  job_.settings = lists;
   vendor_.files["/files/a.csv.gz"] = reply(200, visit_);
   vendor_.api = [&](const std::string& target) {
     if (target.find("tagA") != std::string::npos) {
