@@ -63,8 +63,4 @@ class QueueReport {
   std::map<Outcome, int> counts_;
 };
 
-// Sets up (or, on a reload, changes) the process-wide logger: the config's level and
-// format, and journald's priority prefixes when stderr is the journal.
-void configure_logging(const config::LogSettings& log);
-
 }  // namespace gio::cli

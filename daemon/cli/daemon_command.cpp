@@ -19,11 +19,12 @@
 
 #include "archive/archive.hpp"
 #include "cli/commands.hpp"
-#include "cli/service.hpp"
 #include "download/downloader.hpp"
 #include "http/client.hpp"
-#include "metrics/exporter_metrics.hpp"
-#include "metrics/server.hpp"
+#include "ops/exporter_metrics.hpp"
+#include "ops/logging.hpp"
+#include "ops/server.hpp"
+#include "ops/service.hpp"
 #include "scheduler/scheduler.hpp"
 #include "state/state_store.hpp"
 #include "version.hpp"
@@ -55,10 +56,10 @@ bool is_locked(const state::StateError& error) {
 // SIGHUP: the config file read again and validated whole; applied only when valid and
 // when nothing that needs a restart changed, else the running config stays.
 void reload(scheduler::Scheduler& scheduler) {
-  notify(reloading_state());
+  ops::notify(ops::reloading_state());
   // systemd waits for READY=1 after RELOADING=1, whatever the outcome.
   struct Ready {
-    ~Ready() { notify("READY=1"); }
+    ~Ready() { ops::notify("READY=1"); }
   } ready;
   const config::Config& running = scheduler.config();
   spdlog::info("event=reload file={}", running.source.string());
@@ -85,7 +86,7 @@ void reload(scheduler::Scheduler& scheduler) {
         joined);
     return;
   }
-  configure_logging(loaded.config->log);
+  ops::configure_logging(loaded.config->log);
   const std::string summary = config::summary(*loaded.config);
   scheduler.reload(std::make_shared<const config::Config>(std::move(*loaded.config)));
   spdlog::info("event=reloaded {}", summary);
@@ -110,7 +111,7 @@ asio::awaitable<void> every(std::chrono::steady_clock::duration period,
 }  // namespace
 
 int run_daemon(const config::Config& config, bool once) {
-  configure_logging(config.log);
+  ops::configure_logging(config.log);
   const Clock& clock = command_clock();
   // A file-size limit (RLIMIT_FSIZE) must fail the write that hits it, as a full disk
   // does, not kill the daemon with SIGXFSZ.
@@ -128,7 +129,7 @@ int run_daemon(const config::Config& config, bool once) {
       return;  // cancelled: the work ended first
     }
     spdlog::info("received {}; stopping", signal == SIGTERM ? "SIGTERM" : "SIGINT");
-    notify("STOPPING=1");
+    ops::notify("STOPPING=1");
     interrupted = true;
     if (running != nullptr) {
       running->stop();
@@ -195,10 +196,10 @@ int run_daemon(const config::Config& config, bool once) {
     return 1;
   }
 
-  metrics::Registry registry;
-  metrics::declare_exporter_metrics(registry);
-  registry.set(metrics::kBuildInfo, {{"version", kVersion}}, 1);
-  registry.set(metrics::kStartTime, {}, static_cast<double>(to_unix(clock.now())));
+  ops::Registry registry;
+  ops::declare_exporter_metrics(registry);
+  registry.set(ops::kBuildInfo, {{"version", kVersion}}, 1);
+  registry.set(ops::kStartTime, {}, static_cast<double>(to_unix(clock.now())));
 
   asio::thread_pool verify_pool{std::max(1u, std::thread::hardware_concurrency())};
   download::Downloader downloader{*http, verify_pool};
@@ -214,16 +215,17 @@ int run_daemon(const config::Config& config, bool once) {
 
   // The metrics and health listener (not for one pass): bound before READY=1, so a
   // probe that follows READY finds it.
-  std::optional<metrics::Server> listener;
+  std::optional<ops::Server> listener;
   if (!once && !config.metrics.listen.empty()) {
     try {
       listener.emplace(io.get_executor(), config.metrics.listen,
-                       [&](std::string_view path) -> metrics::Reply {
+                       [&](std::string_view path) -> ops::Reply {
                          if (path == "/metrics") {
-                           return scrape(scheduler.config(), *store, registry, clock.now());
+                           return ops::scrape(scheduler.config(), *store, registry, clock.now());
                          }
                          if (path == "/healthz") {
-                           return health(scheduler, *store, clock.now());
+                           return ops::health({scheduler.alive_at(), scheduler.loop_alive()},
+                                              *store, clock.now());
                          }
                          return {.status = 404, .body = "try /metrics or /healthz\n"};
                        });
@@ -253,19 +255,19 @@ int run_daemon(const config::Config& config, bool once) {
   });
   if (!once) {
     const auto report_status = [&] {
-      notify("STATUS=" + status_line(scheduler.config(), *store, clock.now()));
+      ops::notify("STATUS=" + ops::status_line(scheduler.config(), *store, clock.now()));
     };
     report_status();
-    notify("READY=1");
+    ops::notify("READY=1");
     asio::co_spawn(io, every(kStatusEvery, report_status), asio::detached);
-    if (const auto interval = watchdog_interval()) {
+    if (const auto interval = ops::watchdog_interval()) {
       // Pinged from the loop itself: a loop that stops going round stops the pings,
       // and systemd restarts the service.
       asio::co_spawn(io,
                      every(*interval / 2,
                            [&scheduler] {
                              if (scheduler.loop_alive()) {
-                               notify("WATCHDOG=1");
+                               ops::notify("WATCHDOG=1");
                              }
                            }),
                      asio::detached);

@@ -10,7 +10,7 @@
 
 #include "chart/chart.hpp"
 #include "chart/slot_work.hpp"
-#include "metrics/exporter_metrics.hpp"
+#include "ops/exporter_metrics.hpp"
 #include "scheduler/planner.hpp"
 
 namespace gio::scheduler {
@@ -166,8 +166,7 @@ struct Scheduler::Generation {
 
 Scheduler::Scheduler(asio::any_io_executor executor, std::shared_ptr<const config::Config> config,
                      const Clock& clock, state::StateStore& store, archive::Archive& archive,
-                     http::Client& http, download::Downloader& downloader,
-                     metrics::Registry& metrics)
+                     http::Client& http, download::Downloader& downloader, ops::Registry& metrics)
     : executor_(executor),
       clock_(clock),
       store_(store),
@@ -482,7 +481,7 @@ asio::awaitable<void> Scheduler::process(std::shared_ptr<const Generation> gener
         record.job, record.slot,
         {.state = state::SlotState::failed, .next_at = clock_.now(), .last_error = reason},
         clock_.now());
-    count(metrics::kSlotFailures, record.job);
+    count(ops::kSlotFailures, record.job);
     spdlog::error("event=slot_failed job={} slot={} reason=\"{}\"", record.job, record.slot,
                   reason);
     co_return;
@@ -548,7 +547,7 @@ asio::awaitable<void> Scheduler::process(std::shared_ptr<const Generation> gener
                        .last_error = message,
                        .count_attempt = true},
                       now);
-        count(metrics::kRetries, job.name);
+        count(ops::kRetries, job.name);
         spdlog::warn("event=slot_retry job={} slot={} reason=\"{}\"", job.name, slot.name(),
                      message);
         co_return;
@@ -610,8 +609,8 @@ asio::awaitable<void> Scheduler::process_chart(const Generation& generation, con
                      .count_attempt = asked},
                     now);
       // Each chart is two files, chart.json and chart.csv.
-      count(metrics::kArchivedFiles, job.name, 2.0 * outcome.archived);
-      count(metrics::kArchivedBytes, job.name, static_cast<double>(outcome.bytes));
+      count(ops::kArchivedFiles, job.name, 2.0 * outcome.archived);
+      count(ops::kArchivedBytes, job.name, static_cast<double>(outcome.bytes));
       spdlog::info("event=slot_done job={} slot={} charts={} bytes={}", job.name, slot.name(),
                    job.charts.size(), outcome.bytes);
       run_done_hook(job, slot, 2 * static_cast<std::size_t>(outcome.archived), outcome.bytes);
@@ -726,7 +725,7 @@ asio::awaitable<bool> Scheduler::process_user_lists(const Generation& generation
                    .last_error = failure,
                    .count_attempt = !counted},
                   now);
-    count(metrics::kRetries, job.name);
+    count(ops::kRetries, job.name);
     spdlog::warn("event=slot_retry job={} slot={} reason=\"{}\"", job.name, slot.name(), failure);
     co_return false;
   }
@@ -795,18 +794,19 @@ void Scheduler::pause_downloads(const std::string& reason, seconds pause) {
 }
 
 void Scheduler::run_hook(const config::Job& job, std::string_view event,
-                         const std::string& slot_name, Instant slot_start, HookVariables extra) {
+                         const std::string& slot_name, Instant slot_start,
+                         ops::HookVariables extra) {
   const std::string* command = event == "slot_done"     ? &job.hooks.on_slot_done
                                : event == "slot_failed" ? &job.hooks.on_slot_failed
                                                         : &job.hooks.on_slot_at_risk;
   if (command->empty()) {
     return;
   }
-  HookVariables variables{{"GIO_EVENT", std::string{event}},
-                          {"GIO_JOB", job.name},
-                          {"GIO_SLOT", slot_name},
-                          {"GIO_SLOT_START", format_utc(slot_start)},
-                          {"GIO_LOST_AT", format_utc(slot_start + kRetention)}};
+  ops::HookVariables variables{{"GIO_EVENT", std::string{event}},
+                               {"GIO_JOB", job.name},
+                               {"GIO_SLOT", slot_name},
+                               {"GIO_SLOT_START", format_utc(slot_start)},
+                               {"GIO_LOST_AT", format_utc(slot_start + kRetention)}};
   variables.insert(variables.end(), std::make_move_iterator(extra.begin()),
                    std::make_move_iterator(extra.end()));
   hooks_.run(*command, job.hooks.timeout, std::move(variables));
@@ -843,7 +843,7 @@ void Scheduler::store_lost(const state::SlotRecord& record, Instant now) {
 }
 
 void Scheduler::announce_lost(const state::SlotRecord& record) {
-  count(metrics::kSlotsLost, record.job);
+  count(ops::kSlotsLost, record.job);
   spdlog::error("event=slot_lost job={} slot={} state={} reason=\"retention passed; last: {}\"",
                 record.job, record.slot, to_string(record.state),
                 record.last_error.empty() ? record.api_status : record.last_error);
@@ -858,7 +858,7 @@ void Scheduler::fail_slot(const config::Job& job, const Slot& slot, const std::s
                  .last_error = reason,
                  .count_attempt = count_attempt},
                 now);
-  count(metrics::kSlotFailures, job.name);
+  count(ops::kSlotFailures, job.name);
   spdlog::error("event=slot_failed job={} slot={} reason=\"{}\"", job.name, slot.name(), reason);
   run_hook(job, "slot_failed", slot.name(), slot.start(), {{"GIO_REASON", reason}});
 }
@@ -879,7 +879,7 @@ void Scheduler::retry_later(const config::Job& job, const state::SlotRecord& rec
        .last_error = error,
        .count_attempt = count_attempt},
       now);
-  count(metrics::kRetries, record.job);
+  count(ops::kRetries, record.job);
   spdlog::warn("event=slot_retry job={} slot={} in={}s reason=\"{}\"", record.job, record.slot,
                delay.count(), error);
 }
@@ -959,9 +959,9 @@ asio::awaitable<Scheduler::SlotDownload> Scheduler::download_slot(const config::
         const auto started = std::chrono::steady_clock::now();
         auto fetched = co_await downloader_.fetch(part.url, archive_.staging_dir(), job.verify);
         if (fetched) {
-          metrics_.add(metrics::kDownloadBytes, {}, static_cast<double>(fetched->bytes));
+          metrics_.add(ops::kDownloadBytes, {}, static_cast<double>(fetched->bytes));
           metrics_.add(
-              metrics::kDownloadSeconds, {},
+              ops::kDownloadSeconds, {},
               std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
           if (!downloads_paused_reason_.empty()) {
             spdlog::info("event=downloads_resumed job={} slot={}", job.name, slot.name());
@@ -988,8 +988,8 @@ asio::awaitable<Scheduler::SlotDownload> Scheduler::download_slot(const config::
                               .archived_at = clock_.now()});
           archive_.publish(fetched->path, job.name, part.data_type, slot, part.name);
           staged.path = nullptr;
-          count(metrics::kArchivedFiles, job.name);
-          count(metrics::kArchivedBytes, job.name, static_cast<double>(fetched->bytes));
+          count(ops::kArchivedFiles, job.name);
+          count(ops::kArchivedBytes, job.name, static_cast<double>(fetched->bytes));
           co_return;
         }
         const download::Error& error = fetched.error();

@@ -19,9 +19,9 @@
 #include "archive/archive.hpp"
 #include "config/config.hpp"
 #include "download/downloader.hpp"
-#include "metrics/registry.hpp"
+#include "ops/hooks.hpp"
+#include "ops/registry.hpp"
 #include "scheduler/async.hpp"
-#include "scheduler/hooks.hpp"
 #include "slot/slot.hpp"
 #include "state/state_store.hpp"
 
@@ -35,10 +35,10 @@ std::vector<std::string> restart_only_changes(const config::Config& running,
 
 class Scheduler {
  public:
-  // `metrics` must have the families of metrics::declare_exporter_metrics.
+  // `metrics` must have the families of ops::declare_exporter_metrics.
   Scheduler(boost::asio::any_io_executor executor, std::shared_ptr<const config::Config> config,
             const Clock& clock, state::StateStore& store, archive::Archive& archive,
-            http::Client& http, download::Downloader& downloader, metrics::Registry& metrics);
+            http::Client& http, download::Downloader& downloader, ops::Registry& metrics);
 
   // One pass: every slot due now is asked for once and, where finished, archived.
   boost::asio::awaitable<void> run_once();
@@ -118,7 +118,7 @@ class Scheduler {
   // Runs the job's hook for `event` (slot_done, slot_failed, slot_at_risk), if it has
   // one, with the slot's details and `extra` in its environment.
   void run_hook(const config::Job& job, std::string_view event, const std::string& slot_name,
-                Instant slot_start, HookVariables extra);
+                Instant slot_start, ops::HookVariables extra);
   void run_done_hook(const config::Job& job, const Slot& slot, std::size_t files,
                      std::uint64_t bytes);
   // Adds to one of the job's counters (metrics/exporter_metrics.hpp).
@@ -142,7 +142,7 @@ class Scheduler {
   archive::Archive& archive_;
   http::Client& http_;
   download::Downloader& downloader_;
-  metrics::Registry& metrics_;
+  ops::Registry& metrics_;
   std::unique_ptr<api::CodeCache> codes_;  // signed codes, in store_
   std::shared_ptr<const Generation> generation_;
   std::map<std::string, Instant> planned_until_;  // by job: start of the next unplanned slot
@@ -158,7 +158,7 @@ class Scheduler {
   Semaphore downloads_;
   Signal wake_;
   TaskGroup workers_;  // one task per slot in flight
-  HookRunner hooks_;
+  ops::HookRunner hooks_;
   bool stopping_ = false;
 };
 

@@ -1,11 +1,11 @@
-#include "metrics/registry.hpp"
+#include "ops/registry.hpp"
 
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <stdexcept>
 
-namespace gio::metrics {
+namespace gio::ops {
 namespace {
 
 // Label values: backslash, double quote and line feed escaped. HELP text: backslash
@@ -114,4 +114,4 @@ std::string Registry::text() const {
   return out;
 }
 
-}  // namespace gio::metrics
+}  // namespace gio::ops

@@ -6,12 +6,18 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <functional>
+#include <sstream>
 #include <thread>
 
-#include "metrics/registry.hpp"
-#include "metrics/server.hpp"
+#include "ops/hooks.hpp"
+#include "ops/registry.hpp"
+#include "ops/server.hpp"
 
-namespace gio::metrics {
+namespace gio::ops {
 namespace {
 
 TEST(Registry, WritesTheTextFormatWithEscapedLabels) {
@@ -129,5 +135,67 @@ TEST(Server, NamesTheAddressItCannotBind) {
   }
 }
 
+// Runs `body` on a fresh io_context until it and everything it started have finished.
+void run_hooks(const std::function<boost::asio::awaitable<void>(HookRunner&)>& body) {
+  boost::asio::io_context io;
+  HookRunner hooks{io.get_executor()};
+  bool finished = false;
+  boost::asio::co_spawn(io, body(hooks), [&](std::exception_ptr error) {
+    finished = true;
+    if (error) {
+      std::rethrow_exception(error);
+    }
+  });
+  io.run();
+  EXPECT_TRUE(finished);
+}
+
+std::string read_all(const std::string& path) {
+  std::ifstream in{path};
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+TEST(HookRunner, RunsEveryHookWithItsVariablesAFewAtATime) {
+  const std::string log = ::testing::TempDir() + "ops_test_hooks.log";
+  std::remove(log.c_str());
+  run_hooks([&](HookRunner& hooks) -> boost::asio::awaitable<void> {
+    for (int i = 0; i < 6; ++i) {
+      hooks.run("echo start $GIO_SLOT >> " + log + "; sleep 0.2; echo end >> " + log,
+                std::chrono::seconds{10}, {{"GIO_SLOT", std::to_string(i)}});
+    }
+    hooks.run("", std::chrono::seconds{10}, {});  // no command: nothing runs
+    co_await hooks.wait();
+  });
+  std::istringstream lines{read_all(log)};
+  int running = 0;
+  int most = 0;
+  int started = 0;
+  std::string word;
+  std::string slot;
+  while (lines >> word) {
+    if (word == "start") {
+      lines >> slot;
+      ++started;
+      most = std::max(most, ++running);
+    } else {
+      --running;
+    }
+  }
+  EXPECT_EQ(started, 6);
+  EXPECT_EQ(running, 0);  // wait() returned after every hook ended
+  EXPECT_EQ(most, 4);     // the limit, reached
+}
+
+TEST(HookRunner, KillsAHookThatOutlivesItsTimeout) {
+  const auto start = std::chrono::steady_clock::now();
+  run_hooks([&](HookRunner& hooks) -> boost::asio::awaitable<void> {
+    hooks.run("sleep 30 & sleep 30", std::chrono::seconds{1}, {{"GIO_EVENT", "slot_done"}});
+    co_await hooks.wait();
+  });
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds{10});
+}
+
 }  // namespace
-}  // namespace gio::metrics
+}  // namespace gio::ops

@@ -12,7 +12,7 @@
 #include <utility>
 #include <vector>
 
-namespace gio::metrics {
+namespace gio::ops {
 
 // Label names and values, in the order they are written.
 using Labels = std::vector<std::pair<std::string, std::string>>;
@@ -50,4 +50,4 @@ class Registry {
   std::map<std::string, Family, std::less<>> families_;
 };
 
-}  // namespace gio::metrics
+}  // namespace gio::ops
