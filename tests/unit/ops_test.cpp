@@ -22,34 +22,57 @@ namespace {
 
 TEST(Registry, WritesTheTextFormatWithEscapedLabels) {
   Registry registry;
-  registry.declare("gio_exporter_api_requests_total", Kind::counter, "API calls\nby code");
+  // Declared out of order: the text is sorted by family, then by labels.
   registry.declare("gio_exporter_slots", Kind::gauge, "Slots by state");
+  registry.declare("gio_exporter_api_requests_total", Kind::counter, "API calls by \"code\"");
   registry.declare("gio_exporter_unused_total", Kind::counter, "never counted");
   registry.add("gio_exporter_api_requests_total", {{"project", "shop"}, {"code", "200"}});
   registry.add("gio_exporter_api_requests_total", {{"project", "shop"}, {"code", "200"}}, 2);
   registry.add("gio_exporter_api_requests_total", {{"project", "a\"b\\c\nd"}, {"code", "429"}});
-  registry.set("gio_exporter_slots", {{"job", "j"}, {"state", "done"}}, 12);
   registry.set("gio_exporter_slots", {{"job", "j"}, {"state", "lost"}}, 0.5);
+  registry.set("gio_exporter_slots", {{"job", "j"}, {"state", "done"}}, 12);
 
   EXPECT_EQ(registry.text(),
-            "# HELP gio_exporter_api_requests_total API calls\\nby code\n"
+            "# HELP gio_exporter_api_requests_total API calls by \"code\"\n"
             "# TYPE gio_exporter_api_requests_total counter\n"
-            "gio_exporter_api_requests_total{project=\"a\\\"b\\\\c\\nd\",code=\"429\"} 1\n"
-            "gio_exporter_api_requests_total{project=\"shop\",code=\"200\"} 3\n"
+            "gio_exporter_api_requests_total{code=\"200\",project=\"shop\"} 3\n"
+            "gio_exporter_api_requests_total{code=\"429\",project=\"a\\\"b\\\\c\\nd\"} 1\n"
             "# HELP gio_exporter_slots Slots by state\n"
             "# TYPE gio_exporter_slots gauge\n"
             "gio_exporter_slots{job=\"j\",state=\"done\"} 12\n"
             "gio_exporter_slots{job=\"j\",state=\"lost\"} 0.5\n");
   EXPECT_EQ(
       registry.value("gio_exporter_api_requests_total", {{"project", "shop"}, {"code", "200"}}), 3);
+  EXPECT_EQ(registry.value("gio_exporter_api_requests_total", {{"project", "none"}}), 0);
   registry.clear("gio_exporter_slots");
   EXPECT_EQ(registry.text().find("gio_exporter_slots"), std::string::npos);
+  registry.set("gio_exporter_slots", {{"job", "j"}, {"state", "done"}}, 1);
+  EXPECT_NE(registry.text().find("gio_exporter_slots{job=\"j\",state=\"done\"} 1\n"),
+            std::string::npos);
 }
 
-TEST(Registry, RefusesUndeclaredNames) {
+TEST(Registry, WritesWholeNumbersWithoutAnExponent) {
+  // Unix seconds and byte counts must read back exactly.
+  Registry registry;
+  registry.declare("gio_exporter_start_time_seconds", Kind::gauge, "start");
+  registry.declare("gio_exporter_archived_bytes_total", Kind::counter, "bytes");
+  registry.set("gio_exporter_start_time_seconds", {}, 1764601234);
+  registry.add("gio_exporter_archived_bytes_total", {}, 1e15);
+  const std::string text = registry.text();
+  EXPECT_NE(text.find("gio_exporter_start_time_seconds 1764601234\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("gio_exporter_archived_bytes_total 1000000000000000\n"), std::string::npos)
+      << text;
+}
+
+TEST(Registry, RefusesUndeclaredNamesSettingCountersAndUnescapableHelp) {
   Registry registry;
   EXPECT_THROW(registry.add("gio_exporter_typo_total"), std::logic_error);
   EXPECT_THROW(registry.set("gio_exporter_typo", {}, 1), std::logic_error);
+  registry.declare("gio_exporter_things_total", Kind::counter, "things");
+  EXPECT_THROW(registry.set("gio_exporter_things_total", {}, 1), std::logic_error);
+  // prometheus-cpp 1.0 would write these unescaped, breaking the format.
+  EXPECT_THROW(registry.declare("gio_exporter_a", Kind::gauge, "two\nlines"), std::logic_error);
+  EXPECT_THROW(registry.declare("gio_exporter_b", Kind::gauge, "a \\ b"), std::logic_error);
 }
 
 // Sends raw bytes to the server and returns everything it answers until it closes.
