@@ -7,7 +7,7 @@ packages=(
   cmake ninja-build g++ pkg-config
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libyaml-cpp-dev libspdlog-dev libsqlite3-dev libssl-dev zlib1g-dev libisal-dev libsystemd-dev
-  libcli11-dev
+  libcli11-dev prometheus-cpp-dev
   libgtest-dev googletest
   python3 openssl ca-certificates curl nginx-light
   # packaging and service checks: systemd-analyze, promtool, the man page, the .deb

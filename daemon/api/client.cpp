@@ -8,7 +8,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
-#include "metrics/exporter_metrics.hpp"
+#include "ops/exporter_metrics.hpp"
 
 namespace gio::api {
 
@@ -53,8 +53,7 @@ struct Client::Renewal {
 };
 
 Client::Client(http::Client& http, std::string api_base, const config::Project& project,
-               RateLimiter& limiter, const Clock& clock, CodeCache* codes,
-               metrics::Registry* metrics)
+               RateLimiter& limiter, const Clock& clock, CodeCache* codes, ops::Registry* metrics)
     : http_(http),
       api_base_(std::move(api_base)),
       project_(project),
@@ -71,9 +70,9 @@ Client::~Client() = default;
 
 void Client::count_request(std::string_view endpoint, std::string code) {
   if (metrics_ != nullptr) {
-    metrics_->add(metrics::kApiRequests, {{"project", project_.name},
-                                          {"endpoint", std::string{endpoint}},
-                                          {"code", std::move(code)}});
+    metrics_->add(ops::kApiRequests, {{"project", project_.name},
+                                      {"endpoint", std::string{endpoint}},
+                                      {"code", std::move(code)}});
   }
 }
 
@@ -325,7 +324,7 @@ asio::awaitable<boost::system::result<CachedCode, Error>> Client::request_code()
   }
   spdlog::info("project={}: obtained a new signed code", project_.name);
   if (metrics_ != nullptr) {
-    metrics_->add(metrics::kAuthRefreshes, {{"project", project_.name}});
+    metrics_->add(ops::kAuthRefreshes, {{"project", project_.name}});
   }
   co_return CachedCode{
       .code = std::move(*code), .client_id = project_.auth.client_id, .obtained_at = now};

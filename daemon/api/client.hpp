@@ -17,7 +17,7 @@
 #include "api/raw_export.hpp"
 #include "config/config.hpp"
 #include "http/client.hpp"
-#include "metrics/registry.hpp"
+#include "ops/registry.hpp"
 #include "slot/slot.hpp"
 
 namespace gio::api {
@@ -39,7 +39,7 @@ class Client {
   // status, and every signed code obtained.
   Client(http::Client& http, std::string api_base, const config::Project& project,
          RateLimiter& limiter, const Clock& clock, CodeCache* codes,
-         metrics::Registry* metrics = nullptr);
+         ops::Registry* metrics = nullptr);
   ~Client();
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
@@ -88,7 +88,7 @@ class Client {
   RateLimiter& limiter_;
   const Clock& clock_;
   CodeCache* codes_;
-  metrics::Registry* metrics_;
+  ops::Registry* metrics_;
   bool cache_loaded_ = false;
   std::optional<CachedCode> code_;
   std::shared_ptr<Renewal> renewing_;  // the code request in flight, if any

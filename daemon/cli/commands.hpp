@@ -63,8 +63,4 @@ std::optional<SlotRange> parse_slot_range(const config::Job& job, std::string_vi
 // One line per slot ("<job> <slot> <what happens>"), then a summary of the counts.
 void print_report(const requeue::Report& report, std::string_view command, bool dry_run);
 
-// Sets up (or, on a reload, changes) the process-wide logger: the config's level and
-// format, and journald's priority prefixes when stderr is the journal.
-void configure_logging(const config::LogSettings& log);
-
 }  // namespace gio::cli

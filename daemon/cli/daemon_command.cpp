@@ -19,11 +19,12 @@
 #include "archive/archive.hpp"
 #include "cli/commands.hpp"
 #include "cli/http_settings.hpp"
-#include "cli/service.hpp"
 #include "download/downloader.hpp"
 #include "http/client.hpp"
-#include "metrics/exporter_metrics.hpp"
-#include "metrics/server.hpp"
+#include "ops/exporter_metrics.hpp"
+#include "ops/logging.hpp"
+#include "ops/server.hpp"
+#include "ops/service.hpp"
 #include "scheduler/scheduler.hpp"
 #include "state/state_store.hpp"
 #include "version.hpp"
@@ -43,10 +44,10 @@ constexpr std::chrono::seconds kStatusEvery{30};
 // SIGHUP: the config file read again and validated whole; applied only when valid and
 // when nothing that needs a restart changed, else the running config stays.
 void reload(scheduler::Scheduler& scheduler) {
-  notify(reloading_state());
+  ops::notify(ops::reloading_state());
   // systemd waits for READY=1 after RELOADING=1, whatever the outcome.
   struct Ready {
-    ~Ready() { notify("READY=1"); }
+    ~Ready() { ops::notify("READY=1"); }
   } ready;
   const config::Config& running = scheduler.config();
   spdlog::info("event=reload file={}", running.source.string());
@@ -73,7 +74,7 @@ void reload(scheduler::Scheduler& scheduler) {
         joined);
     return;
   }
-  configure_logging(loaded.config->log);
+  ops::configure_logging(loaded.config->log);
   const std::string summary = config::summary(*loaded.config);
   scheduler.reload(std::make_shared<const config::Config>(std::move(*loaded.config)));
   spdlog::info("event=reloaded {}", summary);
@@ -125,15 +126,15 @@ class Daemon {
   std::optional<state::StateStore> store_;
   std::optional<archive::Archive> archive_;
   std::optional<http::Client> http_;
-  metrics::Registry registry_;
+  ops::Registry registry_;
   std::optional<asio::thread_pool> verify_pool_;
   std::optional<download::Downloader> downloader_;
   std::optional<scheduler::Scheduler> scheduler_;
-  std::optional<metrics::Server> listener_;
+  std::optional<ops::Server> listener_;
 };
 
 int Daemon::run() {
-  configure_logging(config_.log);
+  ops::configure_logging(config_.log);
   // A file-size limit (RLIMIT_FSIZE) must fail the write that hits it, as a full disk
   // does, not kill the daemon with SIGXFSZ.
   std::signal(SIGXFSZ, SIG_IGN);
@@ -153,9 +154,9 @@ int Daemon::run() {
   if (!open_parts()) {
     return 1;
   }
-  metrics::declare_exporter_metrics(registry_);
-  registry_.set(metrics::kBuildInfo, {{"version", kVersion}}, 1);
-  registry_.set(metrics::kStartTime, {}, static_cast<double>(to_unix(clock_.now())));
+  ops::declare_exporter_metrics(registry_);
+  registry_.set(ops::kBuildInfo, {{"version", kVersion}}, 1);
+  registry_.set(ops::kStartTime, {}, static_cast<double>(to_unix(clock_.now())));
   verify_pool_.emplace(std::max(1u, std::thread::hardware_concurrency()));
   downloader_.emplace(*http_, *verify_pool_);
   scheduler_.emplace(io_.get_executor(), std::make_shared<const config::Config>(config_), clock_,
@@ -183,7 +184,7 @@ void Daemon::watch_signals() {
       return;  // cancelled: the work ended first
     }
     spdlog::info("received {}; stopping", signal == SIGTERM ? "SIGTERM" : "SIGINT");
-    notify("STOPPING=1");
+    ops::notify("STOPPING=1");
     interrupted_ = true;
     if (scheduler_) {
       scheduler_->stop();
@@ -257,12 +258,13 @@ bool Daemon::serve_metrics() {
   }
   try {
     listener_.emplace(io_.get_executor(), config_.metrics.listen,
-                      [this](std::string_view path) -> metrics::Reply {
+                      [this](std::string_view path) -> ops::Reply {
                         if (path == "/metrics") {
-                          return scrape(scheduler_->config(), *store_, registry_, clock_.now());
+                          return ops::scrape(scheduler_->config(), *store_, registry_, clock_.now());
                         }
                         if (path == "/healthz") {
-                          return health(*scheduler_, *store_, clock_.now());
+                          return ops::health({scheduler_->alive_at(), scheduler_->loop_alive()}, *store_,
+                                             clock_.now());
                         }
                         return {.status = 404, .body = "try /metrics or /healthz\n"};
                       });
@@ -296,19 +298,19 @@ void Daemon::start() {
 // READY=1, the unit's STATUS line every kStatusEvery, and the watchdog's pings.
 void Daemon::report_to_systemd() {
   const auto report_status = [this] {
-    notify("STATUS=" + status_line(scheduler_->config(), *store_, clock_.now()));
+    ops::notify("STATUS=" + ops::status_line(scheduler_->config(), *store_, clock_.now()));
   };
   report_status();
-  notify("READY=1");
+  ops::notify("READY=1");
   asio::co_spawn(io_, every(kStatusEvery, report_status), asio::detached);
-  if (const auto interval = watchdog_interval()) {
+  if (const auto interval = ops::watchdog_interval()) {
     // Pinged from the loop itself: a loop that stops going round stops the pings,
     // and systemd restarts the service.
     asio::co_spawn(io_,
                    every(*interval / 2,
                          [this] {
                            if (scheduler_->loop_alive()) {
-                             notify("WATCHDOG=1");
+                             ops::notify("WATCHDOG=1");
                            }
                          }),
                    asio::detached);

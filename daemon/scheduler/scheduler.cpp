@@ -74,7 +74,7 @@ std::vector<std::string> restart_only_changes(const config::Config& running,
 Scheduler::Scheduler(asio::any_io_executor executor, std::shared_ptr<const config::Config> config,
                      const Clock& clock, state::StateStore& store, archive::Archive& archive,
                      http::Client& http, download::Downloader& downloader,
-                     metrics::Registry& metrics)
+                     ops::Registry& metrics)
     : executor_(executor),
       clock_(clock),
       store_(store),

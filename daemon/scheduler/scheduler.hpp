@@ -23,9 +23,9 @@
 #include "archive/archive.hpp"
 #include "config/config.hpp"
 #include "download/downloader.hpp"
-#include "metrics/registry.hpp"
+#include "ops/registry.hpp"
 #include "async/async.hpp"
-#include "scheduler/hooks.hpp"
+#include "ops/hooks.hpp"
 #include "slot/slot.hpp"
 #include "state/state_store.hpp"
 #include "work/downloads.hpp"
@@ -41,10 +41,10 @@ std::vector<std::string> restart_only_changes(const config::Config& running,
 
 class Scheduler final : private work::DownloadObserver {
  public:
-  // `metrics` must have the families of metrics::declare_exporter_metrics.
+  // `metrics` must have the families of ops::declare_exporter_metrics.
   Scheduler(boost::asio::any_io_executor executor, std::shared_ptr<const config::Config> config,
             const Clock& clock, state::StateStore& store, archive::Archive& archive,
-            http::Client& http, download::Downloader& downloader, metrics::Registry& metrics);
+            http::Client& http, download::Downloader& downloader, ops::Registry& metrics);
 
   // One pass: every slot due now is asked for once and, where finished, archived.
   boost::asio::awaitable<void> run_once();
@@ -110,8 +110,8 @@ class Scheduler final : private work::DownloadObserver {
   // Runs the job's hook for `event` (slot_done, slot_failed, slot_at_risk), if it has
   // one, with the slot's details and `extra` in its environment.
   void run_hook(const config::Job& job, std::string_view event, const std::string& slot_name,
-                Instant slot_start, HookVariables extra);
-  // Adds to one of the job's counters (metrics/exporter_metrics.hpp).
+                Instant slot_start, ops::HookVariables extra);
+  // Adds to one of the job's counters (ops/exporter_metrics.hpp).
   void count(std::string_view counter, const std::string& job, double by = 1);
   // The vendor's retention passed: recorded as lost (store_lost), then counted and
   // logged as event=slot_lost (announce_lost). watch_retention stores many in one
@@ -137,7 +137,7 @@ class Scheduler final : private work::DownloadObserver {
   state::StateStore& store_;
   archive::Archive& archive_;
   http::Client& http_;
-  metrics::Registry& metrics_;
+  ops::Registry& metrics_;
   std::unique_ptr<api::CodeCache> codes_;  // signed codes, in store_
   std::shared_ptr<const Generation> generation_;
   std::map<std::string, Instant> planned_until_;  // by job: start of the next unplanned slot
@@ -150,7 +150,7 @@ class Scheduler final : private work::DownloadObserver {
   work::Downloads downloads_;
   async::Signal wake_;
   async::TaskGroup workers_;  // one task per slot in flight
-  HookRunner hooks_;
+  ops::HookRunner hooks_;
   bool stopping_ = false;
 };
 

@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <random>
 
-#include "metrics/exporter_metrics.hpp"
+#include "ops/exporter_metrics.hpp"
 #include "scheduler/notices.hpp"
 #include "scheduler/planner.hpp"
 #include "scheduler/scheduler.hpp"
@@ -103,7 +103,7 @@ asio::awaitable<void> Scheduler::process(std::shared_ptr<const Generation> gener
         record.job, record.slot,
         {.state = state::SlotState::failed, .next_at = clock_.now(), .last_error = reason},
         clock_.now());
-    count(metrics::kSlotFailures, record.job);
+    count(ops::kSlotFailures, record.job);
     spdlog::error("event=slot_failed job={} slot={} reason=\"{}\"", record.job, record.slot,
                   reason);
     co_return;
@@ -145,12 +145,12 @@ void Scheduler::settle(const config::Job& job, const Slot& slot, const state::Sl
                        const work::Outcome& outcome, bool counted) {
   const work::Progress& progress = outcome.progress;
   if (progress.archived_files > 0) {
-    count(metrics::kArchivedFiles, job.name, static_cast<double>(progress.archived_files));
-    count(metrics::kArchivedBytes, job.name, static_cast<double>(progress.archived_bytes));
+    count(ops::kArchivedFiles, job.name, static_cast<double>(progress.archived_files));
+    count(ops::kArchivedBytes, job.name, static_cast<double>(progress.archived_bytes));
   }
   if (progress.downloaded_bytes > 0) {
-    metrics_.add(metrics::kDownloadBytes, {}, static_cast<double>(progress.downloaded_bytes));
-    metrics_.add(metrics::kDownloadSeconds, {}, progress.download_seconds);
+    metrics_.add(ops::kDownloadBytes, {}, static_cast<double>(progress.downloaded_bytes));
+    metrics_.add(ops::kDownloadSeconds, {}, progress.download_seconds);
   }
   for (const work::CappedChart& capped : progress.capped) {
     spdlog::warn(
@@ -236,7 +236,7 @@ void Scheduler::retry_later(const config::Job& job, const state::SlotRecord& rec
                    .last_error = retry.reason,
                    .count_attempt = count_attempt},
                   now);
-    count(metrics::kRetries, job.name);
+    count(ops::kRetries, job.name);
     spdlog::warn("event=slot_retry job={} slot={} reason=\"{}\"", job.name, record.slot,
                  retry.reason);
     return;
@@ -253,7 +253,7 @@ void Scheduler::retry_later(const config::Job& job, const state::SlotRecord& rec
        .last_error = retry.reason,
        .count_attempt = count_attempt},
       now);
-  count(metrics::kRetries, record.job);
+  count(ops::kRetries, record.job);
   spdlog::warn("event=slot_retry job={} slot={} in={}s reason=\"{}\"", record.job, record.slot,
                delay.count(), retry.reason);
 }
@@ -278,14 +278,14 @@ void Scheduler::links_expired(const config::Job& job, const Slot& slot) {
 }
 
 void Scheduler::run_hook(const config::Job& job, std::string_view event,
-                         const std::string& slot_name, Instant slot_start, HookVariables extra) {
+                         const std::string& slot_name, Instant slot_start, ops::HookVariables extra) {
   const std::string* command = event == "slot_done"     ? &job.hooks.on_slot_done
                                : event == "slot_failed" ? &job.hooks.on_slot_failed
                                                         : &job.hooks.on_slot_at_risk;
   if (command->empty()) {
     return;
   }
-  HookVariables variables{{"GIO_EVENT", std::string{event}},
+  ops::HookVariables variables{{"GIO_EVENT", std::string{event}},
                           {"GIO_JOB", job.name},
                           {"GIO_SLOT", slot_name},
                           {"GIO_SLOT_START", format_utc(slot_start)},
@@ -313,7 +313,7 @@ void Scheduler::store_lost(const state::SlotRecord& record, Instant now) {
 }
 
 void Scheduler::announce_lost(const state::SlotRecord& record) {
-  count(metrics::kSlotsLost, record.job);
+  count(ops::kSlotsLost, record.job);
   spdlog::error("event=slot_lost job={} slot={} state={} reason=\"retention passed; last: {}\"",
                 record.job, record.slot, to_string(record.state),
                 record.last_error.empty() ? record.api_status : record.last_error);
@@ -328,7 +328,7 @@ void Scheduler::fail_slot(const config::Job& job, const Slot& slot, const std::s
                  .last_error = reason,
                  .count_attempt = count_attempt},
                 now);
-  count(metrics::kSlotFailures, job.name);
+  count(ops::kSlotFailures, job.name);
   spdlog::error("event=slot_failed job={} slot={} reason=\"{}\"", job.name, slot.name(), reason);
   run_hook(job, "slot_failed", slot.name(), slot.start(), {{"GIO_REASON", reason}});
 }

@@ -7,7 +7,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_future.hpp>
 
-#include "metrics/exporter_metrics.hpp"
+#include "ops/exporter_metrics.hpp"
 #include "scheduler/planner.hpp"
 #include "support/temp_dir.hpp"
 
@@ -120,7 +120,7 @@ class SchedulerTest : public ::testing::Test {
         archive_(dir_.path() / "archive"),
         http_(io_.get_executor(), {}),
         downloader_(http_, pool_) {
-    metrics::declare_exporter_metrics(metrics_);
+    ops::declare_exporter_metrics(metrics_);
   }
   ~SchedulerTest() override { pool_.join(); }
 
@@ -167,7 +167,7 @@ class SchedulerTest : public ::testing::Test {
   archive::Archive archive_;
   http::Client http_;
   download::Downloader downloader_;
-  metrics::Registry metrics_;
+  ops::Registry metrics_;
 };
 
 TEST_F(SchedulerTest, AClockJumpForwardPlansTheSkippedSlotsAndOneBackRedoesNothing) {
@@ -184,11 +184,11 @@ TEST_F(SchedulerTest, AClockJumpForwardPlansTheSkippedSlotsAndOneBackRedoesNothi
   ASSERT_EQ(slot_names("a").size(), 4u);
   EXPECT_EQ(slot_names("a").back(), "2026-11-22T16");
   // Every slot was asked once; the refused connection put each off, none failed.
-  EXPECT_EQ(metrics_.value(metrics::kApiRequests,
+  EXPECT_EQ(metrics_.value(ops::kApiRequests,
                            {{"project", "shop"}, {"endpoint", "raw_export"}, {"code", "error"}}),
             4);
-  EXPECT_EQ(metrics_.value(metrics::kRetries, {{"gio_job", "a"}}), 4);
-  EXPECT_EQ(metrics_.value(metrics::kSlotFailures, {{"gio_job", "a"}}), 0);
+  EXPECT_EQ(metrics_.value(ops::kRetries, {{"gio_job", "a"}}), 4);
+  EXPECT_EQ(metrics_.value(ops::kSlotFailures, {{"gio_job", "a"}}), 0);
   for (const auto& record : store_.slots("a", Instant{}, utc("2030-01-01T00:00:00Z"))) {
     EXPECT_EQ(record.state, state::SlotState::pending) << record.slot;
     EXPECT_NE(record.last_error, "") << record.slot;
@@ -258,7 +258,7 @@ TEST_F(SchedulerTest, RetentionWatchMarksRiskOnceAndLossAfterFifteenDays) {
                    metrics_};
   run_once(fourth);
   EXPECT_EQ(store_.find("a", oldest)->state, state::SlotState::lost);
-  EXPECT_EQ(metrics_.value(metrics::kSlotsLost, {{"gio_job", "a"}}), 1);
+  EXPECT_EQ(metrics_.value(ops::kSlotsLost, {{"gio_job", "a"}}), 1);
   // The next hour still has an hour left.
   EXPECT_NE(store_.find("a", slot_names("a")[1])->state, state::SlotState::lost);
 }

@@ -1,6 +1,8 @@
 // The process-wide logger: one line per record on stderr, in the configured format,
 // with journald's priority prefixes when stderr is the journal.
 
+#include "ops/logging.hpp"
+
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
@@ -11,9 +13,7 @@
 #include <ctime>
 #include <string>
 
-#include "cli/commands.hpp"
-
-namespace gio::cli {
+namespace gio::ops {
 namespace {
 
 namespace json = boost::json;
@@ -154,4 +154,4 @@ void configure_logging(const config::LogSettings& log) {
   spdlog::flush_on(spdlog::level::info);
 }
 
-}  // namespace gio::cli
+}  // namespace gio::ops

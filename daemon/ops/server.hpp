@@ -12,7 +12,7 @@
 #include <string>
 #include <string_view>
 
-namespace gio::metrics {
+namespace gio::ops {
 
 struct Reply {
   unsigned status = 200;
@@ -42,4 +42,4 @@ class Server {
   int connections_ = 0;
 };
 
-}  // namespace gio::metrics
+}  // namespace gio::ops

@@ -1,6 +1,6 @@
-#include "metrics/exporter_metrics.hpp"
+#include "ops/exporter_metrics.hpp"
 
-namespace gio::metrics {
+namespace gio::ops {
 
 void declare_exporter_metrics(Registry& registry) {
   const auto gauge = [&registry](std::string_view name, std::string help) {
@@ -33,4 +33,4 @@ void declare_exporter_metrics(Registry& registry) {
           "Seconds spent downloading verified parts (bytes / seconds = throughput).");
 }
 
-}  // namespace gio::metrics
+}  // namespace gio::ops

@@ -1,13 +1,13 @@
-#include "cli/service.hpp"
+#include "ops/service.hpp"
 
 #include <systemd/sd-daemon.h>
 
 #include <boost/json.hpp>
 #include <ctime>
 
-#include "metrics/exporter_metrics.hpp"
+#include "ops/exporter_metrics.hpp"
 
-namespace gio::cli {
+namespace gio::ops {
 namespace {
 
 namespace json = boost::json;
@@ -64,31 +64,29 @@ std::string status_line(const config::Config& config, state::StateStore& store, 
          " at risk";
 }
 
-metrics::Reply scrape(const config::Config& config, state::StateStore& store,
-                      metrics::Registry& registry, Instant now) {
+Reply scrape(const config::Config& config, state::StateStore& store, Registry& registry,
+             Instant now) {
   // Gauges are read afresh: a job removed by a reload disappears from the answer.
-  for (const std::string_view gauge : {metrics::kSlots, metrics::kSlotsAtRisk,
-                                       metrics::kNextLossSeconds, metrics::kNewestArchivedSlot}) {
+  for (const std::string_view gauge :
+       {kSlots, kSlotsAtRisk, kNextLossSeconds, kNewestArchivedSlot}) {
     registry.clear(gauge);
   }
   for (const config::Job& job : config.jobs) {
     const state::JobSummary summary = store.summarize(job.name);
     for (const state::SlotState state : kStates) {
-      registry.set(metrics::kSlots,
-                   {{"gio_job", job.name}, {"state", std::string{to_string(state)}}},
+      registry.set(kSlots, {{"gio_job", job.name}, {"state", std::string{to_string(state)}}},
                    count_of(summary, state));
     }
-    registry.set(metrics::kSlotsAtRisk, {{"gio_job", job.name}},
+    registry.set(kSlotsAtRisk, {{"gio_job", job.name}},
                  store.count_at_risk(job.name, now - kRetention + kAtRisk));
     if (const auto oldest = store.oldest_not_done_start(job.name)) {
       const auto left = std::max(std::chrono::seconds{0}, *oldest + kRetention - now);
-      registry.set(metrics::kNextLossSeconds, {{"gio_job", job.name}},
-                   static_cast<double>(left.count()));
+      registry.set(kNextLossSeconds, {{"gio_job", job.name}}, static_cast<double>(left.count()));
     }
     if (summary.newest_done) {
       if (const auto slot = Slot::parse(*summary.newest_done, job.granularity)) {
         registry.set(
-            metrics::kNewestArchivedSlot,
+            kNewestArchivedSlot,
             {{"gio_job", job.name}, {"granularity", std::string{to_string(job.granularity)}}},
             static_cast<double>(to_unix(slot->start())));
       }
@@ -97,11 +95,10 @@ metrics::Reply scrape(const config::Config& config, state::StateStore& store,
   return {.content_type = "text/plain; version=0.0.4; charset=utf-8", .body = registry.text()};
 }
 
-metrics::Reply health(const scheduler::Scheduler& scheduler, state::StateStore& store,
-                      Instant now) {
+Reply health(LoopHealth loop, state::StateStore& store, Instant now) {
   const auto loop_age = std::chrono::duration_cast<std::chrono::seconds>(
-      std::chrono::steady_clock::now() - scheduler.alive_at());
-  const bool loop_ok = scheduler.loop_alive();
+      std::chrono::steady_clock::now() - loop.alive_at);
+  const bool loop_ok = loop.alive;
   std::string database = "writable";
   try {
     store.check_writable(now, kHealthWriteWait);
@@ -117,4 +114,4 @@ metrics::Reply health(const scheduler::Scheduler& scheduler, state::StateStore& 
           .body = json::serialize(body) + "\n"};
 }
 
-}  // namespace gio::cli
+}  // namespace gio::ops

@@ -1,4 +1,4 @@
-#include "metrics/server.hpp"
+#include "ops/server.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -11,7 +11,7 @@
 #include <boost/beast/http.hpp>
 #include <stdexcept>
 
-namespace gio::metrics {
+namespace gio::ops {
 namespace {
 
 namespace asio = boost::asio;
@@ -153,4 +153,4 @@ asio::awaitable<void> Server::serve(tcp::socket socket) {
   stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
 }
 
-}  // namespace gio::metrics
+}  // namespace gio::ops

@@ -1,4 +1,4 @@
-#include "scheduler/hooks.hpp"
+#include "ops/hooks.hpp"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -9,16 +9,18 @@
 #include <unistd.h>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 extern char** environ;
 
-namespace gio::scheduler {
+namespace gio::ops {
 namespace {
 
 namespace asio = boost::asio;
@@ -37,41 +39,17 @@ std::string describe_status(int status) {
   return "status " + std::to_string(status);
 }
 
-}  // namespace
-
-HookRunner::HookRunner(asio::any_io_executor executor)
-    : executor_(executor), running_(executor, kMaxRunning), hooks_(executor) {}
-
-void HookRunner::run(const std::string& command, std::chrono::seconds timeout,
-                     HookVariables variables) {
-  if (command.empty()) {
-    return;
-  }
-  hooks_.spawn([this, command, timeout, variables = std::move(variables)]() {
-    return execute(command, timeout, variables);
-  });
-}
-
-asio::awaitable<void> HookRunner::wait() {
-  co_await hooks_.wait();
-}
-
-asio::awaitable<void> HookRunner::execute(std::string command, std::chrono::seconds timeout,
-                                          HookVariables variables) {
-  auto permit = co_await running_.hold();
-  // "hook=slot_done job=J slot=S": what the log lines about this hook name.
-  std::string about;
+// Starts `/bin/sh -c command` with `variables` added to the daemon's environment, in its
+// own process group (so a timeout kills what the shell started too), stdin from
+// /dev/null, stdout and stderr where the daemon's go (the journal). Returns
+// posix_spawn's error number, 0 when `pid` is the child's.
+int spawn_shell(std::string command, const HookVariables& variables, pid_t& pid) {
   std::vector<std::string> environment;
   for (char** entry = environ; *entry != nullptr; ++entry) {
     environment.emplace_back(*entry);
   }
   for (const auto& [name, value] : variables) {
     environment.push_back(name + "=" + value);
-    if (name == "GIO_EVENT") {
-      about = "hook=" + value + about;
-    } else if (name == "GIO_JOB" || name == "GIO_SLOT") {
-      about += (name == "GIO_JOB" ? " job=" : " slot=") + value;
-    }
   }
   std::vector<char*> envp;
   for (std::string& entry : environment) {
@@ -82,8 +60,6 @@ asio::awaitable<void> HookRunner::execute(std::string command, std::chrono::seco
   std::string dash_c = "-c";
   char* argv[] = {shell.data(), dash_c.data(), command.data(), nullptr};
 
-  // Its own process group, so a timeout kills what the shell started too; stdin from
-  // /dev/null; stdout and stderr go where the daemon's go (the journal).
   posix_spawnattr_t attributes;
   posix_spawnattr_init(&attributes);
   posix_spawnattr_setflags(&attributes,
@@ -98,11 +74,65 @@ asio::awaitable<void> HookRunner::execute(std::string command, std::chrono::seco
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-  pid_t pid = 0;
   const int spawned = posix_spawn(&pid, shell.c_str(), &actions, &attributes, argv, envp.data());
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attributes);
-  if (spawned != 0) {
+  return spawned;
+}
+
+}  // namespace
+
+HookRunner::HookRunner(asio::any_io_executor executor) : executor_(executor), idle_(executor) {}
+
+void HookRunner::run(const std::string& command, std::chrono::seconds timeout,
+                     HookVariables variables) {
+  if (command.empty()) {
+    return;
+  }
+  queued_.push_back({command, timeout, std::move(variables)});
+  start_queued();
+}
+
+void HookRunner::start_queued() {
+  while (running_ < kMaxRunning && !queued_.empty()) {
+    Hook hook = std::move(queued_.front());
+    queued_.pop_front();
+    ++running_;
+    asio::co_spawn(executor_, execute(std::move(hook)), [this](std::exception_ptr error) {
+      --running_;
+      if (error && !error_) {
+        error_ = error;
+      }
+      start_queued();
+      if (running_ == 0) {
+        idle_.cancel();
+      }
+    });
+  }
+}
+
+asio::awaitable<void> HookRunner::wait() {
+  while (running_ > 0 || !queued_.empty()) {
+    idle_.expires_at(asio::steady_timer::time_point::max());
+    co_await idle_.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+  if (error_) {
+    std::rethrow_exception(std::exchange(error_, nullptr));
+  }
+}
+
+asio::awaitable<void> HookRunner::execute(Hook hook) {
+  // "hook=slot_done job=J slot=S": what the log lines about this hook name.
+  std::string about;
+  for (const auto& [name, value] : hook.variables) {
+    if (name == "GIO_EVENT") {
+      about = "hook=" + value + about;
+    } else if (name == "GIO_JOB" || name == "GIO_SLOT") {
+      about += (name == "GIO_JOB" ? " job=" : " slot=") + value;
+    }
+  }
+  pid_t pid = 0;
+  if (const int spawned = spawn_shell(hook.command, hook.variables, pid); spawned != 0) {
     spdlog::warn("event=hook_failed {} reason=\"cannot start /bin/sh: {}\"", about,
                  std::strerror(spawned));
     co_return;
@@ -120,7 +150,7 @@ asio::awaitable<void> HookRunner::execute(std::string command, std::chrono::seco
     co_return;
   }
   asio::posix::stream_descriptor exited{executor_, pidfd};  // owns and closes the pidfd
-  asio::steady_timer deadline{executor_, timeout};
+  asio::steady_timer deadline{executor_, hook.timeout};
   using namespace asio::experimental::awaitable_operators;
   const auto first = co_await (exited.async_wait(asio::posix::descriptor_base::wait_read,
                                                  asio::as_tuple(asio::use_awaitable)) ||
@@ -135,7 +165,7 @@ asio::awaitable<void> HookRunner::execute(std::string command, std::chrono::seco
   }
   if (timed_out) {
     spdlog::warn("event=hook_failed {} reason=\"killed after {}s (hook_timeout)\"", about,
-                 timeout.count());
+                 hook.timeout.count());
   } else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
     spdlog::warn("event=hook_failed {} reason=\"{}\"", about, describe_status(status));
   } else {
@@ -143,4 +173,4 @@ asio::awaitable<void> HookRunner::execute(std::string command, std::chrono::seco
   }
 }
 
-}  // namespace gio::scheduler
+}  // namespace gio::ops

@@ -10,12 +10,11 @@
 #include <string_view>
 
 #include "config/config.hpp"
-#include "metrics/registry.hpp"
-#include "metrics/server.hpp"
-#include "scheduler/scheduler.hpp"
+#include "ops/registry.hpp"
+#include "ops/server.hpp"
 #include "state/state_store.hpp"
 
-namespace gio::cli {
+namespace gio::ops {
 
 // sd_notify(): a no-op unless systemd (or a test) set NOTIFY_SOCKET.
 void notify(std::string_view state);
@@ -28,11 +27,18 @@ std::optional<std::chrono::microseconds> watchdog_interval();
 std::string status_line(const config::Config& config, state::StateStore& store, Instant now);
 
 // Sets the gauges from the state store, then answers with every family.
-metrics::Reply scrape(const config::Config& config, state::StateStore& store,
-                      metrics::Registry& registry, Instant now);
+Reply scrape(const config::Config& config, state::StateStore& store, Registry& registry,
+             Instant now);
+
+// What /healthz knows of the scheduler's loop (Scheduler::alive_at, loop_alive): plain
+// values, because the scheduler is built on ops/ and not the other way round.
+struct LoopHealth {
+  std::chrono::steady_clock::time_point alive_at;
+  bool alive = false;
+};
 
 // 200 when the scheduler's loop went round lately and the database takes a write;
 // 503 otherwise. A short JSON body says which.
-metrics::Reply health(const scheduler::Scheduler& scheduler, state::StateStore& store, Instant now);
+Reply health(LoopHealth loop, state::StateStore& store, Instant now);
 
-}  // namespace gio::cli
+}  // namespace gio::ops

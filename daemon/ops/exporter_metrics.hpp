@@ -6,9 +6,9 @@
 
 #include <string_view>
 
-#include "metrics/registry.hpp"
+#include "ops/registry.hpp"
 
-namespace gio::metrics {
+namespace gio::ops {
 
 // Gauges, read from the state store at each scrape.
 inline constexpr std::string_view kSlots = "gio_exporter_slots";                // {gio_job,state}
@@ -36,4 +36,4 @@ inline constexpr std::string_view kDownloadSeconds = "gio_exporter_download_seco
 // Declares every family above with its HELP text.
 void declare_exporter_metrics(Registry& registry);
 
-}  // namespace gio::metrics
+}  // namespace gio::ops

@@ -7,14 +7,15 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <deque>
+#include <exception>
 #include <string>
 #include <utility>
 #include <vector>
 
-#include "config/config.hpp"
-#include "async/async.hpp"
-
-namespace gio::scheduler {
+namespace gio::ops {
 
 using HookVariables = std::vector<std::pair<std::string, std::string>>;
 
@@ -30,12 +31,22 @@ class HookRunner {
   boost::asio::awaitable<void> wait();
 
  private:
-  boost::asio::awaitable<void> execute(std::string command, std::chrono::seconds timeout,
-                                       HookVariables variables);
+  struct Hook {
+    std::string command;
+    std::chrono::seconds timeout;
+    HookVariables variables;
+  };
+  // Starts queued hooks while fewer than the limit run.
+  void start_queued();
+  boost::asio::awaitable<void> execute(Hook hook);
 
   boost::asio::any_io_executor executor_;
-  async::Semaphore running_;
-  async::TaskGroup hooks_;
+  // A queue and a count rather than scheduler/async.hpp's Semaphore and TaskGroup:
+  // the scheduler is built on ops/, so ops/ cannot use what the scheduler owns.
+  std::deque<Hook> queued_;
+  int running_ = 0;
+  boost::asio::steady_timer idle_;  // cancelled when the last hook ends: wakes wait()
+  std::exception_ptr error_;        // the first a hook's coroutine threw; wait() rethrows it
 };
 
-}  // namespace gio::scheduler
+}  // namespace gio::ops

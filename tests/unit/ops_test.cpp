@@ -6,44 +6,73 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <functional>
+#include <sstream>
 #include <thread>
 
-#include "metrics/registry.hpp"
-#include "metrics/server.hpp"
+#include "ops/hooks.hpp"
+#include "ops/registry.hpp"
+#include "ops/server.hpp"
 
-namespace gio::metrics {
+namespace gio::ops {
 namespace {
 
 TEST(Registry, WritesTheTextFormatWithEscapedLabels) {
   Registry registry;
-  registry.declare("gio_exporter_api_requests_total", Kind::counter, "API calls\nby code");
+  // Declared out of order: the text is sorted by family, then by labels.
   registry.declare("gio_exporter_slots", Kind::gauge, "Slots by state");
+  registry.declare("gio_exporter_api_requests_total", Kind::counter, "API calls by \"code\"");
   registry.declare("gio_exporter_unused_total", Kind::counter, "never counted");
   registry.add("gio_exporter_api_requests_total", {{"project", "shop"}, {"code", "200"}});
   registry.add("gio_exporter_api_requests_total", {{"project", "shop"}, {"code", "200"}}, 2);
   registry.add("gio_exporter_api_requests_total", {{"project", "a\"b\\c\nd"}, {"code", "429"}});
-  registry.set("gio_exporter_slots", {{"job", "j"}, {"state", "done"}}, 12);
   registry.set("gio_exporter_slots", {{"job", "j"}, {"state", "lost"}}, 0.5);
+  registry.set("gio_exporter_slots", {{"job", "j"}, {"state", "done"}}, 12);
 
   EXPECT_EQ(registry.text(),
-            "# HELP gio_exporter_api_requests_total API calls\\nby code\n"
+            "# HELP gio_exporter_api_requests_total API calls by \"code\"\n"
             "# TYPE gio_exporter_api_requests_total counter\n"
-            "gio_exporter_api_requests_total{project=\"a\\\"b\\\\c\\nd\",code=\"429\"} 1\n"
-            "gio_exporter_api_requests_total{project=\"shop\",code=\"200\"} 3\n"
+            "gio_exporter_api_requests_total{code=\"200\",project=\"shop\"} 3\n"
+            "gio_exporter_api_requests_total{code=\"429\",project=\"a\\\"b\\\\c\\nd\"} 1\n"
             "# HELP gio_exporter_slots Slots by state\n"
             "# TYPE gio_exporter_slots gauge\n"
             "gio_exporter_slots{job=\"j\",state=\"done\"} 12\n"
             "gio_exporter_slots{job=\"j\",state=\"lost\"} 0.5\n");
   EXPECT_EQ(
       registry.value("gio_exporter_api_requests_total", {{"project", "shop"}, {"code", "200"}}), 3);
+  EXPECT_EQ(registry.value("gio_exporter_api_requests_total", {{"project", "none"}}), 0);
   registry.clear("gio_exporter_slots");
   EXPECT_EQ(registry.text().find("gio_exporter_slots"), std::string::npos);
+  registry.set("gio_exporter_slots", {{"job", "j"}, {"state", "done"}}, 1);
+  EXPECT_NE(registry.text().find("gio_exporter_slots{job=\"j\",state=\"done\"} 1\n"),
+            std::string::npos);
 }
 
-TEST(Registry, RefusesUndeclaredNames) {
+TEST(Registry, WritesWholeNumbersWithoutAnExponent) {
+  // Unix seconds and byte counts must read back exactly.
+  Registry registry;
+  registry.declare("gio_exporter_start_time_seconds", Kind::gauge, "start");
+  registry.declare("gio_exporter_archived_bytes_total", Kind::counter, "bytes");
+  registry.set("gio_exporter_start_time_seconds", {}, 1764601234);
+  registry.add("gio_exporter_archived_bytes_total", {}, 1e15);
+  const std::string text = registry.text();
+  EXPECT_NE(text.find("gio_exporter_start_time_seconds 1764601234\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("gio_exporter_archived_bytes_total 1000000000000000\n"), std::string::npos)
+      << text;
+}
+
+TEST(Registry, RefusesUndeclaredNamesSettingCountersAndUnescapableHelp) {
   Registry registry;
   EXPECT_THROW(registry.add("gio_exporter_typo_total"), std::logic_error);
   EXPECT_THROW(registry.set("gio_exporter_typo", {}, 1), std::logic_error);
+  registry.declare("gio_exporter_things_total", Kind::counter, "things");
+  EXPECT_THROW(registry.set("gio_exporter_things_total", {}, 1), std::logic_error);
+  // prometheus-cpp 1.0 would write these unescaped, breaking the format.
+  EXPECT_THROW(registry.declare("gio_exporter_a", Kind::gauge, "two\nlines"), std::logic_error);
+  EXPECT_THROW(registry.declare("gio_exporter_b", Kind::gauge, "a \\ b"), std::logic_error);
 }
 
 // Sends raw bytes to the server and returns everything it answers until it closes.
@@ -129,5 +158,67 @@ TEST(Server, NamesTheAddressItCannotBind) {
   }
 }
 
+// Runs `body` on a fresh io_context until it and everything it started have finished.
+void run_hooks(const std::function<boost::asio::awaitable<void>(HookRunner&)>& body) {
+  boost::asio::io_context io;
+  HookRunner hooks{io.get_executor()};
+  bool finished = false;
+  boost::asio::co_spawn(io, body(hooks), [&](std::exception_ptr error) {
+    finished = true;
+    if (error) {
+      std::rethrow_exception(error);
+    }
+  });
+  io.run();
+  EXPECT_TRUE(finished);
+}
+
+std::string read_all(const std::string& path) {
+  std::ifstream in{path};
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+TEST(HookRunner, RunsEveryHookWithItsVariablesAFewAtATime) {
+  const std::string log = ::testing::TempDir() + "ops_test_hooks.log";
+  std::remove(log.c_str());
+  run_hooks([&](HookRunner& hooks) -> boost::asio::awaitable<void> {
+    for (int i = 0; i < 6; ++i) {
+      hooks.run("echo start $GIO_SLOT >> " + log + "; sleep 0.2; echo end >> " + log,
+                std::chrono::seconds{10}, {{"GIO_SLOT", std::to_string(i)}});
+    }
+    hooks.run("", std::chrono::seconds{10}, {});  // no command: nothing runs
+    co_await hooks.wait();
+  });
+  std::istringstream lines{read_all(log)};
+  int running = 0;
+  int most = 0;
+  int started = 0;
+  std::string word;
+  std::string slot;
+  while (lines >> word) {
+    if (word == "start") {
+      lines >> slot;
+      ++started;
+      most = std::max(most, ++running);
+    } else {
+      --running;
+    }
+  }
+  EXPECT_EQ(started, 6);
+  EXPECT_EQ(running, 0);  // wait() returned after every hook ended
+  EXPECT_EQ(most, 4);     // the limit, reached
+}
+
+TEST(HookRunner, KillsAHookThatOutlivesItsTimeout) {
+  const auto start = std::chrono::steady_clock::now();
+  run_hooks([&](HookRunner& hooks) -> boost::asio::awaitable<void> {
+    hooks.run("sleep 30 & sleep 30", std::chrono::seconds{1}, {{"GIO_EVENT", "slot_done"}});
+    co_await hooks.wait();
+  });
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds{10});
+}
+
 }  // namespace
-}  // namespace gio::metrics
+}  // namespace gio::ops
