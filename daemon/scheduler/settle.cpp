@@ -125,16 +125,18 @@ asio::awaitable<void> Scheduler::process(std::shared_ptr<const Generation> gener
   }
 
   StoredLedger ledger{*this, job, slot};
-  const work::Outcome outcome =
-      co_await work::run({.job = job,
-                          .project = generation->config->project_of(job),
-                          .slot = slot,
-                          .api = *generation->apis.at(job.project),
-                          .turn = turn_for(record, slot, now),
-                          .ledger = ledger,
-                          .archive = archive_,
-                          .clock = clock_,
-                          .downloads = downloads_});
+  // A named SlotWork, not a braced temporary in the co_await: GCC 12 miscompiles the
+  // latter (a temporary's lifetime across the suspension).
+  const work::SlotWork pass{.job = job,
+                            .project = generation->config->project_of(job),
+                            .slot = slot,
+                            .api = *generation->apis.at(job.project),
+                            .turn = turn_for(record, slot, now),
+                            .ledger = ledger,
+                            .archive = archive_,
+                            .clock = clock_,
+                            .downloads = downloads_};
+  const work::Outcome outcome = co_await work::run(pass);
   if (ledger.downloading()) {
     record.state = state::SlotState::downloading;
   }
