@@ -24,6 +24,7 @@
 #include "ops/exporter_metrics.hpp"
 #include "ops/logging.hpp"
 #include "ops/server.hpp"
+#include "cli/daemon_status.hpp"
 #include "ops/service.hpp"
 #include "scheduler/scheduler.hpp"
 #include "state/state_store.hpp"
@@ -260,10 +261,10 @@ bool Daemon::serve_metrics() {
     listener_.emplace(io_.get_executor(), config_.metrics.listen,
                       [this](std::string_view path) -> ops::Reply {
                         if (path == "/metrics") {
-                          return ops::scrape(scheduler_->config(), *store_, registry_, clock_.now());
+                          return scrape(scheduler_->config(), *store_, registry_, clock_.now());
                         }
                         if (path == "/healthz") {
-                          return ops::health({scheduler_->alive_at(), scheduler_->loop_alive()}, *store_,
+                          return health({scheduler_->alive_at(), scheduler_->loop_alive()}, *store_,
                                              clock_.now());
                         }
                         return {.status = 404, .body = "try /metrics or /healthz\n"};
@@ -298,7 +299,7 @@ void Daemon::start() {
 // READY=1, the unit's STATUS line every kStatusEvery, and the watchdog's pings.
 void Daemon::report_to_systemd() {
   const auto report_status = [this] {
-    ops::notify("STATUS=" + ops::status_line(scheduler_->config(), *store_, clock_.now()));
+    ops::notify("STATUS=" + status_line(scheduler_->config(), *store_, clock_.now()));
   };
   report_status();
   ops::notify("READY=1");

@@ -9,7 +9,6 @@
 #include <unistd.h>
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -82,43 +81,23 @@ int spawn_shell(std::string command, const HookVariables& variables, pid_t& pid)
 
 }  // namespace
 
-HookRunner::HookRunner(asio::any_io_executor executor) : executor_(executor), idle_(executor) {}
+HookRunner::HookRunner(asio::any_io_executor executor)
+    : executor_(executor), slots_(executor, kMaxRunning), hooks_(executor) {}
 
 void HookRunner::run(const std::string& command, std::chrono::seconds timeout,
                      HookVariables variables) {
   if (command.empty()) {
     return;
   }
-  queued_.push_back({command, timeout, std::move(variables)});
-  start_queued();
-}
-
-void HookRunner::start_queued() {
-  while (running_ < kMaxRunning && !queued_.empty()) {
-    Hook hook = std::move(queued_.front());
-    queued_.pop_front();
-    ++running_;
-    asio::co_spawn(executor_, execute(std::move(hook)), [this](std::exception_ptr error) {
-      --running_;
-      if (error && !error_) {
-        error_ = error;
-      }
-      start_queued();
-      if (running_ == 0) {
-        idle_.cancel();
-      }
-    });
-  }
+  hooks_.spawn([this, hook = Hook{command, timeout, std::move(variables)}]() mutable
+               -> asio::awaitable<void> {
+    auto permit = co_await slots_.hold();
+    co_await execute(std::move(hook));
+  });
 }
 
 asio::awaitable<void> HookRunner::wait() {
-  while (running_ > 0 || !queued_.empty()) {
-    idle_.expires_at(asio::steady_timer::time_point::max());
-    co_await idle_.async_wait(asio::as_tuple(asio::use_awaitable));
-  }
-  if (error_) {
-    std::rethrow_exception(std::exchange(error_, nullptr));
-  }
+  co_await hooks_.wait();
 }
 
 asio::awaitable<void> HookRunner::execute(Hook hook) {

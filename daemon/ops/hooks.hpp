@@ -7,13 +7,12 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <chrono>
-#include <deque>
-#include <exception>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "async/async.hpp"
 
 namespace gio::ops {
 
@@ -36,17 +35,11 @@ class HookRunner {
     std::chrono::seconds timeout;
     HookVariables variables;
   };
-  // Starts queued hooks while fewer than the limit run.
-  void start_queued();
   boost::asio::awaitable<void> execute(Hook hook);
 
   boost::asio::any_io_executor executor_;
-  // A queue and a count rather than scheduler/async.hpp's Semaphore and TaskGroup:
-  // the scheduler is built on ops/, so ops/ cannot use what the scheduler owns.
-  std::deque<Hook> queued_;
-  int running_ = 0;
-  boost::asio::steady_timer idle_;  // cancelled when the last hook ends: wakes wait()
-  std::exception_ptr error_;        // the first a hook's coroutine threw; wait() rethrows it
+  async::Semaphore slots_;  // bounds the hooks running at once
+  async::TaskGroup hooks_;  // every hook started, so that wait() can await them
 };
 
 }  // namespace gio::ops

@@ -1,0 +1,34 @@
+#pragma once
+
+// What the daemon tells monitoring about its slots, read from the state store: the
+// unit's STATUS line, the gauges of /metrics, and /healthz.
+
+#include <chrono>
+#include <string>
+
+#include "config/config.hpp"
+#include "ops/registry.hpp"
+#include "ops/server.hpp"
+#include "state/state_store.hpp"
+
+namespace gio::cli {
+
+// "12 slots waiting, 2 downloading, 0 failed, 0 at risk": the unit's STATUS line.
+std::string status_line(const config::Config& config, state::StateStore& store, Instant now);
+
+// Sets the gauges from the state store, then answers with every family.
+ops::Reply scrape(const config::Config& config, state::StateStore& store, ops::Registry& registry,
+             Instant now);
+
+// What /healthz knows of the scheduler's loop (Scheduler::alive_at, loop_alive): plain
+// values, so that this file needs the scheduler's loop and nothing else of it.
+struct LoopHealth {
+  std::chrono::steady_clock::time_point alive_at;
+  bool alive = false;
+};
+
+// 200 when the scheduler's loop went round lately and the database takes a write;
+// 503 otherwise. A short JSON body says which.
+ops::Reply health(LoopHealth loop, state::StateStore& store, Instant now);
+
+}  // namespace gio::cli
