@@ -32,6 +32,102 @@ ArchiveError::ArchiveError(std::string_view what, const std::filesystem::path& p
 // ---------------------------------------------------------------------------------------
 // Archive
 
+namespace {
+
+// Creates the root and its parents as needed; the root itself may be a symlink the
+// operator chose.
+Fd open_root(const fs::path& root, unsigned folder_mode) {
+  fs::path prefix;
+  for (const fs::path& part : root) {
+    prefix /= part;
+    if (prefix == prefix.root_path()) {
+      continue;
+    }
+    if (::mkdir(prefix.c_str(), folder_mode) == 0) {
+      if (::chmod(prefix.c_str(), folder_mode) != 0) {  // exact, whatever the process umask
+        fail("cannot set the mode of", prefix, errno);
+      }
+    } else if (errno != EEXIST) {
+      fail("cannot create archive folder", prefix, errno);
+    }
+  }
+  Fd root_fd{::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
+  if (!root_fd) {
+    fail("cannot open archive root", root, errno);
+  }
+  if (::faccessat(root_fd.get(), ".", W_OK | X_OK, AT_EACCESS) != 0) {
+    fail("archive root is not writable:", root, errno);
+  }
+  return root_fd;
+}
+
+// Creates <root>/.staging as needed; refuses a symlink, or a folder on another file system.
+Fd open_staging(int root_fd, const fs::path& root, const fs::path& staging, unsigned folder_mode) {
+  bool staging_created = true;
+  if (::mkdirat(root_fd, std::string{kStagingName}.c_str(), folder_mode) != 0) {
+    if (errno != EEXIST) {
+      fail("cannot create staging folder", staging, errno);
+    }
+    staging_created = false;
+  }
+  Fd staging_fd = open_folder_at(root_fd, std::string{kStagingName}, staging, /*missing_ok=*/false);
+  if (staging_created && ::fchmod(staging_fd.get(), folder_mode) != 0) {
+    fail("cannot set the mode of", staging, errno);
+  }
+  if (::faccessat(staging_fd.get(), ".", W_OK | X_OK, AT_EACCESS) != 0) {
+    fail("staging folder is not writable:", staging, errno);
+  }
+  struct stat root_stat {};
+  struct stat staging_stat {};
+  if (::fstat(root_fd, &root_stat) != 0) {
+    fail("cannot stat", root, errno);
+  }
+  if (::fstat(staging_fd.get(), &staging_stat) != 0) {
+    fail("cannot stat", staging, errno);
+  }
+  // rename() is atomic only within one file system.
+  if (root_stat.st_dev != staging_stat.st_dev) {
+    throw ArchiveError("staging folder " + staging.string() +
+                       " is on another file system than the archive root");
+  }
+  return staging_fd;
+}
+
+// Takes the staging folder's lock and removes what is left in it; false when another
+// Archive holds the lock. Leftovers are partial downloads of a crashed run; but while
+// another Archive (the daemon, if this is a CLI command) holds the lock, they are its
+// live downloads.
+bool lock_staging(int staging_fd, const fs::path& staging) {
+  if (::flock(staging_fd, LOCK_EX | LOCK_NB) != 0) {
+    if (errno != EWOULDBLOCK) {
+      fail("cannot lock staging folder", staging, errno);
+    }
+    spdlog::info("archive: {} is held by another running Archive; leaving its files alone",
+                 staging.string());
+    return false;
+  }
+  std::size_t removed = 0;
+  std::error_code error;
+  for (fs::directory_iterator it{staging, error}, end; !error && it != end; it.increment(error)) {
+    const fs::path leftover = it->path();
+    fs::remove_all(leftover, error);
+    if (error) {
+      fail("cannot remove leftover", leftover, error.value());
+    }
+    ++removed;
+  }
+  if (error) {
+    fail("cannot list staging folder", staging, error.value());
+  }
+  if (removed > 0) {
+    spdlog::info("archive: removed {} leftover entr{} from {}", removed, removed == 1 ? "y" : "ies",
+                 staging.string());
+  }
+  return true;
+}
+
+}  // namespace
+
 Archive::Archive(std::filesystem::path root, unsigned umask) {
   if ((umask & 0700) != 0 || umask > 0777) {
     throw ArchiveError("archive umask " + std::to_string(umask) +
@@ -43,88 +139,9 @@ Archive::Archive(std::filesystem::path root, unsigned umask) {
   if (!root_.has_filename() && root_.has_parent_path() && root_ != root_.root_path()) {
     root_ = root_.parent_path();  // "/a/b/" -> "/a/b"
   }
-
-  // The root and its parents; the root itself may be a symlink the operator chose.
-  fs::path prefix;
-  for (const fs::path& part : root_) {
-    prefix /= part;
-    if (prefix == prefix.root_path()) {
-      continue;
-    }
-    if (::mkdir(prefix.c_str(), folder_mode_) == 0) {
-      if (::chmod(prefix.c_str(), folder_mode_) != 0) {  // exact, whatever the process umask
-        fail("cannot set the mode of", prefix, errno);
-      }
-    } else if (errno != EEXIST) {
-      fail("cannot create archive folder", prefix, errno);
-    }
-  }
-  Fd root_fd{::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
-  if (!root_fd) {
-    fail("cannot open archive root", root_, errno);
-  }
-  if (::faccessat(root_fd.get(), ".", W_OK | X_OK, AT_EACCESS) != 0) {
-    fail("archive root is not writable:", root_, errno);
-  }
-
-  const fs::path staging = staging_dir();
-  bool staging_created = true;
-  if (::mkdirat(root_fd.get(), std::string{kStagingName}.c_str(), folder_mode_) != 0) {
-    if (errno != EEXIST) {
-      fail("cannot create staging folder", staging, errno);
-    }
-    staging_created = false;
-  }
-  Fd staging_fd =
-      open_folder_at(root_fd.get(), std::string{kStagingName}, staging, /*missing_ok=*/false);
-  if (staging_created && ::fchmod(staging_fd.get(), folder_mode_) != 0) {
-    fail("cannot set the mode of", staging, errno);
-  }
-  if (::faccessat(staging_fd.get(), ".", W_OK | X_OK, AT_EACCESS) != 0) {
-    fail("staging folder is not writable:", staging, errno);
-  }
-  struct stat root_stat {};
-  struct stat staging_stat {};
-  if (::fstat(root_fd.get(), &root_stat) != 0) {
-    fail("cannot stat", root_, errno);
-  }
-  if (::fstat(staging_fd.get(), &staging_stat) != 0) {
-    fail("cannot stat", staging, errno);
-  }
-  // rename() is atomic only within one file system.
-  if (root_stat.st_dev != staging_stat.st_dev) {
-    throw ArchiveError("staging folder " + staging.string() +
-                       " is on another file system than the archive root");
-  }
-
-  // Leftovers are partial downloads of a crashed run; but while another Archive (the
-  // daemon, if this is a CLI command) holds the lock, they are its live downloads.
-  if (::flock(staging_fd.get(), LOCK_EX | LOCK_NB) == 0) {
-    exclusive_ = true;
-    std::size_t removed = 0;
-    std::error_code error;
-    for (fs::directory_iterator it{staging, error}, end; !error && it != end; it.increment(error)) {
-      const fs::path leftover = it->path();
-      fs::remove_all(leftover, error);
-      if (error) {
-        fail("cannot remove leftover", leftover, error.value());
-      }
-      ++removed;
-    }
-    if (error) {
-      fail("cannot list staging folder", staging, error.value());
-    }
-    if (removed > 0) {
-      spdlog::info("archive: removed {} leftover entr{} from {}", removed,
-                   removed == 1 ? "y" : "ies", staging.string());
-    }
-  } else if (errno == EWOULDBLOCK) {
-    spdlog::info("archive: {} is held by another running Archive; leaving its files alone",
-                 staging.string());
-  } else {
-    fail("cannot lock staging folder", staging, errno);
-  }
-
+  Fd root_fd = open_root(root_, folder_mode_);
+  Fd staging_fd = open_staging(root_fd.get(), root_, staging_dir(), folder_mode_);
+  exclusive_ = lock_staging(staging_fd.get(), staging_dir());
   root_fd_ = root_fd.release();
   staging_fd_ = staging_fd.release();
 }
@@ -317,7 +334,7 @@ std::optional<Manifest> Archive::read_manifest(std::string_view job, std::string
     return std::nullopt;
   }
   const ManifestText read = read_manifest_text(partition->folder.get());
-  if (read.failed == "too large" || read.error == ENOENT || read.error == ELOOP) {
+  if (read.too_large || read.error == ENOENT || read.error == ELOOP) {
     return std::nullopt;  // not a manifest we wrote: missing, a symlink, or far too large
   }
   if (!read.failed.empty()) {

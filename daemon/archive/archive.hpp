@@ -7,9 +7,9 @@
 //   .../_manifest.json, then .../_SUCCESS                   per partition, in that order
 //   <root>/.staging/                                        partial files (hidden from Hive/Spark)
 //
-// A file enters a partition only by rename() from the staging folder on the same file
-// system, after fsync of the file, followed by fsync of the folder. Nothing below the root
-// that is a symlink is ever followed when writing.
+// A file enters a partition only as a StagedFile (staged_file.hpp): written in the
+// staging folder on the same file system, fsynced, renamed into place, followed by fsync
+// of the folder. Nothing below the root that is a symlink is ever followed when writing.
 
 #include <cstdint>
 #include <filesystem>

@@ -134,7 +134,7 @@ ManifestText read_manifest_text(int folder) {
     }
     result.text.append(buffer, static_cast<std::size_t>(got));
     if (result.text.size() > kMaxManifestBytes) {
-      result.failed = "too large";
+      result.too_large = true;
       return result;
     }
   }

@@ -50,10 +50,9 @@ Partition create_partition(int root_fd, const std::filesystem::path& root,
 // _manifest.json read from a partition folder, never through a symlink.
 struct ManifestText {
   std::string text;
-  // "" when read; else "cannot open", "cannot read" (with `error`, an errno: ENOENT when
-  // missing, ELOOP when a symlink) or "too large" (larger than any manifest we write).
-  std::string_view failed;
-  int error = 0;
+  std::string_view failed;  // "" when read whole; else "cannot open" or "cannot read"
+  int error = 0;            // errno of `failed`: ENOENT when missing, ELOOP when a symlink
+  bool too_large = false;   // larger than any manifest we write: not ours
 };
 ManifestText read_manifest_text(int folder);
 

@@ -215,12 +215,11 @@ PartitionScrub scrub_partition(const std::filesystem::path& root, std::string_vi
     return result;
   }
   const ManifestText read = read_manifest_text(folder);
-  if (!read.failed.empty()) {
+  if (!read.failed.empty() || read.too_large) {
     result.damage.push_back(
-        {"",
-         "_manifest.json: " + (read.failed == "too large"
-                                   ? std::string{"larger than any manifest we write"}
-                                   : std::string{read.failed} + ": " + std::strerror(read.error))});
+        {"", "_manifest.json: " +
+                 (read.too_large ? std::string{"larger than any manifest we write"}
+                                 : std::string{read.failed} + ": " + std::strerror(read.error))});
     return result;
   }
   const auto manifest = parse_manifest(read.text);

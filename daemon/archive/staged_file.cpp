@@ -139,7 +139,14 @@ fs::path StagedFile::publish_to(const fs::path& folder, std::string_view name) {
   return folder / target_name;
 }
 
+void StagedFile::expect_staged() const {
+  if (name_.empty()) {  // moved from, or published already: a caller's mistake
+    throw ArchiveError("nothing staged to publish");
+  }
+}
+
 void StagedFile::set_mode(unsigned mode) const {
+  expect_staged();
   // Opened again without following a symlink, so the mode is set on the file itself.
   const Fd staged{
       ::openat(folder_.get(), name_.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)};
@@ -162,6 +169,7 @@ void StagedFile::set_mode(unsigned mode) const {
 }
 
 void StagedFile::rename_into(int target, const fs::path& target_path, const std::string& name) {
+  expect_staged();
   // rename() replaces a planted symlink at the target itself; it never writes through one.
   if (::renameat(folder_.get(), name_.c_str(), target, name.c_str()) != 0) {
     throw ArchiveError("cannot move " + path_.string() + " to", target_path / name, errno);

@@ -63,6 +63,8 @@ class StagedFile {
   // Creates the file below the staging folder open as `folder` (shown as `folder_path`).
   static StagedFile create_in(Fd folder, const std::filesystem::path& folder_path,
                               std::string_view hint, unsigned mode);
+  // Throws ArchiveError when there is no staged file (moved from or already published).
+  void expect_staged() const;
   // After sync(): refuses when the staged entry is no longer a regular file (replaced by a
   // symlink, say), else gives it exactly `mode`, without following a symlink.
   void set_mode(unsigned mode) const;

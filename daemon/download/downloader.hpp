@@ -52,10 +52,11 @@ class Downloader {
   Downloader(http::Client& client, boost::asio::thread_pool& verify_pool,
              archive::Inflater inflater = archive::best_inflater());
 
-  // Streams `url` into a new file inside `staging_dir` (created if missing), computing its
-  // sha256 and, in gzip mode, inflating it to the end of the gzip stream (several members
-  // allowed, trailing garbage not); checks Content-Length and syncs the file. On any
-  // failure the staging file is removed. Several fetches may run at once.
+  // Streams `url` into a new StagedFile inside `staging_dir` (created if missing; refused
+  // when a symlink), computing its sha256 and, in gzip mode, inflating it to the end of the
+  // gzip stream (several members allowed, trailing garbage not); checks Content-Length and
+  // syncs the file. On any failure the staging file is removed. Several fetches may run at
+  // once.
   boost::asio::awaitable<boost::system::result<VerifiedFile, Error>> fetch(
       std::string url, std::filesystem::path staging_dir, archive::VerifyMode mode);
 

@@ -300,6 +300,7 @@ TEST(StagedFile, ADroppedFileIsRemoved) {
   const fs::path second_path = second.path();
   StagedFile moved = std::move(first);
   EXPECT_TRUE(first.path().empty());
+  EXPECT_THROW(first.publish_to(temp.path(), "x.csv.gz"), ArchiveError);  // nothing staged
   EXPECT_EQ(moved.path(), first_path);
   moved = std::move(second);
   EXPECT_FALSE(fs::exists(first_path));
