@@ -1,0 +1,87 @@
+#pragma once
+
+// Private to daemon/state/: what the .cpp files of StateStore share, namely its
+// connection and the statements prepared on it. Nothing outside the module includes it.
+
+#include <filesystem>
+#include <optional>
+
+#include "state/sqlite.hpp"
+#include "state/state_store.hpp"
+
+namespace gio::state {
+
+// Statements are prepared once per connection; every value is bound. One group per
+// file that runs them, so each statement's SQL sits beside the calls that use it; each
+// group's constructor is defined in that file.
+
+// state_store.cpp: schema version, data version and the kv table.
+struct StoreStatements {
+  explicit StoreStatements(sqlite::Database& db);
+
+  sqlite::Statement user_version;
+  sqlite::Statement data_version;
+  sqlite::Statement get_value;
+  sqlite::Statement set_value;
+};
+
+// slots.cpp: the slot rows.
+struct SlotStatements {
+  explicit SlotStatements(sqlite::Database& db);
+
+  sqlite::Statement insert_slot;
+  sqlite::Statement due;
+  sqlite::Statement first_next_at_in_state;
+  sqlite::Statement find;
+  sqlite::Statement range;
+  sqlite::Statement jobs;
+  sqlite::Statement count_by_state;
+  sqlite::Statement oldest_in_state;
+  sqlite::Statement newest_in_state;
+  sqlite::Statement job_next_at_in_state;
+  sqlite::Statement update_slot;
+  sqlite::Statement resume_downloads;
+  sqlite::Statement not_done_before;
+  sqlite::Statement count_at_risk;
+  sqlite::Statement oldest_active_start;
+};
+
+// files.cpp: the files table.
+struct FileStatements {
+  explicit FileStatements(sqlite::Database& db);
+
+  sqlite::Statement upsert_file;
+  sqlite::Statement files;
+};
+
+// requeue.cpp: queueing slots again and forgetting their files.
+struct RequeueStatements {
+  explicit RequeueStatements(sqlite::Database& db);
+
+  sqlite::Statement requeue_insert;
+  sqlite::Statement requeue_update;
+  sqlite::Statement forget_slot_files;
+  sqlite::Statement forget_type_files;
+  sqlite::Statement forget_file;
+};
+
+// Every group under one name, so a call reads impl_->statements->due whichever file
+// it is in.
+struct Statements : StoreStatements, SlotStatements, FileStatements, RequeueStatements {
+  explicit Statements(sqlite::Database& db)
+      : StoreStatements(db), SlotStatements(db), FileStatements(db), RequeueStatements(db) {}
+};
+
+class StateStore::Impl {
+ public:
+  explicit Impl(const std::filesystem::path& path);
+
+  sqlite::Database db;
+  std::optional<Statements> statements;
+
+ private:
+  void configure();
+  void migrate();
+};
+
+}  // namespace gio::state
