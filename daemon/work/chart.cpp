@@ -80,12 +80,7 @@ asio::awaitable<Outcome> chart(const SlotWork& work, const config::ChartJob& cha
     auto answer = co_await work.api.chart(request, work.slot, work.turn);
     if (!answer) {
       // Stops at the first failure; charts archived before it stay archived.
-      const api::Error& error = answer.error();
-      if (error.transient) {
-        outcome.result = Retry{.reason = error.message, .retry_after = error.retry_after};
-      } else {
-        outcome.result = Failed{.reason = error.message};
-      }
+      outcome.result = result_of(answer.error());
       co_return outcome;
     }
     if (answer->status == api::ChartStatus::doing) {

@@ -64,8 +64,10 @@ struct Progress {
   std::vector<CappedChart> capped{};
 };
 
+using Result = std::variant<Done, Wait, Retry, Failed>;
+
 struct Outcome {
-  std::variant<Done, Wait, Retry, Failed> result{};
+  Result result{};
   Progress progress{};
 };
 

@@ -75,12 +75,7 @@ asio::awaitable<Outcome> raw_export(const SlotWork& work, const config::RawJob& 
   for (int refresh = 0; refresh <= kMaxLinkRefreshes; ++refresh) {
     auto answer = co_await ask(work, raw, turn);
     if (!answer) {
-      const api::Error& error = answer.error();
-      if (error.transient) {
-        outcome.result = Retry{.reason = error.message, .retry_after = error.retry_after};
-      } else {
-        outcome.result = Failed{.reason = error.message};
-      }
+      outcome.result = result_of(answer.error());
       co_return outcome;
     }
     const std::string status{api::to_string(answer->status)};

@@ -4,6 +4,13 @@
 
 namespace gio::work {
 
+Result result_of(const api::Error& error) {
+  if (error.transient) {
+    return Retry{.reason = error.message, .retry_after = error.retry_after};
+  }
+  return Failed{.reason = error.message};
+}
+
 boost::asio::awaitable<Outcome> run(const SlotWork& work) {
   // std::visit: a new kind of job does not compile until it has its pass.
   return std::visit(config::Overloaded{

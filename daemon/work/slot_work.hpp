@@ -35,6 +35,10 @@ struct SlotWork {
 // Fresh links asked for in one pass when links keep expiring mid-download.
 inline constexpr int kMaxLinkRefreshes = 3;
 
+// A failed API call as a pass's result: retried later when the error is transient (with
+// the server's Retry-After), failed otherwise.
+Result result_of(const api::Error& error);
+
 // The pass of the job's kind.
 boost::asio::awaitable<Outcome> run(const SlotWork& work);
 

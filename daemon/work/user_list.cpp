@@ -32,14 +32,7 @@ asio::awaitable<std::optional<Outcome>> ask_lists(const SlotWork& work,
         .resource = lists.resource, .list_id = list_id, .parameters = lists.parameters};
     auto answer = co_await work.api.user_list(request, work.slot, expire, turn);
     if (!answer) {
-      const api::Error& error = answer.error();
-      Outcome stop{.progress = progress};
-      if (error.transient) {
-        stop.result = Retry{.reason = error.message, .retry_after = error.retry_after};
-      } else {
-        stop.result = Failed{.reason = error.message};
-      }
-      co_return stop;
+      co_return Outcome{.result = result_of(answer.error()), .progress = progress};
     }
     switch (answer->status) {
       case api::UserListStatus::doing:

@@ -15,12 +15,15 @@
 
 #include "archive/checksums.hpp"
 #include "archive/scrub.hpp"
+#include "support/files.hpp"
 #include "support/temp_dir.hpp"
 
 namespace gio::archive {
 namespace {
 
 namespace fs = std::filesystem;
+using test::gzip_member;
+using test::read_file;
 using namespace std::chrono_literals;
 
 using testing::TempDir;
@@ -31,10 +34,6 @@ void write_file(const fs::path& path, std::string_view content) {
   ASSERT_TRUE(out.good()) << path;
 }
 
-std::string read_file(const fs::path& path) {
-  std::ifstream in{path, std::ios::binary};
-  return {std::istreambuf_iterator<char>{in}, {}};
-}
 
 std::size_t entries(const fs::path& folder) {
   return static_cast<std::size_t>(
@@ -868,21 +867,6 @@ TEST(ArchivePublish, AStagedSymlinkIsRefusedAndItsTargetUntouched) {
 
 // --- scrub -----------------------------------------------------------------------------
 
-std::string gzip_of(std::string_view text) {
-  z_stream stream{};
-  EXPECT_EQ(deflateInit2(&stream, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 16 + MAX_WBITS, 8,
-                         Z_DEFAULT_STRATEGY),
-            Z_OK);
-  std::string out(deflateBound(&stream, text.size()) + 64, '\0');
-  stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(text.data()));
-  stream.avail_in = static_cast<uInt>(text.size());
-  stream.next_out = reinterpret_cast<Bytef*>(out.data());
-  stream.avail_out = static_cast<uInt>(out.size());
-  EXPECT_EQ(deflate(&stream, Z_FINISH), Z_STREAM_END);
-  out.resize(stream.total_out);
-  deflateEnd(&stream);
-  return out;
-}
 
 std::string sha256_of(std::string_view data) {
   unsigned char digest[EVP_MAX_MD_SIZE];
@@ -924,8 +908,8 @@ class ScrubTest : public ::testing::Test {
   TempDir temp_;
   Archive archive_;
   Slot slot_ = hour_slot();
-  const std::string part_a_ = gzip_of(std::string(100'000, 'a') + "\nvisit,1\n");
-  const std::string part_b_ = gzip_of("user,event\nu1,e1\n");
+  const std::string part_a_ = gzip_member(std::string(100'000, 'a') + "\nvisit,1\n");
+  const std::string part_b_ = gzip_member("user,event\nu1,e1\n");
 };
 
 TEST_F(ScrubTest, IntactPartitionIsClean) {
@@ -1099,7 +1083,7 @@ TEST_F(ScrubTest, ReadsLargePartsInBoundedBlocks) {
     x = x * 1664525 + 1013904223;
     big += static_cast<char>('a' + (x >> 24) % 26);
   }
-  archive("visit", {{"big.csv.gz", gzip_of(big)}});
+  archive("visit", {{"big.csv.gz", gzip_member(big)}});
   const PartitionScrub result = scrub();
   EXPECT_TRUE(result.intact());
 }
@@ -1154,13 +1138,13 @@ TEST(Inflater, TheBestOneIsAvailableAndZlibAlwaysIs) {
 }
 
 TEST_P(GzipCheck, AWholeMemberIsComplete) {
-  const std::string gz = gzip_of(rows(1));
+  const std::string gz = gzip_member(rows(1));
   EXPECT_EQ(check(gz), std::make_pair(std::string{}, true));
-  EXPECT_EQ(check(gzip_of("")), std::make_pair(std::string{}, true));
+  EXPECT_EQ(check(gzip_member("")), std::make_pair(std::string{}, true));
 }
 
 TEST_P(GzipCheck, ConcatenatedMembersAreCompleteHoweverTheBytesAreSplit) {
-  const std::string gz = gzip_of(rows(1)) + gzip_of("x") + gzip_of(rows(2)) + gzip_of("");
+  const std::string gz = gzip_member(rows(1)) + gzip_member("x") + gzip_member(rows(2)) + gzip_member("");
   for (const std::size_t piece :
        {std::size_t{1}, std::size_t{7}, std::size_t{4096}, std::size_t{65'537}, gz.size()}) {
     EXPECT_EQ(check(gz, piece), std::make_pair(std::string{}, true)) << "pieces of " << piece;
@@ -1168,8 +1152,8 @@ TEST_P(GzipCheck, ConcatenatedMembersAreCompleteHoweverTheBytesAreSplit) {
 }
 
 TEST_P(GzipCheck, ACutStreamIsIncompleteWhereverItIsCut) {
-  const std::string gz = gzip_of(rows(3)) + gzip_of(rows(4));
-  const std::size_t first = gzip_of(rows(3)).size();
+  const std::string gz = gzip_member(rows(3)) + gzip_member(rows(4));
+  const std::size_t first = gzip_member(rows(3)).size();
   for (const std::size_t cut : {std::size_t{0}, std::size_t{5}, std::size_t{11}, first / 2,
                                 first - 8, first - 1, first + 3, gz.size() - 4, gz.size() - 1}) {
     EXPECT_EQ(check(std::string_view{gz}.substr(0, cut)), std::make_pair(std::string{}, false))
@@ -1178,7 +1162,7 @@ TEST_P(GzipCheck, ACutStreamIsIncompleteWhereverItIsCut) {
 }
 
 TEST_P(GzipCheck, AWrongCrcOrLengthIsFound) {
-  const std::string gz = gzip_of(rows(5));
+  const std::string gz = gzip_member(rows(5));
   for (const std::size_t from_end :
        {std::size_t{8}, std::size_t{5}, std::size_t{4}, std::size_t{1}}) {
     std::string bad = gz;
@@ -1191,7 +1175,7 @@ TEST_P(GzipCheck, AWrongCrcOrLengthIsFound) {
 }
 
 TEST_P(GzipCheck, DamagedDeflateDataIsFound) {
-  const std::string gz = gzip_of(rows(6));
+  const std::string gz = gzip_member(rows(6));
   std::string bad = gz;
   for (std::size_t at = 100; at < bad.size() - 100; at += 997) {
     bad[at] = static_cast<char>(bad[at] ^ 0x5a);
@@ -1203,7 +1187,7 @@ TEST_P(GzipCheck, DamagedDeflateDataIsFound) {
 
 TEST_P(GzipCheck, ReservedHeaderFlagsAreRefused) {
   // RFC 1952: a decompressor must refuse a member whose reserved FLG bits are set.
-  const std::string good = gzip_of("visit,1\n");
+  const std::string good = gzip_member("visit,1\n");
   for (const std::size_t piece : {std::size_t{1}, std::size_t{3}, good.size()}) {
     for (const int bit : {0x20, 0x40, 0x80}) {
       std::string bad = good + good;
@@ -1216,7 +1200,7 @@ TEST_P(GzipCheck, ReservedHeaderFlagsAreRefused) {
 }
 
 TEST_P(GzipCheck, BytesAfterAMemberMustBeAnotherMember) {
-  const std::string gz = gzip_of(rows(7));
+  const std::string gz = gzip_member(rows(7));
   for (const std::string& tail :
        {std::string{"garbage!"}, std::string(512, '\0'), std::string{"\x1f\x8b\x07"}}) {
     const auto [problem, complete] = check(gz + tail + std::string(64, 'x'));

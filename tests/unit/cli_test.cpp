@@ -11,52 +11,23 @@
 
 #include "cli/fetch_command.hpp"
 #include "support/temp_dir.hpp"
+#include "support/files.hpp"
 #include "support/test_server.hpp"
 
 namespace gio::download {
 namespace {
 
 namespace fs = std::filesystem;
+using test::gzip_member;
+using test::read_file;
+using test::sha256sum;
 using namespace std::chrono_literals;
 using archive::VerifyMode;
 using test::reply;
 using test::TestServer;
 
-// One gzip member of `data`, made with zlib directly (not the code under test).
-std::string gzip_member(const std::string& data) {
-  z_stream stream{};
-  EXPECT_EQ(deflateInit2(&stream, Z_BEST_SPEED, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY),
-            Z_OK);
-  std::string out(deflateBound(&stream, data.size()) + 64, '\0');
-  stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
-  stream.avail_in = static_cast<uInt>(data.size());
-  stream.next_out = reinterpret_cast<Bytef*>(out.data());
-  stream.avail_out = static_cast<uInt>(out.size());
-  EXPECT_EQ(deflate(&stream, Z_FINISH), Z_STREAM_END);
-  out.resize(stream.total_out);
-  deflateEnd(&stream);
-  return out;
-}
 
-// sha256 of `data` by the sha256sum command: an independent implementation.
-std::string sha256sum(const std::string& data, const fs::path& scratch) {
-  const fs::path file = scratch / "expected.bin";
-  std::ofstream{file, std::ios::binary} << data;
-  std::FILE* pipe = ::popen(("sha256sum " + file.string()).c_str(), "r");
-  std::array<char, 65> hex{};
-  EXPECT_NE(pipe, nullptr);
-  EXPECT_EQ(std::fread(hex.data(), 1, 64, pipe), 64u);
-  ::pclose(pipe);
-  fs::remove(file);
-  return std::string{hex.data(), 64};
-}
 
-std::string read_file(const fs::path& path) {
-  std::ifstream in{path, std::ios::binary};
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
 
 std::string csv_rows(std::size_t rows) {
   std::string out;

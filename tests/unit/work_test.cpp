@@ -19,6 +19,7 @@
 #include <sstream>
 
 #include "support/temp_dir.hpp"
+#include "support/files.hpp"
 #include "support/test_server.hpp"
 #include "work/slot_work.hpp"
 
@@ -27,31 +28,13 @@ namespace {
 
 namespace asio = boost::asio;
 namespace fs = std::filesystem;
+using test::gzip_member;
+using test::read_file;
 using test::reply;
 using test::Reply;
 using test::TestServer;
 
-std::string gzip(const std::string& data) {
-  z_stream stream{};
-  EXPECT_EQ(deflateInit2(&stream, Z_BEST_SPEED, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY),
-            Z_OK);
-  std::string out(deflateBound(&stream, data.size()) + 64, '\0');
-  stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
-  stream.avail_in = static_cast<uInt>(data.size());
-  stream.next_out = reinterpret_cast<Bytef*>(out.data());
-  stream.avail_out = static_cast<uInt>(out.size());
-  EXPECT_EQ(deflate(&stream, Z_FINISH), Z_STREAM_END);
-  out.resize(stream.total_out);
-  deflateEnd(&stream);
-  return out;
-}
 
-std::string read_file(const fs::path& path) {
-  std::ifstream in{path, std::ios::binary};
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
 
 // The slot's record, kept in memory.
 class MemoryLedger final : public Ledger {
@@ -170,8 +153,8 @@ class Work : public ::testing::Test {
   Slot slot_ = *Slot::parse("2026-11-22T03", Granularity::hour);
   MemoryLedger ledger_;
   Events events_;
-  const std::string visit_ = gzip("visit rows\n1,2,3\n");
-  const std::string page_ = gzip("page rows\n4,5,6\n");
+  const std::string visit_ = gzip_member("visit rows\n1,2,3\n");
+  const std::string page_ = gzip_member("page rows\n4,5,6\n");
 };
 
 TEST_F(Work, RawFinishedArchivesEveryPartAndCompletesThePartitions) {
