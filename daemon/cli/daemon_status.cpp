@@ -44,7 +44,7 @@ std::string status_line(const config::Config& config, state::StateStore& store, 
 }
 
 ops::Reply scrape(const config::Config& config, state::StateStore& store, ops::Registry& registry,
-             Instant now) {
+                  Instant now) {
   // Gauges are read afresh: a job removed by a reload disappears from the answer.
   for (const std::string_view gauge :
        {ops::kSlots, ops::kSlotsAtRisk, ops::kNextLossSeconds, ops::kNewestArchivedSlot}) {
@@ -60,7 +60,8 @@ ops::Reply scrape(const config::Config& config, state::StateStore& store, ops::R
                  store.count_at_risk(job.name, now - kRetention + kAtRisk));
     if (const auto oldest = store.oldest_not_done_start(job.name)) {
       const auto left = std::max(std::chrono::seconds{0}, *oldest + kRetention - now);
-      registry.set(ops::kNextLossSeconds, {{"gio_job", job.name}}, static_cast<double>(left.count()));
+      registry.set(ops::kNextLossSeconds, {{"gio_job", job.name}},
+                   static_cast<double>(left.count()));
     }
     if (summary.newest_done) {
       if (const auto slot = Slot::parse(*summary.newest_done, job.granularity)) {

@@ -18,7 +18,7 @@ std::string status_line(const config::Config& config, state::StateStore& store, 
 
 // Sets the gauges from the state store, then answers with every family.
 ops::Reply scrape(const config::Config& config, state::StateStore& store, ops::Registry& registry,
-             Instant now);
+                  Instant now);
 
 // What /healthz knows of the scheduler's loop (Scheduler::alive_at, loop_alive): plain
 // values, so that this file needs the scheduler's loop and nothing else of it.

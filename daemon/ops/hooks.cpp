@@ -89,8 +89,8 @@ void HookRunner::run(const std::string& command, std::chrono::seconds timeout,
   if (command.empty()) {
     return;
   }
-  hooks_.spawn([this, hook = Hook{command, timeout, std::move(variables)}]() mutable
-               -> asio::awaitable<void> {
+  hooks_.spawn([this, hook = Hook{command, timeout,
+                                  std::move(variables)}]() mutable -> asio::awaitable<void> {
     auto permit = co_await slots_.hold();
     co_await execute(std::move(hook));
   });

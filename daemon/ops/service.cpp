@@ -2,8 +2,6 @@
 
 #include <systemd/sd-daemon.h>
 
-
-
 namespace gio::ops {
 
 void notify(std::string_view state) {

@@ -143,5 +143,4 @@ Instant Scheduler::next_plan_time(const config::Job& job, Instant now) const {
   return ready_at(job, next);
 }
 
-
 }  // namespace gio::scheduler

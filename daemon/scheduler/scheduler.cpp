@@ -73,8 +73,7 @@ std::vector<std::string> restart_only_changes(const config::Config& running,
 
 Scheduler::Scheduler(asio::any_io_executor executor, std::shared_ptr<const config::Config> config,
                      const Clock& clock, state::StateStore& store, archive::Archive& archive,
-                     http::Client& http, download::Downloader& downloader,
-                     ops::Registry& metrics)
+                     http::Client& http, download::Downloader& downloader, ops::Registry& metrics)
     : executor_(executor),
       clock_(clock),
       store_(store),
@@ -159,26 +158,25 @@ void Scheduler::start_due_work(Instant now, std::set<std::string>* started_once)
       continue;
     }
     in_flight_.insert(key);
-    workers_.spawn(
-        [this, generation, record = std::move(record), key]() -> asio::awaitable<void> {
-          const config::Job& job = *generation->config->find_job(record.job);
-          try {
-            co_await process(generation, record);
-          } catch (const std::exception& error) {
-            // A worker must never take the daemon down. The slot is put off like any
-            // transient failure; if even that cannot be recorded (the database or disk
-            // is failing), it is held back in memory so it cannot spin.
-            spdlog::error("event=slot_error job={} slot={} reason=\"{}\"", record.job, record.slot,
-                          error.what());
-            try {
-              retry_later(job, record, {.reason = error.what()}, false);
-            } catch (const std::exception&) {
-              cool_down_[key] = asio::steady_timer::clock_type::now() + job.poll_every;
-            }
-          }
-          in_flight_.erase(key);
-          wake_.notify();
-        });
+    workers_.spawn([this, generation, record = std::move(record), key]() -> asio::awaitable<void> {
+      const config::Job& job = *generation->config->find_job(record.job);
+      try {
+        co_await process(generation, record);
+      } catch (const std::exception& error) {
+        // A worker must never take the daemon down. The slot is put off like any
+        // transient failure; if even that cannot be recorded (the database or disk
+        // is failing), it is held back in memory so it cannot spin.
+        spdlog::error("event=slot_error job={} slot={} reason=\"{}\"", record.job, record.slot,
+                      error.what());
+        try {
+          retry_later(job, record, {.reason = error.what()}, false);
+        } catch (const std::exception&) {
+          cool_down_[key] = asio::steady_timer::clock_type::now() + job.poll_every;
+        }
+      }
+      in_flight_.erase(key);
+      wake_.notify();
+    });
   }
 }
 
@@ -257,6 +255,5 @@ asio::awaitable<void> Scheduler::run() {
   }
   spdlog::info("stopping: {} slot(s) in flight are left for the next start", in_flight_.size());
 }
-
 
 }  // namespace gio::scheduler

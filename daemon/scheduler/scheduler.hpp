@@ -21,11 +21,11 @@
 
 #include "api/client.hpp"
 #include "archive/archive.hpp"
+#include "async/async.hpp"
 #include "config/config.hpp"
 #include "download/downloader.hpp"
-#include "ops/registry.hpp"
-#include "async/async.hpp"
 #include "ops/hooks.hpp"
+#include "ops/registry.hpp"
 #include "slot/slot.hpp"
 #include "state/state_store.hpp"
 #include "work/downloads.hpp"

@@ -280,7 +280,8 @@ void Scheduler::links_expired(const config::Job& job, const Slot& slot) {
 }
 
 void Scheduler::run_hook(const config::Job& job, std::string_view event,
-                         const std::string& slot_name, Instant slot_start, ops::HookVariables extra) {
+                         const std::string& slot_name, Instant slot_start,
+                         ops::HookVariables extra) {
   const std::string* command = event == "slot_done"     ? &job.hooks.on_slot_done
                                : event == "slot_failed" ? &job.hooks.on_slot_failed
                                                         : &job.hooks.on_slot_at_risk;
@@ -288,10 +289,10 @@ void Scheduler::run_hook(const config::Job& job, std::string_view event,
     return;
   }
   ops::HookVariables variables{{"GIO_EVENT", std::string{event}},
-                          {"GIO_JOB", job.name},
-                          {"GIO_SLOT", slot_name},
-                          {"GIO_SLOT_START", format_utc(slot_start)},
-                          {"GIO_LOST_AT", format_utc(slot_start + kRetention)}};
+                               {"GIO_JOB", job.name},
+                               {"GIO_SLOT", slot_name},
+                               {"GIO_SLOT_START", format_utc(slot_start)},
+                               {"GIO_LOST_AT", format_utc(slot_start + kRetention)}};
   variables.insert(variables.end(), std::make_move_iterator(extra.begin()),
                    std::make_move_iterator(extra.end()));
   hooks_.run(*command, job.hooks.timeout, std::move(variables));

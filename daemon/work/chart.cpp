@@ -49,10 +49,9 @@ void archive_chart(const SlotWork& work, const std::string& chart_id,
   }
   work.archive.publish(std::move(json), work.job.name, chart_id, work.slot, api::kChartJsonName);
   work.archive.publish(std::move(csv), work.job.name, chart_id, work.slot, api::kChartCsvName);
-  work.archive.complete_partition(
-      archive::make_manifest(work.job.name, chart_id, work.slot, work.clock.now(),
-                             std::move(files)),
-      work.slot);
+  work.archive.complete_partition(archive::make_manifest(work.job.name, chart_id, work.slot,
+                                                         work.clock.now(), std::move(files)),
+                                  work.slot);
 }
 
 }  // namespace
@@ -64,10 +63,9 @@ asio::awaitable<Outcome> chart(const SlotWork& work, const config::ChartJob& cha
     if (auto files = archived_files(work, chart_id)) {
       // Archived by an earlier pass; a crash may have come before _SUCCESS.
       if (!work.archive.is_complete(work.job.name, chart_id, work.slot)) {
-        work.archive.complete_partition(
-            archive::make_manifest(work.job.name, chart_id, work.slot, work.clock.now(),
-                                   std::move(*files)),
-            work.slot);
+        work.archive.complete_partition(archive::make_manifest(work.job.name, chart_id, work.slot,
+                                                               work.clock.now(), std::move(*files)),
+                                        work.slot);
       }
       continue;
     }

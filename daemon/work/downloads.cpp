@@ -45,8 +45,7 @@ void Downloads::pause(const std::string& reason, seconds pause) {
 
 asio::awaitable<Downloads::PartsResult> Downloads::archive_parts(const config::Job& job,
                                                                  const Slot& slot,
-                                                                 const Links& links,
-                                                                 Ledger& ledger,
+                                                                 const Links& links, Ledger& ledger,
                                                                  Progress& progress) {
   // Files verified and archived by an earlier, interrupted pass are kept.
   std::set<std::pair<std::string, std::string>> archived;

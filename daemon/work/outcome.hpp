@@ -16,17 +16,17 @@ namespace gio::work {
 
 // Every part, chart or list of the slot is archived and its partitions are complete.
 struct Done {
-  std::size_t files = 0;     // in the slot's partitions (this pass and earlier ones)
-  std::uint64_t bytes = 0;   // their total size
-  std::string items{};         // "charts=N" or "lists=N" for chart and user-list jobs, else ""
+  std::size_t files = 0;    // in the slot's partitions (this pass and earlier ones)
+  std::uint64_t bytes = 0;  // their total size
+  std::string items{};      // "charts=N" or "lists=N" for chart and user-list jobs, else ""
   std::optional<std::string> api_status{};  // the status to record, when this pass has a new one
 };
 
 // The vendor has not finished the export: asked again at the next poll.
 struct Wait {
   std::string api_status{};  // api::to_string of the answer
-  bool not_exists = false;  // the vendor knows no such export (yet)
-  std::string detail{};       // " charts_doing=N" and the like, for the event line; may be empty
+  bool not_exists = false;   // the vendor knows no such export (yet)
+  std::string detail{};      // " charts_doing=N" and the like, for the event line; may be empty
 };
 
 enum class RetryClass {
@@ -56,8 +56,8 @@ struct CappedChart {
 
 // What the pass did on the way, whatever its result: counted and logged by the scheduler.
 struct Progress {
-  bool asked = false;                  // the pass made at least one API call
-  std::size_t archived_files = 0;      // files published into the archive
+  bool asked = false;              // the pass made at least one API call
+  std::size_t archived_files = 0;  // files published into the archive
   std::uint64_t archived_bytes = 0;
   std::uint64_t downloaded_bytes = 0;  // verified downloads (archived ones)
   double download_seconds = 0;

@@ -82,18 +82,17 @@ asio::awaitable<Outcome> raw_export(const SlotWork& work, const config::RawJob& 
     switch (answer->status) {
       case api::ExportStatus::running:
       case api::ExportStatus::not_exists:
-        outcome.result =
-            Wait{.api_status = status,
-                 .not_exists = answer->status == api::ExportStatus::not_exists};
+        outcome.result = Wait{.api_status = status,
+                              .not_exists = answer->status == api::ExportStatus::not_exists};
         co_return outcome;
       case api::ExportStatus::error:
         // The vendor re-runs failed exports, so ERROR is asked again until give_up_after.
         outcome.result = Retry{
             .kind = RetryClass::export_failed,
-            .reason = "the export failed (ERROR" +
-                      (answer->error_message.empty() ? std::string{}
-                                                     : ": " + answer->error_message) +
-                      ")",
+            .reason =
+                "the export failed (ERROR" +
+                (answer->error_message.empty() ? std::string{} : ": " + answer->error_message) +
+                ")",
             .api_status = status};
         co_return outcome;
       case api::ExportStatus::finished:
@@ -124,8 +123,7 @@ asio::awaitable<Outcome> raw_export(const SlotWork& work, const config::RawJob& 
         break;
     }
   }
-  outcome.result =
-      Retry{.reason = "download links kept expiring before the downloads finished"};
+  outcome.result = Retry{.reason = "download links kept expiring before the downloads finished"};
   co_return outcome;
 }
 

@@ -19,9 +19,8 @@ struct Round {
 
 // Asks for every list not archived yet; a failed call ends the round as `stop`.
 asio::awaitable<std::optional<Outcome>> ask_lists(const SlotWork& work,
-                                                  const config::UserListJob& lists,
-                                                  api::Turn turn, Round& round,
-                                                  Progress& progress) {
+                                                  const config::UserListJob& lists, api::Turn turn,
+                                                  Round& round, Progress& progress) {
   const auto expire = std::chrono::duration_cast<std::chrono::minutes>(work.job.link_expire);
   for (const std::string& list_id : lists.lists) {
     if (work.archive.is_complete(work.job.name, list_id, work.slot)) {
@@ -40,10 +39,9 @@ asio::awaitable<std::optional<Outcome>> ask_lists(const SlotWork& work,
         break;
       case api::UserListStatus::failed:
         // Like a raw ERROR: asked again every poll_every until give_up_after.
-        round.failure = std::string{config::to_string(lists.resource)} + " " + list_id +
-                        ": the export failed" +
-                        (answer->error_message.empty() ? std::string{}
-                                                       : ": " + answer->error_message);
+        round.failure =
+            std::string{config::to_string(lists.resource)} + " " + list_id + ": the export failed" +
+            (answer->error_message.empty() ? std::string{} : ": " + answer->error_message);
         break;
       case api::UserListStatus::done:
         round.ready[list_id] = std::move(answer->links);
@@ -66,8 +64,8 @@ asio::awaitable<Outcome> user_lists(const SlotWork& work, const config::UserList
     }
     if (!round.ready.empty()) {
       work.ledger.downloading(api::to_string(api::UserListStatus::done));
-      parts = co_await work.downloads.archive_parts(work.job, work.slot, round.ready,
-                                                               work.ledger, outcome.progress);
+      parts = co_await work.downloads.archive_parts(work.job, work.slot, round.ready, work.ledger,
+                                                    outcome.progress);
       if (parts.result == Downloads::Result::links_expired) {
         turn.priority = api::Priority::fresh_links;
         continue;  // the lists are asked again at once: their links lapsed
@@ -78,9 +76,10 @@ asio::awaitable<Outcome> user_lists(const SlotWork& work, const config::UserList
       }
     }
     if (!round.failure.empty()) {
-      outcome.result = Retry{.kind = RetryClass::export_failed,
-                             .reason = round.failure,
-                             .api_status = std::string{api::to_string(api::UserListStatus::failed)}};
+      outcome.result =
+          Retry{.kind = RetryClass::export_failed,
+                .reason = round.failure,
+                .api_status = std::string{api::to_string(api::UserListStatus::failed)}};
     } else if (round.doing > 0) {
       // Lists archived in this pass stay archived; only the "doing" ones are asked again.
       outcome.result = Wait{.api_status = std::string{api::to_string(api::UserListStatus::doing)},
@@ -93,8 +92,7 @@ asio::awaitable<Outcome> user_lists(const SlotWork& work, const config::UserList
     }
     co_return outcome;
   }
-  outcome.result =
-      Retry{.reason = "download links kept expiring before the downloads finished"};
+  outcome.result = Retry{.reason = "download links kept expiring before the downloads finished"};
   co_return outcome;
 }
 

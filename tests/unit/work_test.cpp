@@ -18,8 +18,8 @@
 #include <mutex>
 #include <sstream>
 
-#include "support/temp_dir.hpp"
 #include "support/files.hpp"
+#include "support/temp_dir.hpp"
 #include "support/test_server.hpp"
 #include "work/slot_work.hpp"
 
@@ -33,8 +33,6 @@ using test::read_file;
 using test::reply;
 using test::Reply;
 using test::TestServer;
-
-
 
 // The slot's record, kept in memory.
 class MemoryLedger final : public Ledger {
@@ -59,9 +57,7 @@ class Events final : public DownloadObserver {
                    const std::string&) override {
     seen.push_back("part_failed " + std::string{name} + " " + std::to_string(attempt));
   }
-  void links_expired(const config::Job&, const Slot&) override {
-    seen.push_back("links_expired");
-  }
+  void links_expired(const config::Job&, const Slot&) override { seen.push_back("links_expired"); }
   std::vector<std::string> seen;
 };
 
@@ -145,9 +141,8 @@ class Work : public ::testing::Test {
   asio::thread_pool pool_{1};
   ManualClock clock_{Instant{std::chrono::seconds{1'795'000'000}}};
   Vendor vendor_;
-  TestServer server_{[this](const std::string& target, const std::string&) {
-    return vendor_.answer(target);
-  }};
+  TestServer server_{
+      [this](const std::string& target, const std::string&) { return vendor_.answer(target); }};
   config::Project project_;
   config::Job job_;
   Slot slot_ = *Slot::parse("2026-11-22T03", Granularity::hour);
@@ -208,9 +203,7 @@ TEST_F(Work, RawErrorIsAnExportFailureAskedAgainAtTheNextPoll) {
 }
 
 TEST_F(Work, ApiFailuresAreRetriedOrFailedByTheirClass) {
-  vendor_.api = [](const std::string&) {
-    return reply(503, "busy", {"Retry-After: 7"});
-  };
+  vendor_.api = [](const std::string&) { return reply(503, "busy", {"Retry-After: 7"}); };
   Outcome outcome = run_pass();
   const auto* retry = std::get_if<Retry>(&outcome.result);
   ASSERT_NE(retry, nullptr);
@@ -317,9 +310,7 @@ TEST_F(Work, ALocalWriteFailurePausesDownloadsAndRetries) {
 }
 
 TEST_F(Work, RawAnUnsafeDataTypeFailsTheSlot) {
-  vendor_.api = [&](const std::string&) {
-    return reply(200, finished({{"Bad Type", {}}}));
-  };
+  vendor_.api = [&](const std::string&) { return reply(200, finished({{"Bad Type", {}}})); };
   const Outcome outcome = run_pass();
   const auto* failed = std::get_if<Failed>(&outcome.result);
   ASSERT_NE(failed, nullptr);
