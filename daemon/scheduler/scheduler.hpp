@@ -39,7 +39,7 @@ namespace gio::scheduler {
 std::vector<std::string> restart_only_changes(const config::Config& running,
                                               const config::Config& next);
 
-class Scheduler final : private work::DownloadObserver {
+class Scheduler final : private work::Observer {
  public:
   // `metrics` must have the families of ops::declare_exporter_metrics.
   Scheduler(boost::asio::any_io_executor executor, std::shared_ptr<const config::Config> config,
@@ -94,7 +94,8 @@ class Scheduler final : private work::DownloadObserver {
   bool queue_changed_elsewhere();
 
   // One pass on one slot: the checks only the scheduler can make (retention, give-up),
-  // then the pass of the job's kind (work/), then settle().
+  // then the pass of the job's kind (work/), asked again at once while links expire
+  // (a few times), then settle().
   boost::asio::awaitable<void> process(std::shared_ptr<const Generation> generation,
                                        state::SlotRecord record);
   // The one place where a pass's outcome becomes the slot's state, its event line, its
@@ -125,7 +126,11 @@ class Scheduler final : private work::DownloadObserver {
   void retry_later(const config::Job& job, const state::SlotRecord& record,
                    const work::Retry& retry, bool count_attempt);
 
-  // work::DownloadObserver: what downloads tell the log.
+  // work::Observer: what slot work tells the log and the metrics as it happens.
+  void archived(const config::Job& job, std::size_t files, std::uint64_t bytes) override;
+  void downloaded(std::uint64_t bytes, std::chrono::duration<double> took) override;
+  void chart_capped(const config::Job& job, const Slot& slot, std::string_view chart_id,
+                    std::size_t rows) override;
   void paused(const std::string& reason, std::chrono::seconds pause) override;
   void resumed(const config::Job& job, const Slot& slot) override;
   void part_failed(const config::Job& job, const Slot& slot, std::string_view name, int attempt,

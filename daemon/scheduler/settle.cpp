@@ -18,6 +18,8 @@ namespace {
 namespace asio = boost::asio;
 using std::chrono::seconds;
 
+// Fresh links asked for in one pass when links keep expiring mid-download.
+constexpr int kMaxLinkRefreshes = 3;
 // A slot this close to the vendor's retention is asked about before newer work.
 constexpr std::chrono::hours kNearLoss{48};
 
@@ -78,11 +80,13 @@ class Scheduler::StoredLedger final : public work::Ledger {
                              {.state = state::SlotState::downloading,
                               .next_at = now + job_.poll_every,
                               .api_status = std::string{api_status},
-                              .count_attempt = !downloading_},
+                              .count_attempt = true},
                              now);
     downloading_ = true;
   }
-  // The pass recorded the slot as downloading, which counted its attempt.
+  // A new round of asking (after links expired): its attempt is not counted yet.
+  void start_round() { downloading_ = false; }
+  // This round recorded the slot as downloading, which counted its attempt.
   bool downloading() const { return downloading_; }
 
  private:
@@ -109,59 +113,61 @@ asio::awaitable<void> Scheduler::process(std::shared_ptr<const Generation> gener
     co_return;
   }
   const Slot slot = *parsed;
-  const Instant now = clock_.now();
-  if (now >= slot.lost_at()) {
-    mark_lost(record, now);
-    co_return;
-  }
-  // Only a slot that has been asked about can be given up on: a backlog found at
-  // start (or after an outage) gets its full give_up_after from then on.
-  if (record.attempts > 0 && now >= give_up_at(job, slot, record.created_at)) {
-    const std::string reason =
-        "gave up after " + config::format_duration(job.give_up_after) +
-        "; last: " + (record.last_error.empty() ? record.api_status : record.last_error);
-    fail_slot(job, slot, reason, false);
-    co_return;
-  }
-
   StoredLedger ledger{*this, job, slot};
-  // A named SlotWork, not a braced temporary in the co_await: GCC 12 miscompiles the
-  // latter (a temporary's lifetime across the suspension).
-  const work::SlotWork pass{.job = job,
-                            .project = generation->config->project_of(job),
-                            .slot = slot,
-                            .api = *generation->apis.at(job.project),
-                            .turn = turn_for(record, slot, now),
-                            .ledger = ledger,
-                            .archive = archive_,
-                            .clock = clock_,
-                            .downloads = downloads_};
-  const work::Outcome outcome = co_await work::run(pass);
-  if (ledger.downloading()) {
-    record.state = state::SlotState::downloading;
+  api::Turn turn = turn_for(record, slot, clock_.now());
+  for (int refresh = 0;; ++refresh) {
+    const Instant now = clock_.now();
+    if (now >= slot.lost_at()) {
+      mark_lost(record, now);
+      co_return;
+    }
+    // Only a slot that has been asked about can be given up on: a backlog found at
+    // start (or after an outage) gets its full give_up_after from then on.
+    if (record.attempts > 0 && now >= give_up_at(job, slot, record.created_at)) {
+      const std::string reason =
+          "gave up after " + config::format_duration(job.give_up_after) +
+          "; last: " + (record.last_error.empty() ? record.api_status : record.last_error);
+      fail_slot(job, slot, reason, false);
+      co_return;
+    }
+    ledger.start_round();
+    // A named SlotWork, not a braced temporary in the co_await: GCC 12 miscompiles the
+    // latter (a temporary's lifetime across the suspension).
+    const work::SlotWork pass{.job = job,
+                              .project = generation->config->project_of(job),
+                              .slot = slot,
+                              .api = *generation->apis.at(job.project),
+                              .turn = turn,
+                              .ledger = ledger,
+                              .archive = archive_,
+                              .clock = clock_,
+                              .downloads = downloads_,
+                              .observer = *this};
+    work::Outcome outcome = co_await work::run(pass);
+    if (ledger.downloading()) {
+      record.state = state::SlotState::downloading;
+    }
+    const auto* retry = std::get_if<work::Retry>(&outcome.result);
+    if (retry == nullptr || retry->kind != work::RetryClass::links_expired) {
+      settle(job, slot, record, outcome, ledger.downloading());
+      co_return;
+    }
+    record.last_error = retry->reason;
+    if (refresh == kMaxLinkRefreshes) {
+      outcome.result =
+          work::Retry{.reason = "download links kept expiring before the downloads finished"};
+      settle(job, slot, record, outcome, true);
+      co_return;
+    }
+    // Asked again at once, ahead of other work: the parts archived so far stay.
+    turn.priority = api::Priority::fresh_links;
   }
-  settle(job, slot, record, outcome, ledger.downloading());
 }
 
 void Scheduler::settle(const config::Job& job, const Slot& slot, const state::SlotRecord& record,
                        const work::Outcome& outcome, bool counted) {
-  const work::Progress& progress = outcome.progress;
-  if (progress.archived_files > 0) {
-    count(ops::kArchivedFiles, job.name, static_cast<double>(progress.archived_files));
-    count(ops::kArchivedBytes, job.name, static_cast<double>(progress.archived_bytes));
-  }
-  if (progress.downloaded_bytes > 0) {
-    metrics_.add(ops::kDownloadBytes, {}, static_cast<double>(progress.downloaded_bytes));
-    metrics_.add(ops::kDownloadSeconds, {}, progress.download_seconds);
-  }
-  for (const work::CappedChart& capped : progress.capped) {
-    spdlog::warn(
-        "event=chart_row_cap job={} slot={} chart={} rows={} (the vendor cuts a chart at {} "
-        "rows: this result is probably incomplete)",
-        job.name, slot.name(), capped.chart_id, capped.rows, api::kChartRowCap);
-  }
-  // An attempt is one pass that asked the API, counted once.
-  const bool count_attempt = progress.asked && !counted;
+  // An attempt is one round of asking the API, counted once.
+  const bool count_attempt = outcome.progress.asked && !counted;
   std::visit(
       config::Overloaded{
           [&](const work::Done& done) {
@@ -258,6 +264,24 @@ void Scheduler::retry_later(const config::Job& job, const state::SlotRecord& rec
   count(ops::kRetries, record.job);
   spdlog::warn("event=slot_retry job={} slot={} in={}s reason=\"{}\"", record.job, record.slot,
                delay.count(), retry.reason);
+}
+
+void Scheduler::archived(const config::Job& job, std::size_t files, std::uint64_t bytes) {
+  count(ops::kArchivedFiles, job.name, static_cast<double>(files));
+  count(ops::kArchivedBytes, job.name, static_cast<double>(bytes));
+}
+
+void Scheduler::downloaded(std::uint64_t bytes, std::chrono::duration<double> took) {
+  metrics_.add(ops::kDownloadBytes, {}, static_cast<double>(bytes));
+  metrics_.add(ops::kDownloadSeconds, {}, took.count());
+}
+
+void Scheduler::chart_capped(const config::Job& job, const Slot& slot, std::string_view chart_id,
+                             std::size_t rows) {
+  spdlog::warn(
+      "event=chart_row_cap job={} slot={} chart={} rows={} (the vendor cuts a chart at {} "
+      "rows: this result is probably incomplete)",
+      job.name, slot.name(), chart_id, rows, api::kChartRowCap);
 }
 
 void Scheduler::paused(const std::string& reason, seconds pause) {

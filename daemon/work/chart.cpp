@@ -86,11 +86,13 @@ asio::awaitable<Outcome> chart(const SlotWork& work, const config::ChartJob& cha
       continue;  // the others are asked too, so the vendor computes them side by side
     }
     if (answer->rows >= api::kChartRowCap) {
-      outcome.progress.capped.push_back({.chart_id = chart_id, .rows = answer->rows});
+      work.observer.chart_capped(work.job, work.slot, chart_id, answer->rows);
     }
     archive_chart(work, chart_id, *answer);
+    const std::uint64_t bytes = answer->body.size() + answer->csv.size();
+    work.observer.archived(work.job, 2, bytes);
     outcome.progress.archived_files += 2;
-    outcome.progress.archived_bytes += answer->body.size() + answer->csv.size();
+    outcome.progress.archived_bytes += bytes;
   }
   if (waiting > 0) {
     // Charts archived in this pass stay archived; only the "doing" ones are asked again.

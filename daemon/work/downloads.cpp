@@ -23,7 +23,7 @@ struct Downloads::Pass {
 
 Downloads::Downloads(asio::any_io_executor executor, download::Downloader& downloader,
                      const archive::Archive& archive, const Clock& clock, int parallel,
-                     DownloadObserver& observer)
+                     Observer& observer)
     : executor_(executor),
       downloader_(downloader),
       archive_(archive),
@@ -43,7 +43,19 @@ void Downloads::pause(const std::string& reason, seconds pause) {
   paused_until_ = asio::steady_timer::clock_type::now() + pause;
 }
 
-asio::awaitable<Downloads::PartsResult> Downloads::archive_parts(const config::Job& job,
+Result Downloads::Parts::result() const {
+  switch (status) {
+    case PartsStatus::done:
+      return Done{.files = files, .bytes = bytes};
+    case PartsStatus::links_expired:
+      return Retry{.kind = RetryClass::links_expired, .reason = error};
+    case PartsStatus::retry_later:
+      return Retry{.reason = error};
+  }
+  return Retry{.reason = error};
+}
+
+asio::awaitable<Downloads::Parts> Downloads::archive_parts(const config::Job& job,
                                                                  const Slot& slot,
                                                                  const Links& links, Ledger& ledger,
                                                                  Progress& progress) {
@@ -73,13 +85,13 @@ asio::awaitable<Downloads::PartsResult> Downloads::archive_parts(const config::J
   }
   co_await group.wait();
 
-  PartsResult result;
+  Parts result;
   if (pass.links_expired) {
-    result.result = Result::links_expired;
+    result.status = PartsStatus::links_expired;
     result.error = pass.last_error;
     observer_.links_expired(job, slot);
   } else if (pass.failed_parts > 0) {
-    result.result = Result::retry_later;
+    result.status = PartsStatus::retry_later;
     result.error = std::to_string(pass.failed_parts) + " part(s) not archived; last error: " +
                    (pass.last_error.empty() ? "stopped" : pass.last_error);
   } else {
@@ -99,9 +111,7 @@ asio::awaitable<void> Downloads::fetch_part(const config::Job& job, const Slot& 
     const auto started = std::chrono::steady_clock::now();
     auto fetched = co_await downloader_.fetch(part.url, archive_.staging_dir(), job.verify);
     if (fetched) {
-      pass.progress.downloaded_bytes += fetched->bytes;
-      pass.progress.download_seconds +=
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+      observer_.downloaded(fetched->bytes, std::chrono::steady_clock::now() - started);
       if (!paused_reason_.empty()) {
         observer_.resumed(job, slot);
         paused_reason_.clear();
@@ -110,6 +120,7 @@ asio::awaitable<void> Downloads::fetch_part(const config::Job& job, const Slot& 
           .name = part.name, .bytes = fetched->bytes, .sha256 = fetched->sha256};
       ledger.record({.data_type = part.data_type, .file = file});
       archive_.publish(std::move(fetched->file), job.name, part.data_type, slot, part.name);
+      observer_.archived(job, 1, file.bytes);
       ++pass.progress.archived_files;
       pass.progress.archived_bytes += file.bytes;
       co_return;
@@ -136,7 +147,7 @@ asio::awaitable<void> Downloads::fetch_part(const config::Job& job, const Slot& 
 }
 
 void Downloads::complete_partitions(const config::Job& job, const Slot& slot, const Links& links,
-                                    Ledger& ledger, PartsResult& result) {
+                                    Ledger& ledger, Parts& result) {
   // The manifests list exactly the parts of this answer, as recorded when archived.
   std::map<std::string, std::vector<archive::ManifestFile>> files_by_type;
   std::set<std::pair<std::string, std::string>> current;

@@ -42,10 +42,17 @@ class Ledger {
   virtual void downloading(std::string_view api_status) = 0;
 };
 
-// Told what happens to downloads, for the log (the scheduler's).
-class DownloadObserver {
+// Told what slot work does as it happens, for the log and the metrics (the scheduler's).
+class Observer {
  public:
-  virtual ~DownloadObserver() = default;
+  virtual ~Observer() = default;
+  // Files published into the archive.
+  virtual void archived(const config::Job& job, std::size_t files, std::uint64_t bytes) = 0;
+  // One verified download, and how long it took.
+  virtual void downloaded(std::uint64_t bytes, std::chrono::duration<double> took) = 0;
+  // A chart that reached the vendor's row cap: the vendor cut it, so data is missing.
+  virtual void chart_capped(const config::Job& job, const Slot& slot, std::string_view chart_id,
+                            std::size_t rows) = 0;
   virtual void paused(const std::string& reason, std::chrono::seconds pause) = 0;
   virtual void resumed(const config::Job& job, const Slot& slot) = 0;
   virtual void part_failed(const config::Job& job, const Slot& slot, std::string_view name,
@@ -67,23 +74,25 @@ class Downloads {
 
   Downloads(boost::asio::any_io_executor executor, download::Downloader& downloader,
             const archive::Archive& archive, const Clock& clock, int parallel,
-            DownloadObserver& observer);
+            Observer& observer);
 
   // No new download try starts after this; the parts in flight end their current try.
   void stop() { stopping_ = true; }
   bool paused() const;
 
-  enum class Result { done, links_expired, retry_later };
-  struct PartsResult {
-    Result result = Result::done;
-    std::string error;  // why, unless done
-    std::size_t files = 0;
+  enum class PartsStatus { done, links_expired, retry_later };
+  struct Parts {
+    PartsStatus status = PartsStatus::done;
+    std::string error{};  // why, unless done
+    std::size_t files = 0;  // in the completed partitions
     std::uint64_t bytes = 0;
+    // As a pass's result: Done, or a Retry (of class links_expired: ask again at once).
+    work::Result result() const;
   };
   // Archives every part of `links` not archived by an earlier pass (as `ledger` records
   // and the partition holds), then completes each partition: its manifest lists exactly
-  // the parts of this answer. `progress` counts what was downloaded and published.
-  boost::asio::awaitable<PartsResult> archive_parts(const config::Job& job, const Slot& slot,
+  // the parts of this answer. `progress` counts what was published.
+  boost::asio::awaitable<Parts> archive_parts(const config::Job& job, const Slot& slot,
                                                     const Links& links, Ledger& ledger,
                                                     Progress& progress);
 
@@ -96,13 +105,13 @@ class Downloads {
                                           const Part& part, Ledger& ledger, Pass& pass);
   void pause(const std::string& reason, std::chrono::seconds pause);
   void complete_partitions(const config::Job& job, const Slot& slot, const Links& links,
-                           Ledger& ledger, PartsResult& result);
+                           Ledger& ledger, Parts& result);
 
   boost::asio::any_io_executor executor_;
   download::Downloader& downloader_;
   const archive::Archive& archive_;
   const Clock& clock_;
-  DownloadObserver& observer_;
+  Observer& observer_;
   async::Semaphore slots_;
   bool stopping_ = false;
   // Set while a local write failure pauses downloads: until when, and why.

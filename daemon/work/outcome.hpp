@@ -10,7 +10,6 @@
 #include <optional>
 #include <string>
 #include <variant>
-#include <vector>
 
 namespace gio::work {
 
@@ -32,6 +31,7 @@ struct Wait {
 enum class RetryClass {
   transient,      // network, 5xx, 429, a garbled answer, parts not archived: backoff
   export_failed,  // the vendor's export failed (ERROR): asked again after poll_every
+  links_expired,  // the file host refused the links (most often expired): ask again at once
 };
 
 // Worth trying again later; nothing archived is lost.
@@ -48,20 +48,12 @@ struct Failed {
   std::string reason{};
 };
 
-// A chart that reached the vendor's row cap: the vendor cut it, so data is missing.
-struct CappedChart {
-  std::string chart_id{};
-  std::size_t rows = 0;
-};
-
-// What the pass did on the way, whatever its result: counted and logged by the scheduler.
+// What the pass did on the way, whatever its result (the metrics and the log hear of
+// each step as it happens, through work::Observer).
 struct Progress {
   bool asked = false;              // the pass made at least one API call
   std::size_t archived_files = 0;  // files published into the archive
   std::uint64_t archived_bytes = 0;
-  std::uint64_t downloaded_bytes = 0;  // verified downloads (archived ones)
-  double download_seconds = 0;
-  std::vector<CappedChart> capped{};
 };
 
 using Result = std::variant<Done, Wait, Retry, Failed>;

@@ -71,59 +71,46 @@ std::variant<Links, Retry, Failed> links_to_archive(const config::RawJob& raw,
 asio::awaitable<Outcome> raw_export(const SlotWork& work, const config::RawJob& raw) {
   Outcome outcome;
   outcome.progress.asked = true;
-  api::Turn turn = work.turn;
-  for (int refresh = 0; refresh <= kMaxLinkRefreshes; ++refresh) {
-    auto answer = co_await ask(work, raw, turn);
-    if (!answer) {
-      outcome.result = result_of(answer.error());
-      co_return outcome;
-    }
-    const std::string status{api::to_string(answer->status)};
-    switch (answer->status) {
-      case api::ExportStatus::running:
-      case api::ExportStatus::not_exists:
-        outcome.result = Wait{.api_status = status,
-                              .not_exists = answer->status == api::ExportStatus::not_exists};
-        co_return outcome;
-      case api::ExportStatus::error:
-        // The vendor re-runs failed exports, so ERROR is asked again until give_up_after.
-        outcome.result = Retry{
-            .kind = RetryClass::export_failed,
-            .reason =
-                "the export failed (ERROR" +
-                (answer->error_message.empty() ? std::string{} : ": " + answer->error_message) +
-                ")",
-            .api_status = status};
-        co_return outcome;
-      case api::ExportStatus::finished:
-        break;
-    }
-    auto links = links_to_archive(raw, *answer);
-    if (auto* retry = std::get_if<Retry>(&links)) {
-      outcome.result = std::move(*retry);
-      co_return outcome;
-    }
-    if (auto* failed = std::get_if<Failed>(&links)) {
-      outcome.result = std::move(*failed);
-      co_return outcome;
-    }
-    work.ledger.downloading(status);
-    const auto parts = co_await work.downloads.archive_parts(
-        work.job, work.slot, std::get<Links>(links), work.ledger, outcome.progress);
-    switch (parts.result) {
-      case Downloads::Result::done:
-        outcome.result = Done{.files = parts.files, .bytes = parts.bytes};
-        co_return outcome;
-      case Downloads::Result::retry_later:
-        outcome.result = Retry{.reason = parts.error};
-        co_return outcome;
-      case Downloads::Result::links_expired:
-        // Asked again at once, ahead of other work: the parts archived so far stay.
-        turn.priority = api::Priority::fresh_links;
-        break;
-    }
+  auto answer = co_await ask(work, raw, work.turn);
+  if (!answer) {
+    outcome.result = result_of(answer.error());
+    co_return outcome;
   }
-  outcome.result = Retry{.reason = "download links kept expiring before the downloads finished"};
+  const std::string status{api::to_string(answer->status)};
+  switch (answer->status) {
+    case api::ExportStatus::running:
+    case api::ExportStatus::not_exists:
+      outcome.result = Wait{.api_status = status,
+                            .not_exists = answer->status == api::ExportStatus::not_exists};
+      co_return outcome;
+    case api::ExportStatus::error:
+      // The vendor re-runs failed exports, so ERROR is asked again until give_up_after.
+      outcome.result = Retry{
+          .kind = RetryClass::export_failed,
+          .reason = "the export failed (ERROR" +
+                    (answer->error_message.empty() ? std::string{} : ": " + answer->error_message) +
+                    ")",
+          .api_status = status};
+      co_return outcome;
+    case api::ExportStatus::finished:
+      break;
+  }
+  // Recorded before anything else is decided about the answer, as it was listed: a
+  // crash from here on resumes the slot as downloading, with fresh links.
+  work.ledger.downloading(status);
+  auto links = links_to_archive(raw, *answer);
+  if (auto* retry = std::get_if<Retry>(&links)) {
+    outcome.result = std::move(*retry);
+    co_return outcome;
+  }
+  if (auto* failed = std::get_if<Failed>(&links)) {
+    outcome.result = std::move(*failed);
+    co_return outcome;
+  }
+  const auto parts = co_await work.downloads.archive_parts(work.job, work.slot,
+                                                           std::get<Links>(links), work.ledger,
+                                                           outcome.progress);
+  outcome.result = parts.result();
   co_return outcome;
 }
 

@@ -2,7 +2,9 @@
 
 // One pass of work on one slot, whatever its job's kind: ask the API, and archive what
 // is finished. A pass returns its Outcome; it never touches the state store (beyond its
-// Ledger), the event log, metrics or hooks.
+// Ledger), the event log, metrics or hooks (it tells its Observer what it does). When
+// the file host refuses the links, the pass ends in a Retry of class links_expired and
+// the scheduler asks again at once.
 //
 //   raw export (raw_export.cpp)  one answer of links by data type -> parts -> partitions
 //   chart      (chart.cpp)       one document per chart id -> chart.json + chart.csv
@@ -30,10 +32,8 @@ struct SlotWork {
   const archive::Archive& archive;
   const Clock& clock;
   Downloads& downloads;
+  Observer& observer;
 };
-
-// Fresh links asked for in one pass when links keep expiring mid-download.
-inline constexpr int kMaxLinkRefreshes = 3;
 
 // A failed API call as a pass's result: retried later when the error is transient (with
 // the server's Retry-After), failed otherwise.

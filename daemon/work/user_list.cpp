@@ -17,10 +17,11 @@ struct Round {
   std::string failure;
 };
 
-// Asks for every list not archived yet; a failed call ends the round as `stop`.
+// Asks for every list not archived yet. A failed call ends the pass: its Outcome is
+// returned.
 asio::awaitable<std::optional<Outcome>> ask_lists(const SlotWork& work,
-                                                  const config::UserListJob& lists, api::Turn turn,
-                                                  Round& round, Progress& progress) {
+                                                  const config::UserListJob& lists, Round& round,
+                                                  Progress& progress) {
   const auto expire = std::chrono::duration_cast<std::chrono::minutes>(work.job.link_expire);
   for (const std::string& list_id : lists.lists) {
     if (work.archive.is_complete(work.job.name, list_id, work.slot)) {
@@ -29,7 +30,7 @@ asio::awaitable<std::optional<Outcome>> ask_lists(const SlotWork& work,
     progress.asked = true;
     const api::UserListRequest request{
         .resource = lists.resource, .list_id = list_id, .parameters = lists.parameters};
-    auto answer = co_await work.api.user_list(request, work.slot, expire, turn);
+    auto answer = co_await work.api.user_list(request, work.slot, expire, work.turn);
     if (!answer) {
       co_return Outcome{.result = result_of(answer.error()), .progress = progress};
     }
@@ -55,44 +56,34 @@ asio::awaitable<std::optional<Outcome>> ask_lists(const SlotWork& work,
 
 asio::awaitable<Outcome> user_lists(const SlotWork& work, const config::UserListJob& lists) {
   Outcome outcome;
-  api::Turn turn = work.turn;
-  for (int refresh = 0; refresh <= kMaxLinkRefreshes; ++refresh) {
-    Round round;
-    Downloads::PartsResult parts;
-    if (auto stop = co_await ask_lists(work, lists, turn, round, outcome.progress)) {
-      co_return std::move(*stop);
-    }
-    if (!round.ready.empty()) {
-      work.ledger.downloading(api::to_string(api::UserListStatus::done));
-      parts = co_await work.downloads.archive_parts(work.job, work.slot, round.ready, work.ledger,
-                                                    outcome.progress);
-      if (parts.result == Downloads::Result::links_expired) {
-        turn.priority = api::Priority::fresh_links;
-        continue;  // the lists are asked again at once: their links lapsed
-      }
-      if (parts.result == Downloads::Result::retry_later) {
-        outcome.result = Retry{.reason = parts.error};
-        co_return outcome;
-      }
-    }
-    if (!round.failure.empty()) {
-      outcome.result =
-          Retry{.kind = RetryClass::export_failed,
-                .reason = round.failure,
-                .api_status = std::string{api::to_string(api::UserListStatus::failed)}};
-    } else if (round.doing > 0) {
-      // Lists archived in this pass stay archived; only the "doing" ones are asked again.
-      outcome.result = Wait{.api_status = std::string{api::to_string(api::UserListStatus::doing)},
-                            .detail = " lists_doing=" + std::to_string(round.doing)};
-    } else {
-      outcome.result = Done{.files = parts.files,
-                            .bytes = parts.bytes,
-                            .items = "lists=" + std::to_string(lists.lists.size()),
-                            .api_status = std::string{api::to_string(api::UserListStatus::done)}};
-    }
-    co_return outcome;
+  Round round;
+  if (auto stop = co_await ask_lists(work, lists, round, outcome.progress)) {
+    co_return std::move(*stop);
   }
-  outcome.result = Retry{.reason = "download links kept expiring before the downloads finished"};
+  Downloads::Parts parts;
+  if (!round.ready.empty()) {
+    work.ledger.downloading(api::to_string(api::UserListStatus::done));
+    parts = co_await work.downloads.archive_parts(work.job, work.slot, round.ready, work.ledger,
+                                                  outcome.progress);
+    if (parts.status != Downloads::PartsStatus::done) {
+      outcome.result = parts.result();
+      co_return outcome;
+    }
+  }
+  if (!round.failure.empty()) {
+    outcome.result = Retry{.kind = RetryClass::export_failed,
+                           .reason = round.failure,
+                           .api_status = std::string{api::to_string(api::UserListStatus::failed)}};
+  } else if (round.doing > 0) {
+    // Lists archived in this pass stay archived; only the "doing" ones are asked again.
+    outcome.result = Wait{.api_status = std::string{api::to_string(api::UserListStatus::doing)},
+                          .detail = " lists_doing=" + std::to_string(round.doing)};
+  } else {
+    outcome.result = Done{.files = parts.files,
+                          .bytes = parts.bytes,
+                          .items = "lists=" + std::to_string(lists.lists.size()),
+                          .api_status = std::string{api::to_string(api::UserListStatus::done)}};
+  }
   co_return outcome;
 }
 
