@@ -316,7 +316,9 @@ asio::awaitable<boost::system::result<VerifiedFile, Error>> Downloader::fetch(
   } abandon_on_exit{*verifier};
 
   FileSink sink{*staged, *verifier};
-  auto response = co_await client_.download(url, {}, sink);
+  // A named argument, not a braced temporary in the co_await (GCC 12 miscompiles those).
+  std::vector<http::Header> no_headers;
+  auto response = co_await client_.download(url, std::move(no_headers), sink);
   if (!response) {
     const http::Error& error = response.error();
     if (error.kind == http::Failure::io && verifier->problem()) {
