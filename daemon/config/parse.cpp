@@ -119,10 +119,7 @@ void Parser::read(const YAML::Node& root) {
     reporter_.add(root.Mark(), "the config file must be a map of settings, not " + describe(root));
     return;
   }
-  const MapReader map(root, "the config file",
-                      {"state_db", "archive_dir", "archive_umask", "http", "limits", "metrics",
-                       "log", "projects", "jobs"},
-                      reporter_);
+  const MapReader map(root, "the config file", keys::kTopLevel, reporter_);
   if (const Entry* entry = map.find("state_db")) {
     if (auto path = read_path(*entry, base_, reporter_)) {
       config_.state_db = *path;
@@ -175,7 +172,7 @@ void Parser::read_umask(const Entry& entry) {
 }
 
 void Parser::read_http(const YAML::Node& node) {
-  const MapReader map(node, "http", {"api_base", "timeout", "ca_file"}, reporter_);
+  const MapReader map(node, "http", keys::kHttp, reporter_);
   if (const Entry* entry = map.find("api_base")) {
     if (auto text = read_string(*entry, reporter_)) {
       if (is_api_base(*text)) {
@@ -205,7 +202,7 @@ void Parser::read_http(const YAML::Node& node) {
 }
 
 void Parser::read_limits(const YAML::Node& node) {
-  const MapReader map(node, "limits", {"api_requests_per_second", "parallel_downloads"}, reporter_);
+  const MapReader map(node, "limits", keys::kLimits, reporter_);
   if (const Entry* entry = map.find("api_requests_per_second")) {
     if (auto rate = read_rate(*entry, reporter_, kMaxApiRequestsPerSecond)) {
       config_.limits.api_requests_per_second = *rate;
@@ -219,7 +216,7 @@ void Parser::read_limits(const YAML::Node& node) {
 }
 
 void Parser::read_metrics(const YAML::Node& node) {
-  const MapReader map(node, "metrics", {"listen"}, reporter_);
+  const MapReader map(node, "metrics", keys::kMetrics, reporter_);
   if (const Entry* entry = map.find("listen")) {
     if (auto text = read_string(*entry, reporter_, /*allow_empty=*/true)) {
       if (text->empty() || is_listen_address(*text)) {
@@ -235,7 +232,7 @@ void Parser::read_metrics(const YAML::Node& node) {
 }
 
 void Parser::read_log(const YAML::Node& node) {
-  const MapReader map(node, "log", {"level", "format"}, reporter_);
+  const MapReader map(node, "log", keys::kLog, reporter_);
   if (const Entry* entry = map.find("level")) {
     if (auto text = read_string(*entry, reporter_)) {
       if (std::find(std::begin(kLogLevels), std::end(kLogLevels), *text) != std::end(kLogLevels)) {

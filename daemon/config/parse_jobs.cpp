@@ -21,9 +21,6 @@ constexpr Choice<Granularity> kGranularities[] = {{"hour", Granularity::hour},
                                                   {"day", Granularity::day}};
 constexpr Choice<archive::VerifyMode> kVerifyModes[] = {{"gzip", archive::VerifyMode::gzip},
                                                         {"size", archive::VerifyMode::size}};
-// The keys only chart (and user-list) jobs take.
-constexpr const char* kChartKeys[] = {"charts", "interval",  "resource", "conversion_window",
-                                      "range",  "parameters"};
 
 class JobReader {
  public:
@@ -65,30 +62,7 @@ Job JobReader::read_job(const YAML::Node& node, const std::vector<Job>& earlier,
                   "a job must be a map with at least name and project, not " + describe(node));
     return job;
   }
-  const MapReader map(node, "a job",
-                      {"name",
-                       "project",
-                       "kind",
-                       "granularity",
-                       "data_types",
-                       "ready_after",
-                       "poll_every",
-                       "give_up_after",
-                       "not_exists_grace",
-                       "backfill",
-                       "link_expire",
-                       "verify",
-                       "charts",
-                       "interval",
-                       "resource",
-                       "conversion_window",
-                       "range",
-                       "parameters",
-                       "on_slot_done",
-                       "on_slot_failed",
-                       "on_slot_at_risk",
-                       "hook_timeout"},
-                      reporter_);
+  const MapReader map(node, "a job", keys::kJob, reporter_);
   read_names(map, earlier, job, project);
   std::optional<KindName> kind = KindName::raw;
   if (const Entry* entry = map.find("kind")) {
@@ -250,7 +224,7 @@ RawJob JobReader::read_raw(const MapReader& map) {
   if (const Entry* entry = map.find("interval")) {
     read_interval(*entry);
   }
-  for (const char* key : kChartKeys) {
+  for (std::string_view key : keys::kChartOnly) {
     if (const Entry* entry = map.find(key)) {
       reporter_.add(entry->key.Mark(),
                     in_quotes(key) + " is only for chart jobs (kind: chart); this job is raw");

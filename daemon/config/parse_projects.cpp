@@ -51,7 +51,7 @@ Project ProjectReader::read_project(const YAML::Node& node, const std::vector<Pr
                                    describe(node));
     return project;
   }
-  const MapReader map(node, "a project", {"name", "ai", "project_uid", "auth"}, reporter_);
+  const MapReader map(node, "a project", keys::kProject, reporter_);
   if (const Entry* entry = map.find("name")) {
     if (auto name = read_string(*entry, reporter_)) {
       project.name = *name;
@@ -102,10 +102,7 @@ Auth ProjectReader::read_auth(const Entry& auth_entry) {
         "'auth' must be a map with token_file or token_env, not " + describe(auth_entry.value));
     return auth;
   }
-  const MapReader map(auth_entry.value, "auth",
-                      {"token_file", "token_env", "token_credential", "client_id",
-                       "private_key_file", "private_key_env", "private_key_credential"},
-                      reporter_);
+  const MapReader map(auth_entry.value, "auth", keys::kAuth, reporter_);
   const AuthSources sources = pick_auth_sources(map);
   if (sources.token) {
     auth.token = read_secret(*sources.token, "token").value_or(Secret{});

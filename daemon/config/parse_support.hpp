@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "config/keys.hpp"
 
 namespace gio::config::parsing {
 
@@ -92,8 +93,7 @@ struct Entry {
 // The entries of one YAML map, checked against the keys allowed there.
 class MapReader {
  public:
-  MapReader(const YAML::Node& map, std::string_view where,
-            std::initializer_list<std::string_view> allowed, Reporter& reporter);
+  MapReader(const YAML::Node& map, std::string_view where, keys::List allowed, Reporter& reporter);
 
   const Entry* find(std::string_view name) const;
   // Where the map starts: the place for "missing key" problems.

@@ -101,8 +101,8 @@ FileText read_file(const fs::path& path, std::size_t max_bytes) {
   return out;
 }
 
-MapReader::MapReader(const YAML::Node& map, std::string_view where,
-                     std::initializer_list<std::string_view> allowed, Reporter& reporter)
+MapReader::MapReader(const YAML::Node& map, std::string_view where, keys::List allowed,
+                     Reporter& reporter)
     : mark_(map.Mark()) {
   if (!map.IsMap()) {
     return;  // an empty section: every key takes its default

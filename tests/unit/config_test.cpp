@@ -3,8 +3,13 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
+#include <regex>
+#include <sstream>
+
+#include "config/keys.hpp"
 
 namespace gio::config {
 namespace {
@@ -856,27 +861,73 @@ TEST_F(ConfigTest, DefaultConfigPathFollowsTheEnvironment) {
   EXPECT_EQ(default_config_path(), "/etc/gio-exporter/config.yaml");
 }
 
-TEST_F(ConfigTest, ExampleConfigLoadsWhenItsTokenIsSet) {
-  ::setenv("GIO_SHOP_TOKEN", kToken, 1);
+// The example names its token as a systemd credential (the README's setup): it loads
+// once $CREDENTIALS_DIRECTORY holds that credential.
+TEST_F(ConfigTest, ExampleConfigLoadsWhenItsCredentialIsThere) {
+  const fs::path credentials = dir_ / "credentials";
+  fs::create_directories(credentials);
+  std::ofstream(credentials / "shop-token") << kToken << "\n";
+  ::setenv("CREDENTIALS_DIRECTORY", credentials.c_str(), 1);
   const fs::path path = fs::path(GIO_SOURCE_DIR) / "config/gio-exporter.example.yaml";
   const LoadResult result = load_config(path);
-  ::unsetenv("GIO_SHOP_TOKEN");
+  ::unsetenv("CREDENTIALS_DIRECTORY");
   ASSERT_TRUE(result.problems.empty()) << all_problems(result);
   ASSERT_TRUE(result.config);
   const Config& config = *result.config;
   EXPECT_EQ(config.projects.size(), 1u);
-  ASSERT_EQ(config.jobs.size(), 3u);
+  // Two raw jobs; the chart and user-list jobs are commented out (their ids are
+  // placeholders that the vendor would refuse).
+  ASSERT_EQ(config.jobs.size(), 2u);
   EXPECT_EQ(config.jobs[0].granularity, Granularity::hour);
   EXPECT_EQ(config.jobs[1].granularity, Granularity::day);
-  ASSERT_TRUE(std::holds_alternative<ChartJob>(config.jobs[2].settings));
-  EXPECT_EQ(std::get<ChartJob>(config.jobs[2].settings).charts,
-            std::vector<std::string>{"YoX28w7R"});
+  for (const Job& job : config.jobs) {
+    EXPECT_TRUE(std::holds_alternative<RawJob>(job.settings)) << job.name;
+    EXPECT_TRUE(job.hooks.on_slot_done.empty()) << job.name;
+  }
   EXPECT_EQ(config.projects[0].auth.token.reveal(), kToken);
 
-  // And without the variable it says which one is missing.
+  // And without the credential it says which one is missing.
   const LoadResult unset = load_config(path);
   ASSERT_EQ(unset.problems.size(), 1u) << all_problems(unset);
-  EXPECT_NE(unset.problems[0].message.find("GIO_SHOP_TOKEN"), std::string::npos);
+  EXPECT_NE(unset.problems[0].message.find("shop-token"), std::string::npos);
+}
+
+// "key:" at the start of a line of the example, set or commented out ("# key:",
+// "- key:", "# - key:").
+bool example_shows(const std::string& example, std::string_view key) {
+  const std::regex line("(^|\n)[ \t]*(#[ \t]*)?(-[ \t]+)?" + std::string(key) + ":");
+  return std::regex_search(example, line);
+}
+
+// Every key the parser accepts (the lists it checks maps against) has a line in the
+// shipped example, so a new key cannot be added without showing it there.
+TEST(ExampleConfig, ShowsEveryKeyTheParserKnows) {
+  std::ifstream in(fs::path(GIO_SOURCE_DIR) / "config/gio-exporter.example.yaml");
+  ASSERT_TRUE(in) << "config/gio-exporter.example.yaml";
+  std::stringstream text;
+  text << in.rdbuf();
+  const std::string example = text.str();
+  std::size_t checked = 0;
+  for (const keys::Map& map : keys::kMaps) {
+    for (std::string_view key : map.keys) {
+      EXPECT_TRUE(example_shows(example, key)) << map.where << ": '" << key << "' is missing";
+      ++checked;
+    }
+  }
+  EXPECT_GE(checked, 45u);
+  // The check can fail: a key that is not in the example is reported missing.
+  EXPECT_FALSE(example_shows(example, "poll_evry"));
+  EXPECT_FALSE(example_shows("jobs:\n  # poll_every is the interval\n", "poll_every"));
+}
+
+// The lists that are parts of the job's map are in it.
+TEST(ConfigKeys, JobListHoldsTheChartAndHookKeys) {
+  for (keys::List part : {keys::List{keys::kChartOnly}, keys::List{keys::kHooks}}) {
+    for (std::string_view key : part) {
+      EXPECT_NE(std::find(std::begin(keys::kJob), std::end(keys::kJob), key), std::end(keys::kJob))
+          << key;
+    }
+  }
 }
 
 TEST(Problem, ToStringFormats) {
