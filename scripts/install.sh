@@ -62,6 +62,12 @@ case "$unit" in
     # systemd does not look under other prefixes: the unit must be linked in.
     unit_note="  0. Make systemd see the unit: ${sudo[*]:+${sudo[*]} }systemctl link $unit" ;;
 esac
+# The unit runs as the static user and group gio-exporter (the archive's readers join
+# the group), made from the installed sysusers.d file as the package's postinst does.
+sysusers=$(grep '/sysusers.d/gio-exporter.conf$' "$build_dir/install_manifest.txt" || true)
+if [[ -n $sysusers ]] && command -v systemd-sysusers >/dev/null; then
+  "${sudo[@]}" systemd-sysusers "$sysusers"
+fi
 if [[ -d /run/systemd/system ]]; then
   "${sudo[@]}" systemctl daemon-reload
 fi

@@ -920,6 +920,21 @@ TEST(ExampleConfig, ShowsEveryKeyTheParserKnows) {
   EXPECT_FALSE(example_shows("jobs:\n  # poll_every is the interval\n", "poll_every"));
 }
 
+// The section 5 man page (docs/gio-exporter.yaml.5) has an entry (".B key") per key.
+TEST(ManPage, DescribesEveryKeyTheParserKnows) {
+  std::ifstream in(fs::path(GIO_SOURCE_DIR) / "docs/gio-exporter.yaml.5");
+  ASSERT_TRUE(in) << "docs/gio-exporter.yaml.5";
+  std::stringstream text;
+  text << in.rdbuf();
+  const std::string page = text.str();
+  for (const keys::Map& map : keys::kMaps) {
+    for (std::string_view key : map.keys) {
+      const std::regex entry("\\n\\.TP\\n\\.B " + std::string(key) + "\\n");
+      EXPECT_TRUE(std::regex_search(page, entry)) << map.where << ": '" << key << "' is missing";
+    }
+  }
+}
+
 // The lists that are parts of the job's map are in it.
 TEST(ConfigKeys, JobListHoldsTheChartAndHookKeys) {
   for (keys::List part : {keys::List{keys::kChartOnly}, keys::List{keys::kHooks}}) {
