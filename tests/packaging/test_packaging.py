@@ -7,10 +7,18 @@ the package on this machine and removes it again, so it needs root (CI runs as r
 """
 
 import fcntl
+import functools
+import gzip
+import http.server
 import os
+import grp
+import pwd
 import re
+import shutil
+import stat
 import subprocess
 import tempfile
+import threading
 import unittest
 from pathlib import Path
 
@@ -20,6 +28,8 @@ BUILD_DIR = Path(os.environ.get("GIO_BUILD_DIR", EXPORTER_BIN.parent))
 UNIT = SOURCE_DIR / "systemd" / "gio-exporter.service"
 RULES = SOURCE_DIR / "config" / "prometheus-alerts.yml"
 RULE_TESTS = SOURCE_DIR / "tests" / "packaging" / "prometheus-alerts.test.yml"
+SYSUSERS = SOURCE_DIR / "systemd" / "gio-exporter.sysusers"
+COMPLETION = SOURCE_DIR / "systemd" / "gio-exporter.bash-completion"
 MAX_EXPOSURE = 2.0  # systemd-analyze security's "OK" ends here
 PACKAGED_EXEC = "/usr/bin/gio-exporter"
 
@@ -90,12 +100,17 @@ class UnitFileTest(unittest.TestCase):
             "Restart": "on-failure",
             "StateDirectory": "gio-exporter",
             "ConfigurationDirectory": "gio-exporter",
-            "DynamicUser": "yes",
+            # A static user and group (sysusers.d) instead of DynamicUser: the group is
+            # the archive's readers (README "Add a reader").
+            "User": "gio-exporter",
+            "Group": "gio-exporter",
+            "StateDirectoryMode": "0750",
             "ConditionPathExists": "/etc/gio-exporter/config.yaml",
             "WantedBy": "multi-user.target",
         }
         for key, value in expected.items():
             self.assertEqual(found.get(key), [value], key)
+        self.assertNotIn("DynamicUser", found)
         self.assertRegex(found["WatchdogSec"][0], r"^\d+s$")
         self.assertEqual(found["ExecStart"],
                          [f"{PACKAGED_EXEC} --config /etc/gio-exporter/config.yaml run"])
@@ -144,6 +159,72 @@ class UnitFileTest(unittest.TestCase):
             copy.write_text("\n".join(kept) + "\n")
             level, _, output = exposure(copy)
             self.assertGreater(level, MAX_EXPOSURE, output)
+
+
+class SysusersTest(unittest.TestCase):
+    """systemd/gio-exporter.sysusers: systemd-sysusers makes the user and its group."""
+
+    def test_sysusers_makes_a_system_user_and_group(self):
+        with tempfile.TemporaryDirectory() as root:
+            os.mkdir(Path(root, "etc"))
+            result = run(["systemd-sysusers", f"--root={root}", SYSUSERS.resolve()])
+            self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+            users = [line.split(":") for line in Path(root, "etc/passwd").read_text().splitlines()]
+            groups = [line.split(":") for line in Path(root, "etc/group").read_text().splitlines()]
+        user = [u for u in users if u[0] == "gio-exporter"]
+        self.assertEqual(len(user), 1, users)
+        _, _, uid, gid, _, home, shell = user[0]
+        self.assertLess(int(uid), 1000)  # a system user
+        self.assertEqual(home, "/var/lib/gio-exporter")
+        self.assertTrue(shell.endswith("nologin"), shell)
+        self.assertEqual([g[2] for g in groups if g[0] == "gio-exporter"], [gid])
+
+
+def complete(script, words, path=None):
+    """What the completion script offers for `words` (the last is the one being typed)."""
+    env = dict(os.environ)
+    if path:
+        env["PATH"] = f"{path}:{env['PATH']}"
+    program = (f'source "{script}" || exit 3; complete -p gio-exporter >/dev/null || exit 4; '
+               'COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _gio_exporter; '
+               'printf "%s\\n" "${COMPREPLY[@]}"')
+    result = run(["bash", "--norc", "-c", program, "bash", *words], env=env)
+    if result.returncode != 0:
+        raise AssertionError(f"bash exited {result.returncode}: {result.stdout}{result.stderr}")
+    return [line for line in result.stdout.splitlines() if line]
+
+
+class CompletionTest(unittest.TestCase):
+    """systemd/gio-exporter.bash-completion against the built binary's help."""
+
+    def setUp(self):
+        self.assertTrue(EXPORTER_BIN.is_file(), f"build gio-exporter first: {EXPORTER_BIN}")
+        self.bin_dir = EXPORTER_BIN.resolve().parent
+
+    def test_completes_commands(self):
+        self.assertEqual(complete(COMPLETION, ["gio-exporter", "st"], self.bin_dir), ["status"])
+        everything = complete(COMPLETION, ["gio-exporter", ""], self.bin_dir)
+        for command in ("run", "check-config", "status", "gaps", "backfill", "retry", "verify",
+                        "fetch", "version"):
+            self.assertIn(command, everything)
+        # -c's value is not taken for the command.
+        self.assertEqual(complete(COMPLETION, ["gio-exporter", "-c", "x.yaml", "ga"],
+                                  self.bin_dir), ["gaps"])
+
+    def test_completes_options_of_the_command(self):
+        gaps = complete(COMPLETION, ["gio-exporter", "gaps", "--"], self.bin_dir)
+        for option in ("--job", "--json", "--help", "--config"):
+            self.assertIn(option, gaps)
+        self.assertNotIn("--failed", gaps)  # retry's, not gaps'
+        self.assertIn("--failed", complete(COMPLETION, ["gio-exporter", "retry", "--f"],
+                                           self.bin_dir))
+        self.assertEqual(complete(COMPLETION, ["gio-exporter", "fetch", "--verify", ""],
+                                  self.bin_dir), ["gzip", "size"])
+        self.assertIn("--config", complete(COMPLETION, ["gio-exporter", "--co"], self.bin_dir))
+
+    def test_offers_nothing_for_an_unknown_program(self):
+        # Without the binary on PATH there is no help to read: no words, no error.
+        self.assertEqual(complete(COMPLETION, ["gio-exporter-missing", "st"]), [])
 
 
 class AlertRulesTest(unittest.TestCase):
@@ -214,6 +295,13 @@ def runtime_packages(binary):
     return packages
 
 
+class QuietFiles(http.server.SimpleHTTPRequestHandler):
+    """Serves a folder without a log line per request."""
+
+    def log_message(self, *args):
+        pass
+
+
 class DebPackageTest(unittest.TestCase):
     """The .deb builds with CPack, installs with dpkg -i, works, and dpkg -r removes it."""
 
@@ -248,8 +336,12 @@ class DebPackageTest(unittest.TestCase):
     def test_deb_builds_installs_runs_and_removes(self):
         deb, version = self.build_deb()
 
-        fields = run(["dpkg-deb", "--field", deb, "Package", "Version", "Depends"]).stdout
+        fields = run(["dpkg-deb", "--field", deb, "Package", "Version", "Depends",
+                      "Maintainer"]).stdout
         self.assertIn("Package: gio-exporter", fields)
+        maintainer = re.search(r"Maintainer: (.*)", fields).group(1)
+        self.assertRegex(maintainer, r"^[^<>]+ <[^@<>\s]+@[^@<>\s]+\.[a-z]+>$")
+        self.assertNotIn("localhost", maintainer)
         self.assertIn(f"Version: {version}", fields)
         depends = {re.split(r"[ (]", item.strip())[0]
                    for item in re.search(r"Depends: (.*)", fields).group(1).split(",")}
@@ -267,7 +359,12 @@ class DebPackageTest(unittest.TestCase):
                      "./usr/share/doc/gio-exporter/examples/config.yaml",
                      "./usr/share/doc/gio-exporter/examples/prometheus-alerts.yml",
                      "./usr/share/doc/gio-exporter/README.md",
-                     "./usr/share/man/man1/gio-exporter.1.gz"):
+                     "./usr/share/man/man1/gio-exporter.1.gz",
+                     "./usr/share/man/man5/gio-exporter.yaml.5.gz",
+                     "./usr/lib/sysusers.d/gio-exporter.conf",
+                     "./usr/share/bash-completion/completions/gio-exporter",
+                     "./usr/share/doc/gio-exporter/copyright",
+                     "./usr/share/doc/gio-exporter/changelog.gz"):
             self.assertIn(path, contents)
         self.assertNotIn("./etc/", contents)  # no config shipped: nothing starts unconfigured
         control = run(["dpkg-deb", "--info", deb]).stdout
@@ -296,11 +393,111 @@ class DebPackageTest(unittest.TestCase):
         self.assertEqual(help_run.returncode, 0)
         self.assertIn("LoadCredential", help_run.stdout)
 
+        self.check_debian_docs(version)
+        self.check_man_pages()
+        self.check_installed_completion()
+        self.check_a_reader_can_read_the_archive()
+
         removed = run(["dpkg", "-r", "gio-exporter"], timeout=300)
         self.assertEqual(removed.returncode, 0, removed.stdout + removed.stderr)
         self.assertNotEqual(dpkg_status("gio-exporter"), "install ok installed")
         left = [p for p in files if p.exists() and not p.is_dir()]
         self.assertEqual(left, [], "files left after dpkg -r")
+
+    def check_debian_docs(self, version):
+        doc = Path("/usr/share/doc/gio-exporter")
+        copyright_text = (doc / "copyright").read_text()
+        self.assertTrue(copyright_text.startswith(
+            "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n"))
+        for field in ("Upstream-Name: gio-exporter", "Files: *", "Copyright: ", "License: "):
+            self.assertIn(field, copyright_text)
+        with gzip.open(doc / "changelog.gz", "rt") as changelog:
+            top = changelog.readline()
+        self.assertRegex(top, rf"^gio-exporter \({re.escape(version)}\) \S+; urgency=\w+$")
+
+    def check_man_pages(self):
+        # man5 exists and both pages point at each other.
+        for page, other in (("/usr/share/man/man1/gio-exporter.1.gz", "gio-exporter.yaml"),
+                            ("/usr/share/man/man5/gio-exporter.yaml.5.gz", "gio-exporter")):
+            with gzip.open(page, "rt") as text:
+                roff = text.read()
+            self.assertRegex(roff, r'\.SH "?SEE ALSO"?', page)
+            see_also = re.split(r'\.SH "?SEE ALSO"?', roff)[1]
+            self.assertRegex(see_also, rf"\.BR {re.escape(other)} \([15]\)", page)
+
+    def check_installed_completion(self):
+        script = "/usr/share/bash-completion/completions/gio-exporter"
+        self.assertEqual(complete(script, ["gio-exporter", "st"]), ["status"])
+        self.assertIn("--json", complete(script, ["gio-exporter", "status", "--"]))
+
+    def check_a_reader_can_read_the_archive(self):
+        """The package's user writes an archive with the daemon's modes; a user who joins
+        the gio-exporter group, and nothing else, can list and read it."""
+        service = pwd.getpwnam("gio-exporter")  # made by the postinst
+        self.assertLess(service.pw_uid, 1000)
+        self.assertEqual(grp.getgrgid(service.pw_gid).gr_name, "gio-exporter")
+        self.assertTrue(service.pw_shell.endswith("nologin"), service.pw_shell)
+
+        # A root that others may enter, like /var/lib; the archive in it is the service's
+        # (StateDirectoryMode=0750, owner gio-exporter).
+        top = Path(tempfile.mkdtemp(prefix="gio-reader-"))
+        self.addCleanup(shutil.rmtree, top, True)
+        top.chmod(0o755)
+        archive = top / "archive"
+        archive.mkdir(mode=0o750)
+        os.chown(archive, service.pw_uid, service.pw_gid)
+
+        # The service writes a partition with the installed binary's download-and-publish
+        # path, as its own user; umask 0027 makes the partition folders what the daemon's
+        # archive_umask (default 0027) makes them.
+        payload = b"event,time\nvisit,2026-11-22T03:00:00+08:00\n"
+        served = top / "served"
+        served.mkdir()
+        (served / "visit-0.csv.gz").write_bytes(gzip.compress(payload, mtime=0))
+        handler = functools.partial(QuietFiles, directory=served)
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.addCleanup(server.server_close)
+        self.addCleanup(server.shutdown)
+        partition = archive / "shop-hourly" / "visit" / "dt=2026-11-22" / "hour=03"
+        url = f"http://127.0.0.1:{server.server_address[1]}/visit-0.csv.gz"
+        as_service = ["setpriv", "--reuid=gio-exporter", "--regid=gio-exporter",
+                      "--init-groups", "sh", "-c", 'umask 0027 && exec "$@"', "sh"]
+        fetched = run(as_service + [PACKAGED_EXEC, "fetch", url, "--dir", partition])
+        self.assertEqual(fetched.returncode, 0, fetched.stdout + fetched.stderr)
+        archived = partition / "visit-0.csv.gz"
+        info = archived.stat()
+        self.assertEqual((info.st_uid, info.st_gid), (service.pw_uid, service.pw_gid))
+        self.assertEqual(stat.S_IMODE(info.st_mode), 0o640)
+        folder = archive
+        for part in partition.relative_to(archive).parts:
+            folder = folder / part
+            self.assertEqual(stat.S_IMODE(folder.stat().st_mode), 0o750, folder)
+            self.assertEqual(folder.stat().st_gid, service.pw_gid, folder)
+
+        # A consumer account, first outside the group: it can read nothing.
+        reader = "gio-reader-test"
+        made = run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
+                    reader])
+        self.assertEqual(made.returncode, 0, made.stderr)
+        self.addCleanup(run, ["userdel", reader])
+        as_reader = ["setpriv", f"--reuid={reader}", f"--regid={reader}", "--init-groups"]
+        self.assertNotEqual(run(as_reader + ["ls", archive]).returncode, 0)
+        self.assertNotEqual(run(as_reader + ["cat", archived]).returncode, 0)
+
+        # Joining the group is all it takes (README "Add a reader").
+        joined = run(["usermod", "-aG", "gio-exporter", reader])
+        self.assertEqual(joined.returncode, 0, joined.stderr)
+        listed = run(as_reader + ["ls", "-R", archive])
+        self.assertEqual(listed.returncode, 0, listed.stderr)
+        self.assertIn("visit-0.csv.gz", listed.stdout)
+        read = subprocess.run(as_reader + ["cat", str(archived)], capture_output=True,
+                              timeout=60)
+        self.assertEqual(read.returncode, 0, read.stderr)
+        self.assertEqual(gzip.decompress(read.stdout), payload)
+        # Reading is all: the group may not write into the archive.
+        wrote = run(as_reader + ["touch", partition / "intruder"])
+        self.assertNotEqual(wrote.returncode, 0)
 
 
 if __name__ == "__main__":
