@@ -12,6 +12,9 @@ packages=(
   python3 openssl ca-certificates curl nginx-light
   # packaging and service checks: systemd-analyze, promtool, the man page, the .deb
   systemd prometheus help2man dpkg-dev file
+  # the .deb test: lintian's checks; systemd-sysusers, setpriv and useradd for the
+  # archive's readers come with systemd, util-linux and passwd
+  lintian
   # scripts/fuzz.sh: clang with libFuzzer and the sanitizer runtimes
   clang libclang-rt-14-dev
 )
