@@ -215,6 +215,12 @@ SyntaxProblem misaligned(const Context& context) {
     return {start, "this line does not fit the structure above it: check its indentation"};
   }
   const std::string where = " that starts at " + line_number(open->mark);
+  if (line.find_first_not_of(" \t") == std::string_view::npos) {
+    // Nothing to point at where yaml-cpp stopped: the structure is the place to look.
+    return {open->mark, std::string(open->map ? "the map" : "the list") +
+                            " that starts here does not end where it should: check the "
+                            "indentation of its lines"};
+  }
   if (missing_space_after_dash(line)) {
     return {start, kMissingSpaceAfterDash};
   }
