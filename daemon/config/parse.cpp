@@ -2,8 +2,6 @@
 // limits, metrics, log). Projects and jobs are read in parse_projects.cpp and
 // parse_jobs.cpp, with the shared readers of parse_values.cpp (parse_support.hpp).
 
-#include <yaml-cpp/eventhandler.h>
-
 #include <algorithm>
 #include <cctype>
 #include <charconv>
@@ -238,8 +236,9 @@ void Parser::read_log(const YAML::Node& node) {
       if (std::find(std::begin(kLogLevels), std::end(kLogLevels), *text) != std::end(kLogLevels)) {
         config_.log.level = *text;
       } else {
-        reporter_.add(entry->value_mark(), "unknown log level " + in_quotes(*text) +
-                                               " (one of: " + join(kLogLevels) + ")");
+        reporter_.add(entry->value_mark(),
+                      "unknown log level " + in_quotes(*text) +
+                          unknown_note(*text, kLogLevels, "one of: " + join(kLogLevels)));
       }
     }
   }
@@ -249,41 +248,12 @@ void Parser::read_log(const YAML::Node& node) {
           std::end(kLogFormats)) {
         config_.log.format = *text;
       } else {
-        reporter_.add(entry->value_mark(), "unknown log format " + in_quotes(*text) +
-                                               " (one of: " + join(kLogFormats) + ")");
+        reporter_.add(entry->value_mark(),
+                      "unknown log format " + in_quotes(*text) +
+                          unknown_note(*text, kLogFormats, "one of: " + join(kLogFormats)));
       }
     }
   }
-}
-
-// Where a second YAML document starts, if there is one. yaml-cpp 0.7's LoadAll can
-// loop until memory runs out on some malformed input (found by fuzzing: a 16-byte
-// file), so documents are counted with the event parser, which is asked for two at
-// most, and only the first is loaded.
-std::optional<YAML::Mark> second_document(const std::string& text) {
-  class DocumentStarts final : public YAML::EventHandler {
-   public:
-    std::vector<YAML::Mark> marks;
-    void OnDocumentStart(const YAML::Mark& mark) override { marks.push_back(mark); }
-    void OnDocumentEnd() override {}
-    void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
-    void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
-    void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                  const std::string&) override {}
-    void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                         YAML::EmitterStyle::value) override {}
-    void OnSequenceEnd() override {}
-    void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                    YAML::EmitterStyle::value) override {}
-    void OnMapEnd() override {}
-  } starts;
-  std::istringstream input{text};
-  YAML::Parser events{input};
-  if (events.HandleNextDocument(starts) && events.HandleNextDocument(starts) &&
-      starts.marks.size() > 1) {
-    return starts.marks[1];
-  }
-  return std::nullopt;
 }
 
 }  // namespace
@@ -291,15 +261,23 @@ std::optional<YAML::Mark> second_document(const std::string& text) {
 LoadResult parse_config(std::string_view yaml_text, const std::filesystem::path& path) {
   Reporter reporter(path.string());
   Parser parser(path, reporter);
-  try {
-    const std::string text{yaml_text};
-    if (const auto second = second_document(text)) {
-      reporter.add(*second, "a config file holds one YAML document; this is a second");
+  const std::string text{yaml_text};
+  const SyntaxCheck syntax = check_syntax(text);
+  if (syntax.error) {
+    // What follows a syntax error or an unclosed quote cannot be read as it was meant,
+    // so this is the only problem shown.
+    reporter.add(syntax.error->mark, syntax.error->message);
+  } else {
+    if (syntax.second_document) {
+      reporter.add(*syntax.second_document,
+                   "a config file holds one YAML document; this is a second");
     }
-    parser.read(YAML::Load(text));
-  } catch (const YAML::Exception& error) {
-    // A syntax error: yaml-cpp stops there, so this is the only problem it can show.
-    reporter.add(error.mark, error.msg);
+    try {
+      parser.read(YAML::Load(text));
+    } catch (const YAML::Exception& error) {
+      const SyntaxProblem problem = explain_yaml_error(text, error);
+      reporter.add(problem.mark, problem.message);
+    }
   }
   LoadResult result;
   if (reporter.empty()) {

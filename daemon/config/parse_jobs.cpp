@@ -383,8 +383,8 @@ std::vector<std::string> JobReader::read_data_types(const Entry& entry) {
     }
     const std::string& type = item.Scalar();
     if (std::find(std::begin(kDataTypes), std::end(kDataTypes), type) == std::end(kDataTypes)) {
-      reporter_.add(item.Mark(),
-                    "unknown data type " + in_quotes(type) + " (known: " + join(kDataTypes) + ")");
+      reporter_.add(item.Mark(), "unknown data type " + in_quotes(type) +
+                                     unknown_note(type, kDataTypes, "known: " + join(kDataTypes)));
     } else if (std::find(types.begin(), types.end(), type) != types.end()) {
       reporter_.add(item.Mark(), "data type " + in_quotes(type) + " is listed twice");
     } else {
@@ -448,8 +448,15 @@ std::vector<Job> read_jobs(const Entry* entry, const YAML::Mark& root,
     const bool known = std::any_of(projects->begin(), projects->end(),
                                    [&](const Project& p) { return p.name == jobs[i].project; });
     if (project_marks[i] && !known) {
-      reporter.add(*project_marks[i],
-                   "unknown project " + in_quotes(jobs[i].project) + " (not in 'projects')");
+      std::vector<std::string_view> names;
+      for (const Project& project : *projects) {
+        names.push_back(project.name);
+      }
+      std::string message = "unknown project " + in_quotes(jobs[i].project) + " (not in 'projects'";
+      if (const auto suggestion = nearest(jobs[i].project, names)) {
+        message += "; did you mean " + in_quotes(*suggestion) + "?";
+      }
+      reporter.add(*project_marks[i], message + ")");
     }
   }
   return jobs;

@@ -62,6 +62,17 @@ std::string join(const Range& items) {
   return out;
 }
 
+// The known name nearest to a misspelt `word`, when one is close enough to suggest:
+// within a Damerau-Levenshtein distance of a third of its length (at least 1, case
+// ignored), or one that starts the other (`pageview` for `page`). The one place that
+// suggests, for every unknown key and every value of a closed set.
+std::optional<std::string_view> nearest(std::string_view word,
+                                        std::span<const std::string_view> known);
+// " (did you mean 'x'? " + note + ")", or " (" + note + ")" without a suggestion; no
+// parentheses at all when both are empty.
+std::string unknown_note(std::string_view word, std::span<const std::string_view> known,
+                         std::string_view note);
+
 // "a map", "a list", "a single value"...: what the user wrote instead.
 std::string describe(const YAML::Node& node);
 std::string trim(std::string_view text);
@@ -142,10 +153,29 @@ std::optional<T> read_choice(const Entry& entry, Reporter& reporter,
     }
     names.push_back(choice.name);
   }
-  reporter.add(entry.value_mark(),
-               "unknown " + entry.name + " " + in_quotes(*text) + " (one of: " + join(names) + ")");
+  reporter.add(entry.value_mark(), "unknown " + entry.name + " " + in_quotes(*text) +
+                                       unknown_note(*text, names, "one of: " + join(names)));
   return std::nullopt;
 }
+
+// --- YAML syntax (parse_syntax.cpp) ---
+
+// A problem of the YAML itself, in plain words, at the place the user should look.
+struct SyntaxProblem {
+  YAML::Mark mark;
+  std::string message;
+};
+
+struct SyntaxCheck {
+  std::optional<YAML::Mark> second_document;  // where a second YAML document starts
+  std::optional<SyntaxProblem> error;         // a syntax error or an unclosed quote
+};
+
+// Reads the text with yaml-cpp's event parser (never YAML::Load): a clean result means
+// the first document can be loaded.
+SyntaxCheck check_syntax(const std::string& text);
+// For an error that YAML::Load throws all the same.
+SyntaxProblem explain_yaml_error(const std::string& text, const YAML::Exception& error);
 
 // --- The lists of the document (parse_projects.cpp, parse_jobs.cpp) ---
 

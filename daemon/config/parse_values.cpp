@@ -37,6 +37,83 @@ std::string in_quotes(std::string_view text) {
   return "'" + std::string(text) + "'";
 }
 
+namespace {
+
+std::string lower(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') {
+      c = static_cast<char>(c - 'A' + 'a');
+    }
+  }
+  return out;
+}
+
+// Edits (insert, delete, replace, swap two neighbours) from a to b: the optimal string
+// alignment form of Damerau-Levenshtein, where swapped letters count as one typo.
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
+  for (std::size_t i = 0; i <= a.size(); ++i) {
+    d[i][0] = i;
+  }
+  for (std::size_t j = 0; j <= b.size(); ++j) {
+    d[0][j] = j;
+  }
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
+        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+      }
+    }
+  }
+  return d[a.size()][b.size()];
+}
+
+// A known name of at least this many letters that starts the word, or that the word
+// starts, is suggested however long the rest: `pageview` means `page`.
+constexpr std::size_t kMinPrefix = 4;
+// Longer words are never names here; the table above would only cost time.
+constexpr std::size_t kMaxSuggestedLength = 64;
+
+}  // namespace
+
+std::optional<std::string_view> nearest(std::string_view word,
+                                        std::span<const std::string_view> known) {
+  if (word.empty() || word.size() > kMaxSuggestedLength) {
+    return std::nullopt;
+  }
+  const std::string typed = lower(word);
+  const std::size_t limit = std::max<std::size_t>(1, typed.size() / 3);
+  std::optional<std::string_view> best;
+  std::size_t best_distance = 0;
+  for (const std::string_view name : known) {
+    const std::string candidate = lower(name);
+    const std::size_t distance = edit_distance(typed, candidate);
+    const std::size_t shorter = std::min(typed.size(), candidate.size());
+    const bool prefix = shorter >= kMinPrefix && (typed.starts_with(candidate.substr(0, shorter)) &&
+                                                  candidate.starts_with(typed.substr(0, shorter)));
+    if ((distance <= limit || prefix) && (!best || distance < best_distance)) {
+      best = name;
+      best_distance = distance;
+    }
+  }
+  return best;
+}
+
+std::string unknown_note(std::string_view word, std::span<const std::string_view> known,
+                         std::string_view note) {
+  std::string inside;
+  if (const auto suggestion = nearest(word, known)) {
+    inside = "did you mean " + in_quotes(*suggestion) + "?";
+  }
+  if (!note.empty()) {
+    inside += (inside.empty() ? "" : " ") + std::string(note);
+  }
+  return inside.empty() ? std::string{} : " (" + inside + ")";
+}
+
 std::string describe(const YAML::Node& node) {
   switch (node.Type()) {
     case YAML::NodeType::Map:
@@ -117,7 +194,8 @@ MapReader::MapReader(const YAML::Node& map, std::string_view where, keys::List a
     const std::string name = key.Scalar();
     if (std::find(allowed.begin(), allowed.end(), name) == allowed.end()) {
       reporter.add(key.Mark(), "unknown key " + in_quotes(name) + " in " + std::string(where) +
-                                   " (known keys: " + join(allowed) + ")");
+                                   unknown_note(name, {allowed.begin(), allowed.size()},
+                                                "known keys: " + join(allowed)));
       continue;
     }
     if (const Entry* first = find(name)) {

@@ -70,6 +70,25 @@ class CheckConfigTest(E2ETestCase):
         self.assertEqual(code, 1, output)
         self.assertTrue(places, output)
 
+    def test_yaml_errors_in_plain_words_and_typos_get_a_suggestion(self):
+        # An unclosed '{' is shown where it opens (line 4), not where yaml-cpp gave up.
+        code, places, output = self.check(VALID.replace("{parallel_downloads: 4}", "{parallel_downloads: 4"))
+        self.assertEqual((code, places), (1, [(4, 9)]), output)
+        self.assertIn("a map opened with '{' here is not closed: add the missing '}'", output)
+        self.assertNotIn("end of map flow not found", output)
+        # An unclosed quote is named, rather than read on into the next keys.
+        code, places, output = self.check(VALID.replace("kind: raw", 'kind: "raw'))
+        self.assertEqual((code, places), (1, [(14, 11)]), output)
+        self.assertIn("unclosed quote", output)
+        self.assertNotIn("unknown kind", output)
+        code, places, output = self.check(
+            VALID.replace("poll_every: 1s", "poll_evry: 1s").replace("data_types: all", "data_types: [pageview]")
+        )
+        self.assertEqual(code, 1, output)
+        self.assertEqual(places, [(16, 18), (18, 5)], output)
+        self.assertIn("unknown data type 'pageview' (did you mean 'page'?", output)
+        self.assertIn("unknown key 'poll_evry' in a job (did you mean 'poll_every'?", output)
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -562,15 +562,139 @@ TEST_F(ConfigTest, ASecondDocumentIsAProblemAndNeverLoopsTheParser) {
       << all_problems(fuzzed);
 }
 
-TEST_F(ConfigTest, SyntaxErrorAtTheParsersMark) {
+TEST_F(ConfigTest, SyntaxErrorAtWhereTheStructureOpens) {
   const LoadResult result = parse_config("jobs: [a, b\nprojects: x\n", kPath);
   ASSERT_EQ(result.problems.size(), 1u) << all_problems(result);
   EXPECT_FALSE(result.config);
-  // yaml-cpp notices the unclosed list where the next line's mapping begins.
-  EXPECT_EQ(result.problems[0].line, 2);
-  EXPECT_EQ(result.problems[0].column, 9);
-  EXPECT_EQ(result.problems[0].message, "end of sequence flow not found");
+  // yaml-cpp notices the unclosed list where the next line's mapping begins (2:9, "end
+  // of sequence flow not found"); the place to fix is the '[' that opens it.
+  EXPECT_EQ(result.problems[0].line, 1);
+  EXPECT_EQ(result.problems[0].column, 7);
+  EXPECT_EQ(result.problems[0].message,
+            "a list opened with '[' here is not closed: add the missing ']' (YAML read on to "
+            "line 2 looking for it)");
   EXPECT_EQ(result.problems[0].file, kPath.string());
+}
+
+struct Translated {
+  std::string yaml;
+  int line, column;
+  std::string fragment;
+};
+
+// Each of yaml-cpp's common messages (in the comment) in plain words, at the line to fix.
+TEST_F(ConfigTest, YamlSyntaxErrorsInPlainWords) {
+  const Translated cases[] = {
+      // end of map flow not found (yaml-cpp: 2:1, the end of the file)
+      {"log: {level: info\n", 1, 6,
+       "a map opened with '{' here is not closed: add the missing '}'"},
+      // end of sequence flow not found (yaml-cpp: 11:15, the next key)
+      {with("    data_types: [visit, page\n    poll_every: 5m\n"), 10, 17,
+       "a list opened with '[' here is not closed: add the missing ']' (YAML read on to line 11"},
+      // end of sequence not found
+      {with("   kind: raw\n"), 10, 4,
+       "this line is indented by 3 spaces, which lines up with nothing above it: the entries of "
+       "the list that starts at line 8 are indented by 2, line 9 by 4"},
+      // end of map not found
+      {with("- name: other\n"), 10, 1,
+       "a list entry ('- ') among the keys of the map that starts at line 1: a list must be the "
+       "value of a key"},
+      {"log:\n  level: info\n format: json\n", 3, 2,
+       "this line is indented by 1 space, which lines up with nothing above it"},
+      // illegal map value
+      {with("    kind: raw: chart\n"), 10, 14, "a second ': ' on this line"},
+      {with("    kind:raw\n    verify: gzip\n"), 10, 9,
+       "a key needs a space after its ':' (write 'kind: raw', not 'kind:raw')"},
+      {with("    verify: gzip\n      kind: raw\n"), 11, 7,
+       "this line is indented more than the key on line 10, which already has a value"},
+      {with("  -name: other\n   project: shop\n"), 10, 3,
+       "a list entry needs a space after '-' (write '- name', not '-name')"},
+      // illegal tab when looking for indentation, and the errors a tab causes
+      {with("\tkind: raw\n"), 10, 1, "a tab in the indentation: YAML indents with spaces only"},
+      {"log:\n\tlevel: info\n", 2, 1, "a tab in the indentation"},
+      // illegal block entry
+      {with("    data_types: - visit\n"), 10, 17, "a list entry ('- ') cannot start here"},
+      // illegal flow end
+      {"log: {level: info}}\n", 1, 19, "'}' closes nothing"},
+      // unknown token
+      {with("    kind: @raw\n"), 10, 11, "a value cannot start with '@' in YAML"},
+      // unknown escape character: q
+      {with("    on_slot_done: \"echo \\q\"\n"), 10, 25,
+       "an unknown escape ('\\q') in a double-quoted value"},
+      // the referenced anchor is not defined
+      {with("    kind: *raw\n"), 10, 11, "'*' refers to an anchor ('&name') defined above"},
+      // Left as yaml-cpp words it: rare in a config file.
+      {with("    kind: &a &b raw\n"), 10, 14,
+       "YAML syntax error: cannot assign multiple anchors to the same node"},
+  };
+  for (const Translated& c : cases) {
+    EXPECT_TRUE(only_problem(parse_config(c.yaml, kPath), c.line, c.column, c.fragment)) << c.yaml;
+  }
+}
+
+// yaml-cpp 0.7 reads an unclosed quote on into the next lines, up to the next quote or
+// the end of the file: without this check it surfaced as an unknown kind, or as "end
+// of map not found" lines later.
+TEST_F(ConfigTest, AnUnclosedQuoteIsNamedAsSuch) {
+  EXPECT_TRUE(only_problem(parse_config(with("    kind: \"raw\n    verify: gzip\n"), kPath), 10, 11,
+                           "unclosed quote: the \" here is never closed, so YAML reads the rest "
+                           "of the file into this value"));
+  EXPECT_TRUE(only_problem(parse_config(with("    kind: 'raw\n    verify: 'gzip'\n"), kPath), 10,
+                           11,
+                           "unclosed quote: the ' here is not closed on its line, so YAML reads "
+                           "on into line 11"));
+  EXPECT_TRUE(only_problem(parse_config(with("    data_types: [visit, 'page]\n"), kPath), 10, 25,
+                           "unclosed quote"));
+  // A quoted value may go on over lines indented past its key, and quotes inside other
+  // values or block text are not quotes.
+  const LoadResult fine = parse_config(with("    on_slot_done: \"echo it's\n"
+                                            "      done\"\n"
+                                            "    on_slot_failed: |\n"
+                                            "      echo \"failed\n"
+                                            "    on_slot_at_risk: echo \"late\n"),
+                                       kPath);
+  ASSERT_TRUE(fine.config) << all_problems(fine);
+  EXPECT_EQ(fine.config->jobs.at(0).hooks.on_slot_done, "echo it's done");
+}
+
+TEST_F(ConfigTest, TyposGetTheNearestKnownName) {
+  EXPECT_TRUE(only_problem(parse_config(with("    poll_evry: 5m\n"), kPath), 10, 5,
+                           "unknown key 'poll_evry' in a job (did you mean 'poll_every'? known "
+                           "keys: name, project,"));
+  EXPECT_TRUE(only_problem(parse_config(with("http:\n  timeuot: 5s\n"), kPath), 11, 3,
+                           "unknown key 'timeuot' in http (did you mean 'timeout'?"));
+  EXPECT_TRUE(only_problem(parse_config(with("    data_types: [visit, pageview]\n"), kPath), 10, 25,
+                           "unknown data type 'pageview' (did you mean 'page'? known: visit, "));
+  EXPECT_TRUE(only_problem(parse_config(with("    kind: chrat\n"), kPath), 10, 11,
+                           "unknown kind 'chrat' (did you mean 'chart'? one of: raw, chart)"));
+  EXPECT_TRUE(only_problem(parse_config(with("    granularity: Hour\n"), kPath), 10, 18,
+                           "unknown granularity 'Hour' (did you mean 'hour'?"));
+  EXPECT_TRUE(only_problem(parse_config(with("    verify: gzp\n"), kPath), 10, 13,
+                           "unknown verify 'gzp' (did you mean 'gzip'?"));
+  EXPECT_TRUE(only_problem(
+      parse_config(with("    kind: chart\n    charts: [a1]\n    resource: chart\n"), kPath), 12, 15,
+      "unknown resource 'chart' (did you mean 'charts'?"));
+  EXPECT_TRUE(only_problem(parse_config(with("log:\n  level: inof\n"), kPath), 11, 10,
+                           "unknown log level 'inof' (did you mean 'info'?"));
+  EXPECT_TRUE(only_problem(parse_config(with("log:\n  format: jsno\n"), kPath), 11, 11,
+                           "unknown log format 'jsno' (did you mean 'json'? one of: text, json)"));
+  EXPECT_TRUE(only_problem(parse_config(with("  - name: other\n    project: shoop\n"), kPath), 11,
+                           14,
+                           "unknown project 'shoop' (not in 'projects'; did you mean 'shop'?)"));
+}
+
+TEST_F(ConfigTest, NoSuggestionWhenNothingIsClose) {
+  const LoadResult key = parse_config(with("    colour: blue\n"), kPath);
+  EXPECT_TRUE(only_problem(key, 10, 5, "unknown key 'colour' in a job (known keys: name,"));
+  EXPECT_EQ(all_problems(key).find("did you mean"), std::string::npos);
+  const LoadResult type = parse_config(with("    data_types: [clicks]\n"), kPath);
+  EXPECT_TRUE(only_problem(type, 10, 18, "unknown data type 'clicks' (known: visit,"));
+  EXPECT_EQ(all_problems(type).find("did you mean"), std::string::npos);
+  // Three letters allow one typo, not two.
+  EXPECT_TRUE(only_problem(parse_config(with("    kind: rwa\n"), kPath), 10, 11,
+                           "unknown kind 'rwa' (did you mean 'raw'?"));
+  EXPECT_TRUE(only_problem(parse_config(with("    kind: rxy\n"), kPath), 10, 11,
+                           "unknown kind 'rxy' (one of: raw, chart)"));
 }
 
 TEST_F(ConfigTest, EmptyFileAndMissingSections) {
