@@ -45,10 +45,11 @@ const config::Job* named_job(const config::Config& config, const Args& args) {
 }
 
 // Loads the config and runs `command` with it (and with the job --job names, if any);
-// exit status 1 when either is missing.
+// exit status 1 when either is missing. Only a command that calls the API asks for the
+// secrets: the others must work from an admin shell without the service's credentials.
 template <typename Run>
-int with_config(const Args& args, Run command) {
-  const auto config = load_or_report(args.config_path());
+int with_config(const Args& args, config::SecretMode secrets, Run command) {
+  const auto config = load_or_report(args.config_path(), secrets);
   if (!config) {
     return 1;
   }
@@ -68,21 +69,32 @@ void define_run(CLI::App& command, Args& args) {
   command.add_flag("--once", args.once, "one pass over what is due, then exit");
 }
 int run_run(const Args& args) {
-  return with_config(args, [&](const config::Config& config, const config::Job*) {
-    return run_daemon(config, args.once);
-  });
+  return with_config(args, config::SecretMode::load,
+                     [&](const config::Config& config, const config::Job*) {
+                       return run_daemon(config, args.once);
+                     });
 }
 
 void define_nothing(CLI::App&, Args&) {}
 
+void define_check_config(CLI::App& command, Args& args) {
+  command.add_flag("--no-secrets", args.no_secrets,
+                   "do not read tokens or keys (for a shell without the service's)");
+  command
+      .add_option("--as-user", args.as_user,
+                  "try the folders and secret files as this user (the service's; needs root)")
+      ->type_name("NAME");
+  add_json(command, args);
+}
 int run_check_config(const Args& args) {
-  return check_config(args.config_path());
+  return check_config(args.config_path(),
+                      {.secrets = !args.no_secrets, .as_user = args.as_user, .json = args.json});
 }
 
 int run_status(const Args& args) {
-  return with_config(args, [&](const config::Config& config, const config::Job*) {
-    return status(config, args.json);
-  });
+  return with_config(
+      args, config::SecretMode::skip,
+      [&](const config::Config& config, const config::Job*) { return status(config, args.json); });
 }
 
 void define_gaps(CLI::App& command, Args& args) {
@@ -90,9 +102,10 @@ void define_gaps(CLI::App& command, Args& args) {
   add_json(command, args);
 }
 int run_gaps(const Args& args) {
-  return with_config(args, [&](const config::Config& config, const config::Job*) {
-    return gaps(config, args.job, args.json);
-  });
+  return with_config(args, config::SecretMode::skip,
+                     [&](const config::Config& config, const config::Job*) {
+                       return gaps(config, args.job, args.json);
+                     });
 }
 
 void define_backfill(CLI::App& command, Args& args) {
@@ -104,9 +117,10 @@ void define_backfill(CLI::App& command, Args& args) {
   command.add_flag("--dry-run", args.dry_run, "say what would be queued; change nothing");
 }
 int run_backfill(const Args& args) {
-  return with_config(args, [&](const config::Config& config, const config::Job* job) {
-    return backfill(config, *job, *args.from, *args.to, args.force, args.dry_run);
-  });
+  return with_config(
+      args, config::SecretMode::skip, [&](const config::Config& config, const config::Job* job) {
+        return backfill(config, *job, *args.from, *args.to, args.force, args.dry_run);
+      });
 }
 
 void define_retry(CLI::App& command, Args& args) {
@@ -122,9 +136,10 @@ void define_retry(CLI::App& command, Args& args) {
   });
 }
 int run_retry(const Args& args) {
-  return with_config(args, [&](const config::Config& config, const config::Job* job) {
-    return retry(config, *job, args.slot, args.dry_run);
-  });
+  return with_config(args, config::SecretMode::skip,
+                     [&](const config::Config& config, const config::Job* job) {
+                       return retry(config, *job, args.slot, args.dry_run);
+                     });
 }
 
 void define_verify(CLI::App& command, Args& args) {
@@ -136,9 +151,10 @@ void define_verify(CLI::App& command, Args& args) {
                    "queue damaged slots still inside the vendor's 15-day retention");
 }
 int run_verify(const Args& args) {
-  return with_config(args, [&](const config::Config& config, const config::Job* job) {
-    return verify(config, job, args.from, args.to, args.repair);
-  });
+  return with_config(args, config::SecretMode::skip,
+                     [&](const config::Config& config, const config::Job* job) {
+                       return verify(config, job, args.from, args.to, args.repair);
+                     });
 }
 
 void define_fetch(CLI::App& command, Args& args) {
@@ -174,9 +190,10 @@ void define_fetch(CLI::App& command, Args& args) {
 int run_fetch(const Args& args) {
   // The network settings of the config apply when one is named explicitly.
   if (args.config) {
-    return with_config(args, [&](const config::Config& config, const config::Job*) {
-      return fetch(args.urls, args.dir, args.verify, args.inflater, args.parallel, config.http);
-    });
+    return with_config(
+        args, config::SecretMode::skip, [&](const config::Config& config, const config::Job*) {
+          return fetch(args.urls, args.dir, args.verify, args.inflater, args.parallel, config.http);
+        });
   }
   return fetch(args.urls, args.dir, args.verify, args.inflater, args.parallel, {});
 }
@@ -188,8 +205,10 @@ int run_version(const Args&) {
 constexpr std::array kCommands{
     Command{"run", "[--once]", "run the daemon (--once: one pass over what is due, then exit)",
             define_run, run_run},
-    Command{"check-config", "", "validate the config; problems as FILE:LINE:COL: message",
-            define_nothing, run_check_config},
+    Command{"check-config", "[--no-secrets] [--as-user NAME] [--json]",
+            "validate the config and what running it needs (folders\n"
+            "writable, secrets readable); problems as FILE:LINE:COL: message",
+            define_check_config, run_check_config},
     Command{"status", "[--json]",
             "per job: slots by state, slots at risk (less than 72h\n"
             "before the vendor drops them), newest archived, next action",
