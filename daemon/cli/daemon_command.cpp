@@ -53,7 +53,7 @@ void reload(scheduler::Scheduler& scheduler) {
   } ready;
   const config::Config& running = scheduler.config();
   spdlog::info("event=reload file={}", running.source.string());
-  config::LoadResult loaded = config::load_config(running.source);
+  config::LoadResult loaded = config::load_config(running.source, config::SecretMode::load);
   if (!loaded.config) {
     for (const config::Problem& problem : loaded.problems) {
       spdlog::error("reload: {}", problem.to_string());
