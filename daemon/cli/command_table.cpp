@@ -45,10 +45,12 @@ const config::Job* named_job(const config::Config& config, const Args& args) {
 }
 
 // Loads the config and runs `command` with it (and with the job --job names, if any);
-// exit status 1 when either is missing. Only a command that calls the API asks for the
-// secrets: the others must work from an admin shell without the service's credentials.
+// exit status 1 when either is missing. The secrets are skipped unless asked for: only a
+// command that calls the API needs them, and the others must work from an admin shell
+// that has neither the service's credentials nor its environment.
 template <typename Run>
-int with_config(const Args& args, config::SecretMode secrets, Run command) {
+int with_config(const Args& args, Run command,
+                config::SecretMode secrets = config::SecretMode::skip) {
   const auto config = load_or_report(args.config_path(), secrets);
   if (!config) {
     return 1;
@@ -69,10 +71,12 @@ void define_run(CLI::App& command, Args& args) {
   command.add_flag("--once", args.once, "one pass over what is due, then exit");
 }
 int run_run(const Args& args) {
-  return with_config(args, config::SecretMode::load,
-                     [&](const config::Config& config, const config::Job*) {
-                       return run_daemon(config, args.once);
-                     });
+  return with_config(
+      args,
+      [&](const config::Config& config, const config::Job*) {
+        return run_daemon(config, args.once);
+      },
+      config::SecretMode::load);
 }
 
 void define_nothing(CLI::App&, Args&) {}
@@ -92,9 +96,9 @@ int run_check_config(const Args& args) {
 }
 
 int run_status(const Args& args) {
-  return with_config(
-      args, config::SecretMode::skip,
-      [&](const config::Config& config, const config::Job*) { return status(config, args.json); });
+  return with_config(args, [&](const config::Config& config, const config::Job*) {
+    return status(config, args.json);
+  });
 }
 
 void define_gaps(CLI::App& command, Args& args) {
@@ -102,10 +106,9 @@ void define_gaps(CLI::App& command, Args& args) {
   add_json(command, args);
 }
 int run_gaps(const Args& args) {
-  return with_config(args, config::SecretMode::skip,
-                     [&](const config::Config& config, const config::Job*) {
-                       return gaps(config, args.job, args.json);
-                     });
+  return with_config(args, [&](const config::Config& config, const config::Job*) {
+    return gaps(config, args.job, args.json);
+  });
 }
 
 void define_backfill(CLI::App& command, Args& args) {
@@ -117,10 +120,9 @@ void define_backfill(CLI::App& command, Args& args) {
   command.add_flag("--dry-run", args.dry_run, "say what would be queued; change nothing");
 }
 int run_backfill(const Args& args) {
-  return with_config(
-      args, config::SecretMode::skip, [&](const config::Config& config, const config::Job* job) {
-        return backfill(config, *job, *args.from, *args.to, args.force, args.dry_run);
-      });
+  return with_config(args, [&](const config::Config& config, const config::Job* job) {
+    return backfill(config, *job, *args.from, *args.to, args.force, args.dry_run);
+  });
 }
 
 void define_retry(CLI::App& command, Args& args) {
@@ -136,10 +138,9 @@ void define_retry(CLI::App& command, Args& args) {
   });
 }
 int run_retry(const Args& args) {
-  return with_config(args, config::SecretMode::skip,
-                     [&](const config::Config& config, const config::Job* job) {
-                       return retry(config, *job, args.slot, args.dry_run);
-                     });
+  return with_config(args, [&](const config::Config& config, const config::Job* job) {
+    return retry(config, *job, args.slot, args.dry_run);
+  });
 }
 
 void define_verify(CLI::App& command, Args& args) {
@@ -151,10 +152,9 @@ void define_verify(CLI::App& command, Args& args) {
                    "queue damaged slots still inside the vendor's 15-day retention");
 }
 int run_verify(const Args& args) {
-  return with_config(args, config::SecretMode::skip,
-                     [&](const config::Config& config, const config::Job* job) {
-                       return verify(config, job, args.from, args.to, args.repair);
-                     });
+  return with_config(args, [&](const config::Config& config, const config::Job* job) {
+    return verify(config, job, args.from, args.to, args.repair);
+  });
 }
 
 void define_fetch(CLI::App& command, Args& args) {
@@ -190,10 +190,9 @@ void define_fetch(CLI::App& command, Args& args) {
 int run_fetch(const Args& args) {
   // The network settings of the config apply when one is named explicitly.
   if (args.config) {
-    return with_config(
-        args, config::SecretMode::skip, [&](const config::Config& config, const config::Job*) {
-          return fetch(args.urls, args.dir, args.verify, args.inflater, args.parallel, config.http);
-        });
+    return with_config(args, [&](const config::Config& config, const config::Job*) {
+      return fetch(args.urls, args.dir, args.verify, args.inflater, args.parallel, config.http);
+    });
   }
   return fetch(args.urls, args.dir, args.verify, args.inflater, args.parallel, {});
 }

@@ -23,7 +23,7 @@ const Clock& command_clock();
 // Loads the config, printing every problem as FILE:LINE:COL; nullopt when invalid. Only
 // commands that call the API load the secrets.
 std::optional<config::Config> load_or_report(const std::filesystem::path& path,
-                                             config::SecretMode secrets);
+                                             config::SecretMode secrets = config::SecretMode::skip);
 
 // `config` must have its secrets (SecretMode::load).
 int run_daemon(const config::Config& config, bool once);
