@@ -297,10 +297,9 @@ json::array to_json(const std::vector<config::Problem>& problems) {
 }  // namespace
 
 int check_config(const fs::path& path, const CheckConfigOptions& options) {
-  // The sources of the secrets come from a skip-mode load, which has a Config to check the
-  // folders against even when a secret does not resolve; a load-mode one then reads them.
-  config::LoadResult sources = config::load_config(path, config::SecretMode::skip);
-  config::LoadResult result = std::move(sources);
+  // A skip-mode load gives a Config to check the folders against even when a secret does
+  // not resolve; a load-mode one then reads the secrets (its problems are a superset).
+  config::LoadResult result = config::load_config(path, config::SecretMode::skip);
   std::optional<config::Config> config = std::move(result.config);
   if (options.secrets && config) {
     result = config::load_config(path, config::SecretMode::load);
