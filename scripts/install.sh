@@ -80,7 +80,7 @@ ${unit_note:+$unit_note
 }  1. Write the config (every key is in the example, commented), then check it:
        ${sudo[*]:+${sudo[*]} }install -d -m 0755 /etc/gio-exporter
        ${sudo[*]:+${sudo[*]} }install -m 0644 $docs/config.yaml /etc/gio-exporter/config.yaml
-       $prefix/bin/gio-exporter check-config -c /etc/gio-exporter/config.yaml
+       $prefix/bin/gio-exporter check-config --no-secrets -c /etc/gio-exporter/config.yaml
   2. Give each token to the service as a credential (root-only file), and name it in
      the config with token_credential: NAME:
        ${sudo[*]:+${sudo[*]} }install -d -m 0700 /etc/gio-exporter/credentials

@@ -45,10 +45,13 @@ const config::Job* named_job(const config::Config& config, const Args& args) {
 }
 
 // Loads the config and runs `command` with it (and with the job --job names, if any);
-// exit status 1 when either is missing.
+// exit status 1 when either is missing. The secrets are skipped unless asked for: only a
+// command that calls the API needs them, and the others must work from an admin shell
+// that has neither the service's credentials nor its environment.
 template <typename Run>
-int with_config(const Args& args, Run command) {
-  const auto config = load_or_report(args.config_path());
+int with_config(const Args& args, Run command,
+                config::SecretMode secrets = config::SecretMode::skip) {
+  const auto config = load_or_report(args.config_path(), secrets);
   if (!config) {
     return 1;
   }
@@ -68,15 +71,28 @@ void define_run(CLI::App& command, Args& args) {
   command.add_flag("--once", args.once, "one pass over what is due, then exit");
 }
 int run_run(const Args& args) {
-  return with_config(args, [&](const config::Config& config, const config::Job*) {
-    return run_daemon(config, args.once);
-  });
+  return with_config(
+      args,
+      [&](const config::Config& config, const config::Job*) {
+        return run_daemon(config, args.once);
+      },
+      config::SecretMode::load);
 }
 
 void define_nothing(CLI::App&, Args&) {}
 
+void define_check_config(CLI::App& command, Args& args) {
+  command.add_flag("--no-secrets", args.no_secrets,
+                   "do not read tokens or keys (for a shell without the service's)");
+  command
+      .add_option("--as-user", args.as_user,
+                  "try the folders and secret files as this user (the service's; needs root)")
+      ->type_name("NAME");
+  add_json(command, args);
+}
 int run_check_config(const Args& args) {
-  return check_config(args.config_path());
+  return check_config(args.config_path(),
+                      {.secrets = !args.no_secrets, .as_user = args.as_user, .json = args.json});
 }
 
 int run_status(const Args& args) {
@@ -188,8 +204,10 @@ int run_version(const Args&) {
 constexpr std::array kCommands{
     Command{"run", "[--once]", "run the daemon (--once: one pass over what is due, then exit)",
             define_run, run_run},
-    Command{"check-config", "", "validate the config; problems as FILE:LINE:COL: message",
-            define_nothing, run_check_config},
+    Command{"check-config", "[--no-secrets] [--as-user NAME] [--json]",
+            "validate the config and what running it needs (folders\n"
+            "writable, secrets readable); problems as FILE:LINE:COL: message",
+            define_check_config, run_check_config},
     Command{"status", "[--json]",
             "per job: slots by state, slots at risk (less than 72h\n"
             "before the vendor drops them), newest archived, next action",

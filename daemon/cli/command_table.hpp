@@ -33,6 +33,8 @@ struct Args {
   bool force = false;
   bool dry_run = false;
   bool repair = false;
+  bool no_secrets = false;
+  std::optional<std::string> as_user;
   std::vector<std::string> urls;
   std::filesystem::path dir;
   archive::VerifyMode verify = archive::VerifyMode::gzip;

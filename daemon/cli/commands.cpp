@@ -34,8 +34,9 @@ const Clock& command_clock() {
   return *clock;
 }
 
-std::optional<config::Config> load_or_report(const std::filesystem::path& path) {
-  config::LoadResult result = config::load_config(path);
+std::optional<config::Config> load_or_report(const std::filesystem::path& path,
+                                             config::SecretMode secrets) {
+  config::LoadResult result = config::load_config(path, secrets);
   for (const config::Problem& problem : result.problems) {
     std::cerr << problem.to_string() << "\n";
   }
@@ -45,15 +46,6 @@ std::optional<config::Config> load_or_report(const std::filesystem::path& path) 
     std::cerr << warning.to_string() << "\n";
   }
   return std::move(result.config);
-}
-
-int check_config(const std::filesystem::path& path) {
-  const auto config = load_or_report(path);
-  if (!config) {
-    return 1;
-  }
-  std::cout << path.string() << ": OK: " << config::summary(*config) << "\n";
-  return 0;
 }
 
 int fetch(const std::vector<std::string>& urls, const std::filesystem::path& dir,

@@ -20,11 +20,21 @@ namespace gio::cli {
 // UTC instant (2026-11-22T10:00:00Z), a clock that starts there (for tests and demos).
 const Clock& command_clock();
 
-// Loads the config, printing every problem as FILE:LINE:COL; nullopt when invalid.
-std::optional<config::Config> load_or_report(const std::filesystem::path& path);
+// Loads the config, printing every problem as FILE:LINE:COL; nullopt when invalid. Only
+// commands that call the API load the secrets.
+std::optional<config::Config> load_or_report(const std::filesystem::path& path,
+                                             config::SecretMode secrets = config::SecretMode::skip);
 
+// `config` must have its secrets (SecretMode::load).
 int run_daemon(const config::Config& config, bool once);
-int check_config(const std::filesystem::path& path);
+
+struct CheckConfigOptions {
+  bool secrets = true;                 // false: --no-secrets
+  std::optional<std::string> as_user;  // --as-user: the files are tried as this user
+  bool json = false;
+};
+// check-config (check_config.cpp): 0 when the config is valid and can run, else 1.
+int check_config(const std::filesystem::path& path, const CheckConfigOptions& options);
 int status(const config::Config& config, bool json);
 int gaps(const config::Config& config, const std::optional<std::string>& job, bool json);
 int fetch(const std::vector<std::string>& urls, const std::filesystem::path& dir,

@@ -14,17 +14,18 @@
 #include <cstdlib>
 #include <functional>
 #include <iostream>
+#include <stdexcept>
 #include <thread>
 
 #include "archive/archive.hpp"
 #include "cli/commands.hpp"
+#include "cli/daemon_status.hpp"
 #include "cli/http_settings.hpp"
 #include "download/downloader.hpp"
 #include "http/client.hpp"
 #include "ops/exporter_metrics.hpp"
 #include "ops/logging.hpp"
 #include "ops/server.hpp"
-#include "cli/daemon_status.hpp"
 #include "ops/service.hpp"
 #include "scheduler/scheduler.hpp"
 #include "state/state_store.hpp"
@@ -52,7 +53,7 @@ void reload(scheduler::Scheduler& scheduler) {
   } ready;
   const config::Config& running = scheduler.config();
   spdlog::info("event=reload file={}", running.source.string());
-  config::LoadResult loaded = config::load_config(running.source);
+  config::LoadResult loaded = config::load_config(running.source, config::SecretMode::load);
   if (!loaded.config) {
     for (const config::Problem& problem : loaded.problems) {
       spdlog::error("reload: {}", problem.to_string());
@@ -265,7 +266,7 @@ bool Daemon::serve_metrics() {
                         }
                         if (path == "/healthz") {
                           return health({scheduler_->alive_at(), scheduler_->loop_alive()}, *store_,
-                                             clock_.now());
+                                        clock_.now());
                         }
                         return {.status = 404, .body = "try /metrics or /healthz\n"};
                       });
@@ -337,6 +338,10 @@ int Daemon::finish() {
 }  // namespace
 
 int run_daemon(const config::Config& config, bool once) {
+  // A config loaded without its secrets would only fail at the first API call.
+  if (config.secrets != config::SecretMode::load) {
+    throw std::logic_error("run needs a config loaded with its secrets");
+  }
   Daemon daemon{config, once};
   return daemon.run();
 }

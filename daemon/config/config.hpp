@@ -46,11 +46,38 @@ class Secret {
   std::string value_;
 };
 
+// Whether loading reads the secrets. Only commands that call the API need them (`run`);
+// the others (status, gaps, verify, backfill, retry, check-config --no-secrets) skip them,
+// so that they work from an admin shell that has neither the unit's credentials, nor its
+// environment, nor the right to read the service user's token file.
+enum class SecretMode { load, skip };
+
+// Where a key is in the config file (1-based); line 0 when the key was not written.
+struct Place {
+  int line = 0;
+  int column = 0;
+};
+
+// Where a secret comes from, as the config names it; kept in both modes, so that
+// check-config can test it as the service's user and a skip-mode Auth still says which
+// way it authenticates.
+struct SecretSource {
+  enum class Kind { none, file, env, credential };
+  Kind kind = Kind::none;
+  std::string key;   // token_file, token_env, private_key_credential, ...
+  std::string name;  // the file's absolute path, the variable's or the credential's name
+  Place place;       // of the value
+  explicit operator bool() const { return kind != Kind::none; }
+};
+
 struct Auth {
-  Secret token;           // token_file / token_env (trimmed of surrounding whitespace)
+  Secret token;  // token_file / token_env / token_credential (trimmed); empty when skipped
+  SecretSource token_source;
   std::string client_id;  // legacy signed code: public key
-  Secret private_key;     // private_key_file / private_key_env
-  bool uses_token() const { return !token.empty(); }
+  Secret private_key;     // private_key_file / private_key_env / private_key_credential
+  SecretSource private_key_source;
+  // By the source, so that it holds in skip mode; by the secret for a hand-built Auth.
+  bool uses_token() const { return token_source || !token.empty(); }
 };
 
 struct Project {
@@ -144,8 +171,11 @@ struct LogSettings {
 
 struct Config {
   std::filesystem::path source;  // the file it came from (absolute)
+  // skip: every Secret is empty (the sources are still validated and kept).
+  SecretMode secrets = SecretMode::load;
   std::filesystem::path state_db = "/var/lib/gio-exporter/state.db";
   std::filesystem::path archive_dir = "/var/lib/gio-exporter/archive";
+  Place state_db_place, archive_dir_place;  // line 0: the default
   // What the archive's files and folders do not grant (octal): 0027 gives 0640 files
   // and 0750 folders. Must leave the owner rwx (umask & 0700 == 0). Read at start only.
   unsigned archive_umask = 0027;
@@ -178,9 +208,10 @@ struct LoadResult {
 };
 
 // Reads the file (missing/unreadable file = one Problem with line 0).
-LoadResult load_config(const std::filesystem::path& path);
+LoadResult load_config(const std::filesystem::path& path, SecretMode secrets = SecretMode::load);
 // `path` names the file in messages and anchors relative paths (its directory).
-LoadResult parse_config(std::string_view yaml_text, const std::filesystem::path& path);
+LoadResult parse_config(std::string_view yaml_text, const std::filesystem::path& path,
+                        SecretMode secrets = SecretMode::load);
 
 // "90s" "5m" "1h30m" "15d" "2h": units d h m s, each at most once, largest first;
 // "0" alone is also zero. No signs, no spaces; nullopt when malformed.

@@ -84,7 +84,8 @@ bool is_listen_address(std::string_view text) {
 
 class Parser {
  public:
-  Parser(const fs::path& path, Reporter& reporter) : reporter_(reporter) {
+  Parser(const fs::path& path, SecretMode secrets, Reporter& reporter) : reporter_(reporter) {
+    config_.secrets = secrets;
     std::error_code error;
     config_.source = fs::absolute(path, error).lexically_normal();
     if (error) {
@@ -121,11 +122,13 @@ void Parser::read(const YAML::Node& root) {
   if (const Entry* entry = map.find("state_db")) {
     if (auto path = read_path(*entry, base_, reporter_)) {
       config_.state_db = *path;
+      config_.state_db_place = place_of(entry->value_mark());
     }
   }
   if (const Entry* entry = map.find("archive_dir")) {
     if (auto path = read_path(*entry, base_, reporter_)) {
       config_.archive_dir = *path;
+      config_.archive_dir_place = place_of(entry->value_mark());
     }
   }
   if (const Entry* entry = map.find("archive_umask")) {
@@ -143,7 +146,8 @@ void Parser::read(const YAML::Node& root) {
   if (const Entry* entry = map.find("log"); entry && is_section(*entry, reporter_)) {
     read_log(entry->value);
   }
-  auto projects = read_projects(map.find("projects"), map.mark(), base_, reporter_);
+  auto projects =
+      read_projects(map.find("projects"), map.mark(), base_, config_.secrets, reporter_);
   config_.jobs = read_jobs(map.find("jobs"), map.mark(), projects, reporter_);
   if (projects) {
     config_.projects = std::move(*projects);
@@ -258,9 +262,10 @@ void Parser::read_log(const YAML::Node& node) {
 
 }  // namespace
 
-LoadResult parse_config(std::string_view yaml_text, const std::filesystem::path& path) {
+LoadResult parse_config(std::string_view yaml_text, const std::filesystem::path& path,
+                        SecretMode secrets) {
   Reporter reporter(path.string());
-  Parser parser(path, reporter);
+  Parser parser(path, secrets, reporter);
   const std::string text{yaml_text};
   const SyntaxCheck syntax = check_syntax(text);
   if (syntax.error) {
@@ -288,14 +293,14 @@ LoadResult parse_config(std::string_view yaml_text, const std::filesystem::path&
   return result;
 }
 
-LoadResult load_config(const std::filesystem::path& path) {
+LoadResult load_config(const std::filesystem::path& path, SecretMode secrets) {
   FileText file = read_file(path, std::numeric_limits<std::size_t>::max());
   if (!file.error.empty()) {
     LoadResult result;
     result.problems.push_back({path.string(), 0, 0, "cannot read the config file: " + file.error});
     return result;
   }
-  return parse_config(file.text, path);
+  return parse_config(file.text, path, secrets);
 }
 
 }  // namespace gio::config

@@ -1,5 +1,6 @@
 // The `projects:` list: names, ids and each project's credentials (read here, from a file,
-// the environment or a systemd credential, and never quoted in a message).
+// the environment or a systemd credential, and never quoted in a message; in skip mode
+// only their sources are checked).
 
 #include <sys/stat.h>
 
@@ -26,7 +27,8 @@ struct AuthSources {
 
 class ProjectReader {
  public:
-  ProjectReader(const fs::path& base, Reporter& reporter) : base_(base), reporter_(reporter) {}
+  ProjectReader(const fs::path& base, SecretMode mode, Reporter& reporter)
+      : base_(base), mode_(mode), reporter_(reporter) {}
 
   // `earlier` are the projects before this one (names must differ).
   Project read_project(const YAML::Node& node, const std::vector<Project>& earlier);
@@ -35,12 +37,21 @@ class ProjectReader {
   Auth read_auth(const Entry& entry);
   AuthSources pick_auth_sources(const MapReader& map);
   const Entry* one_source(std::initializer_list<const Entry*> sources, std::string_view names);
-  std::optional<Secret> read_secret(const Entry& entry, std::string_view what);
-  std::optional<Secret> read_secret_file(const Entry& entry, std::string_view what);
-  std::optional<Secret> read_secret_env(const Entry& entry, std::string_view what);
-  std::optional<Secret> read_secret_credential(const Entry& entry, std::string_view what);
+  // Reads nothing in skip mode; reports its own problems.
+  void read_secret_key(const Entry& entry, std::string_view what, Secret& secret,
+                       SecretSource& source);
+  std::optional<SecretSource> read_source(const Entry& entry);
+  std::optional<Secret> read_secret(const SecretSource& source, const Entry& entry,
+                                    std::string_view what);
+  std::optional<Secret> read_secret_file(const fs::path& path, const Entry& entry,
+                                         std::string_view what);
+  std::optional<Secret> read_secret_env(const std::string& name, const Entry& entry,
+                                        std::string_view what);
+  std::optional<Secret> read_secret_credential(const std::string& name, const Entry& entry,
+                                               std::string_view what);
 
   const fs::path& base_;
+  SecretMode mode_;
   Reporter& reporter_;
 };
 
@@ -105,7 +116,7 @@ Auth ProjectReader::read_auth(const Entry& auth_entry) {
   const MapReader map(auth_entry.value, "auth", keys::kAuth, reporter_);
   const AuthSources sources = pick_auth_sources(map);
   if (sources.token) {
-    auth.token = read_secret(*sources.token, "token").value_or(Secret{});
+    read_secret_key(*sources.token, "token", auth.token, auth.token_source);
   }
   if (sources.client_id) {
     if (auto text = read_string(*sources.client_id, reporter_)) {
@@ -113,9 +124,21 @@ Auth ProjectReader::read_auth(const Entry& auth_entry) {
     }
   }
   if (sources.key) {
-    auth.private_key = read_secret(*sources.key, "private key").value_or(Secret{});
+    read_secret_key(*sources.key, "private key", auth.private_key, auth.private_key_source);
   }
   return auth;
+}
+
+void ProjectReader::read_secret_key(const Entry& entry, std::string_view what, Secret& secret,
+                                    SecretSource& source) {
+  auto checked = read_source(entry);
+  if (!checked) {
+    return;
+  }
+  source = std::move(*checked);
+  if (mode_ == SecretMode::load) {
+    secret = read_secret(source, entry, what).value_or(Secret{});
+  }
 }
 
 // Exactly one way in: a token from one source, or a client_id with a key from one source.
@@ -164,45 +187,80 @@ const Entry* ProjectReader::one_source(std::initializer_list<const Entry*> sourc
   return first;
 }
 
-// `entry` is one of the *_file, *_env or *_credential keys.
-std::optional<Secret> ProjectReader::read_secret(const Entry& entry, std::string_view what) {
+// `entry` is one of the *_file, *_env or *_credential keys: where its secret is, checked
+// as far as can be without reading it.
+std::optional<SecretSource> ProjectReader::read_source(const Entry& entry) {
+  SecretSource source;
+  source.key = entry.name;
+  source.place = place_of(entry.value_mark());
   if (entry.name.ends_with("_file")) {
-    return read_secret_file(entry, what);
+    const auto path = read_path(entry, base_, reporter_);
+    if (!path) {
+      return std::nullopt;
+    }
+    source.kind = SecretSource::Kind::file;
+    source.name = path->string();
+    return source;
   }
-  if (entry.name.ends_with("_env")) {
-    return read_secret_env(entry, what);
-  }
-  return read_secret_credential(entry, what);
-}
-
-std::optional<Secret> ProjectReader::read_secret_credential(const Entry& entry,
-                                                            std::string_view what) {
   const auto name = read_string(entry, reporter_);
   if (!name) {
     return std::nullopt;
   }
+  source.name = *name;
+  if (entry.name.ends_with("_env")) {
+    source.kind = SecretSource::Kind::env;
+    if (name->empty() || name->find_first_of(std::string_view{"=\0", 2}) != std::string::npos) {
+      reporter_.add(
+          entry.value_mark(),
+          in_quotes(entry.name) + " must name an environment variable, not " + in_quotes(*name));
+      return std::nullopt;
+    }
+    return source;
+  }
+  source.kind = SecretSource::Kind::credential;
   if (name->empty() || *name == "." || *name == ".." ||
       name->find_first_of(std::string_view{"/\0", 2}) != std::string::npos) {
     reporter_.add(entry.value_mark(),
                   "a credential name is a file name (no '/'), not " + in_quotes(*name));
     return std::nullopt;
   }
+  return source;
+}
+
+std::optional<Secret> ProjectReader::read_secret(const SecretSource& source, const Entry& entry,
+                                                 std::string_view what) {
+  switch (source.kind) {
+    case SecretSource::Kind::file:
+      return read_secret_file(source.name, entry, what);
+    case SecretSource::Kind::env:
+      return read_secret_env(source.name, entry, what);
+    case SecretSource::Kind::credential:
+      return read_secret_credential(source.name, entry, what);
+    case SecretSource::Kind::none:
+      break;
+  }
+  return std::nullopt;
+}
+
+std::optional<Secret> ProjectReader::read_secret_credential(const std::string& name,
+                                                            const Entry& entry,
+                                                            std::string_view what) {
   // systemd's LoadCredential=/SetCredential= put each credential in a private folder
   // readable by the service alone, and name that folder here.
   const char* folder = std::getenv("CREDENTIALS_DIRECTORY");
   if (folder == nullptr || *folder == '\0') {
     reporter_.add(entry.value_mark(),
-                  "credential " + in_quotes(*name) + " (the " + std::string(what) +
+                  "credential " + in_quotes(name) + " (the " + std::string(what) +
                       "): $CREDENTIALS_DIRECTORY is not set; systemd sets it for a unit with "
                       "LoadCredential=" +
-                      *name + ":/path/to/file");
+                      name + ":/path/to/file (from a shell: check-config --no-secrets)");
     return std::nullopt;
   }
-  const fs::path path = fs::path{folder} / *name;
+  const fs::path path = fs::path{folder} / name;
   FileText file = read_file(path, kMaxSecretFileBytes);
   std::string secret = file.error.empty() ? trim(file.text) : std::string{};
   if (secret.empty()) {
-    reporter_.add(entry.value_mark(), "credential " + in_quotes(*name) + " (the " +
+    reporter_.add(entry.value_mark(), "credential " + in_quotes(name) + " (the " +
                                           std::string(what) + ") at " + path.string() + ": " +
                                           (file.error.empty() ? "empty" : file.error));
     return std::nullopt;
@@ -210,45 +268,39 @@ std::optional<Secret> ProjectReader::read_secret_credential(const Entry& entry,
   return Secret{std::move(secret)};
 }
 
-std::optional<Secret> ProjectReader::read_secret_file(const Entry& entry, std::string_view what) {
-  const auto path = read_path(entry, base_, reporter_);
-  if (!path) {
-    return std::nullopt;
-  }
-  FileText file = read_file(*path, kMaxSecretFileBytes);
+std::optional<Secret> ProjectReader::read_secret_file(const fs::path& path, const Entry& entry,
+                                                      std::string_view what) {
+  FileText file = read_file(path, kMaxSecretFileBytes);
   if (!file.error.empty()) {
     reporter_.add(entry.value_mark(), "cannot read the " + std::string(what) + " file " +
-                                          path->string() + ": " + file.error);
+                                          path.string() + ": " + file.error);
     return std::nullopt;
   }
   std::string secret = trim(file.text);
   if (secret.empty()) {
     reporter_.add(entry.value_mark(),
-                  "the " + std::string(what) + " file " + path->string() + " is empty");
+                  "the " + std::string(what) + " file " + path.string() + " is empty");
     return std::nullopt;
   }
   // Anyone else who can read it holds the project's credential.
   struct stat info {};
-  if (::stat(path->c_str(), &info) == 0 && (info.st_mode & 077) != 0) {
+  if (::stat(path.c_str(), &info) == 0 && (info.st_mode & 077) != 0) {
     char mode[8];
     std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(info.st_mode & 07777));
-    reporter_.warn(entry.value_mark(), "the " + std::string(what) + " file " + path->string() +
+    reporter_.warn(entry.value_mark(), "the " + std::string(what) + " file " + path.string() +
                                            " is open to group or others (mode " + mode +
                                            "); make it readable by its owner only: chmod 600 " +
-                                           path->string());
+                                           path.string());
   }
   return Secret{std::move(secret)};
 }
 
-std::optional<Secret> ProjectReader::read_secret_env(const Entry& entry, std::string_view what) {
-  const auto name = read_string(entry, reporter_);
-  if (!name) {
-    return std::nullopt;
-  }
-  const char* value = std::getenv(name->c_str());
+std::optional<Secret> ProjectReader::read_secret_env(const std::string& name, const Entry& entry,
+                                                     std::string_view what) {
+  const char* value = std::getenv(name.c_str());
   std::string secret = value ? trim(value) : std::string{};
   if (secret.empty()) {
-    reporter_.add(entry.value_mark(), "the environment variable " + *name + " (the " +
+    reporter_.add(entry.value_mark(), "the environment variable " + name + " (the " +
                                           std::string(what) + ") is " +
                                           (value ? "empty" : "not set"));
     return std::nullopt;
@@ -259,7 +311,8 @@ std::optional<Secret> ProjectReader::read_secret_env(const Entry& entry, std::st
 }  // namespace
 
 std::optional<std::vector<Project>> read_projects(const Entry* entry, const YAML::Mark& root,
-                                                  const fs::path& base, Reporter& reporter) {
+                                                  const fs::path& base, SecretMode secrets,
+                                                  Reporter& reporter) {
   if (entry == nullptr) {
     reporter.add(root, "'projects' is missing; at least one project is needed");
     return std::nullopt;
@@ -269,7 +322,7 @@ std::optional<std::vector<Project>> read_projects(const Entry* entry, const YAML
                                           describe(entry->value));
     return std::nullopt;
   }
-  ProjectReader reader(base, reporter);
+  ProjectReader reader(base, secrets, reporter);
   std::vector<Project> projects;
   for (const YAML::Node& node : entry->value) {
     Project project = reader.read_project(node, projects);

@@ -46,6 +46,11 @@ class Reporter {
   std::vector<Problem> warnings_;
 };
 
+// A yaml-cpp mark (0-based) as a Place (1-based).
+inline Place place_of(const YAML::Mark& mark) {
+  return mark.line < 0 ? Place{} : Place{mark.line + 1, mark.column + 1};
+}
+
 // --- Text helpers for messages and names ---
 
 std::string in_quotes(std::string_view text);
@@ -181,9 +186,10 @@ SyntaxProblem explain_yaml_error(const std::string& text, const YAML::Exception&
 
 // `entry` is the top-level `projects:` (nullptr when missing; reported at `root`).
 // nullopt when there is no list to check the jobs' projects against.
+// In skip mode the secrets are not read; their sources are still checked.
 std::optional<std::vector<Project>> read_projects(const Entry* entry, const YAML::Mark& root,
                                                   const std::filesystem::path& base,
-                                                  Reporter& reporter);
+                                                  SecretMode secrets, Reporter& reporter);
 
 // `entry` is the top-level `jobs:` (nullptr when missing; reported at `root`). Each job's
 // project is checked against `projects` when there is such a list.

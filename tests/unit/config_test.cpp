@@ -892,6 +892,99 @@ TEST_F(ConfigTest, MissingOrEmptyTokens) {
                            "the environment variable GIO_CONFIG_TEST_TOKEN (the token) is empty"));
 }
 
+// Skip mode (status, gaps, verify, ...): no secret is read, so a shell without the
+// service's environment, credentials or file rights still loads the config; each source
+// is kept (for check-config) and still checked as far as it can be without reading it.
+TEST_F(ConfigTest, SkipModeReadsNoSecretButKeepsAndChecksTheirSources) {
+  const auto yaml = [](std::string_view auth) {
+    return "state_db: state/gio.db\n"
+           "projects:\n"
+           "  - name: shop\n"
+           "    ai: abc\n"
+           "    project_uid: def\n"
+           "    auth: " +
+           std::string(auth) +
+           "\n"
+           "jobs:\n"
+           "  - {name: j, project: shop}\n";
+  };
+  const fs::path config_path = dir_ / "gio.yaml";
+  ::unsetenv(kTokenVar);
+  ::unsetenv("CREDENTIALS_DIRECTORY");
+  struct Case {
+    std::string auth;
+    SecretSource::Kind kind;
+    std::string key, name;
+  };
+  const Case cases[] = {
+      {"{token_env: GIO_CONFIG_TEST_TOKEN}", SecretSource::Kind::env, "token_env",
+       "GIO_CONFIG_TEST_TOKEN"},
+      {"{token_credential: gio-token}", SecretSource::Kind::credential, "token_credential",
+       "gio-token"},
+      {"{token_file: missing.token}", SecretSource::Kind::file, "token_file",
+       (dir_ / "missing.token").string()},
+  };
+  for (const Case& c : cases) {
+    // Load mode fails on each of them: the secret is not there.
+    EXPECT_EQ(parse_config(yaml(c.auth), config_path).problems.size(), 1u) << c.auth;
+    const LoadResult skipped = parse_config(yaml(c.auth), config_path, SecretMode::skip);
+    ASSERT_TRUE(skipped.config) << c.auth << "\n" << all_problems(skipped);
+    EXPECT_EQ(skipped.config->secrets, SecretMode::skip);
+    const Auth& auth = skipped.config->projects.at(0).auth;
+    EXPECT_TRUE(auth.token.empty());
+    EXPECT_TRUE(auth.uses_token()) << "the source says which auth it is, without the secret";
+    EXPECT_EQ(auth.token_source.kind, c.kind);
+    EXPECT_EQ(auth.token_source.key, c.key);
+    EXPECT_EQ(auth.token_source.name, c.name);
+    EXPECT_EQ(auth.token_source.place.line, 6);
+    EXPECT_EQ(auth.token_source.place.column, 12 + static_cast<int>(c.key.size()) + 2);
+    EXPECT_FALSE(auth.private_key_source);
+  }
+  // The syntax of each source is still checked.
+  EXPECT_TRUE(only_problem(parse_config(yaml("{token_credential: ../x}"), kPath, SecretMode::skip),
+                           6, 30, "a credential name is a file name"));
+  EXPECT_TRUE(only_problem(parse_config(yaml("{token_env: \"A=B\"}"), kPath, SecretMode::skip), 6,
+                           23, "'token_env' must name an environment variable, not 'A=B'"));
+  EXPECT_TRUE(only_problem(parse_config(yaml("{token_file: [a]}"), kPath, SecretMode::skip), 6, 24,
+                           "token_file"));
+  EXPECT_TRUE(only_problem(parse_config(yaml("{client_id: pub}"), kPath, SecretMode::skip), 6, 12,
+                           "client_id needs private_key_file"));
+
+  // Signed-code auth: the key's source is kept; the token's is empty.
+  const LoadResult signed_code = parse_config(
+      yaml("{client_id: pub, private_key_file: /nowhere/key.pem}"), kPath, SecretMode::skip);
+  ASSERT_TRUE(signed_code.config) << all_problems(signed_code);
+  const Auth& auth = signed_code.config->projects.at(0).auth;
+  EXPECT_FALSE(auth.uses_token());
+  EXPECT_TRUE(auth.private_key.empty());
+  EXPECT_EQ(auth.private_key_source.kind, SecretSource::Kind::file);
+  EXPECT_EQ(auth.private_key_source.name, "/nowhere/key.pem");
+
+  // Where state_db and archive_dir were written (check-config points at them); line 0
+  // for a default.
+  const Config& config = *signed_code.config;
+  EXPECT_EQ(config.state_db_place.line, 1);
+  EXPECT_EQ(config.state_db_place.column, 11);
+  EXPECT_EQ(config.archive_dir_place.line, 0);
+}
+
+// load_config passes the mode on, and a loaded config says it holds its secrets.
+TEST_F(ConfigTest, LoadConfigTakesTheSecretMode) {
+  ::unsetenv(kTokenVar);
+  const fs::path path = dir_ / "gio.yaml";
+  write("gio.yaml", std::string(kMinimal));
+  EXPECT_FALSE(load_config(path).config);
+  const LoadResult skipped = load_config(path, SecretMode::skip);
+  ASSERT_TRUE(skipped.config) << all_problems(skipped);
+  EXPECT_EQ(skipped.config->secrets, SecretMode::skip);
+  ::setenv(kTokenVar, kToken, 1);
+  const LoadResult loaded = load_config(path);
+  ASSERT_TRUE(loaded.config) << all_problems(loaded);
+  EXPECT_EQ(loaded.config->secrets, SecretMode::load);
+  EXPECT_EQ(loaded.config->projects.at(0).auth.token.reveal(), kToken);
+  EXPECT_EQ(loaded.config->projects.at(0).auth.token_source.name, kTokenVar);
+}
+
 TEST_F(ConfigTest, TokenFileProblemsNeverShowItsContent) {
   // A file that is too big to be a token (someone pointed at the wrong file).
   write("big.token", std::string(70 * 1024, 'k') + kToken);
