@@ -15,6 +15,8 @@ namespace gio::state {
 namespace {
 
 constexpr std::chrono::milliseconds kBusyTimeout{10'000};
+// How long a reader waits for a schema being created or migrated (see open_read_only).
+constexpr std::chrono::milliseconds kSchemaWait{2'000};
 
 // Schema migrations, applied in order to bring PRAGMA user_version up to the last
 // one. A new step is one more entry; never edit a step that has shipped.
@@ -169,15 +171,22 @@ void StateStore::Impl::check_schema() {
   sqlite::Statement statement{db, "PRAGMA user_version"};
   sqlite::Query query{statement};
   const int version = query.step() ? static_cast<int>(query.get_int64(0)) : 0;
+  // SQLITE_SCHEMA: not the schema yet, which a daemon creating or migrating the file
+  // may be about to commit (open_read_only waits a moment for it).
   if (version == 0) {
-    throw StateError("holds no gio-exporter tables (an empty or foreign database)", SQLITE_ERROR);
+    throw StateError("holds no gio-exporter tables (an empty or foreign database)", SQLITE_SCHEMA);
   }
-  if (version != kLatestVersion) {
+  if (version < kLatestVersion) {
     // A reader cannot migrate; the statements below would not fit an older schema.
-    throw StateError("schema version " + std::to_string(version) + " is " +
-                         (version < kLatestVersion ? "older" : "newer") + " than this program's (" +
-                         std::to_string(kLatestVersion) +
+    throw StateError("schema version " + std::to_string(version) + " is older than this " +
+                         "program's (" + std::to_string(kLatestVersion) +
                          "); the daemon of this version migrates it when it starts",
+                     SQLITE_SCHEMA);
+  }
+  if (version > kLatestVersion) {
+    throw StateError("schema version " + std::to_string(version) +
+                         " is newer than this program knows (" + std::to_string(kLatestVersion) +
+                         ")",
                      SQLITE_ERROR);
   }
 }
@@ -190,7 +199,9 @@ namespace {
 std::string unreadable(const std::filesystem::path& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
-    return errno == ENOENT ? "no such file" : std::strerror(errno);
+    return errno == ENOENT ? "no such file (read-only commands never create it: is state_db "
+                             "right, and has the daemon run with it?)"
+                           : std::strerror(errno);
   }
   struct stat info {};
   const bool regular = ::fstat(fd, &info) == 0 && S_ISREG(info.st_mode);
@@ -211,6 +222,22 @@ StateStore StateStore::open_read_only(const std::filesystem::path& path) {
   if (const std::string why = unreadable(path); !why.empty()) {
     throw StateError("state database " + path.string() + ": " + why, SQLITE_CANTOPEN);
   }
+  // A daemon that has just created the file, or is migrating it, commits its schema
+  // within moments: a reader that finds none waits that long before saying so.
+  const auto give_up = std::chrono::steady_clock::now() + kSchemaWait;
+  for (;;) {
+    try {
+      return StateStore{open_once(path)};
+    } catch (const StateError& error) {
+      if (error.code() != SQLITE_SCHEMA || std::chrono::steady_clock::now() >= give_up) {
+        throw;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds{20});
+    }
+  }
+}
+
+std::unique_ptr<StateStore::Impl> StateStore::open_once(const std::filesystem::path& path) {
   // With a WAL beside it (the daemon runs, or stopped without closing) the file is read
   // through it, sharing the daemon's -shm index; SQLite reads it privately when it
   // cannot write it. Without one, the last connection closed cleanly and the file
@@ -219,16 +246,16 @@ StateStore StateStore::open_read_only(const std::filesystem::path& path) {
   // meanwhile writes to a new WAL, not to the file, until its first checkpoint.
   const std::filesystem::path wal = path.string() + "-wal";
   if (!is_there(wal)) {
-    return StateStore{std::make_unique<Impl>(path, sqlite::Access::immutable)};
+    return std::make_unique<Impl>(path, sqlite::Access::immutable);
   }
   try {
-    return StateStore{std::make_unique<Impl>(path, sqlite::Access::read_only)};
+    return std::make_unique<Impl>(path, sqlite::Access::read_only);
   } catch (const StateError&) {
     // The daemon stopped between the look and the open, taking its WAL with it.
     if (is_there(wal)) {
       throw;
     }
-    return StateStore{std::make_unique<Impl>(path, sqlite::Access::immutable)};
+    return std::make_unique<Impl>(path, sqlite::Access::immutable);
   }
 }
 

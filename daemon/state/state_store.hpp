@@ -156,7 +156,7 @@ class StateStore {
   // works for a user who may read the files but not write them or their folder. Calls
   // that write throw StateError. Throws StateError naming the path when the file is
   // missing or unreadable, is not a database, or holds another schema version (a
-  // reader does not migrate).
+  // reader does not migrate; it waits up to 2 s for a daemon creating or migrating it).
   static StateStore open_read_only(const std::filesystem::path& path);
   ~StateStore();
   StateStore(StateStore&&) noexcept;
@@ -225,6 +225,7 @@ class StateStore {
  private:
   class Impl;
   explicit StateStore(std::unique_ptr<Impl> impl);
+  static std::unique_ptr<Impl> open_once(const std::filesystem::path& path);
   std::unique_ptr<Impl> impl_;
 };
 

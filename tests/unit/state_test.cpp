@@ -8,6 +8,7 @@
 #include <fstream>
 #include <iterator>
 #include <map>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -1104,6 +1105,19 @@ TEST_F(StateStoreTest, ReadOnlyRefusesAnEmptyOrOlderFileUnchanged) {
   const auto before = snapshot(dir_.path());
   expect_error_naming(db_path(), "schema version 1 is older");
   EXPECT_EQ(snapshot(dir_.path()), before);
+}
+
+TEST_F(StateStoreTest, ReadOnlyWaitsForASchemaBeingCreated) {
+  // The daemon has made the file but not committed its schema yet (it does so within
+  // moments): the reader waits instead of calling the file foreign.
+  std::ofstream{db_path()}.close();
+  std::optional<StateStore> daemon;
+  std::thread start{[&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds{300});
+    daemon.emplace(db_path());
+  }};
+  EXPECT_NO_THROW(StateStore::open_read_only(db_path()));
+  start.join();
 }
 
 TEST_F(StateStoreTest, ReadOnlyReadsAClosedFileWithoutMakingAWal) {
