@@ -103,11 +103,19 @@ int run_status(const Args& args) {
 
 void define_gaps(CLI::App& command, Args& args) {
   add_job(command, args, "only this job");
+  command
+      .add_option("--state", args.states,
+                  "only slots in these states: pending, waiting, downloading, failed, lost, "
+                  "unplanned")
+      ->type_name("STATE[,STATE]")
+      ->delimiter(',')
+      ->check(quiet(
+          CLI::IsMember({"pending", "waiting", "downloading", "failed", "lost", "unplanned"})));
   add_json(command, args);
 }
 int run_gaps(const Args& args) {
   return with_config(args, [&](const config::Config& config, const config::Job*) {
-    return gaps(config, args.job, args.json);
+    return gaps(config, args.job, args.states, args.json);
   });
 }
 
@@ -210,11 +218,11 @@ constexpr std::array kCommands{
             define_check_config, run_check_config},
     Command{"status", "[--json]",
             "per job: slots by state, slots at risk (less than 72h\n"
-            "before the vendor drops them), newest archived, next action",
+            "before the vendor drops them), newest archived, next ask",
             add_json, run_status},
-    Command{"gaps", "[--job NAME] [--json]",
-            "slots inside the backfill window that are not archived\n"
-            "(exit 2 when there are any)",
+    Command{"gaps", "[--job NAME] [--state STATE[,STATE]] [--json]",
+            "every slot not archived: ready ones of the backfill window,\n"
+            "failed and lost ones, those of removed jobs (exit 2 when any)",
             define_gaps, run_gaps},
     Command{"backfill", "--job NAME --from SLOT --to SLOT [--force] [--dry-run]",
             "queue those slots (inclusive) again; done ones only with\n"

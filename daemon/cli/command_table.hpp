@@ -26,6 +26,7 @@ struct Args {
   bool once = false;
   bool json = false;
   std::optional<std::string> job;
+  std::vector<std::string> states;  // gaps --state
   std::optional<std::string> from;
   std::optional<std::string> to;
   std::optional<std::string> slot;

@@ -36,7 +36,10 @@ struct CheckConfigOptions {
 // check-config (check_config.cpp): 0 when the config is valid and can run, else 1.
 int check_config(const std::filesystem::path& path, const CheckConfigOptions& options);
 int status(const config::Config& config, bool json);
-int gaps(const config::Config& config, const std::optional<std::string>& job, bool json);
+// gaps [--job J] [--state S,...] [--json]: every slot not archived (states empty: all);
+// 0 none, 2 some.
+int gaps(const config::Config& config, const std::optional<std::string>& job,
+         const std::vector<std::string>& states, bool json);
 int fetch(const std::vector<std::string>& urls, const std::filesystem::path& dir,
           archive::VerifyMode mode, archive::Inflater inflater, int parallel,
           const config::HttpSettings& http);

@@ -1,7 +1,11 @@
-// `status` and `gaps`: read the state store, never change it.
+// `status` and `gaps`: read the state store, never change it (nor create it: the store
+// is opened read-only, so a wrong state_db is an error, not an empty new database).
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <iostream>
+#include <set>
+#include <tuple>
 
 #include "cli/commands.hpp"
 #include "scheduler/planner.hpp"
@@ -33,12 +37,61 @@ constexpr state::SlotState kStates[] = {state::SlotState::pending,     state::Sl
                                         state::SlotState::downloading, state::SlotState::done,
                                         state::SlotState::failed,      state::SlotState::lost};
 
+// "12m", "1h5m", "2d3h": how far off the next ask is.
+std::string format_in(std::chrono::seconds span) {
+  if (span < std::chrono::minutes{1}) {
+    return "<1m";
+  }
+  const auto days = std::chrono::duration_cast<std::chrono::days>(span);
+  const auto hours = std::chrono::duration_cast<std::chrono::hours>(span - days);
+  const auto minutes = std::chrono::duration_cast<std::chrono::minutes>(span - days - hours);
+  if (days.count() > 0) {
+    return std::to_string(days.count()) + "d" + std::to_string(hours.count()) + "h";
+  }
+  if (hours.count() > 0) {
+    return std::to_string(hours.count()) + "h" + std::to_string(minutes.count()) + "m";
+  }
+  return std::to_string(minutes.count()) + "m";
+}
+
+struct NextAsk {
+  Instant at;
+  std::string slot;
+};
+
+// The job's next ask, as `systemctl list-timers` shows a timer's next run: the slot in
+// the queue due first, or, when nothing is queued sooner, the next slot to become
+// ready (planned and asked for at its ready time).
+NextAsk next_ask(const config::Job& job, const state::JobSummary& summary, Instant now) {
+  const Slot upcoming = scheduler::next_to_become_ready(job, now);
+  NextAsk next{scheduler::ready_at(job, upcoming), upcoming.name()};
+  if (summary.next_action && *summary.next_action < next.at) {
+    next = {*summary.next_action, summary.next_action_slot.value_or("")};
+  }
+  return next;
+}
+
+std::string describe_next(const json::object& job, Instant now) {
+  const std::string at{job.at("next_action").as_string()};
+  const auto when = parse_utc(at);
+  std::string text = at + " (slot " + std::string{job.at("next_slot").as_string()} + ", ";
+  if (!when || *when > now) {
+    text += "in " + format_in(when ? *when - now : std::chrono::seconds{0});
+  } else if (now - *when < std::chrono::minutes{1}) {
+    text += "due now";
+  } else {
+    text += "overdue by " + format_in(now - *when);
+  }
+  return text + ")";
+}
+
 }  // namespace
 
 int status(const config::Config& config, bool as_json) {
-  state::StateStore store{config.state_db};
+  state::StateStore store = state::StateStore::open_read_only(config.state_db);
+  const Instant now = command_clock().now();
   // At risk: neither done nor lost, and less than 72 h before the vendor drops it.
-  const Instant at_risk_before = command_clock().now() - kRetention + std::chrono::hours{72};
+  const Instant at_risk_before = now - kRetention + std::chrono::hours{72};
   json::array jobs;
   for (const config::Job& job : config.jobs) {
     const state::JobSummary summary = store.summarize(job.name);
@@ -47,6 +100,7 @@ int status(const config::Config& config, bool as_json) {
       const auto found = summary.counts.find(state);
       counts[to_string(state)] = found == summary.counts.end() ? 0 : found->second;
     }
+    const NextAsk next = next_ask(job, summary, now);
     jobs.push_back(json::object{
         {"job", job.name},
         {"granularity", to_string(job.granularity)},
@@ -54,8 +108,8 @@ int status(const config::Config& config, bool as_json) {
         {"at_risk", store.count_at_risk(job.name, at_risk_before)},
         {"newest_done", optional_text(summary.newest_done)},
         {"oldest_not_done", optional_text(summary.oldest_not_done)},
-        {"next_action", summary.next_action ? json::value(format_utc(*summary.next_action))
-                                            : json::value(nullptr)},
+        {"next_action", format_utc(next.at)},
+        {"next_slot", next.slot},
     });
   }
   if (as_json) {
@@ -76,44 +130,57 @@ int status(const config::Config& config, bool as_json) {
     std::cout << " at_risk=" << job.at("at_risk").as_int64()
               << "\n  newest archived: " << text("newest_done")
               << "  oldest not archived: " << text("oldest_not_done")
-              << "  next action: " << text("next_action") << "\n";
+              << "\n  next ask: " << describe_next(job, now) << "\n";
   }
   return 0;
 }
 
 namespace {
 
+// One slot that is not archived: a stored row, or a ready slot never planned.
+struct Gap {
+  std::string slot;
+  Instant start;
+  std::optional<state::SlotRecord> record;  // nullopt: unplanned
+};
+
 // The gaps as they are found, written into one buffer: a whole window of gaps (every
 // job down for days) is tens of thousands of lines, so there is no JSON tree of them all.
 class GapList {
  public:
-  GapList(bool as_json, Instant now) : as_json_(as_json), now_(now) {}
+  GapList(bool as_json, Instant now, const std::vector<std::string>& states)
+      : as_json_(as_json), now_(now), states_(states) {}
 
-  void add(const config::Job& job, const std::string& slot, Instant start,
-           const state::SlotRecord* record) {
-    const Instant lost_at = start + kRetention;
-    const std::int64_t seconds_left = std::max<std::int64_t>(0, (lost_at - now_).count());
+  // `in_config`: false for the rows of a job the config no longer has.
+  void add(std::string_view job, const Gap& gap, bool in_config) {
+    const state::SlotRecord* record = gap.record ? &*gap.record : nullptr;
     const std::string_view state = record ? to_string(record->state) : "unplanned";
+    if (!states_.empty() && std::find(states_.begin(), states_.end(), state) == states_.end()) {
+      return;
+    }
+    const Instant lost_at = gap.start + kRetention;
+    const std::int64_t seconds_left = std::max<std::int64_t>(0, (lost_at - now_).count());
     const int attempts = record ? record->attempts : 0;
     const std::string_view api_status = record ? std::string_view{record->api_status} : "";
     const std::string_view last_error =
         record ? std::string_view{record->last_error}
                : "not planned yet: the daemon has not run since this slot became ready";
     if (as_json_) {
-      json::object gap{{"job", job.name},
-                       {"slot", slot},
-                       {"lost_at", format_utc(lost_at)},
-                       {"seconds_left", seconds_left},
-                       {"state", state},
-                       {"attempts", attempts},
-                       {"api_status", api_status},
-                       {"last_error", last_error}};
+      json::object entry{{"job", job},
+                         {"slot", gap.slot},
+                         {"lost_at", format_utc(lost_at)},
+                         {"seconds_left", seconds_left},
+                         {"state", state},
+                         {"attempts", attempts},
+                         {"api_status", api_status},
+                         {"last_error", last_error},
+                         {"in_config", in_config}};
       out_ += count_ == 0 ? "" : ",";
-      out_ += json::serialize(gap);
+      out_ += json::serialize(entry);
     } else {
-      out_ += job.name;
+      out_ += job;
       out_ += ' ';
-      out_ += slot;
+      out_ += gap.slot;
       out_ += ' ';
       out_ += state;
       out_ += " attempts=";
@@ -129,6 +196,9 @@ class GapList {
         out_ += last_error;
         out_ += '"';
       }
+      if (!in_config) {
+        out_ += " (job not in the config)";
+      }
       out_ += '\n';
     }
     ++count_;
@@ -141,57 +211,80 @@ class GapList {
     if (as_json_) {
       return "{\"gaps\":[" + out_ + "]}\n";
     }
-    return count_ == 0 ? "no gaps: every ready slot inside the backfill window is archived\n"
-                       : std::move(out_);
+    if (count_ > 0) {
+      return std::move(out_);
+    }
+    if (states_.empty()) {
+      return "no gaps: every ready slot inside the backfill window is archived, and no slot "
+             "was lost\n";
+    }
+    std::string states;
+    for (const std::string& state : states_) {
+      states += (states.empty() ? "" : ",") + state;
+    }
+    return "no gaps in state " + states + "\n";
   }
 
  private:
   bool as_json_;
   Instant now_;
+  const std::vector<std::string>& states_;
   std::string out_;
   std::size_t count_ = 0;
 };
 
-}  // namespace
-
-int gaps(const config::Config& config, const std::optional<std::string>& only_job, bool as_json) {
-  state::StateStore store{config.state_db};
-  const Instant now = command_clock().now();
-  GapList gaps{as_json, now};
-  for (const config::Job& job : config.jobs) {
-    if (only_job && job.name != *only_job) {
-      continue;
-    }
-    // Every slot of the window that is ready by now, whether or not it was planned
-    // (a daemon that never ran still leaves gaps), walked beside the stored rows of
-    // the window: both go by start.
-    const Slot first = scheduler::first_in_window(job, now);
-    const std::vector<state::SlotRecord> records = store.slots(job.name, first.start(), now);
-    auto record = records.begin();
-    for (Slot slot = first; scheduler::ready_at(job, slot) <= now; slot = slot.next()) {
-      while (record != records.end() && record->start < slot.start()) {
-        ++record;
-      }
-      // Rows of another granularity (the job's changed) can share a start: match by name.
-      const state::SlotRecord* found = nullptr;
-      std::string name;
-      for (auto same = record; same != records.end() && same->start == slot.start(); ++same) {
-        if (name.empty()) {
-          name = slot.name();
-        }
-        if (same->slot == name) {
-          found = &*same;
-          break;
-        }
-      }
-      if (found != nullptr && found->state == state::SlotState::done) {
-        continue;
-      }
-      gaps.add(job, name.empty() ? slot.name() : name, slot.start(), found);
+// Every slot of a configured job that is not archived, oldest first: each stored row
+// that is not done, wherever it lies (lost ones, and failed ones the backfill window
+// has left behind), and each ready slot of the window with no row at all (a daemon
+// that never ran still leaves gaps).
+std::vector<Gap> gaps_of(state::StateStore& store, const config::Job& job, Instant now) {
+  std::vector<Gap> gaps;
+  for (state::SlotRecord& record : store.not_done(job.name)) {
+    gaps.push_back({record.slot, record.start, std::move(record)});
+  }
+  const Slot first = scheduler::first_in_window(job, now);
+  std::set<std::string> planned;
+  for (const state::SlotRecord& record : store.slots(job.name, first.start(), now)) {
+    planned.insert(record.slot);
+  }
+  for (Slot slot = first; scheduler::ready_at(job, slot) <= now; slot = slot.next()) {
+    if (!planned.contains(slot.name())) {
+      gaps.push_back({slot.name(), slot.start(), std::nullopt});
     }
   }
-  std::cout << gaps.finish();
-  return gaps.count() == 0 ? 0 : 2;
+  std::sort(gaps.begin(), gaps.end(), [](const Gap& a, const Gap& b) {
+    return std::tie(a.start, a.slot) < std::tie(b.start, b.slot);
+  });
+  return gaps;
+}
+
+}  // namespace
+
+int gaps(const config::Config& config, const std::optional<std::string>& only_job,
+         const std::vector<std::string>& states, bool as_json) {
+  state::StateStore store = state::StateStore::open_read_only(config.state_db);
+  const Instant now = command_clock().now();
+  GapList list{as_json, now, states};
+  for (const config::Job& job : config.jobs) {
+    if (!only_job || job.name == *only_job) {
+      for (const Gap& gap : gaps_of(store, job, now)) {
+        list.add(job.name, gap, true);
+      }
+    }
+  }
+  // A job removed from the config gets no new work, but what it left unarchived is
+  // still missing from the archive.
+  if (!only_job) {
+    for (const std::string& name : store.jobs()) {
+      if (config.find_job(name) == nullptr) {
+        for (state::SlotRecord& record : store.not_done(name)) {
+          list.add(name, {record.slot, record.start, std::move(record)}, false);
+        }
+      }
+    }
+  }
+  std::cout << list.finish();
+  return list.count() == 0 ? 0 : 2;
 }
 
 }  // namespace gio::cli

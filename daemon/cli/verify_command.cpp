@@ -149,7 +149,10 @@ int verify(const config::Config& config, const config::Job* only_job,
   if (!scopes) {
     return 1;
   }
-  state::StateStore store{config.state_db};
+  // Read-only for the reading, so a plain verify never creates or writes the database
+  // (it works for a user who may only read it); --repair opens it for writing only
+  // when there is something to queue.
+  state::StateStore store = state::StateStore::open_read_only(config.state_db);
   Findings findings;
   for (const Scope& scope : *scopes) {
     const config::Job& job = *scope.job;
@@ -166,7 +169,8 @@ int verify(const config::Config& config, const config::Job* only_job,
     }
   }
   if (repair && !findings.damaged.empty()) {
-    requeue::Requeuer requeuer{store, config.archive_dir, command_clock().now()};
+    state::StateStore writer{config.state_db};
+    requeue::Requeuer requeuer{writer, config.archive_dir, command_clock().now()};
     print_report(requeuer.repair(findings.damaged), "repair", false);
   }
   std::cout << "verify: " << findings.slots << " done slot(s), " << findings.partitions

@@ -237,6 +237,10 @@ void Parser::read_log(const YAML::Node& node) {
   const MapReader map(node, "log", keys::kLog, reporter_);
   if (const Entry* entry = map.find("level")) {
     if (auto text = read_string(*entry, reporter_)) {
+      // The log lines say level=warning: that spelling is accepted for warn.
+      if (*text == "warning") {
+        text = "warn";
+      }
       if (std::find(std::begin(kLogLevels), std::end(kLogLevels), *text) != std::end(kLogLevels)) {
         config_.log.level = *text;
       } else {

@@ -55,4 +55,15 @@ Instant next_ready(const config::Job& job, const Slot& last_planned) {
   return ready_at(job, last_planned.next());
 }
 
+Slot next_to_become_ready(const config::Job& job, Instant now) {
+  // The slot before the one holding this instant is ready by now, whatever its hour:
+  // start there and step to the first that is not (a step or two).
+  const Instant surely_ready = now - job.ready_after - kLateHourExtra;
+  Slot slot = Slot::containing(surely_ready, job.granularity).previous();
+  while (ready_at(job, slot) <= now) {
+    slot = slot.next();
+  }
+  return slot;
+}
+
 }  // namespace gio::scheduler

@@ -40,4 +40,8 @@ std::chrono::seconds poll_delay(const config::Job& job, const Slot& slot, Instan
 // When the job's next slot after `last_planned` becomes ready: the next planning moment.
 Instant next_ready(const config::Job& job, const Slot& last_planned);
 
+// The job's oldest slot that is not ready at `now`: the next one planned, and asked for
+// at its ready_at (`status` shows it when nothing is due sooner).
+Slot next_to_become_ready(const config::Job& job, Instant now);
+
 }  // namespace gio::scheduler

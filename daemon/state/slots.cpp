@@ -127,9 +127,12 @@ SlotStatements::SlotStatements(sqlite::Database& db)
                       "ORDER BY start DESC LIMIT 1"),
       // Without statistics the planner prefers (state, next_at) and then reads
       // every active row of every job; the covering index reads only this job's.
-      job_next_at_in_state(db,
-                           "SELECT min(next_at) FROM slots INDEXED BY slots_by_job_state_start "
-                           "WHERE job = ?1 AND state = ?2"),
+      // min() makes `slot` come from the row holding the minimum (SQLite's bare column).
+      job_next_in_state(db,
+                        "SELECT min(next_at), slot FROM slots INDEXED BY slots_by_job_state_start "
+                        "WHERE job = ?1 AND state = ?2"),
+      not_done(db, select_slots("WHERE job = ?1 AND state IN ('pending', 'waiting', "
+                                "'downloading', 'failed', 'lost') ORDER BY start, slot")),
       update_slot(db,
                   "UPDATE slots SET state = ?3, next_at = ?4, "
                   "api_status = coalesce(?5, api_status), last_error = coalesce(?6, last_error), "
@@ -211,6 +214,15 @@ std::vector<SlotRecord> StateStore::slots(std::string_view job, Instant from, In
   return records;
 }
 
+std::vector<SlotRecord> StateStore::not_done(std::string_view job) {
+  std::vector<SlotRecord> records;
+  sqlite::Query query{impl_->statements->not_done, job};
+  while (query.step()) {
+    records.push_back(read_slot(query));
+  }
+  return records;
+}
+
 std::vector<std::string> StateStore::jobs() {
   std::vector<std::string> names;
   sqlite::Query query{impl_->statements->jobs};
@@ -250,10 +262,13 @@ JobSummary StateStore::summarize(std::string_view job) {
     }
   }
   for (const SlotState state : kActiveStates) {
-    sqlite::Query query{statements.job_next_at_in_state, job, to_string(state)};
+    sqlite::Query query{statements.job_next_in_state, job, to_string(state)};
     if (query.step() && !query.is_null(0)) {
       const Instant next_at = from_unix(query.get_int64(0));
-      summary.next_action = summary.next_action ? std::min(*summary.next_action, next_at) : next_at;
+      if (!summary.next_action || next_at < *summary.next_action) {
+        summary.next_action = next_at;
+        summary.next_action_slot = query.get_text(1);
+      }
     }
   }
   transaction.commit();

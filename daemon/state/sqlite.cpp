@@ -47,6 +47,28 @@ void create_private(const std::filesystem::path& path) {
   }
 }
 
+// A URI naming `path` (made absolute) for sqlite3_open_v2 with SQLITE_OPEN_URI: the
+// only way to pass `immutable`. "file://" plus an absolute path keeps the authority
+// empty however the path starts; every byte outside the unreserved set is escaped, so
+// '?', '#' and '%' in a folder name stay part of the path.
+std::string file_uri(const std::filesystem::path& path, std::string_view query) {
+  std::string uri = "file://";
+  for (const unsigned char c : std::filesystem::absolute(path).string()) {
+    const bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+    if (alnum || c == '/' || c == '.' || c == '_' || c == '-' || c == '~') {
+      uri += static_cast<char>(c);
+    } else {
+      static constexpr char kHex[] = "0123456789ABCDEF";
+      uri += '%';
+      uri += kHex[c >> 4];
+      uri += kHex[c & 0xf];
+    }
+  }
+  uri += '?';
+  uri += query;
+  return uri;
+}
+
 }  // namespace
 
 void Database::Close::operator()(sqlite3* db) const noexcept {
@@ -55,19 +77,30 @@ void Database::Close::operator()(sqlite3* db) const noexcept {
   sqlite3_close_v2(db);
 }
 
-Database::Database(const std::filesystem::path& path) {
-  create_private(path);
+Database::Database(const std::filesystem::path& path, Access access) {
+  constexpr int kCommon = SQLITE_OPEN_EXRESCODE | SQLITE_OPEN_FULLMUTEX;
+  std::string name = path.string();
+  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | kCommon;
+  if (access == Access::read_write) {
+    create_private(path);
+  } else {
+    // mode=ro: SQLITE_OPEN_READONLY alone would still let a missing file be made.
+    name = file_uri(path, access == Access::immutable ? "mode=ro&immutable=1" : "mode=ro");
+    flags = SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | kCommon;
+  }
   sqlite3* raw = nullptr;
-  const int code = sqlite3_open_v2(
-      path.c_str(), &raw,
-      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_EXRESCODE | SQLITE_OPEN_FULLMUTEX,
-      nullptr);
+  const int code = sqlite3_open_v2(name.c_str(), &raw, flags, nullptr);
   db_.reset(raw);  // a handle comes back even on failure, and must be closed
   if (code != SQLITE_OK) {
     const char* message = raw != nullptr ? sqlite3_errmsg(raw) : sqlite3_errstr(code);
     throw StateError(describe("cannot open " + path.string(), message, code), code);
   }
   sqlite3_extended_result_codes(raw, 1);
+  if (access == Access::read_only) {
+    // The last connection to close checkpoints the WAL into the database file and
+    // deletes the -wal and -shm: a reader must leave that to the daemon.
+    sqlite3_db_config(raw, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
+  }
 }
 
 void Database::exec(const std::string& sql) {

@@ -19,12 +19,22 @@
 
 namespace gio::state::sqlite {
 
+// How a Database opens its file (see Database's constructor).
+enum class Access {
+  read_write,  // created when missing (mode 0600)
+  read_only,   // an existing file, through its WAL when one exists
+  immutable,   // an existing file as it is on disk: no locks, no -wal, no -shm
+};
+
 class Database {
  public:
-  // Opens the file for reading and writing, creating an empty database when it
-  // is missing. SQLite reads the file lazily: a damaged or foreign file is only
-  // reported by the first statement.
-  explicit Database(const std::filesystem::path& path);
+  // Opens the file. read_write creates an empty database when it is missing; the
+  // read-only accesses never create, write or lock-and-recover anything but SQLite's
+  // shared -shm index (read_only; it stays untouched when the caller cannot write it),
+  // and a read_only connection never checkpoints on close. SQLite reads the file
+  // lazily: a missing WAL, a damaged or a foreign file is only reported by the first
+  // statement.
+  explicit Database(const std::filesystem::path& path, Access access = Access::read_write);
 
   Database(Database&&) noexcept = default;
   Database& operator=(Database&&) noexcept = default;

@@ -1,5 +1,11 @@
 #include "state/state_store.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <thread>
 
 #include "state/sqlite.hpp"
@@ -9,6 +15,8 @@ namespace gio::state {
 namespace {
 
 constexpr std::chrono::milliseconds kBusyTimeout{10'000};
+// How long a reader waits for a schema being created or migrated (see open_read_only).
+constexpr std::chrono::milliseconds kSchemaWait{2'000};
 
 // Schema migrations, applied in order to bring PRAGMA user_version up to the last
 // one. A new step is one more entry; never edit a step that has shipped.
@@ -87,15 +95,21 @@ StoreStatements::StoreStatements(sqlite::Database& db)
                 "INSERT INTO kv (key, value) VALUES (?1, ?2) "
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value") {}
 
-StateStore::Impl::Impl(const std::filesystem::path& path) : db(path) {
+StateStore::Impl::Impl(const std::filesystem::path& path, sqlite::Access access)
+    : db(path, access) {
   // Some lock conflicts while a file is being created or its WAL recovered by another
   // process (the daemon and a CLI command starting together) return SQLITE_BUSY
   // without consulting the busy handler; they clear within moments, so wait them out.
   const auto give_up = std::chrono::steady_clock::now() + kBusyTimeout;
   for (;;) {
     try {
-      configure();
-      migrate();
+      if (access == sqlite::Access::read_write) {
+        configure();
+        migrate();
+      } else {
+        db.set_busy_timeout(kBusyTimeout);
+        check_schema();
+      }
       statements.emplace(db);
       return;
     } catch (const StateError& error) {
@@ -152,6 +166,99 @@ void StateStore::Impl::migrate() {
   transaction.commit();
 }
 
+void StateStore::Impl::check_schema() {
+  // The first statement that reads the file: a foreign or damaged file fails here.
+  sqlite::Statement statement{db, "PRAGMA user_version"};
+  sqlite::Query query{statement};
+  const int version = query.step() ? static_cast<int>(query.get_int64(0)) : 0;
+  // SQLITE_SCHEMA: not the schema yet, which a daemon creating or migrating the file
+  // may be about to commit (open_read_only waits a moment for it).
+  if (version == 0) {
+    throw StateError("holds no gio-exporter tables (an empty or foreign database)", SQLITE_SCHEMA);
+  }
+  if (version < kLatestVersion) {
+    // A reader cannot migrate; the statements below would not fit an older schema.
+    throw StateError("schema version " + std::to_string(version) + " is older than this " +
+                         "program's (" + std::to_string(kLatestVersion) +
+                         "); the daemon of this version migrates it when it starts",
+                     SQLITE_SCHEMA);
+  }
+  if (version > kLatestVersion) {
+    throw StateError("schema version " + std::to_string(version) +
+                         " is newer than this program knows (" + std::to_string(kLatestVersion) +
+                         ")",
+                     SQLITE_ERROR);
+  }
+}
+
+namespace {
+
+// Why `path` cannot be opened for reading, or "" when it can: checked before SQLite
+// opens it, so the message is the system's ("No such file or directory") and a
+// missing file is never created.
+std::string unreadable(const std::filesystem::path& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return errno == ENOENT ? "no such file (read-only commands never create it: is state_db "
+                             "right, and has the daemon run with it?)"
+                           : std::strerror(errno);
+  }
+  struct stat info {};
+  const bool regular = ::fstat(fd, &info) == 0 && S_ISREG(info.st_mode);
+  ::close(fd);
+  return regular ? "" : "not a regular file";
+}
+
+bool is_there(const std::filesystem::path& path) {
+  struct stat info {};
+  return ::stat(path.c_str(), &info) == 0;
+}
+
+}  // namespace
+
+StateStore::StateStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+StateStore StateStore::open_read_only(const std::filesystem::path& path) {
+  if (const std::string why = unreadable(path); !why.empty()) {
+    throw StateError("state database " + path.string() + ": " + why, SQLITE_CANTOPEN);
+  }
+  // A daemon that has just created the file, or is migrating it, commits its schema
+  // within moments: a reader that finds none waits that long before saying so.
+  const auto give_up = std::chrono::steady_clock::now() + kSchemaWait;
+  for (;;) {
+    try {
+      return StateStore{open_once(path)};
+    } catch (const StateError& error) {
+      if (error.code() != SQLITE_SCHEMA || std::chrono::steady_clock::now() >= give_up) {
+        throw;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds{20});
+    }
+  }
+}
+
+std::unique_ptr<StateStore::Impl> StateStore::open_once(const std::filesystem::path& path) {
+  // With a WAL beside it (the daemon runs, or stopped without closing) the file is read
+  // through it, sharing the daemon's -shm index; SQLite reads it privately when it
+  // cannot write it. Without one, the last connection closed cleanly and the file
+  // holds everything: read it as it is, since opening it as WAL would make a -wal and
+  // a -shm wherever the folder lets us (and fail where it does not). A daemon starting
+  // meanwhile writes to a new WAL, not to the file, until its first checkpoint.
+  const std::filesystem::path wal = path.string() + "-wal";
+  if (!is_there(wal)) {
+    return std::make_unique<Impl>(path, sqlite::Access::immutable);
+  }
+  try {
+    return std::make_unique<Impl>(path, sqlite::Access::read_only);
+  } catch (const StateError&) {
+    // The daemon stopped between the look and the open, taking its WAL with it.
+    if (is_there(wal)) {
+      throw;
+    }
+    return std::make_unique<Impl>(path, sqlite::Access::immutable);
+  }
+}
+
 StateStore::Batch::Batch(StateStore& store)
     : transaction_(std::make_unique<sqlite::Transaction>(store.impl_->db)) {}
 StateStore::Batch::~Batch() = default;
@@ -160,7 +267,8 @@ void StateStore::Batch::commit() {
   transaction_->commit();
 }
 
-StateStore::StateStore(const std::filesystem::path& path) : impl_(std::make_unique<Impl>(path)) {}
+StateStore::StateStore(const std::filesystem::path& path)
+    : impl_(std::make_unique<Impl>(path, sqlite::Access::read_write)) {}
 StateStore::~StateStore() = default;
 StateStore::StateStore(StateStore&&) noexcept = default;
 StateStore& StateStore::operator=(StateStore&&) noexcept = default;

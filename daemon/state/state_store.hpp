@@ -86,7 +86,8 @@ struct JobSummary {
   std::map<SlotState, int> counts;         // every state present, 0 when none
   std::optional<std::string> newest_done;  // slot name
   std::optional<std::string> oldest_not_done;
-  std::optional<Instant> next_action;  // min next_at over pending/waiting/downloading
+  std::optional<Instant> next_action;           // min next_at over pending/waiting/downloading
+  std::optional<std::string> next_action_slot;  // the slot of next_action
 };
 
 // One slot named to requeue (backfill, retry, verify --repair).
@@ -150,6 +151,13 @@ class StateStore {
   // Throws StateError naming the path and SQLite's message, also when the file
   // is not a database or was written by a newer schema.
   explicit StateStore(const std::filesystem::path& path);
+  // Opens an existing database for reading only (status, gaps, verify): it never
+  // creates the file, never writes it, its -wal or its folder, never checkpoints, and
+  // works for a user who may read the files but not write them or their folder. Calls
+  // that write throw StateError. Throws StateError naming the path when the file is
+  // missing or unreadable, is not a database, or holds another schema version (a
+  // reader does not migrate; it waits up to 2 s for a daemon creating or migrating it).
+  static StateStore open_read_only(const std::filesystem::path& path);
   ~StateStore();
   StateStore(StateStore&&) noexcept;
   StateStore& operator=(StateStore&&) noexcept;
@@ -173,6 +181,8 @@ class StateStore {
   std::optional<SlotRecord> find(std::string_view job, std::string_view slot);
   // Rows of a job with from <= start < to, start ascending.
   std::vector<SlotRecord> slots(std::string_view job, Instant from, Instant to);
+  // Every row of a job that is not done (lost ones included), start ascending.
+  std::vector<SlotRecord> not_done(std::string_view job);
   // Job names present in the store, sorted.
   std::vector<std::string> jobs();
   JobSummary summarize(std::string_view job);
@@ -214,6 +224,8 @@ class StateStore {
 
  private:
   class Impl;
+  explicit StateStore(std::unique_ptr<Impl> impl);
+  static std::unique_ptr<Impl> open_once(const std::filesystem::path& path);
   std::unique_ptr<Impl> impl_;
 };
 

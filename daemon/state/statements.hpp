@@ -38,7 +38,8 @@ struct SlotStatements {
   sqlite::Statement count_by_state;
   sqlite::Statement oldest_in_state;
   sqlite::Statement newest_in_state;
-  sqlite::Statement job_next_at_in_state;
+  sqlite::Statement job_next_in_state;
+  sqlite::Statement not_done;
   sqlite::Statement update_slot;
   sqlite::Statement resume_downloads;
   sqlite::Statement not_done_before;
@@ -74,7 +75,9 @@ struct Statements : StoreStatements, SlotStatements, FileStatements, RequeueStat
 
 class StateStore::Impl {
  public:
-  explicit Impl(const std::filesystem::path& path);
+  // read_write configures the connection and migrates the schema; the read-only
+  // accesses change nothing and accept only the schema this program writes.
+  Impl(const std::filesystem::path& path, sqlite::Access access);
 
   sqlite::Database db;
   std::optional<Statements> statements;
@@ -82,6 +85,7 @@ class StateStore::Impl {
  private:
   void configure();
   void migrate();
+  void check_schema();
 };
 
 }  // namespace gio::state

@@ -420,6 +420,10 @@ class E2ETestCase(unittest.TestCase):
         def done():
             if self.daemon.process is not None and not self.daemon.running():
                 raise AssertionError(f"the daemon exited with {self.daemon.process.returncode}")
+            # A daemon just started may not have made its database yet, and status
+            # (read-only) refuses a missing one.
+            if not os.path.exists(os.path.join(self.daemon.run_dir, "state.db")):
+                return None
             counts = self.daemon.job_status(job)["counts"]
             return counts if counts.get("done", 0) >= count else None
         try:

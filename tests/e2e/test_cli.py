@@ -12,7 +12,7 @@ COMMAND_OPTIONS = {
     "run": ["--once"],
     "check-config": [],
     "status": ["--json"],
-    "gaps": ["--job", "--json"],
+    "gaps": ["--job", "--state", "--json"],
     "backfill": ["--job", "--from", "--to", "--force", "--dry-run"],
     "retry": ["--job", "--slot", "--failed", "--dry-run"],
     "verify": ["--job", "--from", "--to", "--repair"],

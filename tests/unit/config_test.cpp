@@ -234,6 +234,16 @@ TEST_F(ConfigTest, EmptySectionsAndEmptyOptionalValuesMeanDefaultsOrOff) {
   EXPECT_EQ(result.config->http.timeout, 60s);
 }
 
+TEST_F(ConfigTest, LogLevelWarningIsWarn) {
+  // The log lines print "warning"; the config takes that spelling as well as "warn".
+  for (const char* level : {"warning", "warn"}) {
+    const LoadResult result =
+        parse_config(with(std::string{"log: {level: "} + level + "}\n"), kPath);
+    ASSERT_TRUE(result.config) << level << ":\n" << all_problems(result);
+    EXPECT_EQ(result.config->log.level, "warn");
+  }
+}
+
 TEST_F(ConfigTest, UnknownKeysAtEveryLevel) {
   EXPECT_TRUE(only_problem(parse_config(with("stat_db: /x\n"), kPath), 10, 1,
                            "unknown key 'stat_db' in the config file"));

@@ -101,6 +101,30 @@ TEST(Planner, DailyJobs) {
   EXPECT_EQ(names(slots), (std::vector<std::string>{"2026-11-20", "2026-11-21"}));
 }
 
+TEST(Planner, NextToBecomeReadyIsTheOldestSlotNotReadyYet) {
+  auto job = hourly();
+  const auto next = [&job](std::string_view now) {
+    const Slot slot = next_to_become_ready(job, utc(now));
+    return slot.name() + " at " + format_utc(ready_at(job, slot));
+  };
+  // 10:10Z is 18:10 Beijing: hour 17 (09:00-10:00Z) is ready at 10:40Z.
+  EXPECT_EQ(next("2026-11-22T10:10:00Z"), "2026-11-22T17 at 2026-11-22T10:40:00Z");
+  EXPECT_EQ(next("2026-11-22T10:39:59Z"), "2026-11-22T17 at 2026-11-22T10:40:00Z");
+  // At its ready time it is ready (planned and asked): the next hour comes after.
+  EXPECT_EQ(next("2026-11-22T10:40:00Z"), "2026-11-22T18 at 2026-11-22T11:40:00Z");
+  // Late hours take 20 minutes more, so hour 00 waits for 23 to be asked first.
+  EXPECT_EQ(next("2026-11-22T16:50:00Z"), "2026-11-22T23 at 2026-11-22T17:00:00Z");
+  EXPECT_EQ(next("2026-11-22T17:00:00Z"), "2026-11-23T00 at 2026-11-22T18:00:00Z");
+  // A long ready_after still finds the oldest slot not ready.
+  job.ready_after = 5h;
+  EXPECT_EQ(next("2026-11-22T10:10:00Z"), "2026-11-22T13 at 2026-11-22T11:00:00Z");
+  job.granularity = Granularity::day;
+  job.ready_after = 6h;
+  // The 22nd (Beijing) ends at 16:00Z and is ready at 22:00Z.
+  EXPECT_EQ(next("2026-11-22T10:10:00Z"), "2026-11-22 at 2026-11-22T22:00:00Z");
+  EXPECT_EQ(next("2026-11-22T22:00:00Z"), "2026-11-23 at 2026-11-23T22:00:00Z");
+}
+
 TEST(Planner, WindowStartingOnABoundaryIncludesThatSlot) {
   const auto job = hourly();
   const Slot first = first_in_window(job, utc("2026-11-22T10:00:00Z"));

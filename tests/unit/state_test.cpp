@@ -6,6 +6,9 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <map>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -1051,6 +1054,154 @@ TEST_F(StateStoreTest, IntegrityCheckPassesOnAHealthyFileAndFailsOnADamagedOne) 
   } catch (const StateError& error) {
     EXPECT_EQ(error.code() & 0xff, SQLITE_CORRUPT) << error.what();
   }
+}
+
+// --- read-only opening (status, gaps, verify) ---------------------------------------
+
+std::string contents(const fs::path& path) {
+  std::ifstream file{path, std::ios::binary};
+  return {std::istreambuf_iterator<char>{file}, std::istreambuf_iterator<char>{}};
+}
+
+// Every file of a folder with its bytes: what "changes nothing" compares.
+std::map<std::string, std::string> snapshot(const fs::path& dir) {
+  std::map<std::string, std::string> files;
+  for (const fs::directory_entry& entry : fs::directory_iterator{dir}) {
+    files[entry.path().filename().string()] = contents(entry.path());
+  }
+  return files;
+}
+
+void expect_error_naming(const fs::path& path, const std::string& words) {
+  try {
+    StateStore::open_read_only(path);
+    ADD_FAILURE() << "expected StateError for " << path;
+  } catch (const StateError& error) {
+    const std::string message = error.what();
+    EXPECT_NE(message.find(path.string()), std::string::npos) << message;
+    EXPECT_NE(message.find(words), std::string::npos) << message;
+  }
+}
+
+TEST_F(StateStoreTest, ReadOnlyRefusesAMissingFileAndDoesNotCreateIt) {
+  expect_error_naming(db_path(), "no such file");
+  EXPECT_TRUE(fs::is_empty(dir_.path()));
+  const fs::path nested = dir_.path() / "missing" / "state.db";
+  expect_error_naming(nested, "no such file");
+  EXPECT_FALSE(fs::exists(nested.parent_path()));
+}
+
+TEST_F(StateStoreTest, ReadOnlyRefusesAnEmptyOrOlderFileUnchanged) {
+  std::ofstream{db_path()}.close();
+  expect_error_naming(db_path(), "no gio-exporter tables");
+  EXPECT_EQ(snapshot(dir_.path()), (std::map<std::string, std::string>{{"state.db", ""}}));
+
+  fs::remove(db_path());
+  { StateStore store{db_path()}; }
+  {
+    RawConnection raw{db_path()};
+    ASSERT_EQ(raw.exec("PRAGMA user_version = 1"), SQLITE_OK);
+  }
+  const auto before = snapshot(dir_.path());
+  expect_error_naming(db_path(), "schema version 1 is older");
+  EXPECT_EQ(snapshot(dir_.path()), before);
+}
+
+TEST_F(StateStoreTest, ReadOnlyWaitsForASchemaBeingCreated) {
+  // The daemon has made the file but not committed its schema yet (it does so within
+  // moments): the reader waits instead of calling the file foreign.
+  std::ofstream{db_path()}.close();
+  std::optional<StateStore> daemon;
+  std::thread start{[&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds{300});
+    daemon.emplace(db_path());
+  }};
+  EXPECT_NO_THROW(StateStore::open_read_only(db_path()));
+  start.join();
+}
+
+TEST_F(StateStoreTest, ReadOnlyReadsAClosedFileWithoutMakingAWal) {
+  const PlannedSlot slot = hour(kT0, kT0);
+  {
+    StateStore store{db_path()};
+    store.plan("job", std::span{&slot, 1}, kT0);
+  }
+  // The last connection closed: only the file is left.
+  const auto before = snapshot(dir_.path());
+  ASSERT_EQ(before.size(), 1u);
+  {
+    StateStore reader = StateStore::open_read_only(db_path());
+    EXPECT_EQ(reader.schema_version(), StateStore::latest_schema_version());
+    ASSERT_TRUE(reader.find("job", slot.slot));
+    EXPECT_EQ(reader.summarize("job").next_action_slot, slot.slot);
+    EXPECT_EQ(snapshot(dir_.path()), before);
+    try {
+      reader.set_value("k", "v");
+      ADD_FAILURE() << "a read-only store wrote";
+    } catch (const StateError& error) {
+      EXPECT_EQ(error.code() & 0xff, SQLITE_READONLY) << error.what();
+    }
+  }
+  EXPECT_EQ(snapshot(dir_.path()), before);
+}
+
+TEST_F(StateStoreTest, ReadOnlyFollowsALiveWriterAndNeverCheckpoints) {
+  StateStore daemon{db_path()};
+  const PlannedSlot first = hour(kT0, kT0);
+  daemon.plan("job", std::span{&first, 1}, kT0);
+  const std::string file_before = contents(db_path());
+  const std::string wal_before = contents(db_path().string() + "-wal");
+  ASSERT_FALSE(wal_before.empty());
+  {
+    StateStore reader = StateStore::open_read_only(db_path());
+    EXPECT_EQ(names(reader.not_done("job")), std::vector<std::string>{"job/" + first.slot});
+    // A commit after the reader opened is seen by its next read.
+    const PlannedSlot second = hour(kT0 + hours(1), kT0);
+    daemon.plan("job", std::span{&second, 1}, kT0);
+    EXPECT_EQ(reader.not_done("job").size(), 2u);
+  }
+  // The reader closed first: the daemon's WAL is still there, folded into nothing.
+  EXPECT_EQ(contents(db_path()), file_before);
+  EXPECT_GT(contents(db_path().string() + "-wal").size(), wal_before.size());
+  EXPECT_EQ(daemon.not_done("job").size(), 2u);
+}
+
+TEST_F(StateStoreTest, ReadOnlyTakesAPathWithUriCharacters) {
+  const fs::path dir = dir_.path() / "a?b#c%20d";
+  fs::create_directory(dir);
+  const PlannedSlot slot = hour(kT0, kT0);
+  { StateStore{dir / "state.db"}.plan("job", std::span{&slot, 1}, kT0); }
+  StateStore reader = StateStore::open_read_only(dir / "state.db");
+  EXPECT_TRUE(reader.find("job", slot.slot));
+  EXPECT_EQ(
+      fs::directory_iterator { dir_.path() } -> path(), dir);  // nothing made beside it
+}
+
+TEST_F(StateStoreTest, NotDoneListsEveryStateButDoneOldestFirst) {
+  StateStore store{db_path()};
+  std::vector<PlannedSlot> planned;
+  for (int i = 0; i < 6; ++i) {
+    planned.push_back(hour(kT0 + hours(i), kT0 + hours(10 - i)));
+  }
+  store.plan("job", planned, kT0);
+  store.plan("other", std::span{planned.data(), 1}, kT0);
+  const SlotState states[] = {SlotState::lost,    SlotState::done,        SlotState::failed,
+                              SlotState::waiting, SlotState::downloading, SlotState::pending};
+  for (int i = 0; i < 6; ++i) {
+    store.update("job", planned[i].slot, {.state = states[i], .next_at = planned[i].next_at}, kT0);
+  }
+  const auto records = store.not_done("job");
+  std::vector<SlotState> got;
+  for (const SlotRecord& record : records) {
+    got.push_back(record.state);
+  }
+  EXPECT_EQ(got, (std::vector<SlotState>{SlotState::lost, SlotState::failed, SlotState::waiting,
+                                         SlotState::downloading, SlotState::pending}));
+  EXPECT_EQ(records.front().slot, planned[0].slot);
+  // The next action is the active slot due first (the last one planned here).
+  const JobSummary summary = store.summarize("job");
+  EXPECT_EQ(summary.next_action, planned[5].next_at);
+  EXPECT_EQ(summary.next_action_slot, planned[5].slot);
 }
 
 }  // namespace
