@@ -23,6 +23,13 @@ const Clock& command_clock();
 // Loads the config, printing every problem as FILE:LINE:COL; nullopt when invalid.
 std::optional<config::Config> load_or_report(const std::filesystem::path& path);
 
+// `run --once` when a slot of its pass became failed or lost: distinct from 1 (an error)
+// and 2 (gaps, damage), so a timer-driven unit can tell "the pass ran, but slots need a
+// person" from both.
+inline constexpr int kExitSlotsFailed = 3;
+
+// `run` (0 after a clean stop, 1 on a startup error) or `run --once` (also
+// kExitSlotsFailed).
 int run_daemon(const config::Config& config, bool once);
 int check_config(const std::filesystem::path& path);
 int status(const config::Config& config, bool json);
