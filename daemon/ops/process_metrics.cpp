@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <charconv>
+#include <cmath>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -101,17 +103,16 @@ std::optional<ProcStat> parse_proc_stat(std::string_view text, long ticks_per_se
                   .start_after_boot_s = *start / ticks};
 }
 
-std::optional<double> parse_boot_time(std::string_view proc_stat) {
-  for (std::size_t at = 0; at < proc_stat.size();) {
-    const std::size_t end = std::min(proc_stat.find('\n', at), proc_stat.size());
-    std::string_view line = proc_stat.substr(at, end - at);
-    if (line.starts_with("btime ")) {
-      line.remove_prefix(6);
-      return number(line.substr(0, line.find_first_of(" \r")));
-    }
-    at = end + 1;
-  }
-  return std::nullopt;
+double boot_time_seconds() {
+  // CLOCK_BOOTTIME is what /proc/<pid>/stat's starttime counts from. Whole seconds, as
+  // the kernel's btime: the start time then reads the same at every scrape.
+  timespec wall{};
+  timespec since_boot{};
+  clock_gettime(CLOCK_REALTIME, &wall);
+  clock_gettime(CLOCK_BOOTTIME, &since_boot);
+  const double boot = static_cast<double>(wall.tv_sec - since_boot.tv_sec) +
+                      static_cast<double>(wall.tv_nsec - since_boot.tv_nsec) * 1e-9;
+  return std::round(boot);
 }
 
 void declare_process_metrics(Registry& registry) {
@@ -134,14 +135,9 @@ void update_process_metrics(Registry& registry) {
     registry.advance_to(kCpu, {}, stat->cpu_seconds);
     registry.set(kResident, {}, stat->resident_bytes);
     registry.set(kVirtual, {}, stat->virtual_bytes);
-    // Boot time does not change while the process runs: read once.
-    static const std::optional<double> boot = [] {
-      const auto text = read_text("/proc/stat");
-      return text ? parse_boot_time(*text) : std::nullopt;
-    }();
-    if (boot) {
-      registry.set(kStartTime, {}, *boot + stat->start_after_boot_s);
-    }
+    // Read once: a wall clock set later must not move the start.
+    static const double boot = boot_time_seconds();
+    registry.set(kStartTime, {}, boot + stat->start_after_boot_s);
   }
   if (const auto fds = open_fds()) {
     registry.set(kOpenFds, {}, *fds);

@@ -25,8 +25,9 @@ struct ProcStat {
 std::optional<ProcStat> parse_proc_stat(std::string_view text, long ticks_per_second,
                                         long page_size);
 
-// The boot time (unix seconds) from the text of /proc/stat's "btime" line.
-std::optional<double> parse_boot_time(std::string_view proc_stat);
+// When the machine booted (unix seconds, whole), from the clocks: /proc/stat's btime
+// is hidden from the unit (ProcSubset=pid).
+double boot_time_seconds();
 
 // Declares process_cpu_seconds_total, process_resident_memory_bytes,
 // process_virtual_memory_bytes, process_open_fds, process_max_fds and
