@@ -68,7 +68,9 @@ int with_config(const Args& args, Run command,
 // --- the commands ----------------------------------------------------------------------
 
 void define_run(CLI::App& command, Args& args) {
-  command.add_flag("--once", args.once, "one pass over what is due, then exit");
+  command.add_flag("--once", args.once,
+                   "one pass over what is due, then exit (exit status 3 when slots\n"
+                   "failed or were lost in the pass)");
 }
 int run_run(const Args& args) {
   return with_config(

@@ -25,7 +25,13 @@ const Clock& command_clock();
 std::optional<config::Config> load_or_report(const std::filesystem::path& path,
                                              config::SecretMode secrets = config::SecretMode::skip);
 
-// `config` must have its secrets (SecretMode::load).
+// `run --once` when a slot of its pass became failed or lost: distinct from 1 (an error)
+// and 2 (gaps, damage), so a timer-driven unit can tell "the pass ran, but slots need a
+// person" from both.
+inline constexpr int kExitSlotsFailed = 3;
+
+// `run` (0 after a clean stop, 1 on a startup error) or `run --once` (also
+// kExitSlotsFailed). `config` must have its secrets (SecretMode::load).
 int run_daemon(const config::Config& config, bool once);
 
 struct CheckConfigOptions {

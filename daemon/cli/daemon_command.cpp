@@ -44,8 +44,9 @@ constexpr std::chrono::seconds kLockedRetry{1};
 constexpr std::chrono::seconds kStatusEvery{30};
 
 // SIGHUP: the config file read again and validated whole; applied only when valid and
-// when nothing that needs a restart changed, else the running config stays.
-void reload(scheduler::Scheduler& scheduler) {
+// when nothing that needs a restart changed, else the running config stays. True when
+// applied.
+bool reload(scheduler::Scheduler& scheduler) {
   ops::notify(ops::reloading_state());
   // systemd waits for READY=1 after RELOADING=1, whatever the outcome.
   struct Ready {
@@ -62,7 +63,7 @@ void reload(scheduler::Scheduler& scheduler) {
         "event=reload_failed reason=\"the config has {} problem(s); still running the previous "
         "one\"",
         loaded.problems.size());
-    return;
+    return false;
   }
   if (const auto changes = scheduler::restart_only_changes(running, *loaded.config);
       !changes.empty()) {
@@ -74,12 +75,13 @@ void reload(scheduler::Scheduler& scheduler) {
         "event=reload_failed reason=\"{}: these need a restart; still running the previous "
         "config\"",
         joined);
-    return;
+    return false;
   }
   ops::configure_logging(loaded.config->log);
   const std::string summary = config::summary(*loaded.config);
   scheduler.reload(std::make_shared<const config::Config>(std::move(*loaded.config)));
   spdlog::info("event=reloaded {}", summary);
+  return true;
 }
 
 // Runs `tick` every `period` on the loop, for as long as the loop runs; a tick that
@@ -159,6 +161,9 @@ int Daemon::run() {
   ops::declare_exporter_metrics(registry_);
   registry_.set(ops::kBuildInfo, {{"version", kVersion}}, 1);
   registry_.set(ops::kStartTime, {}, static_cast<double>(to_unix(clock_.now())));
+  // The config this process started with counts as its first successful load, as in
+  // Prometheus itself.
+  ops::record_config_load(registry_, true, static_cast<double>(to_unix(clock_.now())));
   verify_pool_.emplace(std::max(1u, std::thread::hardware_concurrency()));
   downloader_.emplace(*http_, *verify_pool_);
   scheduler_.emplace(io_.get_executor(), std::make_shared<const config::Config>(config_), clock_,
@@ -198,7 +203,8 @@ void Daemon::watch_signals() {
       return;
     }
     if (scheduler_) {
-      reload(*scheduler_);
+      const bool applied = reload(*scheduler_);
+      ops::record_config_load(registry_, applied, static_cast<double>(to_unix(clock_.now())));
     } else {
       spdlog::warn("SIGHUP during startup: ignored; send it again once running");
     }
@@ -331,8 +337,18 @@ int Daemon::finish() {
     std::_Exit(exit_code_);
   }
   verify_pool_->join();
-  spdlog::info("{}", exit_code_ == 0 ? "pass complete" : "stopped after an error");
-  return exit_code_;
+  // A pass that ran but left slots failed or lost says so in its exit status, for the
+  // timer unit that runs it; the slots themselves wait in `gaps`.
+  const scheduler::Scheduler::Ended ended = scheduler_->ended();
+  if (once_ && ended.failed + ended.lost > 0) {
+    spdlog::warn(
+        "pass complete: {} slot(s) failed, {} lost (exit status {}; gio-exporter gaps "
+        "lists them)",
+        ended.failed, ended.lost, kExitSlotsFailed);
+    return kExitSlotsFailed;
+  }
+  spdlog::info("pass complete");
+  return 0;
 }
 
 }  // namespace

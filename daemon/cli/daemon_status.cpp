@@ -4,6 +4,7 @@
 #include <ctime>
 
 #include "ops/exporter_metrics.hpp"
+#include "ops/process_metrics.hpp"
 
 namespace gio::cli {
 namespace {
@@ -72,6 +73,7 @@ ops::Reply scrape(const config::Config& config, state::StateStore& store, ops::R
       }
     }
   }
+  ops::update_process_metrics(registry);
   return {.content_type = "text/plain; version=0.0.4; charset=utf-8", .body = registry.text()};
 }
 

@@ -1,5 +1,7 @@
 #include "ops/exporter_metrics.hpp"
 
+#include "ops/process_metrics.hpp"
+
 namespace gio::ops {
 
 void declare_exporter_metrics(Registry& registry) {
@@ -19,6 +21,10 @@ void declare_exporter_metrics(Registry& registry) {
   gauge(kNewestArchivedSlot, "Start (unix seconds) of the newest archived slot of each job.");
   gauge(kBuildInfo, "Always 1; the version label says which gio-exporter runs.");
   gauge(kStartTime, "When the daemon started (unix seconds).");
+  gauge(kReloadSuccessful,
+        "1 when the last config load (at start or on SIGHUP) was applied, 0 when it was "
+        "refused and the previous config still runs.");
+  gauge(kReloadSuccessTime, "When the config was last loaded and applied (unix seconds).");
   counter(kArchivedFiles, "Files archived (verified and published), by job.");
   counter(kArchivedBytes, "Bytes archived (verified and published), by job.");
   counter(kSlotFailures, "Slots that became failed (gave up, or the API refused), by job.");
@@ -31,6 +37,30 @@ void declare_exporter_metrics(Registry& registry) {
   counter(kDownloadBytes, "Bytes downloaded into the staging folder (verified parts).");
   counter(kDownloadSeconds,
           "Seconds spent downloading verified parts (bytes / seconds = throughput).");
+  registry.add(kDownloadBytes, {}, 0);
+  registry.add(kDownloadSeconds, {}, 0);
+  declare_process_metrics(registry);
+}
+
+void zero_job_counters(Registry& registry, const std::string& job) {
+  for (const std::string_view counter :
+       {kArchivedFiles, kArchivedBytes, kSlotFailures, kSlotsLost, kRetries}) {
+    registry.add(counter, {{"gio_job", job}}, 0);
+  }
+}
+
+void zero_project_counters(Registry& registry, const config::Project& project) {
+  // A project on token auth never asks for a signed code: no series that cannot move.
+  if (!project.auth.uses_token()) {
+    registry.add(kAuthRefreshes, {{"project", project.name}}, 0);
+  }
+}
+
+void record_config_load(Registry& registry, bool ok, double unix_seconds) {
+  registry.set(kReloadSuccessful, {}, ok ? 1 : 0);
+  if (ok) {
+    registry.set(kReloadSuccessTime, {}, unix_seconds);
+  }
 }
 
 }  // namespace gio::ops

@@ -4,8 +4,10 @@
 // and the README refer to these names. A gio-exporter job is the label `gio_job`
 // (`job` is the Prometheus scrape job's own label).
 
+#include <string>
 #include <string_view>
 
+#include "config/config.hpp"
 #include "ops/registry.hpp"
 
 namespace gio::ops {
@@ -18,6 +20,10 @@ inline constexpr std::string_view kNewestArchivedSlot =
     "gio_exporter_newest_archived_slot_timestamp_seconds";                 // {gio_job,granularity}
 inline constexpr std::string_view kBuildInfo = "gio_exporter_build_info";  // {version}
 inline constexpr std::string_view kStartTime = "gio_exporter_start_time_seconds";
+// The last config load (at start, or on SIGHUP), as Prometheus names its own.
+inline constexpr std::string_view kReloadSuccessful = "gio_exporter_config_last_reload_successful";
+inline constexpr std::string_view kReloadSuccessTime =
+    "gio_exporter_config_last_reload_success_timestamp_seconds";
 // Counters, counted as things happen (since the process started).
 inline constexpr std::string_view kArchivedFiles =
     "gio_exporter_archived_files_total";  // {gio_job}
@@ -33,7 +39,19 @@ inline constexpr std::string_view kAuthRefreshes =
 inline constexpr std::string_view kDownloadBytes = "gio_exporter_download_bytes_total";
 inline constexpr std::string_view kDownloadSeconds = "gio_exporter_download_seconds_total";
 
-// Declares every family above with its HELP text.
+// Declares every family above with its HELP text, and the process_* families
+// (ops/process_metrics.hpp). The unlabelled counters start at 0.
 void declare_exporter_metrics(Registry& registry);
+
+// Creates the job's counters ({gio_job}) at 0, and a signed-code project's
+// kAuthRefreshes: an alert on increase() sees a series that appears at its first event
+// only from its second event on, so each must be there before it. kApiRequests has a
+// status code in its labels, known only when an answer comes: it has no series before.
+void zero_job_counters(Registry& registry, const std::string& job);
+void zero_project_counters(Registry& registry, const config::Project& project);
+
+// The outcome of a config load at `unix_seconds`: a success sets both kReload* gauges,
+// a failure sets kReloadSuccessful to 0 and keeps the last success's time.
+void record_config_load(Registry& registry, bool ok, double unix_seconds);
 
 }  // namespace gio::ops

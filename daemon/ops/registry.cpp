@@ -66,6 +66,18 @@ void Registry::set(std::string_view name, const Labels& labels, double value) {
   found.gauges->Add(prometheus::Labels{labels.begin(), labels.end()}).Set(value);
 }
 
+void Registry::advance_to(std::string_view name, const Labels& labels, double value) {
+  Family& found = family(name);
+  if (found.kind != Kind::counter) {
+    throw std::logic_error("metric " + std::string{name} + " is a gauge: set() it");
+  }
+  prometheus::Counter& counter =
+      found.counters->Add(prometheus::Labels{labels.begin(), labels.end()});
+  if (value > counter.Value()) {
+    counter.Increment(value - counter.Value());
+  }
+}
+
 void Registry::clear(std::string_view name) {
   Family& found = family(name);
   // prometheus-cpp has no "remove every series": the family goes and comes back empty.

@@ -37,6 +37,9 @@ class Registry {
   void add(std::string_view name, const Labels& labels = {}, double by = 1);
   // gauge = value (a counter only goes up: std::logic_error).
   void set(std::string_view name, const Labels& labels, double value);
+  // A counter kept elsewhere (the kernel's CPU time): raised to `value`, never lowered,
+  // so it still only goes up. std::logic_error on a gauge.
+  void advance_to(std::string_view name, const Labels& labels, double value);
   // Drops every series of a family (gauges recomputed from scratch at each scrape).
   void clear(std::string_view name);
   // The value of one series; 0 when it has none yet.

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <boost/asio/steady_timer.hpp>
 
+#include "ops/exporter_metrics.hpp"
 #include "scheduler/notices.hpp"
 #include "scheduler/planner.hpp"
 
@@ -93,8 +94,12 @@ void Scheduler::reload(std::shared_ptr<const config::Config> config) {
   next->config = std::move(config);
   for (const config::Job& job : next->config->jobs) {
     next->job_names.push_back(job.name);
+    // Counters of a job exist from its start (or its reload) on, at 0: alerts on
+    // increase() then see its first failure or lost slot.
+    ops::zero_job_counters(metrics_, job.name);
   }
   for (const config::Project& project : next->config->projects) {
+    ops::zero_project_counters(metrics_, project);
     // A project whose rate is unchanged keeps its limiter: workers of the old
     // generation and the new one then share one queue and never exceed the rate.
     std::shared_ptr<api::RateLimiter> limiter;

@@ -69,6 +69,13 @@ class Scheduler final : private work::Observer {
   bool loop_alive() const {
     return std::chrono::steady_clock::now() - alive_at_ < std::chrono::seconds{30};
   }
+  // Slots that became failed, and slots marked lost, since this Scheduler was built:
+  // for `run --once`, the slots of its one pass (its exit status says so).
+  struct Ended {
+    int failed = 0;
+    int lost = 0;
+  };
+  Ended ended() const { return ended_; }
 
  private:
   // One loaded config and the API clients built from it. A worker holds the generation
@@ -157,6 +164,7 @@ class Scheduler final : private work::Observer {
   async::TaskGroup workers_;  // one task per slot in flight
   ops::HookRunner hooks_;
   bool stopping_ = false;
+  Ended ended_;
 };
 
 struct Scheduler::Generation {

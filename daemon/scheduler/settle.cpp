@@ -108,6 +108,7 @@ asio::awaitable<void> Scheduler::process(std::shared_ptr<const Generation> gener
         {.state = state::SlotState::failed, .next_at = clock_.now(), .last_error = reason},
         clock_.now());
     count(ops::kSlotFailures, record.job);
+    ++ended_.failed;
     spdlog::error("event=slot_failed job={} slot={} reason=\"{}\"", record.job, record.slot,
                   reason);
     co_return;
@@ -341,6 +342,7 @@ void Scheduler::store_lost(const state::SlotRecord& record, Instant now) {
 
 void Scheduler::announce_lost(const state::SlotRecord& record) {
   count(ops::kSlotsLost, record.job);
+  ++ended_.lost;
   spdlog::error("event=slot_lost job={} slot={} state={} reason=\"retention passed; last: {}\"",
                 record.job, record.slot, to_string(record.state),
                 record.last_error.empty() ? record.api_status : record.last_error);
@@ -356,6 +358,7 @@ void Scheduler::fail_slot(const config::Job& job, const Slot& slot, const std::s
                  .count_attempt = count_attempt},
                 now);
   count(ops::kSlotFailures, job.name);
+  ++ended_.failed;
   spdlog::error("event=slot_failed job={} slot={} reason=\"{}\"", job.name, slot.name(), reason);
   run_hook(job, "slot_failed", slot.name(), slot.start(), {{"GIO_REASON", reason}});
 }

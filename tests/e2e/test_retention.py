@@ -13,9 +13,11 @@ RETENTION = dt.timedelta(days=15)
 
 
 class RetentionTest(E2ETestCase):
-    def run_at(self, now):
+    def run_at(self, now, exit_status=0):
+        """run --once at `now`; exit_status 3 when slots fail or are lost in that pass."""
         result = self.daemon.run_once(timeout=60, now=now)
-        self.assertEqual(result.returncode, 0, f"run --once at {now} failed:\n{result.stderr}")
+        self.assertEqual(result.returncode, exit_status,
+                         f"run --once at {now} exited {result.returncode}:\n{result.stderr}")
 
     def job_status(self, now):
         result = self.daemon.cli("status", "--json", now=now)
@@ -52,8 +54,9 @@ class RetentionTest(E2ETestCase):
         warnings = daemon.events("slot_at_risk", slot=never)
         self.assertEqual([w["left"] for w in warnings], ["61h", "9h"], self.context())
 
-        # Past the retention: lost, with an error line, and counted as lost.
-        self.run_at(lost_at + dt.timedelta(minutes=1))
+        # Past the retention: lost, with an error line, and counted as lost; the pass
+        # that marked it says so in its exit status.
+        self.run_at(lost_at + dt.timedelta(minutes=1), exit_status=3)
         lost = daemon.events("slot_lost", slot=never)
         self.assertEqual(len(lost), 1, self.context())
         self.assertIn("retention passed", lost[0]["reason"])
@@ -84,7 +87,7 @@ class RetentionTest(E2ETestCase):
 
         # Past give_up_after (6 h from when it was planned): failed, with the reason.
         later = now + dt.timedelta(hours=7)
-        self.run_at(later)
+        self.run_at(later, exit_status=3)
         code, gaps = daemon.gaps(now=later)
         by_slot = {g["slot"]: g for g in gaps["gaps"]}
         self.assertEqual(by_slot[late]["state"], "failed", gaps)

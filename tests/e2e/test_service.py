@@ -16,7 +16,7 @@ import unittest
 import urllib.error
 import urllib.request
 
-from harness import E2ETestCase, hourly_job, wait_for
+from harness import E2ETestCase, flow, hourly_job, wait_for
 
 
 def free_port():
@@ -31,6 +31,23 @@ def get(url, timeout=5):
             return response.status, response.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, error.read().decode()
+
+
+def samples_of(text):
+    """{'name{labels}': value} for every sample line of a /metrics answer."""
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name_labels, value = line.rsplit(" ", 1)
+            samples[name_labels] = float(value)
+    return samples
+
+
+JOB_COUNTERS = ("gio_exporter_slot_failures_total", "gio_exporter_slots_lost_total",
+                "gio_exporter_retries_total", "gio_exporter_archived_files_total",
+                "gio_exporter_archived_bytes_total")
+RELOAD_OK = "gio_exporter_config_last_reload_successful"
+RELOAD_AT = "gio_exporter_config_last_reload_success_timestamp_seconds"
 
 
 class ServiceTest(E2ETestCase):
@@ -117,6 +134,86 @@ class ServiceTest(E2ETestCase):
         status, body = get(base + "/healthz")
         self.assertEqual((status, json.loads(body)["database"]), (200, "writable"))
         self.assertEqual(get(base + "/nope")[0], 404)
+        self.stop_daemon()
+
+    def test_every_counter_is_there_at_zero_from_the_start_and_after_a_reload(self):
+        # Every slot answers NOT_EXISTS: the daemon asks and waits, and nothing that a
+        # counter counts (a failure, a lost slot, a retry, a file) happens.
+        server, daemon = self.start({"slot_defaults": {"status": "NOT_EXISTS"}},
+                                    jobs=[hourly_job(), hourly_job("blog-hourly", backfill="3h")])
+        base = self.enable_metrics()
+        daemon.start()
+        def answering():
+            try:
+                return get(base + "/metrics")[0] == 200
+            except urllib.error.URLError:
+                return False  # not bound yet
+        wait_for(answering, 20, "/metrics")
+        status, text = get(base + "/metrics")
+        samples = samples_of(text)
+        for job in ("shop-hourly", "blog-hourly"):
+            for counter in JOB_COUNTERS:
+                self.assertEqual(samples.get(f'{counter}{{gio_job="{job}"}}'), 0, f"{counter} {job}\n{text}")
+        self.assertEqual(samples.get("gio_exporter_download_bytes_total"), 0, text)
+        self.assertEqual(samples.get("gio_exporter_download_seconds_total"), 0, text)
+        # Token auth: no signed codes, so no series that could never move.
+        self.assertNotIn("gio_exporter_auth_refreshes_total{", text)
+
+        # The start counts as the first successful load (the daemon's clock starts at
+        # the server's now).
+        self.assertEqual(samples.get(RELOAD_OK), 1, text)
+        started_at = samples.get(RELOAD_AT)
+        self.assertIsNotNone(started_at, text)
+        self.assertLess(abs(started_at - server.now().timestamp()), 60, text)
+
+        # process_*: the client libraries' names, read from /proc at each scrape.
+        for name in ("process_cpu_seconds_total", "process_resident_memory_bytes",
+                     "process_virtual_memory_bytes", "process_open_fds", "process_max_fds",
+                     "process_start_time_seconds"):
+            self.assertIn(name, samples, text)
+        self.assertIn("# TYPE process_cpu_seconds_total counter", text)
+        self.assertGreaterEqual(samples["process_cpu_seconds_total"], 0)
+        self.assertGreater(samples["process_resident_memory_bytes"], 1 << 20)
+        self.assertGreaterEqual(samples["process_virtual_memory_bytes"],
+                                samples["process_resident_memory_bytes"])
+        self.assertGreater(samples["process_open_fds"], 3)
+        self.assertLessEqual(samples["process_open_fds"], samples["process_max_fds"])
+        # Real time, not the daemon's clock: the process started a moment ago.
+        self.assertLess(abs(samples["process_start_time_seconds"] - time.time()), 30, text)
+        check = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
+                               text=True)
+        self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
+
+        # A job added by a reload has its counters at once.
+        with open(daemon.config, "a", encoding="utf-8") as f:
+            f.write(f"  - {flow(hourly_job('web-hourly', backfill='2h'))}\n")
+        daemon.process.send_signal(signal.SIGHUP)
+        wait_for(lambda: daemon.events("reloaded"), 20, "event=reloaded")
+        samples = samples_of(get(base + "/metrics")[1])
+        for counter in JOB_COUNTERS:
+            self.assertEqual(samples.get(f'{counter}{{gio_job="web-hourly"}}'), 0, counter)
+        self.assertEqual(samples.get(RELOAD_OK), 1)
+        reloaded_at = samples.get(RELOAD_AT)
+        self.assertGreaterEqual(reloaded_at, started_at)
+
+        # A refused reload: 0, and the last success's time stays.
+        daemon.edit_config("jobs:", "jobs:\n  - {name: broken}")
+        daemon.process.send_signal(signal.SIGHUP)
+        wait_for(lambda: daemon.events("reload_failed"), 20, "event=reload_failed")
+        samples = samples_of(get(base + "/metrics")[1])
+        self.assertEqual((samples.get(RELOAD_OK), samples.get(RELOAD_AT)), (0, reloaded_at))
+
+        # Fixed: 1 again.
+        daemon.edit_config("jobs:\n  - {name: broken}", "jobs:")
+        daemon.process.send_signal(signal.SIGHUP)
+        wait_for(lambda: len(daemon.events("reloaded")) >= 2, 20, "a second event=reloaded")
+        samples = samples_of(get(base + "/metrics")[1])
+        self.assertEqual(samples.get(RELOAD_OK), 1)
+        self.assertGreaterEqual(samples.get(RELOAD_AT), reloaded_at)
+        # Still nothing counted: nothing failed, nothing was lost.
+        for job in ("shop-hourly", "blog-hourly", "web-hourly"):
+            self.assertEqual(samples.get(f'gio_exporter_slot_failures_total{{gio_job="{job}"}}'), 0)
+            self.assertEqual(samples.get(f'gio_exporter_slots_lost_total{{gio_job="{job}"}}'), 0)
         self.stop_daemon()
 
     def test_journal_priorities_and_json_lines(self):

@@ -8,12 +8,15 @@
 #include <boost/asio/write.hpp>
 #include <chrono>
 #include <cstdio>
+#include <ctime>
 #include <fstream>
 #include <functional>
 #include <sstream>
 #include <thread>
 
+#include "ops/exporter_metrics.hpp"
 #include "ops/hooks.hpp"
+#include "ops/process_metrics.hpp"
 #include "ops/registry.hpp"
 #include "ops/server.hpp"
 
@@ -73,6 +76,118 @@ TEST(Registry, RefusesUndeclaredNamesSettingCountersAndUnescapableHelp) {
   // prometheus-cpp 1.0 would write these unescaped, breaking the format.
   EXPECT_THROW(registry.declare("gio_exporter_a", Kind::gauge, "two\nlines"), std::logic_error);
   EXPECT_THROW(registry.declare("gio_exporter_b", Kind::gauge, "a \\ b"), std::logic_error);
+}
+
+TEST(Registry, AdvancesACounterKeptElsewhereButNeverLowersIt) {
+  Registry registry;
+  registry.declare("process_cpu_seconds_total", Kind::counter, "cpu");
+  registry.declare("process_open_fds", Kind::gauge, "fds");
+  registry.advance_to("process_cpu_seconds_total", {}, 1.5);
+  registry.advance_to("process_cpu_seconds_total", {}, 2.25);
+  EXPECT_EQ(registry.value("process_cpu_seconds_total"), 2.25);
+  registry.advance_to("process_cpu_seconds_total", {}, 1);  // a counter never goes down
+  EXPECT_EQ(registry.value("process_cpu_seconds_total"), 2.25);
+  EXPECT_THROW(registry.advance_to("process_open_fds", {}, 3), std::logic_error);
+}
+
+TEST(ExporterMetrics, CountersOfEachJobAndSignedCodeProjectStartAtZero) {
+  Registry registry;
+  declare_exporter_metrics(registry);
+  std::string text = registry.text();
+  // Unlabelled counters are there from the declaration on.
+  EXPECT_NE(text.find("\ngio_exporter_download_bytes_total 0\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("\ngio_exporter_download_seconds_total 0\n"), std::string::npos) << text;
+  EXPECT_EQ(text.find("gio_exporter_slot_failures_total{"), std::string::npos) << text;
+
+  zero_job_counters(registry, "shop-hourly");
+  registry.add(kSlotFailures, {{"gio_job", "shop-hourly"}});
+  zero_job_counters(registry, "shop-hourly");  // a reload keeps what was counted
+  config::Project token_project;
+  token_project.name = "shop";
+  token_project.auth.token = config::Secret{"t"};
+  config::Project signed_project;
+  signed_project.name = "web";
+  signed_project.auth.client_id = "id";
+  zero_project_counters(registry, token_project);
+  zero_project_counters(registry, signed_project);
+  text = registry.text();
+  for (const std::string_view counter : {kArchivedFiles, kArchivedBytes, kSlotsLost, kRetries}) {
+    EXPECT_NE(text.find(std::string{counter} + "{gio_job=\"shop-hourly\"} 0\n"), std::string::npos)
+        << counter << "\n"
+        << text;
+  }
+  EXPECT_NE(text.find("gio_exporter_slot_failures_total{gio_job=\"shop-hourly\"} 1\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("gio_exporter_auth_refreshes_total{project=\"web\"} 0\n"), std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("gio_exporter_auth_refreshes_total{project=\"shop\"}"), std::string::npos)
+      << text;
+}
+
+TEST(ExporterMetrics, AFailedLoadKeepsTheLastSuccessTime) {
+  Registry registry;
+  declare_exporter_metrics(registry);
+  record_config_load(registry, true, 1000);
+  EXPECT_EQ(registry.value(kReloadSuccessful), 1);
+  EXPECT_EQ(registry.value(kReloadSuccessTime), 1000);
+  record_config_load(registry, false, 2000);
+  EXPECT_EQ(registry.value(kReloadSuccessful), 0);
+  EXPECT_EQ(registry.value(kReloadSuccessTime), 1000);
+  record_config_load(registry, true, 3000);
+  EXPECT_EQ(registry.value(kReloadSuccessful), 1);
+  EXPECT_EQ(registry.value(kReloadSuccessTime), 3000);
+}
+
+TEST(ProcessMetrics, ParsesProcStatPastACommandNameWithSpacesAndParentheses) {
+  // Fields 3 to 24 of proc(5); utime 250 and stime 50 ticks, starttime 12345 ticks,
+  // vsize 104857600 bytes, rss 2560 pages.
+  const std::string stat =
+      "4242 (gio (x) exporter) S 1 4242 4242 0 -1 4194560 900 0 0 0 250 50 0 0 20 0 3 0 "
+      "12345 104857600 2560 18446744073709551615 1 1 0 0 0\n";
+  const auto parsed = parse_proc_stat(stat, 100, 4096);
+  ASSERT_TRUE(parsed);
+  EXPECT_DOUBLE_EQ(parsed->cpu_seconds, 3.0);
+  EXPECT_DOUBLE_EQ(parsed->virtual_bytes, 104857600.0);
+  EXPECT_DOUBLE_EQ(parsed->resident_bytes, 2560.0 * 4096);
+  EXPECT_DOUBLE_EQ(parsed->start_after_boot_s, 123.45);
+  EXPECT_FALSE(parse_proc_stat("4242 (cut short) S 1 2 3", 100, 4096));
+  EXPECT_FALSE(parse_proc_stat("no name here", 100, 4096));
+}
+
+TEST(ProcessMetrics, BootTimeAgreesWithTheKernels) {
+  // The unit hides /proc/stat; where it is readable, its btime is the reference.
+  std::ifstream proc_stat{"/proc/stat"};
+  std::string line;
+  while (std::getline(proc_stat, line) && !line.starts_with("btime ")) {
+  }
+  if (!line.starts_with("btime ")) {
+    GTEST_SKIP() << "no btime in /proc/stat here";
+  }
+  EXPECT_NEAR(boot_time_seconds(), std::stod(line.substr(6)), 1.0);
+}
+
+TEST(ProcessMetrics, ReadsThisProcessFromProc) {
+  Registry registry;
+  declare_process_metrics(registry);
+  update_process_metrics(registry);
+  EXPECT_GT(registry.value("process_resident_memory_bytes"), 0);
+  EXPECT_GE(registry.value("process_virtual_memory_bytes"),
+            registry.value("process_resident_memory_bytes"));
+  EXPECT_GE(registry.value("process_open_fds"), 3);  // stdin, stdout, stderr at least
+  EXPECT_GE(registry.value("process_max_fds"), registry.value("process_open_fds"));
+  const double now = static_cast<double>(std::time(nullptr));
+  EXPECT_LE(registry.value("process_start_time_seconds"), now + 1);
+  EXPECT_GT(registry.value("process_start_time_seconds"), now - 3600);
+  // CPU time grows: burn 50 ms of it (CPU time, so a busy machine cannot shorten it),
+  // and read again.
+  const double before = registry.value("process_cpu_seconds_total");
+  volatile double sink = 0;
+  for (const std::clock_t until = std::clock() + CLOCKS_PER_SEC / 20; std::clock() < until;) {
+    sink = sink + 1;
+  }
+  update_process_metrics(registry);
+  EXPECT_GT(registry.value("process_cpu_seconds_total"), before);
 }
 
 // Sends raw bytes to the server and returns everything it answers until it closes.

@@ -283,8 +283,45 @@ TEST_F(SchedulerTest, RetentionWatchMarksRiskOnceAndLossAfterFifteenDays) {
   run_once(fourth);
   EXPECT_EQ(store_.find("a", oldest)->state, state::SlotState::lost);
   EXPECT_EQ(metrics_.value(ops::kSlotsLost, {{"gio_job", "a"}}), 1);
+  EXPECT_EQ(fourth.ended().lost, 1);
+  EXPECT_EQ(third.ended().lost, 0);
   // The next hour still has an hour left.
   EXPECT_NE(store_.find("a", slot_names("a")[1])->state, state::SlotState::lost);
+}
+
+// "name{gio_job="job"} 0" is in the registry's text for every counter of a job.
+void expect_job_counters_at_zero(const ops::Registry& metrics, const std::string& job) {
+  const std::string text = metrics.text();
+  for (const std::string_view counter : {ops::kSlotFailures, ops::kSlotsLost, ops::kRetries,
+                                         ops::kArchivedFiles, ops::kArchivedBytes}) {
+    EXPECT_NE(text.find(std::string{counter} + "{gio_job=\"" + job + "\"} 0\n"), std::string::npos)
+        << counter << " of " << job << "\n"
+        << text;
+  }
+}
+
+TEST_F(SchedulerTest, CountersStartAtZeroAndEndedCountsTheFailuresOfThisScheduler) {
+  auto config = std::make_shared<config::Config>(*config_with({"a"}));
+  config->jobs.front().give_up_after = 1h;
+  Scheduler first{io_.get_executor(), config, clock_,      store_,
+                  archive_,           http_,  downloader_, metrics_};
+  // Before any pass: an alert on increase() sees the first failure only if the series
+  // was there, at 0, before it.
+  expect_job_counters_at_zero(metrics_, "a");
+  run_once(first);  // every slot asked once; the refused connection puts each off
+  EXPECT_EQ(first.ended().failed, 0);
+  EXPECT_EQ(first.ended().lost, 0);
+
+  // Two hours on, the four slots asked before are past give_up_after: failed. The two
+  // slots newly ready are asked for the first time, and only put off.
+  clock_.advance(2h);
+  Scheduler second{io_.get_executor(), config, clock_,      store_,
+                   archive_,           http_,  downloader_, metrics_};
+  run_once(second);
+  EXPECT_EQ(second.ended().failed, 4);
+  EXPECT_EQ(second.ended().lost, 0);
+  EXPECT_EQ(metrics_.value(ops::kSlotFailures, {{"gio_job", "a"}}), 4);
+  EXPECT_EQ(first.ended().failed, 0);  // each Scheduler counts its own
 }
 
 TEST_F(SchedulerTest, ReloadPlansNewJobsAndStopsWorkOnRemovedOnes) {
@@ -302,6 +339,7 @@ TEST_F(SchedulerTest, ReloadPlansNewJobsAndStopsWorkOnRemovedOnes) {
 
   scheduler.reload(config_with({"b"}));
   EXPECT_EQ(scheduler.config().jobs.front().name, "b");
+  expect_job_counters_at_zero(metrics_, "b");  // at once, before any work on b
   clock_.advance(1h);  // every slot of a is due again (its retries were put off)
   const auto a_before = store_.slots("a", Instant{}, utc("2030-01-01T00:00:00Z"));
   run_once(scheduler);
