@@ -146,7 +146,7 @@ void Scheduler::announce_at_risk(const std::vector<state::SlotRecord>& at_risk, 
       run_hook(*job, "slot_at_risk", record.slot, record.start,
                {{"GIO_STATE", std::string{to_string(record.state)}},
                 {"GIO_SECONDS_LEFT", std::to_string((lost_at - now).count())},
-                {"GIO_REASON", last.empty() ? std::string{"not asked yet"} : last}});
+                {"GIO_REASON", last}});
     }
   }
   for (auto& [job, records] : unasked) {
