@@ -18,13 +18,13 @@
 
 #include "archive/archive.hpp"
 #include "cli/commands.hpp"
-#include "cli/daemon_status.hpp"
 #include "cli/http_settings.hpp"
 #include "download/downloader.hpp"
 #include "http/client.hpp"
 #include "ops/exporter_metrics.hpp"
 #include "ops/logging.hpp"
 #include "ops/server.hpp"
+#include "cli/daemon_status.hpp"
 #include "ops/service.hpp"
 #include "scheduler/scheduler.hpp"
 #include "state/state_store.hpp"
@@ -278,7 +278,7 @@ bool Daemon::serve_metrics() {
                         }
                         if (path == "/healthz") {
                           return health({scheduler_->alive_at(), scheduler_->loop_alive()}, *store_,
-                                        clock_.now());
+                                             clock_.now());
                         }
                         return {.status = 404, .body = "try /metrics or /healthz\n"};
                       });
