@@ -34,7 +34,7 @@ UTC = dt.timezone.utc
 BEIJING = dt.timezone(dt.timedelta(hours=8))
 NOW = dt.datetime(2026, 11, 22, 10, 10, tzinfo=UTC)
 TOKEN = "bench-token"
-STAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3})Z")
+STAMP = re.compile(r"^ts=(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3})Z")  # logfmt: ts= first
 
 
 def refused_port():

@@ -53,16 +53,17 @@ bool reload(scheduler::Scheduler& scheduler) {
     ~Ready() { ops::notify("READY=1"); }
   } ready;
   const config::Config& running = scheduler.config();
-  spdlog::info("event=reload file={}", running.source.string());
+  ops::log_event(ops::Level::info, "reload", "reading the config again",
+                 {{"file", running.source.string()}});
   config::LoadResult loaded = config::load_config(running.source, config::SecretMode::load);
   if (!loaded.config) {
     for (const config::Problem& problem : loaded.problems) {
       spdlog::error("reload: {}", problem.to_string());
     }
-    spdlog::error(
-        "event=reload_failed reason=\"the config has {} problem(s); still running the previous "
-        "one\"",
-        loaded.problems.size());
+    ops::log_event(ops::Level::error, "reload_failed", "reload refused",
+                   {{"problems", loaded.problems.size()},
+                    {"reason", "the config has " + std::to_string(loaded.problems.size()) +
+                                   " problem(s); still running the previous one"}});
     return false;
   }
   if (const auto changes = scheduler::restart_only_changes(running, *loaded.config);
@@ -71,16 +72,28 @@ bool reload(scheduler::Scheduler& scheduler) {
     for (const std::string& change : changes) {
       joined += (joined.empty() ? "" : ", ") + change;
     }
-    spdlog::error(
-        "event=reload_failed reason=\"{}: these need a restart; still running the previous "
-        "config\"",
-        joined);
+    ops::log_event(
+        ops::Level::error, "reload_failed", "reload refused",
+        {{"reason", joined + ": these need a restart; still running the previous config"}});
     return false;
   }
   ops::configure_logging(loaded.config->log);
   const std::string summary = config::summary(*loaded.config);
+  const scheduler::JobChanges jobs = scheduler::job_changes(running, *loaded.config);
+  const auto names = [](const std::vector<std::string>& list) {
+    std::string joined;
+    for (const std::string& name : list) {
+      joined += (joined.empty() ? "" : ",") + name;
+    }
+    return joined.empty() ? std::string{"-"} : joined;
+  };
+  const std::size_t job_count = loaded.config->jobs.size();
   scheduler.reload(std::make_shared<const config::Config>(std::move(*loaded.config)));
-  spdlog::info("event=reloaded {}", summary);
+  ops::log_event(ops::Level::info, "reloaded", "config reloaded: " + summary,
+                 {{"jobs", job_count},
+                  {"added", names(jobs.added)},
+                  {"removed", names(jobs.removed)},
+                  {"changed", names(jobs.changed)}});
   return true;
 }
 

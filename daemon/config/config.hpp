@@ -90,11 +90,15 @@ struct Project {
 struct Hooks {
   std::string on_slot_done, on_slot_failed, on_slot_at_risk;
   Duration timeout{std::chrono::seconds{30}};  // then the command is killed
+
+  bool operator==(const Hooks&) const = default;  // a reload names the jobs it changes
 };
 
 // What a raw export job asks for.
 struct RawJob {
   std::vector<std::string> data_types;  // empty = all types
+
+  bool operator==(const RawJob&) const = default;  // a reload names the jobs it changes
 };
 
 // resource: charts | funnels | retentions | frequencies. Each chart id is one file pair
@@ -106,6 +110,8 @@ struct ChartJob {
   // resource: funnels; sent as conversionWindow (whole days) when set.
   std::optional<std::chrono::days> conversion_window;
   std::string range;  // resource: retentions; sent as `range` when not empty
+
+  bool operator==(const ChartJob&) const = default;  // a reload names the jobs it changes
 };
 
 // resource: segmentations | tags. A user list's finished answer is a list of file links,
@@ -114,6 +120,8 @@ struct UserListJob {
   ChartResource resource = ChartResource::segmentations;
   std::vector<std::string> lists;  // list ids (the YAML key stays `charts:`)
   std::string parameters;          // sent percent-encoded as `parameters` when not empty
+
+  bool operator==(const UserListJob&) const = default;  // a reload names the jobs it changes
 };
 
 // The kind's own part of a job. Dispatch on it with std::visit (see Overloaded), so that

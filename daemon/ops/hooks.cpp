@@ -17,6 +17,8 @@
 #include <cstring>
 #include <utility>
 
+#include "ops/logging.hpp"
+
 extern char** environ;
 
 namespace gio::ops {
@@ -101,19 +103,23 @@ asio::awaitable<void> HookRunner::wait() {
 }
 
 asio::awaitable<void> HookRunner::execute(Hook hook) {
-  // "hook=slot_done job=J slot=S": what the log lines about this hook name.
-  std::string about;
+  // hook=slot_done job=J slot=S: what the log lines about this hook name.
+  Fields about;
   for (const auto& [name, value] : hook.variables) {
     if (name == "GIO_EVENT") {
-      about = "hook=" + value + about;
+      about.insert(about.begin(), Field{"hook", value});
     } else if (name == "GIO_JOB" || name == "GIO_SLOT") {
-      about += (name == "GIO_JOB" ? " job=" : " slot=") + value;
+      about.emplace_back(name == "GIO_JOB" ? "job" : "slot", value);
     }
   }
+  const auto failed = [&about](const std::string& reason) {
+    Fields fields = about;
+    fields.emplace_back("reason", reason);
+    log_event(Level::warning, "hook_failed", "hook failed", fields);
+  };
   pid_t pid = 0;
   if (const int spawned = spawn_shell(hook.command, hook.variables, pid); spawned != 0) {
-    spdlog::warn("event=hook_failed {} reason=\"cannot start /bin/sh: {}\"", about,
-                 std::strerror(spawned));
+    failed(std::string{"cannot start /bin/sh: "} + std::strerror(spawned));
     co_return;
   }
 
@@ -122,7 +128,7 @@ asio::awaitable<void> HookRunner::execute(Hook hook) {
   if (pidfd < 0) {
     // Without a pidfd the child cannot be awaited without blocking; it is reaped by
     // a blocking wait only after it was killed, which is immediate.
-    spdlog::warn("event=hook_failed {} reason=\"pidfd_open: {}\"", about, std::strerror(errno));
+    failed(std::string{"pidfd_open: "} + std::strerror(errno));
     ::kill(-pid, SIGKILL);
     int ignored = 0;
     ::waitpid(pid, &ignored, 0);
@@ -143,12 +149,11 @@ asio::awaitable<void> HookRunner::execute(Hook hook) {
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
   if (timed_out) {
-    spdlog::warn("event=hook_failed {} reason=\"killed after {}s (hook_timeout)\"", about,
-                 hook.timeout.count());
+    failed("killed after " + std::to_string(hook.timeout.count()) + "s (hook_timeout)");
   } else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    spdlog::warn("event=hook_failed {} reason=\"{}\"", about, describe_status(status));
+    failed(describe_status(status));
   } else {
-    spdlog::debug("{} finished", about);
+    log_event(Level::debug, "hook_finished", "hook finished", about);
   }
 }
 

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <cstdlib>
 #include <ctime>
@@ -35,25 +36,71 @@ bool stderr_is_journal() {
 }
 
 // syslog(3) priorities, which journald reads from a "<N>" line prefix.
-char journal_priority(spdlog::level::level_enum level) {
+char journal_priority(Level level) {
+  switch (level) {
+    case Level::debug:
+      return '7';
+    case Level::info:
+      return '6';
+    case Level::warning:
+      return '4';
+    case Level::error:
+      return '3';
+    case Level::critical:
+      return '2';
+  }
+  return '6';
+}
+
+std::string_view level_name(Level level) {
+  switch (level) {
+    case Level::debug:
+      return "debug";
+    case Level::info:
+      return "info";
+    case Level::warning:
+      return "warning";
+    case Level::error:
+      return "error";
+    case Level::critical:
+      return "critical";
+  }
+  return "info";
+}
+
+Level from_spdlog(spdlog::level::level_enum level) {
   switch (level) {
     case spdlog::level::trace:
     case spdlog::level::debug:
-      return '7';
-    case spdlog::level::info:
-      return '6';
+      return Level::debug;
     case spdlog::level::warn:
-      return '4';
+      return Level::warning;
     case spdlog::level::err:
-      return '3';
+      return Level::error;
     case spdlog::level::critical:
-      return '2';
+      return Level::critical;
     default:
-      return '6';
+      return Level::info;
   }
 }
 
-std::string utc_timestamp(spdlog::log_clock::time_point time) {
+spdlog::level::level_enum to_spdlog(Level level) {
+  switch (level) {
+    case Level::debug:
+      return spdlog::level::debug;
+    case Level::info:
+      return spdlog::level::info;
+    case Level::warning:
+      return spdlog::level::warn;
+    case Level::error:
+      return spdlog::level::err;
+    case Level::critical:
+      return spdlog::level::critical;
+  }
+  return spdlog::level::info;
+}
+
+std::string utc_timestamp(std::chrono::system_clock::time_point time) {
   const auto since_epoch = time.time_since_epoch();
   const std::time_t seconds = std::chrono::duration_cast<std::chrono::seconds>(since_epoch).count();
   const auto millis =
@@ -66,81 +113,144 @@ std::string utc_timestamp(spdlog::log_clock::time_point time) {
   return buffer;
 }
 
-// The key=value fields of an event line ("event=slot_done job=a reason=\"x y\"").
-void add_event_fields(std::string_view message, json::object& record) {
-  while (!message.empty()) {
-    const auto equals = message.find('=');
-    const auto space = message.find(' ');
-    if (equals == std::string_view::npos || (space != std::string_view::npos && space < equals)) {
-      return;  // free text after the fields
-    }
-    const std::string_view key = message.substr(0, equals);
-    message.remove_prefix(equals + 1);
-    std::string_view value;
-    if (!message.empty() && message.front() == '"') {
-      const auto close = message.find('"', 1);
-      if (close == std::string_view::npos) {
-        return;
-      }
-      value = message.substr(1, close - 1);
-      message.remove_prefix(close + 1);
-    } else {
-      value = message.substr(0, message.find(' '));
-      message.remove_prefix(value.size());
-    }
-    if (key != "time" && key != "level" && key != "message") {
-      record[key] = value;
-    }
-    while (!message.empty() && message.front() == ' ') {
-      message.remove_prefix(1);
-    }
-  }
+bool reserved(std::string_view key) {
+  return key == "ts" || key == "level" || key == "msg";
 }
+
+std::string text_of(const Field::Value& value) {
+  return std::visit(config::Overloaded{
+                        [](const std::string& text) { return logfmt_value(text); },
+                        [](bool flag) { return std::string{flag ? "true" : "false"}; },
+                        [](double number) { return fmt::format("{}", number); },
+                        [](auto number) { return std::to_string(number); },
+                    },
+                    value);
+}
+
+json::value json_of(const Field::Value& value) {
+  return std::visit([](const auto& held) { return json::value(held); }, value);
+}
+
+// The record being logged by log_event on this thread: its fields, which the
+// formatter (run synchronously inside the spdlog call) writes with their types.
+struct PendingEvent {
+  std::string_view msg;
+  const Fields* fields = nullptr;
+};
+thread_local PendingEvent t_pending;
 
 class LineFormatter final : public spdlog::formatter {
  public:
-  LineFormatter(bool journal, bool as_json) : journal_(journal), json_(as_json) {}
+  explicit LineFormatter(LineShape shape) : shape_(shape) {}
 
   void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
-    const std::string_view message{msg.payload.data(), msg.payload.size()};
-    std::string line;
-    if (journal_) {
-      line += '<';
-      line += journal_priority(msg.level);
-      line += '>';
-    }
-    if (json_) {
-      json::object record{{"time", utc_timestamp(msg.time)},
-                          {"level", spdlog::level::to_string_view(msg.level).data()},
-                          {"message", message}};
-      if (message.starts_with("event=")) {
-        add_event_fields(message, record);
-      }
-      line += json::serialize(record);
-    } else {
-      if (!journal_) {  // the journal stamps every line itself
-        line += utc_timestamp(msg.time);
-        line += ' ';
-        const auto level = spdlog::level::to_string_view(msg.level);
-        line.append(level.data(), level.size());
-        line += ' ';
-      }
-      line += message;
-    }
-    line += '\n';
+    static const Fields kNone;
+    const bool event = t_pending.fields != nullptr;
+    const std::string line =
+        format_line(
+            shape_, from_spdlog(msg.level), msg.time,
+            event ? t_pending.msg : std::string_view{msg.payload.data(), msg.payload.size()},
+            event ? *t_pending.fields : kNone) +
+        '\n';
     dest.append(line.data(), line.data() + line.size());
   }
 
   std::unique_ptr<spdlog::formatter> clone() const override {
-    return std::make_unique<LineFormatter>(journal_, json_);
+    return std::make_unique<LineFormatter>(shape_);
   }
 
  private:
-  bool journal_;
-  bool json_;
+  LineShape shape_;
 };
 
 }  // namespace
+
+std::string logfmt_value(std::string_view value) {
+  const bool bare = !value.empty() && std::ranges::none_of(value, [](char c) {
+    const auto byte = static_cast<unsigned char>(c);
+    return byte <= ' ' || byte == 0x7f || c == '"' || c == '=' || c == '\\';
+  });
+  if (bare) {
+    return std::string{value};
+  }
+  std::string quoted = "\"";
+  for (const char c : value) {
+    const auto byte = static_cast<unsigned char>(c);
+    switch (c) {
+      case '"':
+        quoted += "\\\"";
+        break;
+      case '\\':
+        quoted += "\\\\";
+        break;
+      case '\n':
+        quoted += "\\n";
+        break;
+      case '\r':
+        quoted += "\\r";
+        break;
+      case '\t':
+        quoted += "\\t";
+        break;
+      default:
+        if (byte < ' ' || byte == 0x7f) {
+          quoted += fmt::format("\\u{:04x}", byte);
+        } else {
+          quoted += c;
+        }
+    }
+  }
+  quoted += '"';
+  return quoted;
+}
+
+std::string format_line(LineShape shape, Level level, std::chrono::system_clock::time_point time,
+                        std::string_view msg, const Fields& fields) {
+  std::string line;
+  if (shape.journal) {
+    line += '<';
+    line += journal_priority(level);
+    line += '>';
+  }
+  if (shape.json) {
+    json::object record{{"ts", utc_timestamp(time)}, {"level", level_name(level)}, {"msg", msg}};
+    for (const Field& field : fields) {
+      if (!reserved(field.key)) {
+        record[field.key] = json_of(field.value);
+      }
+    }
+    line += json::serialize(record);
+    return line;
+  }
+  if (!shape.journal) {  // the journal stamps every line itself
+    line += "ts=" + utc_timestamp(time) + ' ';
+  }
+  line += "level=";
+  line += level_name(level);
+  line += " msg=" + logfmt_value(msg);
+  for (const Field& field : fields) {
+    if (!reserved(field.key)) {
+      line += ' ' + field.key + '=' + text_of(field.value);
+    }
+  }
+  return line;
+}
+
+void log_event(Level level, std::string_view event, std::string_view msg, const Fields& fields) {
+  Fields all;
+  all.reserve(fields.size() + 1);
+  all.emplace_back("event", event);
+  all.insert(all.end(), fields.begin(), fields.end());
+  t_pending = {.msg = msg, .fields = &all};
+  try {
+    // The payload is what a sink without our formatter would show.
+    spdlog::log(to_spdlog(level), "{}", msg);
+  } catch (...) {
+    t_pending = {};
+    throw;
+  }
+  t_pending = {};
+}
 
 void configure_logging(const config::LogSettings& log) {
   // Called again on a reload: the logger stays, its format and level change.
@@ -148,7 +258,8 @@ void configure_logging(const config::LogSettings& log) {
   if (!logger) {
     logger = spdlog::stderr_logger_mt("gio-exporter");
   }
-  logger->set_formatter(std::make_unique<LineFormatter>(stderr_is_journal(), log.format == "json"));
+  logger->set_formatter(std::make_unique<LineFormatter>(
+      LineShape{.journal = stderr_is_journal(), .json = log.format == "json"}));
   spdlog::set_default_logger(logger);
   spdlog::set_level(spdlog::level::from_str(log.level));
   spdlog::flush_on(spdlog::level::info);

@@ -1,9 +1,9 @@
 // Planning each job's slots into the state store, and the retention watch.
 
-#include <spdlog/spdlog.h>
-
+#include <algorithm>
 #include <boost/asio/steady_timer.hpp>
 
+#include "ops/logging.hpp"
 #include "scheduler/notices.hpp"
 #include "scheduler/planner.hpp"
 #include "scheduler/scheduler.hpp"
@@ -68,8 +68,9 @@ std::map<std::string, Scheduler::Planned> Scheduler::plan(Instant now) {
 void Scheduler::log_catch_up(const std::map<std::string, Planned>& planned_at_start) {
   // The slots that became ready while the daemon was not running (or never ran).
   for (const auto& [job, planned] : planned_at_start) {
-    spdlog::info("event=catch_up job={} slots={} first={} last={}", job, planned.count,
-                 planned.first, planned.last);
+    ops::log_event(
+        ops::Level::info, "catch_up", "slots to catch up on",
+        {{"job", job}, {"slots", planned.count}, {"first", planned.first}, {"last", planned.last}});
   }
 }
 
@@ -118,20 +119,48 @@ void Scheduler::watch_retention(Instant now) {
   for (const state::SlotRecord& record : lost) {
     announce_lost(record);
   }
+  announce_at_risk(at_risk, now);
+}
+
+void Scheduler::announce_at_risk(const std::vector<state::SlotRecord>& at_risk, Instant now) {
+  // Slots never asked about yet (a backlog at first start) are one line per job: a
+  // warning per slot would bury the ones that did fail.
+  std::map<std::string, std::vector<const state::SlotRecord*>> unasked;
+  const Generation& generation = *generation_;
   for (const state::SlotRecord& record : at_risk) {
     const Instant lost_at = record.start + kRetention;
     const std::string last = record.last_error.empty() ? record.api_status : record.last_error;
-    spdlog::warn(
-        "event=slot_at_risk job={} slot={} state={} left={} lost_at={} attempts={} "
-        "reason=\"{}\"",
-        record.job, record.slot, to_string(record.state), format_hours(lost_at - now),
-        format_utc(lost_at), record.attempts, last.empty() ? std::string{"not asked yet"} : last);
+    if (record.attempts == 0 && last.empty()) {
+      unasked[record.job].push_back(&record);
+    } else {
+      ops::log_event(ops::Level::warning, "slot_at_risk", "slot at risk of the vendor's retention",
+                     {{"job", record.job},
+                      {"slot", record.slot},
+                      {"state", to_string(record.state)},
+                      {"left", format_hours(lost_at - now)},
+                      {"lost_at", format_utc(lost_at)},
+                      {"attempts", record.attempts},
+                      {"reason", last}});
+    }
     if (const config::Job* job = generation.config->find_job(record.job)) {
       run_hook(*job, "slot_at_risk", record.slot, record.start,
                {{"GIO_STATE", std::string{to_string(record.state)}},
                 {"GIO_SECONDS_LEFT", std::to_string((lost_at - now).count())},
                 {"GIO_REASON", last}});
     }
+  }
+  for (auto& [job, records] : unasked) {
+    std::ranges::sort(records, {}, &state::SlotRecord::start);
+    const Instant lost_at = records.front()->start + kRetention;
+    ops::log_event(ops::Level::warning, "slots_at_risk_unasked",
+                   "slots not asked about yet are close to the vendor's retention",
+                   {{"job", job},
+                    {"slots", records.size()},
+                    {"first", records.front()->slot},
+                    {"last", records.back()->slot},
+                    {"left", format_hours(lost_at - now)},
+                    {"lost_at", format_utc(lost_at)},
+                    {"reason", "not asked yet"}});
   }
 }
 

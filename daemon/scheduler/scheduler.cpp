@@ -6,6 +6,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "ops/exporter_metrics.hpp"
+#include "ops/logging.hpp"
 #include "scheduler/notices.hpp"
 #include "scheduler/planner.hpp"
 
@@ -69,6 +70,41 @@ std::vector<std::string> restart_only_changes(const config::Config& running,
   check(running.limits.parallel_downloads == next.limits.parallel_downloads,
         "limits.parallel_downloads");
   check(running.metrics.listen == next.metrics.listen, "metrics.listen");
+  return changes;
+}
+
+JobChanges job_changes(const config::Config& running, const config::Config& next) {
+  JobChanges changes;
+  for (const config::Job& job : next.jobs) {
+    const config::Job* before = running.find_job(job.name);
+    if (before == nullptr) {
+      changes.added.push_back(job.name);
+      continue;
+    }
+    const auto check = [&](bool same, std::string_view key) {
+      if (!same) {
+        changes.changed.push_back(job.name + "." + std::string{key});
+      }
+    };
+    check(before->project == job.project, "project");
+    check(before->granularity == job.granularity, "granularity");
+    check(before->ready_after == job.ready_after, "ready_after");
+    check(before->poll_every == job.poll_every, "poll_every");
+    check(before->give_up_after == job.give_up_after, "give_up_after");
+    check(before->not_exists_grace == job.not_exists_grace, "not_exists_grace");
+    check(before->backfill == job.backfill, "backfill");
+    check(before->link_expire == job.link_expire, "link_expire");
+    check(before->verify == job.verify, "verify");
+    check(before->hooks == job.hooks, "hooks");
+    check(before->settings.index() == job.settings.index(), "kind");
+    check(before->settings.index() != job.settings.index() || before->settings == job.settings,
+          "settings");
+  }
+  for (const config::Job& job : running.jobs) {
+    if (next.find_job(job.name) == nullptr) {
+      changes.removed.push_back(job.name);
+    }
+  }
   return changes;
 }
 
@@ -171,8 +207,8 @@ void Scheduler::start_due_work(Instant now, std::set<std::string>* started_once)
         // A worker must never take the daemon down. The slot is put off like any
         // transient failure; if even that cannot be recorded (the database or disk
         // is failing), it is held back in memory so it cannot spin.
-        spdlog::error("event=slot_error job={} slot={} reason=\"{}\"", record.job, record.slot,
-                      error.what());
+        ops::log_event(ops::Level::error, "slot_error", "slot work failed unexpectedly",
+                       {{"job", record.job}, {"slot", record.slot}, {"reason", error.what()}});
         try {
           retry_later(job, record, {.reason = error.what()}, false);
         } catch (const std::exception&) {
@@ -182,6 +218,38 @@ void Scheduler::start_due_work(Instant now, std::set<std::string>* started_once)
       in_flight_.erase(key);
       wake_.notify();
     });
+  }
+}
+
+void Scheduler::log_queue_change() {
+  // Another process (backfill, retry, verify --repair) committed to the database: the
+  // daemon's log says what is now due, so that their work shows up here too.
+  try {
+    const Instant now = clock_.now();
+    std::vector<state::SlotRecord> due = store_.due(now, 100000, generation_->job_names);
+    std::erase_if(due, [this](const state::SlotRecord& record) {
+      return in_flight_.contains(slot_key(record.job, record.slot));
+    });
+    std::set<std::string> jobs;
+    for (const state::SlotRecord& record : due) {
+      jobs.insert(record.job);
+    }
+    std::string job_list;
+    for (const std::string& job : jobs) {
+      job_list += (job_list.empty() ? "" : ",") + job;
+    }
+    ops::Fields fields{{"slots", due.size()}};
+    if (!due.empty()) {
+      std::ranges::sort(due, {}, &state::SlotRecord::start);
+      fields.emplace_back("jobs", job_list);
+      fields.emplace_back("first", due.front().slot);
+      fields.emplace_back("last", due.back().slot);
+    }
+    ops::log_event(ops::Level::info, "queue_changed",
+                   "another process changed the queue; slots due now", fields);
+  } catch (const state::StateError& error) {
+    ops::log_event(ops::Level::warning, "queue_changed", "another process changed the queue",
+                   {{"reason", error.what()}});
   }
 }
 
@@ -208,7 +276,8 @@ asio::awaitable<void> Scheduler::run() {
   const Instant start = clock_.now();
   const int resumed = store_.resume_downloads(start);
   if (resumed > 0) {
-    spdlog::info("event=resume slots={} (downloads interrupted by the last stop)", resumed);
+    ops::log_event(ops::Level::info, "resume", "downloads interrupted by the last stop",
+                   {{"slots", resumed}});
   }
   log_catch_up(plan(start));
   queue_changed_elsewhere();
@@ -221,8 +290,11 @@ asio::awaitable<void> Scheduler::run() {
       // A wall clock that jumped forward plans the slots it skipped; one that jumped
       // back plans nothing (planning inserts only missing rows, after the last one).
       for (const auto& [job, planned] : plan(now)) {
-        spdlog::info("event=planned job={} slots={} first={} last={}", job, planned.count,
-                     planned.first, planned.last);
+        ops::log_event(ops::Level::info, "planned", "slots planned",
+                       {{"job", job},
+                        {"slots", planned.count},
+                        {"first", planned.first},
+                        {"last", planned.last}});
       }
       watch_retention(now);
       start_due_work(now, nullptr);
@@ -235,7 +307,7 @@ asio::awaitable<void> Scheduler::run() {
         deadline = std::min(deadline, next_plan_time(job, now));
       }
       if (!store_trouble.empty()) {
-        spdlog::info("event=state_db_ok the state database answers again");
+        ops::log_event(ops::Level::info, "state_db_ok", "the state database answers again", {});
         store_trouble.clear();
       }
     } catch (const state::StateError& error) {
@@ -243,8 +315,9 @@ asio::awaitable<void> Scheduler::run() {
       // to stop, since nothing is lost while the loop waits.
       if (store_trouble != error.what()) {
         store_trouble = error.what();
-        spdlog::error("event=state_db_error retry_in={}s reason=\"{}\"", kStoreRetry.count(),
-                      store_trouble);
+        ops::log_event(
+            ops::Level::error, "state_db_error", "the state database fails",
+            {{"retry_in", std::to_string(kStoreRetry.count()) + "s"}, {"reason", store_trouble}});
       }
       deadline = now + kStoreRetry;
     }
@@ -253,7 +326,11 @@ asio::awaitable<void> Scheduler::run() {
       const auto check_at = asio::steady_timer::clock_type::now() + kQueueCheckEvery;
       const bool woken = co_await wake_.wait_until(std::min(wake_at, check_at));
       alive_at_ = asio::steady_timer::clock_type::now();
-      if (woken || stopping_ || check_at >= wake_at || queue_changed_elsewhere()) {
+      if (woken || stopping_ || check_at >= wake_at) {
+        break;
+      }
+      if (queue_changed_elsewhere()) {
+        log_queue_change();
         break;
       }
     }

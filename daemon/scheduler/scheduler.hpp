@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -38,6 +39,13 @@ namespace gio::scheduler {
 // are built once at start. A reload with any of these changed is refused as a whole.
 std::vector<std::string> restart_only_changes(const config::Config& running,
                                               const config::Config& next);
+
+// What a reload changes in the jobs, for its log line: names added and removed, and
+// "job.key" for each setting of a kept job that differs.
+struct JobChanges {
+  std::vector<std::string> added, removed, changed;
+};
+JobChanges job_changes(const config::Config& running, const config::Config& next);
 
 class Scheduler final : private work::Observer {
  public:
@@ -97,8 +105,13 @@ class Scheduler final : private work::Observer {
   // Warns once at 72 h and once at 24 h before a slot not done is lost, and marks the
   // slots past the vendor's retention lost.
   void watch_retention(Instant now);
+  // event=slot_at_risk for slots asked about, one summary line per job for the rest,
+  // and the at-risk hooks.
+  void announce_at_risk(const std::vector<state::SlotRecord>& at_risk, Instant now);
   // Notices when another process (backfill, retry, verify --repair) changed the queue.
   bool queue_changed_elsewhere();
+  // event=queue_changed: what is due once another process changed the queue.
+  void log_queue_change();
 
   // One pass on one slot: the checks only the scheduler can make (retention, give-up),
   // then the pass of the job's kind (work/), asked again at once while links expire
@@ -128,10 +141,18 @@ class Scheduler final : private work::Observer {
   void store_lost(const state::SlotRecord& record, Instant now);
   void announce_lost(const state::SlotRecord& record);
   // The slot needs a person (or `retry`): recorded, and logged as event=slot_failed.
-  void fail_slot(const config::Job& job, const Slot& slot, const std::string& reason,
-                 bool count_attempt);
+  // `with_last`: the reason is the daemon's (give_up_after), and the slot's last answer
+  // goes with it.
+  void fail_slot(const config::Job& job, const Slot& slot, const state::SlotRecord& record,
+                 const std::string& reason, bool count_attempt, bool with_last = true);
   void retry_later(const config::Job& job, const state::SlotRecord& record,
                    const work::Retry& retry, bool count_attempt);
+  // event=slot_retry, once per problem (see retry_notes_); `delay` for backoffs.
+  void warn_retry(const state::SlotRecord& record, const std::string& reason, int attempt,
+                  Instant next_try, std::optional<std::chrono::seconds> delay);
+  // event=slot_recovered, when a slot warned about answers again (done or waiting).
+  void note_recovery(const config::Job& job, const Slot& slot, int attempt, std::string_view state,
+                     const std::string& api_status);
 
   // work::Observer: what slot work tells the log and the metrics as it happens.
   void archived(const config::Job& job, std::size_t files, std::uint64_t bytes) override;
@@ -159,6 +180,15 @@ class Scheduler final : private work::Observer {
   std::chrono::steady_clock::time_point next_retention_watch_{};
   // Slots whose failure could not even be recorded, held back until then (steady time).
   std::map<std::string, std::chrono::steady_clock::time_point> cool_down_;
+  // The last slot_retry warning by "job/slot": its reason, when, and the retries with
+  // the same reason not logged since (reminded every kRetryReminderEvery).
+  struct RetryNote {
+    std::string reason;
+    Instant warned_at;
+    int repeated = 0;
+  };
+  static constexpr std::chrono::hours kRetryReminderEvery{1};
+  std::map<std::string, RetryNote> retry_notes_;
   work::Downloads downloads_;
   async::Signal wake_;
   async::TaskGroup workers_;  // one task per slot in flight

@@ -4,9 +4,11 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <charconv>
 #include <random>
 
 #include "ops/exporter_metrics.hpp"
+#include "ops/logging.hpp"
 #include "scheduler/notices.hpp"
 #include "scheduler/planner.hpp"
 #include "scheduler/scheduler.hpp"
@@ -36,6 +38,37 @@ api::Turn turn_for(const state::SlotRecord& record, const Slot& slot, Instant no
     priority = api::Priority::first_ask;
   }
   return {.priority = priority, .slot_start = slot.start()};
+}
+
+// The work's own " charts=N"-style pairs, as fields; whole numbers typed as numbers.
+void add_pairs(ops::Fields& fields, std::string_view pairs) {
+  while (!pairs.empty()) {
+    const auto start = pairs.find_first_not_of(' ');
+    if (start == std::string_view::npos) {
+      return;
+    }
+    pairs.remove_prefix(start);
+    const std::string_view pair = pairs.substr(0, pairs.find(' '));
+    pairs.remove_prefix(pair.size());
+    const auto equals = pair.find('=');
+    if (equals == std::string_view::npos) {
+      continue;
+    }
+    const std::string_view key = pair.substr(0, equals);
+    const std::string_view value = pair.substr(equals + 1);
+    std::int64_t number = 0;
+    const auto [end, error] = std::from_chars(value.data(), value.data() + value.size(), number);
+    if (error == std::errc{} && end == value.data() + value.size()) {
+      fields.emplace_back(key, number);
+    } else {
+      fields.emplace_back(key, value);
+    }
+  }
+}
+
+// How `retry` queues a failed slot again, for the operator reading the line.
+std::string requeue_command(std::string_view job, std::string_view slot) {
+  return "gio-exporter retry --job " + std::string{job} + " --slot " + std::string{slot};
 }
 
 // Exponential backoff with jitter for transient failures, capped at poll_every.
@@ -109,8 +142,11 @@ asio::awaitable<void> Scheduler::process(std::shared_ptr<const Generation> gener
         clock_.now());
     count(ops::kSlotFailures, record.job);
     ++ended_.failed;
-    spdlog::error("event=slot_failed job={} slot={} reason=\"{}\"", record.job, record.slot,
-                  reason);
+    ops::log_event(ops::Level::error, "slot_failed", "slot failed: not asked again until re-queued",
+                   {{"job", record.job},
+                    {"slot", record.slot},
+                    {"reason", reason},
+                    {"requeue", requeue_command(record.job, record.slot)}});
     co_return;
   }
   const Slot slot = *parsed;
@@ -125,10 +161,8 @@ asio::awaitable<void> Scheduler::process(std::shared_ptr<const Generation> gener
     // Only a slot that has been asked about can be given up on: a backlog found at
     // start (or after an outage) gets its full give_up_after from then on.
     if (record.attempts > 0 && now >= give_up_at(job, slot, record.created_at)) {
-      const std::string reason =
-          "gave up after " + config::format_duration(job.give_up_after) +
-          "; last: " + (record.last_error.empty() ? record.api_status : record.last_error);
-      fail_slot(job, slot, reason, false);
+      fail_slot(job, slot, record, "gave up after " + config::format_duration(job.give_up_after),
+                false);
       co_return;
     }
     ledger.start_round();
@@ -147,6 +181,7 @@ asio::awaitable<void> Scheduler::process(std::shared_ptr<const Generation> gener
     work::Outcome outcome = co_await work::run(pass);
     if (ledger.downloading()) {
       record.state = state::SlotState::downloading;
+      ++record.attempts;  // as the store counted it
     }
     const auto* retry = std::get_if<work::Retry>(&outcome.result);
     if (retry == nullptr || retry->kind != work::RetryClass::links_expired) {
@@ -169,6 +204,7 @@ void Scheduler::settle(const config::Job& job, const Slot& slot, const state::Sl
                        const work::Outcome& outcome, bool counted) {
   // An attempt is one round of asking the API, counted once.
   const bool count_attempt = outcome.progress.asked && !counted;
+  const int attempt = record.attempts + (count_attempt ? 1 : 0);
   std::visit(
       config::Overloaded{
           [&](const work::Done& done) {
@@ -180,9 +216,12 @@ void Scheduler::settle(const config::Job& job, const Slot& slot, const state::Sl
                            .last_error = "",
                            .count_attempt = count_attempt},
                           now);
-            spdlog::info("event=slot_done job={} slot={}{}{} files={} bytes={}", job.name,
-                         slot.name(), done.items.empty() ? "" : " ", done.items, done.files,
-                         done.bytes);
+            note_recovery(job, slot, attempt, "done", done.api_status.value_or(""));
+            ops::Fields fields{{"job", job.name}, {"slot", slot.name()}};
+            add_pairs(fields, done.items);
+            fields.emplace_back("files", done.files);
+            fields.emplace_back("bytes", done.bytes);
+            ops::log_event(ops::Level::info, "slot_done", "slot archived", fields);
             run_hook(job, "slot_done", slot.name(), slot.start(),
                      {{"GIO_FILES", std::to_string(done.files)},
                       {"GIO_BYTES", std::to_string(done.bytes)},
@@ -190,7 +229,9 @@ void Scheduler::settle(const config::Job& job, const Slot& slot, const state::Sl
           },
           [&](const work::Wait& wait) { keep_waiting(job, slot, record, wait, count_attempt); },
           [&](const work::Retry& retry) { retry_later(job, record, retry, count_attempt); },
-          [&](const work::Failed& failed) { fail_slot(job, slot, failed.reason, count_attempt); },
+          [&](const work::Failed& failed) {
+            fail_slot(job, slot, record, failed.reason, count_attempt, false);
+          },
       },
       outcome.result);
 }
@@ -220,22 +261,30 @@ void Scheduler::keep_waiting(const config::Job& job, const Slot& slot,
                  .count_attempt = count_attempt,
                  .notices = notices},
                 now);
+  note_recovery(job, slot, record.attempts + (count_attempt ? 1 : 0), "waiting", wait.api_status);
   if (first_wait) {
-    spdlog::info("event=slot_waiting job={} slot={} status={}{} next_poll={}", job.name,
-                 slot.name(), wait.api_status, wait.detail, format_utc(next_poll));
+    ops::Fields fields{{"job", job.name}, {"slot", slot.name()}, {"status", wait.api_status}};
+    add_pairs(fields, wait.detail);
+    fields.emplace_back("next_poll", format_utc(next_poll));
+    ops::log_event(ops::Level::info, "slot_waiting", "the export is not ready yet", fields);
   }
   if (anomaly) {
-    spdlog::warn(
-        "event=slot_not_exists job={} slot={} expected_by={} reason=\"the API still answers "
-        "{} {} after the export was expected; polling until give_up_after\"",
-        job.name, slot.name(), format_utc(ready_at(job, slot)), wait.api_status,
-        config::format_duration(std::chrono::duration_cast<seconds>(now - ready_at(job, slot))));
+    ops::log_event(
+        ops::Level::warning, "slot_not_exists", "the export is still missing past its grace",
+        {{"job", job.name},
+         {"slot", slot.name()},
+         {"expected_by", format_utc(ready_at(job, slot))},
+         {"reason", "the API still answers " + wait.api_status + " " +
+                        config::format_duration(
+                            std::chrono::duration_cast<seconds>(now - ready_at(job, slot))) +
+                        " after the export was expected; polling until give_up_after"}});
   }
 }
 
 void Scheduler::retry_later(const config::Job& job, const state::SlotRecord& record,
                             const work::Retry& retry, bool count_attempt) {
   const Instant now = clock_.now();
+  const int attempt = record.attempts + (count_attempt ? 1 : 0);
   if (retry.kind == work::RetryClass::export_failed) {
     // The vendor's export failed: asked again at the next poll, until give_up_after.
     store_.update(job.name, record.slot,
@@ -246,8 +295,7 @@ void Scheduler::retry_later(const config::Job& job, const state::SlotRecord& rec
                    .count_attempt = count_attempt},
                   now);
     count(ops::kRetries, job.name);
-    spdlog::warn("event=slot_retry job={} slot={} reason=\"{}\"", job.name, record.slot,
-                 retry.reason);
+    warn_retry(record, retry.reason, attempt, now + job.poll_every, std::nullopt);
     return;
   }
   seconds delay = backoff(job, record.attempts);
@@ -263,8 +311,54 @@ void Scheduler::retry_later(const config::Job& job, const state::SlotRecord& rec
        .count_attempt = count_attempt},
       now);
   count(ops::kRetries, record.job);
-  spdlog::warn("event=slot_retry job={} slot={} in={}s reason=\"{}\"", record.job, record.slot,
-               delay.count(), retry.reason);
+  warn_retry(record, retry.reason, attempt, now + delay, delay);
+}
+
+void Scheduler::warn_retry(const state::SlotRecord& record, const std::string& reason, int attempt,
+                           Instant next_try, std::optional<seconds> delay) {
+  // One warning per problem: the first, then a new reason (naming the one before), or a
+  // reminder an hour on with how many retries went unsaid. The metric counts them all.
+  const Instant now = clock_.now();
+  const std::string key = slot_key(record.job, record.slot);
+  const auto known = retry_notes_.find(key);
+  ops::Fields fields{{"job", record.job}, {"slot", record.slot}, {"attempt", attempt}};
+  if (delay) {
+    fields.emplace_back("in", std::to_string(delay->count()) + "s");
+  }
+  fields.emplace_back("next_try", format_utc(next_try));
+  fields.emplace_back("reason", reason);
+  if (known == retry_notes_.end()) {
+    if (!record.last_error.empty() && record.last_error != reason) {
+      fields.emplace_back("previous", record.last_error);  // from before a restart
+    }
+  } else if (known->second.reason != reason) {
+    fields.emplace_back("previous", known->second.reason);
+    fields.emplace_back("repeated", known->second.repeated);
+  } else if (now - known->second.warned_at < kRetryReminderEvery) {
+    ++known->second.repeated;
+    return;
+  } else {
+    fields.emplace_back("repeated", known->second.repeated);
+  }
+  retry_notes_[key] = {.reason = reason, .warned_at = now, .repeated = 0};
+  ops::log_event(ops::Level::warning, "slot_retry", "slot retried later", fields);
+}
+
+void Scheduler::note_recovery(const config::Job& job, const Slot& slot, int attempt,
+                              std::string_view state, const std::string& api_status) {
+  const auto known = retry_notes_.find(slot_key(job.name, slot.name()));
+  if (known == retry_notes_.end()) {
+    return;  // no retry was warned about (in this run)
+  }
+  ops::Fields fields{
+      {"job", job.name}, {"slot", slot.name()}, {"attempt", attempt}, {"state", state}};
+  if (!api_status.empty()) {
+    fields.emplace_back("status", api_status);
+  }
+  fields.emplace_back("previous", known->second.reason);
+  fields.emplace_back("repeated", known->second.repeated);
+  ops::log_event(ops::Level::info, "slot_recovered", "the slot's problem is over", fields);
+  retry_notes_.erase(known);
 }
 
 void Scheduler::archived(const config::Job& job, std::size_t files, std::uint64_t bytes) {
@@ -279,18 +373,20 @@ void Scheduler::downloaded(std::uint64_t bytes, std::chrono::duration<double> to
 
 void Scheduler::chart_capped(const config::Job& job, const Slot& slot, std::string_view chart_id,
                              std::size_t rows) {
-  spdlog::warn(
-      "event=chart_row_cap job={} slot={} chart={} rows={} (the vendor cuts a chart at {} "
-      "rows: this result is probably incomplete)",
-      job.name, slot.name(), chart_id, rows, api::kChartRowCap);
+  ops::log_event(ops::Level::warning, "chart_row_cap",
+                 "the vendor cuts a chart at " + std::to_string(api::kChartRowCap) +
+                     " rows: this result is probably incomplete",
+                 {{"job", job.name}, {"slot", slot.name()}, {"chart", chart_id}, {"rows", rows}});
 }
 
 void Scheduler::paused(const std::string& reason, seconds pause) {
-  spdlog::error("event=downloads_paused retry_in={}s reason=\"{}\"", pause.count(), reason);
+  ops::log_event(ops::Level::error, "downloads_paused", "downloads paused",
+                 {{"retry_in", std::to_string(pause.count()) + "s"}, {"reason", reason}});
 }
 
 void Scheduler::resumed(const config::Job& job, const Slot& slot) {
-  spdlog::info("event=downloads_resumed job={} slot={}", job.name, slot.name());
+  ops::log_event(ops::Level::info, "downloads_resumed", "downloads resumed",
+                 {{"job", job.name}, {"slot", slot.name()}});
 }
 
 void Scheduler::part_failed(const config::Job& job, const Slot& slot, std::string_view name,
@@ -343,24 +439,44 @@ void Scheduler::store_lost(const state::SlotRecord& record, Instant now) {
 void Scheduler::announce_lost(const state::SlotRecord& record) {
   count(ops::kSlotsLost, record.job);
   ++ended_.lost;
-  spdlog::error("event=slot_lost job={} slot={} state={} reason=\"retention passed; last: {}\"",
-                record.job, record.slot, to_string(record.state),
-                record.last_error.empty() ? record.api_status : record.last_error);
+  retry_notes_.erase(slot_key(record.job, record.slot));
+  const std::string last = record.last_error.empty() ? record.api_status : record.last_error;
+  ops::log_event(ops::Level::error, "slot_lost", "slot lost to the vendor's retention",
+                 {{"job", record.job},
+                  {"slot", record.slot},
+                  {"state", to_string(record.state)},
+                  {"attempts", record.attempts},
+                  {"reason", last.empty() ? std::string{"retention passed before it was asked"}
+                                          : "retention passed; last: " + last}});
 }
 
-void Scheduler::fail_slot(const config::Job& job, const Slot& slot, const std::string& reason,
-                          bool count_attempt) {
+void Scheduler::fail_slot(const config::Job& job, const Slot& slot, const state::SlotRecord& record,
+                          const std::string& reason, bool count_attempt, bool with_last) {
   const Instant now = clock_.now();
+  const std::string last = record.last_error.empty() ? record.api_status : record.last_error;
+  // The stored error keeps the last answer; the line names it apart, so that the
+  // vendor's words ("it will be re-run") are not read as the daemon's plan.
+  const std::string stored = with_last ? reason + "; last: " + last : reason;
   store_.update(job.name, slot.name(),
                 {.state = state::SlotState::failed,
                  .next_at = now,
-                 .last_error = reason,
+                 .last_error = stored,
                  .count_attempt = count_attempt},
                 now);
   count(ops::kSlotFailures, job.name);
   ++ended_.failed;
-  spdlog::error("event=slot_failed job={} slot={} reason=\"{}\"", job.name, slot.name(), reason);
-  run_hook(job, "slot_failed", slot.name(), slot.start(), {{"GIO_REASON", reason}});
+  retry_notes_.erase(slot_key(job.name, slot.name()));
+  ops::Fields fields{{"job", job.name},
+                     {"slot", slot.name()},
+                     {"attempts", record.attempts + (count_attempt ? 1 : 0)},
+                     {"reason", reason}};
+  if (with_last && !last.empty()) {
+    fields.emplace_back("last_answer", last);
+  }
+  fields.emplace_back("requeue", requeue_command(job.name, slot.name()));
+  ops::log_event(ops::Level::error, "slot_failed", "slot failed: not asked again until re-queued",
+                 fields);
+  run_hook(job, "slot_failed", slot.name(), slot.start(), {{"GIO_REASON", stored}});
 }
 
 }  // namespace gio::scheduler

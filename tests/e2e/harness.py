@@ -352,13 +352,18 @@ class Daemon:
         return text
 
     def events(self, name, **match):
-        """The `event=NAME key=value ...` lines of every run, as dicts, filtered by `match`."""
+        """The `event=NAME key=value ...` lines of every run, as dicts of the fields from
+        `event=` on (ts, level and msg left out), filtered by `match`. Every line is
+        parsed as logfmt; one that does not parse fails the test."""
         found = []
         for line in self.log_text().splitlines():
-            if f"event={name} " not in line + " ":
+            if f"event={name}" not in line:
                 continue
-            fields = dict(re.findall(r'(\w+)=("[^"]*"|\S+)', line[line.index(f"event={name}"):]))
-            fields = {key: value.strip('"') for key, value in fields.items()}
+            pairs = parse_logfmt(line)
+            keys = [key for key, _ in pairs]
+            if ("event", name) not in pairs:
+                continue
+            fields = dict(pairs[keys.index("event"):])
             if all(fields.get(key) == value for key, value in match.items()):
                 found.append(fields)
         return found
@@ -368,6 +373,30 @@ class Daemon:
         if self.log_path:
             text += tail(self.log_path, lines)
         return text
+
+
+LOGFMT_PAIR = re.compile(r'([^\s="]+)=("(?:[^"\\]|\\.)*"|[^\s"]*)(?:\s+|$)')
+LOGFMT_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", '"': '"', "\\": "\\"}
+
+
+def parse_logfmt(line):
+    """One logfmt line (after journald's `<N>` prefix, if any) as a list of (key, value)
+    pairs, in order, values unquoted and unescaped. Raises ValueError for a line that is
+    not logfmt from start to end."""
+    text = re.sub(r"^<[0-7]>", "", line.rstrip("\n"))
+    pairs, position = [], 0
+    while position < len(text):
+        match = LOGFMT_PAIR.match(text, position)
+        if not match:
+            raise ValueError(f"not logfmt at column {position}: {line!r}")
+        key, value = match.group(1), match.group(2)
+        if value.startswith('"'):
+            value = re.sub(r'\\u([0-9a-f]{4})|\\(.)',
+                           lambda m: chr(int(m.group(1), 16)) if m.group(1) else LOGFMT_ESCAPES[m.group(2)],
+                           value[1:-1])
+        pairs.append((key, value))
+        position = match.end()
+    return pairs
 
 
 # --- the test case base ----------------------------------------------------------

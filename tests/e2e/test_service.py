@@ -229,7 +229,8 @@ class ServiceTest(E2ETestCase):
         self.assertTrue(lines)
         for line in lines:
             self.assertRegex(line, r"^<[2-7]>\S", line)  # a priority, and no timestamp
-        self.assertTrue(any(re.match(r"^<6>event=slot_done ", line) for line in lines), lines)
+        # Still logfmt after the priority: level and msg, then the event's fields.
+        self.assertTrue(any(re.match(r"^<6>level=info msg=.* event=slot_done ", line) for line in lines), lines)
         self.assertTrue(any(line.startswith("<7>") for line in lines), "debug lines are <7>")
 
         # JSON: one object per line; event fields become keys.
@@ -239,7 +240,7 @@ class ServiceTest(E2ETestCase):
         self.assertEqual(result.returncode, 0, result.stderr)
         records = [json.loads(line) for line in result.stderr.splitlines()]
         self.assertTrue(records)
-        self.assertTrue(all(r["time"].endswith("Z") and r["level"] for r in records))
+        self.assertTrue(all(r["ts"].endswith("Z") and r["level"] and r["msg"] for r in records))
         self.assertFalse(any(r["level"] == "debug" for r in records))
 
     def test_hooks_run_with_the_slot_in_their_environment_and_never_block(self):

@@ -6,6 +6,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/json.hpp>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -17,11 +18,91 @@
 #include "ops/exporter_metrics.hpp"
 #include "ops/hooks.hpp"
 #include "ops/process_metrics.hpp"
+#include "ops/logging.hpp"
 #include "ops/registry.hpp"
 #include "ops/server.hpp"
 
 namespace gio::ops {
 namespace {
+
+// 2026-11-22T03:41:07.123Z
+const std::chrono::system_clock::time_point kLogTime =
+    std::chrono::system_clock::time_point{std::chrono::milliseconds{1795318867123}};
+
+TEST(Logfmt, LeavesPlainValuesBareAndQuotesTheRest) {
+  EXPECT_EQ(logfmt_value("shop-hourly"), "shop-hourly");
+  EXPECT_EQ(logfmt_value("2026-11-22T03:00:00Z"), "2026-11-22T03:00:00Z");
+  EXPECT_EQ(logfmt_value("数据"), "数据");  // UTF-8 is text, not a control character
+  EXPECT_EQ(logfmt_value(""), "\"\"");
+  EXPECT_EQ(logfmt_value("two words"), "\"two words\"");
+  EXPECT_EQ(logfmt_value("a=b"), "\"a=b\"");
+  EXPECT_EQ(logfmt_value("say \"hi\""), "\"say \\\"hi\\\"\"");
+  EXPECT_EQ(logfmt_value("back\\slash"), "\"back\\\\slash\"");
+  EXPECT_EQ(logfmt_value("tab\tline\nreturn\r"), "\"tab\\tline\\nreturn\\r\"");
+  EXPECT_EQ(logfmt_value(std::string_view{"nul\0bell\x07"
+                                          "del\x7f",
+                                          13}),
+            "\"nul\\u0000bell\\u0007del\\u007f\"");
+}
+
+TEST(Logfmt, ApiTextCannotForgeAFieldOrALine) {
+  // An error message from the vendor that looks like fields and a second line.
+  const std::string evil = "oops\" level=info event=slot_done\nts=x level=error msg=forged";
+  const std::string line = format_line({}, Level::warning, kLogTime, "slot retried later",
+                                       {{"event", "slot_retry"}, {"reason", evil}});
+  EXPECT_EQ(line.find('\n'), std::string::npos);
+  EXPECT_EQ(line,
+            "ts=2026-11-22T03:41:07.123Z level=warning msg=\"slot retried later\" "
+            "event=slot_retry reason=\"oops\\\" level=info event=slot_done\\nts=x "
+            "level=error msg=forged\"");
+}
+
+TEST(Logfmt, TextLinesStartWithTimeLevelAndMessage) {
+  const Fields fields{{"event", "slot_done"},
+                      {"job", "shop"},
+                      {"files", std::size_t{5}},
+                      {"bytes", std::uint64_t{291705}},
+                      {"attempt", -1},
+                      {"ratio", 0.5},
+                      {"final", true}};
+  EXPECT_EQ(format_line({}, Level::info, kLogTime, "slot archived", fields),
+            "ts=2026-11-22T03:41:07.123Z level=info msg=\"slot archived\" event=slot_done "
+            "job=shop files=5 bytes=291705 attempt=-1 ratio=0.5 final=true");
+  // A plain message with no fields is still a whole logfmt line.
+  EXPECT_EQ(format_line({}, Level::error, kLogTime, "stopped", {}),
+            "ts=2026-11-22T03:41:07.123Z level=error msg=stopped");
+  // The journal stamps lines itself and reads the priority from the prefix.
+  EXPECT_EQ(format_line({.journal = true}, Level::warning, kLogTime, "x y", {{"event", "e"}}),
+            "<4>level=warning msg=\"x y\" event=e");
+  EXPECT_EQ(format_line({.journal = true}, Level::debug, kLogTime, "d", {}),
+            "<7>level=debug msg=d");
+}
+
+TEST(Logfmt, JsonLinesKeepTheTypesOfTheirValues) {
+  const Fields fields{{"event", "slot_done"},
+                      {"job", "123"},
+                      {"files", 5},
+                      {"bytes", std::uint64_t{18446744073709551615ULL}},
+                      {"ratio", 0.25},
+                      {"final", false},
+                      {"reason", "a \"b\"\n"},
+                      {"ts", "forged"}};
+  const std::string line = format_line({.json = true}, Level::warning, kLogTime, "m", fields);
+  const boost::json::object record = boost::json::parse(line).as_object();
+  EXPECT_EQ(record.at("ts").as_string(), "2026-11-22T03:41:07.123Z");  // not the field
+  EXPECT_EQ(record.at("level").as_string(), "warning");
+  EXPECT_EQ(record.at("msg").as_string(), "m");
+  EXPECT_EQ(record.at("event").as_string(), "slot_done");
+  EXPECT_EQ(record.at("job").as_string(), "123");  // a string that looks like a number
+  EXPECT_EQ(record.at("files").as_int64(), 5);
+  EXPECT_EQ(record.at("bytes").as_uint64(), 18446744073709551615ULL);
+  EXPECT_EQ(record.at("ratio").as_double(), 0.25);
+  EXPECT_EQ(record.at("final").as_bool(), false);
+  EXPECT_EQ(record.at("reason").as_string(), "a \"b\"\n");
+  EXPECT_EQ(
+      format_line({.journal = true, .json = true}, Level::error, kLogTime, "m", {}).substr(0, 4),
+      "<3>{");
+}
 
 TEST(Registry, WritesTheTextFormatWithEscapedLabels) {
   Registry registry;
