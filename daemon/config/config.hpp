@@ -126,6 +126,12 @@ struct HttpSettings {
   std::string api_base = "https://www.growingio.com";  // no trailing slash after loading
   Duration timeout{60};
   std::filesystem::path ca_file;  // empty: the system store only
+  // The forward proxy for the API and the download links, http://[user:password@]host[:port]
+  // (a secret when it has a password: never logged). Unset: the environment's
+  // https_proxy / http_proxy; "": no proxy, whatever the environment says.
+  std::optional<std::string> proxy;
+  // The hosts reached without the proxy, as curl's NO_PROXY. Unset: the environment's.
+  std::optional<std::string> no_proxy;
 };
 
 struct Limits {
