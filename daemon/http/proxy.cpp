@@ -243,7 +243,8 @@ std::string proxy_refusal(const Proxy& proxy, std::string_view what, unsigned st
   }
   std::string out = "the proxy " + proxy.shown + " refused " + std::string{what} + ": " +
                     std::to_string(status) + (phrase.empty() ? "" : " " + phrase);
-  if (status == 407) {
+  // 407 is the standard answer; some proxies (tinyproxy, for wrong credentials) say 401.
+  if (status == 407 || status == 401) {
     out += proxy.authorization.empty()
                ? " (it asks for credentials: write the proxy as http://user:password@host:port)"
                : " (it did not accept the proxy's user and password)";

@@ -1007,7 +1007,7 @@ TEST(Client, NoProxyHostsAreReachedDirectly) {
 }
 
 TEST(Client, AProxyRefusingConnectIsAClearError) {
-  for (const unsigned status : {407u, 403u, 502u}) {
+  for (const unsigned status : {407u, 401u, 403u, 502u}) {
     TestProxy proxy{[status](const std::string&) -> std::optional<Reply> {
       return reply(status, "refused", {"Proxy-Authenticate: Basic realm=\"corp\""});
     }};
@@ -1026,7 +1026,7 @@ TEST(Client, AProxyRefusingConnectIsAClearError) {
                      " refused CONNECT to gta.invalid:443: " + std::to_string(status) + " Test"),
         std::string::npos)
         << message;
-    if (status == 407) {
+    if (status == 407 || status == 401) {
       EXPECT_NE(message.find("did not accept the proxy's user and password"), std::string::npos)
           << message;
     }
