@@ -20,7 +20,7 @@ http::ProxySettings proxy_settings(const config::HttpSettings& http,
   // The config file wins over the environment: http.proxy replaces both variables
   // (for http:// and https:// URLs alike), http.no_proxy replaces no_proxy.
   if (http.proxy) {
-    proxy.http = proxy.https = *http.proxy;
+    proxy.http = proxy.https = http.proxy->reveal();
     proxy.http_source = proxy.https_source = "http.proxy";
   }
   if (http.no_proxy) {

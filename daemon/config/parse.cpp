@@ -263,7 +263,7 @@ void Parser::read_http(const YAML::Node& node) {
   if (const Entry* entry = map.find("proxy")) {
     if (auto text = read_string(*entry, reporter_, /*allow_empty=*/true)) {
       if (text->empty() || is_proxy_url(*text)) {
-        config_.http.proxy = *text;
+        config_.http.proxy = Secret{*text};
       } else {
         // Not echoed: it may hold the proxy's password.
         reporter_.add(entry->value_mark(),

@@ -94,7 +94,7 @@ TEST(HttpSettings, TheConfigWinsOverTheEnvironment) {
   EXPECT_EQ(from_env.http, "http://env-http:2");
   EXPECT_EQ(from_env.no_proxy, "env.example");
 
-  http.proxy = "http://config:3";
+  http.proxy = config::Secret{"http://config:3"};
   http::ProxySettings from_config = proxy_settings(http, lookup);
   EXPECT_EQ(from_config.https, "http://config:3");
   EXPECT_EQ(from_config.http, "http://config:3");
@@ -102,7 +102,7 @@ TEST(HttpSettings, TheConfigWinsOverTheEnvironment) {
   EXPECT_EQ(from_config.http_source, "http.proxy");
   EXPECT_EQ(from_config.no_proxy, "env.example");  // not replaced: http.no_proxy is unset
 
-  http.proxy = "";  // "" is no proxy, whatever the environment says
+  http.proxy = config::Secret{""};  // "" is no proxy, whatever the environment says
   http.no_proxy = "";
   http::ProxySettings direct = proxy_settings(http, lookup);
   EXPECT_EQ(direct.https, "");

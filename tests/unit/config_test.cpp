@@ -400,7 +400,8 @@ TEST_F(ConfigTest, ProxyKeys) {
       with("http:\n  proxy: http://alice:s3cret@proxy.corp:3128\n  no_proxy: localhost,.corp\n"),
       kPath);
   ASSERT_TRUE(set.config) << all_problems(set);
-  EXPECT_EQ(set.config->http.proxy, "http://alice:s3cret@proxy.corp:3128");
+  ASSERT_TRUE(set.config->http.proxy);
+  EXPECT_EQ(set.config->http.proxy->reveal(), "http://alice:s3cret@proxy.corp:3128");
   EXPECT_EQ(set.config->http.no_proxy, "localhost,.corp");
 
   for (const char* good : {"proxy.corp:3128", "HTTP://[::1]:8080/", "http://proxy.corp", "\"\""}) {
@@ -409,8 +410,8 @@ TEST_F(ConfigTest, ProxyKeys) {
     EXPECT_TRUE(result.config) << good << ": " << all_problems(result);
   }
   const LoadResult direct = parse_config(with("http:\n  proxy: \"\"\n"), kPath);
-  ASSERT_TRUE(direct.config);
-  EXPECT_EQ(direct.config->http.proxy, "");  // no proxy, whatever the environment says
+  ASSERT_TRUE(direct.config && direct.config->http.proxy);
+  EXPECT_EQ(direct.config->http.proxy->reveal(), "");  // no proxy, whatever the environment says
 
   // Refused without echoing the value, which may hold a password.
   for (const char* bad : {"https://u:hush123@proxy.corp:3128", "socks5://u:hush123@proxy.corp",
