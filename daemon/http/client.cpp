@@ -167,8 +167,9 @@ struct Client::Impl {
     }
     lowest.socket().set_option(tcp::no_delay{true});
     if (via != nullptr && target.tls) {
-      if (auto refused =
-              co_await open_tunnel(lowest, connection->buffer, target, *via, shown, settings)) {
+      auto refused =
+          co_await open_tunnel(lowest, connection->buffer, target, *via, shown, settings);
+      if (refused) {
         co_return std::move(*refused);
       }
     }

@@ -96,6 +96,10 @@ class BodySink {
   virtual void write(const char* data, std::size_t size) = 0;
 };
 
+// Every request goes through the proxy that settings.proxy names for its scheme, unless
+// its host is in no_proxy: an https:// one in a CONNECT tunnel (TLS, SNI and the
+// certificate check with the URL's host, never the proxy), an http:// one in
+// absolute-form. Redirects are routed afresh for their own host.
 class Client {
  public:
   // Builds the TLS context: throws when ca_file cannot be loaded or a proxy URL is not
