@@ -10,6 +10,8 @@ packages=(
   libcli11-dev prometheus-cpp-dev
   libgtest-dev googletest
   python3 openssl ca-certificates curl nginx-light
+  # tests/e2e/test_proxy.py: a real forward proxy, run in the foreground by the test
+  tinyproxy
   # packaging and service checks: systemd-analyze, promtool, the man page, the .deb
   systemd prometheus help2man dpkg-dev file
   # the .deb test: lintian's checks; systemd-sysusers, setpriv and useradd for the

@@ -23,6 +23,7 @@
 #include "cli/http_settings.hpp"
 #include "download/downloader.hpp"
 #include "http/client.hpp"
+#include "http/proxy.hpp"
 #include "ops/exporter_metrics.hpp"
 #include "ops/logging.hpp"
 #include "ops/server.hpp"
@@ -261,6 +262,10 @@ bool Daemon::open_parts() {
     }
     archive_.emplace(config_.archive_dir, config_.archive_umask);
     http_.emplace(io_.get_executor(), http_settings(config_.http));
+    if (const std::string proxies = http::describe_proxies(http_->settings().proxy);
+        !proxies.empty()) {
+      spdlog::info("proxy: {}", proxies);
+    }
   } catch (const std::exception& error) {
     spdlog::critical("cannot start: {}", error.what());
     return false;

@@ -33,14 +33,16 @@ inline bool is_user_list(ChartResource resource) {
 // As the API path spells it: "charts", "funnels", ...
 std::string_view to_string(ChartResource resource);
 
-// A credential read from a file or the environment. No stream operator or formatter
-// on purpose: the only way to the text is reveal().
+// A credential read from a file or the environment (or a proxy URL, which may hold a
+// password). No stream operator or formatter on purpose: the only way to the text is
+// reveal().
 class Secret {
  public:
   Secret() = default;
   explicit Secret(std::string value);
   const std::string& reveal() const;
   bool empty() const;
+  bool operator==(const Secret&) const = default;  // for "did it change" only
 
  private:
   std::string value_;
@@ -161,6 +163,12 @@ struct HttpSettings {
   std::string api_base = "https://www.growingio.com";  // no trailing slash after loading
   Duration timeout{60};
   std::filesystem::path ca_file;  // empty: the system store only
+  // The forward proxy for the API and the download links, http://[user:password@]host[:port]
+  // (a Secret: it may hold a password). Unset: the environment's https_proxy /
+  // http_proxy; "": no proxy, whatever the environment says.
+  std::optional<Secret> proxy;
+  // The hosts reached without the proxy, as curl's NO_PROXY. Unset: the environment's.
+  std::optional<std::string> no_proxy;
 };
 
 struct Limits {

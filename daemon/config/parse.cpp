@@ -50,6 +50,63 @@ bool is_api_base(std::string_view url) {
   });
 }
 
+// http://[user:password@]host[:port][/], "http://" optional as for curl: what the http
+// module's parse_proxy takes (config cannot call it: http is above config).
+bool is_proxy_url(std::string_view url) {
+  if (std::any_of(url.begin(), url.end(), [](char c) {
+        return static_cast<unsigned char>(c) <= ' ' || c == 0x7f || c == '?' || c == '#';
+      })) {
+    return false;
+  }
+  if (const auto scheme_end = url.find("://"); scheme_end != std::string_view::npos) {
+    std::string scheme{url.substr(0, scheme_end)};
+    std::transform(scheme.begin(), scheme.end(), scheme.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    if (scheme != "http") {
+      return false;
+    }
+    url.remove_prefix(scheme_end + 3);
+  }
+  const auto slash = url.find('/');
+  if (slash != std::string_view::npos && slash + 1 != url.size()) {
+    return false;  // a path
+  }
+  std::string_view authority = url.substr(0, slash);
+  if (const auto at = authority.rfind('@'); at != std::string_view::npos) {
+    authority.remove_prefix(at + 1);
+  }
+  std::string_view port;
+  if (!authority.empty() && authority.front() == '[') {
+    const auto close = authority.find(']');
+    if (close == std::string_view::npos || close == 1) {
+      return false;
+    }
+    const std::string_view rest = authority.substr(close + 1);
+    if (!rest.empty() && rest.front() != ':') {
+      return false;
+    }
+    port = rest.empty() ? rest : rest.substr(1);
+  } else {
+    const auto colon = authority.find(':');
+    if (colon == 0 || authority.empty() || authority.find('[') != std::string_view::npos) {
+      return false;
+    }
+    port = colon == std::string_view::npos ? std::string_view{} : authority.substr(colon + 1);
+    if (colon != std::string_view::npos && port.find(':') != std::string_view::npos) {
+      return false;
+    }
+    if (colon != std::string_view::npos && port.empty()) {
+      return false;
+    }
+  }
+  if (port.empty()) {
+    return true;
+  }
+  int number = 0;
+  const auto [end, error] = std::from_chars(port.data(), port.data() + port.size(), number);
+  return error == std::errc{} && end == port.data() + port.size() && number >= 1 && number <= 65535;
+}
+
 // host:port, or [v6-address]:port.
 bool is_listen_address(std::string_view text) {
   std::string_view host;
@@ -199,6 +256,24 @@ void Parser::read_http(const YAML::Node& node) {
   if (const Entry* entry = map.find("ca_file")) {
     if (auto path = read_path(*entry, base_, reporter_, /*allow_empty=*/true)) {
       config_.http.ca_file = *path;
+    }
+  }
+  if (const Entry* entry = map.find("proxy")) {
+    if (auto text = read_string(*entry, reporter_, /*allow_empty=*/true)) {
+      if (text->empty() || is_proxy_url(*text)) {
+        config_.http.proxy = Secret{*text};
+      } else {
+        // Not echoed: it may hold the proxy's password.
+        reporter_.add(entry->value_mark(),
+                      "'proxy' must be an http:// URL such as http://proxy.corp:3128, with "
+                      "user:password@ before the host when the proxy asks for credentials, or "
+                      "\"\" for no proxy");
+      }
+    }
+  }
+  if (const Entry* entry = map.find("no_proxy")) {
+    if (auto text = read_string(*entry, reporter_, /*allow_empty=*/true)) {
+      config_.http.no_proxy = *text;
     }
   }
 }

@@ -27,6 +27,18 @@ using tcp = asio::ip::tcp;
 constexpr auto kMaxIdle = std::chrono::seconds{30};
 constexpr std::size_t kMaxIdlePerHost = 4;
 
+std::optional<Proxy> load_proxy(const std::string& url, const std::string& source) {
+  if (url.empty()) {
+    return std::nullopt;
+  }
+  std::string why;
+  auto proxy = parse_proxy(url, why);
+  if (!proxy) {
+    throw std::runtime_error("the proxy in " + source + " is not usable: " + why);
+  }
+  return proxy;
+}
+
 }  // namespace
 
 struct Client::Impl {
@@ -34,9 +46,14 @@ struct Client::Impl {
   Settings settings;
   ssl::context tls{ssl::context::tls_client};
   std::map<std::string, std::vector<std::unique_ptr<Connection>>> idle;
+  std::optional<Proxy> http_proxy;
+  std::optional<Proxy> https_proxy;
 
   Impl(asio::any_io_executor executor_in, Settings settings_in)
-      : executor(std::move(executor_in)), settings(std::move(settings_in)) {
+      : executor(std::move(executor_in)),
+        settings(std::move(settings_in)),
+        http_proxy(load_proxy(settings.proxy.http, settings.proxy.http_source)),
+        https_proxy(load_proxy(settings.proxy.https, settings.proxy.https_source)) {
     SSL_CTX_set_min_proto_version(tls.native_handle(), TLS1_2_VERSION);
     tls.set_default_verify_paths();
     if (!settings.ca_file.empty()) {
@@ -48,6 +65,16 @@ struct Client::Impl {
       }
     }
     tls.set_verify_mode(ssl::verify_peer);
+  }
+
+  // The proxy that `target` goes through; nullptr to connect to it directly. Fixed per
+  // scheme, host and port, so kept-alive connections (keyed so) always took the same way.
+  const Proxy* route(const Target& target) const {
+    const std::optional<Proxy>& proxy = target.tls ? https_proxy : http_proxy;
+    if (!proxy || no_proxy_matches(settings.proxy.no_proxy, target.host, target.port)) {
+      return nullptr;
+    }
+    return &*proxy;
   }
 
   Error failure(const std::string& shown, std::string_view step, const error_code& ec,
@@ -75,7 +102,10 @@ struct Client::Impl {
     }
   }
 
-  asio::awaitable<Result<tcp::resolver::results_type>> resolve(const Target& target,
+  // `host` and `port` are the target's or its proxy's; `what` names the host in messages.
+  asio::awaitable<Result<tcp::resolver::results_type>> resolve(const std::string& host,
+                                                               const std::string& port,
+                                                               const std::string& what,
                                                                const std::string& shown) {
     // The resolver has no deadline of its own: a timer cancels it. Both live in shared
     // state because the timer's handler may run after this coroutine has moved on.
@@ -88,23 +118,32 @@ struct Client::Impl {
         resolver->cancel();
       }
     });
-    auto [ec, endpoints] = co_await resolver->async_resolve(target.host, target.port,
-                                                            tcp::resolver::numeric_service, kTuple);
+    auto [ec, endpoints] =
+        co_await resolver->async_resolve(host, port, tcp::resolver::numeric_service, kTuple);
     timer.cancel();
     if (*timed_out) {
-      co_return Error{Failure::timeout, shown + ": resolving " + target.host +
-                                            ": no answer within " + seconds_text(settings.timeout)};
+      co_return Error{Failure::timeout, shown + ": resolving " + what + ": no answer within " +
+                                            seconds_text(settings.timeout)};
     }
     if (ec) {
-      co_return Error{Failure::resolve, shown + ": resolving " + target.host + ": " + ec.message()};
+      co_return Error{Failure::resolve, shown + ": resolving " + what + ": " + ec.message()};
     }
     co_return endpoints;
   }
 
-  asio::awaitable<Result<std::unique_ptr<Connection>>> open(const Target& target,
+  // A new connection to `target`, through `via` when it is not nullptr: to the proxy,
+  // then (for https) a CONNECT tunnel in which the TLS handshake and the certificate
+  // check are with the target itself.
+  asio::awaitable<Result<std::unique_ptr<Connection>>> open(const Target& target, const Proxy* via,
                                                             const std::string& shown,
                                                             std::size_t buffer_size) {
-    auto endpoints = co_await resolve(target, shown);
+    // Not a conditional expression: GCC 12 miscompiles co_await inside one.
+    Result<tcp::resolver::results_type> endpoints{Error{}};
+    if (via != nullptr) {
+      endpoints = co_await resolve(via->host, via->port, "the proxy host " + via->host, shown);
+    } else {
+      endpoints = co_await resolve(target.host, target.port, target.host, shown);
+    }
     if (!endpoints) {
       co_return endpoints.error();
     }
@@ -122,9 +161,18 @@ struct Client::Impl {
     lowest.expires_after(settings.timeout);
     auto [connect_ec, endpoint] = co_await lowest.async_connect(*endpoints, kTuple);
     if (connect_ec) {
-      co_return failure(shown, "connecting", connect_ec, Failure::connect);
+      co_return failure(shown,
+                        via != nullptr ? "connecting to the proxy " + via->shown : "connecting",
+                        connect_ec, Failure::connect);
     }
     lowest.socket().set_option(tcp::no_delay{true});
+    if (via != nullptr && target.tls) {
+      auto refused =
+          co_await open_tunnel(lowest, connection->buffer, target, *via, shown, settings);
+      if (refused) {
+        co_return std::move(*refused);
+      }
+    }
 
     if (target.tls) {
       auto& stream = *connection->secure;
@@ -157,17 +205,15 @@ struct Client::Impl {
   }
 
   // One request on a kept-alive or new connection.
-  asio::awaitable<boost::system::result<Hop, HopFailure>> send(const Target& target,
-                                                               const Request& request,
-                                                               const std::string& shown,
-                                                               BodySink* sink,
-                                                               Clock::time_point deadline) {
+  asio::awaitable<boost::system::result<Hop, HopFailure>> send(
+      const Target& target, const Proxy* via, const Request& request, const std::string& shown,
+      BodySink* sink, Clock::time_point deadline) {
     const bool pooled = sink == nullptr;
     for (int attempt = 0;; ++attempt) {
       std::unique_ptr<Connection> connection = pooled ? take_idle(target.key) : nullptr;
       const bool reused = connection != nullptr;
       if (!connection) {
-        auto opened = co_await open(target, shown, pooled ? kApiBuffer : kDownloadBuffer);
+        auto opened = co_await open(target, via, shown, pooled ? kApiBuffer : kDownloadBuffer);
         if (!opened) {
           co_return HopFailure{opened.error()};
         }
@@ -192,11 +238,15 @@ struct Client::Impl {
     }
   }
 
-  // The request for one hop. `first_origin` is the key of the URL first asked for.
-  Request make_request(bhttp::verb method, const Target& target, const std::vector<Header>& headers,
-                       const std::string& first_origin, const std::string& body,
-                       bool download) const {
-    Request request{method, target.target, 11};
+  // The request for one hop. `first_origin` is the key of the URL first asked for. Through
+  // a proxy, an http:// request names its whole URL (absolute-form) and carries the
+  // proxy's credentials; an https:// one is as direct, inside its tunnel.
+  Request make_request(bhttp::verb method, const Target& target, const Proxy* via,
+                       const std::vector<Header>& headers, const std::string& first_origin,
+                       const std::string& body, bool download) const {
+    const bool absolute = via != nullptr && !target.tls;
+    Request request{method,
+                    absolute ? "http://" + target.host_header + target.target : target.target, 11};
     request.set(bhttp::field::host, target.host_header);
     request.set(bhttp::field::user_agent, settings.user_agent);
     request.set(bhttp::field::accept, "*/*");
@@ -207,6 +257,9 @@ struct Client::Impl {
         continue;
       }
       request.set(header.name, header.value);
+    }
+    if (absolute && !via->authorization.empty()) {
+      request.set(bhttp::field::proxy_authorization, via->authorization);
     }
     if (download) {
       request.set(bhttp::field::connection, "close");
@@ -258,11 +311,18 @@ struct Client::Impl {
         first_origin = target->key;
       }
 
+      const Proxy* via = route(*target);
       const Request request =
-          make_request(method, *target, headers, first_origin, body, sink != nullptr);
-      auto hop = co_await send(*target, request, shown, sink, deadline);
+          make_request(method, *target, via, headers, first_origin, body, sink != nullptr);
+      auto hop = co_await send(*target, via, request, shown, sink, deadline);
       if (!hop) {
         co_return std::move(hop.error().error);
+      }
+      if (via != nullptr && !target->tls && hop->status == 407) {
+        // The proxy's answer, not the server's: the server was never asked.
+        co_return Error{Failure::connect, shown + ": " +
+                                              proxy_refusal(*via, "the request", hop->status,
+                                                            "Proxy Authentication Required")};
       }
 
       if (method == bhttp::verb::get && is_redirect(hop->status) && !hop->location.empty()) {

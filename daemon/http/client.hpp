@@ -18,6 +18,17 @@
 
 namespace gio::http {
 
+// Which forward proxy each kind of URL goes through: the config's http.proxy, or the
+// environment's https_proxy / http_proxy / no_proxy (see proxy.hpp).
+struct ProxySettings {
+  std::string http;      // proxy URL for http:// URLs (absolute-form requests); "" direct
+  std::string https;     // proxy URL for https:// URLs (a CONNECT tunnel); "" direct
+  std::string no_proxy;  // curl's NO_PROXY list: the hosts reached directly
+  // Where each URL came from (a config key or a variable name), for messages.
+  std::string http_source = "http_proxy";
+  std::string https_source = "https_proxy";
+};
+
 struct Settings {
   // Per network step: resolve, connect, handshake, write, the response head as a whole,
   // and each read of the body, which must fill its buffer (64 KiB for answers kept in
@@ -33,6 +44,7 @@ struct Settings {
   // says it is larger (refused before reading it), is Failure::too_large.
   std::size_t max_body = 64 << 20;
   std::string user_agent = "gio-exporter";
+  ProxySettings proxy;
 };
 
 struct Header {
@@ -84,9 +96,14 @@ class BodySink {
   virtual void write(const char* data, std::size_t size) = 0;
 };
 
+// Every request goes through the proxy that settings.proxy names for its scheme, unless
+// its host is in no_proxy: an https:// one in a CONNECT tunnel (TLS, SNI and the
+// certificate check with the URL's host, never the proxy), an http:// one in
+// absolute-form. Redirects are routed afresh for their own host.
 class Client {
  public:
-  // Builds the TLS context: throws when ca_file cannot be loaded.
+  // Builds the TLS context: throws when ca_file cannot be loaded or a proxy URL is not
+  // usable (the message names its source, never the URL, which may hold a password).
   Client(boost::asio::any_io_executor executor, Settings settings);
   ~Client();
   Client(const Client&) = delete;

@@ -17,6 +17,7 @@
 #include <string_view>
 
 #include "http/client.hpp"
+#include "http/proxy.hpp"
 
 namespace gio::http::detail {
 
@@ -67,6 +68,18 @@ std::string seconds_text(std::chrono::seconds value);
 // The error for a failed network step of the request `shown`.
 Error failure(const std::string& shown, std::string_view step, const error_code& ec,
               Failure step_failure, std::chrono::seconds timeout);
+
+// The words for a proxy that refused `what` (a CONNECT, or a request through it) with
+// `status` and `reason`, with a hint for 407 and 403.
+std::string proxy_refusal(const Proxy& proxy, std::string_view what, unsigned status,
+                          std::string_view reason);
+
+// Asks `proxy`, on the freshly connected `stream`, for a tunnel to `target`'s host and
+// port (CONNECT): nullopt once the tunnel is open. Defined in proxy.cpp.
+asio::awaitable<std::optional<Error>> open_tunnel(beast::tcp_stream& stream,
+                                                  beast::flat_buffer& buffer, const Target& target,
+                                                  const Proxy& proxy, const std::string& shown,
+                                                  const Settings& settings);
 
 // One connection to one host: plain TCP, or TLS over TCP.
 struct Connection {

@@ -67,6 +67,8 @@ std::vector<std::string> restart_only_changes(const config::Config& running,
   check(running.http.api_base == next.http.api_base, "http.api_base");
   check(running.http.timeout == next.http.timeout, "http.timeout");
   check(running.http.ca_file == next.http.ca_file, "http.ca_file");
+  check(running.http.proxy == next.http.proxy, "http.proxy");
+  check(running.http.no_proxy == next.http.no_proxy, "http.no_proxy");
   check(running.limits.parallel_downloads == next.limits.parallel_downloads,
         "limits.parallel_downloads");
   check(running.metrics.listen == next.metrics.listen, "metrics.listen");

@@ -38,6 +38,7 @@ AI = "2a1b4018cd954ec2bcc69da5138bdb96"
 BEIJING = dt.timezone(dt.timedelta(hours=8))
 UTC = dt.timezone.utc
 MARKERS = ("_SUCCESS", "_manifest.json")
+PROXY_VARIABLES = ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "no_proxy", "NO_PROXY")
 SLOT_STATES = ("pending", "waiting", "downloading", "done", "failed", "lost")
 
 
@@ -244,6 +245,8 @@ class Daemon:
         self.process = None
         self.log_path = None
         self.starts = 0
+        # Variables every command of this daemon gets on top of the harness's (e.g. https_proxy).
+        self.extra_env = {}
         lines = [
             "state_db: state.db",
             "archive_dir: archive",
@@ -272,6 +275,11 @@ class Daemon:
     def env(self, now=None):
         env = dict(os.environ)
         env.pop("GIO_EXPORTER_CONFIG", None)
+        # The fake server is on loopback: a proxy of the machine running the tests must not
+        # come between (test_proxy.py sets its own through extra_env).
+        for name in PROXY_VARIABLES:
+            env.pop(name, None)
+        env.update(self.extra_env)
         env["GIO_TEST_TOKEN"] = TOKEN
         # Each process starts its clock where the server's clock is now, so the two
         # agree however long the test has run and however often the daemon restarts;

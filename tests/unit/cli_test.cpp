@@ -7,9 +7,11 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "cli/fetch_command.hpp"
+#include "cli/http_settings.hpp"
 #include "support/temp_dir.hpp"
 #include "support/files.hpp"
 #include "support/test_server.hpp"
@@ -72,3 +74,41 @@ TEST(Fetch, RunFetchPrintsOneLinePerUrlAndPublishesVerifiedFiles) {
 
 }  // namespace
 }  // namespace gio::download
+
+namespace gio::cli {
+namespace {
+
+// http.proxy and http.no_proxy win over the environment's variables, each on its own.
+TEST(HttpSettings, TheConfigWinsOverTheEnvironment) {
+  const std::map<std::string, std::string> env{{"https_proxy", "http://env-https:1"},
+                                               {"http_proxy", "http://env-http:2"},
+                                               {"no_proxy", "env.example"}};
+  const auto lookup = [&env](const char* name) -> const char* {
+    const auto found = env.find(name);
+    return found == env.end() ? nullptr : found->second.c_str();
+  };
+  config::HttpSettings http;
+  http::ProxySettings from_env = proxy_settings(http, lookup);
+  EXPECT_EQ(from_env.https, "http://env-https:1");
+  EXPECT_EQ(from_env.https_source, "https_proxy");
+  EXPECT_EQ(from_env.http, "http://env-http:2");
+  EXPECT_EQ(from_env.no_proxy, "env.example");
+
+  http.proxy = config::Secret{"http://config:3"};
+  http::ProxySettings from_config = proxy_settings(http, lookup);
+  EXPECT_EQ(from_config.https, "http://config:3");
+  EXPECT_EQ(from_config.http, "http://config:3");
+  EXPECT_EQ(from_config.https_source, "http.proxy");
+  EXPECT_EQ(from_config.http_source, "http.proxy");
+  EXPECT_EQ(from_config.no_proxy, "env.example");  // not replaced: http.no_proxy is unset
+
+  http.proxy = config::Secret{""};  // "" is no proxy, whatever the environment says
+  http.no_proxy = "";
+  http::ProxySettings direct = proxy_settings(http, lookup);
+  EXPECT_EQ(direct.https, "");
+  EXPECT_EQ(direct.http, "");
+  EXPECT_EQ(direct.no_proxy, "");
+}
+
+}  // namespace
+}  // namespace gio::cli

@@ -405,6 +405,40 @@ TEST_F(ConfigTest, ApiBaseWithAQueryIsRejectedWithoutEchoingIt) {
   EXPECT_EQ(result.problems[0].message.find("hush123"), std::string::npos);
 }
 
+TEST_F(ConfigTest, ProxyKeys) {
+  const LoadResult unset = parse_config(with(""), kPath);
+  ASSERT_TRUE(unset.config) << all_problems(unset);
+  EXPECT_FALSE(unset.config->http.proxy);  // the environment decides
+  EXPECT_FALSE(unset.config->http.no_proxy);
+
+  const LoadResult set = parse_config(
+      with("http:\n  proxy: http://alice:s3cret@proxy.corp:3128\n  no_proxy: localhost,.corp\n"),
+      kPath);
+  ASSERT_TRUE(set.config) << all_problems(set);
+  ASSERT_TRUE(set.config->http.proxy);
+  EXPECT_EQ(set.config->http.proxy->reveal(), "http://alice:s3cret@proxy.corp:3128");
+  EXPECT_EQ(set.config->http.no_proxy, "localhost,.corp");
+
+  for (const char* good : {"proxy.corp:3128", "HTTP://[::1]:8080/", "http://proxy.corp", "\"\""}) {
+    const LoadResult result =
+        parse_config(with(std::string{"http:\n  proxy: "} + good + "\n"), kPath);
+    EXPECT_TRUE(result.config) << good << ": " << all_problems(result);
+  }
+  const LoadResult direct = parse_config(with("http:\n  proxy: \"\"\n"), kPath);
+  ASSERT_TRUE(direct.config && direct.config->http.proxy);
+  EXPECT_EQ(direct.config->http.proxy->reveal(), "");  // no proxy, whatever the environment says
+
+  // Refused without echoing the value, which may hold a password.
+  for (const char* bad : {"https://u:hush123@proxy.corp:3128", "socks5://u:hush123@proxy.corp",
+                          "http://u:hush123@proxy.corp:0", "http://u:hush123@proxy.corp:3128/path",
+                          "http://u:hush123@proxy.corp:3128?x=1", "http://u:hush123@:3128"}) {
+    const LoadResult result =
+        parse_config(with(std::string{"http:\n  proxy: \""} + bad + "\"\n"), kPath);
+    ASSERT_TRUE(only_problem(result, 11, 10, "'proxy' must be an http:// URL")) << bad;
+    EXPECT_EQ(result.problems[0].message.find("hush123"), std::string::npos) << bad;
+  }
+}
+
 TEST_F(ConfigTest, ChartJobsAreValidatedInFull) {
   const LoadResult valid =
       parse_config(with("  - name: charts\n    project: shop\n    kind: chart\n"

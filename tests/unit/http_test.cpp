@@ -6,11 +6,15 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <mutex>
 #include <random>
 #include <sstream>
 #include <stdexcept>
 
 #include "http/client.hpp"
+#include "http/proxy.hpp"
+#include "support/test_proxy.hpp"
 #include "support/test_server.hpp"
 
 namespace gio::http {
@@ -20,6 +24,7 @@ namespace asio = boost::asio;
 using namespace std::chrono_literals;
 using test::reply;
 using test::Reply;
+using test::TestProxy;
 using test::TestServer;
 
 // Runs one coroutine on `io` to its end and returns its value.
@@ -799,6 +804,345 @@ TEST_F(Tls, APeerClosingWithoutCloseNotifyAfterTheBodyIsFine) {
   auto cut = run(io, client.get(server.url("/short"), {}));
   ASSERT_FALSE(cut);
   EXPECT_TRUE(cut.error().truncated) << cut.error().message;
+}
+
+// --- Proxies ---
+
+TEST(Proxy, ParsesProxyUrls) {
+  std::string why;
+  const auto plain = parse_proxy("http://proxy.corp:3128", why);
+  ASSERT_TRUE(plain) << why;
+  EXPECT_EQ(plain->host, "proxy.corp");
+  EXPECT_EQ(plain->port, "3128");
+  EXPECT_EQ(plain->authorization, "");
+  EXPECT_EQ(plain->shown, "http://proxy.corp:3128");
+
+  // Credentials, percent-decoded, become Basic credentials and leave the shown form.
+  const auto with_user = parse_proxy("http://al%40ice:p%3Ass@proxy.corp:3128/", why);
+  ASSERT_TRUE(with_user) << why;
+  EXPECT_EQ(with_user->authorization, "Basic YWxAaWNlOnA6c3M=");  // al@ice:p:ss
+  EXPECT_EQ(with_user->shown, "http://proxy.corp:3128");
+
+  // As curl: no scheme means http://, no port means 1080.
+  const auto bare = parse_proxy("proxy.corp", why);
+  ASSERT_TRUE(bare) << why;
+  EXPECT_EQ(bare->shown, "http://proxy.corp:1080");
+  const auto upper = parse_proxy("HTTP://10.0.0.1:8080", why);
+  ASSERT_TRUE(upper) << why;
+  EXPECT_EQ(upper->shown, "http://10.0.0.1:8080");
+  const auto six = parse_proxy("http://[::1]:8080", why);
+  ASSERT_TRUE(six) << why;
+  EXPECT_EQ(six->host, "::1");
+  EXPECT_EQ(six->shown, "http://[::1]:8080");
+
+  for (const char* bad :
+       {"https://u:SECRET@proxy.corp:443", "socks5://u:SECRET@proxy.corp:1080",
+        "http://u:SECRET@proxy.corp:99999", "http://u:SECRET@proxy.corp:3128/path",
+        "http://u:SECRET@proxy.corp:3128/?q", "http://u:SECRET@:3128", "http://",
+        "http://u:SECRET@"}) {
+    why.clear();
+    EXPECT_FALSE(parse_proxy(bad, why)) << bad;
+    EXPECT_FALSE(why.empty()) << bad;
+    EXPECT_EQ(why.find("SECRET"), std::string::npos) << why;
+  }
+}
+
+TEST(Proxy, NoProxyMatchesNamesAndTheirSubdomains) {
+  EXPECT_TRUE(no_proxy_matches("*", "anything.example", "443"));
+  EXPECT_TRUE(no_proxy_matches("localhost, *", "anything.example", "443"));
+  EXPECT_FALSE(no_proxy_matches("", "localhost", "80"));
+  EXPECT_TRUE(no_proxy_matches("corp.example", "corp.example", "443"));
+  EXPECT_TRUE(no_proxy_matches("corp.example", "api.corp.example", "443"));
+  EXPECT_TRUE(no_proxy_matches(".corp.example", "corp.example", "443"));
+  EXPECT_TRUE(no_proxy_matches(".corp.example", "a.b.corp.example", "443"));
+  EXPECT_FALSE(no_proxy_matches("corp.example", "notcorp.example", "443"));
+  EXPECT_FALSE(no_proxy_matches("corp.example", "corp.example.net", "443"));
+  EXPECT_FALSE(no_proxy_matches("api.corp.example", "corp.example", "443"));
+  EXPECT_TRUE(no_proxy_matches("CORP.Example", "api.corp.EXAMPLE.", "443"));
+  // Only a lone "*" is a wildcard, as in curl.
+  EXPECT_FALSE(no_proxy_matches("*.corp.example", "api.corp.example", "443"));
+  // Commas or spaces; empty and malformed entries are skipped.
+  EXPECT_TRUE(no_proxy_matches(" localhost , ,gta.growingio.com", "gta.growingio.com", "443"));
+  EXPECT_TRUE(no_proxy_matches("localhost gta.growingio.com", "gta.growingio.com", "443"));
+  EXPECT_TRUE(no_proxy_matches("[::1, localhost", "localhost", "80"));
+  EXPECT_FALSE(no_proxy_matches("localhost", "127.0.0.1", "80"));  // a name is not an address
+}
+
+TEST(Proxy, NoProxyMatchesAddressesNetworksAndPorts) {
+  EXPECT_TRUE(no_proxy_matches("127.0.0.1", "127.0.0.1", "80"));
+  EXPECT_FALSE(no_proxy_matches("127.0.0.1", "127.0.0.2", "80"));
+  EXPECT_FALSE(no_proxy_matches("0.0.1", "127.0.0.1", "80"));  // no suffixes for addresses
+  EXPECT_TRUE(no_proxy_matches("10.0.0.0/8", "10.20.30.40", "80"));
+  EXPECT_FALSE(no_proxy_matches("10.0.0.0/8", "11.0.0.1", "80"));
+  EXPECT_TRUE(no_proxy_matches("192.168.1.0/25", "192.168.1.127", "80"));
+  EXPECT_FALSE(no_proxy_matches("192.168.1.0/25", "192.168.1.128", "80"));
+  EXPECT_FALSE(no_proxy_matches("192.168.1.0/33", "192.168.1.1", "80"));
+  EXPECT_TRUE(no_proxy_matches("::1", "::1", "80"));
+  EXPECT_TRUE(no_proxy_matches("[::1]", "::1", "80"));
+  EXPECT_TRUE(no_proxy_matches("fd00::/8", "fd12:3456::1", "80"));
+  EXPECT_FALSE(no_proxy_matches("fd00::/8", "fe80::1", "80"));
+  EXPECT_FALSE(no_proxy_matches("127.0.0.1", "::1", "80"));
+  // An entry with a port matches that port only.
+  EXPECT_TRUE(no_proxy_matches("corp.example:8443", "api.corp.example", "8443"));
+  EXPECT_FALSE(no_proxy_matches("corp.example:8443", "api.corp.example", "443"));
+  EXPECT_TRUE(no_proxy_matches("127.0.0.1:9000", "127.0.0.1", "9000"));
+  EXPECT_FALSE(no_proxy_matches("127.0.0.1:9000", "127.0.0.1", "9001"));
+  EXPECT_TRUE(no_proxy_matches("[::1]:9000", "::1", "9000"));
+  EXPECT_FALSE(no_proxy_matches("[::1]:9000", "::1", "9001"));
+}
+
+TEST(Proxy, TheEnvironmentIsReadLowercaseFirst) {
+  std::map<std::string, std::string> env{{"HTTPS_PROXY", "http://upper:1"},
+                                         {"https_proxy", "http://lower:2"},
+                                         {"HTTP_PROXY", "http://upper-http:3"},
+                                         {"no_proxy", ""},
+                                         {"NO_PROXY", "corp.example"}};
+  const auto lookup = [&env](const char* name) -> const char* {
+    const auto found = env.find(name);
+    return found == env.end() ? nullptr : found->second.c_str();
+  };
+  const ProxySettings settings = proxy_from_environment(lookup);
+  EXPECT_EQ(settings.https, "http://lower:2");
+  EXPECT_EQ(settings.https_source, "https_proxy");
+  EXPECT_EQ(settings.http, "http://upper-http:3");
+  EXPECT_EQ(settings.http_source, "HTTP_PROXY");
+  EXPECT_EQ(settings.no_proxy, "corp.example");  // the empty lowercase one counts as unset
+
+  env.clear();
+  const ProxySettings none = proxy_from_environment(lookup);
+  EXPECT_EQ(none.http, "");
+  EXPECT_EQ(none.https, "");
+  EXPECT_EQ(describe_proxies(none), "");
+}
+
+TEST(Proxy, TheDescriptionNamesNoCredentials) {
+  ProxySettings settings;
+  settings.https = "http://alice:SECRET@proxy.corp:3128";
+  settings.https_source = "http.proxy";
+  settings.http = settings.https;
+  settings.http_source = "http.proxy";
+  settings.no_proxy = "localhost,.corp";
+  EXPECT_EQ(describe_proxies(settings),
+            "https:// URLs through http://proxy.corp:3128 (http.proxy), http:// URLs through "
+            "http://proxy.corp:3128 (http.proxy); directly to no_proxy=localhost,.corp");
+}
+
+TEST(Proxy, AnUnusableProxyIsRefusedAtConstructionWithoutItsPassword) {
+  asio::io_context io;
+  Settings settings = quick_settings();
+  settings.proxy.https = "socks5://alice:SECRET@proxy.corp:1080";
+  try {
+    Client client{io.get_executor(), settings};
+    FAIL() << "a socks5 proxy was accepted";
+  } catch (const std::runtime_error& error) {
+    const std::string message = error.what();
+    EXPECT_NE(message.find("https_proxy"), std::string::npos) << message;
+    EXPECT_NE(message.find("only http:// proxies"), std::string::npos) << message;
+    EXPECT_EQ(message.find("SECRET"), std::string::npos) << message;
+  }
+}
+
+TEST(Client, PlainHttpGoesToTheProxyInAbsoluteForm) {
+  TestProxy proxy{[](const std::string& head) -> std::optional<Reply> {
+    return reply(200, head.starts_with("GET http://") ? "via proxy" : "not absolute");
+  }};
+  asio::io_context io;
+  Settings settings = quick_settings();
+  settings.proxy.http = proxy.url("alice:s3cret");
+  Client client{io.get_executor(), settings};
+  // A name nothing resolves: only the proxy can have answered.
+  auto response = run(io, client.get("http://api.invalid:8080/v2/x?sign=SECRET", {}));
+  ASSERT_TRUE(response) << response.error().message;
+  EXPECT_EQ(response->body, "via proxy");
+  VectorSink sink;
+  auto download = run(io, client.download("http://gta.invalid/part-0.gz?sign=SECRET", {}, sink));
+  ASSERT_TRUE(download) << download.error().message;
+  EXPECT_EQ(sink.data_, "via proxy");
+
+  const auto heads = proxy.heads();
+  ASSERT_EQ(heads.size(), 2u);
+  EXPECT_TRUE(heads[0].starts_with("GET http://api.invalid:8080/v2/x?sign=SECRET HTTP/1.1\r\n"))
+      << heads[0];
+  EXPECT_NE(heads[0].find("Host: api.invalid:8080\r\n"), std::string::npos) << heads[0];
+  EXPECT_NE(heads[0].find("Proxy-Authorization: Basic YWxpY2U6czNjcmV0\r\n"), std::string::npos)
+      << heads[0];  // alice:s3cret
+  EXPECT_TRUE(heads[1].starts_with("GET http://gta.invalid/part-0.gz?sign=SECRET HTTP/1.1\r\n"))
+      << heads[1];
+}
+
+TEST(Client, NoProxyHostsAreReachedDirectly) {
+  TestServer origin{[](const std::string&, const std::string&) { return reply(200, "direct"); }};
+  unsigned short dead = 0;  // a proxy port where nothing listens
+  {
+    asio::io_context scratch;
+    asio::ip::tcp::acceptor acceptor{scratch, {asio::ip::make_address("127.0.0.1"), 0}};
+    dead = acceptor.local_endpoint().port();
+  }
+  asio::io_context io;
+  Settings settings = quick_settings();
+  settings.proxy.http = "http://alice:s3cret@127.0.0.1:" + std::to_string(dead);
+  settings.proxy.no_proxy = "example.com, 127.0.0.1:" + std::to_string(origin.port());
+  {
+    Client client{io.get_executor(), settings};
+    auto response = run(io, client.get(origin.url("/?sign=SECRET"), {}));
+    ASSERT_TRUE(response) << response.error().message;
+    EXPECT_EQ(response->body, "direct");
+  }
+  // Without the exemption the request goes to the proxy, which is down: the error names
+  // the proxy (without its credentials) and the URL (without its query).
+  settings.proxy.no_proxy = "example.com";
+  Client client{io.get_executor(), settings};
+  auto response = run(io, client.get(origin.url("/data?sign=SECRET"), {}));
+  ASSERT_FALSE(response);
+  const std::string& message = response.error().message;
+  EXPECT_EQ(response.error().kind, Failure::connect) << message;
+  EXPECT_NE(message.find("GET " + origin.url("/data") +
+                         ": connecting to the proxy http://127.0.0.1:" + std::to_string(dead)),
+            std::string::npos)
+      << message;
+  EXPECT_EQ(message.find("s3cret"), std::string::npos) << message;
+  EXPECT_EQ(message.find("alice"), std::string::npos) << message;
+  EXPECT_EQ(message.find("SECRET"), std::string::npos) << message;
+  EXPECT_EQ(origin.requests(), 1);
+}
+
+TEST(Client, AProxyRefusingConnectIsAClearError) {
+  for (const unsigned status : {407u, 401u, 403u, 502u}) {
+    TestProxy proxy{[status](const std::string&) -> std::optional<Reply> {
+      return reply(status, "refused", {"Proxy-Authenticate: Basic realm=\"corp\""});
+    }};
+    asio::io_context io;
+    Settings settings = quick_settings();
+    settings.proxy.https = proxy.url("alice:s3cret");
+    settings.proxy.https_source = "http.proxy";
+    Client client{io.get_executor(), settings};
+    VectorSink sink;
+    auto response = run(io, client.download("https://gta.invalid/part-0.gz?sign=SECRET", {}, sink));
+    ASSERT_FALSE(response) << status;
+    const std::string& message = response.error().message;
+    EXPECT_EQ(response.error().kind, Failure::connect) << message;
+    EXPECT_NE(
+        message.find("GET https://gta.invalid/part-0.gz: the proxy " + proxy.url() +
+                     " refused CONNECT to gta.invalid:443: " + std::to_string(status) + " Test"),
+        std::string::npos)
+        << message;
+    if (status == 407 || status == 401) {
+      EXPECT_NE(message.find("did not accept the proxy's user and password"), std::string::npos)
+          << message;
+    }
+    EXPECT_EQ(message.find("s3cret"), std::string::npos) << message;
+    EXPECT_EQ(message.find("alice"), std::string::npos) << message;
+    EXPECT_EQ(message.find("SECRET"), std::string::npos) << message;
+    EXPECT_TRUE(sink.data_.empty());
+    ASSERT_EQ(proxy.heads().size(), 1u);
+    EXPECT_TRUE(proxy.heads()[0].starts_with("CONNECT gta.invalid:443 HTTP/1.1\r\n"))
+        << proxy.heads()[0];
+  }
+}
+
+TEST(Client, AProxyAskingForCredentialsOnPlainHttpIsAClearError) {
+  TestProxy proxy{[](const std::string&) -> std::optional<Reply> {
+    return reply(407, "who are you", {"Proxy-Authenticate: Basic realm=\"corp\""});
+  }};
+  asio::io_context io;
+  Settings settings = quick_settings();
+  settings.proxy.http = proxy.url();
+  Client client{io.get_executor(), settings};
+  auto response = run(io, client.get("http://api.invalid/v2/x?sign=SECRET", {}));
+  ASSERT_FALSE(response);
+  const std::string& message = response.error().message;
+  EXPECT_EQ(response.error().kind, Failure::connect) << message;
+  EXPECT_NE(message.find("GET http://api.invalid/v2/x: the proxy " + proxy.url() + " refused"),
+            std::string::npos)
+      << message;
+  EXPECT_NE(message.find("it asks for credentials"), std::string::npos) << message;
+}
+
+// The origin's certificate names localhost and 127.0.0.1; the SNI it saw is kept.
+struct SniSeen {
+  std::mutex mutex;
+  std::string name;
+};
+
+TestServer::TlsTuning remember_sni(SniSeen& seen) {
+  return [&seen](asio::ssl::context& context) {
+    SSL_CTX_set_tlsext_servername_arg(context.native_handle(), &seen);
+    SSL_CTX_set_tlsext_servername_callback(
+        context.native_handle(), +[](SSL* ssl, int*, void* arg) {
+          auto* out = static_cast<SniSeen*>(arg);
+          const char* name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+          std::lock_guard lock{out->mutex};
+          out->name = name != nullptr ? name : "";
+          return SSL_TLSEXT_ERR_OK;
+        });
+  };
+}
+
+TEST_F(Tls, HttpsGoesThroughAConnectTunnelWithTheOriginsCertificate) {
+  SniSeen seen;
+  TestServer origin{hello, file("good.pem"), file("good.key"), "127.0.0.1", remember_sni(seen)};
+  TestProxy proxy{[](const std::string&) -> std::optional<Reply> { return std::nullopt; }};
+  asio::io_context io;
+  Settings settings = quick_settings();
+  settings.ca_file = file("ca.pem");
+  settings.proxy.https = proxy.url("alice:s3cret");
+  Client client{io.get_executor(), settings};
+  const std::string url = "https://localhost:" + std::to_string(origin.port());
+  auto response = run(io, client.get(url + "/v2/x?sign=SECRET", {}));
+  ASSERT_TRUE(response) << response.error().message;
+  EXPECT_EQ(response->body, "secure");
+  {
+    std::lock_guard lock{seen.mutex};
+    EXPECT_EQ(seen.name, "localhost");  // SNI for the origin, through the tunnel
+  }
+  VectorSink sink;
+  auto download = run(io, client.download(url + "/part-0.gz?sign=SECRET", {}, sink));
+  ASSERT_TRUE(download) << download.error().message;
+  EXPECT_EQ(sink.data_, "secure");
+
+  EXPECT_EQ(proxy.tunnels(), 2);  // the kept-alive API connection, then the download's own
+  const auto heads = proxy.heads();
+  ASSERT_EQ(heads.size(), 2u);
+  const std::string authority = "localhost:" + std::to_string(origin.port());
+  EXPECT_TRUE(heads[0].starts_with("CONNECT " + authority + " HTTP/1.1\r\n")) << heads[0];
+  EXPECT_NE(heads[0].find("Host: " + authority + "\r\n"), std::string::npos) << heads[0];
+  EXPECT_NE(heads[0].find("Proxy-Authorization: Basic YWxpY2U6czNjcmV0\r\n"), std::string::npos)
+      << heads[0];
+  // The query (a link's signature) travels only inside the tunnel.
+  EXPECT_EQ(heads[0].find("SECRET"), std::string::npos) << heads[0];
+  // The origin saw origin-form requests, without the proxy's credentials.
+  for (const std::string& head : origin.heads()) {
+    EXPECT_TRUE(head.starts_with("GET /")) << head;
+    EXPECT_EQ(head.find("Proxy-Authorization"), std::string::npos) << head;
+  }
+}
+
+TEST_F(Tls, TheCertificateIsCheckedAgainstTheOriginNotTheProxy) {
+  // The origin listens on 127.0.0.2 with a certificate for 127.0.0.1 and localhost: good
+  // for the proxy's address, wrong for the origin's. A check against the proxy would pass.
+  std::unique_ptr<TestServer> origin;
+  try {
+    origin = std::make_unique<TestServer>(hello, file("good.pem"), file("good.key"), "127.0.0.2");
+  } catch (const std::exception& error) {
+    GTEST_SKIP() << "cannot listen on 127.0.0.2: " << error.what();
+  }
+  TestProxy proxy{[](const std::string&) -> std::optional<Reply> { return std::nullopt; }};
+  asio::io_context io;
+  Settings settings = quick_settings();
+  settings.ca_file = file("ca.pem");
+  settings.proxy.https = proxy.url();
+  Client client{io.get_executor(), settings};
+  expect_refused(run(io, client.get(origin->url("/?sign=SECRET"), {})), "127.0.0.2",
+                 "IP address mismatch");
+  EXPECT_EQ(proxy.tunnels(), 1);
+
+  // And a name the certificate lacks, behind the same proxy.
+  TestServer other{hello, file("other.pem"), file("other.key")};
+  expect_refused(
+      run(io,
+          client.get("https://localhost:" + std::to_string(other.port()) + "/?sign=SECRET", {})),
+      "localhost", "hostname mismatch");
+  EXPECT_EQ(proxy.tunnels(), 2);
 }
 
 }  // namespace
