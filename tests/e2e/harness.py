@@ -447,9 +447,10 @@ class E2ETestCase(unittest.TestCase):
     def context(self):
         return f"\n--- daemon log ---\n{self.daemon.log_tail()}\n--- server log ---\n{self.server.log_tail(10)}"
 
-    def assert_run_once(self, timeout=120, now=None):
+    def assert_run_once(self, timeout=120, now=None, code=0):
+        """run --once, expected to exit `code` (3: slots failed or were lost in the pass)."""
         result = self.daemon.run_once(timeout, now=now)
-        self.assertEqual(result.returncode, 0, f"run --once failed:\n{result.stdout}{result.stderr}")
+        self.assertEqual(result.returncode, code, f"run --once exited {result.returncode}:\n{result.stdout}{result.stderr}")
         return result
 
     def wait_done(self, job, count, timeout=60):

@@ -114,16 +114,19 @@ class ReadOnlyCommandsTest(E2ETestCase):
         server.scenario({"slots": {never: {"status": "NOT_EXISTS"}}})
         now = server.now()
         self.assert_run_once(now=now)
-        # Past give_up_after: failed, with the reason.
-        self.assert_run_once(now=now + dt.timedelta(hours=2))
+        # Past give_up_after: failed, with the reason (run --once says so: exit 3).
+        self.assert_run_once(now=now + dt.timedelta(hours=2), code=3)
         daemon.edit_config(f"  - {flow(jobs[1])}\n", "")
         # Past the vendor's retention: lost (shop-old's stays failed: it is not configured).
         later = slot_start(never) + RETENTION + dt.timedelta(minutes=1)
-        self.assert_run_once(now=later)
+        self.assert_run_once(now=later, code=3)
         return later + dt.timedelta(minutes=1), never
 
     def test_root_and_nobody_read_another_users_files_and_change_nothing(self):
         read_at, never = self.build_state()
+        # From here on the config names a systemd credential that this shell does not
+        # have ($CREDENTIALS_DIRECTORY unset): read-only commands must not need it.
+        self.daemon.edit_config(f"token_file: {self.token_file}", "token_credential: shop-token")
         db = os.path.join(self.run_dir, "state.db")
         self.assertFalse(os.path.exists(db + "-wal"), "run --once left its WAL")
         reference = self.answers(self.daemon.cli, read_at)
@@ -183,6 +186,15 @@ class ReadOnlyCommandsTest(E2ETestCase):
         os.chmod(self.run_dir, 0o500)
         self.assertEqual(self.answers(self.as_nobody, read_at), reference)
         self.assert_nothing_changed(before, "nobody's read-only commands")
+
+        # check-config --no-secrets: root may write the folders; nobody may not, and is told.
+        result = self.daemon.cli("check-config", "--no-secrets", now=read_at)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("secrets not checked", result.stdout + result.stderr)
+        result = self.as_nobody("check-config", "--no-secrets", now=read_at)
+        self.assertEqual(result.returncode, 1, result.stdout)
+        self.assertIn("state_db", result.stderr)
+        self.assert_nothing_changed(before, "check-config --no-secrets")
 
     def test_nobody_reads_a_live_wal_it_cannot_write(self):
         # The daemon (root) archives everything, then is killed: its -wal and -shm stay,
