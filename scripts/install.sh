@@ -80,7 +80,7 @@ ${unit_note:+$unit_note
 }  1. Write the config (every key is in the example, commented), then check it:
        ${sudo[*]:+${sudo[*]} }install -d -m 0755 /etc/gio-exporter
        ${sudo[*]:+${sudo[*]} }install -m 0644 $docs/config.yaml /etc/gio-exporter/config.yaml
-       $prefix/bin/gio-exporter check-config --no-secrets -c /etc/gio-exporter/config.yaml
+       ${sudo[*]:+${sudo[*]} }$prefix/bin/gio-exporter check-config --no-secrets -c /etc/gio-exporter/config.yaml
   2. Give each token to the service as a credential (root-only file), and name it in
      the config with token_credential: NAME:
        ${sudo[*]:+${sudo[*]} }install -d -m 0700 /etc/gio-exporter/credentials
@@ -88,7 +88,7 @@ ${unit_note:+$unit_note
        ${sudo[*]:+${sudo[*]} }systemctl edit gio-exporter    # [Service] LoadCredential=shop-token:/etc/gio-exporter/credentials/shop.token
   3. Start it, and start it at boot:
        ${sudo[*]:+${sudo[*]} }systemctl enable --now gio-exporter
-       systemctl status gio-exporter; gio-exporter status
+       systemctl status gio-exporter; ${sudo[*]:+${sudo[*]} }gio-exporter status
   4. Alerts: add $docs/prometheus-alerts.yml to Prometheus's rule_files
      and scrape metrics.listen (127.0.0.1:9464) with honor_labels: true.
   Manual: man gio-exporter (or gio-exporter --help)

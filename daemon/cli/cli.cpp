@@ -44,6 +44,9 @@ environment:
   NOTIFY_SOCKET, WATCHDOG_USEC
                            set by systemd (Type=notify): readiness, status, watchdog
   JOURNAL_STREAM           set by systemd: log lines carry journald priorities
+  https_proxy, http_proxy, no_proxy (or upper case)
+                           the forward proxy for the API and the links, and the hosts
+                           reached directly; http.proxy and http.no_proxy in the config win
 
 signals (run):
   SIGTERM, SIGINT          stop at once and safely: archived work is kept, nothing

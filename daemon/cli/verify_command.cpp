@@ -169,7 +169,7 @@ int verify(const config::Config& config, const config::Job* only_job,
     }
   }
   if (repair && !findings.damaged.empty()) {
-    state::StateStore writer{config.state_db};
+    state::StateStore writer = state::StateStore::open_existing(config.state_db);
     requeue::Requeuer requeuer{writer, config.archive_dir, command_clock().now()};
     print_report(requeuer.repair(findings.damaged), "repair", false);
   }

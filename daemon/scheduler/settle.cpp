@@ -456,7 +456,7 @@ void Scheduler::fail_slot(const config::Job& job, const Slot& slot, const state:
   const std::string last = record.last_error.empty() ? record.api_status : record.last_error;
   // The stored error keeps the last answer; the line names it apart, so that the
   // vendor's words ("it will be re-run") are not read as the daemon's plan.
-  const std::string stored = with_last ? reason + "; last: " + last : reason;
+  const std::string stored = with_last && !last.empty() ? reason + "; last: " + last : reason;
   store_.update(job.name, slot.name(),
                 {.state = state::SlotState::failed,
                  .next_at = now,

@@ -83,6 +83,8 @@ Database::Database(const std::filesystem::path& path, Access access) {
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | kCommon;
   if (access == Access::read_write) {
     create_private(path);
+  } else if (access == Access::read_write_existing) {
+    flags = SQLITE_OPEN_READWRITE | kCommon;
   } else {
     // mode=ro: SQLITE_OPEN_READONLY alone would still let a missing file be made.
     name = file_uri(path, access == Access::immutable ? "mode=ro&immutable=1" : "mode=ro");

@@ -21,7 +21,8 @@ namespace gio::state::sqlite {
 
 // How a Database opens its file (see Database's constructor).
 enum class Access {
-  read_write,  // created when missing (mode 0600)
+  read_write,           // created when missing (mode 0600)
+  read_write_existing,  // as read_write, but a missing file is an error, not a new one
   read_only,   // an existing file, through its WAL when one exists
   immutable,   // an existing file as it is on disk: no locks, no -wal, no -shm
 };

@@ -103,7 +103,7 @@ StateStore::Impl::Impl(const std::filesystem::path& path, sqlite::Access access)
   const auto give_up = std::chrono::steady_clock::now() + kBusyTimeout;
   for (;;) {
     try {
-      if (access == sqlite::Access::read_write) {
+      if (access == sqlite::Access::read_write || access == sqlite::Access::read_write_existing) {
         configure();
         migrate();
       } else {
@@ -199,8 +199,8 @@ namespace {
 std::string unreadable(const std::filesystem::path& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
-    return errno == ENOENT ? "no such file (read-only commands never create it: is state_db "
-                             "right, and has the daemon run with it?)"
+    return errno == ENOENT ? "no such file (only the daemon creates it: is state_db right, "
+                             "and has the daemon run with it?)"
                            : std::strerror(errno);
   }
   struct stat info {};
@@ -217,6 +217,13 @@ bool is_there(const std::filesystem::path& path) {
 }  // namespace
 
 StateStore::StateStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+StateStore StateStore::open_existing(const std::filesystem::path& path) {
+  if (const std::string why = unreadable(path); !why.empty()) {
+    throw StateError("state database " + path.string() + ": " + why, SQLITE_CANTOPEN);
+  }
+  return StateStore{std::make_unique<Impl>(path, sqlite::Access::read_write_existing)};
+}
 
 StateStore StateStore::open_read_only(const std::filesystem::path& path) {
   if (const std::string why = unreadable(path); !why.empty()) {

@@ -157,6 +157,10 @@ class StateStore {
   // that write throw StateError. Throws StateError naming the path when the file is
   // missing or unreadable, is not a database, or holds another schema version (a
   // reader does not migrate; it waits up to 2 s for a daemon creating or migrating it).
+  // For the commands that queue work (backfill, retry, verify --repair): read-write, but
+  // a missing file is an error naming the path, never a new empty database that the
+  // daemon would not read.
+  static StateStore open_existing(const std::filesystem::path& path);
   static StateStore open_read_only(const std::filesystem::path& path);
   ~StateStore();
   StateStore(StateStore&&) noexcept;

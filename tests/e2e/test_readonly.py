@@ -237,7 +237,16 @@ class ReadOnlyCommandsTest(E2ETestCase):
                 current = re.search(r"state_db: \S+", f.read()).group(0)
             daemon.edit_config(current, f"state_db: {state_db}")
             path = os.path.join(self.run_dir, state_db)
-            for args in READ_ONLY_COMMANDS:
+            # The commands that queue work do not make one either: a new empty database
+            # at a wrong path would take their rows where the daemon never looks.
+            queueing = (("backfill", "--job", "shop-hourly", "--from", "2026-11-22T15", "--to",
+                         "2026-11-22T15"),
+                        ("backfill", "--job", "shop-hourly", "--from", "2026-11-22T15", "--to",
+                         "2026-11-22T15", "--dry-run"),
+                        ("retry", "--job", "shop-hourly", "--failed"),
+                        ("retry", "--job", "shop-hourly", "--failed", "--dry-run"),
+                        ("verify", "--repair"))
+            for args in READ_ONLY_COMMANDS + queueing:
                 result = daemon.cli(*args)
                 self.assertEqual(result.returncode, 1, f"{args}: {result.stdout}{result.stderr}")
                 self.assertEqual(result.stdout, "", args)
