@@ -328,7 +328,15 @@ class Daemon:
         if self.process is not None:
             self.process.wait()
 
+    def wait_for_database(self):
+        """A daemon just started may not have made its database yet, and the read-only
+        commands refuse a missing one: gives a running daemon a moment to create it."""
+        db = os.path.join(self.run_dir, "state.db")
+        if self.running() and not os.path.exists(db):
+            wait_for(lambda: os.path.exists(db), 10, f"the daemon to create {db}", interval=0.05)
+
     def status(self):
+        self.wait_for_database()
         result = self.cli("status", "--json")
         if result.returncode != 0:
             raise AssertionError(f"status --json exited {result.returncode}: {result.stderr}")
@@ -341,6 +349,7 @@ class Daemon:
         raise AssertionError(f"status --json has no job {job}")
 
     def gaps(self, job=None, now=None):
+        self.wait_for_database()
         args = ["gaps", "--json"] + (["--job", job] if job else [])
         result = self.cli(*args, now=now)
         if result.returncode not in (0, 2):
@@ -458,10 +467,6 @@ class E2ETestCase(unittest.TestCase):
         def done():
             if self.daemon.process is not None and not self.daemon.running():
                 raise AssertionError(f"the daemon exited with {self.daemon.process.returncode}")
-            # A daemon just started may not have made its database yet, and status
-            # (read-only) refuses a missing one.
-            if not os.path.exists(os.path.join(self.daemon.run_dir, "state.db")):
-                return None
             counts = self.daemon.job_status(job)["counts"]
             return counts if counts.get("done", 0) >= count else None
         try:
