@@ -328,7 +328,7 @@ struct Client::Impl {
       if (method == bhttp::verb::get && is_redirect(hop->status) && !hop->location.empty()) {
         auto next = redirect_location(current, *hop, shown, redirects);
         if (!next) {
-          co_return std::move(next.error());
+          co_return next.error();
         }
         current = std::move(*next);
         continue;
