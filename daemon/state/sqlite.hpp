@@ -23,8 +23,8 @@ namespace gio::state::sqlite {
 enum class Access {
   read_write,           // created when missing (mode 0600)
   read_write_existing,  // as read_write, but a missing file is an error, not a new one
-  read_only,   // an existing file, through its WAL when one exists
-  immutable,   // an existing file as it is on disk: no locks, no -wal, no -shm
+  read_only,            // an existing file, through its WAL when one exists
+  immutable,            // an existing file as it is on disk: no locks, no -wal, no -shm
 };
 
 class Database {

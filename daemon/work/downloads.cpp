@@ -55,10 +55,9 @@ Result Downloads::Parts::result() const {
   return Retry{.reason = error};
 }
 
-asio::awaitable<Downloads::Parts> Downloads::archive_parts(const config::Job& job,
-                                                                 const Slot& slot,
-                                                                 const Links& links, Ledger& ledger,
-                                                                 Progress& progress) {
+asio::awaitable<Downloads::Parts> Downloads::archive_parts(const config::Job& job, const Slot& slot,
+                                                           const Links& links, Ledger& ledger,
+                                                           Progress& progress) {
   // Files verified and archived by an earlier, interrupted pass are kept.
   std::set<std::pair<std::string, std::string>> archived;
   for (const RecordedFile& recorded : ledger.recorded()) {

@@ -73,8 +73,7 @@ class Downloads {
   static constexpr std::chrono::seconds kLocalFaultPause{30};
 
   Downloads(boost::asio::any_io_executor executor, download::Downloader& downloader,
-            const archive::Archive& archive, const Clock& clock, int parallel,
-            Observer& observer);
+            const archive::Archive& archive, const Clock& clock, int parallel, Observer& observer);
 
   // No new download try starts after this; the parts in flight end their current try.
   void stop() { stopping_ = true; }
@@ -83,7 +82,7 @@ class Downloads {
   enum class PartsStatus { done, links_expired, retry_later };
   struct Parts {
     PartsStatus status = PartsStatus::done;
-    std::string error{};  // why, unless done
+    std::string error{};    // why, unless done
     std::size_t files = 0;  // in the completed partitions
     std::uint64_t bytes = 0;
     // As a pass's result: Done, or a Retry (of class links_expired: ask again at once).
@@ -93,8 +92,8 @@ class Downloads {
   // and the partition holds), then completes each partition: its manifest lists exactly
   // the parts of this answer. `progress` counts what was published.
   boost::asio::awaitable<Parts> archive_parts(const config::Job& job, const Slot& slot,
-                                                    const Links& links, Ledger& ledger,
-                                                    Progress& progress);
+                                              const Links& links, Ledger& ledger,
+                                              Progress& progress);
 
  private:
   struct Part {

@@ -80,8 +80,8 @@ asio::awaitable<Outcome> raw_export(const SlotWork& work, const config::RawJob& 
   switch (answer->status) {
     case api::ExportStatus::running:
     case api::ExportStatus::not_exists:
-      outcome.result = Wait{.api_status = status,
-                            .not_exists = answer->status == api::ExportStatus::not_exists};
+      outcome.result =
+          Wait{.api_status = status, .not_exists = answer->status == api::ExportStatus::not_exists};
       co_return outcome;
     case api::ExportStatus::error:
       // The vendor re-runs failed exports, so ERROR is asked again until give_up_after.
@@ -107,9 +107,8 @@ asio::awaitable<Outcome> raw_export(const SlotWork& work, const config::RawJob& 
     outcome.result = std::move(*failed);
     co_return outcome;
   }
-  const auto parts = co_await work.downloads.archive_parts(work.job, work.slot,
-                                                           std::get<Links>(links), work.ledger,
-                                                           outcome.progress);
+  const auto parts = co_await work.downloads.archive_parts(
+      work.job, work.slot, std::get<Links>(links), work.ledger, outcome.progress);
   outcome.result = parts.result();
   co_return outcome;
 }

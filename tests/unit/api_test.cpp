@@ -869,10 +869,12 @@ TEST(UserList, ConfigResourceParametersAndVerifyDefault) {
           "verify: gzip}\n",
       "/tmp/c.yaml");
   ASSERT_TRUE(loaded.config) << (loaded.problems.empty() ? "" : loaded.problems[0].to_string());
-  EXPECT_EQ(std::get<config::UserListJob>(loaded.config->jobs[0].settings).resource, config::ChartResource::segmentations);
+  EXPECT_EQ(std::get<config::UserListJob>(loaded.config->jobs[0].settings).resource,
+            config::ChartResource::segmentations);
   EXPECT_EQ(std::get<config::UserListJob>(loaded.config->jobs[0].settings).parameters, "a=1");
   EXPECT_EQ(loaded.config->jobs[0].verify, archive::VerifyMode::size);
-  EXPECT_EQ(std::get<config::UserListJob>(loaded.config->jobs[1].settings).resource, config::ChartResource::tags);
+  EXPECT_EQ(std::get<config::UserListJob>(loaded.config->jobs[1].settings).resource,
+            config::ChartResource::tags);
   EXPECT_EQ(loaded.config->jobs[1].verify, archive::VerifyMode::gzip);
 
   const auto wrong = config::parse_config(

@@ -34,7 +34,6 @@ void write_file(const fs::path& path, std::string_view content) {
   ASSERT_TRUE(out.good()) << path;
 }
 
-
 std::size_t entries(const fs::path& folder) {
   return static_cast<std::size_t>(
       std::distance(fs::directory_iterator{folder}, fs::directory_iterator{}));
@@ -867,7 +866,6 @@ TEST(ArchivePublish, AStagedSymlinkIsRefusedAndItsTargetUntouched) {
 
 // --- scrub -----------------------------------------------------------------------------
 
-
 std::string sha256_of(std::string_view data) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
@@ -1144,7 +1142,8 @@ TEST_P(GzipCheck, AWholeMemberIsComplete) {
 }
 
 TEST_P(GzipCheck, ConcatenatedMembersAreCompleteHoweverTheBytesAreSplit) {
-  const std::string gz = gzip_member(rows(1)) + gzip_member("x") + gzip_member(rows(2)) + gzip_member("");
+  const std::string gz =
+      gzip_member(rows(1)) + gzip_member("x") + gzip_member(rows(2)) + gzip_member("");
   for (const std::size_t piece :
        {std::size_t{1}, std::size_t{7}, std::size_t{4096}, std::size_t{65'537}, gz.size()}) {
     EXPECT_EQ(check(gz, piece), std::make_pair(std::string{}, true)) << "pieces of " << piece;

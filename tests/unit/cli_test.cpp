@@ -12,8 +12,8 @@
 
 #include "cli/fetch_command.hpp"
 #include "cli/http_settings.hpp"
-#include "support/temp_dir.hpp"
 #include "support/files.hpp"
+#include "support/temp_dir.hpp"
 #include "support/test_server.hpp"
 
 namespace gio::download {
@@ -27,9 +27,6 @@ using namespace std::chrono_literals;
 using archive::VerifyMode;
 using test::reply;
 using test::TestServer;
-
-
-
 
 std::string csv_rows(std::size_t rows) {
   std::string out;

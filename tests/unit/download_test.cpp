@@ -43,9 +43,6 @@ std::string csv_rows(std::size_t rows, unsigned seed) {
   return out;
 }
 
-
-
-
 class Download : public ::testing::Test {
  protected:
   Download()

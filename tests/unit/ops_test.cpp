@@ -17,8 +17,8 @@
 
 #include "ops/exporter_metrics.hpp"
 #include "ops/hooks.hpp"
-#include "ops/process_metrics.hpp"
 #include "ops/logging.hpp"
+#include "ops/process_metrics.hpp"
 #include "ops/registry.hpp"
 #include "ops/server.hpp"
 
