@@ -63,7 +63,7 @@ std::optional<Partition> walk(int root_fd, const fs::path& root,
                               unsigned folder_mode) {
   Partition partition;
   partition.path = root;
-  Fd current{::dup(root_fd)};
+  Fd current{::fcntl(root_fd, F_DUPFD_CLOEXEC, 0)};  // not dup(): close-on-exec
   if (!current) {
     throw ArchiveError("cannot duplicate descriptor of", root, errno);
   }

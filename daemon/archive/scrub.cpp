@@ -42,7 +42,7 @@ struct Opened {
 };
 
 Opened open_partition(int root_fd, const fs::path& root, const std::vector<std::string>& parts) {
-  Fd current{::dup(root_fd)};
+  Fd current{::fcntl(root_fd, F_DUPFD_CLOEXEC, 0)};  // not dup(): close-on-exec
   fs::path path = root;
   for (const std::string& part : parts) {
     path /= part;

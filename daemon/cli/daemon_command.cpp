@@ -25,6 +25,7 @@
 #include "http/client.hpp"
 #include "http/proxy.hpp"
 #include "ops/exporter_metrics.hpp"
+#include "ops/hooks.hpp"
 #include "ops/logging.hpp"
 #include "ops/server.hpp"
 #include "ops/service.hpp"
@@ -349,6 +350,12 @@ int Daemon::finish() {
     // before it is acted on, and files enter the archive only by rename after fsync.
     // So the in-flight coroutines are not unwound (their frames hold sockets and
     // timers of this loop); the process ends here, as after a crash, but on purpose.
+    // Hooks are not the daemon's to leave behind: they would keep running, holding
+    // what they inherited, after the service is stopped.
+    if (const std::size_t hooks = ops::end_running_hooks(); hooks > 0) {
+      ops::log_event(ops::Level::info, "hooks_ended", "hooks still running were ended",
+                     {{"hooks", hooks}});
+    }
     spdlog::info("stopped");
     spdlog::shutdown();
     std::fflush(nullptr);

@@ -154,7 +154,8 @@ bool is_alnum_id(std::string_view text) {
 }
 
 FileText read_file(const fs::path& path, std::size_t max_bytes) {
-  std::unique_ptr<std::FILE, decltype(&std::fclose)> file(std::fopen(path.c_str(), "rb"),
+  // "e": O_CLOEXEC, so that a hook started meanwhile does not inherit it.
+  std::unique_ptr<std::FILE, decltype(&std::fclose)> file(std::fopen(path.c_str(), "rbe"),
                                                           &std::fclose);
   if (!file) {
     return {{}, std::strerror(errno)};

@@ -1,5 +1,6 @@
 #include "http/client.hpp"
 
+#include <fcntl.h>
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
 
@@ -9,6 +10,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/url/parse.hpp>
 #include <boost/url/url.hpp>
+#include <cerrno>
 #include <map>
 
 #include "http/detail.hpp"
@@ -37,6 +39,34 @@ std::optional<Proxy> load_proxy(const std::string& url, const std::string& sourc
     throw std::runtime_error("the proxy in " + source + " is not usable: " + why);
   }
   return proxy;
+}
+
+// Connects `stream` to the first of `endpoints` that answers, as Asio's range connect
+// does, but makes each socket close-on-exec as soon as it is opened: Asio opens sockets
+// without SOCK_CLOEXEC, and the loop may start a hook while a connect is pending.
+asio::awaitable<error_code> connect_any(beast::tcp_stream& stream,
+                                        const tcp::resolver::results_type& endpoints) {
+  error_code last = asio::error::host_not_found;
+  for (const auto& entry : endpoints) {
+    error_code ec;
+    stream.socket().close(ec);
+    stream.socket().open(entry.endpoint().protocol(), ec);
+    if (!ec && ::fcntl(stream.socket().native_handle(), F_SETFD, FD_CLOEXEC) != 0) {
+      ec.assign(errno, boost::system::system_category());
+    }
+    if (!ec) {
+      auto [connect_ec] = co_await stream.async_connect(entry.endpoint(), kTuple);
+      ec = connect_ec;
+    }
+    if (!ec) {
+      co_return ec;
+    }
+    last = ec;
+    if (ec == beast::error::timeout || ec == asio::error::operation_aborted) {
+      break;  // the connect's time is up, for every address
+    }
+  }
+  co_return last;
 }
 
 }  // namespace
@@ -159,7 +189,7 @@ struct Client::Impl {
     beast::tcp_stream& lowest = connection->lowest();
 
     lowest.expires_after(settings.timeout);
-    auto [connect_ec, endpoint] = co_await lowest.async_connect(*endpoints, kTuple);
+    const error_code connect_ec = co_await connect_any(lowest, *endpoints);
     if (connect_ec) {
       co_return failure(shown,
                         via != nullptr ? "connecting to the proxy " + via->shown : "connecting",

@@ -1,8 +1,6 @@
 #include "ops/hooks.hpp"
 
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <spdlog/spdlog.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -12,14 +10,15 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <cerrno>
 #include <cstring>
 #include <utility>
+#include <vector>
 
+#include "ops/hook_process.hpp"
 #include "ops/logging.hpp"
-
-extern char** environ;
 
 namespace gio::ops {
 namespace {
@@ -29,6 +28,8 @@ namespace asio = boost::asio;
 // Hooks are notifications (a chat message, a ticket): a few at once is plenty, and a
 // burst of slots done cannot fork the machine to death.
 constexpr int kMaxRunning = 4;
+// How often the group of a hook whose shell has ended is looked at, until it is empty.
+constexpr std::chrono::milliseconds kGroupPoll{100};
 
 std::string describe_status(int status) {
   if (WIFEXITED(status)) {
@@ -40,45 +41,93 @@ std::string describe_status(int status) {
   return "status " + std::to_string(status);
 }
 
-// Starts `/bin/sh -c command` with `variables` added to the daemon's environment, in its
-// own process group (so a timeout kills what the shell started too), stdin from
-// /dev/null, stdout and stderr where the daemon's go (the journal). Returns
-// posix_spawn's error number, 0 when `pid` is the child's.
-int spawn_shell(std::string command, const HookVariables& variables, pid_t& pid) {
-  std::vector<std::string> environment;
-  for (char** entry = environ; *entry != nullptr; ++entry) {
-    environment.emplace_back(*entry);
-  }
-  for (const auto& [name, value] : variables) {
-    environment.push_back(name + "=" + value);
-  }
-  std::vector<char*> envp;
-  for (std::string& entry : environment) {
-    envp.push_back(entry.data());
-  }
-  envp.push_back(nullptr);
-  std::string shell = "/bin/sh";
-  std::string dash_c = "-c";
-  char* argv[] = {shell.data(), dash_c.data(), command.data(), nullptr};
+// How a hook ended: its shell's wait status, or why there is none.
+struct Ended {
+  enum How { exited, timed_out, left_behind, unwatchable } how = exited;
+  int status = 0;  // exited, left_behind: the shell's wait status
+  int error = 0;   // unwatchable: pidfd_open's errno
+};
 
-  posix_spawnattr_t attributes;
-  posix_spawnattr_init(&attributes);
-  posix_spawnattr_setflags(&attributes,
-                           POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  posix_spawnattr_setpgroup(&attributes, 0);
-  sigset_t none;
-  sigemptyset(&none);
-  posix_spawnattr_setsigmask(&attributes, &none);
-  sigset_t defaults;  // the daemon ignores SIGXFSZ and catches SIGTERM/SIGHUP: not the hook
-  sigfillset(&defaults);
-  posix_spawnattr_setsigdefault(&attributes, &defaults);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-  const int spawned = posix_spawn(&pid, shell.c_str(), &actions, &attributes, argv, envp.data());
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attributes);
-  return spawned;
+// The shell's wait status; it has exited or was just killed, so this wait is short.
+int reap(pid_t pid) {
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return status;
+}
+
+// Reads the hook's output to its end (every writer gone) or until cancelled, keeping
+// what the log shows: a hook never blocks on a full pipe, however much it prints.
+asio::awaitable<void> read_output(asio::posix::stream_descriptor& pipe, HookOutput& printed) {
+  std::vector<char> buffer(64 * 1024);
+  for (;;) {
+    auto [error, got] =
+        co_await pipe.async_read_some(asio::buffer(buffer), asio::as_tuple(asio::use_awaitable));
+    printed.add({buffer.data(), got});
+    if (error) {
+      co_return;
+    }
+  }
+}
+
+asio::awaitable<void> await_exit(asio::posix::stream_descriptor& pidfd) {
+  co_await pidfd.async_wait(asio::posix::descriptor_base::wait_read,
+                            asio::as_tuple(asio::use_awaitable));
+}
+
+// Waits, within `timeout`, for the hook's shell to exit and its output to end, then for
+// the rest of its process group (a child it left running with its output elsewhere is
+// still the hook's); past the timeout the whole group is killed.
+asio::awaitable<Ended> await_end(pid_t pid, std::chrono::seconds timeout,
+                                 asio::posix::stream_descriptor& output, HookOutput& printed) {
+  const auto executor = co_await asio::this_coro::executor;
+  // glibc 2.36's <sys/pidfd.h> lacks C linkage for C++; the system call is the same.
+  // A pidfd is close-on-exec.
+  const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  if (pidfd < 0) {
+    // Without a pidfd the child cannot be awaited without blocking the loop.
+    const int error = errno;
+    ::kill(-pid, SIGKILL);
+    reap(pid);
+    co_return Ended{.how = Ended::unwatchable, .error = error};
+  }
+  asio::posix::stream_descriptor exited{executor, pidfd};  // owns and closes the pidfd
+  asio::steady_timer deadline{executor, timeout};
+  using namespace asio::experimental::awaitable_operators;
+  const auto first = co_await ((read_output(output, printed) && await_exit(exited)) ||
+                               deadline.async_wait(asio::as_tuple(asio::use_awaitable)));
+  if (first.index() == 1) {
+    ::kill(-pid, SIGKILL);
+    reap(pid);
+    co_return Ended{.how = Ended::timed_out};
+  }
+  Ended ended{.status = reap(pid)};
+  asio::steady_timer poll{executor};
+  while (group_alive(pid)) {
+    const auto left = deadline.expiry() - asio::steady_timer::clock_type::now();
+    if (left <= asio::steady_timer::duration::zero()) {
+      ::kill(-pid, SIGKILL);
+      ended.how = Ended::left_behind;
+      break;
+    }
+    poll.expires_after(std::min<asio::steady_timer::duration>(left, kGroupPoll));
+    co_await poll.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+  co_return ended;
+}
+
+// hook_output: the first HookOutput::kMaxBytes of what the hook printed, in one field,
+// and how many bytes it printed in all.
+void log_output(const HookOutput& printed, Fields fields) {
+  if (printed.total() == 0) {
+    return;
+  }
+  fields.emplace_back("output", printed.text());
+  fields.emplace_back("bytes", printed.total());
+  if (printed.dropped() > 0) {
+    fields.emplace_back("dropped", printed.dropped());
+  }
+  log_event(Level::info, "hook_output", "hook output", fields);
 }
 
 }  // namespace
@@ -117,44 +166,32 @@ asio::awaitable<void> HookRunner::execute(Hook hook) {
     fields.emplace_back("reason", reason);
     log_event(Level::warning, "hook_failed", "hook failed", fields);
   };
-  pid_t pid = 0;
-  if (const int spawned = spawn_shell(hook.command, hook.variables, pid); spawned != 0) {
+  SpawnedHook child;
+  if (const int spawned = spawn_hook(hook.command, hook.variables, child); spawned != 0) {
     failed(std::string{"cannot start /bin/sh: "} + std::strerror(spawned));
     co_return;
   }
-
-  // glibc 2.36's <sys/pidfd.h> lacks C linkage for C++; the system call is the same.
-  const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-  if (pidfd < 0) {
-    // Without a pidfd the child cannot be awaited without blocking; it is reaped by
-    // a blocking wait only after it was killed, which is immediate.
-    failed(std::string{"pidfd_open: "} + std::strerror(errno));
-    ::kill(-pid, SIGKILL);
-    int ignored = 0;
-    ::waitpid(pid, &ignored, 0);
-    co_return;
-  }
-  asio::posix::stream_descriptor exited{executor_, pidfd};  // owns and closes the pidfd
-  asio::steady_timer deadline{executor_, hook.timeout};
-  using namespace asio::experimental::awaitable_operators;
-  const auto first = co_await (exited.async_wait(asio::posix::descriptor_base::wait_read,
-                                                 asio::as_tuple(asio::use_awaitable)) ||
-                               deadline.async_wait(asio::as_tuple(asio::use_awaitable)));
-  const bool timed_out = first.index() == 1;
-  if (timed_out) {
-    ::kill(-pid, SIGKILL);
-  }
-  int status = 0;
-  // The child has exited, or was just killed and is about to: this wait is short.
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (timed_out) {
+  const RunningHooks::Entry running{child.pid, hook.timeout};      // for the daemon's stop
+  asio::posix::stream_descriptor output{executor_, child.output};  // owns and closes it
+  HookOutput printed;
+  const Ended ended = co_await await_end(child.pid, hook.timeout, output, printed);
+  log_output(printed, about);
+  if (ended.how == Ended::timed_out) {
     failed("killed after " + std::to_string(hook.timeout.count()) + "s (hook_timeout)");
-  } else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    failed(describe_status(status));
+  } else if (ended.how == Ended::left_behind) {
+    failed("its processes outlived it and were killed after " +
+           std::to_string(hook.timeout.count()) + "s (hook_timeout)");
+  } else if (ended.how == Ended::unwatchable) {
+    failed(std::string{"pidfd_open: "} + std::strerror(ended.error));
+  } else if (!WIFEXITED(ended.status) || WEXITSTATUS(ended.status) != 0) {
+    failed(describe_status(ended.status));
   } else {
     log_event(Level::debug, "hook_finished", "hook finished", about);
   }
+}
+
+std::size_t end_running_hooks() {
+  return RunningHooks::end_all();
 }
 
 }  // namespace gio::ops

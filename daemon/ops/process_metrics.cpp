@@ -1,14 +1,15 @@
 #include "ops/process_metrics.hpp"
 
+#include <fcntl.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <cmath>
 #include <ctime>
 #include <filesystem>
-#include <fstream>
 #include <iterator>
 #include <string>
 #include <system_error>
@@ -32,12 +33,25 @@ constexpr std::size_t kStartTicks = 22;
 constexpr std::size_t kVsize = 23;
 constexpr std::size_t kRss = 24;
 
+// Not an ifstream: libstdc++ opens those without O_CLOEXEC.
 std::optional<std::string> read_text(const char* path) {
-  std::ifstream in{path, std::ios::binary};
-  if (!in) {
+  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
     return std::nullopt;
   }
-  return std::string{std::istreambuf_iterator<char>{in}, {}};
+  std::string text;
+  char buffer[4096];
+  for (;;) {
+    const ssize_t got = ::read(fd, buffer, sizeof buffer);
+    if (got < 0 && errno == EINTR) {
+      continue;
+    }
+    if (got <= 0) {
+      ::close(fd);
+      return got == 0 ? std::optional{text} : std::nullopt;
+    }
+    text.append(buffer, static_cast<std::size_t>(got));
+  }
 }
 
 std::optional<double> number(std::string_view text) {

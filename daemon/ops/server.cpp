@@ -1,6 +1,9 @@
 #include "ops/server.hpp"
 
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -9,6 +12,8 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
+#include <cerrno>
+#include <optional>
 #include <stdexcept>
 
 namespace gio::ops {
@@ -60,6 +65,15 @@ Server::Server(asio::any_io_executor executor, std::string_view listen, Handler 
   const tcp::endpoint endpoint = resolve(executor, listen);
   boost::system::error_code error;
   acceptor_.open(endpoint.protocol(), error);
+  // Asio opens sockets without SOCK_CLOEXEC: a hook (or anything else the daemon
+  // starts) would inherit the listener and keep its port after the daemon is gone.
+  if (!error && ::fcntl(acceptor_.native_handle(), F_SETFD, FD_CLOEXEC) != 0) {
+    error.assign(errno, boost::system::system_category());
+  }
+  if (!error) {
+    // accept4() below needs a listener that says "not yet" instead of blocking.
+    acceptor_.non_blocking(true, error);
+  }
   if (!error) {
     acceptor_.set_option(asio::socket_base::reuse_address(true), error);
   }
@@ -78,11 +92,39 @@ tcp::endpoint Server::local_endpoint() const {
   return acceptor_.local_endpoint();
 }
 
+// One waiting connection, accepted close-on-exec at once (Asio's accept() has no
+// SOCK_CLOEXEC, and the loop may start a hook before a later fcntl); EAGAIN when another
+// wake-up took it.
+std::optional<tcp::socket> Server::accept_one(boost::system::error_code& error) {
+  const int fd = ::accept4(acceptor_.native_handle(), nullptr, nullptr, SOCK_CLOEXEC);
+  if (fd < 0) {
+    error.assign(errno, boost::system::system_category());
+    return std::nullopt;
+  }
+  tcp::socket socket{acceptor_.get_executor()};
+  socket.assign(acceptor_.local_endpoint().protocol(), fd, error);
+  if (error) {
+    ::close(fd);
+    return std::nullopt;
+  }
+  return socket;
+}
+
 asio::awaitable<void> Server::run() {
   for (;;) {
-    auto [error, socket] = co_await acceptor_.async_accept(asio::as_tuple(asio::use_awaitable));
-    if (error == asio::error::operation_aborted || !acceptor_.is_open()) {
+    auto [wait_error] = co_await acceptor_.async_wait(tcp::acceptor::wait_read,
+                                                      asio::as_tuple(asio::use_awaitable));
+    if (wait_error == asio::error::operation_aborted || !acceptor_.is_open()) {
       co_return;
+    }
+    boost::system::error_code error = wait_error;
+    std::optional<tcp::socket> socket;
+    if (!error) {
+      socket = accept_one(error);
+    }
+    if (error == asio::error::would_block || error == asio::error::try_again ||
+        error == asio::error::connection_aborted || error == asio::error::interrupted) {
+      continue;
     }
     if (error) {
       // Out of file descriptors, say: the listener goes on; the next accept may work.
@@ -92,7 +134,7 @@ asio::awaitable<void> Server::run() {
     if (connections_ >= kMaxConnections) {
       continue;  // the socket closes as it goes out of scope
     }
-    asio::co_spawn(acceptor_.get_executor(), serve(std::move(socket)), asio::detached);
+    asio::co_spawn(acceptor_.get_executor(), serve(std::move(*socket)), asio::detached);
   }
 }
 

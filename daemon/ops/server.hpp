@@ -9,6 +9,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -36,6 +37,7 @@ class Server {
 
  private:
   boost::asio::awaitable<void> serve(boost::asio::ip::tcp::socket socket);
+  std::optional<boost::asio::ip::tcp::socket> accept_one(boost::system::error_code& error);
 
   boost::asio::ip::tcp::acceptor acceptor_;
   Handler handler_;

@@ -1,4 +1,7 @@
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
@@ -12,10 +15,12 @@
 #include <ctime>
 #include <fstream>
 #include <functional>
+#include <set>
 #include <sstream>
 #include <thread>
 
 #include "ops/exporter_metrics.hpp"
+#include "ops/hook_process.hpp"
 #include "ops/hooks.hpp"
 #include "ops/logging.hpp"
 #include "ops/process_metrics.hpp"
@@ -414,6 +419,168 @@ TEST(HookRunner, KillsAHookThatOutlivesItsTimeout) {
     co_await hooks.wait();
   });
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds{10});
+}
+
+// True while `pid` runs; a zombie waiting for its reaper has ended.
+bool process_alive(pid_t pid) {
+  std::ifstream stat{"/proc/" + std::to_string(pid) + "/stat"};
+  std::string text;
+  if (!std::getline(stat, text)) {
+    return false;
+  }
+  const auto close = text.rfind(')');
+  return close != std::string::npos && text.size() > close + 2 && text[close + 2] != 'Z';
+}
+
+TEST(HookRunner, GivesAHookOnlyItsVariablesAndPathHomeLang) {
+  const std::string out = ::testing::TempDir() + "ops_test_hook_env.txt";
+  std::remove(out.c_str());
+  ::setenv("GIO_TOKEN", "token-secret", 1);
+  ::setenv("NOTIFY_SOCKET", "/run/systemd/notify", 1);
+  ::setenv("CREDENTIALS_DIRECTORY", "/run/credentials/gio", 1);
+  ::setenv("GIO_SLOT_START", "the daemon's own", 1);
+  ::setenv("LANG", "C.UTF-8", 1);
+  ::setenv("HOME", "/var/lib/gio-exporter", 1);
+  run_hooks([&](HookRunner& hooks) -> boost::asio::awaitable<void> {
+    hooks.run("env > " + out, std::chrono::seconds{10},
+              {{"GIO_EVENT", "slot_done"}, {"GIO_SLOT", "2026-11-22T03"}, {"NOT_DOCUMENTED", "x"}});
+    co_await hooks.wait();
+  });
+  for (const char* name :
+       {"GIO_TOKEN", "NOTIFY_SOCKET", "CREDENTIALS_DIRECTORY", "GIO_SLOT_START", "LANG", "HOME"}) {
+    ::unsetenv(name);
+  }
+  std::istringstream lines{read_all(out)};
+  std::set<std::string> names;
+  for (std::string line; std::getline(lines, line);) {
+    names.insert(line.substr(0, line.find('=')));
+    EXPECT_EQ(line.find("secret"), std::string::npos) << line;
+  }
+  names.erase("PWD");  // /bin/sh's own
+  EXPECT_EQ(names, (std::set<std::string>{"GIO_EVENT", "GIO_SLOT", "HOME", "LANG", "PATH"}));
+}
+
+TEST(HookRunner, AHookInheritsNoDescriptorOfTheDaemon) {
+  const std::string out = ::testing::TempDir() + "ops_test_hook_fds.txt";
+  std::remove(out.c_str());
+  // A descriptor opened without O_CLOEXEC (by a library, say) still stays out of hooks.
+  const int leaky = ::open("/dev/null", O_RDONLY);
+  ASSERT_GE(leaky, 3);
+  run_hooks([&](HookRunner& hooks) -> boost::asio::awaitable<void> {
+    hooks.run(
+        "exec python3 -c \"import os; fds = os.listdir('/proc/self/fd'); "
+        "open('" +
+            out + "', 'w').write(' '.join(sorted(fds)))\"",
+        std::chrono::seconds{10}, {});
+    co_await hooks.wait();
+  });
+  ::close(leaky);
+  EXPECT_EQ(read_all(out), "0 1 2 3");  // 3 is the listing's own
+}
+
+TEST(HookRunner, KillsTheChildrenAHookLeftBehindAtItsTimeout) {
+  const std::string out = ::testing::TempDir() + "ops_test_hook_child.txt";
+  std::remove(out.c_str());
+  const auto start = std::chrono::steady_clock::now();
+  run_hooks([&](HookRunner& hooks) -> boost::asio::awaitable<void> {
+    hooks.run("sleep 1000 >/dev/null 2>&1 & echo $! > " + out, std::chrono::seconds{1}, {});
+    co_await hooks.wait();
+  });
+  const pid_t child = std::stoi(read_all(out));
+  for (int i = 0; i < 20 && process_alive(child); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds{50});
+  }
+  const bool survived = process_alive(child);
+  if (survived) {
+    ::kill(child, SIGKILL);
+  }
+  EXPECT_FALSE(survived);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds{5});
+}
+
+TEST(HookEnvironment, HoldsPathHomeLangAndTheDocumentedVariablesOnly) {
+  std::string entries[] = {"GIO_TOKEN=secret",
+                           "PATH=/usr/bin:/bin",
+                           "PATHS=no",
+                           "LANG=C.UTF-8",
+                           "LC_ALL=C",
+                           "HOME=/var/lib/gio-exporter",
+                           "GIO_JOB=the daemon's",
+                           "NOTIFY_SOCKET=/run/systemd/notify",
+                           "HOME"};
+  std::vector<char*> parent;
+  for (std::string& entry : entries) {
+    parent.push_back(entry.data());
+  }
+  parent.push_back(nullptr);
+  const std::vector<std::string> environment = hook_environment(
+      {{"GIO_EVENT", "slot_failed"}, {"GIO_JOB", "shop"}, {"GIO_REASON", "a\nb"}, {"PATH", "/x"}},
+      parent.data());
+  EXPECT_EQ(environment, (std::vector<std::string>{
+                             "PATH=/usr/bin:/bin", "HOME=/var/lib/gio-exporter", "LANG=C.UTF-8",
+                             "GIO_EVENT=slot_failed", "GIO_JOB=shop", "GIO_REASON=a\nb"}));
+  EXPECT_EQ(hook_environment({}, nullptr), std::vector<std::string>{});
+}
+
+TEST(HookOutput, KeepsTextAndReplacesWhatIsNot) {
+  EXPECT_EQ(hook_output_text("done\n"), "done");
+  EXPECT_EQ(hook_output_text("a\nb\r\n\x1b[31m\t"), "a\nb\r\n\x1b[31m\t");  // the formatter escapes
+  EXPECT_EQ(hook_output_text("数据 ok"), "数据 ok");
+  EXPECT_EQ(hook_output_text("\xff\xfe"), "\uFFFD\uFFFD");
+  EXPECT_EQ(hook_output_text("\xC0\xAF"), "\uFFFD\uFFFD");            // overlong '/'
+  EXPECT_EQ(hook_output_text("\xED\xA0\x80"), "\uFFFD\uFFFD\uFFFD");  // a surrogate
+  EXPECT_EQ(hook_output_text("\xE6\x95"), "\uFFFD\uFFFD");            // cut off
+  EXPECT_EQ(hook_output_text("a\xC2\x9B"
+                             "b\xE2\x80\xA8"
+                             "c"),
+            "a\uFFFDb\uFFFDc");  // CSI, LS
+  EXPECT_EQ(hook_output_text("\xF0\x9F\x98\x80"), "\xF0\x9F\x98\x80");
+}
+
+TEST(HookOutput, KeepsTheFirstBytesAndCountsTheRest) {
+  HookOutput output;
+  output.add(std::string(3000, 'a'));
+  output.add(std::string(3000, 'b'));
+  output.add("");
+  EXPECT_EQ(output.total(), 6000u);
+  EXPECT_EQ(output.dropped(), 6000u - HookOutput::kMaxBytes);
+  EXPECT_EQ(output.text(), std::string(3000, 'a') + std::string(HookOutput::kMaxBytes - 3000, 'b'));
+}
+
+TEST(HookRunner, LogsWhatAHookPrintsInOneFieldOfOneLine) {
+  const std::string out = ::testing::TempDir() + "ops_test_hook_output.txt";
+  std::remove(out.c_str());
+  run_hooks([&](HookRunner& hooks) -> boost::asio::awaitable<void> {
+    // 1 MB through a 64 KiB pipe: the hook ends only if the daemon keeps reading.
+    hooks.run(
+        "printf 'one\\nlevel=error msg=forged\\n'; head -c 1048576 /dev/zero; echo end > " + out,
+        std::chrono::seconds{10}, {{"GIO_EVENT", "slot_done"}});
+    co_await hooks.wait();
+  });
+  EXPECT_EQ(read_all(out), "end\n");
+  EXPECT_EQ(end_running_hooks(), 0u);  // none left running
+}
+
+TEST(HookRunner, TheDaemonsStopEndsEveryHookGroupTermThenKill) {
+  const std::string out = ::testing::TempDir() + "ops_test_hook_stop.txt";
+  std::remove(out.c_str());
+  boost::asio::io_context io;
+  HookRunner hooks{io.get_executor()};
+  hooks.run("(trap '' TERM; exec sleep 30) & echo $! > " + out + "; sleep 30",
+            std::chrono::seconds{2}, {});
+  io.run_for(std::chrono::milliseconds{500});  // the loop stops with the hook running
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(end_running_hooks(), 1u);
+  const auto took = std::chrono::steady_clock::now() - start;
+  const pid_t child = std::stoi(read_all(out));
+  const bool survived = process_alive(child);
+  if (survived) {
+    ::kill(child, SIGKILL);
+  }
+  EXPECT_FALSE(survived);
+  // The child ignores SIGTERM: it took the grace, min(5 s, hook_timeout), then SIGKILL.
+  EXPECT_GE(took, std::chrono::milliseconds{1900});
+  EXPECT_LT(took, std::chrono::seconds{4});
 }
 
 }  // namespace
