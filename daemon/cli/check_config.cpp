@@ -55,7 +55,7 @@ std::string probe_folder(const fs::path& dir) {
       return dir.string() + " is not a folder";
     }
     std::string probe = probe_name(dir);
-    const int fd = ::mkstemp(probe.data());
+    const int fd = ::mkostemp(probe.data(), O_CLOEXEC);
     if (fd < 0) {
       return "cannot write in " + dir.string() + " (" + why(errno) + ")";
     }
