@@ -222,7 +222,9 @@ class HooksCleanTest(E2ETestCase):
         slots = self.expected()
         self.wait_done("shop-hourly", len(slots))
         wait_for(lambda: len(os.listdir(ran)) >= len(slots), 30, "every hook to run")
-        time.sleep(0.5)  # the daemon reads what they printed
+        # Their output is logged once each has ended (or, without the fix, already was).
+        wait_for(lambda: len(self.daemon.events("hook_output")) >= len(slots)
+                 or self.daemon.events("forged_line"), 30, "every hook's output in the log")
         self.assertEqual(healthz(port), 200)
         self.stop_daemon()
 
