@@ -158,12 +158,22 @@ void define_verify(CLI::App& command, Args& args) {
   const auto [from, to] = add_range(command, args);
   from->needs(to);
   to->needs(from);
+  command
+      .add_option_function<std::string>(
+          "--mode",
+          [&args](const std::string& value) {
+            args.verify = value == "size" ? archive::VerifyMode::size : archive::VerifyMode::gzip;
+          },
+          "gzip (the default, whatever the job's verify): inflate every gzip part to its end; "
+          "size: sizes and sha256 only")
+      ->type_name("gzip|size")
+      ->check(quiet(CLI::IsMember({"gzip", "size"})));
   command.add_flag("--repair", args.repair,
                    "queue damaged slots still inside the vendor's 15-day retention");
 }
 int run_verify(const Args& args) {
   return with_config(args, [&](const config::Config& config, const config::Job* job) {
-    return verify(config, job, args.from, args.to, args.repair);
+    return verify(config, job, args.from, args.to, args.repair, args.verify);
   });
 }
 
@@ -232,7 +242,7 @@ constexpr std::array kCommands{
             define_backfill, run_backfill},
     Command{"retry", "--job NAME (--slot SLOT | --failed) [--dry-run]",
             "queue failed slots again with a fresh give_up_after", define_retry, run_retry},
-    Command{"verify", "[--job NAME] [--from SLOT --to SLOT] [--repair]",
+    Command{"verify", "[--job NAME] [--from SLOT --to SLOT] [--mode gzip|size] [--repair]",
             "re-read archived partitions against their manifests (size,\n"
             "sha256, gzip); exit 2 on damage; --repair queues damaged\n"
             "slots still inside the vendor's 15-day retention",

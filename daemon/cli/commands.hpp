@@ -58,11 +58,13 @@ int backfill(const config::Config& config, const config::Job& job, std::string_v
 // retry --job J (--slot S | --failed) [--dry-run]: slot_text unset means --failed.
 int retry(const config::Config& config, const config::Job& job,
           const std::optional<std::string>& slot_text, bool dry_run);
-// verify [--job J] [--from S --to S] [--repair]: 0 clean, 2 damage found, 1 bad options.
-// The parser has checked that --from and --to come together.
+// verify [--job J] [--from S --to S] [--mode gzip|size] [--repair]: 0 clean, 2 damage
+// found, 1 bad options. The parser has checked that --from and --to come together. `mode`
+// gzip (the default) inflates every gzip part whatever the job's own verify mode; size
+// checks sizes and sha256 only.
 int verify(const config::Config& config, const config::Job* only_job,
            const std::optional<std::string>& from, const std::optional<std::string>& to,
-           bool repair);
+           bool repair, archive::VerifyMode mode = archive::VerifyMode::gzip);
 
 // --- --from, --to and --slot: checked here only ------------------------------------------
 

@@ -180,7 +180,8 @@ int Daemon::run() {
   // Prometheus itself.
   ops::record_config_load(registry_, true, static_cast<double>(to_unix(clock_.now())));
   verify_pool_.emplace(std::max(1u, std::thread::hardware_concurrency()));
-  downloader_.emplace(*http_, *verify_pool_);
+  downloader_.emplace(*http_, *verify_pool_, archive::best_inflater(),
+                      download::Limits{.max_part_size = config_.limits.max_part_size});
   scheduler_.emplace(io_.get_executor(), std::make_shared<const config::Config>(config_), clock_,
                      *store_, *archive_, *http_, *downloader_, registry_);
   // The metrics and health listener (not for one pass): bound before READY=1, so a

@@ -8,6 +8,7 @@
 // swaps in a whole valid value or keeps the old one).
 
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -174,6 +175,8 @@ struct HttpSettings {
 struct Limits {
   double api_requests_per_second = 2;  // per project
   int parallel_downloads = 4;          // whole daemon
+  // Bytes one downloaded part may have (any job): a longer body fails that part.
+  std::uint64_t max_part_size = std::uint64_t{1} << 30;
 };
 
 struct MetricsSettings {
@@ -261,6 +264,9 @@ inline constexpr Duration kMaxLinkExpire = std::chrono::minutes{10080};  // the 
 inline constexpr int kMinParallelDownloads = 1;
 inline constexpr int kMaxParallelDownloads = 64;
 inline constexpr double kMaxApiRequestsPerSecond = 100;
+// limits.max_part_size: below 1 MiB no real part fits; beyond 1 TiB it bounds nothing.
+inline constexpr std::uint64_t kMinMaxPartSize = std::uint64_t{1} << 20;
+inline constexpr std::uint64_t kMaxMaxPartSize = std::uint64_t{1} << 40;
 inline constexpr Duration kDefaultReadyAfterHour = std::chrono::minutes{40};
 inline constexpr Duration kDefaultReadyAfterDay = std::chrono::hours{6};
 // The chart API's `interval` values (hour, day, week, month; sent in milliseconds).

@@ -16,7 +16,8 @@ inline constexpr std::string_view kTopLevel[] = {"state_db", "archive_dir", "arc
                                                  "http",     "limits",      "metrics",
                                                  "log",      "projects",    "jobs"};
 inline constexpr std::string_view kHttp[] = {"api_base", "timeout", "ca_file", "proxy", "no_proxy"};
-inline constexpr std::string_view kLimits[] = {"api_requests_per_second", "parallel_downloads"};
+inline constexpr std::string_view kLimits[] = {"api_requests_per_second", "parallel_downloads",
+                                               "max_part_size"};
 inline constexpr std::string_view kMetrics[] = {"listen"};
 inline constexpr std::string_view kLog[] = {"level", "format"};
 inline constexpr std::string_view kProject[] = {"name", "ai", "project_uid", "auth"};

@@ -290,6 +290,11 @@ void Parser::read_limits(const YAML::Node& node) {
       config_.limits.parallel_downloads = *n;
     }
   }
+  if (const Entry* entry = map.find("max_part_size")) {
+    if (auto bytes = read_size(*entry, reporter_, kMinMaxPartSize, kMaxMaxPartSize)) {
+      config_.limits.max_part_size = *bytes;
+    }
+  }
 }
 
 void Parser::read_metrics(const YAML::Node& node) {

@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <initializer_list>
 #include <optional>
@@ -133,6 +134,10 @@ std::optional<Duration> read_duration(const Entry& entry, Reporter& reporter, Du
 std::optional<int> read_int(const Entry& entry, Reporter& reporter, int min, int max);
 // More than 0 and at most max.
 std::optional<double> read_rate(const Entry& entry, Reporter& reporter, double max);
+// Bytes: a whole number, optionally with a unit (B, KiB, MiB, GiB, TiB, or KB, MB, GB, TB
+// in powers of 1000), between min and max.
+std::optional<std::uint64_t> read_size(const Entry& entry, Reporter& reporter, std::uint64_t min,
+                                       std::uint64_t max);
 // Relative paths are anchored at `base`, the config file's folder.
 std::optional<std::filesystem::path> read_path(const Entry& entry,
                                                const std::filesystem::path& base,

@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 #include <memory>
 
 #include "config/parse_support.hpp"
@@ -314,6 +315,67 @@ std::optional<double> read_rate(const Entry& entry, Reporter& reporter, double m
     return std::nullopt;
   }
   return value;
+}
+
+namespace {
+
+struct SizeUnit {
+  std::string_view name;
+  std::uint64_t bytes;
+};
+constexpr SizeUnit kSizeUnits[] = {{"TiB", 1ull << 40},
+                                   {"GiB", 1ull << 30},
+                                   {"MiB", 1ull << 20},
+                                   {"KiB", 1ull << 10},
+                                   {"TB", 1'000'000'000'000ull},
+                                   {"GB", 1'000'000'000ull},
+                                   {"MB", 1'000'000ull},
+                                   {"KB", 1'000ull},
+                                   {"B", 1}};
+
+// 1073741824 -> "1GiB": the largest binary unit that divides it.
+std::string size_text(std::uint64_t bytes) {
+  for (const SizeUnit& unit : kSizeUnits) {
+    if (unit.name.ends_with("iB") && bytes != 0 && bytes % unit.bytes == 0) {
+      return std::to_string(bytes / unit.bytes) + std::string{unit.name};
+    }
+  }
+  return std::to_string(bytes);
+}
+
+}  // namespace
+
+std::optional<std::uint64_t> read_size(const Entry& entry, Reporter& reporter, std::uint64_t min,
+                                       std::uint64_t max) {
+  const auto text = read_string(entry, reporter);
+  if (!text) {
+    return std::nullopt;
+  }
+  std::uint64_t number = 0;
+  const char* first = text->data();
+  const char* last = text->data() + text->size();
+  const auto [end, error] = std::from_chars(first, last, number);
+  std::uint64_t scale = end == last ? 1 : 0;
+  for (const SizeUnit& unit : kSizeUnits) {
+    if (scale == 0 && std::string_view{end, last} == unit.name) {
+      scale = unit.bytes;
+    }
+  }
+  if (error != std::errc{} || end == first || scale == 0 ||
+      number > std::numeric_limits<std::uint64_t>::max() / scale) {
+    reporter.add(entry.value_mark(), in_quotes(entry.name) +
+                                         " must be a size such as 1GiB, 512MiB or 1048576 "
+                                         "(bytes), not " +
+                                         in_quotes(*text));
+    return std::nullopt;
+  }
+  const std::uint64_t bytes = number * scale;
+  if (bytes < min || bytes > max) {
+    reporter.add(entry.value_mark(), in_quotes(entry.name) + " must be between " + size_text(min) +
+                                         " and " + size_text(max) + ", not " + *text);
+    return std::nullopt;
+  }
+  return bytes;
 }
 
 // Relative paths are anchored at the config file's folder, not at the daemon's

@@ -1,6 +1,7 @@
 #include "download/downloader.hpp"
 
 #include <fcntl.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <array>
@@ -117,6 +118,15 @@ class Verifier : public std::enable_shared_from_this<Verifier> {
   // Loop thread: stop handing out work (the download failed).
   void abandon() { abandoned_ = true; }
 
+  // Loop thread, before finish(): also inflate the bytes, from the first one (a size-mode
+  // part that came without Content-Length, see fetch()). Throws as GzipChecker does.
+  void check_gzip_too(archive::Inflater inflater) {
+    if (!gzip_) {
+      gzip_ = std::make_unique<archive::GzipChecker>(inflater);
+      chains_[1] = Chain{.active = true};
+    }
+  }
+
  private:
   struct Chain {
     bool active = false;
@@ -224,25 +234,88 @@ class Verifier : public std::enable_shared_from_this<Verifier> {
 };
 
 // Writes the body to the staging file on the loop thread (a write to the page cache) and
-// tells the verifier; stops the download early once the verifier found the data bad.
+// tells the verifier; stops the download early once the verifier found the data bad, or
+// the body outgrew the part size limit, and refuses before the first byte a body whose
+// Content-Length is over that limit or does not fit in the free space.
 class FileSink : public http::BodySink {
  public:
-  FileSink(archive::StagedFile& file, Verifier& verifier) : file_(file), verifier_(verifier) {}
+  FileSink(archive::StagedFile& file, Verifier& verifier, const Limits& limits)
+      : file_(file), verifier_(verifier), limits_(limits) {}
+
+  void begin(std::optional<std::uint64_t> content_length) override {
+    if (!content_length) {
+      return;  // chunked or ended by the connection: write() watches the limit
+    }
+    if (*content_length > limits_.max_part_size) {
+      refuse(Failure::too_large, "Content-Length " + std::to_string(*content_length) +
+                                     " is more than limits.max_part_size (" + limit_text() + ")");
+    }
+    check_free_space(*content_length);
+  }
 
   void write(const char* data, std::size_t size) override {
     if (verifier_.problem()) {
       throw std::runtime_error("download stopped: " + verifier_.problem()->message);
     }
+    if (size > limits_.max_part_size - received_) {
+      // Nothing past the limit reaches the disk: an endless body costs at most this.
+      refuse(Failure::too_large, "the body grew past limits.max_part_size (" + limit_text() +
+                                     "); stopped after " + std::to_string(received_) + " bytes");
+    }
+    received_ += size;
     for (std::size_t done = 0; done < size; done += kWritePiece) {
       file_.write({data + done, std::min(kWritePiece, size - done)});
     }
     verifier_.written(size);
   }
 
+  // Why the sink stopped the download, when it did.
+  const std::optional<Problem>& problem() const { return problem_; }
+
  private:
+  [[noreturn]] void refuse(Failure kind, std::string message) {
+    problem_ = Problem{kind, message};
+    throw std::runtime_error(std::move(message));
+  }
+
+  std::string limit_text() const { return std::to_string(limits_.max_part_size) + " bytes"; }
+
+  // The part and a margin must fit in what the staging file system has left; else it is
+  // a local fault (downloads pause) rather than a disk filled to the last byte.
+  void check_free_space(std::uint64_t content_length) {
+    struct statvfs info {};
+    if (::fstatvfs(file_.fd(), &info) != 0) {
+      return;  // no answer is no reason to refuse: the writes still fail on a full disk
+    }
+    const std::uint64_t available = static_cast<std::uint64_t>(info.f_bavail) * info.f_frsize;
+    const std::uint64_t margin = limits_.free_space_margin;
+    if (content_length > available || available - content_length < margin) {
+      refuse(Failure::local, "not enough free space in " + file_.path().parent_path().string() +
+                                 " for this part: it needs " + std::to_string(content_length) +
+                                 " bytes (its Content-Length) and a margin of " +
+                                 std::to_string(margin) + " bytes; " + std::to_string(available) +
+                                 " bytes free");
+    }
+  }
+
   archive::StagedFile& file_;
   Verifier& verifier_;
+  const Limits& limits_;
+  std::uint64_t received_ = 0;
+  std::optional<Problem> problem_;
 };
+
+// Whether a size-mode part that came without Content-Length is a gzip stream worth
+// inflating: its link names a .gz file, or its first bytes are the gzip magic.
+bool looks_like_gzip(const archive::StagedFile& file, std::string_view shown,
+                     std::string_view final_shown) {
+  if (shown.ends_with(".gz") || final_shown.ends_with(".gz")) {
+    return true;
+  }
+  std::array<unsigned char, 2> magic{};
+  return ::pread(file.fd(), magic.data(), magic.size(), 0) == 2 && magic[0] == 0x1f &&
+         magic[1] == 0x8b;
+}
 
 Failure from_http(http::Failure failure) {
   switch (failure) {
@@ -278,13 +351,15 @@ std::string_view to_string(Failure failure) {
       return "corrupt";
     case Failure::local:
       return "local";
+    case Failure::too_large:
+      return "too_large";
   }
   return "unknown";
 }
 
 Downloader::Downloader(http::Client& client, asio::thread_pool& verify_pool,
-                       archive::Inflater inflater)
-    : client_(client), verify_pool_(verify_pool), inflater_(inflater) {}
+                       archive::Inflater inflater, Limits limits)
+    : client_(client), verify_pool_(verify_pool), inflater_(inflater), limits_(limits) {}
 
 asio::awaitable<boost::system::result<VerifiedFile, Error>> Downloader::fetch(
     std::string url, std::filesystem::path staging_dir, archive::VerifyMode mode) {
@@ -315,12 +390,16 @@ asio::awaitable<boost::system::result<VerifiedFile, Error>> Downloader::fetch(
     ~Abandon() { verifier.abandon(); }
   } abandon_on_exit{*verifier};
 
-  FileSink sink{*staged, *verifier};
+  FileSink sink{*staged, *verifier, limits_};
   // A named argument, not a braced temporary in the co_await (GCC 12 miscompiles those).
   std::vector<http::Header> no_headers;
   auto response = co_await client_.download(url, std::move(no_headers), sink);
   if (!response) {
     const http::Error& error = response.error();
+    if (error.kind == http::Failure::io && sink.problem()) {
+      // The sink refused the body: over the size limit, or no room for it.
+      co_return Error{sink.problem()->kind, shown + ": " + sink.problem()->message};
+    }
     if (error.kind == http::Failure::io && verifier->problem()) {
       // The sink stopped the download because the verifier had found the data bad.
       co_return Error{verifier->problem()->kind, shown + ": " + verifier->problem()->message};
@@ -344,13 +423,27 @@ asio::awaitable<boost::system::result<VerifiedFile, Error>> Downloader::fetch(
                         " bytes, Content-Length says " + std::to_string(*response->content_length)};
   }
 
+  // Size mode trusts the length; without one, a body cut off when the connection closed
+  // looks whole, so a gzip part gets the full check after all.
+  bool gzip = mode == archive::VerifyMode::gzip;
+  std::string why;
+  if (!gzip && !response->content_length &&
+      looks_like_gzip(*staged, shown, http::redact(response->final_url))) {
+    try {
+      verifier->check_gzip_too(inflater_);
+    } catch (const std::exception& error) {
+      co_return Error{Failure::local, error.what()};
+    }
+    gzip = true;
+    why = " (no Content-Length, so the gzip stream was checked)";
+  }
   co_await verifier->finish();
   if (const auto& problem = verifier->problem()) {
-    co_return Error{problem->kind, shown + ": " + problem->message};
+    co_return Error{problem->kind, shown + ": " + problem->message + why};
   }
-  if (mode == archive::VerifyMode::gzip && !verifier->gzip_complete()) {
+  if (gzip && !verifier->gzip_complete()) {
     co_return Error{Failure::corrupt, shown + ": the gzip stream ends early, after " +
-                                          std::to_string(response->body_bytes) + " bytes"};
+                                          std::to_string(response->body_bytes) + " bytes" + why};
   }
 
   // fsync can take a while for a large file: on the pool, not the loop.

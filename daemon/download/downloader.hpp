@@ -33,8 +33,9 @@ enum class Failure {
   server,         // 5xx / 429 / other non-2xx
   network,        // resolve/connect/tls/timeout/reset
   truncated,      // fewer (or more) bytes than Content-Length
-  corrupt,        // gzip stream invalid or incomplete (VerifyMode::gzip)
-  local,          // writing the staging file failed (disk full, permissions)
+  corrupt,        // gzip stream invalid or incomplete (VerifyMode::gzip, or size without a length)
+  local,          // writing the staging file failed (disk full, permissions), or too little space
+  too_large,      // the body is (or announces) more than Limits::max_part_size
 };
 std::string_view to_string(Failure failure);
 
@@ -45,12 +46,22 @@ struct Error {
   std::optional<std::chrono::seconds> retry_after = std::nullopt;
 };
 
+// What one part may take of the disk.
+struct Limits {
+  // The vendor's parts are at most 64 MiB; an endless body stops here (config key
+  // limits.max_part_size).
+  std::uint64_t max_part_size = std::uint64_t{1} << 30;
+  // A part whose Content-Length does not fit in the staging file system's free space
+  // with this much to spare is not started (the database and manifests need room too).
+  std::uint64_t free_space_margin = std::uint64_t{64} << 20;
+};
+
 class Downloader {
  public:
   // verify_pool: threads that inflate and hash, so that the event loop only moves bytes;
   // inflater: the library that checks gzip streams.
   Downloader(http::Client& client, boost::asio::thread_pool& verify_pool,
-             archive::Inflater inflater = archive::best_inflater());
+             archive::Inflater inflater = archive::best_inflater(), Limits limits = {});
 
   // Streams `url` into a new StagedFile inside `staging_dir` (created if missing; refused
   // when a symlink), computing its sha256 and, in gzip mode, inflating it to the end of the
@@ -64,6 +75,7 @@ class Downloader {
   http::Client& client_;
   boost::asio::thread_pool& verify_pool_;
   archive::Inflater inflater_;
+  Limits limits_;
 };
 
 }  // namespace gio::download

@@ -93,6 +93,9 @@ std::optional<std::chrono::seconds> parse_retry_after(std::string_view value,
 class BodySink {
  public:
   virtual ~BodySink() = default;
+  // Once, before the first write() of a 2xx body, with its Content-Length when the answer
+  // has one: may throw to refuse the body unread (then as for write()).
+  virtual void begin(std::optional<std::uint64_t> content_length) { (void)content_length; }
   virtual void write(const char* data, std::size_t size) = 0;
 };
 

@@ -254,6 +254,14 @@ asio::awaitable<HopResult> exchange(Stream& stream, Connection& connection, cons
                               " bytes, more than the cap of " + std::to_string(route.cap)}};
   }
 
+  if (route.to_sink) {
+    try {
+      sink->begin(hop.content_length);
+    } catch (const std::exception& error) {
+      co_return HopFailure{{Failure::io, shown + ": " + error.what()}};
+    }
+  }
+
   auto complete =
       co_await read_body(stream, connection, parser, hop, route, shown, deadline, settings);
   if (!complete) {

@@ -71,6 +71,7 @@ std::vector<std::string> restart_only_changes(const config::Config& running,
   check(running.http.no_proxy == next.http.no_proxy, "http.no_proxy");
   check(running.limits.parallel_downloads == next.limits.parallel_downloads,
         "limits.parallel_downloads");
+  check(running.limits.max_part_size == next.limits.max_part_size, "limits.max_part_size");
   check(running.metrics.listen == next.metrics.listen, "metrics.listen");
   return changes;
 }

@@ -15,7 +15,7 @@ COMMAND_OPTIONS = {
     "gaps": ["--job", "--state", "--json"],
     "backfill": ["--job", "--from", "--to", "--force", "--dry-run"],
     "retry": ["--job", "--slot", "--failed", "--dry-run"],
-    "verify": ["--job", "--from", "--to", "--repair"],
+    "verify": ["--job", "--from", "--to", "--mode", "--repair"],
     "fetch": ["URL", "--dir", "--verify", "--inflate", "--parallel"],
     "version": [],
 }

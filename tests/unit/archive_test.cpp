@@ -553,6 +553,37 @@ TEST(ArchivePartition, SymlinkedMarkerDoesNotCount) {
   EXPECT_FALSE(archive.read_manifest("j", "visit", hour_slot()).has_value());
 }
 
+// Publication order: _SUCCESS only after the manifest is in place. A real fault stops the
+// manifest (a folder in the way of its rename: EISDIR), and no marker may appear.
+TEST(ArchivePartition, NoSuccessMarkerWhenTheManifestCannotBePublished) {
+  TempDir temp;
+  const Archive archive{temp.path() / "archive"};
+  const Manifest manifest = sample_manifest(hour_slot(), {{"a.csv.gz", 3, std::string(64, 'a')}});
+  const fs::path partition = archive.partition_dir(manifest.job, "visit", hour_slot());
+  fs::create_directories(partition / "_manifest.json");
+  write_file(partition / "_manifest.json" / "in-the-way", "x");
+  write_file(partition / "a.csv.gz", "abc");
+
+  try {
+    archive.complete_partition(manifest, hour_slot());
+    ADD_FAILURE() << "the manifest was published over a folder";
+  } catch (const ArchiveError& error) {
+    EXPECT_NE(std::string{error.what()}.find("_manifest.json"), std::string::npos) << error.what();
+  }
+  EXPECT_FALSE(fs::exists(partition / "_SUCCESS")) << "_SUCCESS published without its manifest";
+  EXPECT_FALSE(archive.is_complete(manifest.job, "visit", hour_slot()));
+  EXPECT_TRUE(fs::is_directory(partition / "_manifest.json"));
+  for (const auto& entry : fs::directory_iterator{archive.staging_dir()}) {
+    EXPECT_FALSE(entry.path().extension() == ".tmp") << "left in staging: " << entry.path();
+  }
+
+  // Once the way is clear, both appear.
+  fs::remove_all(partition / "_manifest.json");
+  archive.complete_partition(manifest, hour_slot());
+  EXPECT_TRUE(archive.is_complete(manifest.job, "visit", hour_slot()));
+  EXPECT_EQ(archive.read_manifest(manifest.job, "visit", hour_slot()), manifest);
+}
+
 TEST(ArchivePartition, CompleteDoesNotWriteThroughPlantedMarkerSymlinks) {
   TempDir temp;
   const Archive archive{temp.path() / "archive"};
@@ -1169,6 +1200,13 @@ TEST_P(GzipCheck, AWrongCrcOrLengthIsFound) {
     const auto [problem, complete] = check(bad);
     EXPECT_NE(problem.find("not a valid gzip stream near byte"), std::string::npos)
         << "byte " << from_end << " from the end: " << problem;
+    // The trailer's own check (CRC-32 or length) said so, at the trailer: zlib says
+    // "incorrect data check" or "incorrect length check", igzip the first for both.
+    EXPECT_NE(problem.find(from_end > 4 ? "incorrect data check" : "incorrect"), std::string::npos)
+        << "byte " << from_end << " from the end: " << problem;
+    const std::size_t at = problem.find("near byte ");
+    ASSERT_NE(at, std::string::npos) << problem;
+    EXPECT_GE(std::stoull(problem.substr(at + 10)), gz.size() - 8) << problem;
     EXPECT_FALSE(complete);
   }
 }

@@ -100,6 +100,7 @@ http:
 limits:
   api_requests_per_second: 0.5
   parallel_downloads: 8
+  max_part_size: 256MiB
 metrics:
   listen: "[::1]:9000"
 log:
@@ -150,6 +151,7 @@ jobs:
   EXPECT_EQ(config.http.ca_file, "/etc/ssl/extra.pem");
   EXPECT_DOUBLE_EQ(config.limits.api_requests_per_second, 0.5);
   EXPECT_EQ(config.limits.parallel_downloads, 8);
+  EXPECT_EQ(config.limits.max_part_size, 256u << 20);
   EXPECT_EQ(config.metrics.listen, "[::1]:9000");
   EXPECT_EQ(config.log.level, "debug");
 
@@ -207,6 +209,7 @@ TEST_F(ConfigTest, DefaultsForEverythingLeftOut) {
   EXPECT_TRUE(config.http.ca_file.empty());
   EXPECT_DOUBLE_EQ(config.limits.api_requests_per_second, 2);
   EXPECT_EQ(config.limits.parallel_downloads, 4);
+  EXPECT_EQ(config.limits.max_part_size, 1u << 30);  // well above the vendor's 64 MiB parts
   EXPECT_EQ(config.metrics.listen, "127.0.0.1:9464");
   EXPECT_EQ(config.log.level, "info");
 
@@ -345,6 +348,12 @@ TEST_F(ConfigTest, ImpossibleValues) {
       {"limits:\n  api_requests_per_second: 0\n", 11, 28, "more than 0 and at most 100"},
       {"limits:\n  api_requests_per_second: 101\n", 11, 28, "more than 0 and at most 100"},
       {"limits:\n  api_requests_per_second: .nan\n", 11, 28, "must be a number"},
+      {"limits:\n  max_part_size: 512KiB\n", 11, 18,
+       "'max_part_size' must be between 1MiB and 1TiB, not 512KiB"},
+      {"limits:\n  max_part_size: 2TiB\n", 11, 18, "between 1MiB and 1TiB"},
+      {"limits:\n  max_part_size: lots\n", 11, 18,
+       "'max_part_size' must be a size such as 1GiB, 512MiB or 1048576 (bytes), not 'lots'"},
+      {"limits:\n  max_part_size: 1.5GiB\n", 11, 18, "must be a size such as 1GiB"},
       {"metrics:\n  listen: localhost\n", 11, 11, "'listen' must be host:port"},
       {"metrics:\n  listen: \"::1:80\"\n", 11, 11, "'listen' must be host:port"},
       {"metrics:\n  listen: 127.0.0.1:70000\n", 11, 11, "'listen' must be host:port"},
@@ -379,6 +388,18 @@ TEST_F(ConfigTest, ImpossibleValues) {
   EXPECT_TRUE(
       parse_config(with("  - name: " + std::string(100, 'a') + "\n    project: shop\n"), kPath)
           .config);
+}
+
+TEST_F(ConfigTest, MaxPartSizeTakesBinaryAndDecimalUnits) {
+  const std::pair<std::string, std::uint64_t> cases[] = {
+      {"1GiB", 1ull << 30},      {"64MiB", 64ull << 20},     {"1TiB", 1ull << 40},
+      {"1048576", 1ull << 20},   {"2000KiB", 2000ull << 10}, {"100MB", 100'000'000ull},
+      {"5GB", 5'000'000'000ull}, {"3000000B", 3'000'000ull}};
+  for (const auto& [text, bytes] : cases) {
+    const LoadResult result = parse_config(with("limits:\n  max_part_size: " + text + "\n"), kPath);
+    ASSERT_TRUE(result.config) << text << ": " << all_problems(result);
+    EXPECT_EQ(result.config->limits.max_part_size, bytes) << text;
+  }
 }
 
 TEST_F(ConfigTest, ProjectIdentifiersAreLettersAndDigits) {

@@ -59,7 +59,7 @@ class Download : public ::testing::Test {
     asio::io_context io;
     asio::thread_pool pool{2};
     http::Client client{io.get_executor(), settings_};
-    Downloader downloader{client, pool};
+    Downloader downloader{client, pool, inflater_, limits_};
     std::optional<FetchResult> out;
     asio::co_spawn(io, downloader.fetch(url, staging_, mode),
                    [&](std::exception_ptr error, FetchResult result) {
@@ -83,7 +83,29 @@ class Download : public ::testing::Test {
   fs::path dir_;
   fs::path staging_;
   http::Settings settings_;
+  Limits limits_;
+  archive::Inflater inflater_ = archive::best_inflater();
 };
+
+std::vector<archive::Inflater> inflaters() {
+  std::vector<archive::Inflater> out{archive::Inflater::zlib};
+  if (archive::available(archive::Inflater::isal)) {
+    out.push_back(archive::Inflater::isal);
+  }
+  return out;
+}
+
+// The byte offset a gzip problem names ("... near byte N: ..."), or -1.
+long long offset_named(const std::string& message) {
+  const std::string marker = "near byte ";
+  const std::size_t at = message.find(marker);
+  return at == std::string::npos ? -1 : std::stoll(message.substr(at + marker.size()));
+}
+
+// A response without Content-Length whose body ends when the connection closes.
+Reply unsized(const std::string& body) {
+  return Reply{.raw = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + body, .close_after = true};
+}
 
 TEST_F(Download, SizeModeKeepsAnyFileWithItsSha256) {
   TestServer server{[](const std::string&, const std::string&) { return reply(200, "abc"); }};
@@ -118,12 +140,160 @@ TEST_F(Download, GzipModeRejectsCorruptDataOfTheRightLength) {
   auto fetched = fetch(server.url("/bad.csv.gz"), VerifyMode::gzip);
   ASSERT_FALSE(fetched);
   EXPECT_EQ(fetched.error().kind, Failure::corrupt) << fetched.error().message;
+  // The inflater's own verdict, not a later "ends early": it names where the damage is.
+  EXPECT_NE(fetched.error().message.find("not a valid gzip stream near byte"), std::string::npos)
+      << fetched.error().message;
+  EXPECT_GE(offset_named(fetched.error().message), static_cast<long long>(body.size() / 2))
+      << fetched.error().message;
   EXPECT_EQ(staged_files(), 0u);
 
   // The same bytes are fine when only the size is checked.
   auto sized = fetch(server.url("/bad.csv.gz"), VerifyMode::size);
   ASSERT_TRUE(sized) << sized.error().message;
   EXPECT_EQ(sized->bytes, body.size());
+}
+
+// Only the trailer is wrong: the deflate data is intact, so only the CRC-32 (or the
+// length) check can tell. A checker that skipped the trailer would accept these.
+TEST_F(Download, GzipModeRejectsAWrongCrcOrLengthAlone) {
+  const std::string good = gzip_member(csv_rows(20000, 6));
+  // The trailer: CRC-32 (8 to 5 bytes from the end), then ISIZE (4 to 1), little-endian.
+  for (const std::size_t from_end : {std::size_t{8}, std::size_t{5}, std::size_t{4}}) {
+    std::string body = good;
+    body[body.size() - from_end] = static_cast<char>(body[body.size() - from_end] ^ 0x01);
+    TestServer server{[&](const std::string&, const std::string&) { return reply(200, body); }};
+    for (const archive::Inflater inflater : inflaters()) {
+      inflater_ = inflater;
+      const std::string where =
+          std::string{to_string(inflater)} + ", byte " + std::to_string(from_end) + " from the end";
+      auto fetched = fetch(server.url("/trailer.csv.gz"), VerifyMode::gzip);
+      ASSERT_FALSE(fetched) << where;
+      EXPECT_EQ(fetched.error().kind, Failure::corrupt) << where << ": " << fetched.error().message;
+      EXPECT_NE(fetched.error().message.find("not a valid gzip stream near byte"),
+                std::string::npos)
+          << where << ": " << fetched.error().message;
+      // zlib tells "incorrect data check" from "incorrect length check"; igzip says
+      // "incorrect data check" for both.
+      EXPECT_NE(fetched.error().message.find(from_end > 4 ? "incorrect data check" : "check"),
+                std::string::npos)
+          << where << ": " << fetched.error().message;
+      EXPECT_GE(offset_named(fetched.error().message), static_cast<long long>(body.size() - 8))
+          << where << ": " << fetched.error().message;
+      EXPECT_EQ(staged_files(), 0u) << where;
+    }
+  }
+}
+
+// Without Content-Length a body cut off when the connection closes looks complete, so
+// size mode cannot tell: a gzip part then gets the gzip check.
+TEST_F(Download, SizeModeWithoutContentLengthChecksTheGzipStream) {
+  const std::string whole = gzip_member(csv_rows(20000, 8));
+  TestServer server{[&](const std::string& target, const std::string&) {
+    return unsized(target.starts_with("/half") ? whole.substr(0, whole.size() / 2) : whole);
+  }};
+  auto half = fetch(server.url("/half.csv.gz?sign=SECRET"), VerifyMode::size);
+  ASSERT_FALSE(half) << "a cut-off body was accepted";
+  EXPECT_EQ(half.error().kind, Failure::corrupt) << half.error().message;
+  EXPECT_NE(half.error().message.find("ends early"), std::string::npos) << half.error().message;
+  EXPECT_NE(half.error().message.find("no Content-Length"), std::string::npos)
+      << half.error().message;
+  EXPECT_EQ(half.error().message.find("SECRET"), std::string::npos);
+  EXPECT_EQ(staged_files(), 0u);
+
+  // The gzip magic decides too, whatever the link's name.
+  auto half_unnamed = fetch(server.url("/half-object"), VerifyMode::size);
+  ASSERT_FALSE(half_unnamed);
+  EXPECT_EQ(half_unnamed.error().kind, Failure::corrupt) << half_unnamed.error().message;
+
+  auto good = fetch(server.url("/whole.csv.gz"), VerifyMode::size);
+  ASSERT_TRUE(good) << good.error().message;
+  EXPECT_EQ(good->bytes, whole.size());
+  EXPECT_EQ(good->sha256, sha256sum(whole, dir_));
+}
+
+TEST_F(Download, SizeModeWithoutContentLengthRejectsACorruptGzipPart) {
+  std::string body = gzip_member(csv_rows(20000, 9));
+  for (std::size_t i = body.size() / 2; i < body.size() / 2 + 32; ++i) {
+    body[i] = static_cast<char>(~body[i]);
+  }
+  TestServer server{[&](const std::string&, const std::string&) { return unsized(body); }};
+  auto fetched = fetch(server.url("/bad.csv.gz"), VerifyMode::size);
+  ASSERT_FALSE(fetched);
+  EXPECT_EQ(fetched.error().kind, Failure::corrupt) << fetched.error().message;
+  EXPECT_NE(fetched.error().message.find("not a valid gzip stream"), std::string::npos)
+      << fetched.error().message;
+}
+
+TEST_F(Download, SizeModeWithoutContentLengthKeepsAPlainFile) {
+  // Nothing can check a plain file that comes without its length (a user list's CSV):
+  // it is kept as received, as before.
+  TestServer server{[&](const std::string&, const std::string&) { return unsized("id\n1\n"); }};
+  auto fetched = fetch(server.url("/users.csv"), VerifyMode::size);
+  ASSERT_TRUE(fetched) << fetched.error().message;
+  EXPECT_EQ(fetched->bytes, 5u);
+}
+
+// An endless (or merely huge) body stops at limits.max_part_size, whether the length is
+// announced or not, and leaves nothing behind.
+TEST_F(Download, APartLargerThanTheLimitFailsAndLeavesNoStagingFile) {
+  limits_.max_part_size = 1 << 20;
+  const std::string member = gzip_member(csv_rows(5000, 11));
+  std::string chunked = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+  std::size_t sent = 0;
+  while (sent < (3u << 20)) {  // valid gzip all the way: only the size can stop it
+    std::ostringstream chunk;
+    chunk << std::hex << member.size() << "\r\n" << member << "\r\n";
+    chunked += chunk.str();
+    sent += member.size();
+  }
+  chunked += "0\r\n\r\n";
+  const std::string big = std::string(2u << 20, 'x');
+  TestServer server{[&](const std::string& target, const std::string&) {
+    return target.starts_with("/chunked") ? Reply{.raw = chunked} : reply(200, big);
+  }};
+  for (const VerifyMode mode : {VerifyMode::gzip, VerifyMode::size}) {
+    auto fetched = fetch(server.url("/chunked.csv.gz?sign=SECRET"), mode);
+    ASSERT_FALSE(fetched) << "an oversized part was accepted";
+    EXPECT_EQ(fetched.error().kind, Failure::too_large) << fetched.error().message;
+    EXPECT_NE(fetched.error().message.find("limits.max_part_size"), std::string::npos)
+        << fetched.error().message;
+    EXPECT_NE(fetched.error().message.find("1048576 bytes"), std::string::npos)
+        << fetched.error().message;
+    EXPECT_EQ(fetched.error().message.find("SECRET"), std::string::npos);
+    EXPECT_EQ(staged_files(), 0u);
+  }
+  // Announced: refused before the body is read.
+  auto announced = fetch(server.url("/announced.bin"), VerifyMode::size);
+  ASSERT_FALSE(announced);
+  EXPECT_EQ(announced.error().kind, Failure::too_large) << announced.error().message;
+  EXPECT_NE(announced.error().message.find("Content-Length " + std::to_string(big.size())),
+            std::string::npos)
+      << announced.error().message;
+  EXPECT_EQ(staged_files(), 0u);
+
+  limits_.max_part_size = 4u << 20;  // the same parts under a larger limit are fine
+  auto fine = fetch(server.url("/chunked.csv.gz"), VerifyMode::gzip);
+  ASSERT_TRUE(fine) << fine.error().message;
+}
+
+// A Content-Length larger than any disk (1 PB): refused before a byte is written, as a
+// local fault (the daemon pauses downloads), naming what is needed and what is free.
+TEST_F(Download, NotEnoughFreeSpaceForTheContentLengthIsALocalFailure) {
+  limits_.max_part_size = std::uint64_t{1} << 62;
+  const std::string petabyte = std::to_string(std::uint64_t{1} << 50);
+  TestServer server{[&](const std::string&, const std::string&) {
+    return Reply{.raw = "HTTP/1.1 200 OK\r\nContent-Length: " + petabyte + "\r\n\r\nabc",
+                 .close_after = true};
+  }};
+  auto fetched = fetch(server.url("/huge.csv.gz?sign=SECRET"), VerifyMode::gzip);
+  ASSERT_FALSE(fetched);
+  EXPECT_EQ(fetched.error().kind, Failure::local) << fetched.error().message;
+  EXPECT_NE(fetched.error().message.find("not enough free space"), std::string::npos)
+      << fetched.error().message;
+  EXPECT_NE(fetched.error().message.find(petabyte), std::string::npos) << fetched.error().message;
+  EXPECT_NE(fetched.error().message.find(" free"), std::string::npos) << fetched.error().message;
+  EXPECT_EQ(fetched.error().message.find("SECRET"), std::string::npos);
+  EXPECT_EQ(staged_files(), 0u);
 }
 
 TEST_F(Download, GzipModeRejectsAStreamThatEndsEarly) {

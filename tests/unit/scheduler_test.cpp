@@ -358,8 +358,10 @@ TEST(RestartOnlyChanges, NamesEachSettingAReloadCannotApply) {
   EXPECT_TRUE(restart_only_changes(running, next).empty());
   next.archive_dir = "/elsewhere";
   next.http.timeout = std::chrono::seconds{5};
+  next.limits.max_part_size = 2 * running.limits.max_part_size;  // the downloader's, built once
   EXPECT_EQ(restart_only_changes(running, next),
-            (std::vector<std::string>{"archive_dir changed", "http.timeout changed"}));
+            (std::vector<std::string>{"archive_dir changed", "http.timeout changed",
+                                      "limits.max_part_size changed"}));
 }
 
 }  // namespace
