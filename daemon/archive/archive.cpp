@@ -11,7 +11,9 @@
 #include <cstring>
 #include <set>
 #include <utility>
+#include <vector>
 
+#include "archive/checksums.hpp"
 #include "archive/fd.hpp"
 #include "archive/partition.hpp"
 
@@ -22,6 +24,25 @@ namespace fs = std::filesystem;
 
 [[noreturn]] void fail(std::string_view what, const fs::path& path, int error) {
   throw ArchiveError(what, path, error);
+}
+
+// Lower-case hex SHA-256 of the open file's bytes, or "" when it cannot be read.
+std::string content_sha256(int fd) {
+  Sha256 sha;
+  std::vector<char> block(1 << 16);
+  for (;;) {
+    const ssize_t got = ::read(fd, block.data(), block.size());
+    if (got < 0 && errno == EINTR) {
+      continue;
+    }
+    if (got < 0) {
+      return {};
+    }
+    if (got == 0) {
+      return sha.hex();
+    }
+    sha.update(block.data(), static_cast<std::size_t>(got));
+  }
 }
 
 }  // namespace
@@ -240,10 +261,20 @@ bool Archive::holds(std::string_view job, std::string_view data_type, const Slot
   } catch (const ArchiveError&) {
     return false;
   }
+  if (!partition) {
+    return false;
+  }
+  const Fd opened{::openat(partition->folder.get(), file.name.c_str(),
+                           O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)};
   struct stat info {};
-  return partition &&
-         ::fstatat(partition->folder.get(), file.name.c_str(), &info, AT_SYMLINK_NOFOLLOW) == 0 &&
-         S_ISREG(info.st_mode) && static_cast<std::uint64_t>(info.st_size) == file.bytes;
+  if (!opened || ::fstat(opened.get(), &info) != 0 || !S_ISREG(info.st_mode) ||
+      static_cast<std::uint64_t>(info.st_size) != file.bytes) {
+    return false;
+  }
+  // The size alone passes a file of the same length with other bytes: what a crash
+  // between recording a part and publishing it leaves when an earlier answer put
+  // another object under the same name.
+  return content_sha256(opened.get()) == file.sha256;
 }
 
 namespace {

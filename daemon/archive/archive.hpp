@@ -112,8 +112,10 @@ class Archive {
                                 const Slot& slot, std::string_view name) const;
 
   // True when <partition>/<file.name> is a regular file (a symlink never counts, nor a
-  // symlink on the way to it) of file.bytes bytes: the recorded file is still in its
-  // partition. False too when the partition cannot be read: publishing there again says why.
+  // symlink on the way to it) of file.bytes bytes whose sha256 is file.sha256: the
+  // recorded file is still in its partition. False too when the partition cannot be
+  // read: publishing there again says why. Reads the whole file: call it off the event
+  // loop for large parts.
   bool holds(std::string_view job, std::string_view data_type, const Slot& slot,
              const ManifestFile& file) const;
 
@@ -145,7 +147,9 @@ class Archive {
   unsigned folder_mode_ = 0777 & ~kDefaultUmask;
 };
 
-// [a-z0-9_]+, at most kMaxDataTypeBytes: a data type named by the API becomes a folder.
+// [A-Za-z0-9_][A-Za-z0-9_-]*, at most kMaxDataTypeBytes: a data type named by the API
+// becomes a folder under its own name (the vendor's types are snake_case, but it may add
+// others such as adsTrackClick); nothing else is safe as one.
 bool is_safe_data_type(std::string_view data_type);
 
 // What file_name_from_link produces: non-empty, at most kMaxFileNameBytes, valid UTF-8,

@@ -136,8 +136,13 @@ bool is_safe_data_type(std::string_view data_type) {
   if (data_type.empty() || data_type.size() > kMaxDataTypeBytes) {
     return false;
   }
+  // Never a leading '-': a folder that reads as an option to the tools that list it.
+  if (data_type.front() == '-') {
+    return false;
+  }
   for (const char c : data_type) {
-    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) {
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+          c == '-')) {
       return false;
     }
   }

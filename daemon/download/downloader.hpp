@@ -71,6 +71,10 @@ class Downloader {
   boost::asio::awaitable<boost::system::result<VerifiedFile, Error>> fetch(
       std::string url, std::filesystem::path staging_dir, archive::VerifyMode mode);
 
+  // The threads that verify: other blocking reads of the archive (re-hashing an
+  // archived part) run there too, off the event loop.
+  boost::asio::thread_pool& verify_pool() const { return verify_pool_; }
+
  private:
   http::Client& client_;
   boost::asio::thread_pool& verify_pool_;

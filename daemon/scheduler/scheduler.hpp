@@ -164,6 +164,9 @@ class Scheduler final : private work::Observer {
   void part_failed(const config::Job& job, const Slot& slot, std::string_view name, int attempt,
                    int tries, const std::string& error) override;
   void links_expired(const config::Job& job, const Slot& slot) override;
+  void unknown_data_type(const config::Job& job, const Slot& slot, std::string_view type) override;
+  void duplicate_part(const config::Job& job, const Slot& slot, std::string_view type,
+                      std::string_view name, std::string_view same_as) override;
 
   boost::asio::any_io_executor executor_;
   const Clock& clock_;
@@ -189,6 +192,8 @@ class Scheduler final : private work::Observer {
   };
   static constexpr std::chrono::hours kRetryReminderEvery{1};
   std::map<std::string, RetryNote> retry_notes_;
+  // (job, data type) of the unknown types already warned about: once per job and run.
+  std::set<std::pair<std::string, std::string>> unknown_types_;
   work::Downloads downloads_;
   async::Signal wake_;
   async::TaskGroup workers_;  // one task per slot in flight

@@ -94,7 +94,8 @@ class Scheduler::StoredLedger final : public work::Ledger {
       files.push_back({.data_type = std::move(file.data_type),
                        .file = {.name = std::move(file.name),
                                 .bytes = file.bytes,
-                                .sha256 = std::move(file.sha256)}});
+                                .sha256 = std::move(file.sha256)},
+                       .object = std::move(file.object)});
     }
     return files;
   }
@@ -105,7 +106,8 @@ class Scheduler::StoredLedger final : public work::Ledger {
                                    .name = file.file.name,
                                    .bytes = file.file.bytes,
                                    .sha256 = file.file.sha256,
-                                   .archived_at = scheduler_.clock_.now()});
+                                   .archived_at = scheduler_.clock_.now(),
+                                   .object = file.object});
   }
   void downloading(std::string_view api_status) override {
     const Instant now = scheduler_.clock_.now();

@@ -17,14 +17,15 @@ std::optional<std::int64_t> unix_or_null(const std::optional<Instant>& instant) 
 }  // namespace
 
 FileStatements::FileStatements(sqlite::Database& db)
-    : upsert_file(db,
-                  "INSERT INTO files (job, slot, data_type, name, bytes, sha256, archived_at) "
-                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
-                  "ON CONFLICT (job, slot, data_type, name) DO UPDATE SET "
-                  "bytes = excluded.bytes, sha256 = excluded.sha256, "
-                  "archived_at = excluded.archived_at"),
+    : upsert_file(
+          db,
+          "INSERT INTO files (job, slot, data_type, name, bytes, sha256, archived_at, object) "
+          "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
+          "ON CONFLICT (job, slot, data_type, name) DO UPDATE SET "
+          "bytes = excluded.bytes, sha256 = excluded.sha256, "
+          "archived_at = excluded.archived_at, object = excluded.object"),
       files(db,
-            "SELECT job, slot, data_type, name, bytes, sha256, archived_at FROM files "
+            "SELECT job, slot, data_type, name, bytes, sha256, archived_at, object FROM files "
             "WHERE job = ?1 AND slot = ?2 ORDER BY data_type, name") {}
 
 void StateStore::record_file(const ArchivedFile& file) {
@@ -39,7 +40,8 @@ void StateStore::record_file(const ArchivedFile& file) {
                 file.name,
                 static_cast<std::int64_t>(file.bytes),
                 file.sha256,
-                unix_or_null(file.archived_at)}
+                unix_or_null(file.archived_at),
+                file.object}
       .run();
   transaction.commit();
 }
@@ -58,6 +60,7 @@ std::vector<ArchivedFile> StateStore::files(std::string_view job, std::string_vi
     if (!query.is_null(6)) {
       file.archived_at = from_unix(query.get_int64(6));
     }
+    file.object = query.get_text(7);
     result.push_back(std::move(file));
   }
   return result;

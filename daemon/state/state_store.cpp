@@ -70,6 +70,11 @@ CREATE TABLE kv (
     {2, R"sql(
 ALTER TABLE slots ADD COLUMN notices INTEGER NOT NULL DEFAULT 0;
 )sql"},
+    // object: the object a file was fetched from (its link without the query). Rows
+    // from before have '' and match no link, so such a part is fetched once more.
+    {3, R"sql(
+ALTER TABLE files ADD COLUMN object TEXT NOT NULL DEFAULT '';
+)sql"},
 };
 
 constexpr bool versions_are_consecutive() {

@@ -78,6 +78,10 @@ struct ArchivedFile {
   std::string sha256;
   // When it was archived; stored when set (the store does not read the clock).
   std::optional<Instant> archived_at{};
+  // The object it was fetched from: its link without the query (which signs it), so
+  // that a later answer's part with the same name counts only if it is the same object.
+  // "" for rows recorded before this was kept.
+  std::string object{};
 
   friend bool operator==(const ArchivedFile&, const ArchivedFile&) = default;
 };
@@ -106,8 +110,8 @@ struct Requeue {
   // Deletes every files row of the slot, so nothing archived before is kept as is.
   bool forget_all_files = false;
   // Deletes these files rows: (data_type, name); an empty name means every row of
-  // the data type. The daemon keeps a recorded part whose file has the recorded size,
-  // so a damaged file of the right size must be forgotten to be fetched again.
+  // the data type. The daemon keeps a recorded part whose file has the recorded size and
+  // sha256 and whose link names the same object; forgetting it fetches it again.
   std::vector<std::pair<std::string, std::string>> forget_files{};
 };
 

@@ -1,17 +1,59 @@
 #include "work/downloads.hpp"
 
+#include <algorithm>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <set>
 #include <utility>
+
+#include "http/client.hpp"
 
 namespace gio::work {
 namespace {
 
 namespace asio = boost::asio;
 using std::chrono::seconds;
+using TypeAndName = std::pair<std::string, std::string>;
+
+// `function()` run on `pool`, its result handed back to the awaiting coroutine: for
+// blocking reads of the archive. Posted jobs, not a co_spawn'd capturing lambda (GCC 12
+// destroys such a temporary twice in a co_await expression).
+template <class Result, class Function>
+asio::awaitable<Result> on_pool(asio::thread_pool& pool, Function function) {
+  auto initiate = [&pool, &function](auto handler) {
+    // Keeps the loop running while the pool works: nothing else may be pending there.
+    auto loop = asio::make_work_guard(asio::get_associated_executor(handler));
+    asio::post(pool, [handler = std::move(handler), function = std::move(function),
+                      loop = std::move(loop)]() mutable {
+      Result result = function();
+      const auto executor = loop.get_executor();
+      asio::post(executor,
+                 [handler = std::move(handler), result = std::move(result),
+                  loop = std::move(loop)]() mutable { std::move(handler)(std::move(result)); });
+    });
+  };
+  co_return co_await asio::async_initiate<const asio::use_awaitable_t<>, void(Result)>(
+      initiate, asio::use_awaitable);
+}
+
+// The ledger's files by (type, name); a later record of a name replaces an earlier one.
+std::map<TypeAndName, RecordedFile> recorded_by_name(Ledger& ledger) {
+  std::map<TypeAndName, RecordedFile> by_name;
+  for (RecordedFile& recorded : ledger.recorded()) {
+    TypeAndName key{recorded.data_type, recorded.file.name};
+    by_name.insert_or_assign(std::move(key), std::move(recorded));
+  }
+  return by_name;
+}
 
 }  // namespace
+
+std::string object_of(std::string_view link) {
+  return http::redact(link);
+}
 
 // One archive_parts call: what its part tasks share.
 struct Downloads::Pass {
@@ -55,23 +97,70 @@ Result Downloads::Parts::result() const {
   return Retry{.reason = error};
 }
 
+std::vector<Downloads::Part> Downloads::parts_of(const Links& links) {
+  std::vector<Part> parts;
+  for (const auto& [type, urls] : links) {
+    // By object: one part per object (its first link), in the order of the objects.
+    std::map<std::string, const std::string*> by_object;
+    for (const std::string& url : urls) {
+      by_object.try_emplace(object_of(url), &url);
+    }
+    std::vector<std::string> ordered;
+    for (const auto& [object, url] : by_object) {
+      ordered.push_back(*url);
+    }
+    const std::vector<std::string> names = archive::file_names_for_links(ordered);
+    std::size_t index = 0;
+    for (const auto& [object, url] : by_object) {
+      parts.push_back({type, names[index++], *url, object});
+    }
+  }
+  return parts;
+}
+
+asio::awaitable<std::set<TypeAndName>> Downloads::still_archived(const config::Job& job,
+                                                                 const Slot& slot,
+                                                                 const std::vector<Part>& parts,
+                                                                 Ledger& ledger) {
+  // A recorded file under a part's name counts only when it came from the part's object.
+  std::vector<RecordedFile> candidates;
+  const std::map<TypeAndName, RecordedFile> recorded = recorded_by_name(ledger);
+  for (const Part& part : parts) {
+    const auto found = recorded.find({part.data_type, part.name});
+    if (found != recorded.end() && found->second.object == part.object) {
+      candidates.push_back(found->second);
+    }
+  }
+  if (candidates.empty()) {
+    co_return std::set<TypeAndName>{};
+  }
+  // Re-hashing parts of up to 64 MB each is the download pool's kind of work.
+  const auto check = [&archive = archive_, &job, &slot, candidates = std::move(candidates)] {
+    std::set<TypeAndName> held;
+    for (const RecordedFile& candidate : candidates) {
+      try {
+        if (archive.holds(job.name, candidate.data_type, slot, candidate.file)) {
+          held.emplace(candidate.data_type, candidate.file.name);
+        }
+      } catch (const std::exception&) {
+        // Not known to be held: fetched again, and publishing says what is wrong.
+      }
+    }
+    return held;
+  };
+  co_return co_await on_pool<std::set<TypeAndName>>(downloader_.verify_pool(), check);
+}
+
 asio::awaitable<Downloads::Parts> Downloads::archive_parts(const config::Job& job, const Slot& slot,
                                                            const Links& links, Ledger& ledger,
                                                            Progress& progress) {
+  const std::vector<Part> parts = parts_of(links);
   // Files verified and archived by an earlier, interrupted pass are kept.
-  std::set<std::pair<std::string, std::string>> archived;
-  for (const RecordedFile& recorded : ledger.recorded()) {
-    if (archive_.holds(job.name, recorded.data_type, slot, recorded.file)) {
-      archived.emplace(recorded.data_type, recorded.file.name);
-    }
-  }
+  const std::set<TypeAndName> archived = co_await still_archived(job, slot, parts, ledger);
   std::vector<Part> missing;
-  for (const auto& [type, urls] : links) {
-    const std::vector<std::string> names = archive::file_names_for_links(urls);
-    for (std::size_t i = 0; i < urls.size(); ++i) {
-      if (!archived.contains({type, names[i]})) {
-        missing.push_back({type, names[i], urls[i]});
-      }
+  for (const Part& part : parts) {
+    if (!archived.contains({part.data_type, part.name})) {
+      missing.push_back(part);
     }
   }
 
@@ -94,7 +183,7 @@ asio::awaitable<Downloads::Parts> Downloads::archive_parts(const config::Job& jo
     result.error = std::to_string(pass.failed_parts) + " part(s) not archived; last error: " +
                    (pass.last_error.empty() ? "stopped" : pass.last_error);
   } else {
-    complete_partitions(job, slot, links, ledger, result);
+    complete_partitions(job, slot, links, parts, ledger, result);
   }
   co_return result;
 }
@@ -117,7 +206,7 @@ asio::awaitable<void> Downloads::fetch_part(const config::Job& job, const Slot& 
       }
       const archive::ManifestFile file{
           .name = part.name, .bytes = fetched->bytes, .sha256 = fetched->sha256};
-      ledger.record({.data_type = part.data_type, .file = file});
+      ledger.record({.data_type = part.data_type, .file = file, .object = part.object});
       archive_.publish(std::move(fetched->file), job.name, part.data_type, slot, part.name);
       observer_.archived(job, 1, file.bytes);
       ++pass.progress.archived_files;
@@ -149,24 +238,37 @@ asio::awaitable<void> Downloads::fetch_part(const config::Job& job, const Slot& 
 }
 
 void Downloads::complete_partitions(const config::Job& job, const Slot& slot, const Links& links,
-                                    Ledger& ledger, Parts& result) {
-  // The manifests list exactly the parts of this answer, as recorded when archived.
+                                    const std::vector<Part>& parts, Ledger& ledger, Parts& result) {
+  // The manifests list exactly the parts of this answer, as recorded when archived: each
+  // name once, and each content once.
   std::map<std::string, std::vector<archive::ManifestFile>> files_by_type;
-  std::set<std::pair<std::string, std::string>> current;
   for (const auto& [type, urls] : links) {
     files_by_type[type];
-    for (const std::string& name : archive::file_names_for_links(urls)) {
-      current.emplace(type, name);
-    }
   }
-  for (RecordedFile& recorded : ledger.recorded()) {
-    if (current.contains({recorded.data_type, recorded.file.name})) {
-      files_by_type[recorded.data_type].push_back(std::move(recorded.file));
+  const std::map<TypeAndName, RecordedFile> recorded = recorded_by_name(ledger);
+  std::map<TypeAndName, std::string> name_by_content;  // (type, sha256) -> the listed name
+  for (const Part& part : parts) {
+    const auto found = recorded.find({part.data_type, part.name});
+    if (found == recorded.end() || found->second.object != part.object) {
+      // Every part was archived and recorded just now: only a broken ledger gets here.
+      result.status = PartsStatus::retry_later;
+      result.error = part.data_type + "/" + part.name + ": archived but not recorded";
+      return;
     }
+    const archive::ManifestFile& file = found->second.file;
+    const auto [first, added] =
+        name_by_content.try_emplace({part.data_type, file.sha256}, file.name);
+    if (!added) {
+      observer_.duplicate_part(job, slot, part.data_type, file.name, first->second);
+      continue;
+    }
+    files_by_type[part.data_type].push_back(file);
   }
   // Every part is in place: each partition's manifest, then its _SUCCESS.
   const Instant now = clock_.now();
   for (auto& [type, files] : files_by_type) {
+    std::sort(files.begin(), files.end(),
+              [](const auto& left, const auto& right) { return left.name < right.name; });
     for (const archive::ManifestFile& file : files) {
       ++result.files;
       result.bytes += file.bytes;

@@ -7,8 +7,10 @@
 #include <boost/asio/awaitable.hpp>
 #include <chrono>
 #include <map>
+#include <set>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -25,7 +27,14 @@ namespace gio::work {
 struct RecordedFile {
   std::string data_type;
   archive::ManifestFile file;
+  // The object it was fetched from: object_of(link). A later answer's part with the same
+  // name is this file only when its link names the same object ("" matches none).
+  std::string object{};
 };
+
+// A download link's object: scheme, host and path, without the query that signs it (nor
+// user info or fragment). Two links of one object differ only in their signatures.
+std::string object_of(std::string_view link);
 
 // The slot's own record, as far as its worker needs it. The scheduler implements it over
 // the state store; a test can keep it in memory.
@@ -59,6 +68,14 @@ class Observer {
                            int attempt, int tries, const std::string& error) = 0;
   // The file host refused a link (most often: it expired); fresh links are asked for.
   virtual void links_expired(const config::Job& job, const Slot& slot) = 0;
+  // The answer lists a data type the daemon does not know; it is archived under its own
+  // name (a safe folder name). Told once per pass.
+  virtual void unknown_data_type(const config::Job& job, const Slot& slot,
+                                 std::string_view type) = 0;
+  // Two objects of one type came with the same bytes: `name` is left out of the
+  // partition (a reader would count its rows twice), `same_as` is listed.
+  virtual void duplicate_part(const config::Job& job, const Slot& slot, std::string_view type,
+                              std::string_view name, std::string_view same_as) = 0;
 };
 
 // Download links by data type (or user-list id), as one answer lists them.
@@ -88,23 +105,32 @@ class Downloads {
     // As a pass's result: Done, or a Retry (of class links_expired: ask again at once).
     work::Result result() const;
   };
-  // Archives every part of `links` not archived by an earlier pass (as `ledger` records
-  // and the partition holds), then completes each partition: its manifest lists exactly
-  // the parts of this answer. `progress` counts what was published.
+  // Archives every part of `links` not archived by an earlier pass, then completes each
+  // partition: its manifest lists exactly the parts of this answer. A part is one object
+  // (a link listed twice is fetched once), named after its link's last segment, with
+  // names that collide numbered in the order of their objects, so that an object keeps
+  // its name however the answer orders its links. An earlier pass's file counts only
+  // when `ledger` records it for the same object under the same name and the partition
+  // holds it with the recorded size and sha256 (checked on the download thread pool);
+  // any other file under that name is replaced. `progress` counts what was published.
   boost::asio::awaitable<Parts> archive_parts(const config::Job& job, const Slot& slot,
                                               const Links& links, Ledger& ledger,
                                               Progress& progress);
 
  private:
   struct Part {
-    std::string data_type, name, url;
+    std::string data_type, name, url, object;
   };
   struct Pass;
+  static std::vector<Part> parts_of(const Links& links);
+  // The parts an earlier pass archived for good (see archive_parts), by (type, name).
+  boost::asio::awaitable<std::set<std::pair<std::string, std::string>>> still_archived(
+      const config::Job& job, const Slot& slot, const std::vector<Part>& parts, Ledger& ledger);
   boost::asio::awaitable<void> fetch_part(const config::Job& job, const Slot& slot,
                                           const Part& part, Ledger& ledger, Pass& pass);
   void pause(const std::string& reason, std::chrono::seconds pause);
   void complete_partitions(const config::Job& job, const Slot& slot, const Links& links,
-                           Ledger& ledger, Parts& result);
+                           const std::vector<Part>& parts, Ledger& ledger, Parts& result);
 
   boost::asio::any_io_executor executor_;
   download::Downloader& downloader_;

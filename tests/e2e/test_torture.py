@@ -7,6 +7,7 @@ slots the server never finished.
 GIO_TORTURE_SEED=N replays a run with another seed (the seed is printed)."""
 
 import collections
+import json
 import os
 import random
 import sys
@@ -140,6 +141,83 @@ class TortureTest(E2ETestCase):
             if "_SUCCESS" in files:
                 self.assertEqual(on_disk, good[folder], f"{when}: {folder} has _SUCCESS but not every file")
                 self.assertIn("_manifest.json", files, f"{when}: {folder} has _SUCCESS but no manifest")
+
+
+# Seeds of the changing-links variant; GIO_TORTURE_LINK_SEEDS=1,2 replays others.
+LINK_SEEDS = (11, 12, 13)
+LINK_KILLS = 3
+
+
+class ChangingLinksTortureTest(E2ETestCase):
+    """Links that change between answers: every FINISHED answer lists each type's parts in
+    a seeded order, names collide within a type, and every other answer comes from a
+    re-run export (other objects, other bytes of the same size, the same names). Seeded
+    download faults and expired links end passes half-way, and SIGKILLs come in between.
+    After each seed's run the archive holds exactly what the server's last answers
+    served, byte for byte, and no manifest lists a name or a content twice."""
+
+    def test_links_that_change_between_answers(self):
+        seeds = [int(s) for s in os.environ.get("GIO_TORTURE_LINK_SEEDS", "").split(",") if s]
+        for seed in seeds or LINK_SEEDS:
+            with self.subTest(seed=seed):
+                print(f"\ntorture: GIO_TORTURE_LINK_SEEDS={seed}", file=sys.stderr, flush=True)
+                self.run_changing_links(seed)
+
+    def run_changing_links(self, seed):
+        rng = random.Random(seed)
+        # A fresh server, daemon and folders per seed.
+        if self.daemon is not None:
+            self.daemon.kill()
+            self.server.stop()
+        self.run_dir = os.path.join(self.base, f"seed-{seed}", "run")
+        self.aux_dir = os.path.join(self.base, f"seed-{seed}", "aux")
+        os.makedirs(self.run_dir)
+        os.makedirs(self.aux_dir)
+        chaos = {"seed": seed, "reset": 0.06, "corrupt": 0.08, "truncate": 0.08,
+                 "download_5xx": 0.1, "api_5xx": 0.05, "expired_links": 0.15, "max_run": 3}
+        changing = {"uniform_size": True, "link_order": "shuffle", "link_seed": seed,
+                    "rerun_every": 2,
+                    "link_names": {"visit": ["part.csv.gz"] * 3, "page": ["p.csv.gz"] * 2}}
+        job = hourly_job(backfill="8h", poll_every="1s", give_up_after="24h")
+        server, daemon = self.start({"rows": 200, "chaos": chaos, "slot_defaults": changing},
+                                    jobs=[job], parallel_downloads=4, http_timeout="2s",
+                                    api_requests_per_second=20)
+        slots = self.expected()
+        self.assertGreaterEqual(len(slots), 5, slots)
+        for kill in range(LINK_KILLS):
+            daemon.start()
+            time.sleep(rng.uniform(0.3, 1.5))  # the random moment of the kill is the point
+            self.assertTrue(daemon.running(), f"the daemon exited by itself before kill {kill + 1}"
+                                              f"{self.context()}")
+            daemon.kill()
+        daemon.start()
+        self.wait_done(JOB, len(slots), timeout=90)
+        self.stop_daemon(within=10)
+
+        # The truth is what each slot's last answer listed.
+        self.assert_archived(JOB, slots)
+        self.assert_no_strays({JOB: slots})
+        for slot in slots:
+            for data_type in self.truth(JOB, slot):
+                with open(os.path.join(self.partition(JOB, data_type, slot), "_manifest.json"),
+                          encoding="utf-8") as f:
+                    listed = json.load(f)["files"]
+                for key in ("name", "sha256"):
+                    counts = collections.Counter(entry[key] for entry in listed)
+                    self.assertEqual([v for v, n in counts.items() if n > 1], [],
+                                     f"seed {seed}: {slot} {data_type} lists a {key} twice")
+        code, gaps = daemon.gaps()
+        self.assertEqual(code, 0, gaps)
+
+        # The links really changed under the daemon: parts of a re-run were fetched, and
+        # some slot had parts of two runs fetched (a pass ended half-way between them).
+        completed = server.stats()["downloads_completed"]
+        runs = collections.defaultdict(set)
+        for path in completed:
+            _, _, _, _, slot, _, part, _ = path.split("/")
+            runs[slot].add(int(part) // 1000)
+        self.assertTrue(any(len(r) > 1 for r in runs.values()),
+                        f"seed {seed}: no slot saw its links change mid-way: {dict(runs)}")
 
 
 if __name__ == "__main__":

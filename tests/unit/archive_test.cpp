@@ -418,12 +418,16 @@ TEST(ArchiveStage, StagedBytesAreSyncedInStagingWithTheArchivesMode) {
   EXPECT_EQ(entries(archive.staging_dir()), 1u);  // `file` is still staged
 }
 
-TEST(ArchiveHolds, ARegularFileOfTheRecordedSizeOnly) {
+TEST(ArchiveHolds, ARegularFileOfTheRecordedSizeAndContentOnly) {
   TempDir temp;
   const Archive archive{temp.path() / "archive"};
   archive.publish(archive.stage_bytes("0123456789"), "j", "visit", hour_slot(), "a.csv.gz");
-  const ManifestFile recorded{.name = "a.csv.gz", .bytes = 10, .sha256 = std::string(64, 'a')};
+  const ManifestFile recorded{.name = "a.csv.gz", .bytes = 10, .sha256 = sha256_hex("0123456789")};
   EXPECT_TRUE(archive.holds("j", "visit", hour_slot(), recorded));
+  // The same size with other bytes is not the recorded file.
+  ManifestFile other_content = recorded;
+  other_content.sha256 = sha256_hex("0123456780");
+  EXPECT_FALSE(archive.holds("j", "visit", hour_slot(), other_content));
 
   ManifestFile other_size = recorded;
   other_size.bytes = 11;
@@ -660,13 +664,15 @@ TEST(ManifestJson, MalformedTextsAreRejected) {
 
 // --- names ---------------------------------------------------------------------------
 
-TEST(DataTypes, OnlyLowercaseDigitsAndUnderscore) {
-  for (const std::string_view good : {"visit", "custom_event", "ads_track_click", "a1", "_"}) {
+TEST(DataTypes, OnlyLettersDigitsUnderscoreAndInnerDashes) {
+  // Types the vendor may add (adsTrackClick) become folders under their own names.
+  for (const std::string_view good :
+       {"visit", "custom_event", "ads_track_click", "a1", "_", "adsTrackClick", "Visit", "a-b"}) {
     EXPECT_TRUE(is_safe_data_type(good)) << good;
   }
-  for (const std::string_view bad :
-       std::initializer_list<std::string_view>{"", "Visit", "../x", "a/b", ".", "..", "a-b", "a b",
-                                               "渠道", std::string_view{"a\0b", 3}}) {
+  for (const std::string_view bad : std::initializer_list<std::string_view>{
+           "", "../x", "a/b", ".", "..", "-a", ".a", "a b", "a.b", "a\\b", "渠道", "a\x1b",
+           std::string_view{"a\0b", 3}}) {
     EXPECT_FALSE(is_safe_data_type(bad)) << bad;
   }
   EXPECT_TRUE(is_safe_data_type(std::string(64, 'a')));

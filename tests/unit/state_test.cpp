@@ -322,7 +322,8 @@ TEST_F(StateStoreTest, FilesAreRecordedReplacedAndListed) {
                           .name = "part-0.csv.gz",
                           .bytes = 64ull << 20,
                           .sha256 = std::string(64, 'a'),
-                          .archived_at = kT0 + hours(2)};
+                          .archived_at = kT0 + hours(2),
+                          .object = "https://files.example/a/part-0.csv.gz"};
   ArchivedFile visit = page;
   visit.data_type = "visit";
   visit.name = "part-1.csv.gz";
@@ -343,6 +344,7 @@ TEST_F(StateStoreTest, FilesAreRecordedReplacedAndListed) {
   redone.bytes = 12345;
   redone.sha256 = std::string(64, 'b');
   redone.archived_at = kT0 + hours(3);
+  redone.object = "https://files.example/rerun/part-0.csv.gz";
   store.record_file(redone);
   EXPECT_EQ(store.files("job", slots[0].slot), (std::vector<ArchivedFile>{redone, visit0, visit}));
   EXPECT_EQ(store.files("job", slots[1].slot), std::vector<ArchivedFile>{other_slot});
@@ -466,11 +468,11 @@ TEST_F(StateStoreTest, PersistsAcrossReopen) {
 TEST_F(StateStoreTest, SchemaVersionIsStoredInTheFile) {
   {
     StateStore store{db_path()};
-    EXPECT_EQ(store.schema_version(), 2);
-    EXPECT_EQ(StateStore::latest_schema_version(), 2);
+    EXPECT_EQ(store.schema_version(), 3);
+    EXPECT_EQ(StateStore::latest_schema_version(), 3);
   }
   RawConnection raw{db_path()};
-  EXPECT_EQ(raw.text("PRAGMA user_version"), "2");
+  EXPECT_EQ(raw.text("PRAGMA user_version"), "3");
   // The CHECK keeps unknown states out, whoever writes.
   EXPECT_NE(raw.exec("INSERT INTO slots (job, slot, start, state, next_at, created_at, "
                      "updated_at) VALUES ('j', 's', 0, 'bogus', 0, 0, 0)"),
@@ -734,7 +736,7 @@ TEST_F(StateStoreTest, MigratesAVersionOneDatabaseKeepingItsRows) {
     ASSERT_EQ(raw.exec("INSERT INTO kv VALUES ('auth_code/shop', 'code')"), SQLITE_OK);
   }
   StateStore store{db_path()};
-  EXPECT_EQ(store.schema_version(), 2);
+  EXPECT_EQ(store.schema_version(), 3);
   const auto record = store.find("shop", "2026-11-22T03");
   ASSERT_TRUE(record);
   EXPECT_EQ(record->state, SlotState::done);
@@ -744,6 +746,8 @@ TEST_F(StateStoreTest, MigratesAVersionOneDatabaseKeepingItsRows) {
   EXPECT_EQ(record->notices, 0);
   ASSERT_EQ(store.files("shop", "2026-11-22T03").size(), 1u);
   EXPECT_EQ(store.files("shop", "2026-11-22T03")[0].bytes, 42u);
+  // A file recorded before objects were: it matches no link's object.
+  EXPECT_EQ(store.files("shop", "2026-11-22T03")[0].object, "");
   EXPECT_EQ(store.get_value("auth_code/shop"), "code");
 
   // The new column works on the migrated rows.

@@ -16,6 +16,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <set>
 #include <sstream>
 
 #include "support/files.hpp"
@@ -67,6 +68,14 @@ class Events final : public Observer {
     seen.push_back("part_failed " + std::string{name} + " " + std::to_string(attempt));
   }
   void links_expired(const config::Job&, const Slot&) override { seen.push_back("links_expired"); }
+  void unknown_data_type(const config::Job&, const Slot&, std::string_view type) override {
+    seen.push_back("unknown_type " + std::string{type});
+  }
+  void duplicate_part(const config::Job&, const Slot&, std::string_view type, std::string_view name,
+                      std::string_view same_as) override {
+    seen.push_back("duplicate " + std::string{type} + "/" + std::string{name} + " " +
+                   std::string{same_as});
+  }
   std::vector<std::string> seen;
   std::size_t archived_files = 0;
   std::uint64_t archived_bytes = 0;
@@ -83,7 +92,8 @@ struct Vendor {
   Reply answer(const std::string& target) {
     std::lock_guard lock{mutex};
     if (target.starts_with("/files/")) {
-      const auto found = files.find(target);
+      // By path: the query only signs the link.
+      const auto found = files.find(target.substr(0, target.find('?')));
       return found == files.end() ? reply(404, "no such file") : found->second;
     }
     asked.push_back(target);
@@ -326,6 +336,179 @@ TEST_F(Work, RawAnUnsafeDataTypeFailsTheSlot) {
   const auto* failed = std::get_if<Failed>(&outcome.result);
   ASSERT_NE(failed, nullptr);
   EXPECT_NE(failed->reason.find("not a safe folder name"), std::string::npos);
+  EXPECT_NE(failed->reason.find("\"Bad Type\""), std::string::npos) << failed->reason;
+
+  // Named escaped: a name the vendor sends never reaches the log raw.
+  vendor_.api = [&](const std::string&) {
+    return reply(200, finished({{"..\\u001b[31m/x", {}}, {"visit", {}}}));
+  };
+  const Outcome hostile = run_pass();
+  const auto* refused = std::get_if<Failed>(&hostile.result);
+  ASSERT_NE(refused, nullptr);
+  EXPECT_NE(refused->reason.find("\"..\\x1b[31m/x\""), std::string::npos) << refused->reason;
+  EXPECT_EQ(refused->reason.find('\x1b'), std::string::npos);
+  // The types that have a safe name are archived all the same.
+  EXPECT_TRUE(archive_.is_complete(job_.name, "visit", slot_));
+}
+
+// The partition's files by content, and the manifest's sha256 values: what a reader sees.
+std::multiset<std::string> contents_of(const fs::path& partition) {
+  std::multiset<std::string> contents;
+  for (const auto& entry : fs::directory_iterator{partition}) {
+    const std::string name = entry.path().filename().string();
+    if (name != archive::kManifestName && name != archive::kSuccessName) {
+      contents.insert(read_file(entry.path()));
+    }
+  }
+  return contents;
+}
+
+TEST_F(Work, RawLinksReorderedBetweenAnswersAreNeverMixed) {
+  // Two objects whose last segments collide, of the same size but other content.
+  const std::string a = gzip_member("rows of part A\n1,2,3\n");
+  const std::string b = gzip_member("rows of part B\n4,5,6\n");
+  ASSERT_EQ(a.size(), b.size());
+  vendor_.files["/files/A/x.csv.gz"] = reply(200, a);
+  vendor_.files["/files/B/x.csv.gz"] = reply(500, "broken");
+  std::vector<std::string> order{link("A/x.csv.gz"), link("B/x.csv.gz")};
+  vendor_.api = [&](const std::string&) { return reply(200, finished({{"visit", order}})); };
+  ASSERT_TRUE(std::holds_alternative<Retry>(run_pass().result));
+
+  // The next answer lists them the other way round.
+  vendor_.files["/files/B/x.csv.gz"] = reply(200, b);
+  order = {link("B/x.csv.gz"), link("A/x.csv.gz")};
+  const Outcome second = run_pass();
+  const auto* done = std::get_if<Done>(&second.result);
+  ASSERT_NE(done, nullptr);
+  EXPECT_EQ(done->files, 2u);
+  // A keeps its name whatever the order of the links: only B is fetched.
+  EXPECT_EQ(second.progress.archived_files, 1u);
+  EXPECT_EQ(contents_of(partition("visit")), (std::multiset<std::string>{a, b}));
+  const auto manifest = archive_.read_manifest(job_.name, "visit", slot_);
+  ASSERT_TRUE(manifest.has_value());
+  ASSERT_EQ(manifest->files.size(), 2u);
+  EXPECT_NE(manifest->files[0].sha256, manifest->files[1].sha256);
+  EXPECT_NE(manifest->files[0].name, manifest->files[1].name);
+}
+
+TEST_F(Work, RawARerunUnderOtherLinksReplacesThePartsOfTheEarlierAnswer) {
+  // A re-run export reuses the file names; its objects are other ones, of the same size.
+  const std::string old_x = gzip_member("run 1 rows\n1,2,3\n");
+  const std::string new_x = gzip_member("run 2 rows\n7,8,9\n");
+  ASSERT_EQ(old_x.size(), new_x.size());
+  vendor_.files["/files/run1/x.csv.gz"] = reply(200, old_x);
+  vendor_.files["/files/run1/y.csv.gz"] = reply(500, "broken");
+  vendor_.files["/files/run2/x.csv.gz"] = reply(200, new_x);
+  vendor_.files["/files/run2/y.csv.gz"] = reply(200, page_);
+  std::string run = "run1";
+  vendor_.api = [&](const std::string&) {
+    return reply(200, finished({{"visit", {link(run + "/x.csv.gz"), link(run + "/y.csv.gz")}}}));
+  };
+  ASSERT_TRUE(std::holds_alternative<Retry>(run_pass().result));
+  ASSERT_EQ(read_file(partition("visit") / "x.csv.gz"), old_x);
+
+  run = "run2";
+  const Outcome second = run_pass();
+  ASSERT_NE(std::get_if<Done>(&second.result), nullptr);
+  EXPECT_EQ(read_file(partition("visit") / "x.csv.gz"), new_x);
+  EXPECT_EQ(read_file(partition("visit") / "y.csv.gz"), page_);
+  EXPECT_EQ(second.progress.archived_files, 2u);
+}
+
+TEST_F(Work, RawAResumedPassChecksTheContentOfEachArchivedPartNotOnlyItsSize) {
+  vendor_.files["/files/v1.csv.gz"] = reply(200, visit_);
+  vendor_.files["/files/v2.csv.gz"] = reply(500, "broken");
+  vendor_.api = [&](const std::string&) {
+    return reply(200, finished({{"visit", {link("v1.csv.gz"), link("v2.csv.gz")}}}));
+  };
+  ASSERT_TRUE(std::holds_alternative<Retry>(run_pass().result));
+  // What a crash between recording and publishing (or a damaged disk) can leave: a file
+  // of the recorded size with other bytes.
+  std::string other = visit_;
+  other[other.size() / 2] ^= 0x55;
+  archive_.publish(archive_.stage_bytes(other), job_.name, "visit", slot_, "v1.csv.gz");
+
+  vendor_.files["/files/v2.csv.gz"] = reply(200, page_);
+  const Outcome second = run_pass();
+  ASSERT_NE(std::get_if<Done>(&second.result), nullptr);
+  EXPECT_EQ(read_file(partition("visit") / "v1.csv.gz"), visit_);
+  EXPECT_EQ(second.progress.archived_files, 2u);
+}
+
+TEST_F(Work, RawAnObjectListedTwiceIsOnePartAndOneContentIsListedOnce) {
+  vendor_.files["/files/a/v.csv.gz"] = reply(200, visit_);
+  vendor_.files["/files/b/v.csv.gz"] = reply(200, visit_);  // another object, the same bytes
+  vendor_.files["/files/p.csv.gz"] = reply(200, page_);
+  vendor_.api = [&](const std::string&) {
+    return reply(
+        200, finished({{"visit",
+                        {link("a/v.csv.gz?sign=1"), link("b/v.csv.gz"), link("a/v.csv.gz?sign=2")}},
+                       {"page", {link("p.csv.gz"), link("p.csv.gz")}}}));
+  };
+  const Outcome outcome = run_pass();
+  const auto* done = std::get_if<Done>(&outcome.result);
+  ASSERT_NE(done, nullptr);
+  EXPECT_EQ(events_.downloads, 3);  // a/v, b/v and p: each object once
+  EXPECT_EQ(done->files, 2u);
+  EXPECT_EQ(contents_of(partition("visit")), std::multiset<std::string>{visit_});
+  EXPECT_EQ(contents_of(partition("page")), std::multiset<std::string>{page_});
+  const auto manifest = archive_.read_manifest(job_.name, "visit", slot_);
+  ASSERT_TRUE(manifest.has_value());
+  ASSERT_EQ(manifest->files.size(), 1u);
+  EXPECT_EQ(manifest->files[0].name, "v.csv.gz");
+  EXPECT_NE(
+      std::find(events_.seen.begin(), events_.seen.end(), "duplicate visit/v-2.csv.gz v.csv.gz"),
+      events_.seen.end());
+}
+
+TEST_F(Work, RawNotExistsWaitsAndNeverFailsTheSlot) {
+  // Raw export enabled recently: the vendor has nothing for older hours, and says so for
+  // every ask. That is a wait, asked again at the next poll, for both endpoints.
+  vendor_.api = [](const std::string&) {
+    return reply(200, R"({"status":"NOT_EXISTS","errorMsg":"no such export"})");
+  };
+  for (const bool per_type : {false, true}) {
+    config::RawJob raw;
+    if (per_type) {
+      raw.data_types = {"visit", "page"};
+    }
+    job_.settings = raw;
+    vendor_.asked.clear();
+    const Outcome outcome = run_pass();
+    EXPECT_EQ(std::get_if<Failed>(&outcome.result), nullptr) << "per_type=" << per_type;
+    EXPECT_EQ(std::get_if<Retry>(&outcome.result), nullptr) << "per_type=" << per_type;
+    const auto* wait = std::get_if<Wait>(&outcome.result);
+    ASSERT_NE(wait, nullptr) << "per_type=" << per_type;
+    EXPECT_TRUE(wait->not_exists);
+    EXPECT_EQ(wait->api_status, "NOT_EXISTS");
+    EXPECT_EQ(vendor_.asked.size(), 1u);  // per type: the first type that is not FINISHED
+    EXPECT_EQ(ledger_.downloading_status, "");
+    EXPECT_TRUE(ledger_.files.empty());
+  }
+}
+
+TEST_F(Work, RawAnUnknownDataTypeIsArchivedUnderItsOwnNameWithTheKnownOnes) {
+  vendor_.files["/files/v1.csv.gz"] = reply(200, visit_);
+  vendor_.files["/files/ads.csv.gz"] = reply(200, page_);
+  vendor_.api = [&](const std::string&) {
+    return reply(200, finished({{"visit", {link("v1.csv.gz")}},
+                                {"adsTrackClick", {link("ads.csv.gz")}},
+                                {"ads-track-2", {}}}));
+  };
+  const Outcome outcome = run_pass();
+  const auto* done = std::get_if<Done>(&outcome.result);
+  ASSERT_NE(done, nullptr) << (std::get_if<Failed>(&outcome.result)
+                                   ? std::get_if<Failed>(&outcome.result)->reason
+                                   : "");
+  EXPECT_EQ(done->files, 2u);
+  EXPECT_EQ(read_file(partition("visit") / "v1.csv.gz"), visit_);
+  EXPECT_EQ(read_file(partition("adsTrackClick") / "ads.csv.gz"), page_);
+  EXPECT_TRUE(archive_.is_complete(job_.name, "adsTrackClick", slot_));
+  EXPECT_TRUE(archive_.is_complete(job_.name, "ads-track-2", slot_));
+  // Each unknown type is named to the log once; the known ones are not.
+  EXPECT_EQ(std::count(events_.seen.begin(), events_.seen.end(), "unknown_type adsTrackClick"), 1);
+  EXPECT_EQ(std::count(events_.seen.begin(), events_.seen.end(), "unknown_type ads-track-2"), 1);
+  EXPECT_EQ(std::count(events_.seen.begin(), events_.seen.end(), "unknown_type visit"), 0);
 }
 
 TEST_F(Work, ChartDoingWaitsAndDoneArchivesBothFiles) {
