@@ -289,8 +289,11 @@ bool Daemon::serve_metrics() {
                           return scrape(scheduler_->config(), *store_, registry_, clock_.now());
                         }
                         if (path == "/healthz") {
-                          return health({scheduler_->alive_at(), scheduler_->loop_alive()}, *store_,
-                                        clock_.now());
+                          const LoopHealth loop{
+                              .alive_at = scheduler_->alive_at(),
+                              .alive = scheduler_->loop_alive(),
+                              .database_locked_for = scheduler_->database_locked_for()};
+                          return health(loop, *store_, clock_.now());
                         }
                         return {.status = 404, .body = "try /metrics or /healthz\n"};
                       });
