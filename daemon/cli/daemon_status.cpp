@@ -95,9 +95,10 @@ ops::Reply health(LoopHealth loop, state::StateStore& store, Instant now) {
     if (error.busy()) {
       const auto locked_for = std::chrono::duration_cast<std::chrono::seconds>(
           loop.database_locked_for.value_or(std::chrono::seconds{0}));
-      database = "locked by another process" +
-                 (locked_for.count() > 0 ? " for " + std::to_string(locked_for.count()) + "s" : "") +
-                 "; the daemon waits for it";
+      database =
+          "locked by another process" +
+          (locked_for.count() > 0 ? " for " + std::to_string(locked_for.count()) + "s" : "") +
+          "; the daemon waits for it";
       database_ok = locked_for < kLockedUnhealthyAfter;
     }
   } catch (const std::exception& error) {

@@ -236,6 +236,10 @@ asio::awaitable<void> Scheduler::work_on(std::shared_ptr<const Generation> gener
       // The pass stopped at a step it could not record (a file, the downloading mark):
       // another process holds the database. What was recorded stays; the rest is
       // redone from the slot's row, as after a crash, once the database takes writes.
+      spdlog::info(
+          "job={} slot={}: the state database is locked by another process; the "
+          "pass is redone once it takes writes",
+          record.job, record.slot);
       std::optional<state::SlotRecord> row;
       co_await store_waits_.retry([&] {
         store_.check_writable(clock_.now(), StoreWaits::kTryTimeout);
@@ -377,9 +381,9 @@ asio::awaitable<void> Scheduler::run() {
         // the loop waits.
         if (store_trouble != error.what()) {
           store_trouble = error.what();
-          ops::log_event(ops::Level::error, "state_db_error", "the state database fails",
-                         {{"retry_in", std::to_string(kStoreRetry.count()) + "s"},
-                          {"reason", store_trouble}});
+          ops::log_event(
+              ops::Level::error, "state_db_error", "the state database fails",
+              {{"retry_in", std::to_string(kStoreRetry.count()) + "s"}, {"reason", store_trouble}});
         }
         deadline = now + kStoreRetry;
       }

@@ -45,12 +45,13 @@ void StoreWaits::busy() {
         ops::Level::warning, "state_db_locked",
         "the state database is locked by another process; the daemon waits and keeps trying",
         {{"database", database_},
-         {"for", std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
-                                    now - *locked_since_)
-                                    .count()) +
-                     "s"},
-         {"reason", "another process (a backfill, retry or verify --repair, a backup, a sqlite3 "
-                    "shell) holds a write transaction open"}});
+         {"for",
+          std::to_string(
+              std::chrono::duration_cast<std::chrono::seconds>(now - *locked_since_).count()) +
+              "s"},
+         {"reason",
+          "another process (a backfill, retry or verify --repair, a backup, a sqlite3 "
+          "shell) holds a write transaction open"}});
   }
 }
 

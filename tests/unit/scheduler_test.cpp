@@ -382,16 +382,14 @@ TEST(StoreWaits, ABusyCallIsTriedAgainOnATimerWhileTheLoopRunsOtherTasks) {
   int ticks_when_through = -1;
   bool locked_while_waiting = false;
   boost::asio::co_spawn(io, tick(&done, &ticks, &longest_gap), boost::asio::detached);
-  boost::asio::co_spawn(io,
-                                      waits.retry([&] {
-                                        if (++tries < 4) {
-                                          throw state::StateError("database is locked",
-                                                                  kSqliteBusy);
-                                        }
-                                        locked_while_waiting = waits.locked_for().has_value();
-                                        ticks_when_through = ticks;
-                                      }),
-                                      [&](std::exception_ptr) { done = true; });
+  boost::asio::co_spawn(io, waits.retry([&] {
+    if (++tries < 4) {
+      throw state::StateError("database is locked", kSqliteBusy);
+    }
+    locked_while_waiting = waits.locked_for().has_value();
+    ticks_when_through = ticks;
+  }),
+                        [&](std::exception_ptr) { done = true; });
   io.run();
   EXPECT_EQ(tries, 4);
   // Three waits (50, 100, 200 ms) on timers: the other task ticked all along.
@@ -406,11 +404,10 @@ TEST(StoreWaits, AnyOtherFailureIsThrownAtOnceAndALongLockIsWarnedAboutOnce) {
   boost::asio::io_context io;
   StoreWaits waits{io.get_executor(), "state.db", std::chrono::steady_clock::duration{0}};
   int tries = 0;
-  auto failed = boost::asio::co_spawn(io,
-                                      waits.retry([&] {
-                                        ++tries;
-                                        throw state::StateError("disk I/O error", 10);
-                                      }),
+  auto failed = boost::asio::co_spawn(io, waits.retry([&] {
+    ++tries;
+    throw state::StateError("disk I/O error", 10);
+  }),
                                       boost::asio::use_future);
   io.run();
   EXPECT_THROW(failed.get(), state::StateError);
