@@ -131,6 +131,13 @@ class Daemon {
   void start();
   void report_to_systemd();
   int finish();
+  // What /healthz knows of the scheduler's loop, and how long its writes have found the
+  // database locked by another process.
+  LoopHealth loop_health() const {
+    return {.alive_at = scheduler_->alive_at(),
+            .alive = scheduler_->loop_alive(),
+            .database_locked_for = scheduler_->database_locked_for()};
+  }
 
   const config::Config& config_;
   const bool once_;
@@ -283,19 +290,16 @@ bool Daemon::serve_metrics() {
     return true;
   }
   try {
-    listener_.emplace(
-        io_.get_executor(), config_.metrics.listen, [this](std::string_view path) -> ops::Reply {
-          if (path == "/metrics") {
-            return scrape(scheduler_->config(), *store_, registry_, clock_.now());
-          }
-          if (path == "/healthz") {
-            const LoopHealth loop{.alive_at = scheduler_->alive_at(),
-                                  .alive = scheduler_->loop_alive(),
-                                  .database_locked_for = scheduler_->database_locked_for()};
-            return health(loop, *store_, clock_.now());
-          }
-          return {.status = 404, .body = "try /metrics or /healthz\n"};
-        });
+    listener_.emplace(io_.get_executor(), config_.metrics.listen,
+                      [this](std::string_view path) -> ops::Reply {
+                        if (path == "/metrics") {
+                          return scrape(scheduler_->config(), *store_, registry_, clock_.now());
+                        }
+                        if (path == "/healthz") {
+                          return health(loop_health(), *store_, clock_.now());
+                        }
+                        return {.status = 404, .body = "try /metrics or /healthz\n"};
+                      });
   } catch (const std::exception& error) {
     spdlog::critical("cannot start: {}", error.what());
     return false;
