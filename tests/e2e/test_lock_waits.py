@@ -16,7 +16,7 @@ from harness import E2ETestCase, wait_for
 # Slots keep polling (and so keep writing) for a few seconds, and parts download slowly,
 # so the daemon has writes to make while the test holds the lock.
 SCENARIO = {"rows": 400, "slot_defaults": {"running_polls": 4, "slow_bytes_per_second": 60000}}
-LOCK_SECONDS = 7
+LOCK_SECONDS = 6
 
 
 def free_port():
