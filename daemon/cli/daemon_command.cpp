@@ -132,6 +132,13 @@ class Daemon {
   void start();
   void report_to_systemd();
   int finish();
+  // What /healthz knows of the scheduler's loop, and how long its writes have found the
+  // database locked by another process.
+  LoopHealth loop_health() const {
+    return {.alive_at = scheduler_->alive_at(),
+            .alive = scheduler_->loop_alive(),
+            .database_locked_for = scheduler_->database_locked_for()};
+  }
 
   const config::Config& config_;
   const bool once_;
@@ -291,8 +298,7 @@ bool Daemon::serve_metrics() {
                           return scrape(scheduler_->config(), *store_, registry_, clock_.now());
                         }
                         if (path == "/healthz") {
-                          return health({scheduler_->alive_at(), scheduler_->loop_alive()}, *store_,
-                                        clock_.now());
+                          return health(loop_health(), *store_, clock_.now());
                         }
                         return {.status = 404, .body = "try /metrics or /healthz\n"};
                       });

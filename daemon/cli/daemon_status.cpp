@@ -12,8 +12,12 @@ namespace {
 namespace json = boost::json;
 
 constexpr std::chrono::hours kAtRisk{72};
-// /healthz waits this long at most for another process's database transaction.
-constexpr std::chrono::milliseconds kHealthWriteWait{500};
+// /healthz waits this long at most for another process's database transaction: it runs
+// on the event loop, which SQLite's wait would stall (the scheduler's tries wait as long).
+constexpr std::chrono::milliseconds kHealthWriteWait{5};
+// A lock held longer than this makes /healthz unhealthy (as long as the scheduler waits
+// before it warns in the log).
+constexpr std::chrono::seconds kLockedUnhealthyAfter{30};
 
 constexpr state::SlotState kStates[] = {state::SlotState::pending,     state::SlotState::waiting,
                                         state::SlotState::downloading, state::SlotState::done,
@@ -82,12 +86,26 @@ ops::Reply health(LoopHealth loop, state::StateStore& store, Instant now) {
       std::chrono::steady_clock::now() - loop.alive_at);
   const bool loop_ok = loop.alive;
   std::string database = "writable";
+  bool database_ok = true;
   try {
     store.check_writable(now, kHealthWriteWait);
+  } catch (const state::StateError& error) {
+    database = error.what();
+    database_ok = false;
+    if (error.busy()) {
+      const auto locked_for = std::chrono::duration_cast<std::chrono::seconds>(
+          loop.database_locked_for.value_or(std::chrono::seconds{0}));
+      database =
+          "locked by another process" +
+          (locked_for.count() > 0 ? " for " + std::to_string(locked_for.count()) + "s" : "") +
+          "; the daemon waits for it";
+      database_ok = locked_for < kLockedUnhealthyAfter;
+    }
   } catch (const std::exception& error) {
     database = error.what();
+    database_ok = false;
   }
-  const bool ok = loop_ok && database == "writable";
+  const bool ok = loop_ok && database_ok;
   json::object body{{"status", ok ? "ok" : "unhealthy"},
                     {"loop_age_seconds", loop_age.count()},
                     {"database", database}};

@@ -4,6 +4,7 @@
 // unit's STATUS line, the gauges of /metrics, and /healthz.
 
 #include <chrono>
+#include <optional>
 #include <string>
 
 #include "config/config.hpp"
@@ -25,10 +26,15 @@ ops::Reply scrape(const config::Config& config, state::StateStore& store, ops::R
 struct LoopHealth {
   std::chrono::steady_clock::time_point alive_at;
   bool alive = false;
+  // How long the scheduler's writes have found the database locked by another process
+  // (Scheduler::database_locked_for); nullopt when they go through.
+  std::optional<std::chrono::steady_clock::duration> database_locked_for{};
 };
 
-// 200 when the scheduler's loop went round lately and the database takes a write;
-// 503 otherwise. A short JSON body says which.
+// 200 when the scheduler's loop went round lately and the database takes a write, or
+// is locked by another process for less than kLockedUnhealthyAfter (the daemon waits
+// for it: a backup or a `retry` is no reason to restart it); 503 otherwise. A short
+// JSON body says which. It never waits for the lock itself: /healthz answers at once.
 ops::Reply health(LoopHealth loop, state::StateStore& store, Instant now);
 
 }  // namespace gio::cli

@@ -79,7 +79,6 @@ void Scheduler::watch_retention(Instant now) {
   if (steady_now < next_retention_watch_) {
     return;
   }
-  next_retention_watch_ = steady_now + kRetentionWatchEvery;
   const Generation& generation = *generation_;
   // After an outage thousands of slots can come at risk or be lost at once: they are
   // stored in one commit (one each kept the loop busy for half a minute with 200 jobs),
@@ -116,6 +115,9 @@ void Scheduler::watch_retention(Instant now) {
   if (batch) {
     batch->commit();
   }
+  // Only a watch that went through waits for the next: one that failed (the database
+  // locked by another process, a full disk) is tried again at the loop's next round.
+  next_retention_watch_ = steady_now + kRetentionWatchEvery;
   for (const state::SlotRecord& record : lost) {
     announce_lost(record);
   }

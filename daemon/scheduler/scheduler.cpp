@@ -24,9 +24,10 @@ constexpr seconds kMaxSleep{60};
 // How often the loop asks the database whether another process queued work
 // (backfill, retry, verify --repair): one cheap PRAGMA, so well inside a poll interval.
 constexpr seconds kQueueCheckEvery{2};
-// A state database the loop cannot use (locked by another process past the busy
-// timeout, a full disk) is tried again after this long.
+// A state database the loop cannot use (a full disk, a failing file) is tried again
+// after this long; one locked by another process, after kLockedRetry.
 constexpr seconds kStoreRetry{5};
+constexpr seconds kLockedRetry{1};
 
 // Signed codes live in the state database: a restart must reuse the code in force,
 // since asking for a new one invalidates it.
@@ -121,10 +122,14 @@ Scheduler::Scheduler(asio::any_io_executor executor, std::shared_ptr<const confi
       http_(http),
       metrics_(metrics),
       codes_(std::make_unique<StoredCodes>(store)),
+      store_waits_(executor, config->state_db.string()),
       downloads_(executor, downloader, archive, clock, config->limits.parallel_downloads, *this),
       wake_(executor),
       workers_(executor),
       hooks_(executor) {
+  // The loop's connection: a locked database fails a try at once, and the caller waits
+  // on a timer (StoreWaits), never in SQLite's sleep on the loop's thread.
+  store_.set_busy_timeout(StoreWaits::kTryTimeout);
   reload(std::move(config));
 }
 
@@ -203,24 +208,63 @@ void Scheduler::start_due_work(Instant now, std::set<std::string>* started_once)
     }
     in_flight_.insert(key);
     workers_.spawn([this, generation, record = std::move(record), key]() -> asio::awaitable<void> {
-      const config::Job& job = *generation->config->find_job(record.job);
-      try {
-        co_await process(generation, record);
-      } catch (const std::exception& error) {
-        // A worker must never take the daemon down. The slot is put off like any
-        // transient failure; if even that cannot be recorded (the database or disk
-        // is failing), it is held back in memory so it cannot spin.
-        ops::log_event(ops::Level::error, "slot_error", "slot work failed unexpectedly",
-                       {{"job", record.job}, {"slot", record.slot}, {"reason", error.what()}});
-        try {
-          retry_later(job, record, {.reason = error.what()}, false);
-        } catch (const std::exception&) {
-          cool_down_[key] = asio::steady_timer::clock_type::now() + job.poll_every;
-        }
-      }
+      co_await work_on(generation, record);
       in_flight_.erase(key);
       wake_.notify();
     });
+  }
+}
+
+asio::awaitable<void> Scheduler::work_on(std::shared_ptr<const Generation> generation,
+                                         state::SlotRecord record) {
+  const config::Job& job = *generation->config->find_job(record.job);
+  std::string failure;
+  try {
+    for (;;) {
+      bool locked = false;
+      try {
+        co_await process(generation, record);
+        co_return;
+      } catch (const state::StateError& error) {
+        if (!error.busy()) {
+          throw;
+        }
+        locked = true;
+      }
+      if (!locked || stopping_) {
+        co_return;
+      }
+      // The pass stopped at a step it could not record (a file, the downloading mark):
+      // another process holds the database. What was recorded stays; the rest is
+      // redone from the slot's row, as after a crash, once the database takes writes.
+      spdlog::info(
+          "job={} slot={}: the state database is locked by another process; the "
+          "pass is redone once it takes writes",
+          record.job, record.slot);
+      std::optional<state::SlotRecord> row;
+      co_await store_waits_.retry([&] {
+        store_.check_writable(clock_.now(), StoreWaits::kTryTimeout);
+        row = store_.find(record.job, record.slot);
+      });
+      if (stopping_ || !row || row->state == state::SlotState::done ||
+          row->state == state::SlotState::failed || row->state == state::SlotState::lost) {
+        co_return;
+      }
+      record = std::move(*row);
+    }
+  } catch (const std::exception& error) {
+    failure = error.what();
+  }
+  // A worker must never take the daemon down. The slot is put off like any transient
+  // failure; if even that cannot be recorded (the database or disk is failing), it is
+  // held back in memory so it cannot spin.
+  ops::log_event(ops::Level::error, "slot_error", "slot work failed unexpectedly",
+                 {{"job", record.job}, {"slot", record.slot}, {"reason", failure}});
+  try {
+    retry_later(job, record, {.reason = failure}, false);
+  } catch (const std::exception&) {
+    cool_down_[slot_key(record.job, record.slot)] =
+        asio::steady_timer::clock_type::now() + job.poll_every;
   }
 }
 
@@ -258,9 +302,13 @@ void Scheduler::log_queue_change() {
 
 asio::awaitable<void> Scheduler::run_once() {
   const Instant now = clock_.now();
-  store_.resume_downloads(now);
-  log_catch_up(plan(now));
-  watch_retention(now);
+  std::map<std::string, Planned> planned;
+  co_await store_waits_.retry([&] {
+    store_.resume_downloads(now);
+    planned = plan(now);
+    watch_retention(now);
+  });
+  log_catch_up(planned);
   std::set<std::string> started;
   // Later rounds pick up the due slots that did not fit under the cap; each slot is
   // worked on at most once per pass.
@@ -277,14 +325,20 @@ asio::awaitable<void> Scheduler::run_once() {
 
 asio::awaitable<void> Scheduler::run() {
   const Instant start = clock_.now();
-  const int resumed = store_.resume_downloads(start);
+  int resumed = 0;
+  std::map<std::string, Planned> at_start;
+  co_await store_waits_.retry([&] {
+    resumed = store_.resume_downloads(start);
+    at_start = plan(start);
+  });
   if (resumed > 0) {
     ops::log_event(ops::Level::info, "resume", "downloads interrupted by the last stop",
                    {{"slots", resumed}});
   }
-  log_catch_up(plan(start));
+  log_catch_up(at_start);
   queue_changed_elsewhere();
   std::string store_trouble;  // the last database failure of the loop, logged once
+  bool loop_locked = false;   // the loop's last round found the database locked
   while (!stopping_) {
     alive_at_ = asio::steady_timer::clock_type::now();
     const Instant now = clock_.now();
@@ -313,16 +367,27 @@ asio::awaitable<void> Scheduler::run() {
         ops::log_event(ops::Level::info, "state_db_ok", "the state database answers again", {});
         store_trouble.clear();
       }
-    } catch (const state::StateError& error) {
-      // Locked by another process past the busy timeout, or a full disk: not a reason
-      // to stop, since nothing is lost while the loop waits.
-      if (store_trouble != error.what()) {
-        store_trouble = error.what();
-        ops::log_event(
-            ops::Level::error, "state_db_error", "the state database fails",
-            {{"retry_in", std::to_string(kStoreRetry.count()) + "s"}, {"reason", store_trouble}});
+      if (std::exchange(loop_locked, false)) {
+        store_waits_.answered();
       }
-      deadline = now + kStoreRetry;
+    } catch (const state::StateError& error) {
+      if (error.busy()) {
+        // Another process holds the database: tried again soon, and never waited for in
+        // SQLite on the loop's thread; StoreWaits warns once when it lasts.
+        loop_locked = true;
+        store_waits_.busy();
+        deadline = now + kLockedRetry;
+      } else {
+        // A full disk, a failing file: not a reason to stop, since nothing is lost while
+        // the loop waits.
+        if (store_trouble != error.what()) {
+          store_trouble = error.what();
+          ops::log_event(
+              ops::Level::error, "state_db_error", "the state database fails",
+              {{"retry_in", std::to_string(kStoreRetry.count()) + "s"}, {"reason", store_trouble}});
+        }
+        deadline = now + kStoreRetry;
+      }
     }
     const auto wake_at = steady_deadline(deadline, now);
     for (;;) {

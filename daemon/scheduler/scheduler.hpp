@@ -8,6 +8,7 @@
 //   scheduler.cpp  the loop: reload, run, run_once, start_due_work
 //   planning.cpp   planning slots into the store, and the retention watch
 //   settle.cpp     one pass on one slot and what its outcome records
+//   store_waits    waiting out a database locked by another process, off the loop's thread
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -27,6 +28,7 @@
 #include "download/downloader.hpp"
 #include "ops/hooks.hpp"
 #include "ops/registry.hpp"
+#include "scheduler/store_waits.hpp"
 #include "slot/slot.hpp"
 #include "state/state_store.hpp"
 #include "work/downloads.hpp"
@@ -84,6 +86,11 @@ class Scheduler final : private work::Observer {
     int lost = 0;
   };
   Ended ended() const { return ended_; }
+  // How long the loop's writes have found the state database locked by another process
+  // (nullopt when the last one went through), for /healthz.
+  std::optional<std::chrono::steady_clock::duration> database_locked_for() const {
+    return store_waits_.locked_for();
+  }
 
  private:
   // One loaded config and the API clients built from it. A worker holds the generation
@@ -113,6 +120,11 @@ class Scheduler final : private work::Observer {
   // event=queue_changed: what is due once another process changed the queue.
   void log_queue_change();
 
+  // A worker: process() on the slot, again (with its row read afresh) after a pass that
+  // stopped at a step the locked database could not record; any other failure puts the
+  // slot off (or, when even that cannot be recorded, holds it back in memory).
+  boost::asio::awaitable<void> work_on(std::shared_ptr<const Generation> generation,
+                                       state::SlotRecord record);
   // One pass on one slot: the checks only the scheduler can make (retention, give-up),
   // then the pass of the job's kind (work/), asked again at once while links expire
   // (a few times), then settle().
@@ -120,7 +132,8 @@ class Scheduler final : private work::Observer {
                                        state::SlotRecord record);
   // The one place where a pass's outcome becomes the slot's state, its event line, its
   // metrics and its hook. `counted`: the pass already counted its attempt (it recorded
-  // the slot as downloading).
+  // the slot as downloading). Its one write comes first, so a call that throws did
+  // nothing and may be made again (StoreWaits::retry).
   void settle(const config::Job& job, const Slot& slot, const state::SlotRecord& record,
               const work::Outcome& outcome, bool counted);
   // Records an answer that means "not yet" (RUNNING, NOT_EXISTS, doing): polled again
@@ -175,6 +188,7 @@ class Scheduler final : private work::Observer {
   http::Client& http_;
   ops::Registry& metrics_;
   std::unique_ptr<api::CodeCache> codes_;  // signed codes, in store_
+  StoreWaits store_waits_;                 // store_'s writes wait here while it is locked
   std::shared_ptr<const Generation> generation_;
   std::map<std::string, Instant> planned_until_;  // by job: start of the next unplanned slot
   std::set<std::string> in_flight_;               // "job/slot" keys being worked on

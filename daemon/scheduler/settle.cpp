@@ -138,10 +138,13 @@ asio::awaitable<void> Scheduler::process(std::shared_ptr<const Generation> gener
   if (!parsed) {
     // The job's granularity changed under slots planned before (a reload or an edit).
     const std::string reason = "slot name does not match the job's granularity";
-    store_.update(
-        record.job, record.slot,
-        {.state = state::SlotState::failed, .next_at = clock_.now(), .last_error = reason},
-        clock_.now());
+    // Each write of a pass's end waits out a lock held by another process (StoreWaits).
+    co_await store_waits_.retry([&] {
+      store_.update(
+          record.job, record.slot,
+          {.state = state::SlotState::failed, .next_at = clock_.now(), .last_error = reason},
+          clock_.now());
+    });
     count(ops::kSlotFailures, record.job);
     ++ended_.failed;
     ops::log_event(ops::Level::error, "slot_failed", "slot failed: not asked again until re-queued",
@@ -157,14 +160,14 @@ asio::awaitable<void> Scheduler::process(std::shared_ptr<const Generation> gener
   for (int refresh = 0;; ++refresh) {
     const Instant now = clock_.now();
     if (now >= slot.lost_at()) {
-      mark_lost(record, now);
+      co_await store_waits_.retry([&] { mark_lost(record, now); });
       co_return;
     }
     // Only a slot that has been asked about can be given up on: a backlog found at
     // start (or after an outage) gets its full give_up_after from then on.
     if (record.attempts > 0 && now >= give_up_at(job, slot, record.created_at)) {
-      fail_slot(job, slot, record, "gave up after " + config::format_duration(job.give_up_after),
-                false);
+      const std::string reason = "gave up after " + config::format_duration(job.give_up_after);
+      co_await store_waits_.retry([&] { fail_slot(job, slot, record, reason, false); });
       co_return;
     }
     ledger.start_round();
@@ -187,14 +190,15 @@ asio::awaitable<void> Scheduler::process(std::shared_ptr<const Generation> gener
     }
     const auto* retry = std::get_if<work::Retry>(&outcome.result);
     if (retry == nullptr || retry->kind != work::RetryClass::links_expired) {
-      settle(job, slot, record, outcome, ledger.downloading());
+      const bool counted = ledger.downloading();
+      co_await store_waits_.retry([&] { settle(job, slot, record, outcome, counted); });
       co_return;
     }
     record.last_error = retry->reason;
     if (refresh == kMaxLinkRefreshes) {
       outcome.result =
           work::Retry{.reason = "download links kept expiring before the downloads finished"};
-      settle(job, slot, record, outcome, true);
+      co_await store_waits_.retry([&] { settle(job, slot, record, outcome, true); });
       co_return;
     }
     // Asked again at once, ahead of other work: the parts archived so far stay.

@@ -317,9 +317,15 @@ void StateStore::check_writable(Instant now, std::chrono::milliseconds wait) {
   impl_->db.set_busy_timeout(wait);
   struct RestoreTimeout {
     sqlite::Database& db;
-    ~RestoreTimeout() { db.set_busy_timeout(kBusyTimeout); }
-  } restore{impl_->db};
+    std::chrono::milliseconds timeout;
+    ~RestoreTimeout() { db.set_busy_timeout(timeout); }
+  } restore{impl_->db, impl_->busy_timeout};
   set_value("health/written_at", std::to_string(to_unix(now)));
+}
+
+void StateStore::set_busy_timeout(std::chrono::milliseconds timeout) {
+  impl_->db.set_busy_timeout(timeout);
+  impl_->busy_timeout = timeout;
 }
 
 std::int64_t StateStore::data_version() {

@@ -217,6 +217,11 @@ class StateStore {
   // The start of the oldest slot of `job` in pending/waiting/downloading/failed: the
   // next one the vendor's retention will take, unless it is archived first.
   std::optional<Instant> oldest_not_done_start(std::string_view job);
+  // How long a call waits for another process's lock before it throws a busy StateError
+  // (10 s from the constructors). The daemon's event loop sets a few milliseconds and
+  // waits on timers between tries instead (scheduler/store_waits.hpp): SQLite waits by
+  // sleeping, and a sleep on the loop stalls /healthz, signals and every other task.
+  void set_busy_timeout(std::chrono::milliseconds timeout);
   // Writes one small row (kv "health/written_at"), waiting at most `wait` for another
   // process's transaction: throws StateError when the database cannot be written.
   void check_writable(Instant now, std::chrono::milliseconds wait);

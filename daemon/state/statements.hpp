@@ -81,6 +81,8 @@ class StateStore::Impl {
 
   sqlite::Database db;
   std::optional<Statements> statements;
+  // What the connection waits for another process's lock (set_busy_timeout).
+  std::chrono::milliseconds busy_timeout{10'000};
 
  private:
   void configure();

@@ -3,12 +3,18 @@
 #include <gtest/gtest.h>
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
+#include <thread>
 
 #include "ops/exporter_metrics.hpp"
 #include "scheduler/planner.hpp"
+#include "scheduler/store_waits.hpp"
 #include "support/temp_dir.hpp"
 
 namespace gio::scheduler {
@@ -346,6 +352,121 @@ TEST_F(SchedulerTest, ReloadPlansNewJobsAndStopsWorkOnRemovedOnes) {
   EXPECT_EQ(slot_names("b").size(), 4u);  // 19:10 Beijing: 14:00 to 17:00
   // a is no longer configured: no new slot planned, none asked again.
   EXPECT_EQ(store_.slots("a", Instant{}, utc("2030-01-01T00:00:00Z")), a_before);
+}
+
+// Another task on the loop: counts its ticks (every 10 ms) and the longest time the loop
+// kept it waiting, until `*done`.
+boost::asio::awaitable<void> tick(const bool* done, int* ticks,
+                                  std::chrono::steady_clock::duration* longest_gap) {
+  boost::asio::steady_timer timer{co_await boost::asio::this_coro::executor};
+  auto last = std::chrono::steady_clock::now();
+  while (!*done) {
+    timer.expires_after(10ms);
+    co_await timer.async_wait(boost::asio::use_awaitable);
+    const auto now = std::chrono::steady_clock::now();
+    *longest_gap = std::max(*longest_gap, now - last);
+    last = now;
+    ++*ticks;
+  }
+}
+
+constexpr int kSqliteBusy = 5;  // SQLITE_BUSY, as StateError carries it
+
+TEST(StoreWaits, ABusyCallIsTriedAgainOnATimerWhileTheLoopRunsOtherTasks) {
+  boost::asio::io_context io;
+  StoreWaits waits{io.get_executor(), "state.db"};
+  bool done = false;
+  int ticks = 0;
+  std::chrono::steady_clock::duration longest_gap{};
+  int tries = 0;
+  int ticks_when_through = -1;
+  bool locked_while_waiting = false;
+  boost::asio::co_spawn(io, tick(&done, &ticks, &longest_gap), boost::asio::detached);
+  boost::asio::co_spawn(io, waits.retry([&] {
+    if (++tries < 4) {
+      throw state::StateError("database is locked", kSqliteBusy);
+    }
+    locked_while_waiting = waits.locked_for().has_value();
+    ticks_when_through = ticks;
+  }),
+                        [&](std::exception_ptr) { done = true; });
+  io.run();
+  EXPECT_EQ(tries, 4);
+  // Three waits (50, 100, 200 ms) on timers: the other task ticked all along.
+  EXPECT_GE(ticks_when_through, 15);
+  EXPECT_LT(longest_gap, 100ms);
+  EXPECT_TRUE(locked_while_waiting);
+  EXPECT_EQ(waits.locked_for(), std::nullopt);  // the write went through
+  EXPECT_FALSE(waits.warned());
+}
+
+TEST(StoreWaits, AnyOtherFailureIsThrownAtOnceAndALongLockIsWarnedAboutOnce) {
+  boost::asio::io_context io;
+  StoreWaits waits{io.get_executor(), "state.db", std::chrono::steady_clock::duration{0}};
+  int tries = 0;
+  auto failed = boost::asio::co_spawn(io, waits.retry([&] {
+    ++tries;
+    throw state::StateError("disk I/O error", 10);
+  }),
+                                      boost::asio::use_future);
+  io.run();
+  EXPECT_THROW(failed.get(), state::StateError);
+  EXPECT_EQ(tries, 1);
+
+  waits.busy();  // past warn_after (0 here): warned once
+  EXPECT_TRUE(waits.warned());
+  EXPECT_TRUE(waits.locked_for().has_value());
+  waits.busy();
+  EXPECT_TRUE(waits.warned());
+  waits.answered();
+  EXPECT_FALSE(waits.warned());
+  EXPECT_EQ(waits.locked_for(), std::nullopt);
+}
+
+TEST_F(SchedulerTest, ALockHeldByAnotherProcessIsWaitedForWithoutBlockingTheLoop) {
+  Scheduler scheduler{io_.get_executor(),
+                      config_with({"a"}),
+                      clock_,
+                      store_,
+                      archive_,
+                      http_,
+                      downloader_,
+                      metrics_};
+  // Another process (a `retry` in its transaction, a backup) holds the write lock for
+  // 700 ms, then gives it back from its own thread.
+  state::StateStore other{dir_.path() / "state.db"};
+  std::optional<state::StateStore::Batch> held;
+  held.emplace(other);
+  other.set_value("test/lock", "held");
+  std::thread release{[&held] {
+    std::this_thread::sleep_for(700ms);
+    held.reset();
+  }};
+
+  bool done = false;
+  int ticks = 0;
+  std::chrono::steady_clock::duration longest_gap{};
+  std::exception_ptr failure;
+  const auto started = std::chrono::steady_clock::now();
+  boost::asio::co_spawn(io_, tick(&done, &ticks, &longest_gap), boost::asio::detached);
+  boost::asio::co_spawn(io_, scheduler.run_once(), [&](std::exception_ptr error) {
+    failure = error;
+    done = true;
+  });
+  io_.run();
+  release.join();
+  ASSERT_FALSE(failure);
+  // The pass waited for the lock, and the loop ran other tasks all the while.
+  EXPECT_GE(std::chrono::steady_clock::now() - started, 650ms);
+  EXPECT_LT(longest_gap, 300ms);
+  EXPECT_GE(ticks, 30);
+  // Nothing was dropped: every slot was planned, asked once and put off.
+  ASSERT_EQ(slot_names("a").size(), 4u);
+  EXPECT_EQ(metrics_.value(ops::kRetries, {{"gio_job", "a"}}), 4);
+  for (const auto& record : store_.slots("a", Instant{}, utc("2030-01-01T00:00:00Z"))) {
+    EXPECT_EQ(record.state, state::SlotState::pending) << record.slot;
+    EXPECT_NE(record.last_error, "") << record.slot;
+  }
 }
 
 TEST(RestartOnlyChanges, NamesEachSettingAReloadCannotApply) {

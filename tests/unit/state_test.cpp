@@ -822,6 +822,35 @@ TEST_F(StateStoreTest, WritableCheckWritesAndGivesUpOnALockHeldElsewhere) {
   EXPECT_EQ(daemon.get_value("health/written_at"), std::to_string(to_unix(kT0 + hours(1))));
 }
 
+TEST_F(StateStoreTest, AShortBusyTimeoutFailsAtOnceAndOutlivesTheWritableCheck) {
+  // The daemon's loop sets a few milliseconds (scheduler/store_waits.hpp): a write on a
+  // database locked elsewhere must fail within about that, never after SQLite's 10 s.
+  StateStore daemon{db_path()};
+  daemon.set_busy_timeout(std::chrono::milliseconds{20});
+  RawConnection other{db_path()};
+  ASSERT_EQ(other.exec("BEGIN IMMEDIATE"), SQLITE_OK);
+  const auto took = [](auto&& call) {
+    const auto start = std::chrono::steady_clock::now();
+    try {
+      call();
+      ADD_FAILURE() << "a write went through a lock held elsewhere";
+    } catch (const StateError& error) {
+      EXPECT_TRUE(error.busy()) << error.what();
+    }
+    return std::chrono::steady_clock::now() - start;
+  };
+  EXPECT_LT(took([&] { daemon.set_value("k", "v"); }), std::chrono::seconds{1});
+  EXPECT_LT(took([&] { daemon.check_writable(kT0, std::chrono::milliseconds{10}); }),
+            std::chrono::seconds{1});
+  // check_writable's own wait is undone to the connection's, not to the default 10 s.
+  EXPECT_LT(took([&] { daemon.set_value("k", "v"); }), std::chrono::seconds{1});
+  // Reads go on under another process's write lock (WAL).
+  EXPECT_EQ(daemon.get_value("k"), std::nullopt);
+  ASSERT_EQ(other.exec("ROLLBACK"), SQLITE_OK);
+  daemon.set_value("k", "v");
+  EXPECT_EQ(daemon.get_value("k"), "v");
+}
+
 TEST_F(StateStoreTest, DataVersionChangesWhenAnotherConnectionCommits) {
   StateStore daemon{db_path()};
   StateStore cli{db_path()};
