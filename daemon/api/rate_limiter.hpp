@@ -23,6 +23,7 @@ enum class Priority {
   near_loss,    // a slot close to the vendor's 15-day retention
   first_ask,    // the first ask about a slot
   poll,         // asking again about a slot still being exported
+  backlog,      // asking again about a slot the vendor knows nothing about (NOT_EXISTS)
 };
 
 struct Turn {

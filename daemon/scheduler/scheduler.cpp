@@ -7,6 +7,7 @@
 
 #include "ops/exporter_metrics.hpp"
 #include "ops/logging.hpp"
+#include "scheduler/fairness.hpp"
 #include "scheduler/notices.hpp"
 #include "scheduler/planner.hpp"
 
@@ -27,6 +28,9 @@ constexpr seconds kQueueCheckEvery{2};
 // A state database the loop cannot use (locked by another process past the busy
 // timeout, a full disk) is tried again after this long.
 constexpr seconds kStoreRetry{5};
+// How long the probe of a failing database waits for another process's lock: short,
+// since it runs on the loop.
+constexpr std::chrono::milliseconds kWritableProbeWait{100};
 
 // Signed codes live in the state database: a restart must reuse the code in force,
 // since asking for a new one invalidates it.
@@ -181,13 +185,26 @@ bool Scheduler::queue_changed_elsewhere() {
 }
 
 void Scheduler::start_due_work(Instant now, std::set<std::string>* started_once) {
+  // While downloads are paused or the database fails, a new ask would only fail the
+  // same way and count an attempt (asks_allowed_in_flight, pause.cpp).
+  const std::size_t cap = asks_allowed_in_flight(kMaxSlotsInFlight);
+  if (in_flight_.size() >= cap || stopping_) {
+    return;
+  }
   const std::size_t limit =
       kMaxSlotsInFlight + in_flight_.size() + (started_once != nullptr ? started_once->size() : 0);
   const auto steady_now = asio::steady_timer::clock_type::now();
   const std::shared_ptr<const Generation> generation = generation_;
-  for (state::SlotRecord& record : store_.due(now, limit, generation->job_names)) {
-    if (in_flight_.size() >= kMaxSlotsInFlight || stopping_) {
+  // Fresh work first; the NOT_EXISTS backlog after it, in at most its share of the
+  // slots in flight (fairness.hpp).
+  for (state::SlotRecord& record :
+       store_.due_fresh_first(now, limit, generation->job_names, not_exists_status())) {
+    if (in_flight_.size() >= cap || stopping_) {
       return;
+    }
+    const bool backlog = is_backlog(record);
+    if (backlog && backlog_in_flight_.size() >= backlog_share(kMaxSlotsInFlight)) {
+      return;  // every row after this one is backlog too
     }
     std::string key = slot_key(record.job, record.slot);
     if (const auto cooling = cool_down_.find(key); cooling != cool_down_.end()) {
@@ -201,6 +218,9 @@ void Scheduler::start_due_work(Instant now, std::set<std::string>* started_once)
       continue;
     }
     in_flight_.insert(key);
+    if (backlog) {
+      backlog_in_flight_.insert(key);
+    }
     workers_.spawn([this, generation, record = std::move(record), key]() -> asio::awaitable<void> {
       const config::Job& job = *generation->config->find_job(record.job);
       try {
@@ -208,9 +228,14 @@ void Scheduler::start_due_work(Instant now, std::set<std::string>* started_once)
       } catch (const std::exception& error) {
         // A worker must never take the daemon down. The slot is put off like any
         // transient failure; if even that cannot be recorded (the database or disk
-        // is failing), it is held back in memory so it cannot spin.
-        ops::log_event(ops::Level::error, "slot_error", "slot work failed unexpectedly",
-                       {{"job", record.job}, {"slot", record.slot}, {"reason", error.what()}});
+        // is failing), it is held back in memory so it cannot spin. A failing
+        // database is said once, and holds every ask until it is writable again.
+        if (dynamic_cast<const state::StateError*>(&error) != nullptr) {
+          note_store_trouble(error.what());
+        } else {
+          ops::log_event(ops::Level::error, "slot_error", "slot work failed unexpectedly",
+                         {{"job", record.job}, {"slot", record.slot}, {"reason", error.what()}});
+        }
         try {
           retry_later(job, record, {.reason = error.what()}, false);
         } catch (const std::exception&) {
@@ -218,6 +243,7 @@ void Scheduler::start_due_work(Instant now, std::set<std::string>* started_once)
         }
       }
       in_flight_.erase(key);
+      backlog_in_flight_.erase(key);
       wake_.notify();
     });
   }
@@ -283,12 +309,14 @@ asio::awaitable<void> Scheduler::run() {
   }
   log_catch_up(plan(start));
   queue_changed_elsewhere();
-  std::string store_trouble;  // the last database failure of the loop, logged once
   while (!stopping_) {
     alive_at_ = asio::steady_timer::clock_type::now();
     const Instant now = clock_.now();
     Instant deadline = now + kMaxSleep;
     try {
+      if (!store_trouble_.empty()) {
+        store_.check_writable(now, kWritableProbeWait);  // throws while it still fails
+      }
       // A wall clock that jumped forward plans the slots it skipped; one that jumped
       // back plans nothing (planning inserts only missing rows, after the last one).
       for (const auto& [job, planned] : plan(now)) {
@@ -308,19 +336,17 @@ asio::awaitable<void> Scheduler::run() {
       for (const config::Job& job : config().jobs) {
         deadline = std::min(deadline, next_plan_time(job, now));
       }
-      if (!store_trouble.empty()) {
+      if (const auto held = ask_hold_left()) {
+        deadline = std::min(deadline, now + *held);
+      }
+      if (!store_trouble_.empty()) {
         ops::log_event(ops::Level::info, "state_db_ok", "the state database answers again", {});
-        store_trouble.clear();
+        store_trouble_.clear();
       }
     } catch (const state::StateError& error) {
       // Locked by another process past the busy timeout, or a full disk: not a reason
       // to stop, since nothing is lost while the loop waits.
-      if (store_trouble != error.what()) {
-        store_trouble = error.what();
-        ops::log_event(
-            ops::Level::error, "state_db_error", "the state database fails",
-            {{"retry_in", std::to_string(kStoreRetry.count()) + "s"}, {"reason", store_trouble}});
-      }
+      note_store_trouble(error.what());
       deadline = now + kStoreRetry;
     }
     const auto wake_at = steady_deadline(deadline, now);

@@ -9,6 +9,7 @@
 
 #include "ops/exporter_metrics.hpp"
 #include "ops/logging.hpp"
+#include "scheduler/fairness.hpp"
 #include "scheduler/notices.hpp"
 #include "scheduler/planner.hpp"
 #include "scheduler/scheduler.hpp"
@@ -27,11 +28,15 @@ constexpr std::chrono::hours kNearLoss{48};
 
 // Where a call about `record` queues on the project's rate limiter: fresh links for a
 // download under way first (a slot whose links lapse may lose its partial work), then
-// slots close to their loss, then first asks, then polls and retries.
+// slots close to their loss, then first asks, then polls and retries, then the backlog
+// of slots the vendor answered NOT_EXISTS (even close to their loss: they will most
+// likely never exist, and must not starve the hours that do).
 api::Turn turn_for(const state::SlotRecord& record, const Slot& slot, Instant now) {
   api::Priority priority = api::Priority::poll;
   if (record.state == state::SlotState::downloading) {
     priority = api::Priority::fresh_links;
+  } else if (is_backlog(record)) {
+    priority = api::Priority::backlog;  // after every fresh slot (fairness.hpp)
   } else if (slot.lost_at() - now <= kNearLoss) {
     priority = api::Priority::near_loss;
   } else if (record.attempts == 0) {
@@ -252,7 +257,10 @@ void Scheduler::keep_waiting(const config::Job& job, const Slot& slot,
   if (anomaly) {
     notices |= kNoticeNotExists;
   }
-  const Instant next_poll = now + poll_delay(job, slot, now);
+  const Instant next_poll =
+      wait.not_exists ? next_not_exists_ask(job, slot, record.created_at,
+                                            store_.has_later_finished(job.name, slot.start()), now)
+                      : now + poll_delay(job, slot, now);
   store_.update(job.name, slot.name(),
                 {.state = state::SlotState::waiting,
                  .next_at = next_poll,
