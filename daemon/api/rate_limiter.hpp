@@ -9,6 +9,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <list>
 #include <memory>
 
@@ -30,6 +31,10 @@ struct Turn {
   Priority priority = Priority::first_ask;
   // Within one priority, older slots (closer to their loss) go first.
   Instant slot_start = Instant::max();
+  // Asked when the turn comes, before anything is sent: true means the caller can no
+  // longer use an answer (downloads paused, the state database failing), so the call
+  // ends as held (api::Error::held) instead of spending the vendor's budget.
+  std::function<bool()> hold{};
 };
 
 class RateLimiter {

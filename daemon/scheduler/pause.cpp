@@ -18,8 +18,12 @@ constexpr seconds kStoreProbeEvery{5};
 
 }  // namespace
 
+bool Scheduler::asks_held() const {
+  return !store_trouble_.empty() || downloads_.paused();
+}
+
 std::size_t Scheduler::asks_allowed_in_flight(std::size_t cap) const {
-  if (!store_trouble_.empty() || downloads_.paused()) {
+  if (asks_held()) {
     return 0;
   }
   // The pause lapsed but no download has succeeded since: one slot finds out whether

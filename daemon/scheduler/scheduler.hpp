@@ -108,6 +108,8 @@ class Scheduler final : private work::Observer {
   // the state database fails (an ask would fail the same way and count an attempt), one
   // to probe once a download pause lapsed, else `cap`.
   std::size_t asks_allowed_in_flight(std::size_t cap) const;
+  // Whether an ask whose turn on the rate limiter comes now is held (api::Turn::hold).
+  bool asks_held() const;
   // While asks are held: how long until the loop should look again.
   std::optional<std::chrono::seconds> ask_hold_left() const;
   // The state database fails: said once per cause (event=state_db_error), and every

@@ -157,6 +157,7 @@ asio::awaitable<void> Scheduler::process(std::shared_ptr<const Generation> gener
   const Slot slot = *parsed;
   StoredLedger ledger{*this, job, slot};
   api::Turn turn = turn_for(record, slot, clock_.now());
+  turn.hold = [this] { return asks_held(); };  // pause.cpp
   for (int refresh = 0;; ++refresh) {
     const Instant now = clock_.now();
     if (now >= slot.lost_at()) {
@@ -207,6 +208,10 @@ asio::awaitable<void> Scheduler::process(std::shared_ptr<const Generation> gener
 
 void Scheduler::settle(const config::Job& job, const Slot& slot, const state::SlotRecord& record,
                        const work::Outcome& outcome, bool counted) {
+  if (const auto* retry = std::get_if<work::Retry>(&outcome.result);
+      retry != nullptr && retry->kind == work::RetryClass::held && !counted) {
+    return;  // nothing was asked: the row stays as it is, due, until the hold ends
+  }
   // An attempt is one round of asking the API, counted once.
   const bool count_attempt = outcome.progress.asked && !counted;
   const int attempt = record.attempts + (count_attempt ? 1 : 0);
