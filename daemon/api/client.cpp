@@ -179,6 +179,11 @@ asio::awaitable<boost::system::result<http::Response, Error>> Client::get(std::s
     }
 
     co_await limiter_.acquire(turn);
+    if (turn.hold && turn.hold()) {
+      co_return Error{.transient = true,
+                      .message = "project " + project_.name + ": the call was held",
+                      .held = true};
+    }
     spdlog::debug("api call project={} url={}", project_.name, http::redact(url));
     auto response = co_await http_.get(url, std::move(headers));
     count_request(endpoint_of(path), response ? std::to_string(response->status) : "error");

@@ -29,6 +29,8 @@ struct Error {
   unsigned status = 0;  // HTTP status; 0 when no answer arrived
   std::string message;  // names the project and the cause; never a secret
   std::optional<std::chrono::seconds> retry_after{};
+  // Nothing was sent: the caller's Turn::hold said so when its turn came.
+  bool held = false;
 };
 
 class Client {

@@ -9,6 +9,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <list>
 #include <memory>
 
@@ -23,12 +24,17 @@ enum class Priority {
   near_loss,    // a slot close to the vendor's 15-day retention
   first_ask,    // the first ask about a slot
   poll,         // asking again about a slot still being exported
+  backlog,      // asking again about a slot the vendor knows nothing about (NOT_EXISTS)
 };
 
 struct Turn {
   Priority priority = Priority::first_ask;
   // Within one priority, older slots (closer to their loss) go first.
   Instant slot_start = Instant::max();
+  // Asked when the turn comes, before anything is sent: true means the caller can no
+  // longer use an answer (downloads paused, the state database failing), so the call
+  // ends as held (api::Error::held) instead of spending the vendor's budget.
+  std::function<bool()> hold{};
 };
 
 class RateLimiter {

@@ -7,6 +7,7 @@
 
 #include "ops/exporter_metrics.hpp"
 #include "ops/logging.hpp"
+#include "scheduler/fairness.hpp"
 #include "scheduler/notices.hpp"
 #include "scheduler/planner.hpp"
 
@@ -187,13 +188,26 @@ bool Scheduler::queue_changed_elsewhere() {
 }
 
 void Scheduler::start_due_work(Instant now, std::set<std::string>* started_once) {
+  // While downloads are paused or the database fails, a new ask would only fail the
+  // same way and count an attempt (asks_allowed_in_flight, pause.cpp).
+  const std::size_t cap = asks_allowed_in_flight(kMaxSlotsInFlight);
+  if (in_flight_.size() >= cap || stopping_) {
+    return;
+  }
   const std::size_t limit =
       kMaxSlotsInFlight + in_flight_.size() + (started_once != nullptr ? started_once->size() : 0);
   const auto steady_now = asio::steady_timer::clock_type::now();
   const std::shared_ptr<const Generation> generation = generation_;
-  for (state::SlotRecord& record : store_.due(now, limit, generation->job_names)) {
-    if (in_flight_.size() >= kMaxSlotsInFlight || stopping_) {
+  // Fresh work first; the NOT_EXISTS backlog after it, in at most its share of the
+  // slots in flight (fairness.hpp).
+  for (state::SlotRecord& record :
+       store_.due_fresh_first(now, limit, generation->job_names, not_exists_status())) {
+    if (in_flight_.size() >= cap || stopping_) {
       return;
+    }
+    const bool backlog = is_backlog(record);
+    if (backlog && backlog_in_flight_.size() >= backlog_share(kMaxSlotsInFlight)) {
+      return;  // every row after this one is backlog too
     }
     std::string key = slot_key(record.job, record.slot);
     if (const auto cooling = cool_down_.find(key); cooling != cool_down_.end()) {
@@ -207,9 +221,13 @@ void Scheduler::start_due_work(Instant now, std::set<std::string>* started_once)
       continue;
     }
     in_flight_.insert(key);
+    if (backlog) {
+      backlog_in_flight_.insert(key);
+    }
     workers_.spawn([this, generation, record = std::move(record), key]() -> asio::awaitable<void> {
       co_await work_on(generation, record);
       in_flight_.erase(key);
+      backlog_in_flight_.erase(key);
       wake_.notify();
     });
   }
@@ -252,14 +270,19 @@ asio::awaitable<void> Scheduler::work_on(std::shared_ptr<const Generation> gener
       }
       record = std::move(*row);
     }
+  } catch (const state::StateError& error) {
+    // A failing database (not a lock: that is waited for above) is said once, and holds
+    // every ask until it is writable again (pause.cpp).
+    failure = error.what();
+    note_store_trouble(failure);
   } catch (const std::exception& error) {
     failure = error.what();
+    ops::log_event(ops::Level::error, "slot_error", "slot work failed unexpectedly",
+                   {{"job", record.job}, {"slot", record.slot}, {"reason", failure}});
   }
   // A worker must never take the daemon down. The slot is put off like any transient
   // failure; if even that cannot be recorded (the database or disk is failing), it is
   // held back in memory so it cannot spin.
-  ops::log_event(ops::Level::error, "slot_error", "slot work failed unexpectedly",
-                 {{"job", record.job}, {"slot", record.slot}, {"reason", failure}});
   try {
     retry_later(job, record, {.reason = failure}, false);
   } catch (const std::exception&) {
@@ -337,13 +360,15 @@ asio::awaitable<void> Scheduler::run() {
   }
   log_catch_up(at_start);
   queue_changed_elsewhere();
-  std::string store_trouble;  // the last database failure of the loop, logged once
-  bool loop_locked = false;   // the loop's last round found the database locked
+  bool loop_locked = false;  // the loop's last round found the database locked
   while (!stopping_) {
     alive_at_ = asio::steady_timer::clock_type::now();
     const Instant now = clock_.now();
     Instant deadline = now + kMaxSleep;
     try {
+      if (!store_trouble_.empty()) {
+        store_.check_writable(now, StoreWaits::kTryTimeout);  // throws while it still fails
+      }
       // A wall clock that jumped forward plans the slots it skipped; one that jumped
       // back plans nothing (planning inserts only missing rows, after the last one).
       for (const auto& [job, planned] : plan(now)) {
@@ -363,9 +388,12 @@ asio::awaitable<void> Scheduler::run() {
       for (const config::Job& job : config().jobs) {
         deadline = std::min(deadline, next_plan_time(job, now));
       }
-      if (!store_trouble.empty()) {
+      if (const auto held = ask_hold_left()) {
+        deadline = std::min(deadline, now + *held);
+      }
+      if (!store_trouble_.empty()) {
         ops::log_event(ops::Level::info, "state_db_ok", "the state database answers again", {});
-        store_trouble.clear();
+        store_trouble_.clear();
       }
       if (std::exchange(loop_locked, false)) {
         store_waits_.answered();
@@ -379,13 +407,8 @@ asio::awaitable<void> Scheduler::run() {
         deadline = now + kLockedRetry;
       } else {
         // A full disk, a failing file: not a reason to stop, since nothing is lost while
-        // the loop waits.
-        if (store_trouble != error.what()) {
-          store_trouble = error.what();
-          ops::log_event(
-              ops::Level::error, "state_db_error", "the state database fails",
-              {{"retry_in", std::to_string(kStoreRetry.count()) + "s"}, {"reason", store_trouble}});
-        }
+        // the loop waits; no slot is asked meanwhile (pause.cpp).
+        note_store_trouble(error.what());
         deadline = now + kStoreRetry;
       }
     }

@@ -9,6 +9,8 @@
 //   planning.cpp   planning slots into the store, and the retention watch
 //   settle.cpp     one pass on one slot and what its outcome records
 //   store_waits    waiting out a database locked by another process, off the loop's thread
+//   fairness.cpp   fresh work before the NOT_EXISTS backlog, and its back-off
+//   pause.cpp      no asks while downloads are paused or the database fails
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -109,6 +111,17 @@ class Scheduler final : private work::Observer {
   Instant next_plan_time(const config::Job& job, Instant now) const;
   // Starts a worker for every due slot not already being worked on, up to the cap.
   void start_due_work(Instant now, std::set<std::string>* started_once);
+  // pause.cpp: how many slots may be in flight now: none while downloads are paused or
+  // the state database fails (an ask would fail the same way and count an attempt), one
+  // to probe once a download pause lapsed, else `cap`.
+  std::size_t asks_allowed_in_flight(std::size_t cap) const;
+  // Whether an ask whose turn on the rate limiter comes now is held (api::Turn::hold).
+  bool asks_held() const;
+  // While asks are held: how long until the loop should look again.
+  std::optional<std::chrono::seconds> ask_hold_left() const;
+  // The state database fails: said once per cause (event=state_db_error), and every
+  // ask held until the loop finds it writable again (event=state_db_ok).
+  void note_store_trouble(const std::string& reason);
   // Warns once at 72 h and once at 24 h before a slot not done is lost, and marks the
   // slots past the vendor's retention lost.
   void watch_retention(Instant now);
@@ -192,6 +205,8 @@ class Scheduler final : private work::Observer {
   std::shared_ptr<const Generation> generation_;
   std::map<std::string, Instant> planned_until_;  // by job: start of the next unplanned slot
   std::set<std::string> in_flight_;               // "job/slot" keys being worked on
+  std::set<std::string> backlog_in_flight_;       // those of them that are NOT_EXISTS backlog
+  std::string store_trouble_;  // the state database's last failure, "" while it works
   std::chrono::steady_clock::time_point alive_at_ = std::chrono::steady_clock::now();
   std::int64_t data_version_ = 0;  // the store's, when last looked at
   std::chrono::steady_clock::time_point next_retention_watch_{};

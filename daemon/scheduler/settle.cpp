@@ -9,6 +9,7 @@
 
 #include "ops/exporter_metrics.hpp"
 #include "ops/logging.hpp"
+#include "scheduler/fairness.hpp"
 #include "scheduler/notices.hpp"
 #include "scheduler/planner.hpp"
 #include "scheduler/scheduler.hpp"
@@ -27,11 +28,15 @@ constexpr std::chrono::hours kNearLoss{48};
 
 // Where a call about `record` queues on the project's rate limiter: fresh links for a
 // download under way first (a slot whose links lapse may lose its partial work), then
-// slots close to their loss, then first asks, then polls and retries.
+// slots close to their loss, then first asks, then polls and retries, then the backlog
+// of slots the vendor answered NOT_EXISTS (even close to their loss: they will most
+// likely never exist, and must not starve the hours that do).
 api::Turn turn_for(const state::SlotRecord& record, const Slot& slot, Instant now) {
   api::Priority priority = api::Priority::poll;
   if (record.state == state::SlotState::downloading) {
     priority = api::Priority::fresh_links;
+  } else if (is_backlog(record)) {
+    priority = api::Priority::backlog;  // after every fresh slot (fairness.hpp)
   } else if (slot.lost_at() - now <= kNearLoss) {
     priority = api::Priority::near_loss;
   } else if (record.attempts == 0) {
@@ -157,6 +162,7 @@ asio::awaitable<void> Scheduler::process(std::shared_ptr<const Generation> gener
   const Slot slot = *parsed;
   StoredLedger ledger{*this, job, slot};
   api::Turn turn = turn_for(record, slot, clock_.now());
+  turn.hold = [this] { return asks_held(); };  // pause.cpp
   for (int refresh = 0;; ++refresh) {
     const Instant now = clock_.now();
     if (now >= slot.lost_at()) {
@@ -208,6 +214,10 @@ asio::awaitable<void> Scheduler::process(std::shared_ptr<const Generation> gener
 
 void Scheduler::settle(const config::Job& job, const Slot& slot, const state::SlotRecord& record,
                        const work::Outcome& outcome, bool counted) {
+  if (const auto* retry = std::get_if<work::Retry>(&outcome.result);
+      retry != nullptr && retry->kind == work::RetryClass::held && !counted) {
+    return;  // nothing was asked: the row stays as it is, due, until the hold ends
+  }
   // An attempt is one round of asking the API, counted once.
   const bool count_attempt = outcome.progress.asked && !counted;
   const int attempt = record.attempts + (count_attempt ? 1 : 0);
@@ -258,7 +268,10 @@ void Scheduler::keep_waiting(const config::Job& job, const Slot& slot,
   if (anomaly) {
     notices |= kNoticeNotExists;
   }
-  const Instant next_poll = now + poll_delay(job, slot, now);
+  const Instant next_poll =
+      wait.not_exists ? next_not_exists_ask(job, slot, record.created_at,
+                                            store_.has_later_finished(job.name, slot.start()), now)
+                      : now + poll_delay(job, slot, now);
   store_.update(job.name, slot.name(),
                 {.state = state::SlotState::waiting,
                  .next_at = next_poll,

@@ -152,7 +152,16 @@ SlotStatements::SlotStatements(sqlite::Database& db)
                     "'waiting', 'downloading', 'failed') AND start < ?2"),
       oldest_active_start(db,
                           "SELECT min(start) FROM slots WHERE job = ?1 AND state IN "
-                          "('pending', 'waiting', 'downloading', 'failed')") {}
+                          "('pending', 'waiting', 'downloading', 'failed')"),
+      // As `due`, but the rows asked before whose last answer was ?4 come after all the
+      // others: a backlog that answers NOT_EXISTS for ever cannot crowd out fresh work.
+      due_fresh_first(db, select_slots("WHERE state IN ('pending', 'waiting', 'downloading') "
+                                       "AND next_at <= ?1 AND job IN (SELECT value FROM "
+                                       "json_each(?3)) ORDER BY (attempts > 0 AND api_status "
+                                       "= ?4), start, job LIMIT ?2")),
+      later_finished(db,
+                     "SELECT EXISTS (SELECT 1 FROM slots WHERE job = ?1 AND start > ?2 AND "
+                     "state IN ('downloading', 'done'))") {}
 
 int StateStore::plan(std::string_view job, std::span<const PlannedSlot> slots, Instant now) {
   sqlite::Transaction transaction{impl_->db};
@@ -326,6 +335,25 @@ std::optional<Instant> StateStore::oldest_not_done_start(std::string_view job) {
     return std::nullopt;
   }
   return from_unix(query.get_int64(0));
+}
+
+std::vector<SlotRecord> StateStore::due_fresh_first(Instant now, std::size_t limit,
+                                                    std::span<const std::string> jobs,
+                                                    std::string_view backlog_status) {
+  const auto capped = static_cast<std::int64_t>(
+      std::min<std::size_t>(limit, std::numeric_limits<std::int64_t>::max()));
+  std::vector<SlotRecord> records;
+  sqlite::Query query{impl_->statements->due_fresh_first, to_unix(now), capped, json_array(jobs),
+                      backlog_status};
+  while (query.step()) {
+    records.push_back(read_slot(query));
+  }
+  return records;
+}
+
+bool StateStore::has_later_finished(std::string_view job, Instant start) {
+  sqlite::Query query{impl_->statements->later_finished, job, to_unix(start)};
+  return query.step() && query.get_int64(0) != 0;
 }
 
 }  // namespace gio::state

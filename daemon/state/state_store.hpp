@@ -184,6 +184,15 @@ class StateStore {
   // the vendor's retention loss first (start ascending, then job), at most `limit`.
   // Rows of jobs no longer configured are left out, so they can never crowd out work.
   std::vector<SlotRecord> due(Instant now, std::size_t limit, std::span<const std::string> jobs);
+  // The slots due as `due` picks them, except that the rows already asked whose last
+  // answer was `backlog_status` (NOT_EXISTS) come after every other due row: what the
+  // scheduler serves first when a backlog exceeds the API budget.
+  std::vector<SlotRecord> due_fresh_first(Instant now, std::size_t limit,
+                                          std::span<const std::string> jobs,
+                                          std::string_view backlog_status);
+  // Whether a slot of `job` later than `start` is downloading or done: the vendor has
+  // exports after this hour, so one it still knows nothing about is unlikely to come.
+  bool has_later_finished(std::string_view job, Instant start);
   // Earliest next_at over pending/waiting/downloading; nullopt when none.
   std::optional<Instant> next_due();
   std::optional<SlotRecord> find(std::string_view job, std::string_view slot);

@@ -45,6 +45,8 @@ struct SlotStatements {
   sqlite::Statement not_done_before;
   sqlite::Statement count_at_risk;
   sqlite::Statement oldest_active_start;
+  sqlite::Statement due_fresh_first;
+  sqlite::Statement later_finished;
 };
 
 // files.cpp: the files table.

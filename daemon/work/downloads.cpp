@@ -77,6 +77,11 @@ bool Downloads::paused() const {
   return !paused_reason_.empty() && asio::steady_timer::clock_type::now() < paused_until_;
 }
 
+std::chrono::steady_clock::duration Downloads::pause_left() const {
+  return paused() ? paused_until_ - asio::steady_timer::clock_type::now()
+                  : std::chrono::steady_clock::duration::zero();
+}
+
 void Downloads::pause(const std::string& reason, seconds pause) {
   if (paused_reason_.empty()) {
     observer_.paused(reason, pause);

@@ -95,6 +95,11 @@ class Downloads {
   // No new download try starts after this; the parts in flight end their current try.
   void stop() { stopping_ = true; }
   bool paused() const;
+  // A local write failure was seen and no download has succeeded since: once the pause
+  // lapses, one slot at a time probes whether the disk has room again.
+  bool troubled() const { return !paused_reason_.empty(); }
+  // How long the pause still lasts (zero when not paused).
+  std::chrono::steady_clock::duration pause_left() const;
 
   enum class PartsStatus { done, links_expired, retry_later };
   struct Parts {

@@ -32,6 +32,7 @@ enum class RetryClass {
   transient,      // network, 5xx, 429, a garbled answer, parts not archived: backoff
   export_failed,  // the vendor's export failed (ERROR): asked again after poll_every
   links_expired,  // the file host refused the links (most often expired): ask again at once
+  held,           // the API call was held (api::Error::held): nothing asked, still due
 };
 
 // Worth trying again later; nothing archived is lost.

@@ -5,6 +5,9 @@
 namespace gio::work {
 
 Result result_of(const api::Error& error) {
+  if (error.held) {
+    return Retry{.kind = RetryClass::held, .reason = error.message};
+  }
   if (error.transient) {
     return Retry{.reason = error.message, .retry_after = error.retry_after};
   }

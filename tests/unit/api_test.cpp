@@ -582,6 +582,23 @@ TEST(RateLimiterPriority, QueuedCallersAreServedByPriorityThenSlotAgeThenArrival
                                              "first-h1-later", "first-h2", "poll-h0", "poll-h3"}));
 }
 
+TEST(RateLimiterPriority, TheNotExistsBacklogQueuesAfterEveryPoll) {
+  boost::asio::io_context io;
+  RateLimiter limiter{io.get_executor(), 100.0};
+  limiter.pause_for(milliseconds{30});
+  std::vector<std::string> order;
+  const std::vector<std::pair<std::string, Turn>> callers{
+      {"backlog-h0", {.priority = Priority::backlog, .slot_start = hour(0)}},
+      {"poll-h7", {.priority = Priority::poll, .slot_start = hour(7)}},
+      {"first-h8", {.priority = Priority::first_ask, .slot_start = hour(8)}},
+  };
+  for (const auto& [label, turn] : callers) {
+    boost::asio::co_spawn(io, take_turn(limiter, turn, label, order), boost::asio::detached);
+  }
+  io.run();
+  EXPECT_EQ(order, (std::vector<std::string>{"first-h8", "poll-h7", "backlog-h0"}));
+}
+
 TEST(RateLimiterPriority, ConcurrentCallersAreSpacedByTheRate) {
   boost::asio::io_context io;
   RateLimiter limiter{io.get_executor(), 20.0};
@@ -960,6 +977,24 @@ TestServer::Handler answering(unsigned status, std::string body, std::string* ta
     }
     return reply(status, body);
   };
+}
+
+TEST_F(TypedCalls, ACallHeldWhenItsTurnComesSendsNothing) {
+  int asked = 0;
+  TestServer server{[&asked](const std::string&, const std::string&) {
+    ++asked;
+    return reply(200, R"({"id":"x","status":"doing"})");
+  }};
+  boost::asio::io_context io;
+  http::Client http{io.get_executor(), settings()};
+  RateLimiter limiter{io.get_executor(), 1000.0};
+  Client client{http, server.url(""), project_, limiter, clock_, nullptr};
+  const Turn held{.hold = [] { return true; }};
+  const auto answer = run(io, client.chart({.chart_id = "YoX28w7R"}, slot_, held));
+  ASSERT_FALSE(answer);
+  EXPECT_TRUE(answer.error().held);
+  EXPECT_TRUE(answer.error().transient);
+  EXPECT_EQ(asked, 0);
 }
 
 TEST_F(TypedCalls, ChartDoingAndDone) {

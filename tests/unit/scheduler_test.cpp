@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "ops/exporter_metrics.hpp"
+#include "scheduler/fairness.hpp"
 #include "scheduler/planner.hpp"
 #include "scheduler/store_waits.hpp"
 #include "support/temp_dir.hpp"
@@ -467,6 +468,118 @@ TEST_F(SchedulerTest, ALockHeldByAnotherProcessIsWaitedForWithoutBlockingTheLoop
     EXPECT_EQ(record.state, state::SlotState::pending) << record.slot;
     EXPECT_NE(record.last_error, "") << record.slot;
   }
+}
+
+// --- Fairness under a NOT_EXISTS backlog (issue 14, item 3) ---------------------------
+
+config::Job polled_every_5min() {
+  config::Job job = hourly();
+  job.poll_every = 5min;  // not_exists_grace: the default 2 h
+  return job;
+}
+
+// 03:00 Beijing on 22 Nov: 19:00Z to 20:00Z, ready at 20:40Z, its grace over at 22:40Z.
+const Slot kHour03 = Slot::parse("2026-11-22T03", Granularity::hour).value();
+
+TEST(Fairness, NotExistsWithinItsGraceIsPolledAsUsual) {
+  const config::Job job = polled_every_5min();
+  const Instant now = utc("2026-11-21T21:00:00Z");
+  EXPECT_EQ(next_not_exists_ask(job, kHour03, ready_at(job, kHour03), false, now), now + 5min);
+  EXPECT_EQ(next_not_exists_ask(job, kHour03, ready_at(job, kHour03), true, now), now + 5min);
+}
+
+TEST(Fairness, NotExistsPastItsGraceWaitsAsLongAsItHasBeenMissing) {
+  const config::Job job = polled_every_5min();
+  const Instant planned = ready_at(job, kHour03);
+  const auto next_after = [&](std::string_view at) {
+    const Instant now = utc(at);
+    return next_not_exists_ask(job, kHour03, planned, false, now) - now;
+  };
+  EXPECT_EQ(next_after("2026-11-21T22:42:00Z"), 5min);  // at least poll_every
+  EXPECT_EQ(next_after("2026-11-21T22:50:00Z"), 10min);
+  EXPECT_EQ(next_after("2026-11-21T23:40:00Z"), 1h);  // so each wait doubles the last
+  EXPECT_EQ(next_after("2026-11-22T00:40:00Z"), 2h);
+  EXPECT_EQ(next_after("2026-11-22T10:40:00Z"), kNotExistsMaxWait);  // capped
+}
+
+TEST(Fairness, ALaterHourExportedBacksOffHarder) {
+  const config::Job job = polled_every_5min();
+  const Instant planned = ready_at(job, kHour03);
+  const auto next_after = [&](std::string_view at) {
+    const Instant now = utc(at);
+    return next_not_exists_ask(job, kHour03, planned, true, now) - now;
+  };
+  EXPECT_EQ(next_after("2026-11-21T22:50:00Z"), 40min);
+  EXPECT_EQ(next_after("2026-11-21T23:40:00Z"), 4h);
+  EXPECT_EQ(next_after("2026-11-22T10:40:00Z"), kNotExistsMaxWaitAfterLater);
+}
+
+TEST(Fairness, NeverPastTheLastUsefulAskNorTheGiveUp) {
+  config::Job job = polled_every_5min();
+  job.give_up_after = std::chrono::days{20};
+  const Instant planned = ready_at(job, kHour03);
+  const Instant last_useful = kHour03.lost_at() - kLastAskBeforeLoss;  // 2026-12-06T18:00Z
+  EXPECT_EQ(next_not_exists_ask(job, kHour03, planned, true, utc("2026-12-06T14:00:00Z")),
+            last_useful);
+  // Past the last useful ask: the regular poll, until the retention takes it.
+  const Instant late = utc("2026-12-06T17:58:00Z");
+  EXPECT_EQ(next_not_exists_ask(job, kHour03, planned, true, late), late + 5min);
+
+  job.give_up_after = 24h;  // given up on at 2026-11-22T20:40Z
+  EXPECT_EQ(next_not_exists_ask(job, kHour03, planned, false, utc("2026-11-22T19:40:00Z")),
+            utc("2026-11-22T20:40:00Z"));
+}
+
+TEST(Fairness, TheBacklogIsWhatWasAskedAndAnsweredNotExists) {
+  state::SlotRecord record;
+  EXPECT_FALSE(is_backlog(record));  // a first ask
+  record.api_status = "NOT_EXISTS";
+  EXPECT_FALSE(is_backlog(record));  // not asked by this row yet (a requeued slot)
+  record.attempts = 3;
+  EXPECT_TRUE(is_backlog(record));
+  record.api_status = "RUNNING";
+  EXPECT_FALSE(is_backlog(record));
+  EXPECT_EQ(backlog_share(16), 8u);
+  EXPECT_EQ(backlog_share(1), 1u);
+}
+
+TEST_F(SchedulerTest, DueServesFreshWorkBeforeTheNotExistsBacklog) {
+  const Instant now = clock_.now();
+  std::vector<state::PlannedSlot> planned;
+  for (const char* name :
+       {"2026-11-21T01", "2026-11-21T02", "2026-11-21T03", "2026-11-22T10", "2026-11-22T11"}) {
+    const Slot slot = Slot::parse(name, Granularity::hour).value();
+    planned.push_back({.slot = slot.name(), .start = slot.start(), .next_at = now - 1h});
+  }
+  store_.plan("a", planned, now - 2h);
+  const auto answer = [&](const char* slot, const char* status) {
+    store_.update("a", slot,
+                  {.state = state::SlotState::waiting,
+                   .next_at = now - 1min,
+                   .api_status = status,
+                   .count_attempt = true},
+                  now);
+  };
+  answer("2026-11-21T01", "NOT_EXISTS");
+  answer("2026-11-21T03", "NOT_EXISTS");
+  answer("2026-11-22T10", "RUNNING");
+  const std::vector<std::string> jobs{"a"};
+  std::vector<std::string> order;
+  for (const auto& record : store_.due_fresh_first(now, 10, jobs, not_exists_status())) {
+    order.push_back(record.slot);
+  }
+  // The first ask of an old hour, the fresh hours, then the backlog, each oldest first.
+  EXPECT_EQ(order, (std::vector<std::string>{"2026-11-21T02", "2026-11-22T10", "2026-11-22T11",
+                                             "2026-11-21T01", "2026-11-21T03"}));
+  EXPECT_EQ(store_.due_fresh_first(now, 2, jobs, not_exists_status()).size(), 2u);
+
+  const Instant hour02 = Slot::parse("2026-11-21T02", Granularity::hour).value().start();
+  EXPECT_FALSE(store_.has_later_finished("a", hour02));
+  store_.update("a", "2026-11-22T11", {.state = state::SlotState::done, .next_at = now}, now);
+  EXPECT_TRUE(store_.has_later_finished("a", hour02));
+  EXPECT_FALSE(store_.has_later_finished(
+      "a", Slot::parse("2026-11-22T11", Granularity::hour).value().start()));
+  EXPECT_FALSE(store_.has_later_finished("b", hour02));
 }
 
 TEST(RestartOnlyChanges, NamesEachSettingAReloadCannotApply) {
