@@ -115,6 +115,7 @@ Scheduler::Scheduler(asio::any_io_executor executor, std::shared_ptr<const confi
                      http::Client& http, download::Downloader& downloader, ops::Registry& metrics)
     : executor_(executor),
       clock_(clock),
+      clock_watch_(clock),
       store_(store),
       archive_(archive),
       http_(http),
@@ -256,10 +257,14 @@ void Scheduler::log_queue_change() {
 }
 
 asio::awaitable<void> Scheduler::run_once() {
-  const Instant now = clock_.now();
-  store_.resume_downloads(now);
-  log_catch_up(plan(now));
-  watch_retention(now);
+  // Planning and the retention watch go by the sure time (clock_watch.hpp): a wall
+  // clock that jumped ahead plans no slot that may not exist and loses none.
+  const ClockWatch::Reading reading = read_clock();
+  handle_clock_jump(reading);
+  pull_in_next_at(reading.wall);
+  store_.resume_downloads(reading.wall);
+  log_catch_up(plan(reading.sure));
+  watch_retention(reading.sure);
   std::set<std::string> started;
   // Later rounds pick up the due slots that did not fit under the cap; each slot is
   // worked on at most once per pass.
@@ -276,6 +281,7 @@ asio::awaitable<void> Scheduler::run_once() {
 
 asio::awaitable<void> Scheduler::run() {
   const Instant start = clock_.now();
+  pull_in_next_at(start);
   const int resumed = store_.resume_downloads(start);
   if (resumed > 0) {
     ops::log_event(ops::Level::info, "resume", "downloads interrupted by the last stop",
@@ -286,19 +292,23 @@ asio::awaitable<void> Scheduler::run() {
   std::string store_trouble;  // the last database failure of the loop, logged once
   while (!stopping_) {
     alive_at_ = asio::steady_timer::clock_type::now();
-    const Instant now = clock_.now();
+    const ClockWatch::Reading reading = read_clock();
+    const Instant now = reading.wall;
     Instant deadline = now + kMaxSleep;
     try {
-      // A wall clock that jumped forward plans the slots it skipped; one that jumped
-      // back plans nothing (planning inserts only missing rows, after the last one).
-      for (const auto& [job, planned] : plan(now)) {
+      // After a jump, next_at values left far ahead are pulled in. Planning goes by the
+      // sure time: the wall clock moving forward with the steady clock plans the slots
+      // it passed; a jump ahead plans them only once the clock is believed; one back
+      // plans nothing (planning inserts only missing rows, after the last one).
+      handle_clock_jump(reading);
+      for (const auto& [job, planned] : plan(reading.sure)) {
         ops::log_event(ops::Level::info, "planned", "slots planned",
                        {{"job", job},
                         {"slots", planned.count},
                         {"first", planned.first},
                         {"last", planned.last}});
       }
-      watch_retention(now);
+      watch_retention(reading.sure);
       start_due_work(now, nullptr);
       // Sleep until the next slot is due, the next slot becomes ready, or a worker ends;
       // every few seconds, look whether another process queued work.
@@ -306,7 +316,7 @@ asio::awaitable<void> Scheduler::run() {
         deadline = std::min(deadline, *next_due);
       }
       for (const config::Job& job : config().jobs) {
-        deadline = std::min(deadline, next_plan_time(job, now));
+        deadline = std::min(deadline, now + (next_plan_time(job, reading.sure) - reading.sure));
       }
       if (!store_trouble.empty()) {
         ops::log_event(ops::Level::info, "state_db_ok", "the state database answers again", {});

@@ -153,14 +153,16 @@ asio::awaitable<void> Scheduler::process(std::shared_ptr<const Generation> gener
   StoredLedger ledger{*this, job, slot};
   api::Turn turn = turn_for(record, slot, clock_.now());
   for (int refresh = 0;; ++refresh) {
-    const Instant now = clock_.now();
-    if (now >= slot.lost_at()) {
-      mark_lost(record, now);
+    // Judged by the sure time, which a wall clock that jumped ahead does not move
+    // (clock_watch.hpp): a slot is lost or given up on for good.
+    const ClockWatch::Reading reading = read_clock();
+    if (reading.sure >= slot.lost_at()) {
+      mark_lost(record, reading.wall);
       co_return;
     }
     // Only a slot that has been asked about can be given up on: a backlog found at
     // start (or after an outage) gets its full give_up_after from then on.
-    if (record.attempts > 0 && now >= give_up_at(job, slot, record.created_at)) {
+    if (record.attempts > 0 && reading.sure >= give_up_at(job, slot, record.created_at)) {
       fail_slot(job, slot, record, "gave up after " + config::format_duration(job.give_up_after),
                 false);
       co_return;

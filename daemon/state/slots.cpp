@@ -144,6 +144,9 @@ SlotStatements::SlotStatements(sqlite::Database& db)
                        "UPDATE slots SET next_at = min(next_at, ?1), "
                        "updated_at = CASE WHEN next_at > ?1 THEN ?1 ELSE updated_at END "
                        "WHERE state = 'downloading'"),
+      pull_in_next_at(db,
+                      "UPDATE slots SET next_at = ?3 WHERE job = ?1 AND state IN ('pending', "
+                      "'waiting', 'downloading') AND next_at > ?2"),
       not_done_before(db, select_slots("WHERE state IN ('pending', 'waiting', 'downloading', "
                                        "'failed') AND start < ?1 AND job IN "
                                        "(SELECT value FROM json_each(?2)) ORDER BY start, job")),
@@ -303,6 +306,14 @@ int StateStore::resume_downloads(Instant now) {
   const int resumed = impl_->db.changes();
   transaction.commit();
   return resumed;
+}
+
+int StateStore::pull_in_next_at(std::string_view job, Instant beyond, Instant to) {
+  sqlite::Transaction transaction{impl_->db};
+  sqlite::Query{impl_->statements->pull_in_next_at, job, to_unix(beyond), to_unix(to)}.run();
+  const int pulled = impl_->db.changes();
+  transaction.commit();
+  return pulled;
 }
 
 std::vector<SlotRecord> StateStore::not_done_before(Instant start_before,
