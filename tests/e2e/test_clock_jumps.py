@@ -65,19 +65,18 @@ class ClockJumpTest(E2ETestCase):
         # A slot 13 days old: 2 days inside the vendor's retention, so the jumped clock
         # puts it past its loss; every slot is past give_up_after (24h) on it.
         server, daemon = self.start_polling(old_days=13)
-        before = self.calls()
         self.clock.set("+3d")
-        # Polled on (1 s) for a few seconds on the jumped clock.
-        self.wait_asked(3, since=before)
+        time.sleep(3)  # polled on (every second) for a while on the jumped clock
         self.clock.set("+0")
         back = self.calls()
+        self.assertEqual(daemon.events("slot_lost") + daemon.events("slot_failed"), [],
+                         self.context())
         # Back at the right time: every slot is still polled, not left 3 days ahead.
         self.wait_asked(2, since=back)
         self.assertEqual(daemon.events("clock_jump")[0]["by"][:1], "+", self.context())
         self.finish()
+        # Every slot done, and no other row: none planned for the 3 days that never came.
         self.assert_all_archived()
-        # No slot planned for the 3 days that never came.
-        self.assertEqual(self.daemon.job_status(JOB)["counts"]["done"], len(self.slots))
 
     def test_two_hours_back_keeps_polling(self):
         server, daemon = self.start_polling()
