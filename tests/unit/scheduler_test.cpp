@@ -359,6 +359,41 @@ std::vector<state::SlotRecord> all_slots(state::StateStore& store, const std::st
   return store.slots(job, Instant{}, utc("2030-01-01T00:00:00Z"));
 }
 
+TEST(ClockWatch, AJumpIsJudgedByTheSteadyClockUntilTheWallClockKeepsPace) {
+  ManualClock clock{utc("2026-11-22T10:00:00Z")};
+  ClockWatch watch{clock};
+  clock.advance(30s);
+  auto reading = watch.read();
+  EXPECT_TRUE(reading.believed);
+  EXPECT_EQ(reading.sure, reading.wall);
+  EXPECT_FALSE(watch.take_jump());
+
+  clock.advance(1min);
+  clock.jump(std::chrono::days{3});
+  reading = watch.read();
+  EXPECT_FALSE(reading.believed);
+  EXPECT_EQ(format_utc(reading.sure), "2026-11-22T10:01:30Z");  // the steady clock's word
+  EXPECT_EQ(watch.take_jump(), std::chrono::days{3});
+  EXPECT_FALSE(watch.take_jump());
+  clock.advance(kClockConfirmation - 1s);
+  reading = watch.read();
+  EXPECT_FALSE(reading.believed);
+  EXPECT_EQ(reading.sure, utc("2026-11-22T10:01:30Z") + kClockConfirmation - 1s);
+  clock.advance(1s);  // kept pace for long enough: believed again
+  reading = watch.read();
+  EXPECT_TRUE(reading.believed);
+  EXPECT_EQ(reading.sure, reading.wall);
+
+  clock.jump(-2h);  // back: never later than the wall clock
+  reading = watch.read();
+  EXPECT_FALSE(reading.believed);
+  EXPECT_EQ(reading.sure, reading.wall);
+  EXPECT_EQ(watch.take_jump(), -2h);
+  clock.jump(kJumpTolerance);  // within the tolerance: not a jump
+  watch.read();
+  EXPECT_FALSE(watch.take_jump());
+}
+
 TEST_F(SchedulerTest, AWallClockExcursionOfThreeDaysLosesNothingAndIsReBasedAfter) {
   Scheduler scheduler{io_.get_executor(),
                       config_with({"a"}),

@@ -312,6 +312,29 @@ TEST_F(StateStoreTest, ResumeDownloadsMakesInterruptedDownloadsDueNow) {
   EXPECT_EQ(empty.resume_downloads(now), 0);
 }
 
+TEST_F(StateStoreTest, PullInNextAtMakesSlotsDueFarAheadDueNowAndLeavesTheRest) {
+  StateStore store{db_path()};
+  const std::vector<PlannedSlot> slots = {hour(kT0, kT0), hour(kT0 + hours(1), kT0),
+                                          hour(kT0 + hours(2), kT0), hour(kT0 + hours(3), kT0)};
+  store.plan("job", slots, kT0);
+  store.plan("other", slots, kT0);
+  const Instant now = kT0 + hours(6);
+  const Instant far = now + std::chrono::days{3};
+  store.update("job", slots[0].slot, {.state = SlotState::waiting, .next_at = far}, kT0);
+  store.update("job", slots[1].slot, {.state = SlotState::downloading, .next_at = far}, kT0);
+  store.update("job", slots[2].slot, {.state = SlotState::failed, .next_at = far}, kT0);
+  store.update("job", slots[3].slot, {.state = SlotState::pending, .next_at = now + hours(1)}, kT0);
+  store.update("other", slots[0].slot, {.state = SlotState::waiting, .next_at = far}, kT0);
+
+  EXPECT_EQ(store.pull_in_next_at("job", now + hours(1), now), 2);
+  EXPECT_EQ(store.find("job", slots[0].slot)->next_at, now);
+  EXPECT_EQ(store.find("job", slots[1].slot)->next_at, now);
+  EXPECT_EQ(store.find("job", slots[1].slot)->state, SlotState::downloading);
+  EXPECT_EQ(store.find("job", slots[2].slot)->next_at, far);             // failed: not scheduled
+  EXPECT_EQ(store.find("job", slots[3].slot)->next_at, now + hours(1));  // at the limit
+  EXPECT_EQ(store.find("other", slots[0].slot)->next_at, far);           // another job's limit
+}
+
 TEST_F(StateStoreTest, FilesAreRecordedReplacedAndListed) {
   StateStore store{db_path()};
   const std::vector<PlannedSlot> slots = {hour(kT0, kT0), hour(kT0 + hours(1), kT0)};
