@@ -58,17 +58,21 @@ std::optional<seconds> ClockWatch::take_jump() {
 
 ClockWatch::Reading Scheduler::read_clock() {
   const ClockWatch::Reading reading = clock_watch_.read();
-  if (clock_watch_.jump_pending()) {
+  if (clock_watch_.pending_jump()) {
     wake_.notify();  // a worker saw it: the loop re-plans
   }
   return reading;
 }
 
 void Scheduler::handle_clock_jump(const ClockWatch::Reading& reading) {
-  const auto jump = clock_watch_.take_jump();
+  const auto jump = clock_watch_.pending_jump();
   if (!jump) {
     return;
   }
+  // Taken only once the next_at values are pulled in: a database that fails now (the
+  // loop retries in a few seconds) must not make the loop forget the jump.
+  pull_in_next_at(reading.wall);
+  clock_watch_.take_jump();
   ops::log_event(ops::Level::warning, "clock_jump",
                  "the wall clock jumped: no slot is lost or given up on by it until it has "
                  "kept pace with the steady clock for " +
@@ -76,7 +80,6 @@ void Scheduler::handle_clock_jump(const ClockWatch::Reading& reading) {
                  {{"by", signed_seconds(*jump)},
                   {"wall", format_utc(reading.wall)},
                   {"judged_by", format_utc(reading.sure)}});
-  pull_in_next_at(reading.wall);
 }
 
 void Scheduler::pull_in_next_at(Instant now) {

@@ -40,7 +40,7 @@ class ClockWatch {
   // The jumps seen since the last take (the loop re-plans after each): by how much the
   // wall clock moved beyond the steady clock, summed; nullopt when none.
   std::optional<std::chrono::seconds> take_jump();
-  bool jump_pending() const { return unhandled_.has_value(); }
+  std::optional<std::chrono::seconds> pending_jump() const { return unhandled_; }
 
  private:
   const Clock& clock_;

@@ -8,6 +8,7 @@
 //   scheduler.cpp  the loop: reload, run, run_once, start_due_work
 //   planning.cpp   planning slots into the store, and the retention watch
 //   settle.cpp     one pass on one slot and what its outcome records
+//   clock_watch.cpp  wall-clock jumps: what verdicts go by, and re-basing next_at
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
