@@ -12,6 +12,9 @@ packages=(
   python3 openssl ca-certificates curl nginx-light
   # tests/e2e/test_proxy.py: a real forward proxy, run in the foreground by the test
   tinyproxy
+  # tests/e2e/test_clock_jumps.py and test_torture.py's clock variant: libfaketime moves
+  # the daemon's wall clock while it runs (harness.FakedWallClock)
+  faketime
   # packaging and service checks: systemd-analyze, promtool, the man page, the .deb
   systemd prometheus help2man dpkg-dev file
   # the .deb test: lintian's checks; systemd-sysusers, setpriv and useradd for the

@@ -118,6 +118,7 @@ Scheduler::Scheduler(asio::any_io_executor executor, std::shared_ptr<const confi
                      http::Client& http, download::Downloader& downloader, ops::Registry& metrics)
     : executor_(executor),
       clock_(clock),
+      clock_watch_(clock),
       store_(store),
       archive_(archive),
       http_(http),
@@ -324,12 +325,16 @@ void Scheduler::log_queue_change() {
 }
 
 asio::awaitable<void> Scheduler::run_once() {
-  const Instant now = clock_.now();
+  // Planning and the retention watch go by the sure time (clock_watch.hpp): a wall
+  // clock that jumped ahead plans no slot that may not exist and loses none.
+  const ClockWatch::Reading reading = read_clock();
   std::map<std::string, Planned> planned;
   co_await store_waits_.retry([&] {
-    store_.resume_downloads(now);
-    planned = plan(now);
-    watch_retention(now);
+    handle_clock_jump(reading);
+    pull_in_next_at(reading.wall);
+    store_.resume_downloads(reading.wall);
+    planned = plan(reading.sure);
+    watch_retention(reading.sure);
   });
   log_catch_up(planned);
   std::set<std::string> started;
@@ -351,6 +356,7 @@ asio::awaitable<void> Scheduler::run() {
   int resumed = 0;
   std::map<std::string, Planned> at_start;
   co_await store_waits_.retry([&] {
+    pull_in_next_at(start);
     resumed = store_.resume_downloads(start);
     at_start = plan(start);
   });
@@ -363,22 +369,26 @@ asio::awaitable<void> Scheduler::run() {
   bool loop_locked = false;  // the loop's last round found the database locked
   while (!stopping_) {
     alive_at_ = asio::steady_timer::clock_type::now();
-    const Instant now = clock_.now();
+    const ClockWatch::Reading reading = read_clock();
+    const Instant now = reading.wall;
     Instant deadline = now + kMaxSleep;
     try {
       if (!store_trouble_.empty()) {
         store_.check_writable(now, StoreWaits::kTryTimeout);  // throws while it still fails
       }
-      // A wall clock that jumped forward plans the slots it skipped; one that jumped
-      // back plans nothing (planning inserts only missing rows, after the last one).
-      for (const auto& [job, planned] : plan(now)) {
+      // After a jump, next_at values left far ahead are pulled in. Planning goes by the
+      // sure time: the wall clock moving forward with the steady clock plans the slots
+      // it passed; a jump ahead plans them only once the clock is believed; one back
+      // plans nothing (planning inserts only missing rows, after the last one).
+      handle_clock_jump(reading);
+      for (const auto& [job, planned] : plan(reading.sure)) {
         ops::log_event(ops::Level::info, "planned", "slots planned",
                        {{"job", job},
                         {"slots", planned.count},
                         {"first", planned.first},
                         {"last", planned.last}});
       }
-      watch_retention(now);
+      watch_retention(reading.sure);
       start_due_work(now, nullptr);
       // Sleep until the next slot is due, the next slot becomes ready, or a worker ends;
       // every few seconds, look whether another process queued work.
@@ -386,7 +396,7 @@ asio::awaitable<void> Scheduler::run() {
         deadline = std::min(deadline, *next_due);
       }
       for (const config::Job& job : config().jobs) {
-        deadline = std::min(deadline, next_plan_time(job, now));
+        deadline = std::min(deadline, now + (next_plan_time(job, reading.sure) - reading.sure));
       }
       if (const auto held = ask_hold_left()) {
         deadline = std::min(deadline, now + *held);

@@ -11,6 +11,7 @@
 //   store_waits    waiting out a database locked by another process, off the loop's thread
 //   fairness.cpp   fresh work before the NOT_EXISTS backlog, and its back-off
 //   pause.cpp      no asks while downloads are paused or the database fails
+//   clock_watch.cpp  wall-clock jumps: what verdicts go by, and re-basing next_at
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -31,6 +32,7 @@
 #include "ops/hooks.hpp"
 #include "ops/registry.hpp"
 #include "scheduler/store_waits.hpp"
+#include "scheduler/clock_watch.hpp"
 #include "slot/slot.hpp"
 #include "state/state_store.hpp"
 #include "work/downloads.hpp"
@@ -128,6 +130,13 @@ class Scheduler final : private work::Observer {
   // event=slot_at_risk for slots asked about, one summary line per job for the rest,
   // and the at-risk hooks.
   void announce_at_risk(const std::vector<state::SlotRecord>& at_risk, Instant now);
+  // Wall-clock jumps (clock_watch.cpp). read_clock: the clocks now, through the watch
+  // (a jump a worker sees wakes the loop); handle_clock_jump: after a jump, logs
+  // event=clock_jump and pulls in next_at values left far ahead; pull_in_next_at: slots
+  // due beyond now + poll_every (which no schedule sets) become due now.
+  ClockWatch::Reading read_clock();
+  void handle_clock_jump(const ClockWatch::Reading& reading);
+  void pull_in_next_at(Instant now);
   // Notices when another process (backfill, retry, verify --repair) changed the queue.
   bool queue_changed_elsewhere();
   // event=queue_changed: what is due once another process changed the queue.
@@ -196,6 +205,7 @@ class Scheduler final : private work::Observer {
 
   boost::asio::any_io_executor executor_;
   const Clock& clock_;
+  ClockWatch clock_watch_;
   state::StateStore& store_;
   archive::Archive& archive_;
   http::Client& http_;

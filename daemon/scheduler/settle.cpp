@@ -164,14 +164,16 @@ asio::awaitable<void> Scheduler::process(std::shared_ptr<const Generation> gener
   api::Turn turn = turn_for(record, slot, clock_.now());
   turn.hold = [this] { return asks_held(); };  // pause.cpp
   for (int refresh = 0;; ++refresh) {
-    const Instant now = clock_.now();
-    if (now >= slot.lost_at()) {
-      co_await store_waits_.retry([&] { mark_lost(record, now); });
+    // Judged by the sure time, which a wall clock that jumped ahead does not move
+    // (clock_watch.hpp): a slot is lost or given up on for good.
+    const ClockWatch::Reading reading = read_clock();
+    if (reading.sure >= slot.lost_at()) {
+      co_await store_waits_.retry([&] { mark_lost(record, reading.wall); });
       co_return;
     }
     // Only a slot that has been asked about can be given up on: a backlog found at
     // start (or after an outage) gets its full give_up_after from then on.
-    if (record.attempts > 0 && now >= give_up_at(job, slot, record.created_at)) {
+    if (record.attempts > 0 && reading.sure >= give_up_at(job, slot, record.created_at)) {
       const std::string reason = "gave up after " + config::format_duration(job.give_up_after);
       co_await store_waits_.retry([&] { fail_slot(job, slot, record, reason, false); });
       co_return;

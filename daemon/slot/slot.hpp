@@ -6,6 +6,7 @@
 // offset is exact for the whole retention window. Instants are UTC seconds
 // (std::chrono::sys_seconds); Beijing time appears only in names.
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -70,10 +71,15 @@ std::string format_utc(Instant instant);
 std::optional<Instant> parse_utc(std::string_view text);
 
 // Where "now" comes from; tests and `GIO_EXPORTER_NOW` substitute their own.
+// now() is the wall clock, which can jump (an operator, a bad NTP server, a VM restored
+// from a snapshot); steady() never jumps, so comparing how far each moved between two
+// readings tells a jump from the passing of time (scheduler/clock_watch.hpp).
 class Clock {
  public:
+  using SteadyTime = std::chrono::steady_clock::time_point;
   virtual ~Clock() = default;
   virtual Instant now() const = 0;
+  virtual SteadyTime steady() const { return std::chrono::steady_clock::now(); }
 };
 
 class SystemClock final : public Clock {
@@ -92,16 +98,24 @@ class OffsetClock final : public Clock {
   std::chrono::seconds offset_;
 };
 
-// A clock that only moves when told to (unit tests).
+// A clock that only moves when told to (unit tests). advance() is time passing: both
+// clocks move (a negative one cannot move the steady clock, so it is a jump back);
+// set() and jump() move the wall clock alone, as a jump does.
 class ManualClock final : public Clock {
  public:
   explicit ManualClock(Instant now) : now_(now) {}
   Instant now() const override { return now_; }
+  SteadyTime steady() const override { return steady_; }
   void set(Instant now) { now_ = now; }
-  void advance(std::chrono::seconds by) { now_ += by; }
+  void advance(std::chrono::seconds by) {
+    now_ += by;
+    steady_ += std::max(by, std::chrono::seconds{0});
+  }
+  void jump(std::chrono::seconds by) { now_ += by; }
 
  private:
   Instant now_;
+  SteadyTime steady_ = std::chrono::steady_clock::now();
 };
 
 }  // namespace gio

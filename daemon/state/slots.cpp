@@ -144,6 +144,10 @@ SlotStatements::SlotStatements(sqlite::Database& db)
                        "UPDATE slots SET next_at = min(next_at, ?1), "
                        "updated_at = CASE WHEN next_at > ?1 THEN ?1 ELSE updated_at END "
                        "WHERE state = 'downloading'"),
+      pull_in_next_at(db,
+                      "UPDATE slots SET next_at = ?3 WHERE job = ?1 AND state IN ('pending', "
+                      "'waiting', 'downloading') AND next_at > CASE WHEN attempts > 0 AND "
+                      "api_status = ?4 THEN ?5 ELSE ?2 END"),
       not_done_before(db, select_slots("WHERE state IN ('pending', 'waiting', 'downloading', "
                                        "'failed') AND start < ?1 AND job IN "
                                        "(SELECT value FROM json_each(?2)) ORDER BY start, job")),
@@ -312,6 +316,17 @@ int StateStore::resume_downloads(Instant now) {
   const int resumed = impl_->db.changes();
   transaction.commit();
   return resumed;
+}
+
+int StateStore::pull_in_next_at(std::string_view job, Instant beyond, const Backlog& backlog,
+                                Instant to) {
+  sqlite::Transaction transaction{impl_->db};
+  sqlite::Query{impl_->statements->pull_in_next_at, job,           to_unix(beyond), to_unix(to),
+                backlog.status,                     to_unix(backlog.beyond)}
+      .run();
+  const int pulled = impl_->db.changes();
+  transaction.commit();
+  return pulled;
 }
 
 std::vector<SlotRecord> StateStore::not_done_before(Instant start_before,

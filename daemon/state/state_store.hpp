@@ -209,6 +209,16 @@ class StateStore {
   // Downloading slots left behind by a crash become due now (a later next_at is
   // pulled in to `now`); returns how many slots are downloading.
   int resume_downloads(Instant now);
+  // Slots of `job` in pending/waiting/downloading whose next_at lies beyond `beyond`
+  // become due at `to` (a wall-clock jump left them far ahead of any schedule); one
+  // transaction; returns how many. A slot whose last answer was `backlog.status` (a
+  // NOT_EXISTS backlog, backed off on purpose) is pulled in only beyond
+  // `backlog.beyond`.
+  struct Backlog {
+    std::string_view status;
+    Instant beyond;
+  };
+  int pull_in_next_at(std::string_view job, Instant beyond, const Backlog& backlog, Instant to);
   // Records (insert or replace by job+slot+data_type+name) a file verified and
   // archived. The slot must exist (StateError, SQLITE_CONSTRAINT_FOREIGNKEY).
   void record_file(const ArchivedFile& file);

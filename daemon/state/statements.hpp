@@ -42,6 +42,7 @@ struct SlotStatements {
   sqlite::Statement not_done;
   sqlite::Statement update_slot;
   sqlite::Statement resume_downloads;
+  sqlite::Statement pull_in_next_at;
   sqlite::Statement not_done_before;
   sqlite::Statement count_at_risk;
   sqlite::Statement oldest_active_start;

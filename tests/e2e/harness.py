@@ -567,3 +567,33 @@ class E2ETestCase(unittest.TestCase):
         """{url path: count} of a stats table, for the files of the given slots."""
         wanted = set(slots)
         return {path: n for path, n in stats_table.items() if path.split("/")[4] in wanted}
+
+
+# --- a faked wall clock (libfaketime) --------------------------------------------
+
+
+class FakedWallClock:
+    """Moves the daemon's wall clock while it runs, through libfaketime (Debian's
+    `faketime`): the real system-clock path is what gets tested, not a test-only clock
+    source. LD_PRELOAD puts the library into the daemon alone (the server and the CLI
+    commands keep the real time); FAKETIME_NO_CACHE makes every reading re-read the
+    offset file, so set() takes effect at once; DONT_FAKE_MONOTONIC keeps the steady
+    clock real, as it stays in a real jump. The daemon's GIO_EXPORTER_NOW offset is
+    taken at its start (offset "+0"), so the offset written later moves it from there."""
+
+    LIBRARY_GLOB = "/usr/lib/*/faketime/libfaketimeMT.so.1"
+
+    def __init__(self, aux_dir):
+        found = sorted(glob.glob(self.LIBRARY_GLOB))
+        if not found:
+            raise unittest.SkipTest("libfaketime is not installed (Debian package faketime)")
+        self.path = os.path.join(aux_dir, "faketime.offset")
+        self.env = {"LD_PRELOAD": found[0], "FAKETIME_TIMESTAMP_FILE": self.path,
+                    "FAKETIME_NO_CACHE": "1", "DONT_FAKE_MONOTONIC": "1"}
+        self.set("+0")
+
+    def set(self, offset):
+        """libfaketime's relative offset: "+0", "+3d", "-2h", "+90" (seconds)."""
+        with open(self.path + ".tmp", "w", encoding="utf-8") as f:
+            f.write(offset + "\n")
+        os.replace(self.path + ".tmp", self.path)

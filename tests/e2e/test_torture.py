@@ -219,6 +219,92 @@ class ChangingLinksTortureTest(E2ETestCase):
         self.assertTrue(any(len(r) > 1 for r in runs.values()),
                         f"seed {seed}: no slot saw its links change mid-way: {dict(runs)}")
 
+# --- a wall-clock jump in the middle (issue 14, item 2) ----------------------------
+
+from harness import FakedWallClock  # noqa: E402  (kept with the variant that uses it)
+
+CLOCK_SEEDS = (11, 12, 13)
+
+
+class TortureClockJumpTest(E2ETestCase):
+    """The chaos above, on a smaller backlog, with the daemon's wall clock (libfaketime)
+    leaping days ahead (past give_up_after, or past the retention of every slot) and
+    back, then 2 hours back and forward again, while slots are in every state, and a
+    few SIGKILLs after. In the end the archive holds exactly what the server served,
+    and no slot was lost or failed on the jumped clock."""
+
+    def test_seed_11(self):
+        self.run_seed(11)
+
+    def test_seed_12(self):
+        self.run_seed(12)
+
+    def test_seed_13(self):
+        self.run_seed(13)
+
+    def run_seed(self, seed):
+        seed = int(os.environ.get("GIO_TORTURE_SEED", seed))
+        print(f"\ntorture (clock): GIO_TORTURE_SEED={seed}", file=sys.stderr, flush=True)
+        rng = random.Random(seed)
+        chaos = {"seed": seed, "reset": 0.05, "stall": 0.02, "corrupt": 0.05, "truncate": 0.03,
+                 "download_5xx": 0.05, "api_5xx": 0.05, "api_429": 0.03, "error": 0.05,
+                 "expired_links": 0.05, "short_links": 0.05, "short_link_seconds": 2,
+                 "stall_seconds": 2, "max_run": 2}
+        clock = FakedWallClock(self.aux_dir)
+        job = hourly_job(backfill="12h", poll_every="1s", give_up_after="24h")
+        server, daemon = self.start({"rows": 300, "chaos": chaos}, jobs=[job], parallel_downloads=4,
+                                    http_timeout="2s", api_requests_per_second=20)
+        slots = self.expected()
+        # Two slots the vendor never finishes, as above: they stay in `gaps`, never lost.
+        erroring, missing = rng.sample(slots, 2)
+        server.scenario({"slots": {erroring: {"status": "ERROR"}, missing: {"status": "NOT_EXISTS"}}})
+        servable = [s for s in slots if s not in (erroring, missing)]
+        truth = {slot: self.truth(JOB, slot) for slot in servable}
+        good = {os.path.join(daemon.archive, partition_rel(JOB, data_type, slot)):
+                {(f["bytes"], f["sha256"]) for f in files}
+                for slot, types in truth.items() for data_type, files in types.items()}
+
+        # Ahead by days (past every slot's give_up_after, or past its retention), back,
+        # then 2 hours back and forward again, each at a random moment of the backlog.
+        ahead = rng.choice(["+3d", "+16d"])
+        daemon.start(env=clock.env)
+        for offset, hold in ((ahead, rng.uniform(1.0, 3.0)), ("-2h", rng.uniform(1.0, 2.0))):
+            time.sleep(rng.uniform(0.3, 1.5))
+            clock.set(offset)
+            time.sleep(hold)
+            clock.set("+0")
+            self.assertTrue(daemon.running(), f"the daemon exited after the jump {offset}{self.context()}")
+        # A few SIGKILLs after: a restart re-bases what the jumps left behind.
+        for kill in range(3):
+            time.sleep(rng.uniform(0.2, 1.5))
+            daemon.kill()
+            self.assert_sound_archive(good, f"after kill {kill + 1}")
+            daemon.start(env=clock.env)
+        self.wait_done(JOB, len(servable), timeout=90)
+        self.stop_daemon(within=10)
+
+        self.assertEqual(daemon.events("slot_lost"), [], self.context())
+        self.assertEqual(daemon.events("slot_failed"), [], self.context())
+        jumps = [event["by"][:1] for event in daemon.events("clock_jump")]
+        # The leap ahead is seen; its return and the jump back may fall between two
+        # readings and be seen as one.
+        self.assertEqual(jumps[:1], ["+"], self.context())
+        self.assertIn("-", jumps, self.context())
+        counts = daemon.job_status(JOB)["counts"]
+        self.assertEqual(counts.get("done", 0), len(servable), counts)
+        self.assertEqual(counts.get("lost", 0) + counts.get("failed", 0), 0, counts)
+        self.assert_archived(JOB, servable)
+        self.assert_no_strays({JOB: servable})
+        self.assert_sound_archive(good, "at the end")
+        # Exactly the window's slots: none planned for the days the clock leapt over.
+        code, gaps = daemon.gaps()
+        self.assertEqual({g["slot"] for g in gaps["gaps"]}, {erroring, missing}, gaps)
+        done = collections.Counter(event["slot"] for event in daemon.events("slot_done", job=JOB))
+        self.assertEqual({slot for slot, n in done.items() if n > 1}, set(), done)
+
+    def assert_sound_archive(self, good, when):
+        TortureTest.assert_sound_archive(self, good, when)
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -582,6 +582,167 @@ TEST_F(SchedulerTest, DueServesFreshWorkBeforeTheNotExistsBacklog) {
   EXPECT_FALSE(store_.has_later_finished("b", hour02));
 }
 
+// --- wall-clock jumps (issue 14, item 2) ---------------------------------------------
+
+double raw_export_errors(const ops::Registry& metrics) {
+  return metrics.value(ops::kApiRequests,
+                       {{"project", "shop"}, {"endpoint", "raw_export"}, {"code", "error"}});
+}
+
+std::vector<state::SlotRecord> all_slots(state::StateStore& store, const std::string& job) {
+  return store.slots(job, Instant{}, utc("2030-01-01T00:00:00Z"));
+}
+
+TEST(ClockWatch, AJumpIsJudgedByTheSteadyClockUntilTheWallClockKeepsPace) {
+  ManualClock clock{utc("2026-11-22T10:00:00Z")};
+  ClockWatch watch{clock};
+  clock.advance(30s);
+  auto reading = watch.read();
+  EXPECT_TRUE(reading.believed);
+  EXPECT_EQ(reading.sure, reading.wall);
+  EXPECT_FALSE(watch.take_jump());
+
+  clock.advance(1min);
+  clock.jump(std::chrono::days{3});
+  reading = watch.read();
+  EXPECT_FALSE(reading.believed);
+  EXPECT_EQ(format_utc(reading.sure), "2026-11-22T10:01:30Z");  // the steady clock's word
+  EXPECT_EQ(watch.take_jump(), std::chrono::days{3});
+  EXPECT_FALSE(watch.take_jump());
+  clock.advance(kClockConfirmation - 1s);
+  reading = watch.read();
+  EXPECT_FALSE(reading.believed);
+  EXPECT_EQ(reading.sure, utc("2026-11-22T10:01:30Z") + kClockConfirmation - 1s);
+  clock.advance(1s);  // kept pace for long enough: believed again
+  reading = watch.read();
+  EXPECT_TRUE(reading.believed);
+  EXPECT_EQ(reading.sure, reading.wall);
+
+  clock.jump(-2h);  // back: never later than the wall clock
+  reading = watch.read();
+  EXPECT_FALSE(reading.believed);
+  EXPECT_EQ(reading.sure, reading.wall);
+  EXPECT_EQ(watch.take_jump(), -2h);
+  clock.jump(kJumpTolerance);  // within the tolerance: not a jump
+  watch.read();
+  EXPECT_FALSE(watch.take_jump());
+}
+
+TEST_F(SchedulerTest, AWallClockExcursionOfThreeDaysLosesNothingAndIsReBasedAfter) {
+  Scheduler scheduler{io_.get_executor(),
+                      config_with({"a"}),
+                      clock_,
+                      store_,
+                      archive_,
+                      http_,
+                      downloader_,
+                      metrics_};
+  // A slot 13 days old: 2 days inside the vendor's retention.
+  const Slot old = Slot::containing(clock_.now() - std::chrono::days{13}, Granularity::hour);
+  const std::vector<state::PlannedSlot> old_slot{
+      {.slot = old.name(), .start = old.start(), .next_at = clock_.now()}};
+  store_.plan("a", old_slot, clock_.now());
+  run_once(scheduler);  // every slot asked once (refused: put off by a few seconds)
+  ASSERT_EQ(all_slots(store_, "a").size(), 5u);
+  EXPECT_EQ(raw_export_errors(metrics_), 5);
+
+  // The wall clock leaps 3 days (past give_up_after of every slot and past the old
+  // slot's retention) while no time passes: nothing may be given up or lost on it.
+  clock_.jump(std::chrono::days{3});
+  run_once(scheduler);
+  EXPECT_EQ(scheduler.ended().lost, 0);
+  EXPECT_EQ(scheduler.ended().failed, 0);
+  for (const auto& record : all_slots(store_, "a")) {
+    EXPECT_EQ(record.state, state::SlotState::pending) << record.slot;
+  }
+
+  // Back to the right time: next_at values set during the excursion lie 3 days ahead;
+  // they are pulled back, so every slot is asked again at once, and none is lost.
+  clock_.jump(-std::chrono::days{3});
+  clock_.advance(1min);
+  const double before = raw_export_errors(metrics_);
+  run_once(scheduler);
+  EXPECT_EQ(raw_export_errors(metrics_) - before, 5);
+  for (const auto& record : all_slots(store_, "a")) {
+    EXPECT_EQ(record.state, state::SlotState::pending) << record.slot;
+    EXPECT_LE(record.next_at, clock_.now() + 5min) << record.slot;
+  }
+  EXPECT_EQ(metrics_.value(ops::kSlotsLost, {{"gio_job", "a"}}), 0);
+  EXPECT_EQ(metrics_.value(ops::kSlotFailures, {{"gio_job", "a"}}), 0);
+}
+
+TEST_F(SchedulerTest, AForwardJumpTheSteadyClockConfirmsIsActedOn) {
+  Scheduler scheduler{io_.get_executor(),
+                      config_with({"a"}),
+                      clock_,
+                      store_,
+                      archive_,
+                      http_,
+                      downloader_,
+                      metrics_};
+  const Slot old = Slot::containing(clock_.now() - std::chrono::days{13}, Granularity::hour);
+  const std::vector<state::PlannedSlot> old_slot{
+      {.slot = old.name(), .start = old.start(), .next_at = clock_.now()}};
+  store_.plan("a", old_slot, clock_.now());
+  run_once(scheduler);
+  clock_.jump(std::chrono::days{3});
+  run_once(scheduler);
+  EXPECT_EQ(scheduler.ended().lost + scheduler.ended().failed, 0);
+  // The wall clock then keeps pace with the steady clock long enough: it is believed,
+  // and the slots past their give_up_after fail, the old one is lost.
+  clock_.advance(15min);
+  run_once(scheduler);
+  EXPECT_EQ(scheduler.ended().lost, 1);
+  EXPECT_EQ(scheduler.ended().failed, 4);
+  EXPECT_EQ(store_.find("a", old.name())->state, state::SlotState::lost);
+}
+
+TEST_F(SchedulerTest, AJumpBackOfTwoHoursStillAsksTheDueSlots) {
+  Scheduler scheduler{io_.get_executor(),
+                      config_with({"a"}),
+                      clock_,
+                      store_,
+                      archive_,
+                      http_,
+                      downloader_,
+                      metrics_};
+  run_once(scheduler);
+  EXPECT_EQ(raw_export_errors(metrics_), 4);
+  // Each slot is due a few seconds on; the wall clock goes 2 h back meanwhile. Its
+  // next_at now lies 2 h ahead, far beyond any schedule: re-based, and asked.
+  clock_.advance(1min);
+  clock_.jump(-2h);
+  run_once(scheduler);
+  EXPECT_EQ(raw_export_errors(metrics_), 8);
+  for (const auto& record : all_slots(store_, "a")) {
+    EXPECT_LE(record.next_at, clock_.now() + 5min) << record.slot;
+  }
+}
+
+TEST_F(SchedulerTest, NextAtFarBeyondTheScheduleIsPulledBackAtStart) {
+  // A previous run left next_at values 3 days ahead (its clock was wrong when it set
+  // them): a new start asks those slots now instead of 3 days later.
+  run_once(*std::make_unique<Scheduler>(io_.get_executor(), config_with({"a"}), clock_, store_,
+                                        archive_, http_, downloader_, metrics_));
+  for (const auto& record : all_slots(store_, "a")) {
+    store_.update(
+        "a", record.slot,
+        {.state = state::SlotState::waiting, .next_at = clock_.now() + std::chrono::days{3}},
+        clock_.now());
+  }
+  clock_.advance(1min);
+  Scheduler scheduler{io_.get_executor(),
+                      config_with({"a"}),
+                      clock_,
+                      store_,
+                      archive_,
+                      http_,
+                      downloader_,
+                      metrics_};
+  run_once(scheduler);
+  EXPECT_EQ(raw_export_errors(metrics_), 8);
+}
+
 TEST(RestartOnlyChanges, NamesEachSettingAReloadCannotApply) {
   config::Config running;
   config::Config next = running;

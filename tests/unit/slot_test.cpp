@@ -68,6 +68,18 @@ TEST(Clock, ManualClockMovesOnlyWhenTold) {
   EXPECT_EQ(format_utc(clock.now()), "2026-11-22T01:30:00Z");
 }
 
+TEST(Clock, ManualClockJumpsMoveTheWallClockAlone) {
+  ManualClock clock{utc("2026-11-22T00:00:00Z")};
+  const auto steady = clock.steady();
+  clock.advance(std::chrono::minutes{10});  // time passing: both clocks
+  EXPECT_EQ(clock.steady() - steady, std::chrono::minutes{10});
+  clock.jump(std::chrono::hours{72});     // a jump: the wall clock alone
+  clock.advance(-std::chrono::hours{2});  // back: the steady clock never goes back
+  clock.set(utc("2026-11-30T00:00:00Z"));
+  EXPECT_EQ(format_utc(clock.now()), "2026-11-30T00:00:00Z");
+  EXPECT_EQ(clock.steady() - steady, std::chrono::minutes{10});
+}
+
 TEST(Time, ParseUtcRejectsGarbage) {
   EXPECT_FALSE(parse_utc("2026-11-22 00:00:00Z"));
   EXPECT_FALSE(parse_utc("2026-11-22T25:00:00Z"));

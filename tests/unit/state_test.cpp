@@ -312,6 +312,48 @@ TEST_F(StateStoreTest, ResumeDownloadsMakesInterruptedDownloadsDueNow) {
   EXPECT_EQ(empty.resume_downloads(now), 0);
 }
 
+TEST_F(StateStoreTest, PullInNextAtMakesSlotsDueFarAheadDueNowAndLeavesTheRest) {
+  StateStore store{db_path()};
+  const std::vector<PlannedSlot> slots = {hour(kT0, kT0), hour(kT0 + hours(1), kT0),
+                                          hour(kT0 + hours(2), kT0), hour(kT0 + hours(3), kT0)};
+  store.plan("job", slots, kT0);
+  store.plan("other", slots, kT0);
+  const Instant now = kT0 + hours(6);
+  const Instant far = now + std::chrono::days{3};
+  store.update("job", slots[0].slot, {.state = SlotState::waiting, .next_at = far}, kT0);
+  store.update("job", slots[1].slot, {.state = SlotState::downloading, .next_at = far}, kT0);
+  store.update("job", slots[2].slot, {.state = SlotState::failed, .next_at = far}, kT0);
+  store.update("job", slots[3].slot, {.state = SlotState::pending, .next_at = now + hours(1)}, kT0);
+  store.update("other", slots[0].slot, {.state = SlotState::waiting, .next_at = far}, kT0);
+
+  store.plan("backlog", slots, kT0);
+  const auto not_exists = [&](const std::string& slot, Instant next_at) {
+    store.update("backlog", slot,
+                 {.state = SlotState::waiting,
+                  .next_at = next_at,
+                  .api_status = "NOT_EXISTS",
+                  .count_attempt = true},
+                 kT0);
+  };
+  not_exists(slots[0].slot, now + hours(5));  // backed off on purpose: left
+  not_exists(slots[1].slot, far);             // beyond any back-off: pulled in
+  store.update("backlog", slots[2].slot, {.state = SlotState::waiting, .next_at = now + hours(5)},
+               kT0);  // not a backlog slot: pulled in
+
+  const StateStore::Backlog backlog{.status = "NOT_EXISTS", .beyond = now + hours(6)};
+  EXPECT_EQ(store.pull_in_next_at("job", now + hours(1), backlog, now), 2);
+  EXPECT_EQ(store.pull_in_next_at("backlog", now + hours(1), backlog, now), 2);
+  EXPECT_EQ(store.find("backlog", slots[0].slot)->next_at, now + hours(5));
+  EXPECT_EQ(store.find("backlog", slots[1].slot)->next_at, now);
+  EXPECT_EQ(store.find("backlog", slots[2].slot)->next_at, now);
+  EXPECT_EQ(store.find("job", slots[0].slot)->next_at, now);
+  EXPECT_EQ(store.find("job", slots[1].slot)->next_at, now);
+  EXPECT_EQ(store.find("job", slots[1].slot)->state, SlotState::downloading);
+  EXPECT_EQ(store.find("job", slots[2].slot)->next_at, far);             // failed: not scheduled
+  EXPECT_EQ(store.find("job", slots[3].slot)->next_at, now + hours(1));  // at the limit
+  EXPECT_EQ(store.find("other", slots[0].slot)->next_at, far);           // another job's limit
+}
+
 TEST_F(StateStoreTest, FilesAreRecordedReplacedAndListed) {
   StateStore store{db_path()};
   const std::vector<PlannedSlot> slots = {hour(kT0, kT0), hour(kT0 + hours(1), kT0)};
