@@ -1071,7 +1071,6 @@ TEST_F(TypedCalls, AnHttpErrorOfAUserListNamesTheList) {
   EXPECT_TRUE(later.error().message.starts_with("tags t1: project shop: "));
 }
 
-
 // A 429's Retry-After holds back the project's next call, whoever makes it: the second
 // ask (another slot) must not reach the server before the second asked for has passed.
 // The limiter allows 1000 calls/s, so only the pause can space the two requests.
