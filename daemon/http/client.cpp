@@ -12,6 +12,7 @@
 #include <map>
 
 #include "http/detail.hpp"
+#include "http/url.hpp"
 
 namespace gio::http {
 
@@ -278,19 +279,18 @@ struct Client::Impl {
       return Error{Failure::redirect,
                    shown + ": more than " + std::to_string(settings.max_redirects) + " redirects"};
     }
-    auto base = urls::parse_uri(current);
-    auto reference = urls::parse_uri_reference(hop.location);
-    urls::url next;
-    if (!base || !reference || !urls::resolve(*base, *reference, next)) {
+    // Resolved on the encoded strings: the Location's bytes are the object's key.
+    const std::optional<std::string> resolved = resolve_reference(current, hop.location);
+    const auto next = resolved ? urls::parse_uri(*resolved) : urls::parse_uri("");
+    if (!next) {
       return Error{Failure::redirect, shown + ": answered " + std::to_string(hop.status) +
                                           " with an invalid Location"};
     }
-    next.remove_fragment();
-    if (next.scheme_id() != urls::scheme::http && next.scheme_id() != urls::scheme::https) {
-      return Error{Failure::redirect, shown + ": redirected to a " + std::string{next.scheme()} +
+    if (next->scheme_id() != urls::scheme::http && next->scheme_id() != urls::scheme::https) {
+      return Error{Failure::redirect, shown + ": redirected to a " + std::string{next->scheme()} +
                                           " URL; only http and https are followed"};
     }
-    return std::string{next.buffer()};
+    return *resolved;
   }
 
   asio::awaitable<Result<Response>> request(bhttp::verb method, std::string url,

@@ -14,6 +14,7 @@
 
 #include "http/client.hpp"
 #include "http/proxy.hpp"
+#include "http/url.hpp"
 #include "support/test_proxy.hpp"
 #include "support/test_server.hpp"
 
@@ -181,6 +182,130 @@ TEST(Client, FollowsAbsoluteRedirectToAnotherHostWithoutCredentials) {
   EXPECT_NE(api.heads()[0].find("Authorization: tok"), std::string::npos);
   ASSERT_EQ(storage.heads().size(), 1u);
   EXPECT_EQ(storage.heads()[0].find("Authorization"), std::string::npos);
+}
+
+// Object stores look the key up byte for byte (and sign it so): a Location's encoded
+// bytes must reach the server as they are, "..%2F" and "%2E%2E" included, and only
+// literal dot segments of a relative Location are resolved.
+TEST(Client, RedirectsKeepThePercentEncodingOfTheLocation) {
+  const std::map<std::string, std::string> hops{
+      {"/b/start", "/b/k/a..%2Fb.gz?sign=x%2Fy"},
+      {"/b/k/a..%2Fb.gz?sign=x%2Fy", "../k2/./%2E%2E/..%2F%E4%B8%AD%3F.gz?s=1"},
+      {"/b/k2/%2E%2E/..%2F%E4%B8%AD%3F.gz?s=1", "%2e%2E%2Fz/../last?q=%20"},
+  };
+  TestServer server{[&](const std::string& target, const std::string&) {
+    if (const auto found = hops.find(target); found != hops.end()) {
+      return reply(302, "", {"Location: " + found->second});
+    }
+    return target == "/b/k2/%2E%2E/last?q=%20" ? reply(200, "exact") : reply(404, target);
+  }};
+  asio::io_context io;
+  Client client{io.get_executor(), quick_settings()};
+  VectorSink sink;
+  auto response = run(io, client.download(server.url("/b/start"), {}, sink));
+  ASSERT_TRUE(response) << response.error().message;
+  EXPECT_EQ(response->status, 200u) << sink.data_;
+  EXPECT_EQ(sink.data_, "exact");
+  EXPECT_EQ(response->final_url, server.url("/b/k2/%2E%2E/last?q=%20"));
+  EXPECT_EQ(server.requests(), 4);
+}
+
+TEST(Client, TheFirstRequestSendsTheLinksPathBytesAsGiven) {
+  const std::string path = "/o/a..%2Fb/%2e%2E/./%E4%B8%AD%3f?x=%20&y=%2F";
+  TestServer server{[&](const std::string& target, const std::string&) {
+    return target == path ? reply(200, "exact") : reply(404, target);
+  }};
+  asio::io_context io;
+  Client client{io.get_executor(), quick_settings()};
+  auto response = run(io, client.get(server.url(path), {}));
+  ASSERT_TRUE(response) << response.error().message;
+  EXPECT_EQ(response->body, "exact");
+}
+
+// RFC 3986 section 5.4, with the fragments dropped (they are never sent).
+TEST(ResolveReference, TheRfcExamples) {
+  const std::string base = "http://a/b/c/d;p?q";
+  const std::vector<std::pair<std::string, std::string>> examples{
+      // 5.4.1 Normal Examples
+      {"g:h", "g:h"},
+      {"g", "http://a/b/c/g"},
+      {"./g", "http://a/b/c/g"},
+      {"g/", "http://a/b/c/g/"},
+      {"/g", "http://a/g"},
+      {"//g", "http://g"},
+      {"?y", "http://a/b/c/d;p?y"},
+      {"g?y", "http://a/b/c/g?y"},
+      {"#s", "http://a/b/c/d;p?q"},
+      {"g#s", "http://a/b/c/g"},
+      {"g?y#s", "http://a/b/c/g?y"},
+      {";x", "http://a/b/c/;x"},
+      {"g;x", "http://a/b/c/g;x"},
+      {"g;x?y#s", "http://a/b/c/g;x?y"},
+      {"", "http://a/b/c/d;p?q"},
+      {".", "http://a/b/c/"},
+      {"./", "http://a/b/c/"},
+      {"..", "http://a/b/"},
+      {"../", "http://a/b/"},
+      {"../g", "http://a/b/g"},
+      {"../..", "http://a/"},
+      {"../../", "http://a/"},
+      {"../../g", "http://a/g"},
+      // 5.4.2 Abnormal Examples
+      {"../../../g", "http://a/g"},
+      {"../../../../g", "http://a/g"},
+      {"/./g", "http://a/g"},
+      {"/../g", "http://a/g"},
+      {"g.", "http://a/b/c/g."},
+      {".g", "http://a/b/c/.g"},
+      {"g..", "http://a/b/c/g.."},
+      {"..g", "http://a/b/c/..g"},
+      {"./../g", "http://a/b/g"},
+      {"./g/.", "http://a/b/c/g/"},
+      {"g/./h", "http://a/b/c/g/h"},
+      {"g/../h", "http://a/b/c/h"},
+      {"g;x=1/./y", "http://a/b/c/g;x=1/y"},
+      {"g;x=1/../y", "http://a/b/c/y"},
+      {"g?y/./x", "http://a/b/c/g?y/./x"},
+      {"g?y/../x", "http://a/b/c/g?y/../x"},
+      {"g#s/./x", "http://a/b/c/g"},
+      {"g#s/../x", "http://a/b/c/g"},
+      {"http:g", "http:g"},  // strict parsers
+  };
+  for (const auto& [reference, want] : examples) {
+    EXPECT_EQ(resolve_reference(base, reference), want) << reference;
+  }
+}
+
+TEST(ResolveReference, PercentEncodedBytesStayAsTheyAre) {
+  const std::string base = "https://s.example/bucket/2026/x.gz?sign=A";
+  const std::vector<std::pair<std::string, std::string>> examples{
+      {"..%2Fy.gz?sign=B", "https://s.example/bucket/2026/..%2Fy.gz?sign=B"},
+      {"/k/a..%2F..%2Fb?x=%2F%3F", "https://s.example/k/a..%2F..%2Fb?x=%2F%3F"},
+      {"%2E%2E/z", "https://s.example/bucket/2026/%2E%2E/z"},
+      {"%2e%2E", "https://s.example/bucket/2026/%2e%2E"},
+      {"./%2E/z", "https://s.example/bucket/2026/%2E/z"},
+      {"a%3Fb?c", "https://s.example/bucket/2026/a%3Fb?c"},
+      {"%E4%B8%AD/../%E6%96%87%3F.gz", "https://s.example/bucket/2026/%E6%96%87%3F.gz"},
+      {"../%2F/./c", "https://s.example/bucket/%2F/c"},
+      {"http://other/%2E%2E/..%2F/../k", "http://other/%2E%2E/k"},
+      {"?sign=%2F%2B", "https://s.example/bucket/2026/x.gz?sign=%2F%2B"},
+  };
+  for (const auto& [reference, want] : examples) {
+    EXPECT_EQ(resolve_reference(base, reference), want) << reference;
+  }
+  EXPECT_EQ(resolve_reference(base, "http://bad host/"), std::nullopt);
+  EXPECT_EQ(resolve_reference("not a base", "g"), std::nullopt);
+}
+
+TEST(ResolveReference, RemoveDotSegmentsTakesOnlyLiteralDots) {
+  EXPECT_EQ(remove_dot_segments("/a/b/c/./../../g"), "/a/g");  // RFC 3986 5.2.4
+  EXPECT_EQ(remove_dot_segments("mid/content=5/../6"), "mid/6");
+  EXPECT_EQ(remove_dot_segments("/a/%2E%2E/b"), "/a/%2E%2E/b");
+  EXPECT_EQ(remove_dot_segments("/a/..%2F/b"), "/a/..%2F/b");
+  EXPECT_EQ(remove_dot_segments("/a/%2e/b"), "/a/%2e/b");
+  EXPECT_EQ(remove_dot_segments("/a/b/.."), "/a/");
+  EXPECT_EQ(remove_dot_segments("/.."), "/");
+  EXPECT_EQ(remove_dot_segments(""), "");
 }
 
 TEST(Client, RefusesARedirectLoopAfterMaxRedirects) {
