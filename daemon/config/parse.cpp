@@ -276,6 +276,12 @@ void Parser::read_http(const YAML::Node& node) {
       config_.http.no_proxy = *text;
     }
   }
+  if (const Entry* entry = map.find("allow_private_links")) {
+    static constexpr Choice<bool> kBooleans[] = {{"true", true}, {"false", false}};
+    if (auto allow = read_choice<bool>(*entry, reporter_, kBooleans)) {
+      config_.http.allow_private_links = *allow;
+    }
+  }
 }
 
 void Parser::read_limits(const YAML::Node& node) {

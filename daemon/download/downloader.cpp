@@ -258,6 +258,8 @@ Failure from_http(http::Failure failure) {
     case http::Failure::too_large:
     case http::Failure::redirect:
       return Failure::server;
+    case http::Failure::refused:
+      return Failure::refused;
   }
   return Failure::server;
 }
@@ -278,6 +280,8 @@ std::string_view to_string(Failure failure) {
       return "corrupt";
     case Failure::local:
       return "local";
+    case Failure::refused:
+      return "refused";
   }
   return "unknown";
 }

@@ -35,6 +35,7 @@ enum class Failure {
   truncated,      // fewer (or more) bytes than Content-Length
   corrupt,        // gzip stream invalid or incomplete (VerifyMode::gzip)
   local,          // writing the staging file failed (disk full, permissions)
+  refused,        // the link or a redirect leads to an internal address (http.allow_private_links)
 };
 std::string_view to_string(Failure failure);
 

@@ -132,6 +132,9 @@ asio::awaitable<void> Downloads::fetch_part(const config::Job& job, const Slot& 
       pass.links_expired = true;
       break;
     }
+    if (error.kind == download::Failure::refused) {
+      break;  // decided here, before any connection: the same link is refused again
+    }
     if (error.kind == download::Failure::local) {
       // The disk, not the network: every part would fail the same way.
       pause(error.message, std::min(kLocalFaultPause, job.poll_every));

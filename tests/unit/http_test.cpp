@@ -12,6 +12,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "http/address.hpp"
 #include "http/client.hpp"
 #include "http/proxy.hpp"
 #include "http/url.hpp"
@@ -306,6 +307,184 @@ TEST(ResolveReference, RemoveDotSegmentsTakesOnlyLiteralDots) {
   EXPECT_EQ(remove_dot_segments("/a/b/.."), "/a/");
   EXPECT_EQ(remove_dot_segments("/.."), "/");
   EXPECT_EQ(remove_dot_segments(""), "");
+}
+
+TEST(AddressClass, EveryInternalRangeAndItsIpv6Spellings) {
+  using enum AddressClass;
+  const std::vector<std::pair<std::string, AddressClass>> table{
+      {"8.8.8.8", global},
+      {"1.1.1.1", global},
+      {"192.0.2.2", global},  // documentation, but routed nowhere special
+      {"172.15.255.255", global},
+      {"172.32.0.0", global},
+      {"100.63.255.255", global},
+      {"100.128.0.0", global},
+      {"169.253.255.255", global},
+      {"223.255.255.255", global},
+      {"127.0.0.1", loopback},
+      {"127.255.255.254", loopback},
+      {"10.0.0.0", private_use},
+      {"10.255.255.1", private_use},
+      {"172.16.0.1", private_use},
+      {"172.31.255.255", private_use},
+      {"192.168.1.1", private_use},
+      {"100.64.0.1", shared},
+      {"100.127.255.255", shared},
+      {"169.254.169.254", link_local},
+      {"169.254.0.1", link_local},
+      {"0.0.0.0", unspecified},
+      {"0.1.2.3", unspecified},
+      {"224.0.0.1", multicast},
+      {"239.255.255.250", multicast},
+      {"240.0.0.1", reserved},
+      {"255.255.255.255", reserved},
+      // IPv6
+      {"2001:4860:4860::8888", global},
+      {"2606:4700::1111", global},
+      {"::1", loopback},
+      {"::", unspecified},
+      {"fc00::1", private_use},
+      {"fd12:3456:789a::1", private_use},
+      {"fec0::1", private_use},
+      {"fe80::1", link_local},
+      {"febf:ffff::1", link_local},
+      {"ff02::1", multicast},
+      // IPv4 addresses spelt as IPv6: the class of the IPv4 address they reach.
+      {"::ffff:127.0.0.1", loopback},
+      {"::ffff:7f00:1", loopback},
+      {"::ffff:169.254.169.254", link_local},
+      {"::ffff:a9fe:a9fe", link_local},
+      {"::ffff:10.1.2.3", private_use},
+      {"::ffff:192.168.0.1", private_use},
+      {"::ffff:100.64.0.1", shared},
+      {"::ffff:0.0.0.0", unspecified},
+      {"::ffff:224.0.0.1", multicast},
+      {"::ffff:255.255.255.255", reserved},
+      {"::ffff:8.8.8.8", global},
+      {"::127.0.0.1", loopback},  // IPv4-compatible
+      {"::10.0.0.1", private_use},
+      {"64:ff9b::169.254.169.254", link_local},  // NAT64
+      {"64:ff9b::8.8.8.8", global},
+      {"64:ff9b:1::a00:1", private_use},
+      {"2002:7f00:1::1", loopback},  // 6to4 of 127.0.0.1
+      {"2002:a9fe:a9fe::1", link_local},
+      {"2002:808:808::1", global},
+  };
+  for (const auto& [text, want] : table) {
+    EXPECT_EQ(classify_address(asio::ip::make_address(text)), want) << text;
+  }
+  EXPECT_EQ(describe(AddressClass::link_local), "a link-local address");
+}
+
+Settings guarded(std::string api_base, bool allow_private = false) {
+  Settings settings = quick_settings();
+  settings.links = {
+      .enforce = true, .allow_private = allow_private, .api_base = std::move(api_base)};
+  return settings;
+}
+
+// The API base is public: a link to this machine's loopback is refused before any
+// connection, by address or by a name that resolves to it, and the message says why
+// without the link's query.
+TEST(AddressPolicy, LoopbackIsRefusedWhenTheApiBaseIsPublic) {
+  TestServer server{[](const std::string&, const std::string&) { return reply(200, "internal"); }};
+  asio::io_context io;
+  Client client{io.get_executor(), guarded("https://203.0.113.9")};
+  VectorSink sink;
+  auto by_address = run(io, client.download(server.url("/metrics?sign=SECRET"), {}, sink));
+  ASSERT_FALSE(by_address);
+  EXPECT_EQ(by_address.error().kind, Failure::refused) << by_address.error().message;
+  EXPECT_EQ(by_address.error().message,
+            "GET " + server.url("/metrics") +
+                ": 127.0.0.1 is a loopback address; download links may lead only to public "
+                "addresses and to the API base's kind of address (http.allow_private_links: true "
+                "allows every address)");
+  const std::string by_name_url = "http://localhost:" + std::to_string(server.port()) + "/x?sign=S";
+  auto by_name = run(io, client.get(by_name_url, {}));
+  ASSERT_FALSE(by_name);
+  EXPECT_EQ(by_name.error().kind, Failure::refused) << by_name.error().message;
+  EXPECT_NE(by_name.error().message.find("localhost resolves to "), std::string::npos)
+      << by_name.error().message;
+  EXPECT_NE(by_name.error().message.find("a loopback address"), std::string::npos);
+  EXPECT_EQ(by_name.error().message.find("sign="), std::string::npos);
+  EXPECT_EQ(server.connections(), 0);
+  EXPECT_TRUE(sink.data_.empty());
+}
+
+TEST(AddressPolicy, AllowPrivateLinksAllowsEveryAddress) {
+  TestServer server{[](const std::string&, const std::string&) { return reply(200, "ok"); }};
+  asio::io_context io;
+  Client client{io.get_executor(), guarded("https://203.0.113.9", /*allow_private=*/true)};
+  auto response = run(io, client.get(server.url("/"), {}));
+  ASSERT_TRUE(response) << response.error().message;
+  EXPECT_EQ(response->body, "ok");
+}
+
+// The API base on loopback (tests, the demo) allows loopback links, by address or by a
+// name (resolved when first needed), but no other internal kind.
+TEST(AddressPolicy, TheApiBasesKindOfAddressIsAllowed) {
+  TestServer server{[](const std::string&, const std::string&) { return reply(200, "ok"); }};
+  for (const std::string& base : {server.url(""), std::string{"http://localhost:1"}}) {
+    asio::io_context io;
+    Client client{io.get_executor(), guarded(base)};
+    auto response = run(io, client.get(server.url("/"), {}));
+    ASSERT_TRUE(response) << base << ": " << response.error().message;
+    auto metadata = run(io, client.get("http://169.254.169.254/latest/meta-data/", {}));
+    ASSERT_FALSE(metadata) << base;
+    EXPECT_EQ(metadata.error().kind, Failure::refused) << metadata.error().message;
+    EXPECT_NE(metadata.error().message.find("169.254.169.254 is a link-local address"),
+              std::string::npos)
+        << metadata.error().message;
+  }
+}
+
+// Every redirect hop is checked, whatever spelling its address takes.
+TEST(AddressPolicy, ARedirectToAnInternalAddressIsRefused) {
+  const std::vector<std::pair<std::string, std::string>> hops{
+      {"http://169.254.169.254/latest/meta-data/iam?sign=SECRET", "a link-local address"},
+      {"http://[::ffff:a9fe:a9fe]/x?sign=SECRET", "a link-local address"},
+      {"http://10.255.255.1:9/x?sign=SECRET", "a private address"},
+      {"http://[fd00::1]/x", "a private address"},
+      {"http://[fe80::1]/x", "a link-local address"},
+      {"http://100.64.0.1/x", "a shared (carrier-grade NAT) address"},
+      {"http://0.0.0.0:9/x", "an unspecified address"},
+      {"http://224.0.0.1/x", "a multicast address"},
+      {"http://255.255.255.255/x", "a reserved or broadcast address"},
+  };
+  for (const auto& [location, why] : hops) {
+    TestServer server{[&](const std::string&, const std::string&) {
+      return reply(302, "", {"Location: " + location});
+    }};
+    asio::io_context io;
+    Client client{io.get_executor(), guarded(server.url(""))};
+    VectorSink sink;
+    auto response = run(io, client.download(server.url("/link?sign=SECRET"), {}, sink));
+    ASSERT_FALSE(response) << location;
+    EXPECT_EQ(response.error().kind, Failure::refused) << response.error().message;
+    EXPECT_NE(response.error().message.find(why), std::string::npos) << response.error().message;
+    EXPECT_EQ(response.error().message.find("SECRET"), std::string::npos);
+    EXPECT_EQ(server.requests(), 1);
+  }
+}
+
+// Through a proxy the target is resolved by the proxy: an address literal is checked as it
+// is, a name by what it resolves to here; a name unknown here goes to the proxy.
+TEST(AddressPolicy, ThroughAProxyLiteralsAndLocallyResolvedNamesAreChecked) {
+  TestProxy proxy{[](const std::string&) -> std::optional<Reply> { return reply(200, "via"); }};
+  asio::io_context io;
+  Settings settings = guarded("https://203.0.113.9");
+  settings.proxy.http = proxy.url();
+  Client client{io.get_executor(), settings};
+  for (const char* url :
+       {"http://10.1.2.3/x", "http://[::ffff:127.0.0.1]:8080/x", "http://localhost:9/x"}) {
+    auto response = run(io, client.get(url, {}));
+    ASSERT_FALSE(response) << url;
+    EXPECT_EQ(response.error().kind, Failure::refused) << response.error().message;
+  }
+  EXPECT_TRUE(proxy.heads().empty());
+  auto unknown_here = run(io, client.get("http://gta.invalid/part-0.gz", {}));
+  ASSERT_TRUE(unknown_here) << unknown_here.error().message;
+  EXPECT_EQ(unknown_here->body, "via");
 }
 
 TEST(Client, RefusesARedirectLoopAfterMaxRedirects) {
