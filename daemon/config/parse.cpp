@@ -277,9 +277,12 @@ void Parser::read_http(const YAML::Node& node) {
     }
   }
   if (const Entry* entry = map.find("allow_private_links")) {
-    static constexpr Choice<bool> kBooleans[] = {{"true", true}, {"false", false}};
-    if (auto allow = read_choice<bool>(*entry, reporter_, kBooleans)) {
-      config_.http.allow_private_links = *allow;
+    if (auto text = read_string(*entry, reporter_)) {
+      if (*text == "true" || *text == "false") {
+        config_.http.allow_private_links = *text == "true";
+      } else {
+        reporter_.add(entry->value_mark(), "'allow_private_links' must be true or false");
+      }
     }
   }
 }

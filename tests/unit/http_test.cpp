@@ -399,14 +399,17 @@ TEST(AddressPolicy, LoopbackIsRefusedWhenTheApiBaseIsPublic) {
                 ": 127.0.0.1 is a loopback address; download links may lead only to public "
                 "addresses and to the API base's kind of address (http.allow_private_links: true "
                 "allows every address)");
-  const std::string by_name_url = "http://localhost:" + std::to_string(server.port()) + "/x?sign=S";
-  auto by_name = run(io, client.get(by_name_url, {}));
-  ASSERT_FALSE(by_name);
-  EXPECT_EQ(by_name.error().kind, Failure::refused) << by_name.error().message;
-  EXPECT_NE(by_name.error().message.find("localhost resolves to "), std::string::npos)
-      << by_name.error().message;
-  EXPECT_NE(by_name.error().message.find("a loopback address"), std::string::npos);
-  EXPECT_EQ(by_name.error().message.find("sign="), std::string::npos);
+  // A name, and the decimal and hex spellings the resolver also takes for 127.0.0.1.
+  for (const std::string name : {"localhost", "2130706433", "0x7f.0.0.1"}) {
+    const std::string url = "http://" + name + ":" + std::to_string(server.port()) + "/x?sign=S";
+    auto by_name = run(io, client.get(url, {}));
+    ASSERT_FALSE(by_name) << name;
+    EXPECT_EQ(by_name.error().kind, Failure::refused) << by_name.error().message;
+    EXPECT_NE(by_name.error().message.find(name + " resolves to "), std::string::npos)
+        << by_name.error().message;
+    EXPECT_NE(by_name.error().message.find("a loopback address"), std::string::npos);
+    EXPECT_EQ(by_name.error().message.find("sign="), std::string::npos);
+  }
   EXPECT_EQ(server.connections(), 0);
   EXPECT_TRUE(sink.data_.empty());
 }
