@@ -160,7 +160,8 @@ struct Client::Impl {
     for (const auto& address : addresses) {
       if (classify_address(address) != AddressClass::global && !guard.base_known() &&
           !guard.base_host().empty()) {
-        // Which kind of address the API base is, learned once (it is not vetted itself).
+        // The API base's kind of address, looked up when first needed (its own
+        // connections, checked like any other, keep it current).
         auto base = co_await resolve(guard.base_host(), guard.base_port(),
                                      "the API base " + guard.base_host(), shown, settings.timeout);
         if (base) {

@@ -39,7 +39,7 @@ def outward_address():
 class EveryAddressFakeServer(FakeServer):
     """The fake server bound to 0.0.0.0, reached (API and control) at `host`."""
 
-    def __init__(self, aux_dir, scenario, host):  # pylint: disable=super-init-not-called
+    def __init__(self, aux_dir, scenario, host):
         self.aux_dir = aux_dir
         self.port_file = os.path.join(aux_dir, "fake.port")
         scenario_file = os.path.join(aux_dir, "scenario.json")
@@ -58,7 +58,7 @@ class EveryAddressFakeServer(FakeServer):
 
 class PrivateLinksTest(E2ETestCase):
     def last_errors(self):
-        code, gaps = self.daemon.gaps()
+        _, gaps = self.daemon.gaps()
         return {gap["slot"]: gap.get("last_error") or "" for gap in gaps["gaps"]}
 
     def test_links_to_other_internal_classes_are_refused_before_connecting(self):
