@@ -270,7 +270,13 @@ bool Daemon::open_parts() {
       throw std::runtime_error("state database " + config_.state_db.string() + ": " + error.what());
     }
     archive_.emplace(config_.archive_dir, config_.archive_umask);
-    http_.emplace(io_.get_executor(), http_settings(config_.http));
+    http::Settings settings = http_settings(config_.http);
+    // The vendor's answers name the hosts to fetch from: only the daemon checks where they
+    // lead (`fetch` takes the URLs its operator typed).
+    settings.links = {.enforce = true,
+                      .allow_private = config_.http.allow_private_links,
+                      .api_base = config_.http.api_base};
+    http_.emplace(io_.get_executor(), std::move(settings));
     if (const std::string proxies = http::describe_proxies(http_->settings().proxy);
         !proxies.empty()) {
       spdlog::info("proxy: {}", proxies);

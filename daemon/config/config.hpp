@@ -170,6 +170,9 @@ struct HttpSettings {
   std::optional<Secret> proxy;
   // The hosts reached without the proxy, as curl's NO_PROXY. Unset: the environment's.
   std::optional<std::string> no_proxy;
+  // Download links may lead to loopback, link-local and private addresses. Without it only
+  // public addresses and the API base's own kind of address are fetched.
+  bool allow_private_links = false;
 };
 
 struct Limits {

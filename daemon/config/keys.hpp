@@ -15,7 +15,8 @@ using List = std::span<const std::string_view>;
 inline constexpr std::string_view kTopLevel[] = {"state_db", "archive_dir", "archive_umask",
                                                  "http",     "limits",      "metrics",
                                                  "log",      "projects",    "jobs"};
-inline constexpr std::string_view kHttp[] = {"api_base", "timeout", "ca_file", "proxy", "no_proxy"};
+inline constexpr std::string_view kHttp[] = {"api_base", "timeout",  "ca_file",
+                                             "proxy",    "no_proxy", "allow_private_links"};
 inline constexpr std::string_view kLimits[] = {"api_requests_per_second", "parallel_downloads",
                                                "max_part_size"};
 inline constexpr std::string_view kMetrics[] = {"listen"};

@@ -276,6 +276,15 @@ void Parser::read_http(const YAML::Node& node) {
       config_.http.no_proxy = *text;
     }
   }
+  if (const Entry* entry = map.find("allow_private_links")) {
+    if (auto text = read_string(*entry, reporter_)) {
+      if (*text == "true" || *text == "false") {
+        config_.http.allow_private_links = *text == "true";
+      } else {
+        reporter_.add(entry->value_mark(), "'allow_private_links' must be true or false");
+      }
+    }
+  }
 }
 
 void Parser::read_limits(const YAML::Node& node) {

@@ -331,6 +331,8 @@ Failure from_http(http::Failure failure) {
     case http::Failure::too_large:
     case http::Failure::redirect:
       return Failure::server;
+    case http::Failure::refused:
+      return Failure::refused;
   }
   return Failure::server;
 }
@@ -353,6 +355,8 @@ std::string_view to_string(Failure failure) {
       return "local";
     case Failure::too_large:
       return "too_large";
+    case Failure::refused:
+      return "refused";
   }
   return "unknown";
 }

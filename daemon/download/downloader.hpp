@@ -36,6 +36,7 @@ enum class Failure {
   corrupt,        // gzip stream invalid or incomplete (VerifyMode::gzip, or size without a length)
   local,          // writing the staging file failed (disk full, permissions), or too little space
   too_large,      // the body is (or announces) more than Limits::max_part_size
+  refused,        // the link or a redirect leads to an internal address (http.allow_private_links)
 };
 std::string_view to_string(Failure failure);
 

@@ -14,6 +14,7 @@
 #include <map>
 
 #include "http/detail.hpp"
+#include "http/url.hpp"
 
 namespace gio::http {
 
@@ -28,6 +29,16 @@ using tcp = asio::ip::tcp;
 // commonly close theirs after 60-75 s, and a reused dead connection costs a round trip.
 constexpr auto kMaxIdle = std::chrono::seconds{30};
 constexpr std::size_t kMaxIdlePerHost = 4;
+// How long a proxied target's name may take to resolve here for the address check.
+constexpr auto kProxiedLookup = std::chrono::seconds{5};
+
+std::vector<asio::ip::address> addresses_of(const tcp::resolver::results_type& endpoints) {
+  std::vector<asio::ip::address> out;
+  for (const auto& entry : endpoints) {
+    out.push_back(entry.endpoint().address());
+  }
+  return out;
+}
 
 std::optional<Proxy> load_proxy(const std::string& url, const std::string& source) {
   if (url.empty()) {
@@ -78,12 +89,14 @@ struct Client::Impl {
   std::map<std::string, std::vector<std::unique_ptr<Connection>>> idle;
   std::optional<Proxy> http_proxy;
   std::optional<Proxy> https_proxy;
+  AddressGuard guard;
 
   Impl(asio::any_io_executor executor_in, Settings settings_in)
       : executor(std::move(executor_in)),
         settings(std::move(settings_in)),
         http_proxy(load_proxy(settings.proxy.http, settings.proxy.http_source)),
-        https_proxy(load_proxy(settings.proxy.https, settings.proxy.https_source)) {
+        https_proxy(load_proxy(settings.proxy.https, settings.proxy.https_source)),
+        guard(settings.links) {
     SSL_CTX_set_min_proto_version(tls.native_handle(), TLS1_2_VERSION);
     tls.set_default_verify_paths();
     if (!settings.ca_file.empty()) {
@@ -136,12 +149,13 @@ struct Client::Impl {
   asio::awaitable<Result<tcp::resolver::results_type>> resolve(const std::string& host,
                                                                const std::string& port,
                                                                const std::string& what,
-                                                               const std::string& shown) {
+                                                               const std::string& shown,
+                                                               std::chrono::seconds timeout) {
     // The resolver has no deadline of its own: a timer cancels it. Both live in shared
     // state because the timer's handler may run after this coroutine has moved on.
     auto resolver = std::make_shared<tcp::resolver>(executor);
     auto timed_out = std::make_shared<bool>(false);
-    asio::steady_timer timer{executor, settings.timeout};
+    asio::steady_timer timer{executor, timeout};
     timer.async_wait([resolver, timed_out](const error_code& ec) {
       if (!ec) {
         *timed_out = true;
@@ -153,12 +167,71 @@ struct Client::Impl {
     timer.cancel();
     if (*timed_out) {
       co_return Error{Failure::timeout, shown + ": resolving " + what + ": no answer within " +
-                                            seconds_text(settings.timeout)};
+                                            seconds_text(timeout)};
     }
     if (ec) {
       co_return Error{Failure::resolve, shown + ": resolving " + what + ": " + ec.message()};
     }
     co_return endpoints;
+  }
+
+  // Why the connection to `target` at `addresses` may not be made (Settings::links), or
+  // nullopt. The connection then uses exactly these addresses: a name that resolves to
+  // another address after this check (DNS rebinding) is never asked again.
+  asio::awaitable<std::optional<Error>> vet(const Target& target,
+                                            const std::vector<asio::ip::address>& addresses,
+                                            const std::string& shown) {
+    if (!guard.active()) {
+      co_return std::nullopt;
+    }
+    if (guard.is_base(target.host)) {
+      guard.learn_base(addresses);
+    }
+    for (const auto& address : addresses) {
+      if (classify_address(address) != AddressClass::global && !guard.base_known() &&
+          !guard.base_host().empty()) {
+        // The API base's kind of address, looked up when first needed (its own
+        // connections, checked like any other, keep it current).
+        auto base = co_await resolve(guard.base_host(), guard.base_port(),
+                                     "the API base " + guard.base_host(), shown, settings.timeout);
+        if (base) {
+          guard.learn_base(addresses_of(*base));
+        }
+      }
+      if (auto why = guard.refusal(target.host, address)) {
+        co_return Error{Failure::refused, shown + ": " + *why};
+      }
+    }
+    co_return std::nullopt;
+  }
+
+  // vet() for a target reached through a proxy, which resolves the name itself: an
+  // address literal is checked as it is, a name by what it resolves to here. A name that
+  // does not resolve here goes to the proxy unchecked (the proxy's own rules apply).
+  asio::awaitable<std::optional<Error>> vet_proxied(const Target& target,
+                                                    const std::string& shown) {
+    if (!guard.active()) {
+      co_return std::nullopt;
+    }
+    std::vector<asio::ip::address> addresses;
+    if (target.host_is_address) {
+      error_code ec;
+      addresses.push_back(asio::ip::make_address(target.host, ec));
+      if (ec) {
+        co_return Error{Failure::refused,
+                        shown + ": " + target.host + " is not an IP address the daemon can check"};
+      }
+    } else {
+      // A proxy is often there because this host cannot resolve outside names: do not
+      // wait long for an answer that will not come.
+      auto local = co_await resolve(target.host, target.port, target.host, shown,
+                                    std::min(settings.timeout, kProxiedLookup));
+      if (!local) {
+        co_return std::nullopt;
+      }
+      addresses = addresses_of(*local);
+    }
+    co_return co_await vet(target, addresses, shown);
   }
 
   // A new connection to `target`, through `via` when it is not nullptr: to the proxy,
@@ -169,10 +242,21 @@ struct Client::Impl {
                                                             std::size_t buffer_size) {
     // Not a conditional expression: GCC 12 miscompiles co_await inside one.
     Result<tcp::resolver::results_type> endpoints{Error{}};
+    std::optional<Error> not_allowed;
     if (via != nullptr) {
-      endpoints = co_await resolve(via->host, via->port, "the proxy host " + via->host, shown);
+      not_allowed = co_await vet_proxied(target, shown);
+      if (!not_allowed) {
+        endpoints = co_await resolve(via->host, via->port, "the proxy host " + via->host, shown,
+                                     settings.timeout);
+      }
     } else {
-      endpoints = co_await resolve(target.host, target.port, target.host, shown);
+      endpoints = co_await resolve(target.host, target.port, target.host, shown, settings.timeout);
+      if (endpoints) {
+        not_allowed = co_await vet(target, addresses_of(*endpoints), shown);
+      }
+    }
+    if (not_allowed) {
+      co_return std::move(*not_allowed);
     }
     if (!endpoints) {
       co_return endpoints.error();
@@ -308,19 +392,18 @@ struct Client::Impl {
       return Error{Failure::redirect,
                    shown + ": more than " + std::to_string(settings.max_redirects) + " redirects"};
     }
-    auto base = urls::parse_uri(current);
-    auto reference = urls::parse_uri_reference(hop.location);
-    urls::url next;
-    if (!base || !reference || !urls::resolve(*base, *reference, next)) {
+    // Resolved on the encoded strings: the Location's bytes are the object's key.
+    const std::optional<std::string> resolved = resolve_reference(current, hop.location);
+    const auto next = resolved ? urls::parse_uri(*resolved) : urls::parse_uri("");
+    if (!next) {
       return Error{Failure::redirect, shown + ": answered " + std::to_string(hop.status) +
                                           " with an invalid Location"};
     }
-    next.remove_fragment();
-    if (next.scheme_id() != urls::scheme::http && next.scheme_id() != urls::scheme::https) {
-      return Error{Failure::redirect, shown + ": redirected to a " + std::string{next.scheme()} +
+    if (next->scheme_id() != urls::scheme::http && next->scheme_id() != urls::scheme::https) {
+      return Error{Failure::redirect, shown + ": redirected to a " + std::string{next->scheme()} +
                                           " URL; only http and https are followed"};
     }
-    return std::string{next.buffer()};
+    return *resolved;
   }
 
   asio::awaitable<Result<Response>> request(bhttp::verb method, std::string url,

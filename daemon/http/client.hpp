@@ -16,6 +16,8 @@
 #include <string_view>
 #include <vector>
 
+#include "http/address.hpp"
+
 namespace gio::http {
 
 // Which forward proxy each kind of URL goes through: the config's http.proxy, or the
@@ -45,6 +47,9 @@ struct Settings {
   std::size_t max_body = 64 << 20;
   std::string user_agent = "gio-exporter";
   ProxySettings proxy;
+  // Which addresses may be connected to (off by default): a refused one fails the
+  // request with Failure::refused before any connection is made.
+  LinkPolicy links;
 };
 
 struct Header {
@@ -64,7 +69,19 @@ struct Response {
   std::string final_url;
 };
 
-enum class Failure { resolve, connect, tls, timeout, reset, protocol, too_large, redirect, io };
+// refused: the URL (or a redirect) leads to an address that Settings::links does not allow.
+enum class Failure {
+  resolve,
+  connect,
+  tls,
+  timeout,
+  reset,
+  protocol,
+  too_large,
+  redirect,
+  io,
+  refused
+};
 std::string_view to_string(Failure failure);
 
 struct Error {

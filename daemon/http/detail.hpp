@@ -15,7 +15,9 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "http/address.hpp"
 #include "http/client.hpp"
 #include "http/proxy.hpp"
 
@@ -53,6 +55,31 @@ struct Target {
 std::optional<Target> parse_target(std::string_view text, std::string& why);
 
 bool is_redirect(unsigned status);
+
+// Applies a LinkPolicy to the addresses a connection would use (address.cpp).
+class AddressGuard {
+ public:
+  explicit AddressGuard(LinkPolicy policy);
+  // Whether addresses are checked at all (enforced, and not every address allowed).
+  bool active() const;
+  // The API base's host (lowercase) and port, "" without one.
+  const std::string& base_host() const { return base_host_; }
+  const std::string& base_port() const { return base_port_; }
+  bool is_base(const std::string& host) const;
+  // Whether the API base's addresses have been seen (learn_base) since the start.
+  bool base_known() const { return base_known_; }
+  // The API base's host resolves to `addresses`: their classes are allowed from now on.
+  void learn_base(const std::vector<asio::ip::address>& addresses);
+  // Why `host`, at `address`, may not be reached; nullopt when it may.
+  std::optional<std::string> refusal(const std::string& host,
+                                     const asio::ip::address& address) const;
+
+ private:
+  LinkPolicy policy_;
+  std::string base_host_, base_port_;
+  bool base_known_ = false;
+  unsigned allowed_ = 0;  // a bit per AddressClass
+};
 
 // The peer closed the connection (cleanly or not).
 bool is_closed(const error_code& ec);

@@ -28,6 +28,8 @@ std::string_view to_string(Failure failure) {
       return "redirect";
     case Failure::io:
       return "io";
+    case Failure::refused:
+      return "refused";
   }
   return "unknown";
 }

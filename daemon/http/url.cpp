@@ -1,5 +1,7 @@
 // URLs: splitting one into what a connection needs, and the redacted form for logs.
 
+#include "http/url.hpp"
+
 #include <algorithm>
 #include <boost/url/parse.hpp>
 #include <boost/url/url.hpp>
@@ -55,6 +57,124 @@ bool is_redirect(unsigned status) {
 }
 
 }  // namespace detail
+
+namespace {
+
+namespace urls = boost::urls;
+
+// One URI (reference) split into its five components, each as written (encoded). An
+// absent component differs from an empty one ("?" is an empty query).
+struct Parts {
+  std::optional<std::string> scheme, authority;
+  std::string path;
+  std::optional<std::string> query;
+};
+
+Parts split(const boost::urls::url_view& url) {
+  Parts parts;
+  if (url.has_scheme()) {
+    parts.scheme = std::string{url.scheme()};
+  }
+  if (url.has_authority()) {
+    parts.authority = std::string{url.encoded_authority()};
+  }
+  parts.path = std::string{url.encoded_path()};
+  if (url.has_query()) {
+    parts.query = std::string{url.encoded_query()};
+  }
+  return parts;
+}
+
+// Section 5.2.3: the reference's relative path appended to the base's folder.
+std::string merge(const Parts& base, std::string_view path) {
+  if (base.authority && base.path.empty()) {
+    return "/" + std::string{path};
+  }
+  const auto slash = base.path.rfind('/');
+  return (slash == std::string::npos ? std::string{} : base.path.substr(0, slash + 1)) +
+         std::string{path};
+}
+
+// The last segment of `output`, and the "/" before it, removed (section 5.2.4, C).
+void drop_last_segment(std::string& output) {
+  const auto slash = output.rfind('/');
+  output.erase(slash == std::string::npos ? 0 : slash);
+}
+
+}  // namespace
+
+std::string remove_dot_segments(std::string_view input) {
+  std::string output;
+  while (!input.empty()) {
+    if (input.starts_with("../")) {  // A
+      input.remove_prefix(3);
+    } else if (input.starts_with("./")) {
+      input.remove_prefix(2);
+    } else if (input.starts_with("/./")) {  // B
+      input.remove_prefix(2);
+    } else if (input == "/.") {
+      input = "/";
+    } else if (input.starts_with("/../")) {  // C
+      input.remove_prefix(3);
+      drop_last_segment(output);
+    } else if (input == "/..") {
+      input = "/";
+      drop_last_segment(output);
+    } else if (input == "." || input == "..") {  // D
+      input = {};
+    } else {  // E: the first segment, with its leading "/", moves to the output
+      const auto end = input.find('/', input.front() == '/' ? 1 : 0);
+      const std::size_t size = end == std::string_view::npos ? input.size() : end;
+      output.append(input.substr(0, size));
+      input.remove_prefix(size);
+    }
+  }
+  return output;
+}
+
+std::optional<std::string> resolve_reference(std::string_view base_text,
+                                             std::string_view reference_text) {
+  const auto base_url = urls::parse_uri(base_text);
+  const auto reference_url = urls::parse_uri_reference(reference_text);
+  if (!base_url || !reference_url) {
+    return std::nullopt;
+  }
+  const Parts base = split(*base_url);
+  const Parts reference = split(*reference_url);
+  // Section 5.2.2, strict: a reference with a scheme is taken as it is.
+  Parts target;
+  if (reference.scheme) {
+    target = reference;
+    target.path = remove_dot_segments(reference.path);
+  } else {
+    target.scheme = base.scheme;
+    if (reference.authority) {
+      target.authority = reference.authority;
+      target.path = remove_dot_segments(reference.path);
+      target.query = reference.query;
+    } else {
+      target.authority = base.authority;
+      if (reference.path.empty()) {
+        target.path = base.path;
+        target.query = reference.query ? reference.query : base.query;
+      } else {
+        target.path = remove_dot_segments(
+            reference.path.front() == '/' ? reference.path : merge(base, reference.path));
+        target.query = reference.query;
+      }
+    }
+  }
+  // Section 5.3, without the fragment (it is never sent).
+  std::string out = *target.scheme + ":";
+  if (target.authority) {
+    out += "//" + *target.authority;
+  }
+  out += target.path;
+  if (target.query) {
+    out += "?" + *target.query;
+  }
+  return out;
+}
 
 std::string redact(std::string_view url) {
   // Plain string work rather than a URL parser: this must also make garbage safe to log.

@@ -13,6 +13,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <mutex>
+#include <vector>
 
 #include "api/auth.hpp"
 #include "api/chart.hpp"
@@ -1102,6 +1104,39 @@ TEST_F(TypedCalls, AnHttpErrorOfAUserListNamesTheList) {
   ASSERT_FALSE(later);
   EXPECT_TRUE(later.error().transient);
   EXPECT_TRUE(later.error().message.starts_with("tags t1: project shop: "));
+}
+
+// A 429's Retry-After holds back the project's next call, whoever makes it: the second
+// ask (another slot) must not reach the server before the second asked for has passed.
+// The limiter allows 1000 calls/s, so only the pause can space the two requests.
+TEST_F(TypedCalls, ARetryAfterOfA429HoldsBackTheProjectsNextCall) {
+  std::mutex mutex;
+  std::vector<std::chrono::steady_clock::time_point> arrivals;
+  TestServer server{[&](const std::string&, const std::string&) {
+    std::lock_guard lock{mutex};
+    arrivals.push_back(std::chrono::steady_clock::now());
+    return arrivals.size() == 1 ? reply(429, "{}", {"Retry-After: 1"})
+                                : reply(200, std::string{kSeedAnswer});
+  }};
+  boost::asio::io_context io;
+  http::Client http{io.get_executor(), settings()};
+  RateLimiter limiter{io.get_executor(), 1000.0};
+  Client client{http, server.url(""), project_, limiter, clock_, nullptr};
+  const Slot first = Slot::parse("2026-11-22T03", Granularity::hour).value();
+  const Slot second = Slot::parse("2026-11-22T04", Granularity::hour).value();
+
+  const auto limited = run(io, client.raw_export(first, std::chrono::minutes{60}));
+  ASSERT_FALSE(limited);
+  EXPECT_TRUE(limited.error().transient);
+  EXPECT_EQ(limited.error().retry_after, std::chrono::seconds{1});
+  io.restart();
+  const auto answered = run(io, client.raw_export(second, std::chrono::minutes{60}));
+  ASSERT_TRUE(answered) << answered.error().message;
+
+  std::lock_guard lock{mutex};
+  ASSERT_EQ(arrivals.size(), 2u);
+  // A lower bound only (the pause may be longer on a busy machine, never shorter).
+  EXPECT_GE(arrivals[1] - arrivals[0], std::chrono::milliseconds{900});
 }
 
 }  // namespace

@@ -426,6 +426,18 @@ TEST_F(ConfigTest, ApiBaseWithAQueryIsRejectedWithoutEchoingIt) {
   EXPECT_EQ(result.problems[0].message.find("hush123"), std::string::npos);
 }
 
+TEST_F(ConfigTest, AllowPrivateLinks) {
+  const LoadResult unset = parse_config(with(""), kPath);
+  ASSERT_TRUE(unset.config) << all_problems(unset);
+  EXPECT_FALSE(unset.config->http.allow_private_links);
+  const LoadResult set = parse_config(with("http:\n  allow_private_links: true\n"), kPath);
+  ASSERT_TRUE(set.config) << all_problems(set);
+  EXPECT_TRUE(set.config->http.allow_private_links);
+  const LoadResult bad = parse_config(with("http:\n  allow_private_links: maybe\n"), kPath);
+  ASSERT_TRUE(only_problem(bad, 11, 24, "'allow_private_links' must be true or false"))
+      << all_problems(bad);
+}
+
 TEST_F(ConfigTest, ProxyKeys) {
   const LoadResult unset = parse_config(with(""), kPath);
   ASSERT_TRUE(unset.config) << all_problems(unset);

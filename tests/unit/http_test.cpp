@@ -12,8 +12,10 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "http/address.hpp"
 #include "http/client.hpp"
 #include "http/proxy.hpp"
+#include "http/url.hpp"
 #include "support/test_proxy.hpp"
 #include "support/test_server.hpp"
 
@@ -181,6 +183,311 @@ TEST(Client, FollowsAbsoluteRedirectToAnotherHostWithoutCredentials) {
   EXPECT_NE(api.heads()[0].find("Authorization: tok"), std::string::npos);
   ASSERT_EQ(storage.heads().size(), 1u);
   EXPECT_EQ(storage.heads()[0].find("Authorization"), std::string::npos);
+}
+
+// Object stores look the key up byte for byte (and sign it so): a Location's encoded
+// bytes must reach the server as they are, "..%2F" and "%2E%2E" included, and only
+// literal dot segments of a relative Location are resolved.
+TEST(Client, RedirectsKeepThePercentEncodingOfTheLocation) {
+  const std::map<std::string, std::string> hops{
+      {"/b/start", "/b/k/a..%2Fb.gz?sign=x%2Fy"},
+      {"/b/k/a..%2Fb.gz?sign=x%2Fy", "../k2/./%2E%2E/..%2F%E4%B8%AD%3F.gz?s=1"},
+      {"/b/k2/%2E%2E/..%2F%E4%B8%AD%3F.gz?s=1", "%2e%2E%2Fz/../last?q=%20"},
+  };
+  TestServer server{[&](const std::string& target, const std::string&) {
+    if (const auto found = hops.find(target); found != hops.end()) {
+      return reply(302, "", {"Location: " + found->second});
+    }
+    return target == "/b/k2/%2E%2E/last?q=%20" ? reply(200, "exact") : reply(404, target);
+  }};
+  asio::io_context io;
+  Client client{io.get_executor(), quick_settings()};
+  VectorSink sink;
+  auto response = run(io, client.download(server.url("/b/start"), {}, sink));
+  ASSERT_TRUE(response) << response.error().message;
+  EXPECT_EQ(response->status, 200u) << sink.data_;
+  EXPECT_EQ(sink.data_, "exact");
+  EXPECT_EQ(response->final_url, server.url("/b/k2/%2E%2E/last?q=%20"));
+  EXPECT_EQ(server.requests(), 4);
+}
+
+TEST(Client, TheFirstRequestSendsTheLinksPathBytesAsGiven) {
+  const std::string path = "/o/a..%2Fb/%2e%2E/./%E4%B8%AD%3f?x=%20&y=%2F";
+  TestServer server{[&](const std::string& target, const std::string&) {
+    return target == path ? reply(200, "exact") : reply(404, target);
+  }};
+  asio::io_context io;
+  Client client{io.get_executor(), quick_settings()};
+  auto response = run(io, client.get(server.url(path), {}));
+  ASSERT_TRUE(response) << response.error().message;
+  EXPECT_EQ(response->body, "exact");
+}
+
+// RFC 3986 section 5.4, with the fragments dropped (they are never sent).
+TEST(ResolveReference, TheRfcExamples) {
+  const std::string base = "http://a/b/c/d;p?q";
+  const std::vector<std::pair<std::string, std::string>> examples{
+      // 5.4.1 Normal Examples
+      {"g:h", "g:h"},
+      {"g", "http://a/b/c/g"},
+      {"./g", "http://a/b/c/g"},
+      {"g/", "http://a/b/c/g/"},
+      {"/g", "http://a/g"},
+      {"//g", "http://g"},
+      {"?y", "http://a/b/c/d;p?y"},
+      {"g?y", "http://a/b/c/g?y"},
+      {"#s", "http://a/b/c/d;p?q"},
+      {"g#s", "http://a/b/c/g"},
+      {"g?y#s", "http://a/b/c/g?y"},
+      {";x", "http://a/b/c/;x"},
+      {"g;x", "http://a/b/c/g;x"},
+      {"g;x?y#s", "http://a/b/c/g;x?y"},
+      {"", "http://a/b/c/d;p?q"},
+      {".", "http://a/b/c/"},
+      {"./", "http://a/b/c/"},
+      {"..", "http://a/b/"},
+      {"../", "http://a/b/"},
+      {"../g", "http://a/b/g"},
+      {"../..", "http://a/"},
+      {"../../", "http://a/"},
+      {"../../g", "http://a/g"},
+      // 5.4.2 Abnormal Examples
+      {"../../../g", "http://a/g"},
+      {"../../../../g", "http://a/g"},
+      {"/./g", "http://a/g"},
+      {"/../g", "http://a/g"},
+      {"g.", "http://a/b/c/g."},
+      {".g", "http://a/b/c/.g"},
+      {"g..", "http://a/b/c/g.."},
+      {"..g", "http://a/b/c/..g"},
+      {"./../g", "http://a/b/g"},
+      {"./g/.", "http://a/b/c/g/"},
+      {"g/./h", "http://a/b/c/g/h"},
+      {"g/../h", "http://a/b/c/h"},
+      {"g;x=1/./y", "http://a/b/c/g;x=1/y"},
+      {"g;x=1/../y", "http://a/b/c/y"},
+      {"g?y/./x", "http://a/b/c/g?y/./x"},
+      {"g?y/../x", "http://a/b/c/g?y/../x"},
+      {"g#s/./x", "http://a/b/c/g"},
+      {"g#s/../x", "http://a/b/c/g"},
+      {"http:g", "http:g"},  // strict parsers
+  };
+  for (const auto& [reference, want] : examples) {
+    EXPECT_EQ(resolve_reference(base, reference), want) << reference;
+  }
+}
+
+TEST(ResolveReference, PercentEncodedBytesStayAsTheyAre) {
+  const std::string base = "https://s.example/bucket/2026/x.gz?sign=A";
+  const std::vector<std::pair<std::string, std::string>> examples{
+      {"..%2Fy.gz?sign=B", "https://s.example/bucket/2026/..%2Fy.gz?sign=B"},
+      {"/k/a..%2F..%2Fb?x=%2F%3F", "https://s.example/k/a..%2F..%2Fb?x=%2F%3F"},
+      {"%2E%2E/z", "https://s.example/bucket/2026/%2E%2E/z"},
+      {"%2e%2E", "https://s.example/bucket/2026/%2e%2E"},
+      {"./%2E/z", "https://s.example/bucket/2026/%2E/z"},
+      {"a%3Fb?c", "https://s.example/bucket/2026/a%3Fb?c"},
+      {"%E4%B8%AD/../%E6%96%87%3F.gz", "https://s.example/bucket/2026/%E6%96%87%3F.gz"},
+      {"../%2F/./c", "https://s.example/bucket/%2F/c"},
+      {"http://other/%2E%2E/..%2F/../k", "http://other/%2E%2E/k"},
+      {"?sign=%2F%2B", "https://s.example/bucket/2026/x.gz?sign=%2F%2B"},
+  };
+  for (const auto& [reference, want] : examples) {
+    EXPECT_EQ(resolve_reference(base, reference), want) << reference;
+  }
+  EXPECT_EQ(resolve_reference(base, "http://bad host/"), std::nullopt);
+  EXPECT_EQ(resolve_reference("not a base", "g"), std::nullopt);
+}
+
+TEST(ResolveReference, RemoveDotSegmentsTakesOnlyLiteralDots) {
+  EXPECT_EQ(remove_dot_segments("/a/b/c/./../../g"), "/a/g");  // RFC 3986 5.2.4
+  EXPECT_EQ(remove_dot_segments("mid/content=5/../6"), "mid/6");
+  EXPECT_EQ(remove_dot_segments("/a/%2E%2E/b"), "/a/%2E%2E/b");
+  EXPECT_EQ(remove_dot_segments("/a/..%2F/b"), "/a/..%2F/b");
+  EXPECT_EQ(remove_dot_segments("/a/%2e/b"), "/a/%2e/b");
+  EXPECT_EQ(remove_dot_segments("/a/b/.."), "/a/");
+  EXPECT_EQ(remove_dot_segments("/.."), "/");
+  EXPECT_EQ(remove_dot_segments(""), "");
+}
+
+TEST(AddressClass, EveryInternalRangeAndItsIpv6Spellings) {
+  using enum AddressClass;
+  const std::vector<std::pair<std::string, AddressClass>> table{
+      {"8.8.8.8", global},
+      {"1.1.1.1", global},
+      {"192.0.2.2", global},  // documentation, but routed nowhere special
+      {"172.15.255.255", global},
+      {"172.32.0.0", global},
+      {"100.63.255.255", global},
+      {"100.128.0.0", global},
+      {"169.253.255.255", global},
+      {"223.255.255.255", global},
+      {"127.0.0.1", loopback},
+      {"127.255.255.254", loopback},
+      {"10.0.0.0", private_use},
+      {"10.255.255.1", private_use},
+      {"172.16.0.1", private_use},
+      {"172.31.255.255", private_use},
+      {"192.168.1.1", private_use},
+      {"100.64.0.1", shared},
+      {"100.127.255.255", shared},
+      {"169.254.169.254", link_local},
+      {"169.254.0.1", link_local},
+      {"0.0.0.0", unspecified},
+      {"0.1.2.3", unspecified},
+      {"224.0.0.1", multicast},
+      {"239.255.255.250", multicast},
+      {"240.0.0.1", reserved},
+      {"255.255.255.255", reserved},
+      // IPv6
+      {"2001:4860:4860::8888", global},
+      {"2606:4700::1111", global},
+      {"::1", loopback},
+      {"::", unspecified},
+      {"fc00::1", private_use},
+      {"fd12:3456:789a::1", private_use},
+      {"fec0::1", private_use},
+      {"fe80::1", link_local},
+      {"febf:ffff::1", link_local},
+      {"ff02::1", multicast},
+      // IPv4 addresses spelt as IPv6: the class of the IPv4 address they reach.
+      {"::ffff:127.0.0.1", loopback},
+      {"::ffff:7f00:1", loopback},
+      {"::ffff:169.254.169.254", link_local},
+      {"::ffff:a9fe:a9fe", link_local},
+      {"::ffff:10.1.2.3", private_use},
+      {"::ffff:192.168.0.1", private_use},
+      {"::ffff:100.64.0.1", shared},
+      {"::ffff:0.0.0.0", unspecified},
+      {"::ffff:224.0.0.1", multicast},
+      {"::ffff:255.255.255.255", reserved},
+      {"::ffff:8.8.8.8", global},
+      {"::127.0.0.1", loopback},  // IPv4-compatible
+      {"::10.0.0.1", private_use},
+      {"64:ff9b::169.254.169.254", link_local},  // NAT64
+      {"64:ff9b::8.8.8.8", global},
+      {"64:ff9b:1::a00:1", private_use},
+      {"2002:7f00:1::1", loopback},  // 6to4 of 127.0.0.1
+      {"2002:a9fe:a9fe::1", link_local},
+      {"2002:808:808::1", global},
+  };
+  for (const auto& [text, want] : table) {
+    EXPECT_EQ(classify_address(asio::ip::make_address(text)), want) << text;
+  }
+  EXPECT_EQ(describe(AddressClass::link_local), "a link-local address");
+}
+
+Settings guarded(std::string api_base, bool allow_private = false) {
+  Settings settings = quick_settings();
+  settings.links = {
+      .enforce = true, .allow_private = allow_private, .api_base = std::move(api_base)};
+  return settings;
+}
+
+// The API base is public: a link to this machine's loopback is refused before any
+// connection, by address or by a name that resolves to it, and the message says why
+// without the link's query.
+TEST(AddressPolicy, LoopbackIsRefusedWhenTheApiBaseIsPublic) {
+  TestServer server{[](const std::string&, const std::string&) { return reply(200, "internal"); }};
+  asio::io_context io;
+  Client client{io.get_executor(), guarded("https://203.0.113.9")};
+  VectorSink sink;
+  auto by_address = run(io, client.download(server.url("/metrics?sign=SECRET"), {}, sink));
+  ASSERT_FALSE(by_address);
+  EXPECT_EQ(by_address.error().kind, Failure::refused) << by_address.error().message;
+  EXPECT_EQ(by_address.error().message,
+            "GET " + server.url("/metrics") +
+                ": 127.0.0.1 is a loopback address; download links may lead only to public "
+                "addresses and to the API base's kind of address (http.allow_private_links: true "
+                "allows every address)");
+  // A name, and the decimal and hex spellings the resolver also takes for 127.0.0.1.
+  for (const std::string name : {"localhost", "2130706433", "0x7f.0.0.1"}) {
+    const std::string url = "http://" + name + ":" + std::to_string(server.port()) + "/x?sign=S";
+    auto by_name = run(io, client.get(url, {}));
+    ASSERT_FALSE(by_name) << name;
+    EXPECT_EQ(by_name.error().kind, Failure::refused) << by_name.error().message;
+    EXPECT_NE(by_name.error().message.find(name + " resolves to "), std::string::npos)
+        << by_name.error().message;
+    EXPECT_NE(by_name.error().message.find("a loopback address"), std::string::npos);
+    EXPECT_EQ(by_name.error().message.find("sign="), std::string::npos);
+  }
+  EXPECT_EQ(server.connections(), 0);
+  EXPECT_TRUE(sink.data_.empty());
+}
+
+TEST(AddressPolicy, AllowPrivateLinksAllowsEveryAddress) {
+  TestServer server{[](const std::string&, const std::string&) { return reply(200, "ok"); }};
+  asio::io_context io;
+  Client client{io.get_executor(), guarded("https://203.0.113.9", /*allow_private=*/true)};
+  auto response = run(io, client.get(server.url("/"), {}));
+  ASSERT_TRUE(response) << response.error().message;
+  EXPECT_EQ(response->body, "ok");
+}
+
+// The API base on loopback (tests, the demo) allows loopback links, by address or by a
+// name (resolved when first needed), but no other internal kind.
+TEST(AddressPolicy, TheApiBasesKindOfAddressIsAllowed) {
+  TestServer server{[](const std::string&, const std::string&) { return reply(200, "ok"); }};
+  for (const std::string& base : {server.url(""), std::string{"http://localhost:1"}}) {
+    asio::io_context io;
+    Client client{io.get_executor(), guarded(base)};
+    auto response = run(io, client.get(server.url("/"), {}));
+    ASSERT_TRUE(response) << base << ": " << response.error().message;
+    auto metadata = run(io, client.get("http://169.254.169.254/latest/meta-data/", {}));
+    ASSERT_FALSE(metadata) << base;
+    EXPECT_EQ(metadata.error().kind, Failure::refused) << metadata.error().message;
+    EXPECT_NE(metadata.error().message.find("169.254.169.254 is a link-local address"),
+              std::string::npos)
+        << metadata.error().message;
+  }
+}
+
+// Every redirect hop is checked, whatever spelling its address takes.
+TEST(AddressPolicy, ARedirectToAnInternalAddressIsRefused) {
+  const std::vector<std::pair<std::string, std::string>> hops{
+      {"http://169.254.169.254/latest/meta-data/iam?sign=SECRET", "a link-local address"},
+      {"http://[::ffff:a9fe:a9fe]/x?sign=SECRET", "a link-local address"},
+      {"http://10.255.255.1:9/x?sign=SECRET", "a private address"},
+      {"http://[fd00::1]/x", "a private address"},
+      {"http://[fe80::1]/x", "a link-local address"},
+      {"http://100.64.0.1/x", "a shared (carrier-grade NAT) address"},
+      {"http://0.0.0.0:9/x", "an unspecified address"},
+      {"http://224.0.0.1/x", "a multicast address"},
+      {"http://255.255.255.255/x", "a reserved or broadcast address"},
+  };
+  for (const auto& [location, why] : hops) {
+    TestServer server{[&](const std::string&, const std::string&) {
+      return reply(302, "", {"Location: " + location});
+    }};
+    asio::io_context io;
+    Client client{io.get_executor(), guarded(server.url(""))};
+    VectorSink sink;
+    auto response = run(io, client.download(server.url("/link?sign=SECRET"), {}, sink));
+    ASSERT_FALSE(response) << location;
+    EXPECT_EQ(response.error().kind, Failure::refused) << response.error().message;
+    EXPECT_NE(response.error().message.find(why), std::string::npos) << response.error().message;
+    EXPECT_EQ(response.error().message.find("SECRET"), std::string::npos);
+    EXPECT_EQ(server.requests(), 1);
+  }
+}
+
+// Through a proxy the target is resolved by the proxy: an address literal is checked as it
+// is, a name by what it resolves to here; a name unknown here goes to the proxy.
+TEST(AddressPolicy, ThroughAProxyLiteralsAndLocallyResolvedNamesAreChecked) {
+  TestProxy proxy{[](const std::string&) -> std::optional<Reply> { return reply(200, "via"); }};
+  asio::io_context io;
+  Settings settings = guarded("https://203.0.113.9");
+  settings.proxy.http = proxy.url();
+  Client client{io.get_executor(), settings};
+  for (const char* url :
+       {"http://10.1.2.3/x", "http://[::ffff:127.0.0.1]:8080/x", "http://localhost:9/x"}) {
+    auto response = run(io, client.get(url, {}));
+    ASSERT_FALSE(response) << url;
+    EXPECT_EQ(response.error().kind, Failure::refused) << response.error().message;
+  }
+  EXPECT_TRUE(proxy.heads().empty());
+  auto unknown_here = run(io, client.get("http://gta.invalid/part-0.gz", {}));
+  ASSERT_TRUE(unknown_here) << unknown_here.error().message;
+  EXPECT_EQ(unknown_here->body, "via");
 }
 
 TEST(Client, RefusesARedirectLoopAfterMaxRedirects) {
