@@ -2,8 +2,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <iostream>
 #include <stdexcept>
+#include <thread>
 
 #include "archive/archive.hpp"
 #include "archive/identity.hpp"
@@ -16,6 +18,9 @@ namespace fs = std::filesystem;
 
 constexpr std::string_view kIdKey = "archive/id";
 constexpr std::string_view kPathKey = "archive/path";
+// A daemon starting on a new archive writes its identity file, then records it: a
+// command reading in between sees one side only, so it looks again for this long.
+constexpr std::chrono::milliseconds kBindingWait{2'000};
 
 // The path recorded and compared: absolute, symlinks of its existing parts resolved, so
 // that a link to the archive is the archive.
@@ -87,6 +92,29 @@ void check_archive(state::StateStore& store, const config::Config& config) {
   }
 }
 
+namespace {
+
+// check_archive for the commands that read while a daemon may be binding the archive.
+void check_archive_waiting(state::StateStore& store, const config::Config& config) {
+  const auto give_up = std::chrono::steady_clock::now() + kBindingWait;
+  for (;;) {
+    const RecordedArchive recorded = recorded_in(store);
+    const std::optional<std::string> on_disk = archive::read_identity(config.archive_dir);
+    const std::string why =
+        archive_mismatch(recorded, on_disk, config.archive_dir, config.state_db);
+    if (why.empty()) {
+      return;
+    }
+    if (recorded.id.has_value() == on_disk.has_value() ||
+        std::chrono::steady_clock::now() >= give_up) {
+      throw std::runtime_error(why);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds{50});
+  }
+}
+
+}  // namespace
+
 void bind_archive(state::StateStore& store, const config::Config& config) {
   check_archive(store, config);
   if (store.get_value(kIdKey)) {
@@ -104,13 +132,13 @@ void bind_archive(state::StateStore& store, const config::Config& config) {
 
 state::StateStore open_for_reading(const config::Config& config) {
   state::StateStore store = state::StateStore::open_read_only(config.state_db);
-  check_archive(store, config);
+  check_archive_waiting(store, config);
   return store;
 }
 
 state::StateStore open_for_queueing(const config::Config& config) {
   state::StateStore store = state::StateStore::open_existing(config.state_db);
-  check_archive(store, config);
+  check_archive_waiting(store, config);
   return store;
 }
 
