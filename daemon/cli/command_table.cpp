@@ -4,6 +4,7 @@
 #include <array>
 #include <iostream>
 
+#include "cli/archive_binding.hpp"
 #include "cli/commands.hpp"
 #include "config/config.hpp"
 
@@ -217,6 +218,11 @@ int run_fetch(const Args& args) {
   return fetch(args.urls, args.dir, args.verify, args.inflater, args.parallel, {});
 }
 
+int run_adopt_archive(const Args& args) {
+  return with_config(
+      args, [](const config::Config& config, const config::Job*) { return adopt_archive(config); });
+}
+
 int run_version(const Args&) {
   return version();
 }
@@ -247,6 +253,11 @@ constexpr std::array kCommands{
             "sha256, gzip); exit 2 on damage; --repair queues damaged\n"
             "slots still inside the vendor's 15-day retention",
             define_verify, run_verify},
+    Command{"adopt-archive", "",
+            "make the state database describe archive_dir from now on (after\n"
+            "moving the archive, or changing archive_dir on purpose); the\n"
+            "daemon must be stopped",
+            define_nothing, run_adopt_archive},
     Command{"fetch", "URL... --dir DIR [--verify gzip|size] [--inflate isal|zlib] [--parallel N]",
             "download links through the daemon's download-and-verify path;\n"
             "--inflate picks the gzip library (default: the fastest built)",

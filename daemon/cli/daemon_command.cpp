@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "archive/archive.hpp"
+#include "cli/archive_binding.hpp"
 #include "cli/commands.hpp"
 #include "cli/daemon_status.hpp"
 #include "cli/http_settings.hpp"
@@ -30,6 +31,7 @@
 #include "ops/server.hpp"
 #include "ops/service.hpp"
 #include "scheduler/scheduler.hpp"
+#include "state/db_lock.hpp"
 #include "state/state_store.hpp"
 #include "version.hpp"
 
@@ -44,6 +46,10 @@ namespace {
 constexpr std::chrono::seconds kLockedRetry{1};
 // How often the unit's STATUS line is brought up to date.
 constexpr std::chrono::seconds kStatusEvery{30};
+// How often the daemon checks that state_db still names the file it has open, and how
+// long /healthz answers 503 with the reason before the daemon exits when it does not.
+constexpr std::chrono::seconds kDatabaseWatchEvery{2};
+constexpr std::chrono::seconds kGoneGrace{3};
 
 // SIGHUP: the config file read again and validated whole; applied only when valid and
 // when nothing that needs a restart changed, else the running config stays. True when
@@ -126,8 +132,13 @@ class Daemon {
 
  private:
   void watch_signals();
+  bool lock_store();
   bool open_store();
   bool open_parts();
+  bool bind_to_archive();
+  void watch_database();
+  void database_gone(const std::string& why);
+  std::string database_problem();
   bool serve_metrics();
   void start();
   void report_to_systemd();
@@ -149,7 +160,12 @@ class Daemon {
   asio::signal_set stops_{io_, SIGINT, SIGTERM};
   asio::signal_set hangups_{io_, SIGHUP};
   std::function<void(const boost::system::error_code&, int)> on_hangup_;
+  // Declared before the store: its descriptor must outlive SQLite's (see db_lock.hpp).
+  std::optional<state::DatabaseLock> db_lock_;
+  // Why state_db no longer names the open database ("" while it does): /healthz says it.
+  std::string db_gone_;
   std::optional<state::StateStore> store_;
+  asio::steady_timer gone_timer_{io_};
   std::optional<archive::Archive> archive_;
   std::optional<http::Client> http_;
   ops::Registry registry_;
@@ -169,6 +185,9 @@ int Daemon::run() {
   watch_signals();
   // Startup: every failure here is a clear message and exit status 1.
   try {
+    if (!lock_store()) {
+      return 1;
+    }
     if (!open_store()) {
       spdlog::info("stopped");
       return 0;
@@ -177,7 +196,7 @@ int Daemon::run() {
     spdlog::critical("cannot start: {}", error.what());
     return 1;
   }
-  if (!open_parts()) {
+  if (!open_parts() || !bind_to_archive()) {
     return 1;
   }
   ops::declare_exporter_metrics(registry_);
@@ -199,6 +218,7 @@ int Daemon::run() {
   spdlog::info("gio-exporter starting: {} ({}), now {}", once_ ? "one pass" : "daemon",
                config::summary(config_), format_utc(clock_.now()));
   start();
+  watch_database();
   if (!once_) {
     report_to_systemd();
   }
@@ -269,6 +289,9 @@ bool Daemon::open_parts() {
     } catch (const state::StateError& error) {
       throw std::runtime_error("state database " + config_.state_db.string() + ": " + error.what());
     }
+    // Before the archive is touched (its staging emptied, its root made): a database
+    // that describes another archive stops here.
+    check_archive(*store_, config_);
     archive_.emplace(config_.archive_dir, config_.archive_umask);
     http::Settings settings = http_settings(config_.http);
     // The vendor's answers name the hosts to fetch from: only the daemon checks where they
@@ -293,6 +316,68 @@ bool Daemon::open_parts() {
   return true;
 }
 
+// One daemon per state database, whatever its archive: the database's lock is taken
+// before it is opened (db_lock.hpp), and a second daemon exits at once naming the first.
+bool Daemon::lock_store() {
+  try {
+    std::filesystem::create_directories(config_.state_db.parent_path());
+    db_lock_.emplace(config_.state_db);
+  } catch (const std::exception& error) {
+    spdlog::critical("cannot start: {}", error.what());
+    return false;
+  }
+  return true;
+}
+
+// Records the archive's identity in the database when neither has one yet (checked
+// before the archive was opened; checked again here, now that this daemon holds it).
+bool Daemon::bind_to_archive() {
+  try {
+    bind_archive(*store_, config_);
+  } catch (const std::exception& error) {
+    spdlog::critical("cannot start: {}", error.what());
+    return false;
+  }
+  return true;
+}
+
+// Every kDatabaseWatchEvery (and at each /healthz): does state_db still name the file
+// this daemon has open? A deleted or replaced database would take every later change
+// into a file no command reads, and the next start would begin again from nothing.
+void Daemon::watch_database() {
+  asio::co_spawn(io_, every(kDatabaseWatchEvery, [this] { database_problem(); }), asio::detached);
+}
+
+std::string Daemon::database_problem() {
+  if (db_gone_.empty() && db_lock_) {
+    if (const std::string why = db_lock_->gone(); !why.empty()) {
+      database_gone(why);
+    }
+  }
+  return db_gone_;
+}
+
+// No more work (its record would be lost); /healthz answers 503 with the reason for
+// kGoneGrace, so that monitoring sees why, then the daemon exits with status 1.
+void Daemon::database_gone(const std::string& why) {
+  db_gone_ = "the state database " + config_.state_db.string() + " " + why +
+             " while the daemon had it open; what it records from now on would be lost, so "
+             "the daemon stops (restore the database, or run `gio-exporter adopt-archive` "
+             "for a new one, then start again)";
+  spdlog::critical("{}", db_gone_);
+  ops::notify("STATUS=" + db_gone_);
+  exit_code_ = 1;
+  if (scheduler_) {
+    scheduler_->stop();
+  }
+  gone_timer_.expires_after(listener_ ? kGoneGrace : std::chrono::seconds{0});
+  gone_timer_.async_wait([this](const boost::system::error_code&) {
+    stops_.cancel();
+    hangups_.cancel();
+    io_.stop();
+  });
+}
+
 bool Daemon::serve_metrics() {
   if (config_.metrics.listen.empty()) {
     return true;
@@ -304,6 +389,9 @@ bool Daemon::serve_metrics() {
                           return scrape(scheduler_->config(), *store_, registry_, clock_.now());
                         }
                         if (path == "/healthz") {
+                          if (const std::string why = database_problem(); !why.empty()) {
+                            return unhealthy_database(why);
+                          }
                           return health(loop_health(), *store_, clock_.now());
                         }
                         return {.status = 404, .body = "try /metrics or /healthz\n"};
@@ -328,6 +416,9 @@ void Daemon::start() {
                        spdlog::critical("fatal: {}", e.what());
                      }
                      exit_code_ = 1;
+                   }
+                   if (!db_gone_.empty()) {
+                     return;  // database_gone() ends the loop once /healthz has said why
                    }
                    stops_.cancel();
                    hangups_.cancel();

@@ -114,4 +114,9 @@ ops::Reply health(LoopHealth loop, state::StateStore& store, Instant now) {
           .body = json::serialize(body) + "\n"};
 }
 
+ops::Reply unhealthy_database(const std::string& why) {
+  const json::object body{{"status", "unhealthy"}, {"database", why}};
+  return {.status = 503u, .content_type = "application/json", .body = json::serialize(body) + "\n"};
+}
+
 }  // namespace gio::cli

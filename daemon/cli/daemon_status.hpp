@@ -37,4 +37,8 @@ struct LoopHealth {
 // JSON body says which. It never waits for the lock itself: /healthz answers at once.
 ops::Reply health(LoopHealth loop, state::StateStore& store, Instant now);
 
+// 503 naming `why`: the state database the daemon has open is no longer the one its
+// path names (deleted or replaced), and the daemon is about to stop.
+ops::Reply unhealthy_database(const std::string& why);
+
 }  // namespace gio::cli

@@ -3,6 +3,7 @@
 
 #include <iostream>
 
+#include "cli/archive_binding.hpp"
 #include "cli/commands.hpp"
 #include "requeue/requeue.hpp"
 #include "state/state_store.hpp"
@@ -35,7 +36,7 @@ int backfill(const config::Config& config, const config::Job& job, std::string_v
               << requeue::kMaxBackfillSlots << " slots; the vendor keeps 15 days\n";
     return 1;
   }
-  state::StateStore store = state::StateStore::open_existing(config.state_db);
+  state::StateStore store = open_for_queueing(config);
   requeue::Requeuer requeuer{store, config.archive_dir, command_clock().now()};
   const requeue::Report report =
       requeuer.backfill(job, *slots, {.force = force, .dry_run = dry_run});
@@ -53,7 +54,7 @@ int retry(const config::Config& config, const config::Job& job,
       return 1;
     }
   }
-  state::StateStore store = state::StateStore::open_existing(config.state_db);
+  state::StateStore store = open_for_queueing(config);
   requeue::Requeuer requeuer{store, config.archive_dir, command_clock().now()};
   const requeue::Report report = requeuer.retry(job, named, dry_run);
   print_report(report, "retry " + job.name + (named ? " " + named->name() : " --failed"), dry_run);

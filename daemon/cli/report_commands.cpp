@@ -7,6 +7,7 @@
 #include <set>
 #include <tuple>
 
+#include "cli/archive_binding.hpp"
 #include "cli/commands.hpp"
 #include "scheduler/planner.hpp"
 #include "state/state_store.hpp"
@@ -88,7 +89,7 @@ std::string describe_next(const json::object& job, Instant now) {
 }  // namespace
 
 int status(const config::Config& config, bool as_json) {
-  state::StateStore store = state::StateStore::open_read_only(config.state_db);
+  state::StateStore store = open_for_reading(config);
   const Instant now = command_clock().now();
   // At risk: neither done nor lost, and less than 72 h before the vendor drops it.
   const Instant at_risk_before = now - kRetention + std::chrono::hours{72};
@@ -262,7 +263,7 @@ std::vector<Gap> gaps_of(state::StateStore& store, const config::Job& job, Insta
 
 int gaps(const config::Config& config, const std::optional<std::string>& only_job,
          const std::vector<std::string>& states, bool as_json) {
-  state::StateStore store = state::StateStore::open_read_only(config.state_db);
+  state::StateStore store = open_for_reading(config);
   const Instant now = command_clock().now();
   GapList list{as_json, now, states};
   for (const config::Job& job : config.jobs) {

@@ -10,6 +10,7 @@
 #include <set>
 
 #include "archive/scrub.hpp"
+#include "cli/archive_binding.hpp"
 #include "cli/commands.hpp"
 #include "requeue/requeue.hpp"
 #include "state/state_store.hpp"
@@ -172,7 +173,7 @@ int verify(const config::Config& config, const config::Job* only_job,
   // Read-only for the reading, so a plain verify never creates or writes the database
   // (it works for a user who may only read it); --repair opens it for writing only
   // when there is something to queue.
-  state::StateStore store = state::StateStore::open_read_only(config.state_db);
+  state::StateStore store = open_for_reading(config);
   Findings findings;
   for (const Scope& scope : *scopes) {
     const config::Job& job = *scope.job;
@@ -194,7 +195,7 @@ int verify(const config::Config& config, const config::Job* only_job,
               << " done slot(s), checked " << checks.said << "\n";
   }
   if (repair && !findings.damaged.empty()) {
-    state::StateStore writer = state::StateStore::open_existing(config.state_db);
+    state::StateStore writer = open_for_queueing(config);
     requeue::Requeuer requeuer{writer, config.archive_dir, command_clock().now()};
     print_report(requeuer.repair(findings.damaged), "repair", false);
   }

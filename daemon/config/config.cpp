@@ -7,6 +7,37 @@
 
 namespace gio::config {
 
+namespace {
+
+// The absolute path with the symlinks of its existing parts resolved; as written (made
+// absolute) when even that fails (a part that cannot be searched).
+std::filesystem::path resolved(const std::filesystem::path& path) {
+  std::error_code error;
+  std::filesystem::path out = std::filesystem::weakly_canonical(path, error);
+  if (error) {
+    out = std::filesystem::absolute(path, error).lexically_normal();
+  }
+  if (!out.has_filename() && out.has_parent_path() && out != out.root_path()) {
+    out = out.parent_path();  // "/a/b/" -> "/a/b"
+  }
+  return out;
+}
+
+}  // namespace
+
+bool is_inside(const std::filesystem::path& path, const std::filesystem::path& folder) {
+  const std::filesystem::path inner = resolved(path);
+  const std::filesystem::path outer = resolved(folder);
+  auto in = inner.begin();
+  for (const std::filesystem::path& part : outer) {
+    if (in == inner.end() || *in != part) {
+      return false;
+    }
+    ++in;
+  }
+  return true;
+}
+
 std::string_view kind_name(const Job& job) {
   return std::visit(Overloaded{[](const RawJob&) { return std::string_view{"raw"}; },
                                [](const ChartJob&) { return std::string_view{"chart"}; },

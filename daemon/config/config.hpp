@@ -243,6 +243,9 @@ std::string format_duration(Duration d);
 
 // $GIO_EXPORTER_CONFIG if set and non-empty, else /etc/gio-exporter/config.yaml.
 std::filesystem::path default_config_path();
+// True when `path` is `folder` or lies below it, comparing the two after resolving the
+// symlinks of the parts of each that exist (a link to the archive counts as the archive).
+bool is_inside(const std::filesystem::path& path, const std::filesystem::path& folder);
 // One line for check-config and the startup log: "N projects, M jobs (...)". Never a secret.
 std::string summary(const Config& config);
 

@@ -156,6 +156,7 @@ class Parser {
 
  private:
   void read_umask(const Entry& entry);
+  void check_state_db_place(const MapReader& map);
   void read_http(const YAML::Node& node);
   void read_limits(const YAML::Node& node);
   void read_metrics(const YAML::Node& node);
@@ -188,6 +189,7 @@ void Parser::read(const YAML::Node& root) {
       config_.archive_dir_place = place_of(entry->value_mark());
     }
   }
+  check_state_db_place(map);
   if (const Entry* entry = map.find("archive_umask")) {
     read_umask(*entry);
   }
@@ -209,6 +211,23 @@ void Parser::read(const YAML::Node& root) {
   if (projects) {
     config_.projects = std::move(*projects);
   }
+}
+
+// A database inside the archive is lost to the archive's own housekeeping (each start
+// empties .staging) and is read by Hive-style readers as data: refused, naming both.
+void Parser::check_state_db_place(const MapReader& map) {
+  if (!is_inside(config_.state_db, config_.archive_dir)) {
+    return;
+  }
+  const Entry* entry = map.find("state_db");
+  if (entry == nullptr) {
+    entry = map.find("archive_dir");
+  }
+  reporter_.add(entry != nullptr ? entry->value_mark() : map.mark(),
+                "state_db " + config_.state_db.string() + " is inside the archive " +
+                    config_.archive_dir.string() +
+                    " (each start empties its .staging folder, and readers take its files as "
+                    "data); put the database outside archive_dir, e.g. beside it");
 }
 
 void Parser::read_umask(const Entry& entry) {

@@ -70,6 +70,12 @@ class ReloadTest(E2ETestCase):
         daemon.edit_config("archive_dir: archive", "archive_dir: elsewhere")
         self.hangup_and_wait("reload_failed", 2)
         self.assertIn("archive_dir changed", daemon.events("reload_failed")[1]["reason"])
+        # `status` reads the file, whose archive_dir is not the archive the database
+        # describes: refused (issue 14, item 6); with archive_dir back, it reads.
+        refused = daemon.cli("status")
+        self.assertEqual(refused.returncode, 1, refused.stdout + refused.stderr)
+        self.assertIn(os.path.join(self.run_dir, "elsewhere"), refused.stderr)
+        daemon.edit_config("archive_dir: elsewhere", "archive_dir: archive")
 
         # The old config is still the one running: an applied reload plans the new
         # job's slots at once, and there are none (`status` reads the new file's jobs).

@@ -14,6 +14,7 @@
 #include <set>
 
 #include "archive/checksums.hpp"
+#include "archive/identity.hpp"
 #include "archive/scrub.hpp"
 #include "support/files.hpp"
 #include "support/temp_dir.hpp"
@@ -1251,6 +1252,44 @@ TEST_P(GzipCheck, BytesAfterAMemberMustBeAnotherMember) {
     EXPECT_FALSE(complete);
   }
   EXPECT_NE(check("plain text, not gzip at all").first, "");
+}
+
+// --- identity (issue 14, item 6) ------------------------------------------------------
+
+TEST(ArchiveIdentity, CreatedOnceAndReadBack) {
+  TempDir temp;
+  EXPECT_EQ(read_identity(temp.path() / "missing"), std::nullopt);
+  EXPECT_EQ(read_identity(temp.path()), std::nullopt);
+  const std::string id = create_identity(temp.path(), 0027);
+  EXPECT_EQ(id.size(), 32u);
+  EXPECT_EQ(read_identity(temp.path()), id);
+  // Never replaced: a second create returns the id already there.
+  EXPECT_EQ(create_identity(temp.path(), 0027), id);
+  const auto path = temp.path() / kIdentityName;
+  EXPECT_EQ(std::filesystem::status(path).permissions(), std::filesystem::perms::owner_read |
+                                                             std::filesystem::perms::owner_write |
+                                                             std::filesystem::perms::group_read);
+  // Nothing else left behind (the temporary name is gone).
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator{temp.path()},
+                          std::filesystem::directory_iterator{}),
+            1);
+  TempDir other;
+  EXPECT_NE(create_identity(other.path(), 0027), id);
+}
+
+TEST(ArchiveIdentity, RefusesASymlinkOrAFileWithoutAnId) {
+  TempDir temp;
+  std::ofstream{temp.path() / "elsewhere"} << "id=0123456789abcdef0123456789abcdef\n";
+  std::filesystem::create_symlink(temp.path() / "elsewhere", temp.path() / kIdentityName);
+  EXPECT_THROW(read_identity(temp.path()), ArchiveError);
+  std::filesystem::remove(temp.path() / kIdentityName);
+  std::ofstream{temp.path() / kIdentityName} << "id=not-an-id\n";
+  try {
+    read_identity(temp.path());
+    FAIL() << "a file without an id was read";
+  } catch (const ArchiveError& error) {
+    EXPECT_NE(std::string{error.what()}.find("holds no id"), std::string::npos) << error.what();
+  }
 }
 
 }  // namespace

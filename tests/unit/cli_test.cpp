@@ -10,6 +10,7 @@
 #include <map>
 #include <sstream>
 
+#include "cli/archive_binding.hpp"
 #include "cli/fetch_command.hpp"
 #include "cli/http_settings.hpp"
 #include "support/files.hpp"
@@ -105,6 +106,40 @@ TEST(HttpSettings, TheConfigWinsOverTheEnvironment) {
   EXPECT_EQ(direct.https, "");
   EXPECT_EQ(direct.http, "");
   EXPECT_EQ(direct.no_proxy, "");
+}
+
+// --- which archive a database describes (issue 14, items 6 and 10) ---------------------
+
+TEST(ArchiveMismatch, SaysWhyNamingBothPaths) {
+  const std::string id = "0123456789abcdef0123456789abcdef";
+  const std::string other = "fedcba9876543210fedcba9876543210";
+  const RecordedArchive recorded{id, "/data/archive"};
+  const std::filesystem::path db = "/data/state.db";
+  // Nothing recorded and no identity: a new installation (or one from before identities).
+  EXPECT_EQ(archive_mismatch({}, std::nullopt, "/data/archive", db), "");
+  EXPECT_EQ(archive_mismatch(recorded, id, "/data/archive", db), "");
+  struct Case {
+    RecordedArchive recorded;
+    std::optional<std::string> on_disk;
+    std::filesystem::path dir;
+    std::string says;
+  };
+  const Case cases[] = {
+      {{}, id, "/data/archive", "does not record"},                   // a new or replaced database
+      {recorded, std::nullopt, "/data/new", "no identity file"},      // archive_dir changed
+      {recorded, std::nullopt, "/data/archive", "no identity file"},  // emptied archive
+      {recorded, other, "/data/other", "another archive"},            // another archive
+      {recorded, id, "/data/moved", "a move or a copy"},              // moved or copied
+  };
+  for (const Case& c : cases) {
+    const std::string why = archive_mismatch(c.recorded, c.on_disk, c.dir, db);
+    EXPECT_NE(why.find(c.says), std::string::npos) << why;
+    EXPECT_NE(why.find(c.dir.string()), std::string::npos) << why;
+    EXPECT_NE(why.find("adopt-archive"), std::string::npos) << why;
+    if (c.recorded.path) {
+      EXPECT_NE(why.find(*c.recorded.path), std::string::npos) << why;
+    }
+  }
 }
 
 }  // namespace

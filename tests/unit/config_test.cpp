@@ -1251,5 +1251,48 @@ TEST(Config, ProjectOfAnUnknownProjectThrows) {
   EXPECT_THROW(config.project_of(job), std::logic_error);
 }
 
+// Issue 14 (11): a state database inside the archive is deleted by the archive's own
+// housekeeping; the config refuses it, naming both paths, wherever below the archive.
+TEST(StateDbPlace, InsideTheArchiveIsRefused) {
+  for (const char* state_db : {"/data/archive/.staging/state.db", "/data/archive/state.db",
+                               "/data/archive/a/b/state.db", "/data/archive"}) {
+    const LoadResult result =
+        parse_config(std::string("state_db: ") + state_db + "\narchive_dir: /data/archive/\n" +
+                         std::string(kMinimal),
+                     kPath, SecretMode::skip);
+    EXPECT_TRUE(only_problem(result, 1, 11, "is inside the archive /data/archive")) << state_db;
+    EXPECT_NE(all_problems(result).find(state_db), std::string::npos) << state_db;
+  }
+  // Beside it, or in a folder whose name merely starts like the archive's: fine.
+  for (const char* state_db : {"/data/state.db", "/data/archive2/state.db", "/data/archive.db"}) {
+    const LoadResult result =
+        parse_config(std::string("state_db: ") + state_db + "\narchive_dir: /data/archive\n" +
+                         std::string(kMinimal),
+                     kPath, SecretMode::skip);
+    EXPECT_TRUE(result.problems.empty()) << state_db << all_problems(result);
+  }
+}
+
+TEST(StateDbPlace, ADefaultStateDbInsideAGivenArchiveIsRefused) {
+  const LoadResult result = parse_config(
+      "archive_dir: /var/lib/gio-exporter\n" + std::string(kMinimal), kPath, SecretMode::skip);
+  EXPECT_TRUE(only_problem(result, 1, 14, "is inside the archive"));
+}
+
+TEST(StateDbPlace, SymlinksAreResolved) {
+  const fs::path top =
+      fs::temp_directory_path() / ("gio-config-test-" + std::to_string(::getpid()));
+  fs::remove_all(top);
+  fs::create_directories(top / "archive" / ".staging");
+  fs::create_directory_symlink(top / "archive" / ".staging", top / "db");
+  EXPECT_TRUE(is_inside(top / "db" / "state.db", top / "archive"));
+  EXPECT_TRUE(is_inside(top / "db" / "new" / "state.db", top / "archive"));
+  EXPECT_FALSE(is_inside(top / "state.db", top / "archive"));
+  // The archive itself reached through a link.
+  fs::create_directory_symlink(top / "archive", top / "link");
+  EXPECT_TRUE(is_inside(top / "archive" / "state.db", top / "link"));
+  fs::remove_all(top);
+}
+
 }  // namespace
 }  // namespace gio::config

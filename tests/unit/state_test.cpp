@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "state/db_lock.hpp"
 #include "state/sqlite.hpp"
 #include "state/state_store.hpp"
 #include "support/temp_dir.hpp"
@@ -1277,6 +1278,65 @@ TEST_F(StateStoreTest, NotDoneListsEveryStateButDoneOldestFirst) {
   const JobSummary summary = store.summarize("job");
   EXPECT_EQ(summary.next_action, planned[5].next_at);
   EXPECT_EQ(summary.next_action_slot, planned[5].slot);
+}
+
+// --- the database's lock and its file (issue 14, items 6 and 10) ------------------------
+
+TEST(DatabaseLock, ASecondHolderIsRefusedNamingThePathAndPid) {
+  TempDir dir;
+  const auto path = dir.path() / "state.db";
+  const DatabaseLock first{path};
+  EXPECT_TRUE(std::filesystem::exists(path));
+  // flock belongs to the open file: a second open in the same process conflicts too.
+  try {
+    const DatabaseLock second{path};
+    FAIL() << "a second lock was granted";
+  } catch (const DatabaseInUse& error) {
+    const std::string message = error.what();
+    EXPECT_NE(message.find("another gio-exporter is running"), std::string::npos) << message;
+    EXPECT_NE(message.find(path.string()), std::string::npos) << message;
+    EXPECT_NE(message.find("(pid " + std::to_string(::getpid()) + ")"), std::string::npos)
+        << message;
+  }
+  EXPECT_EQ(flock_holder(path), ::getpid());
+}
+
+TEST(DatabaseLock, IsFreeAgainOnceReleasedAndLeavesSQLiteAlone) {
+  TempDir dir;
+  const auto path = dir.path() / "state.db";
+  {
+    const DatabaseLock lock{path};
+    StateStore store{path};
+    store.set_value("k", "v");
+  }
+  const DatabaseLock again{path};
+  StateStore store{path};
+  EXPECT_EQ(store.get_value("k"), "v");
+}
+
+TEST(DatabaseLock, NoticesADeletedOrReplacedFile) {
+  TempDir dir;
+  const auto path = dir.path() / "state.db";
+  {
+    const DatabaseLock lock{path};
+    EXPECT_EQ(lock.gone(), "");
+    std::filesystem::remove(path);
+    EXPECT_EQ(lock.gone(), "was deleted");
+  }
+  {
+    const DatabaseLock lock{path};
+    std::ofstream{dir.path() / "other.db"} << "x";
+    std::filesystem::rename(dir.path() / "other.db", path);
+    EXPECT_EQ(lock.gone(), "was replaced by another file");
+  }
+}
+
+TEST(OpenReadOnly, NeverCreatesAMissingDatabase) {
+  TempDir dir;
+  const auto path = dir.path() / "state.db";
+  EXPECT_THROW(StateStore::open_read_only(path), StateError);
+  EXPECT_THROW(StateStore::open_existing(path), StateError);
+  EXPECT_TRUE(std::filesystem::is_empty(dir.path()));
 }
 
 }  // namespace
