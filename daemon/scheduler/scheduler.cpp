@@ -439,29 +439,4 @@ asio::awaitable<void> Scheduler::run() {
   spdlog::info("stopping: {} slot(s) in flight are left for the next start", in_flight_.size());
 }
 
-// A type the vendor added: archived under its own name; said once per job and run, not
-// per slot or part, so that a new type does not flood the log.
-void Scheduler::unknown_data_type(const config::Job& job, const Slot& slot, std::string_view type) {
-  if (!unknown_types_.emplace(job.name, std::string{type}).second) {
-    return;
-  }
-  ops::log_event(ops::Level::warning, "unknown_data_type",
-                 "the API lists a data type this version does not know; archived under its name",
-                 {{"job", job.name},
-                  {"slot", slot.name()},
-                  {"data_type", type},
-                  {"folder", (archive_.root() / job.name / type).string()}});
-}
-
-void Scheduler::duplicate_part(const config::Job& job, const Slot& slot, std::string_view type,
-                               std::string_view name, std::string_view same_as) {
-  ops::log_event(ops::Level::warning, "duplicate_part",
-                 "two parts of the answer have the same bytes; the partition lists one",
-                 {{"job", job.name},
-                  {"slot", slot.name()},
-                  {"data_type", type},
-                  {"left_out", name},
-                  {"kept", same_as}});
-}
-
 }  // namespace gio::scheduler

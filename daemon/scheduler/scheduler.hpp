@@ -8,6 +8,7 @@
 //   scheduler.cpp  the loop: reload, run, run_once, start_due_work
 //   planning.cpp   planning slots into the store, and the retention watch
 //   settle.cpp     one pass on one slot and what its outcome records
+//   observer.cpp   what slot work reports as it happens: log lines and metrics
 //   store_waits    waiting out a database locked by another process, off the loop's thread
 //   fairness.cpp   fresh work before the NOT_EXISTS backlog, and its back-off
 //   pause.cpp      no asks while downloads are paused or the database fails
@@ -31,8 +32,8 @@
 #include "download/downloader.hpp"
 #include "ops/hooks.hpp"
 #include "ops/registry.hpp"
-#include "scheduler/store_waits.hpp"
 #include "scheduler/clock_watch.hpp"
+#include "scheduler/store_waits.hpp"
 #include "slot/slot.hpp"
 #include "state/state_store.hpp"
 #include "work/downloads.hpp"

@@ -382,45 +382,6 @@ void Scheduler::note_recovery(const config::Job& job, const Slot& slot, int atte
   retry_notes_.erase(known);
 }
 
-void Scheduler::archived(const config::Job& job, std::size_t files, std::uint64_t bytes) {
-  count(ops::kArchivedFiles, job.name, static_cast<double>(files));
-  count(ops::kArchivedBytes, job.name, static_cast<double>(bytes));
-}
-
-void Scheduler::downloaded(std::uint64_t bytes, std::chrono::duration<double> took) {
-  metrics_.add(ops::kDownloadBytes, {}, static_cast<double>(bytes));
-  metrics_.add(ops::kDownloadSeconds, {}, took.count());
-}
-
-void Scheduler::chart_capped(const config::Job& job, const Slot& slot, std::string_view chart_id,
-                             std::size_t rows) {
-  ops::log_event(ops::Level::warning, "chart_row_cap",
-                 "the vendor cuts a chart at " + std::to_string(api::kChartRowCap) +
-                     " rows: this result is probably incomplete",
-                 {{"job", job.name}, {"slot", slot.name()}, {"chart", chart_id}, {"rows", rows}});
-}
-
-void Scheduler::paused(const std::string& reason, seconds pause) {
-  ops::log_event(ops::Level::error, "downloads_paused", "downloads paused",
-                 {{"retry_in", std::to_string(pause.count()) + "s"}, {"reason", reason}});
-}
-
-void Scheduler::resumed(const config::Job& job, const Slot& slot) {
-  ops::log_event(ops::Level::info, "downloads_resumed", "downloads resumed",
-                 {{"job", job.name}, {"slot", slot.name()}});
-}
-
-void Scheduler::part_failed(const config::Job& job, const Slot& slot, std::string_view name,
-                            int attempt, int tries, const std::string& error) {
-  spdlog::warn("job={} slot={} download of {} failed (try {} of {}): {}", job.name, slot.name(),
-               name, attempt, tries, error);
-}
-
-void Scheduler::links_expired(const config::Job& job, const Slot& slot) {
-  spdlog::info("job={} slot={}: download links expired or were refused; asking for fresh ones",
-               job.name, slot.name());
-}
-
 void Scheduler::run_hook(const config::Job& job, std::string_view event,
                          const std::string& slot_name, Instant slot_start,
                          ops::HookVariables extra) {

@@ -321,8 +321,12 @@ int StateStore::resume_downloads(Instant now) {
 int StateStore::pull_in_next_at(std::string_view job, Instant beyond, const Backlog& backlog,
                                 Instant to) {
   sqlite::Transaction transaction{impl_->db};
-  sqlite::Query{impl_->statements->pull_in_next_at, job,           to_unix(beyond), to_unix(to),
-                backlog.status,                     to_unix(backlog.beyond)}
+  sqlite::Query{impl_->statements->pull_in_next_at,
+                job,
+                to_unix(beyond),
+                to_unix(to),
+                backlog.status,
+                to_unix(backlog.beyond)}
       .run();
   const int pulled = impl_->db.changes();
   transaction.commit();

@@ -226,8 +226,7 @@ asio::awaitable<void> Downloads::fetch_part(const config::Job& job, const Slot& 
       pass.links_expired = true;
       break;
     }
-    if (error.kind == download::Failure::too_large ||
-        error.kind == download::Failure::refused) {
+    if (error.kind == download::Failure::too_large || error.kind == download::Failure::refused) {
       // The same link would send as much again, or be refused again before any
       // connection: the slot is retried later (the next answer may list other links).
       break;
