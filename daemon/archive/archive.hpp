@@ -170,4 +170,9 @@ std::string file_name_from_link(std::string_view url, std::size_t index);
 // "a-2.csv.gz"), never reusing a name another link already has.
 std::vector<std::string> file_names_for_links(const std::vector<std::string>& urls);
 
+// Length of the well-formed UTF-8 sequence starting at `pos`, or 0 when the bytes there
+// are not one (stray continuation, overlong form, surrogate, beyond U+10FFFF, truncated).
+// Also what hook output is checked with before it reaches the log.
+std::size_t utf8_sequence_length(std::string_view text, std::size_t pos);
+
 }  // namespace gio::archive

@@ -13,6 +13,8 @@
 #include <map>
 #include <thread>
 
+#include "archive/archive.hpp"
+
 namespace gio::ops {
 namespace {
 
@@ -20,40 +22,6 @@ constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
 // After SIGKILL, how long the stop waits for the killed to be gone (their sockets
 // closed) before the daemon exits.
 constexpr std::chrono::seconds kKillWait{1};
-
-// The length of the valid UTF-8 sequence at the start of `text`, 0 when it is not one
-// (overlong forms, surrogates and values past U+10FFFF included).
-std::size_t utf8_length(std::string_view text) {
-  const auto byte = [&text](std::size_t i) { return static_cast<unsigned char>(text[i]); };
-  const unsigned char lead = byte(0);
-  std::size_t length = 0;
-  unsigned char low = 0x80;
-  unsigned char high = 0xBF;
-  if (lead < 0x80) {
-    return 1;
-  } else if (lead >= 0xC2 && lead <= 0xDF) {
-    length = 2;
-  } else if (lead >= 0xE0 && lead <= 0xEF) {
-    length = 3;
-    low = lead == 0xE0 ? 0xA0 : 0x80;
-    high = lead == 0xED ? 0x9F : 0xBF;
-  } else if (lead >= 0xF0 && lead <= 0xF4) {
-    length = 4;
-    low = lead == 0xF0 ? 0x90 : 0x80;
-    high = lead == 0xF4 ? 0x8F : 0xBF;
-  } else {
-    return 0;
-  }
-  if (text.size() < length || byte(1) < low || byte(1) > high) {
-    return 0;
-  }
-  for (std::size_t i = 2; i < length; ++i) {
-    if (byte(i) < 0x80 || byte(i) > 0xBF) {
-      return 0;
-    }
-  }
-  return length;
-}
 
 // C1 controls (U+0080..U+009F: a terminal may read U+009B as an escape) and the Unicode
 // line and paragraph separators, which some viewers break lines at.
@@ -128,7 +96,7 @@ std::string hook_output_text(std::string_view bytes) {
   std::string text;
   text.reserve(bytes.size());
   while (!bytes.empty()) {
-    const std::size_t length = utf8_length(bytes);
+    const std::size_t length = archive::utf8_sequence_length(bytes, 0);
     if (length == 0 || unsafe_character(bytes.substr(0, length))) {
       text += kReplacement;
       bytes.remove_prefix(std::max<std::size_t>(length, 1));
