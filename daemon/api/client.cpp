@@ -81,8 +81,11 @@ asio::awaitable<boost::system::result<RawExport, Error>> Client::raw_export(
   const std::string path = "/v2/insights/" + std::string{to_string(slot.granularity())} + "/" +
                            project_.ai + "/" + slot.export_date() +
                            ".json?expire=" + std::to_string(link_expire.count());
-  auto response = co_await get(
-      path, turn.value_or(Turn{.priority = Priority::first_ask, .slot_start = slot.start()}));
+  // Named, not a temporary in the co_await: Turn holds a std::function, and GCC 12
+  // mishandles non-trivial temporaries across a suspension.
+  const Turn chosen =
+      turn.value_or(Turn{.priority = Priority::first_ask, .slot_start = slot.start()});
+  auto response = co_await get(path, chosen);
   if (!response) {
     co_return response.error();
   }
@@ -102,8 +105,11 @@ asio::awaitable<boost::system::result<RawExport, Error>> Client::raw_export_type
   const std::string path = "/v2/insights/" + std::string{to_string(slot.granularity())} + "/" +
                            data_type + "/" + project_.ai + "/" + slot.export_date() +
                            ".json?expire=" + std::to_string(link_expire.count());
-  auto response = co_await get(
-      path, turn.value_or(Turn{.priority = Priority::first_ask, .slot_start = slot.start()}));
+  // Named, not a temporary in the co_await: Turn holds a std::function, and GCC 12
+  // mishandles non-trivial temporaries across a suspension.
+  const Turn chosen =
+      turn.value_or(Turn{.priority = Priority::first_ask, .slot_start = slot.start()});
+  auto response = co_await get(path, chosen);
   if (!response) {
     co_return response.error();
   }
@@ -290,7 +296,8 @@ asio::awaitable<boost::system::result<std::string, Error>> Client::signed_code(
 
 asio::awaitable<boost::system::result<CachedCode, Error>> Client::request_code() {
   // Every call of the project waits for this code, so it goes before all of them.
-  co_await limiter_.acquire({.priority = Priority::fresh_links, .slot_start = Instant::min()});
+  const Turn first_of_all{.priority = Priority::fresh_links, .slot_start = Instant::min()};
+  co_await limiter_.acquire(first_of_all);
   const Instant now = clock_.now();
   const std::string url = api_base_ + std::string{kTokenPath};
   TokenRequest request = make_token_request(project_, to_unix(now) * 1000);

@@ -95,7 +95,9 @@ void Scheduler::pull_in_next_at(Instant now) {
     // The NOT_EXISTS backlog is backed off for hours on purpose (fairness.hpp).
     const state::StateStore::Backlog backlog{
         .status = not_exists_status(),
-        .beyond = now + kNotExistsMaxWaitAfterLater + kScheduleSlack};
+        .beyond = now +
+                  std::max<std::chrono::seconds>(job.poll_every, kNotExistsMaxWaitAfterLater) +
+                  kScheduleSlack};
     pulled += store_.pull_in_next_at(job.name, now + job.poll_every + kScheduleSlack, backlog, now);
   }
   if (batch) {

@@ -54,14 +54,14 @@ DatabaseLock::DatabaseLock(DatabaseLock&& other) noexcept
 std::string DatabaseLock::gone() const {
   struct stat opened {};
   struct stat named {};
+  // Only a path that names no file, or another file, is proof: a stat that fails for
+  // another reason (EIO, ESTALE, EACCES on a parent) may pass, and must not stop the
+  // daemon; if the database is truly unusable, its writes fail and say why.
   if (::fstat(fd_, &opened) != 0) {
-    return std::string{"cannot be checked: "} + std::strerror(errno);
+    return "";
   }
   if (::stat(path_.c_str(), &named) != 0) {
-    if (errno == ENOENT || errno == ENOTDIR) {
-      return "was deleted";
-    }
-    return std::string{"cannot be looked at: "} + std::strerror(errno);
+    return errno == ENOENT || errno == ENOTDIR ? "was deleted" : "";
   }
   if (named.st_dev != opened.st_dev || named.st_ino != opened.st_ino) {
     return "was replaced by another file";

@@ -41,8 +41,9 @@ class DatabaseLock {
   DatabaseLock& operator=(const DatabaseLock&) = delete;
 
   const std::filesystem::path& path() const { return path_; }
-  // "" while the path names the file locked; else why not: "was deleted", "was replaced
-  // by another file", or why it cannot be looked at. A cheap stat and fstat.
+  // "" while the path names the file locked (or a stat fails for another reason than a
+  // missing file: no proof); else why not: "was deleted", "was replaced by another
+  // file". A cheap stat and fstat.
   std::string gone() const;
 
  private:
