@@ -61,6 +61,7 @@ struct Downloads::Pass {
   bool links_expired = false;
   std::size_t failed_parts = 0;
   std::string last_error{};
+  std::string too_large{};  // the error of a part larger than limits.max_part_size
 };
 
 Downloads::Downloads(asio::any_io_executor executor, download::Downloader& downloader,
@@ -98,6 +99,8 @@ Result Downloads::Parts::result() const {
       return Retry{.kind = RetryClass::links_expired, .reason = error};
     case PartsStatus::retry_later:
       return Retry{.reason = error};
+    case PartsStatus::too_large:
+      return Failed{.reason = error};
   }
   return Retry{.reason = error};
 }
@@ -183,6 +186,13 @@ asio::awaitable<Downloads::Parts> Downloads::archive_parts(const config::Job& jo
     result.status = PartsStatus::links_expired;
     result.error = pass.last_error;
     observer_.links_expired(job, slot);
+  } else if (!pass.too_large.empty()) {
+    // The vendor serves the same object again: asking later would download up to the
+    // limit each time, for nothing. A person raises the limit and re-queues the slot.
+    result.status = PartsStatus::too_large;
+    result.error = pass.too_large +
+                   "; raise limits.max_part_size if the part is genuine, then `gio-exporter "
+                   "retry` the slot";
   } else if (pass.failed_parts > 0) {
     result.status = PartsStatus::retry_later;
     result.error = std::to_string(pass.failed_parts) + " part(s) not archived; last error: " +
@@ -226,9 +236,13 @@ asio::awaitable<void> Downloads::fetch_part(const config::Job& job, const Slot& 
       pass.links_expired = true;
       break;
     }
-    if (error.kind == download::Failure::too_large || error.kind == download::Failure::refused) {
-      // The same link would send as much again, or be refused again before any
-      // connection: the slot is retried later (the next answer may list other links).
+    if (error.kind == download::Failure::too_large) {
+      pass.too_large = pass.last_error;  // the slot fails: see archive_parts
+      break;
+    }
+    if (error.kind == download::Failure::refused) {
+      // Refused again before any connection: the slot is retried later (the next answer
+      // may list other hosts).
       break;
     }
     if (error.kind == download::Failure::local) {

@@ -101,13 +101,14 @@ class Downloads {
   // How long the pause still lasts (zero when not paused).
   std::chrono::steady_clock::duration pause_left() const;
 
-  enum class PartsStatus { done, links_expired, retry_later };
+  enum class PartsStatus { done, links_expired, retry_later, too_large };
   struct Parts {
     PartsStatus status = PartsStatus::done;
     std::string error{};    // why, unless done
     std::size_t files = 0;  // in the completed partitions
     std::uint64_t bytes = 0;
-    // As a pass's result: Done, or a Retry (of class links_expired: ask again at once).
+    // As a pass's result: Done, a Retry (of class links_expired: ask again at once), or
+    // Failed (a part larger than limits.max_part_size).
     work::Result result() const;
   };
   // Archives every part of `links` not archived by an earlier pass, then completes each

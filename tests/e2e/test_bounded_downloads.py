@@ -6,7 +6,7 @@ import os
 import time
 import unittest
 
-from harness import E2ETestCase, hourly_job, wait_for
+from harness import E2ETestCase, hourly_job
 
 LIMIT = 1 << 20  # the smallest limit the config takes
 ONE_PART = {"visit": 1, "page": 0, "custom_event": 0, "action": 0}
@@ -33,17 +33,25 @@ class BoundedDownloadsTest(E2ETestCase):
         daemon.start()
         failed = lambda: [line for line in daemon.log_text().splitlines()
                           if "download of " in line and "too_large" in line]
-        # Watch the staging folder while parts are cut, several times over.
+        # Watch the staging folder while parts are cut, once per slot: the vendor would
+        # send the same object again, so each slot fails at once instead of downloading up
+        # to the limit at every retry.
         largest = 0
         deadline = time.monotonic() + 30
-        while len(failed()) < 3 and time.monotonic() < deadline:
+        while len(daemon.events("slot_failed")) < len(slots) and time.monotonic() < deadline:
             largest = max(largest, self.largest_staged())
             time.sleep(0.01)
-        lines = wait_for(lambda: failed() if len(failed()) >= 3 else None, 5, "three parts cut at the limit")
+        lines = failed()
+        self.assertEqual(len(lines), len(slots), self.context())
         self.assertIn(f"limits.max_part_size ({LIMIT} bytes)", lines[0], self.context())
         self.assertIn("(try 1 of", lines[0])
         self.assertLessEqual(largest, LIMIT, "a staged part grew past the limit")
-        self.assertEqual(daemon.job_status("shop-hourly")["counts"].get("done", 0), 0)
+        counts = daemon.job_status("shop-hourly")["counts"]
+        self.assertEqual(counts.get("done", 0), 0)
+        self.assertEqual(counts.get("failed", 0), len(slots), counts)
+        for event in daemon.events("slot_failed"):
+            self.assertIn("too_large", event["reason"])
+            self.assertIn("raise limits.max_part_size", event["reason"])
         self.assertTrue(daemon.running(), self.context())
         # The server sent more than the limit (the body never ends) but far from all of it:
         # the daemon hung up.
