@@ -9,7 +9,10 @@
 
 #include <cerrno>
 #include <cstring>
+#include <map>
+#include <mutex>
 #include <set>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -149,7 +152,26 @@ bool lock_staging(int staging_fd, const fs::path& staging) {
 
 }  // namespace
 
+// holds() runs on the download thread pool: the memo is shared, hence the lock.
+struct Archive::HashMemo {
+  // A file's identity and what changes with its content (a write moves mtime and ctime;
+  // setting mtime back moves ctime).
+  using Key = std::tuple<dev_t, ino_t, off_t, std::int64_t, std::int64_t>;
+  static constexpr std::size_t kMaxEntries = 100'000;  // then forgotten, and read again
+
+  static Key key_of(const struct stat& info) {
+    const auto ns = [](const timespec& t) {
+      return static_cast<std::int64_t>(t.tv_sec) * 1'000'000'000 + t.tv_nsec;
+    };
+    return {info.st_dev, info.st_ino, info.st_size, ns(info.st_mtim), ns(info.st_ctim)};
+  }
+
+  std::mutex mutex;
+  std::map<Key, std::string> sha256;
+};
+
 Archive::Archive(std::filesystem::path root, unsigned umask) {
+  hashed_ = std::make_unique<HashMemo>();
   if ((umask & 0700) != 0 || umask > 0777) {
     throw ArchiveError("archive umask " + std::to_string(umask) +
                        " must leave the owner read, write and search");
@@ -182,7 +204,8 @@ Archive::Archive(Archive&& other) noexcept
       staging_fd_(std::exchange(other.staging_fd_, -1)),
       exclusive_(std::exchange(other.exclusive_, false)),
       file_mode_(other.file_mode_),
-      folder_mode_(other.folder_mode_) {}
+      folder_mode_(other.folder_mode_),
+      hashed_(std::move(other.hashed_)) {}
 
 Archive& Archive::operator=(Archive&& other) noexcept {
   if (this != &other) {
@@ -198,6 +221,7 @@ Archive& Archive::operator=(Archive&& other) noexcept {
     exclusive_ = std::exchange(other.exclusive_, false);
     file_mode_ = other.file_mode_;
     folder_mode_ = other.folder_mode_;
+    hashed_ = std::move(other.hashed_);
   }
   return *this;
 }
@@ -274,7 +298,21 @@ bool Archive::holds(std::string_view job, std::string_view data_type, const Slot
   // The size alone passes a file of the same length with other bytes: what a crash
   // between recording a part and publishing it leaves when an earlier answer put
   // another object under the same name.
-  return content_sha256(opened.get()) == file.sha256;
+  const HashMemo::Key key = HashMemo::key_of(info);
+  {
+    const std::lock_guard lock{hashed_->mutex};
+    if (const auto known = hashed_->sha256.find(key); known != hashed_->sha256.end()) {
+      return known->second == file.sha256;
+    }
+  }
+  std::string sha256 = content_sha256(opened.get());
+  const bool same = sha256 == file.sha256;
+  const std::lock_guard lock{hashed_->mutex};
+  if (hashed_->sha256.size() >= HashMemo::kMaxEntries) {
+    hashed_->sha256.clear();
+  }
+  hashed_->sha256.insert_or_assign(key, std::move(sha256));
+  return same;
 }
 
 namespace {

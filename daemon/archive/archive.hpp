@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -114,8 +115,10 @@ class Archive {
   // True when <partition>/<file.name> is a regular file (a symlink never counts, nor a
   // symlink on the way to it) of file.bytes bytes whose sha256 is file.sha256: the
   // recorded file is still in its partition. False too when the partition cannot be
-  // read: publishing there again says why. Reads the whole file: call it off the event
-  // loop for large parts.
+  // read: publishing there again says why. Reads the whole file the first time this
+  // Archive sees it (so always after a restart, as after a crash); a file it has read
+  // since, unchanged (same inode, size, mtime and ctime), is not read again. Call it off
+  // the event loop for large parts.
   bool holds(std::string_view job, std::string_view data_type, const Slot& slot,
              const ManifestFile& file) const;
 
@@ -145,6 +148,10 @@ class Archive {
   bool exclusive_ = false;
   unsigned file_mode_ = 0666 & ~kDefaultUmask;
   unsigned folder_mode_ = 0777 & ~kDefaultUmask;
+  // The sha256 of files holds() has read, by what would change with their content: a
+  // slot retried many times does not read its large parts again at each pass.
+  struct HashMemo;
+  std::unique_ptr<HashMemo> hashed_;
 };
 
 // [A-Za-z0-9_][A-Za-z0-9_-]*, at most kMaxDataTypeBytes: a data type named by the API

@@ -1,5 +1,6 @@
 #include "archive/archive.hpp"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
 #include <stdlib.h>
@@ -453,6 +454,30 @@ TEST(ArchiveHolds, ARegularFileOfTheRecordedSizeAndContentOnly) {
   fs::create_directories(archive.root() / "k/visit/dt=2026-11-22");
   fs::create_directory_symlink(partition, archive.root() / "k/visit/dt=2026-11-22/hour=03");
   EXPECT_FALSE(archive.holds("k", "visit", hour_slot(), recorded));
+}
+
+TEST(ArchiveHolds, AFileChangedInPlaceAfterACheckIsReadAgain) {
+  // holds() remembers the sha256 of what it read, so a retried slot does not read its
+  // parts at every pass; bytes rewritten in place with the size and mtime kept must
+  // still be seen (the memo goes by ctime too).
+  TempDir temp;
+  const Archive archive{temp.path() / "archive"};
+  const fs::path path =
+      archive.publish(archive.stage_bytes("0123456789"), "j", "visit", hour_slot(), "a.csv.gz");
+  const ManifestFile recorded{.name = "a.csv.gz", .bytes = 10, .sha256 = sha256_hex("0123456789")};
+  ASSERT_TRUE(archive.holds("j", "visit", hour_slot(), recorded));
+  ASSERT_TRUE(archive.holds("j", "visit", hour_slot(), recorded));  // from the memo
+
+  struct stat before {};
+  ASSERT_EQ(::stat(path.c_str(), &before), 0);
+  {
+    std::fstream file{path, std::ios::in | std::ios::out | std::ios::binary};
+    file.seekp(3);
+    file.put('X');
+  }
+  const timespec times[2] = {before.st_atim, before.st_mtim};
+  ASSERT_EQ(::utimensat(AT_FDCWD, path.c_str(), times, 0), 0);
+  EXPECT_FALSE(archive.holds("j", "visit", hour_slot(), recorded));
 }
 
 TEST(ManifestBuilder, NamesThePartitionAndKeepsTheFilesInOrder) {
