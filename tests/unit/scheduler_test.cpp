@@ -175,6 +175,12 @@ class SchedulerTest : public ::testing::Test {
     return config;
   }
 
+  // A scheduler over the fixture's clock, store, archive and clients; job "a" unless told.
+  Scheduler make_scheduler(std::shared_ptr<const config::Config> config = config_with({"a"})) {
+    return Scheduler{io_.get_executor(), std::move(config), clock_, store_, archive_, http_,
+                     downloader_,        metrics_};
+  }
+
   void run_once(Scheduler& scheduler) {
     auto done = boost::asio::co_spawn(io_, scheduler.run_once(), boost::asio::use_future);
     io_.restart();
@@ -202,14 +208,7 @@ class SchedulerTest : public ::testing::Test {
 };
 
 TEST_F(SchedulerTest, AClockJumpForwardPlansTheSkippedSlotsAndOneBackRedoesNothing) {
-  Scheduler scheduler{io_.get_executor(),
-                      config_with({"a"}),
-                      clock_,
-                      store_,
-                      archive_,
-                      http_,
-                      downloader_,
-                      metrics_};
+  Scheduler scheduler = make_scheduler();
   run_once(scheduler);
   // 18:10 Beijing, 6 h window: 13:00 to 16:00 are ready (17:00 is ready at 18:40).
   ASSERT_EQ(slot_names("a").size(), 4u);
@@ -241,52 +240,24 @@ TEST_F(SchedulerTest, AClockJumpForwardPlansTheSkippedSlotsAndOneBackRedoesNothi
 }
 
 TEST_F(SchedulerTest, RetentionWatchMarksRiskOnceAndLossAfterFifteenDays) {
-  Scheduler first{io_.get_executor(),
-                  config_with({"a"}),
-                  clock_,
-                  store_,
-                  archive_,
-                  http_,
-                  downloader_,
-                  metrics_};
+  Scheduler first = make_scheduler();
   run_once(first);
   const auto oldest = slot_names("a").front();  // 2026-11-22T13
   const Instant start = store_.find("a", oldest)->start;
 
   // 50 h before loss: inside 72 h, outside 24 h. A fresh Scheduler watches at once.
   clock_.set(start + kRetention - 50h);
-  Scheduler second{io_.get_executor(),
-                   config_with({"a"}),
-                   clock_,
-                   store_,
-                   archive_,
-                   http_,
-                   downloader_,
-                   metrics_};
+  Scheduler second = make_scheduler();
   run_once(second);
   EXPECT_EQ(store_.find("a", oldest)->notices & 6, 2);  // the 72 h warning, not the 24 h one
 
   clock_.set(start + kRetention - 2h);
-  Scheduler third{io_.get_executor(),
-                  config_with({"a"}),
-                  clock_,
-                  store_,
-                  archive_,
-                  http_,
-                  downloader_,
-                  metrics_};
+  Scheduler third = make_scheduler();
   run_once(third);
   EXPECT_EQ(store_.find("a", oldest)->notices & 6, 6);
 
   clock_.set(start + kRetention);
-  Scheduler fourth{io_.get_executor(),
-                   config_with({"a"}),
-                   clock_,
-                   store_,
-                   archive_,
-                   http_,
-                   downloader_,
-                   metrics_};
+  Scheduler fourth = make_scheduler();
   run_once(fourth);
   EXPECT_EQ(store_.find("a", oldest)->state, state::SlotState::lost);
   EXPECT_EQ(metrics_.value(ops::kSlotsLost, {{"gio_job", "a"}}), 1);
@@ -310,8 +281,7 @@ void expect_job_counters_at_zero(const ops::Registry& metrics, const std::string
 TEST_F(SchedulerTest, CountersStartAtZeroAndEndedCountsTheFailuresOfThisScheduler) {
   auto config = std::make_shared<config::Config>(*config_with({"a"}));
   config->jobs.front().give_up_after = 1h;
-  Scheduler first{io_.get_executor(), config, clock_,      store_,
-                  archive_,           http_,  downloader_, metrics_};
+  Scheduler first = make_scheduler(config);
   // Before any pass: an alert on increase() sees the first failure only if the series
   // was there, at 0, before it.
   expect_job_counters_at_zero(metrics_, "a");
@@ -322,8 +292,7 @@ TEST_F(SchedulerTest, CountersStartAtZeroAndEndedCountsTheFailuresOfThisSchedule
   // Two hours on, the four slots asked before are past give_up_after: failed. The two
   // slots newly ready are asked for the first time, and only put off.
   clock_.advance(2h);
-  Scheduler second{io_.get_executor(), config, clock_,      store_,
-                   archive_,           http_,  downloader_, metrics_};
+  Scheduler second = make_scheduler(config);
   run_once(second);
   EXPECT_EQ(second.ended().failed, 4);
   EXPECT_EQ(second.ended().lost, 0);
@@ -332,14 +301,7 @@ TEST_F(SchedulerTest, CountersStartAtZeroAndEndedCountsTheFailuresOfThisSchedule
 }
 
 TEST_F(SchedulerTest, ReloadPlansNewJobsAndStopsWorkOnRemovedOnes) {
-  Scheduler scheduler{io_.get_executor(),
-                      config_with({"a"}),
-                      clock_,
-                      store_,
-                      archive_,
-                      http_,
-                      downloader_,
-                      metrics_};
+  Scheduler scheduler = make_scheduler();
   run_once(scheduler);
   ASSERT_EQ(slot_names("a").size(), 4u);
   EXPECT_TRUE(slot_names("b").empty());
@@ -425,14 +387,7 @@ TEST(StoreWaits, AnyOtherFailureIsThrownAtOnceAndALongLockIsWarnedAboutOnce) {
 }
 
 TEST_F(SchedulerTest, ALockHeldByAnotherProcessIsWaitedForWithoutBlockingTheLoop) {
-  Scheduler scheduler{io_.get_executor(),
-                      config_with({"a"}),
-                      clock_,
-                      store_,
-                      archive_,
-                      http_,
-                      downloader_,
-                      metrics_};
+  Scheduler scheduler = make_scheduler();
   // Another process (a `retry` in its transaction, a backup) holds the write lock for
   // 700 ms, then gives it back from its own thread.
   state::StateStore other{dir_.path() / "state.db"};
@@ -629,14 +584,7 @@ TEST(ClockWatch, AJumpIsJudgedByTheSteadyClockUntilTheWallClockKeepsPace) {
 }
 
 TEST_F(SchedulerTest, AWallClockExcursionOfThreeDaysLosesNothingAndIsReBasedAfter) {
-  Scheduler scheduler{io_.get_executor(),
-                      config_with({"a"}),
-                      clock_,
-                      store_,
-                      archive_,
-                      http_,
-                      downloader_,
-                      metrics_};
+  Scheduler scheduler = make_scheduler();
   // A slot 13 days old: 2 days inside the vendor's retention.
   const Slot old = Slot::containing(clock_.now() - std::chrono::days{13}, Granularity::hour);
   const std::vector<state::PlannedSlot> old_slot{
@@ -672,14 +620,7 @@ TEST_F(SchedulerTest, AWallClockExcursionOfThreeDaysLosesNothingAndIsReBasedAfte
 }
 
 TEST_F(SchedulerTest, AForwardJumpTheSteadyClockConfirmsIsActedOn) {
-  Scheduler scheduler{io_.get_executor(),
-                      config_with({"a"}),
-                      clock_,
-                      store_,
-                      archive_,
-                      http_,
-                      downloader_,
-                      metrics_};
+  Scheduler scheduler = make_scheduler();
   const Slot old = Slot::containing(clock_.now() - std::chrono::days{13}, Granularity::hour);
   const std::vector<state::PlannedSlot> old_slot{
       {.slot = old.name(), .start = old.start(), .next_at = clock_.now()}};
@@ -698,14 +639,7 @@ TEST_F(SchedulerTest, AForwardJumpTheSteadyClockConfirmsIsActedOn) {
 }
 
 TEST_F(SchedulerTest, AJumpBackOfTwoHoursStillAsksTheDueSlots) {
-  Scheduler scheduler{io_.get_executor(),
-                      config_with({"a"}),
-                      clock_,
-                      store_,
-                      archive_,
-                      http_,
-                      downloader_,
-                      metrics_};
+  Scheduler scheduler = make_scheduler();
   run_once(scheduler);
   EXPECT_EQ(raw_export_errors(metrics_), 4);
   // Each slot is due a few seconds on; the wall clock goes 2 h back meanwhile. Its
@@ -731,14 +665,7 @@ TEST_F(SchedulerTest, NextAtFarBeyondTheScheduleIsPulledBackAtStart) {
         clock_.now());
   }
   clock_.advance(1min);
-  Scheduler scheduler{io_.get_executor(),
-                      config_with({"a"}),
-                      clock_,
-                      store_,
-                      archive_,
-                      http_,
-                      downloader_,
-                      metrics_};
+  Scheduler scheduler = make_scheduler();
   run_once(scheduler);
   EXPECT_EQ(raw_export_errors(metrics_), 8);
 }
