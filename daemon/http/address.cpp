@@ -95,13 +95,6 @@ unsigned bit(AddressClass kind) {
   return 1u << static_cast<unsigned>(kind);
 }
 
-std::string lowercase(std::string_view text) {
-  std::string out{text};
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
-
 }  // namespace
 
 AddressClass classify_address(const boost::asio::ip::address& address) {

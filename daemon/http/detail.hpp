@@ -2,6 +2,7 @@
 
 // What the http module's own .cpp files share: not part of its API (client.hpp is).
 
+#include <algorithm>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -9,6 +10,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <cctype>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -31,6 +33,14 @@ using boost::system::error_code;
 using Clock = std::chrono::steady_clock;
 
 inline constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+
+// Host names and schemes compare without case (ASCII only, as DNS names do).
+inline std::string lowercase(std::string_view text) {
+  std::string out{text};
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
 
 // A download's body buffer (and its connection's read buffer reservation). Beast reads
 // the socket 64 KiB at a time whatever this is, and a 1 GiB body over loopback took

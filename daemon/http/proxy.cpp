@@ -20,13 +20,6 @@ namespace {
 
 namespace urls = boost::urls;
 
-std::string lowercase(std::string_view text) {
-  std::string out{text};
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
-
 bool is_port(std::string_view text) {
   unsigned number = 0;
   const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), number);
@@ -114,7 +107,7 @@ bool name_matches(std::string_view pattern, const std::string& host) {
   if (pattern.empty()) {
     return false;
   }
-  const std::string name = lowercase(pattern);
+  const std::string name = detail::lowercase(pattern);
   return host == name || (host.size() > name.size() && host.ends_with(name) &&
                           host[host.size() - name.size() - 1] == '.');
 }
@@ -133,7 +126,8 @@ std::optional<Proxy> parse_proxy(std::string_view text, std::string& why) {
   }
   const urls::url_view& view = *parsed;
   if (view.scheme_id() != urls::scheme::http) {
-    why = "only http:// proxies are supported (the scheme is " + lowercase(view.scheme()) + ")";
+    why = "only http:// proxies are supported (the scheme is " + detail::lowercase(view.scheme()) +
+          ")";
     return std::nullopt;
   }
   Proxy proxy;
@@ -161,7 +155,7 @@ std::optional<Proxy> parse_proxy(std::string_view text, std::string& why) {
 }
 
 bool no_proxy_matches(std::string_view list, std::string_view host, std::string_view port) {
-  std::string name = lowercase(host);
+  std::string name = detail::lowercase(host);
   while (!name.empty() && name.back() == '.') {
     name.pop_back();
   }
