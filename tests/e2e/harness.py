@@ -314,10 +314,28 @@ class Daemon:
     def running(self):
         return self.process is not None and self.process.poll() is None
 
+    def catches(self, signum):
+        """Whether the running daemon has its handler for `signum` installed (the
+        process's SigCgt mask in /proc): until then the signal's default action, for
+        SIGTERM and SIGHUP death by the signal, is what a sender would get."""
+        try:
+            with open(f"/proc/{self.process.pid}/status", encoding="ascii") as f:
+                caught = next(line for line in f if line.startswith("SigCgt:"))
+        except (OSError, StopIteration):
+            return False
+        return bool(int(caught.split()[1], 16) >> (signum - 1) & 1)
+
+    def signal(self, signum, within=30):
+        """Sends `signum` once the daemon catches it: a daemon started a moment ago (a
+        slow start under AddressSanitizer) may not have reached its handlers yet."""
+        wait_for(lambda: self.catches(signum) or not self.running(), within,
+                 f"the daemon to catch signal {signum}", interval=0.02)
+        self.process.send_signal(signum)
+
     def terminate(self, timeout=5):
         """SIGTERM; returns (exit code, seconds taken), or (None, timeout) when it did not stop."""
+        self.signal(signal.SIGTERM)
         started = time.monotonic()
-        self.process.send_signal(signal.SIGTERM)
         try:
             code = self.process.wait(timeout)
         except subprocess.TimeoutExpired:

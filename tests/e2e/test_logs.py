@@ -70,7 +70,7 @@ class LogsTest(E2ETestCase):
         blog = hourly_job("blog-hourly", backfill="3h")
         with open(daemon.config, "a", encoding="utf-8") as f:
             f.write(f"  - {flow(blog)}\n")
-        daemon.process.send_signal(signal.SIGHUP)
+        daemon.signal(signal.SIGHUP)
         wait_for(lambda: daemon.events("reloaded"), 20, "event=reloaded")
         reloaded = daemon.events("reloaded")[0]
         self.assertEqual((reloaded["jobs"], reloaded["added"], reloaded["removed"]),

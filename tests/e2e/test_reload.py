@@ -16,7 +16,7 @@ class ReloadTest(E2ETestCase):
         Daemon(self.daemon.run_dir, self.daemon.aux_dir, self.server, jobs, **options)
 
     def hangup_and_wait(self, event, count):
-        self.daemon.process.send_signal(signal.SIGHUP)
+        self.daemon.signal(signal.SIGHUP)
         wait_for(lambda: len(self.daemon.events(event)) >= count, 20, f"{count} x event={event}")
         self.assertTrue(self.daemon.running(), f"the daemon died on SIGHUP{self.context()}")
 

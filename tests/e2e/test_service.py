@@ -88,12 +88,12 @@ class ServiceTest(E2ETestCase):
         receive_until("WATCHDOG=1")
         receive_until("WATCHDOG=1")
 
-        self.daemon.process.send_signal(signal.SIGHUP)
+        self.daemon.signal(signal.SIGHUP)
         reloading = receive_until("RELOADING=1")
         self.assertRegex(reloading, r"MONOTONIC_USEC=\d+")
         receive_until("READY=1")
 
-        self.daemon.process.send_signal(signal.SIGTERM)
+        self.daemon.signal(signal.SIGTERM)
         receive_until("STOPPING=1")
         self.assertEqual(self.daemon.process.wait(10), 0)
 
@@ -187,7 +187,7 @@ class ServiceTest(E2ETestCase):
         # A job added by a reload has its counters at once.
         with open(daemon.config, "a", encoding="utf-8") as f:
             f.write(f"  - {flow(hourly_job('web-hourly', backfill='2h'))}\n")
-        daemon.process.send_signal(signal.SIGHUP)
+        daemon.signal(signal.SIGHUP)
         wait_for(lambda: daemon.events("reloaded"), 20, "event=reloaded")
         samples = samples_of(get(base + "/metrics")[1])
         for counter in JOB_COUNTERS:
@@ -198,14 +198,14 @@ class ServiceTest(E2ETestCase):
 
         # A refused reload: 0, and the last success's time stays.
         daemon.edit_config("jobs:", "jobs:\n  - {name: broken}")
-        daemon.process.send_signal(signal.SIGHUP)
+        daemon.signal(signal.SIGHUP)
         wait_for(lambda: daemon.events("reload_failed"), 20, "event=reload_failed")
         samples = samples_of(get(base + "/metrics")[1])
         self.assertEqual((samples.get(RELOAD_OK), samples.get(RELOAD_AT)), (0, reloaded_at))
 
         # Fixed: 1 again.
         daemon.edit_config("jobs:\n  - {name: broken}", "jobs:")
-        daemon.process.send_signal(signal.SIGHUP)
+        daemon.signal(signal.SIGHUP)
         wait_for(lambda: len(daemon.events("reloaded")) >= 2, 20, "a second event=reloaded")
         samples = samples_of(get(base + "/metrics")[1])
         self.assertEqual(samples.get(RELOAD_OK), 1)
