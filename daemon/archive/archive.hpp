@@ -39,6 +39,9 @@ struct ManifestFile {
   std::string name;
   std::uint64_t bytes = 0;
   std::string sha256;
+  // A sink's copy of the manifest only (sink/sink.hpp): the remote object's own checksum
+  // (Manifest::remote_checksum) as it was verified; "" on the local manifest.
+  std::string remote_hash{};
 
   friend bool operator==(const ManifestFile&, const ManifestFile&) = default;
 };
@@ -48,6 +51,9 @@ struct Manifest {
   std::string export_date;           // 202611220300
   Instant archived_at;
   std::vector<ManifestFile> files;  // may be empty: a type with no data still gets a partition
+  // A sink's copy only: which checksum its objects were verified with on the remote
+  // ("md5", "sha1" or "none"); "" on the local manifest, and then not written.
+  std::string remote_checksum{};
 
   friend bool operator==(const Manifest&, const Manifest&) = default;
 };

@@ -92,6 +92,15 @@ const Job* Config::find_job(std::string_view name) const {
   return nullptr;
 }
 
+const Sink* Config::sink_of(const Job& job) const {
+  for (const Sink& sink : sinks) {
+    if (!job.sink.empty() && sink.name == job.sink) {
+      return &sink;
+    }
+  }
+  return nullptr;
+}
+
 std::string Problem::to_string() const {
   if (line == 0) {
     return file + ": " + message;

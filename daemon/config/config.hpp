@@ -131,8 +131,23 @@ struct UserListJob {
 // the compiler points at every place a new kind must be handled.
 using JobSettings = std::variant<RawJob, ChartJob, UserListJob>;
 
+// Where a job's partitions land beyond the local archive (issue 15): an rclone remote.
+// The local archive stays the staging area: a partition is uploaded from it, verified on
+// the remote, and its local copy removed keep_local after that.
+struct Sink {
+  std::string name;
+  // Any rclone remote:path ("oss:bucket/growingio") or on-the-fly backend string
+  // (":webdav,url='http://h:8080':"). An on-the-fly string may hold credentials: it is
+  // never logged, never put in an error message, a metric or argv (the sink's name is).
+  std::string rclone_remote;
+  std::filesystem::path rclone_config;  // empty: rclone's own default
+  Duration keep_local{std::chrono::days{2}};  // 0s: the local copy goes once verified
+  Place place;                                // where the YAML defines it
+};
+
 struct Job {
   std::string name, project;
+  std::string sink;  // a Config::sinks name; "" = the local archive is the destination
   Granularity granularity = Granularity::hour;
   Duration ready_after{};  // default: 40m for hour, 6h for day
   Duration poll_every{std::chrono::minutes{5}};
@@ -206,10 +221,12 @@ struct Config {
   MetricsSettings metrics;
   LogSettings log;
   std::vector<Project> projects;
+  std::vector<Sink> sinks;
   std::vector<Job> jobs;
 
   const Project& project_of(const Job& job) const;   // validated to exist; throws otherwise
   const Job* find_job(std::string_view name) const;  // nullptr when unknown
+  const Sink* sink_of(const Job& job) const;          // nullptr for a job without a sink
 };
 
 struct Problem {
