@@ -22,6 +22,9 @@ packages=(
   lintian
   # scripts/fuzz.sh: clang with libFuzzer and the sanitizer runtimes
   clang libclang-rt-14-dev
+  # sinks (issue 15): the daemon lands partitions with rclone; the sink tests, the demo
+  # and scripts/bench_sink.sh serve their remotes with `rclone serve webdav|sftp`
+  rclone
 )
 
 missing=()

@@ -361,7 +361,7 @@ class DebPackageTest(unittest.TestCase):
         self.check_lintian(deb)
 
         fields = run(["dpkg-deb", "--field", deb, "Package", "Version", "Depends",
-                      "Maintainer"]).stdout
+                      "Recommends", "Maintainer"]).stdout
         self.assertIn("Package: gio-exporter", fields)
         maintainer = re.search(r"Maintainer: (.*)", fields).group(1)
         self.assertRegex(maintainer, r"^[^<>]+ <[^@<>\s]+@[^@<>\s]+\.[a-z]+>$")
@@ -377,6 +377,12 @@ class DebPackageTest(unittest.TestCase):
                                  for item in provides.split(",") if item.strip()}
             self.assertTrue(names & depends, f"{soname} comes from {package}: {sorted(depends)}")
         self.assertIn("ca-certificates", depends)
+        # sinks run rclone, but a local archive does not need it: recommended, not required
+        recommends = re.search(r"Recommends: (.*)", fields)
+        self.assertIsNotNone(recommends, fields)
+        self.assertIn("rclone", {re.split(r"[ (]", item.strip())[0]
+                                 for item in recommends.group(1).split(",")})
+        self.assertNotIn("rclone", depends)
 
         contents = run(["dpkg-deb", "--contents", deb]).stdout
         for path in ("./usr/bin/gio-exporter", "./usr/lib/systemd/system/gio-exporter.service",
