@@ -13,6 +13,8 @@
 # Targets: gzip mode <= 0.5 x (a); size mode <= 1.2 x (b); peak RSS of fetch < 32 MiB.
 #
 # Usage: scripts/bench-download.sh [--quick]     (4 files of 8 MiB and their 32 MiB sum)
+#        scripts/bench-download.sh --data-only   only generate the parts in the cache
+#                                                (scripts/bench_sink.sh serves them too)
 # Environment: GIO_EXPORTER_BIN (a built binary; default: build/ is built),
 #              BENCH_DIR (default build-bench/; the generated files are cached there),
 #              BENCH_FILES (16), BENCH_PART_MIB (64), BENCH_PARALLEL (4),
@@ -23,12 +25,14 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 quick=0
-if [[ ${1:-} == --quick ]]; then
-  quick=1
-elif [[ $# -gt 0 ]]; then
-  echo "usage: $0 [--quick]" >&2
-  exit 2
-fi
+data_only=0
+for arg in "$@"; do
+  case $arg in
+    --quick) quick=1 ;;
+    --data-only) data_only=1 ;;
+    *) echo "usage: $0 [--quick] [--data-only]" >&2; exit 2 ;;
+  esac
+done
 bench_dir=${BENCH_DIR:-$root/build-bench}
 files=${BENCH_FILES:-$((quick ? 4 : 16))}
 part_mib=${BENCH_PART_MIB:-$((quick ? 8 : 64))}
@@ -115,6 +119,9 @@ for ((i = 0; i < files; i++)); do
     mv "$part.tmp" "$part"
   fi
 done
+if ((data_only)); then
+  exit 0
+fi
 big_name=all-$files-parts.csv.gz
 big=$cache/$big_name
 if [[ ! -f $big && $files == 16 && -f $cache/all-parts-1gib.csv.gz ]]; then

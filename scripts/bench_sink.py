@@ -1,0 +1,309 @@
+#!/usr/bin/env python3
+"""The sink benchmark's runs (scripts/bench_sink.sh prepares the binary and the parts).
+
+One hourly slot of FILES cached gzip parts (type visit), served by nginx on loopback
+behind the fake GrowingIO API, archived by the daemon in three ways per round:
+  sink      the job has a sink: a WebDAV remote that `rclone serve webdav` serves on
+            loopback; timed from the API call that answers FINISHED (the daemon's debug
+            line "api call") to slot_done, which a sink job logs once every partition is
+            landed, _SUCCESS last;
+  download  the same job without a sink: from the same API call to slot_done (local);
+  then      download, then `rclone copy` of that run's partition (parts, _manifest.json,
+            _SUCCESS) to the same remote: the download's time plus the copy's wall.
+Both ends of a daemon figure come from the daemon's own log, so they share one clock.
+"""
+
+import argparse
+import datetime as dt
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NOW = "2026-11-22T10:50:00Z"  # backfill 2h: the one slot Beijing 2026-11-22T17 (09:00 UTC), ready since 10:40
+AI = "2a1b4018cd954ec2bcc69da5138bdb96"
+TOKEN = "bench-token"
+STAMP = re.compile(r"^ts=(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3})Z")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, process, what, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{what} exited with {process.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.02)
+    raise SystemExit(f"{what} did not listen on {port}")
+
+
+def stamp_of(line):
+    match = STAMP.match(line)
+    if not match:
+        raise SystemExit(f"no timestamp on: {line}")
+    return dt.datetime.strptime(match.group(1), "%Y-%m-%dT%H:%M:%S.%f")
+
+
+def tail(path, lines=30):
+    with open(path, encoding="utf-8", errors="replace") as f:
+        return "".join(f.readlines()[-lines:])
+
+
+class Servers:
+    """nginx (the parts), the fake API (links to nginx) and rclone's WebDAV server."""
+
+    def __init__(self, work, cache, files):
+        self.work = work
+        self.processes = []
+        www = os.path.join(work, "www")
+        os.makedirs(www)
+        self.bytes = 0
+        for i in range(files):
+            part = os.path.join(cache, f"part-{i:05d}.csv.gz")
+            os.symlink(part, os.path.join(www, str(i)))
+            self.bytes += os.path.getsize(part)
+        self.nginx_port = free_port()
+        nginx_dir = os.path.join(work, "nginx")
+        os.makedirs(os.path.join(nginx_dir, "logs"))
+        temp = os.path.join(nginx_dir, "tmp")
+        os.makedirs(temp)
+        with open(os.path.join(nginx_dir, "nginx.conf"), "w") as f:
+            f.write(f"""daemon off;
+master_process off;
+worker_processes 1;
+error_log {nginx_dir}/logs/error.log warn;
+pid {nginx_dir}/nginx.pid;
+events {{ worker_connections 256; }}
+http {{
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  client_body_temp_path {temp}/body;
+  proxy_temp_path {temp}/proxy;
+  fastcgi_temp_path {temp}/fastcgi;
+  uwsgi_temp_path {temp}/uwsgi;
+  scgi_temp_path {temp}/scgi;
+  default_type application/octet-stream;
+  server {{
+    listen 127.0.0.1:{self.nginx_port};
+    # the fake's link paths, /download/AI/hour/SLOT/visit/PART/NAME: part PART is file PART
+    location ~ ^/download/[^/]+/hour/[^/]+/visit/(\\d+)/[^/]+$ {{ alias {www}/$1; }}
+  }}
+}}
+""")
+        self.start(["nginx", "-p", nginx_dir, "-c", os.path.join(nginx_dir, "nginx.conf"),
+                    "-e", os.path.join(nginx_dir, "logs", "error.log")], self.nginx_port, "nginx")
+
+        scenario = {"token": TOKEN, "ai": AI, "parts": {"visit": files, "page": 0, "custom_event": 0,
+                                                         "action": 0},
+                    "slot_defaults": {"link_base": f"http://127.0.0.1:{self.nginx_port}"}}
+        with open(os.path.join(work, "scenario.json"), "w") as f:
+            json.dump(scenario, f)
+        self.api_port = free_port()
+        self.start([os.path.join(ROOT, "scripts", "fake-growingio"), "--port", str(self.api_port),
+                    "--scenario", os.path.join(work, "scenario.json"), "--now", NOW,
+                    "--data-dir", os.path.join(work, "fake-data"), "--quiet"], self.api_port, "fake-growingio")
+
+        self.remote_dir = os.path.join(work, "remote")
+        os.makedirs(self.remote_dir)
+        self.webdav_port = free_port()
+        self.start(["rclone", "serve", "webdav", self.remote_dir, "--addr", f"127.0.0.1:{self.webdav_port}"],
+                   self.webdav_port, "rclone serve webdav", env=rclone_env())
+
+    def start(self, argv, port, what, env=None):
+        log = open(os.path.join(self.work, f"{os.path.basename(argv[0])}.log"), "wb")
+        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                   env=env)
+        self.processes.append(process)
+        wait_port(port, process, what)
+
+    def remote(self, path):
+        return f":webdav,url='http://127.0.0.1:{self.webdav_port}':{path}"
+
+    def stop(self):
+        for process in reversed(self.processes):
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def rclone_env():
+    env = dict(os.environ)
+    env["RCLONE_CONFIG"] = os.devnull  # not the machine's rclone.conf
+    return env
+
+
+def write_config(run_dir, servers, sink_path):
+    lines = [
+        "state_db: state.db",
+        "archive_dir: archive",
+        f'http: {{api_base: "http://127.0.0.1:{servers.api_port}", timeout: 60s}}',
+        "limits: {api_requests_per_second: 2, parallel_downloads: 4}",
+        'metrics: {listen: ""}',
+        "log: {level: debug}",
+        "projects:",
+        f"  - {{name: shop, ai: {AI}, project_uid: nxog09md, auth: {{token_env: GIO_BENCH_TOKEN}}}}",
+    ]
+    job = ("  - {name: bench, project: shop, kind: raw, granularity: hour, data_types: [visit], "
+           "ready_after: 40m, poll_every: 2s, backfill: 2h, verify: gzip")
+    if sink_path is not None:
+        lines += ["sinks:",
+                  f"  - {{name: lake, rclone_remote: \"{servers.remote(sink_path)}\", keep_local: 2d}}"]
+        job += ", sink: lake"
+    lines += ["jobs:", job + "}"]
+    path = os.path.join(run_dir, "config.yaml")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return path
+
+
+def daemon_run(binary, run_dir, servers, sink_path):
+    """Runs the daemon until its slot is done: (seconds from the API call to slot_done,
+    peak RSS in MiB, the partition's local folder)."""
+    os.makedirs(run_dir)
+    config = write_config(run_dir, servers, sink_path)
+    env = dict(os.environ, GIO_BENCH_TOKEN=TOKEN, GIO_EXPORTER_NOW=NOW, RCLONE_CONFIG=os.devnull)
+    env.pop("JOURNAL_STREAM", None)
+    log_path = os.path.join(run_dir, "daemon.log")
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen([binary, "-c", config, "run"], env=env, cwd=run_dir, stdin=subprocess.DEVNULL,
+                                   stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 600
+        done = None
+        while done is None:
+            if process.poll() is not None:
+                raise SystemExit(f"the daemon exited with {process.returncode}:\n{tail(log_path)}")
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the slot was not done in time:\n{tail(log_path)}")
+            with open(log_path, encoding="utf-8", errors="replace") as f:
+                lines = f.readlines()
+            done = next((line for line in lines if "event=slot_done" in line), None)
+            # a setup fault (a link nginx does not serve, a remote rclone cannot write) would
+            # only be retried: stop at its first sign instead
+            failed = next((line for line in lines if any(
+                sign in line for sign in ("event=slot_failed", "event=upload_failed", "link_rejected"))), None)
+            if failed:
+                raise SystemExit(f"the slot failed:\n{failed}")
+            time.sleep(0.05)
+        with open(f"/proc/{process.pid}/status") as f:
+            rss = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
+    finally:
+        process.terminate()
+        process.wait(60)
+    asked = next(line for line in lines if "api call" in line)
+    seconds = (stamp_of(done) - stamp_of(asked)).total_seconds()
+    slot = re.search(r"slot=(\S+)", done).group(1)
+    day, hour = slot.split("T")
+    return seconds, rss, os.path.join(run_dir, "archive", "bench", "visit", f"dt={day}", f"hour={hour}"), done
+
+
+def check_remote(servers, path, local_dir):
+    """The remote partition holds what the local one does, byte counts alike, _SUCCESS too."""
+    remote_dir = os.path.join(servers.remote_dir, path)
+    local = {name: os.path.getsize(os.path.join(local_dir, name)) for name in os.listdir(local_dir)}
+    remote = {name: os.path.getsize(os.path.join(remote_dir, name)) for name in os.listdir(remote_dir)}
+    if "_SUCCESS" not in remote or {k: v for k, v in local.items() if k != "_manifest.json"} != \
+            {k: v for k, v in remote.items() if k != "_manifest.json"}:
+        raise SystemExit(f"the remote {path} differs from {local_dir}: {sorted(remote)} vs {sorted(local)}")
+
+
+def measure(args, work, servers):
+    runs = []
+    for r in range(args.rounds):
+        print(f"round {r + 1} of {args.rounds}: download ...", file=sys.stderr)
+        download, download_rss, local_dir, _ = daemon_run(args.bin, os.path.join(work, f"download-{r}"), servers,
+                                                          None)
+        relative = os.path.relpath(local_dir, os.path.join(work, f"download-{r}", "archive"))
+        print(f"round {r + 1}: rclone copy ...", file=sys.stderr)
+        started = time.monotonic()
+        subprocess.run(["rclone", "copy", local_dir, servers.remote(f"copy-{r}/{relative}")], env=rclone_env(),
+                       check=True, stdin=subprocess.DEVNULL)
+        copy = time.monotonic() - started
+        check_remote(servers, f"copy-{r}/{relative}", local_dir)
+        print(f"round {r + 1}: sink ...", file=sys.stderr)
+        sink, sink_rss, sink_local, done = daemon_run(args.bin, os.path.join(work, f"sink-{r}"), servers,
+                                                      f"sink-{r}")
+        if "sink=lake" not in done:
+            raise SystemExit(f"slot_done without sink=lake: this binary has no sinks yet:\n{done}")
+        check_remote(servers, f"sink-{r}/{relative}", local_dir)
+        runs.append({"download_s": download, "copy_s": copy, "then_s": download + copy, "sink_s": sink,
+                     "download_rss_mib": download_rss, "sink_rss_mib": sink_rss,
+                     "checksum": (re.search(r"checksum=(\S+)", done) or [None, "?"])[1]})
+    return runs
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bin", required=True)
+    parser.add_argument("--cache", required=True, help="the folder of part-NNNNN.csv.gz files")
+    parser.add_argument("--files", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--json")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    args = parser.parse_args()
+    args.bin = os.path.abspath(args.bin)
+    args.cache = os.path.abspath(args.cache)
+    # a SIGTERM (timeout, Ctrl-C's cousin) still stops the servers and removes the folder
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    work = tempfile.mkdtemp(prefix="gio-bench-sink-")
+    servers = None
+    try:
+        servers = Servers(work, args.cache, args.files)
+        runs = measure(args, work, servers)
+    finally:
+        if servers:
+            servers.stop()
+        if args.keep:
+            print(f"kept {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    median = {key: statistics.median(run[key] for run in runs)
+              for key in ("download_s", "copy_s", "then_s", "sink_s")}
+    rss = {key: max(run[key] for run in runs) for key in ("download_rss_mib", "sink_rss_mib")}
+    mib = servers.bytes / (1 << 20)
+    figures = {"files": args.files, "mib": mib, "rounds": args.rounds, "cores": os.cpu_count(), "runs": runs,
+               **median, **rss, "checksum": runs[0]["checksum"],
+               "sink_vs_then": median["sink_s"] / median["then_s"],
+               "sink_vs_download": median["sink_s"] / median["download_s"]}
+    label = f"{args.files} x {mib / args.files:.0f} MiB"
+    print(f"\nsink benchmark: one slot of {label} to rclone serve webdav on loopback, "
+          f"{figures['cores']} cores, median of {args.rounds} round(s)")
+    print("%-44s %8s %9s %9s" % ("path", "wall s", "ratio", "RSS MiB"))
+    print("%-44s %8.2f %9s %9.1f" % ("(i) download alone (no sink)", median["download_s"], "", rss["download_rss_mib"]))
+    print("%-44s %8.2f %9s %9s" % ("    rclone copy of the partition", median["copy_s"], "", ""))
+    print("%-44s %8.2f %9s %9s" % ("(ii) download, then rclone copy", median["then_s"], "", ""))
+    print("%-44s %8.2f %9s %9.1f" % ("sink: download to remote _SUCCESS", median["sink_s"],
+                                      "%.2f x (ii)" % figures["sink_vs_then"], rss["sink_rss_mib"]))
+    print("%-44s %8s %9s" % ("", "", "%.2f x (i)" % figures["sink_vs_download"]))
+    print(f"checksum checked on the remote: {figures['checksum']}")
+    passed = figures["sink_vs_then"] <= 1.0
+    print("target sink <= 1.0 x (ii): %s; aim 0.8 x: %s" % ("PASS" if passed else "FAIL",
+                                                          "met" if figures["sink_vs_then"] <= 0.8 else "not met"))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(figures, f, indent=1)
+    sys.exit(0 if passed else 1)
+
+
+if __name__ == "__main__":
+    main()
