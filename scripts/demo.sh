@@ -7,7 +7,9 @@
 # 18:10 Beijing), so the demo looks the same every time:
 #   shop-hourly  backfill 14h -> 12 hourly slots, Beijing 2026-11-22T05 .. T16;
 #                T15 answers RUNNING for its first 3 asks, T09 is NOT_EXISTS (a gap)
-#   shop-daily   backfill 2d  -> 1 daily slot, 2026-11-21
+#   shop-daily   backfill 2d  -> 1 daily slot, 2026-11-21, also landed on a sink: a WebDAV
+#                remote that `rclone serve webdav` serves on loopback from demo/remote/
+#                (skipped, with a note, when rclone is missing or the build has no sinks)
 #   shop-charts  a chart job: charts YoX28w7R (answers "doing" twice first) and bigNum1
 #                (a big-number chart), 1 daily slot, 2026-11-21 -> chart.json + chart.csv
 # BUILD_DIR picks the build folder (default: build), as in scripts/test.sh.
@@ -30,16 +32,15 @@ mkdir -p "$demo"
 
 server_pid=""
 daemon_pid=""
+webdav_pid=""
 cleanup() {
-  local status=$?
-  if [[ -n "$daemon_pid" ]] && kill -0 "$daemon_pid" 2>/dev/null; then
-    kill -TERM "$daemon_pid" 2>/dev/null || true
-    wait "$daemon_pid" 2>/dev/null || true
-  fi
-  if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then
-    kill -TERM "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-  fi
+  local status=$? pid
+  for pid in "$daemon_pid" "$server_pid" "$webdav_pid"; do
+    if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
+      kill -TERM "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+    fi
+  done
   exit "$status"
 }
 trap cleanup EXIT
@@ -73,6 +74,25 @@ for _ in $(seq 100); do
 done
 port=$(cat "$demo/fake.port")
 echo "demo: fake GrowingIO on http://127.0.0.1:$port, clock at $GIO_EXPORTER_NOW"
+
+# The sink's remote: a WebDAV server that rclone serves from demo/remote/ on loopback.
+sink_remote=""
+if command -v rclone >/dev/null; then
+  webdav_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  mkdir -p "$demo/remote"
+  RCLONE_CONFIG=/dev/null rclone serve webdav "$demo/remote" --addr "127.0.0.1:$webdav_port" \
+    >"$demo/rclone-webdav.log" 2>&1 &
+  webdav_pid=$!
+  for _ in $(seq 100); do
+    curl -s -o /dev/null "http://127.0.0.1:$webdav_port/" && break
+    kill -0 "$webdav_pid" 2>/dev/null || { cat "$demo/rclone-webdav.log"; exit 1; }
+    sleep 0.1
+  done
+  sink_remote=":webdav,url='http://127.0.0.1:$webdav_port':lake"
+  echo "demo: WebDAV remote (rclone serve webdav of demo/remote) on http://127.0.0.1:$webdav_port"
+else
+  echo "demo: rclone is not installed (scripts/setup.sh installs it): no sink in this run"
+fi
 
 printf 'demo-token\n' >"$demo/shop.token"
 chmod 600 "$demo/shop.token"
@@ -112,6 +132,7 @@ jobs:
     backfill: 2d
     link_expire: 60m
     verify: gzip
+    # @SINK@
   - name: shop-charts
     project: shop
     kind: chart
@@ -123,6 +144,33 @@ jobs:
     give_up_after: 24h
     backfill: 2d
 EOF
+
+# shop-daily's partitions also land on the WebDAV remote, parts first, _SUCCESS last; the
+# local copy stays for keep_local. A build without sinks refuses the keys: the demo then
+# runs as before, without the sink.
+sink_used=0
+if [[ -n "$sink_remote" ]]; then
+  cp "$demo/config.yaml" "$demo/config-no-sink.yaml"
+  python3 - "$demo/config.yaml" "$sink_remote" <<'PY'
+import sys
+path, remote = sys.argv[1], sys.argv[2]
+text = open(path).read().replace("    # @SINK@\n", "    sink: lake\n")
+text = text.replace("\njobs:\n", "\nsinks:\n  - name: lake\n    rclone_remote: \"%s\"\n"
+                    "    keep_local: 2d\njobs:\n" % remote.replace('"', '\\"'), 1)
+open(path, "w").write(text)
+PY
+  if "$bin" -c "$demo/config.yaml" check-config --no-secrets >"$demo/check-sink.log" 2>&1; then
+    sink_used=1
+  elif grep -q "unknown key 'sinks'" "$demo/check-sink.log"; then
+    echo "demo: this build has no sinks yet: shop-daily stays local only"
+    mv "$demo/config-no-sink.yaml" "$demo/config.yaml"
+  else
+    cat "$demo/check-sink.log" >&2
+    exit 1
+  fi
+  rm -f "$demo/config-no-sink.yaml"
+fi
+sed -i '/# @SINK@/d' "$demo/config.yaml"
 
 "$bin" -c "$demo/config.yaml" check-config
 "$bin" -c "$demo/config.yaml" run >"$demo/daemon.log" 2>&1 &
@@ -163,3 +211,9 @@ echo "== archive (bytes, path)"
 echo
 echo "== a chart as CSV (archive/shop-charts/YoX28w7R/dt=2026-11-21/chart.csv)"
 cat "$demo/archive/shop-charts/YoX28w7R/dt=2026-11-21/chart.csv"
+if ((sink_used)); then
+  echo
+  echo "== the sink lake's remote (rclone lsf -R of the WebDAV remote; bytes, path): shop-daily"
+  RCLONE_CONFIG=/dev/null rclone lsf -q -R --files-only --format sp --separator '  ' "$sink_remote" |
+    awk -F'  ' '{ printf "%10s  %s\n", $1, $2 }' | sort -k2
+fi
