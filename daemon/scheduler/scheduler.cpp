@@ -187,6 +187,8 @@ void Scheduler::reload(std::shared_ptr<const config::Config> config) {
                                                           sink_support_.rclone);
   }
   generation_ = std::move(next);
+  retry_uploads_now_ = !generation_->sinks.empty();
+  upload_failures_.clear();
   // A changed window or readiness re-plans from scratch; slots already in the store
   // keep their rows (planning only inserts what is missing), so nothing done is redone.
   planned_until_.clear();
@@ -424,6 +426,10 @@ asio::awaitable<void> Scheduler::run() {
       }
       watch_retention(reading.sure);
       start_due_work(now, nullptr);
+      if (retry_uploads_now_) {
+        store_.resume_uploads(now);
+        retry_uploads_now_ = false;
+      }
       start_due_uploads(now, nullptr);
       prune_local(now);
       // Sleep until the next slot is due, the next slot becomes ready, or a worker ends;

@@ -276,6 +276,8 @@ class Scheduler final : private work::Observer {
   std::set<std::string> uploads_in_flight_;
   std::map<std::string, int> upload_failures_;
   std::chrono::steady_clock::time_point next_prune_{};
+  // A reload (a sink pointed at a working remote, say) makes the backed-off uploads due.
+  bool retry_uploads_now_ = false;
   work::Downloads downloads_;
   async::Signal wake_;
   async::TaskGroup workers_;  // one task per slot in flight
