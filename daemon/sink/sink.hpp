@@ -72,6 +72,8 @@ struct Landed {
 struct Mismatch {
   std::string object;  // the object's name in the partition
   std::string what;    // "missing", "size 10 != 12", "md5 differs", "no _SUCCESS", ...
+
+  friend bool operator==(const Mismatch&, const Mismatch&) = default;
 };
 
 // A failure of rclone or of the remote. The message names the sink and the remote
