@@ -217,12 +217,12 @@ SinkError::Kind classify(const RcloneResult& result) {
                             "TLS handshake", "context deadline exceeded"})) {
     return Kind::unavailable;
   }
-  if (contains_any(errors,
-                   {"403 Forbidden", "status code: 403", "401 Unauthorized", "status code: 401",
-                    "AccessDenied", "Access Denied", "permission denied", "405 Method Not Allowed",
-                    "read-only", "read only file system", "quota", "507 Insufficient",
-                    "413 Request Entity", "InvalidAccessKeyId", "SignatureDoesNotMatch",
-                    "NoSuchBucket", "no space left", "Failed to copy: Not Found"})) {
+  if (contains_any(
+          errors, {"403 Forbidden", "status code: 403", "401 Unauthorized", "status code: 401",
+                   "AccessDenied", "Access Denied", "permission denied", "405 Method Not Allowed",
+                   "read-only", "read only file system", "quota", "507 Insufficient",
+                   "413 Request Entity", "InvalidAccessKeyId", "SignatureDoesNotMatch",
+                   "NoSuchBucket", "no space left", "Failed to copy: Not Found", "409 Conflict"})) {
     return Kind::refused;
   }
   switch (result.exit_code) {
