@@ -213,6 +213,9 @@ echo "== a chart as CSV (archive/shop-charts/YoX28w7R/dt=2026-11-21/chart.csv)"
 cat "$demo/archive/shop-charts/YoX28w7R/dt=2026-11-21/chart.csv"
 if ((sink_used)); then
   echo
+  echo "== the sink's events: the slot archived locally, then landed (demo/daemon.log)"
+  grep -E 'event=(slot_downloaded|slot_done|upload_failed) job=shop-daily' "$demo/daemon.log" || true
+  echo
   echo "== the sink lake's remote (rclone lsf -R of the WebDAV remote; bytes, path): shop-daily"
   RCLONE_CONFIG=/dev/null rclone lsf -q -R --files-only --format sp --separator '  ' "$sink_remote" |
     awk -F'  ' '{ printf "%10s  %s\n", $1, $2 }' | sort -k2
