@@ -234,26 +234,43 @@ def check_remote(servers, path, local_dir):
 def measure(args, work, servers):
     runs = []
     for r in range(args.rounds):
-        print(f"round {r + 1} of {args.rounds}: download ...", file=sys.stderr)
-        download, _, download_rss, local_dir, _ = daemon_run(args.bin, os.path.join(work, f"download-{r}"), servers,
-                                                          None)
-        relative = os.path.relpath(local_dir, os.path.join(work, f"download-{r}", "archive"))
-        print(f"round {r + 1}: rclone copy ...", file=sys.stderr)
-        started = time.monotonic()
-        subprocess.run(["rclone", "copy", local_dir, servers.remote(f"copy-{r}/{relative}")], env=rclone_env(),
-                       check=True, stdin=subprocess.DEVNULL)
-        copy = time.monotonic() - started
-        check_remote(servers, f"copy-{r}/{relative}", local_dir)
-        print(f"round {r + 1}: sink ...", file=sys.stderr)
-        sink, landing, sink_rss, _, done = daemon_run(args.bin, os.path.join(work, f"sink-{r}"), servers,
-                                                      f"sink-{r}")
-        if "sink=lake" not in done:
-            raise SystemExit(f"slot_done without sink=lake: this binary has no sinks yet:\n{done}")
-        check_remote(servers, f"sink-{r}/{relative}", local_dir)
-        runs.append({"download_s": download, "copy_s": copy, "then_s": download + copy, "sink_s": sink,
-                     "sink_download_s": sink - landing, "sink_landing_s": landing,
-                     "download_rss_mib": download_rss, "sink_rss_mib": sink_rss,
-                     "checksum": (re.search(r"checksum=(\S+)", done) or [None, "?"])[1]})
+        run = {}
+
+        def download_then_copy():
+            print(f"round {r + 1}: download, then rclone copy ...", file=sys.stderr)
+            os.sync()
+            download, _, rss, local_dir, _ = daemon_run(args.bin, os.path.join(work, f"download-{r}"), servers,
+                                                         None)
+            relative = os.path.relpath(local_dir, os.path.join(work, f"download-{r}", "archive"))
+            os.sync()
+            started = time.monotonic()
+            subprocess.run(["rclone", "copy", local_dir, servers.remote(f"copy-{r}/{relative}")],
+                           env=rclone_env(), check=True, stdin=subprocess.DEVNULL)
+            copy = time.monotonic() - started
+            check_remote(servers, f"copy-{r}/{relative}", local_dir)
+            run.update(download_s=download, copy_s=copy, then_s=download + copy, download_rss_mib=rss)
+
+        def sink():
+            print(f"round {r + 1}: sink ...", file=sys.stderr)
+            os.sync()
+            wall, landing, rss, local_dir, done = daemon_run(args.bin, os.path.join(work, f"sink-{r}"), servers,
+                                                             f"sink-{r}")
+            if "sink=lake" not in done:
+                raise SystemExit(f"slot_done without sink=lake: this binary has no sinks yet:\n{done}")
+            relative = os.path.relpath(local_dir, os.path.join(work, f"sink-{r}", "archive"))
+            check_remote(servers, f"sink-{r}/{relative}", local_dir)
+            run.update(sink_s=wall, sink_download_s=wall - landing, sink_landing_s=landing, sink_rss_mib=rss,
+                       checksum=(re.search(r"checksum=(\S+)", done) or [None, "?"])[1])
+
+        # every other round the sink goes first, so that neither way always meets the
+        # page cache and the writeback the other left behind
+        for step in ((download_then_copy, sink) if r % 2 == 0 else (sink, download_then_copy)):
+            step()
+        runs.append(run)
+        # the round's copies (a few GiB at full size) are not needed any more
+        for folder in (f"download-{r}", f"sink-{r}", os.path.join("remote", f"copy-{r}"),
+                       os.path.join("remote", f"sink-{r}")):
+            shutil.rmtree(os.path.join(work, folder), ignore_errors=True)
     return runs
 
 
