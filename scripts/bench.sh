@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# The whole benchmark: downloads (HTTP and HTTPS), API economy, scale of planning and
-# state, idle cost. Prints one table with every figure beside its target.
+# The whole benchmark: downloads (HTTP and HTTPS), a slot landed on a sink, API economy,
+# scale of planning and state, idle cost. Prints one table with every figure beside its
+# target.
 #
 # Usage: scripts/bench.sh [--quick]
-#   full:    16 x 64 MiB parts and their 1 GiB sum; 72 hourly slots; 200 jobs over
-#            1,000,000 historical rows; 50 idle jobs for 60 s
+#   full:    16 x 64 MiB parts and their 1 GiB sum (and one slot of them to a sink);
+#            72 hourly slots; 200 jobs over 1,000,000 historical rows; 50 idle jobs for 60 s
 #   --quick: 4 x 8 MiB parts; 24 slots; 50 jobs over 100,000 rows; 15 s idle
 #            (under a minute once the binary is built; 2 min 15 s from a clean clone
 #            on 2 cores, build included). A check that everything runs: with files
@@ -66,6 +67,7 @@ step() {  # step NAME COMMAND...: runs it; 0 and 1 (a target missed) are both re
 }
 step downloads env BENCH_JSON="$results/download.json" "$root/scripts/bench-download.sh" \
   "${download_args[@]}"
+step sink env BENCH_JSON="$results/sink.json" "$root/scripts/bench_sink.sh" "${download_args[@]}"
 step "api economy" python3 "$root/scripts/bench_api.py" --bin "$bin" --slots "$api_slots" \
   --json "$results/api.json"
 step scale python3 "$root/scripts/bench_daemon.py" scale --bin "$bin" --jobs "$scale_jobs" \
@@ -78,6 +80,7 @@ import json, os, sys
 results, elapsed, quick, markdown = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4]
 load = lambda name: json.load(open(os.path.join(results, name + ".json")))
 download, api, scale, idle = load("download"), load("api"), load("scale"), load("idle")
+sink = load("sink")
 rows = []  # (figure, value, target, passed)
 for entry in download["sets"].values():
     what = "%s %s" % (entry["scheme"].upper(), entry["label"])
@@ -93,6 +96,14 @@ for entry in download["sets"].values():
                  "<= 1.2 x", entry["size_ratio"] <= 1.2))
     rss = entry["fetch_rss_mib"]
     rows.append((what + ": fetch peak RSS", "%.1f MiB" % rss, "< 32 MiB", rss < 32))
+what = "sink: 1 slot of %d x %.0f MiB to rclone's WebDAV, API to remote _SUCCESS" % (
+    sink["files"], sink["mib"] / sink["files"])
+rows.append((what + " / download then rclone copy",
+             "%.2f x (%.1f s vs %.1f s + %.1f s)" % (sink["sink_vs_then"], sink["sink_s"], sink["download_s"],
+                                                     sink["copy_s"]),
+             "<= 1.0 x", sink["sink_vs_then"] <= 1.0))
+rows.append(("sink: daemon peak RSS (VmHWM)", "%.1f MiB" % sink["sink_rss_mib"], "< 64 MiB",
+             sink["sink_rss_mib"] < 64))
 slots = api["slots"]
 rows.append(("API asks per archived slot (%d hourly slots, ready 30-70 min)" % slots,
              "%.2f vs naive %.2f (%.2f x)" % (api["daemon_calls_per_slot"], api["naive_calls_per_slot"],
