@@ -40,11 +40,12 @@ Finished run_shell(const std::string& script, std::vector<std::string> environme
     errors.emplace(io, child.errors);
   }
   Finished run;
+  // The sinks outlive the coroutine, which holds them by reference.
+  const OutputSink keep_output = [&run](std::string_view bytes) { run.output += bytes; };
+  const OutputSink keep_errors = [&run](std::string_view bytes) { run.errors += bytes; };
   asio::co_spawn(
       io,
-      await_end(
-          child.pid, timeout, output, [&run](std::string_view bytes) { run.output += bytes; },
-          errors ? &*errors : nullptr, [&run](std::string_view bytes) { run.errors += bytes; }),
+      await_end(child.pid, timeout, output, keep_output, errors ? &*errors : nullptr, keep_errors),
       [&run](std::exception_ptr error, Ended ended) {
         EXPECT_FALSE(error);
         run.ended = ended;
