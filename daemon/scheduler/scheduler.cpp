@@ -358,6 +358,8 @@ asio::awaitable<void> Scheduler::run_once() {
     handle_clock_jump(reading);
     pull_in_next_at(reading.wall);
     store_.resume_downloads(reading.wall);
+    // A pass is a start: uploads backed off by an earlier process are due now.
+    store_.resume_uploads(reading.wall);
     planned = plan(reading.sure);
     watch_retention(reading.sure);
   });
