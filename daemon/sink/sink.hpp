@@ -72,6 +72,8 @@ struct Landed {
 struct Mismatch {
   std::string object;  // the object's name in the partition
   std::string what;    // "missing", "size 10 != 12", "md5 differs", "no _SUCCESS", ...
+
+  friend bool operator==(const Mismatch&, const Mismatch&) = default;
 };
 
 // A failure of rclone or of the remote. The message names the sink and the remote
@@ -123,6 +125,12 @@ class Sink {
   boost::asio::awaitable<std::optional<archive::Manifest>> remote_manifest(std::string job,
                                                                            std::string data_type,
                                                                            Slot slot);
+
+  // check-config without the network: rclone runs (`rclone version`), and the remote
+  // parses (an on-the-fly backend is one this rclone has, its parameters well quoted; a
+  // named remote is in rclone's config). Returns rclone's version line. Throws SinkError
+  // (setup).
+  boost::asio::awaitable<std::string> validate();
 
   // Lists the remote's root folder: check-config's "can be listed". Throws SinkError.
   boost::asio::awaitable<void> probe();
