@@ -975,9 +975,9 @@ class SinkTestCase(E2ETestCase):
 
     def assert_remote_sound(self, remote, partitions, when):
         """At any instant (after a SIGKILL): nothing on the remote outside the partitions
-        `partitions` ({relative partition: files}); every part object there is whole, one
-        of the server's files (objects being written are only allowed without _SUCCESS);
-        a partition with _SUCCESS holds every part and a manifest."""
+        `partitions` ({relative partition: files}); a partition with _SUCCESS holds exactly
+        the server's parts and a manifest. (Without _SUCCESS a part may be half-written:
+        the issue promises readers only that _SUCCESS means whole.)"""
         by_partition = collections.defaultdict(dict)
         for rel, path in remote.objects().items():
             folder, name = os.path.split(rel)
