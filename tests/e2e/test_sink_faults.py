@@ -152,7 +152,7 @@ class SinkFaultTest(SinkTestCase):
         """Damages one object of three partitions: a part flipped (same size), a part one
         byte short, a _SUCCESS removed. Returns [(slot, data type, object)]."""
         first, last = slots[0], slots[-1]
-        types = list(self.job_types(job, first))
+        types = sorted(t for t, files in self.job_types(job, first).items() if files)
         damaged = []
         for slot, data_type, how in ((first, types[0], "flip"), (last, types[1], "truncate"),
                                      (last, types[2], "remove")):

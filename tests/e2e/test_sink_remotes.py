@@ -111,7 +111,7 @@ class LandingTests:
             self.assertEqual(int(event["bytes"]), sum(f["bytes"] for files in truth.values() for f in files), event)
 
     def remote_checksum_of(self, remote, job, slot):
-        data_type = next(iter(self.job_types(job, slot)))
+        data_type = next(t for t, files in self.job_types(job, slot).items() if files)
         return self.remote_manifest(remote, partition_rel(JOB, data_type, slot))["remote_checksum"]
 
     def assert_verify_sink_clean(self):
