@@ -14,7 +14,7 @@ import time
 import unittest
 
 from harness import (MARKERS, REMOTE_PREFIX, SINK_NAME, SinkTestCase, hourly_job, obscure, partition_rel,
-                     sink)
+                     sink, wait_for)
 
 JOB = "shop-hourly"
 
@@ -85,7 +85,9 @@ class LandingTests:
     KIND = None
     OPTIONS = {}
 
-    def land(self, keep_local="2d", scenario=None, **job_options):
+    def land(self, keep_local="2d", scenario=None, until=None, **job_options):
+        """Serves the remote, runs the daemon until every slot is done (and `until()`, when
+        given, is true), stops it: (remote, job, slots)."""
         remote = self.start_remote(self.KIND, **self.OPTIONS)
         job = hourly_job(sink=SINK_NAME, **{"backfill": "4h", **job_options})
         server, daemon = self.start(scenario, jobs=[job], sinks=[sink(remote, keep_local=keep_local)])
@@ -93,6 +95,8 @@ class LandingTests:
         self.assertGreaterEqual(len(slots), 1)
         daemon.start()
         self.wait_done(JOB, len(slots), timeout=90)
+        if until is not None:
+            wait_for(until, 30, getattr(until, "__doc__", None) or "the daemon")
         self.stop_daemon(within=10)
         return remote, job, slots
 
@@ -143,12 +147,13 @@ class LocalLandingTest(LandingTests, SinkTestCase):
     KIND = "local"
 
     def test_keep_local_0s_removes_the_local_copy_once_landed(self):
-        remote, job, slots = self.land(keep_local="0s")
+        def pruned():
+            """the local partitions to go (keep_local 0s)"""
+            slots = self.expected()
+            return not [p for p in (self.partition(JOB, t, s) for s in slots for t in self.truth(JOB, s))
+                        if os.path.isdir(p) and os.listdir(p)]
+        remote, job, slots = self.land(keep_local="0s", until=pruned)
         self.assert_landed(remote, job, slots)
-        # Pruning follows `done` at once; give the daemon's last step a moment.
-        partitions = [self.partition(JOB, t, s) for s in slots for t in self.job_types(job, s)]
-        leftover = [p for p in partitions if os.path.exists(p)]
-        self.assertEqual(leftover, [], "local partitions left with keep_local: 0s")
         pruned = self.daemon.events("local_pruned", job=JOB, sink=SINK_NAME)
         self.assertEqual(sorted({event["slot"] for event in pruned}), sorted(slots), pruned)
         # `verify` does not call a pruned partition of a sink job missing.
