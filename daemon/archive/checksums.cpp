@@ -1,9 +1,13 @@
 #include "archive/checksums.hpp"
 
+#include <fcntl.h>
 #include <openssl/evp.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include <array>
+#include <cerrno>
+#include <cstring>
 #include <stdexcept>
 #include <vector>
 
@@ -27,30 +31,58 @@ std::string to_hex(const unsigned char* digest, unsigned int length) {
 
 }  // namespace
 
-Sha256::Sha256() : context_(EVP_MD_CTX_new()) {
-  if (context_ == nullptr || EVP_DigestInit_ex(context_, EVP_sha256(), nullptr) != 1) {
+Digest::Digest(std::string_view algorithm) : context_(EVP_MD_CTX_new()) {
+  const std::string name{algorithm};
+  const EVP_MD* type = EVP_get_digestbyname(name.c_str());
+  if (context_ == nullptr || type == nullptr || EVP_DigestInit_ex(context_, type, nullptr) != 1) {
     EVP_MD_CTX_free(context_);
-    throw std::runtime_error("cannot initialise SHA-256");
+    throw std::runtime_error("cannot initialise digest " + name);
   }
 }
 
-Sha256::~Sha256() {
+Digest::~Digest() {
   EVP_MD_CTX_free(context_);
 }
 
-void Sha256::update(const char* data, std::size_t size) {
+void Digest::update(const char* data, std::size_t size) {
   if (EVP_DigestUpdate(context_, data, size) != 1) {
-    throw std::runtime_error("SHA-256 update failed");
+    throw std::runtime_error("digest update failed");
   }
 }
 
-std::string Sha256::hex() {
+std::string Digest::hex() {
   std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
   unsigned int length = 0;
   if (EVP_DigestFinal_ex(context_, digest.data(), &length) != 1) {
-    throw std::runtime_error("SHA-256 final failed");
+    throw std::runtime_error("digest final failed");
   }
   return to_hex(digest.data(), length);
+}
+
+std::string file_digest_hex(std::string_view algorithm, const std::filesystem::path& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) {
+    throw std::runtime_error("cannot open " + path.string() + ": " + std::strerror(errno));
+  }
+  Digest digest{algorithm};
+  std::vector<char> buffer(1 << 20);
+  for (;;) {
+    const ssize_t got = ::read(fd, buffer.data(), buffer.size());
+    if (got < 0 && errno == EINTR) {
+      continue;
+    }
+    if (got < 0) {
+      const int error = errno;
+      ::close(fd);
+      throw std::runtime_error("cannot read " + path.string() + ": " + std::strerror(error));
+    }
+    if (got == 0) {
+      break;
+    }
+    digest.update(buffer.data(), static_cast<std::size_t>(got));
+  }
+  ::close(fd);
+  return digest.hex();
 }
 
 std::string sha256_hex(std::string_view data) {

@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <string>
@@ -16,12 +17,15 @@ struct evp_md_ctx_st;
 
 namespace gio::archive {
 
-class Sha256 {
+// A message digest of OpenSSL's by name ("sha256", "md5", "sha1": a sink compares a
+// staged part with the remote's own checksum, which is MD5 or SHA-1).
+class Digest {
  public:
-  Sha256();  // throws std::runtime_error when OpenSSL cannot set it up
-  ~Sha256();
-  Sha256(const Sha256&) = delete;
-  Sha256& operator=(const Sha256&) = delete;
+  // Throws std::runtime_error when OpenSSL has no such digest or cannot set it up.
+  explicit Digest(std::string_view algorithm);
+  ~Digest();
+  Digest(const Digest&) = delete;
+  Digest& operator=(const Digest&) = delete;
 
   void update(const char* data, std::size_t size);
   // Lower-case hex of the digest; call once, after the last update().
@@ -30,6 +34,16 @@ class Sha256 {
  private:
   evp_md_ctx_st* context_;
 };
+
+class Sha256 : public Digest {
+ public:
+  Sha256() : Digest("sha256") {}
+};
+
+// Lower-case hex digest `algorithm` of the file at `path`, read in blocks (memory stays
+// flat). Blocking: call it off the event loop. Throws std::runtime_error naming the
+// path and the errno text when it cannot be read.
+std::string file_digest_hex(std::string_view algorithm, const std::filesystem::path& path);
 
 // Lower-case hex SHA-256 of `data`.
 std::string sha256_hex(std::string_view data);

@@ -30,6 +30,21 @@ std::optional<std::uint64_t> unsigned_field(const json::object& object, std::str
   return std::nullopt;
 }
 
+// An optional string field into `target` (left as it is when absent); false when the
+// key is there with another type.
+bool optional_string(const json::object& object, std::string_view key, std::string& target) {
+  const json::value* value = object.if_contains(key);
+  if (value == nullptr) {
+    return true;
+  }
+  const json::string* text = value->if_string();
+  if (text == nullptr) {
+    return false;
+  }
+  target.assign(text->data(), text->size());
+  return true;
+}
+
 }  // namespace
 
 Manifest make_manifest(std::string_view job, std::string_view data_type, const Slot& slot,
@@ -51,13 +66,21 @@ std::string to_json(const Manifest& manifest) {
   out += "  \"slot\": " + json_string(manifest.slot) + ",\n";
   out += "  \"export_date\": " + json_string(manifest.export_date) + ",\n";
   out += "  \"archived_at\": " + json_string(format_utc(manifest.archived_at)) + ",\n";
+  // A sink's fields only when set: a local manifest stays byte-identical to earlier ones.
+  if (!manifest.remote_checksum.empty()) {
+    out += "  \"remote_checksum\": " + json_string(manifest.remote_checksum) + ",\n";
+  }
   out += "  \"files\": [";
   for (std::size_t i = 0; i < manifest.files.size(); ++i) {
     const ManifestFile& file = manifest.files[i];
     out += i == 0 ? "\n" : ",\n";
     out += "    {\"name\": " + json_string(file.name) +
            ", \"bytes\": " + std::to_string(file.bytes) +
-           ", \"sha256\": " + json_string(file.sha256) + "}";
+           ", \"sha256\": " + json_string(file.sha256);
+    if (!file.remote_hash.empty()) {
+      out += ", \"remote_hash\": " + json_string(file.remote_hash);
+    }
+    out += "}";
   }
   out += manifest.files.empty() ? "]\n" : "\n  ]\n";
   out += "}\n";
@@ -95,6 +118,9 @@ std::optional<Manifest> parse_manifest(std::string_view text) {
     return std::nullopt;
   }
   manifest.archived_at = *instant;
+  if (!optional_string(object, "remote_checksum", manifest.remote_checksum)) {
+    return std::nullopt;
+  }
 
   const json::value* files = object.if_contains("files");
   if (files == nullptr || !files->is_array()) {
@@ -112,9 +138,13 @@ std::optional<Manifest> parse_manifest(std::string_view text) {
         !is_safe_file_name(std::string_view{name->data(), name->size()})) {
       return std::nullopt;
     }
-    manifest.files.push_back({.name = std::string{name->data(), name->size()},
-                              .bytes = *bytes,
-                              .sha256 = std::string{sha256->data(), sha256->size()}});
+    ManifestFile file{.name = std::string{name->data(), name->size()},
+                      .bytes = *bytes,
+                      .sha256 = std::string{sha256->data(), sha256->size()}};
+    if (!optional_string(fields, "remote_hash", file.remote_hash)) {
+      return std::nullopt;
+    }
+    manifest.files.push_back(std::move(file));
   }
   return manifest;
 }

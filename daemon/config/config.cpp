@@ -202,8 +202,21 @@ std::string summary(const Config& config) {
     }
     out += job.name + ": " + std::string(kind_name(job)) + " " +
            std::string(gio::to_string(job.granularity)) + " of " + job.project;
+    if (!job.sink.empty()) {
+      out += " to sink " + job.sink;
+    }
   }
-  out += "); state_db " + config.state_db.string() + ", archive_dir " + config.archive_dir.string();
+  out += ")";
+  // A sink by its name and keep_local only: its remote string may hold credentials.
+  if (!config.sinks.empty()) {
+    out += ", " + plural(config.sinks.size(), "sink") + " (";
+    for (std::size_t i = 0; i < config.sinks.size(); ++i) {
+      out += (i > 0 ? ", " : "") + config.sinks[i].name + ": keep_local " +
+             format_duration(config.sinks[i].keep_local);
+    }
+    out += ")";
+  }
+  out += "; state_db " + config.state_db.string() + ", archive_dir " + config.archive_dir.string();
   return out;
 }
 

@@ -140,7 +140,7 @@ struct Sink {
   // (":webdav,url='http://h:8080':"). An on-the-fly string may hold credentials: it is
   // never logged, never put in an error message, a metric or argv (the sink's name is).
   std::string rclone_remote;
-  std::filesystem::path rclone_config;  // empty: rclone's own default
+  std::filesystem::path rclone_config;        // empty: rclone's own default
   Duration keep_local{std::chrono::days{2}};  // 0s: the local copy goes once verified
   Place place;                                // where the YAML defines it
 };
@@ -226,7 +226,7 @@ struct Config {
 
   const Project& project_of(const Job& job) const;   // validated to exist; throws otherwise
   const Job* find_job(std::string_view name) const;  // nullptr when unknown
-  const Sink* sink_of(const Job& job) const;          // nullptr for a job without a sink
+  const Sink* sink_of(const Job& job) const;         // nullptr for a job without a sink
 };
 
 struct Problem {
@@ -276,6 +276,8 @@ inline constexpr Duration kMaxPollEvery = std::chrono::hours{24};
 // Longer than the vendor keeps the data would only postpone `lost`.
 inline constexpr Duration kMaxGiveUpAfter = kRetention;
 inline constexpr Duration kMaxNotExistsGrace = std::chrono::hours{48};
+// sinks[].keep_local: 0s removes the local copy once landed; ten years is "keep it".
+inline constexpr Duration kMaxKeepLocal = std::chrono::days{3650};
 inline constexpr Duration kMinHookTimeout = std::chrono::seconds{1};
 inline constexpr Duration kMaxHookTimeout = std::chrono::minutes{10};
 inline constexpr Duration kMinBackfill = std::chrono::hours{1};

@@ -12,9 +12,9 @@ namespace gio::config::keys {
 
 using List = std::span<const std::string_view>;
 
-inline constexpr std::string_view kTopLevel[] = {"state_db", "archive_dir", "archive_umask",
-                                                 "http",     "limits",      "metrics",
-                                                 "log",      "projects",    "jobs"};
+inline constexpr std::string_view kTopLevel[] = {
+    "state_db", "archive_dir", "archive_umask", "http",  "limits",
+    "metrics",  "log",         "projects",      "sinks", "jobs"};
 inline constexpr std::string_view kHttp[] = {"api_base", "timeout",  "ca_file",
                                              "proxy",    "no_proxy", "allow_private_links"};
 inline constexpr std::string_view kLimits[] = {"api_requests_per_second", "parallel_downloads",
@@ -26,28 +26,14 @@ inline constexpr std::string_view kAuth[] = {
     "token_file",       "token_env",       "token_credential",      "client_id",
     "private_key_file", "private_key_env", "private_key_credential"};
 // A job's map: its common keys, the keys of chart and user-list jobs, and the hooks.
-inline constexpr std::string_view kJob[] = {"name",
-                                            "project",
-                                            "kind",
-                                            "granularity",
-                                            "data_types",
-                                            "ready_after",
-                                            "poll_every",
-                                            "give_up_after",
-                                            "not_exists_grace",
-                                            "backfill",
-                                            "link_expire",
-                                            "verify",
-                                            "charts",
-                                            "interval",
-                                            "resource",
-                                            "conversion_window",
-                                            "range",
-                                            "parameters",
-                                            "on_slot_done",
-                                            "on_slot_failed",
-                                            "on_slot_at_risk",
-                                            "hook_timeout"};
+inline constexpr std::string_view kSink[] = {"name", "rclone_remote", "rclone_config",
+                                             "keep_local"};
+inline constexpr std::string_view kJob[] = {
+    "name",           "project",           "sink",        "kind",          "granularity",
+    "data_types",     "ready_after",       "poll_every",  "give_up_after", "not_exists_grace",
+    "backfill",       "link_expire",       "verify",      "charts",        "interval",
+    "resource",       "conversion_window", "range",       "parameters",    "on_slot_done",
+    "on_slot_failed", "on_slot_at_risk",   "hook_timeout"};
 // The part of kJob only chart (and user-list) jobs take.
 inline constexpr std::string_view kChartOnly[] = {
     "charts", "interval", "resource", "conversion_window", "range", "parameters"};
@@ -60,8 +46,9 @@ struct Map {
   std::string_view where;
   List keys;
 };
-inline constexpr Map kMaps[] = {{"top level", kTopLevel}, {"http", kHttp}, {"limits", kLimits},
-                                {"metrics", kMetrics},    {"log", kLog},   {"projects[]", kProject},
-                                {"auth", kAuth},          {"jobs[]", kJob}};
+inline constexpr Map kMaps[] = {
+    {"top level", kTopLevel}, {"http", kHttp},    {"limits", kLimits},
+    {"metrics", kMetrics},    {"log", kLog},      {"projects[]", kProject},
+    {"auth", kAuth},          {"sinks[]", kSink}, {"jobs[]", kJob}};
 
 }  // namespace gio::config::keys

@@ -207,9 +207,13 @@ void Parser::read(const YAML::Node& root) {
   }
   auto projects =
       read_projects(map.find("projects"), map.mark(), base_, config_.secrets, reporter_);
-  config_.jobs = read_jobs(map.find("jobs"), map.mark(), projects, reporter_);
+  auto sinks = read_sinks(map.find("sinks"), base_, reporter_);
+  config_.jobs = read_jobs(map.find("jobs"), map.mark(), projects, sinks, reporter_);
   if (projects) {
     config_.projects = std::move(*projects);
+  }
+  if (sinks) {
+    config_.sinks = std::move(*sinks);
   }
 }
 

@@ -22,14 +22,22 @@ constexpr Choice<Granularity> kGranularities[] = {{"hour", Granularity::hour},
 constexpr Choice<archive::VerifyMode> kVerifyModes[] = {{"gzip", archive::VerifyMode::gzip},
                                                         {"size", archive::VerifyMode::size}};
 
+}  // namespace
+
+// Where a job names its project and its sink, for the checks against those lists.
+struct JobMarks {
+  std::optional<YAML::Mark> project, sink;
+};
+
+namespace {
+
 class JobReader {
  public:
   explicit JobReader(Reporter& reporter) : reporter_(reporter) {}
 
-  // `earlier` are the jobs before this one (names must differ). `project` is set to
-  // where the job names its project, for the check against the projects.
-  Job read_job(const YAML::Node& node, const std::vector<Job>& earlier,
-               std::optional<YAML::Mark>& project);
+  // `earlier` are the jobs before this one (names must differ). `marks` is set to
+  // where the job names its project and its sink, for the checks against those lists.
+  Job read_job(const YAML::Node& node, const std::vector<Job>& earlier, JobMarks& marks);
 
  private:
   void read_names(const MapReader& map, const std::vector<Job>& earlier, Job& job,
@@ -54,8 +62,7 @@ class JobReader {
   Reporter& reporter_;
 };
 
-Job JobReader::read_job(const YAML::Node& node, const std::vector<Job>& earlier,
-                        std::optional<YAML::Mark>& project) {
+Job JobReader::read_job(const YAML::Node& node, const std::vector<Job>& earlier, JobMarks& marks) {
   Job job;
   if (!node.IsMap()) {
     reporter_.add(node.Mark(),
@@ -63,7 +70,13 @@ Job JobReader::read_job(const YAML::Node& node, const std::vector<Job>& earlier,
     return job;
   }
   const MapReader map(node, "a job", keys::kJob, reporter_);
-  read_names(map, earlier, job, project);
+  read_names(map, earlier, job, marks.project);
+  if (const Entry* entry = map.find("sink")) {
+    if (auto name = read_string(*entry, reporter_)) {
+      job.sink = *name;
+      marks.sink = entry->value_mark();
+    }
+  }
   std::optional<KindName> kind = KindName::raw;
   if (const Entry* entry = map.find("kind")) {
     kind = read_choice<KindName>(*entry, reporter_, kKinds);
@@ -418,9 +431,32 @@ std::vector<std::string> JobReader::read_chart_ids(const Entry& entry) {
 
 }  // namespace
 
+namespace {
+
+// "unknown <what> 'name' (not in '<list>'; did you mean 'x'?)"
+template <typename T>
+void check_known(std::string_view what, std::string_view list, const std::string& name,
+                 const YAML::Mark& mark, const std::vector<T>& known, Reporter& reporter) {
+  std::vector<std::string_view> names;
+  for (const T& item : known) {
+    if (item.name == name) {
+      return;
+    }
+    names.push_back(item.name);
+  }
+  std::string message =
+      "unknown " + std::string{what} + " " + in_quotes(name) + " (not in " + in_quotes(list);
+  if (const auto suggestion = nearest(name, names)) {
+    message += "; did you mean " + in_quotes(*suggestion) + "?";
+  }
+  reporter.add(mark, message + ")");
+}
+
+}  // namespace
+
 std::vector<Job> read_jobs(const Entry* entry, const YAML::Mark& root,
                            const std::optional<std::vector<Project>>& projects,
-                           Reporter& reporter) {
+                           const std::optional<std::vector<Sink>>& sinks, Reporter& reporter) {
   std::vector<Job> jobs;
   if (entry == nullptr) {
     reporter.add(root, "'jobs' is missing; at least one job is needed");
@@ -432,31 +468,21 @@ std::vector<Job> read_jobs(const Entry* entry, const YAML::Mark& root,
     return jobs;
   }
   JobReader reader(reporter);
-  std::vector<std::optional<YAML::Mark>> project_marks;
+  std::vector<JobMarks> marks;
   for (const YAML::Node& node : entry->value) {
-    std::optional<YAML::Mark> project_mark;
-    Job job = reader.read_job(node, jobs, project_mark);
+    JobMarks job_marks;
+    Job job = reader.read_job(node, jobs, job_marks);
     jobs.push_back(std::move(job));
-    project_marks.push_back(project_mark);
+    marks.push_back(job_marks);
   }
-  // Without a list of projects every job would be "unknown project": noise after the
+  // Without a list to check against, every job would be "unknown ...": noise after the
   // real problem.
-  if (!projects) {
-    return jobs;
-  }
   for (std::size_t i = 0; i < jobs.size(); ++i) {
-    const bool known = std::any_of(projects->begin(), projects->end(),
-                                   [&](const Project& p) { return p.name == jobs[i].project; });
-    if (project_marks[i] && !known) {
-      std::vector<std::string_view> names;
-      for (const Project& project : *projects) {
-        names.push_back(project.name);
-      }
-      std::string message = "unknown project " + in_quotes(jobs[i].project) + " (not in 'projects'";
-      if (const auto suggestion = nearest(jobs[i].project, names)) {
-        message += "; did you mean " + in_quotes(*suggestion) + "?";
-      }
-      reporter.add(*project_marks[i], message + ")");
+    if (projects && marks[i].project) {
+      check_known("project", "projects", jobs[i].project, *marks[i].project, *projects, reporter);
+    }
+    if (sinks && marks[i].sink) {
+      check_known("sink", "sinks", jobs[i].sink, *marks[i].sink, *sinks, reporter);
     }
   }
   return jobs;

@@ -196,9 +196,16 @@ std::optional<std::vector<Project>> read_projects(const Entry* entry, const YAML
                                                   const std::filesystem::path& base,
                                                   SecretMode secrets, Reporter& reporter);
 
+// `entry` is the top-level `sinks:` (nullptr or empty: no sinks). nullopt when it is not
+// a list, so that the jobs' sinks are not checked against it.
+std::optional<std::vector<Sink>> read_sinks(const Entry* entry, const std::filesystem::path& base,
+                                            Reporter& reporter);
+
 // `entry` is the top-level `jobs:` (nullptr when missing; reported at `root`). Each job's
-// project is checked against `projects` when there is such a list.
+// project is checked against `projects`, and its sink against `sinks`, when there is
+// such a list.
 std::vector<Job> read_jobs(const Entry* entry, const YAML::Mark& root,
-                           const std::optional<std::vector<Project>>& projects, Reporter& reporter);
+                           const std::optional<std::vector<Project>>& projects,
+                           const std::optional<std::vector<Sink>>& sinks, Reporter& reporter);
 
 }  // namespace gio::config::parsing

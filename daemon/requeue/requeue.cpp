@@ -40,6 +40,10 @@ class Decisions {
   std::string job_;
 };
 
+// An uploading slot is complete locally: the daemon lands it on its sink.
+constexpr const char* kUploadingSkip =
+    "skipped: uploading (archived locally; the daemon is landing it on its sink)";
+
 }  // namespace
 
 int Report::count(Outcome outcome) const {
@@ -86,6 +90,9 @@ Report Requeuer::backfill(const config::Job& job, std::span<const Slot> slots,
     if (current && current->state == SlotState::downloading) {
       return decisions.skip(target, "skipped: downloading (the daemon is on it)");
     }
+    if (current && current->state == SlotState::uploading) {
+      return decisions.skip(target, kUploadingSkip);
+    }
     if (now_ >= slot.lost_at()) {
       return decisions.skip(target, lost_reason(slot));
     }
@@ -119,6 +126,7 @@ Report Requeuer::backfill(const config::Job& job, std::span<const Slot> slots,
         }
         return state::Requeue{.reset_attempts = true, .forget_all_files = true};
       case SlotState::downloading:
+      case SlotState::uploading:
         break;  // handled above
     }
     return std::nullopt;
@@ -164,6 +172,8 @@ Report Requeuer::retry(const config::Job& job, const std::optional<Slot>& slot, 
         return decisions.skip(target, "skipped: done (use backfill --force to fetch it again)");
       case SlotState::downloading:
         return decisions.skip(target, "skipped: downloading (the daemon is on it)");
+      case SlotState::uploading:
+        return decisions.skip(target, kUploadingSkip);
       case SlotState::pending:
       case SlotState::waiting:
         decisions.add(target, Outcome::already_queued,

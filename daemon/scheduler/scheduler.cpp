@@ -101,6 +101,16 @@ JobChanges job_changes(const config::Config& running, const config::Config& next
     check(before->link_expire == job.link_expire, "link_expire");
     check(before->verify == job.verify, "verify");
     check(before->hooks == job.hooks, "hooks");
+    // A sink whose settings changed changes every job that lands on it.
+    const config::Sink* sink_before = running.sink_of(*before);
+    const config::Sink* sink_next = next.sink_of(job);
+    const bool same_sink =
+        (sink_before == nullptr) == (sink_next == nullptr) &&
+        (sink_before == nullptr || (sink_before->name == sink_next->name &&
+                                    sink_before->rclone_remote == sink_next->rclone_remote &&
+                                    sink_before->rclone_config == sink_next->rclone_config &&
+                                    sink_before->keep_local == sink_next->keep_local));
+    check(before->sink == job.sink && same_sink, "sink");
     check(before->settings.index() == job.settings.index(), "kind");
     check(before->settings.index() != job.settings.index() || before->settings == job.settings,
           "settings");

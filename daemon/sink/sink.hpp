@@ -30,7 +30,6 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/thread_pool.hpp>
-
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -54,7 +53,8 @@ std::string_view to_string(Checksum checksum);  // "none", "md5", "sha1"
 struct RemoteObject {
   std::string name;
   std::uint64_t bytes = 0;
-  std::map<std::string, std::string> hashes;  // "md5"/"sha1" -> lowercase hex, as the backend has them
+  // "md5"/"sha1" -> lowercase hex, as the backend has them.
+  std::map<std::string, std::string> hashes;
 
   friend bool operator==(const RemoteObject&, const RemoteObject&) = default;
 };
@@ -62,14 +62,18 @@ struct RemoteObject {
 // What landing a partition did.
 struct Landed {
   Checksum checked = Checksum::none;
-  std::size_t uploaded = 0;        // objects copied by this call (0: the remote already held it)
-  std::uint64_t uploaded_bytes = 0;
+  // Objects copied by this call, parts, _manifest.json and _SUCCESS (0: the remote
+  // already held the partition, and nothing was touched).
+  std::size_t uploaded = 0;
+  std::uint64_t uploaded_bytes = 0;  // of the parts and manifest copied
 };
 
 // One way the remote differs from a manifest (verify --sink).
 struct Mismatch {
   std::string object;  // the object's name in the partition
   std::string what;    // "missing", "size 10 != 12", "md5 differs", "no _SUCCESS", ...
+
+  friend bool operator==(const Mismatch&, const Mismatch&) = default;
 };
 
 // A failure of rclone or of the remote. The message names the sink and the remote
@@ -79,9 +83,11 @@ class SinkError : public std::runtime_error {
  public:
   enum class Kind {
     unavailable,  // rclone could not reach the remote (network, 5xx, timeout): try again later
-    refused,      // the remote refused (permissions, quota, bad bucket): still retried, but a person is needed
-    mismatch,     // what was uploaded does not verify (size or checksum)
-    setup,        // rclone is missing or the remote does not parse
+    // The remote refused (permissions, quota, bad bucket): still retried, but a person
+    // is needed.
+    refused,
+    mismatch,  // what was uploaded does not verify (size or checksum)
+    setup,     // rclone is missing or the remote does not parse
   };
   SinkError(Kind kind, const std::string& message) : std::runtime_error(message), kind_(kind) {}
   Kind kind() const { return kind_; }

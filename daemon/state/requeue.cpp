@@ -11,7 +11,7 @@ RequeueStatements::RequeueStatements(sqlite::Database& db)
                      "'', '', ?4, ?4)"),
       requeue_update(db,
                      "UPDATE slots SET state = 'pending', next_at = ?3, updated_at = ?3, "
-                     "done_at = NULL, notices = 0, "
+                     "done_at = NULL, notices = 0, uploading_since = NULL, "
                      "attempts = CASE WHEN ?4 THEN 0 ELSE attempts END, "
                      "created_at = CASE WHEN ?4 THEN ?3 ELSE created_at END "
                      "WHERE job = ?1 AND slot = ?2"),

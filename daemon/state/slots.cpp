@@ -10,19 +10,21 @@
 namespace gio::state {
 namespace {
 
-constexpr std::array<std::string_view, 6> kStateNames = {"pending", "waiting", "downloading",
-                                                         "done",    "failed",  "lost"};
-constexpr std::array kAllStates = {SlotState::pending, SlotState::waiting, SlotState::downloading,
-                                   SlotState::done,    SlotState::failed,  SlotState::lost};
+constexpr std::array<std::string_view, 7> kStateNames = {
+    "pending", "waiting", "downloading", "uploading", "done", "failed", "lost"};
+constexpr std::array kAllStates = {SlotState::pending,   SlotState::waiting, SlotState::downloading,
+                                   SlotState::uploading, SlotState::done,    SlotState::failed,
+                                   SlotState::lost};
 // States the scheduler still has work for.
 constexpr std::array kActiveStates = {SlotState::pending, SlotState::waiting,
                                       SlotState::downloading};
-constexpr std::array kNotDoneStates = {SlotState::pending, SlotState::waiting,
-                                       SlotState::downloading, SlotState::failed, SlotState::lost};
+constexpr std::array kNotDoneStates = {SlotState::pending,     SlotState::waiting,
+                                       SlotState::downloading, SlotState::uploading,
+                                       SlotState::failed,      SlotState::lost};
 
 constexpr std::string_view kSlotColumns =
     "job, slot, start, state, attempts, next_at, api_status, last_error, created_at, "
-    "updated_at, done_at, notices";
+    "updated_at, done_at, notices, uploading_since";
 
 // A JSON array of strings, for SQLite's json_each: one bound value however many names.
 std::string json_array(std::span<const std::string> texts) {
@@ -82,6 +84,9 @@ SlotRecord read_slot(const sqlite::Query& row) {
     record.done_at = from_unix(row.get_int64(10));
   }
   record.notices = static_cast<int>(row.get_int64(11));
+  if (!row.is_null(12)) {
+    record.uploading_since = from_unix(row.get_int64(12));
+  }
   return record;
 }
 
@@ -132,13 +137,16 @@ SlotStatements::SlotStatements(sqlite::Database& db)
                         "SELECT min(next_at), slot FROM slots INDEXED BY slots_by_job_state_start "
                         "WHERE job = ?1 AND state = ?2"),
       not_done(db, select_slots("WHERE job = ?1 AND state IN ('pending', 'waiting', "
-                                "'downloading', 'failed', 'lost') ORDER BY start, slot")),
+                                "'downloading', 'uploading', 'failed', 'lost') "
+                                "ORDER BY start, slot")),
       update_slot(db,
                   "UPDATE slots SET state = ?3, next_at = ?4, "
                   "api_status = coalesce(?5, api_status), last_error = coalesce(?6, last_error), "
                   "attempts = attempts + ?7, updated_at = ?8, "
                   "done_at = CASE WHEN ?3 = 'done' THEN ?8 ELSE NULL END, "
-                  "notices = coalesce(?9, notices) "
+                  "notices = coalesce(?9, notices), "
+                  "uploading_since = CASE WHEN ?3 = 'uploading' THEN "
+                  "coalesce(uploading_since, ?8) ELSE NULL END "
                   "WHERE job = ?1 AND slot = ?2"),
       resume_downloads(db,
                        "UPDATE slots SET next_at = min(next_at, ?1), "
@@ -165,7 +173,28 @@ SlotStatements::SlotStatements(sqlite::Database& db)
                                        "= ?4), start, job LIMIT ?2")),
       later_finished(db,
                      "SELECT EXISTS (SELECT 1 FROM slots WHERE job = ?1 AND start > ?2 AND "
-                     "state IN ('downloading', 'done'))") {}
+                     "state IN ('downloading', 'uploading', 'done'))"),
+      due_uploads(db, select_slots("WHERE state = 'uploading' AND next_at <= ?1 AND job IN "
+                                   "(SELECT value FROM json_each(?3)) ORDER BY start, job "
+                                   "LIMIT ?2")),
+      resume_uploads(db, "UPDATE slots SET next_at = min(next_at, ?1) WHERE state = 'uploading'"),
+      pull_in_uploads(db,
+                      "UPDATE slots SET next_at = ?3 WHERE job = ?1 AND state = 'uploading' "
+                      "AND next_at > ?2"),
+      requeue_upload(db,
+                     "UPDATE slots SET state = 'uploading', next_at = ?3, updated_at = ?3, "
+                     "done_at = NULL, notices = 0, uploading_since = ?3, last_error = '' "
+                     "WHERE job = ?1 AND slot = ?2 AND state = 'done'"),
+      done_before(db, select_slots("WHERE job = ?1 AND state = 'done' AND done_at <= ?2 AND "
+                                   "(notices & ?3) = 0 ORDER BY done_at LIMIT ?4")),
+      add_notices(db, "UPDATE slots SET notices = notices | ?3 WHERE job = ?1 AND slot = ?2"),
+      backlog_slots(db,
+                    "SELECT count(*), min(uploading_since) FROM slots WHERE state = "
+                    "'uploading' AND job IN (SELECT value FROM json_each(?1))"),
+      backlog_bytes(db,
+                    "SELECT coalesce(sum(files.bytes), 0) FROM slots JOIN files USING (job, "
+                    "slot) WHERE slots.state = 'uploading' AND slots.job IN (SELECT value "
+                    "FROM json_each(?1))") {}
 
 int StateStore::plan(std::string_view job, std::span<const PlannedSlot> slots, Instant now) {
   sqlite::Transaction transaction{impl_->db};
@@ -196,7 +225,9 @@ std::optional<Instant> StateStore::next_due() {
   // One snapshot for the three lookups; each is a single index probe.
   sqlite::Transaction transaction{impl_->db, sqlite::Begin::deferred};
   std::optional<std::int64_t> earliest;
-  for (const SlotState state : kActiveStates) {
+  // Uploads due count too: the loop wakes for them.
+  for (const SlotState state :
+       {SlotState::pending, SlotState::waiting, SlotState::downloading, SlotState::uploading}) {
     sqlite::Query query{impl_->statements->first_next_at_in_state, to_string(state)};
     if (query.step()) {
       const std::int64_t next_at = query.get_int64(0);
@@ -373,6 +404,88 @@ std::vector<SlotRecord> StateStore::due_fresh_first(Instant now, std::size_t lim
 bool StateStore::has_later_finished(std::string_view job, Instant start) {
   sqlite::Query query{impl_->statements->later_finished, job, to_unix(start)};
   return query.step() && query.get_int64(0) != 0;
+}
+
+std::vector<SlotRecord> StateStore::due_uploads(Instant now, std::size_t limit,
+                                                std::span<const std::string> jobs) {
+  const auto capped = static_cast<std::int64_t>(
+      std::min<std::size_t>(limit, std::numeric_limits<std::int64_t>::max()));
+  std::vector<SlotRecord> records;
+  sqlite::Query query{impl_->statements->due_uploads, to_unix(now), capped, json_array(jobs)};
+  while (query.step()) {
+    records.push_back(read_slot(query));
+  }
+  return records;
+}
+
+int StateStore::resume_uploads(Instant now) {
+  sqlite::Transaction transaction{impl_->db};
+  sqlite::Query{impl_->statements->resume_uploads, to_unix(now)}.run();
+  const int uploading = impl_->db.changes();
+  transaction.commit();
+  return uploading;
+}
+
+int StateStore::pull_in_uploads(std::string_view job, Instant beyond, Instant to) {
+  sqlite::Transaction transaction{impl_->db};
+  sqlite::Query{impl_->statements->pull_in_uploads, job, to_unix(beyond), to_unix(to)}.run();
+  const int pulled = impl_->db.changes();
+  transaction.commit();
+  return pulled;
+}
+
+bool StateStore::requeue_upload(std::string_view job, std::string_view slot, Instant now) {
+  sqlite::Transaction transaction{impl_->db};
+  sqlite::Query{impl_->statements->requeue_upload, job, slot, to_unix(now)}.run();
+  const bool changed = impl_->db.changes() > 0;
+  transaction.commit();
+  return changed;
+}
+
+std::vector<SlotRecord> StateStore::done_before(std::string_view job, Instant done_before,
+                                                int without, std::size_t limit) {
+  const auto capped = static_cast<std::int64_t>(
+      std::min<std::size_t>(limit, std::numeric_limits<std::int64_t>::max()));
+  std::vector<SlotRecord> records;
+  sqlite::Query query{impl_->statements->done_before, job, to_unix(done_before), without, capped};
+  while (query.step()) {
+    records.push_back(read_slot(query));
+  }
+  return records;
+}
+
+void StateStore::add_notices(std::string_view job, std::string_view slot, int notices) {
+  sqlite::Transaction transaction{impl_->db};
+  sqlite::Query{impl_->statements->add_notices, job, slot, notices}.run();
+  if (impl_->db.changes() == 0) {
+    throw StateError(
+        "no slot " + std::string{slot} + " of job " + std::string{job} + " in the state database",
+        SQLITE_NOTFOUND);
+  }
+  transaction.commit();
+}
+
+UploadBacklog StateStore::upload_backlog(std::span<const std::string> jobs) {
+  const std::string names = json_array(jobs);
+  sqlite::Transaction transaction{impl_->db, sqlite::Begin::deferred};
+  UploadBacklog backlog;
+  {
+    sqlite::Query query{impl_->statements->backlog_slots, names};
+    if (query.step()) {
+      backlog.slots = static_cast<int>(query.get_int64(0));
+      if (!query.is_null(1)) {
+        backlog.oldest_since = from_unix(query.get_int64(1));
+      }
+    }
+  }
+  {
+    sqlite::Query query{impl_->statements->backlog_bytes, names};
+    if (query.step()) {
+      backlog.bytes = static_cast<std::uint64_t>(query.get_int64(0));
+    }
+  }
+  transaction.commit();
+  return backlog;
 }
 
 }  // namespace gio::state

@@ -75,6 +75,40 @@ ALTER TABLE slots ADD COLUMN notices INTEGER NOT NULL DEFAULT 0;
     {3, R"sql(
 ALTER TABLE files ADD COLUMN object TEXT NOT NULL DEFAULT '';
 )sql"},
+    // Sinks (issue 15): the state `uploading` (complete locally, not yet landed on the
+    // job's sink), and uploading_since, when it became so (the backlog's age). SQLite
+    // cannot change a CHECK in place: the table is rebuilt (its rows copied as they are)
+    // with foreign keys off (migrate()), so that dropping the old table keeps the files
+    // rows. done_at by job and state finds the landed slots whose local copy is due to go.
+    {4, R"sql(
+CREATE TABLE slots_v4 (
+  job TEXT NOT NULL,
+  slot TEXT NOT NULL,
+  start INTEGER NOT NULL,
+  state TEXT NOT NULL
+    CHECK (state IN ('pending', 'waiting', 'downloading', 'uploading', 'done', 'failed', 'lost')),
+  attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+  next_at INTEGER NOT NULL,
+  api_status TEXT NOT NULL DEFAULT '',
+  last_error TEXT NOT NULL DEFAULT '',
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  done_at INTEGER,
+  notices INTEGER NOT NULL DEFAULT 0,
+  uploading_since INTEGER,
+  PRIMARY KEY (job, slot)
+) STRICT;
+INSERT INTO slots_v4 (job, slot, start, state, attempts, next_at, api_status, last_error,
+                      created_at, updated_at, done_at, notices)
+  SELECT job, slot, start, state, attempts, next_at, api_status, last_error, created_at,
+         updated_at, done_at, notices FROM slots;
+DROP TABLE slots;
+ALTER TABLE slots_v4 RENAME TO slots;
+CREATE INDEX slots_by_state_next_at ON slots (state, next_at);
+CREATE INDEX slots_by_job_start ON slots (job, start);
+CREATE INDEX slots_by_job_state_start ON slots (job, state, start, next_at);
+CREATE INDEX slots_by_job_state_done_at ON slots (job, state, done_at);
+)sql"},
 };
 
 constexpr bool versions_are_consecutive() {
@@ -139,10 +173,19 @@ void StateStore::Impl::configure() {
     }
   }
   db.exec("PRAGMA synchronous = FULL");
-  db.exec("PRAGMA foreign_keys = ON");
+  // foreign_keys is switched on by migrate(), once the schema is current.
 }
 
 void StateStore::Impl::migrate() {
+  // Off while migrating: a step that rebuilds a table drops the old one, which with
+  // foreign keys on would delete every files row by cascade. It can only change outside
+  // a transaction; the keys are checked before the commit instead.
+  db.exec("PRAGMA foreign_keys = OFF");
+  migrate_schema();
+  db.exec("PRAGMA foreign_keys = ON");
+}
+
+void StateStore::Impl::migrate_schema() {
   // IMMEDIATE: two processes opening a new file at once must not both create
   // the schema; the second waits and then finds it done.
   sqlite::Transaction transaction{db};
@@ -167,6 +210,10 @@ void StateStore::Impl::migrate() {
     db.exec(std::string{migration.sql});
     // PRAGMA takes no bound parameters; the number is this program's constant.
     db.exec("PRAGMA user_version = " + std::to_string(migration.version));
+  }
+  sqlite::Statement check{db, "PRAGMA foreign_key_check"};
+  if (sqlite::Query query{check}; query.step()) {
+    throw StateError("the schema migration left files rows without their slot", SQLITE_CORRUPT);
   }
   transaction.commit();
 }

@@ -34,7 +34,9 @@ namespace sqlite {
 class Transaction;
 }
 
-enum class SlotState { pending, waiting, downloading, done, failed, lost };
+// uploading: complete in the local archive, not yet landed on the job's sink (issue 15);
+// only jobs with a sink have it. Its data is local: never lost, never given up on.
+enum class SlotState { pending, waiting, downloading, uploading, done, failed, lost };
 
 std::string_view to_string(SlotState state);
 std::optional<SlotState> parse_slot_state(std::string_view text);
@@ -53,6 +55,8 @@ struct SlotRecord {
   // Bitmask of once-only log events already written for the slot (the scheduler owns
   // the bit meanings); 0 for a new or re-queued slot.
   int notices = 0;
+  // Set while the state is uploading: since when (a failed try keeps it).
+  std::optional<Instant> uploading_since{};
 
   friend bool operator==(const SlotRecord&, const SlotRecord&) = default;
 };
@@ -92,6 +96,14 @@ struct JobSummary {
   std::optional<std::string> oldest_not_done;
   std::optional<Instant> next_action;           // min next_at over pending/waiting/downloading
   std::optional<std::string> next_action_slot;  // the slot of next_action
+};
+
+// The uploading slots of some jobs (one sink's): how many, their bytes (as the files
+// table has them), and since when the oldest waits.
+struct UploadBacklog {
+  int slots = 0;
+  std::uint64_t bytes = 0;
+  std::optional<Instant> oldest_since;
 };
 
 // One slot named to requeue (backfill, retry, verify --repair).
@@ -249,6 +261,30 @@ class StateStore {
   // queued. A StateError rolls everything back.
   int requeue(std::string_view job, std::span<const RequeueTarget> targets,
               const RequeueDecision& decide, Instant now, const RequeueOptions& options = {});
+
+  // --- Sinks (issue 15) ---
+  // Slots of `jobs` in uploading with next_at <= now, start ascending (then job), at
+  // most `limit`.
+  std::vector<SlotRecord> due_uploads(Instant now, std::size_t limit,
+                                      std::span<const std::string> jobs);
+  // Uploading slots whose next_at lies ahead (a back-off from before a stop) become due
+  // now; returns how many slots are uploading.
+  int resume_uploads(Instant now);
+  // Uploading slots of `job` whose next_at lies beyond `beyond` become due at `to` (a
+  // wall-clock jump left them far ahead); returns how many.
+  int pull_in_uploads(std::string_view job, Instant beyond, Instant to);
+  // Puts a done slot back to uploading, due now, its notices cleared (verify --sink
+  // --repair, when the local copy is whole). One transaction; false (nothing changed)
+  // when the slot is not done.
+  bool requeue_upload(std::string_view job, std::string_view slot, Instant now);
+  // Done slots of `job` with done_at <= done_before and none of the notice bits
+  // `without` set, done_at ascending, at most `limit`: landed slots whose local copy may go.
+  std::vector<SlotRecord> done_before(std::string_view job, Instant done_before, int without,
+                                      std::size_t limit);
+  // Sets notice bits on a slot whatever its state, leaving everything else (done_at
+  // included) as it is. Throws StateError (SQLITE_NOTFOUND) when the slot does not exist.
+  void add_notices(std::string_view job, std::string_view slot, int notices);
+  UploadBacklog upload_backlog(std::span<const std::string> jobs);
 
   // Small key/value table (later the cached auth code).
   std::optional<std::string> get_value(std::string_view key);

@@ -48,6 +48,14 @@ struct SlotStatements {
   sqlite::Statement oldest_active_start;
   sqlite::Statement due_fresh_first;
   sqlite::Statement later_finished;
+  sqlite::Statement due_uploads;
+  sqlite::Statement resume_uploads;
+  sqlite::Statement pull_in_uploads;
+  sqlite::Statement requeue_upload;
+  sqlite::Statement done_before;
+  sqlite::Statement add_notices;
+  sqlite::Statement backlog_slots;
+  sqlite::Statement backlog_bytes;
 };
 
 // files.cpp: the files table.
@@ -90,6 +98,7 @@ class StateStore::Impl {
  private:
   void configure();
   void migrate();
+  void migrate_schema();
   void check_schema();
 };
 

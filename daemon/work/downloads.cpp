@@ -1,14 +1,13 @@
 #include "work/downloads.hpp"
 
 #include <algorithm>
-#include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <set>
 #include <utility>
 
+#include "async/on_pool.hpp"
 #include "http/client.hpp"
 
 namespace gio::work {
@@ -18,26 +17,7 @@ namespace asio = boost::asio;
 using std::chrono::seconds;
 using TypeAndName = std::pair<std::string, std::string>;
 
-// `function()` run on `pool`, its result handed back to the awaiting coroutine: for
-// blocking reads of the archive. Posted jobs, not a co_spawn'd capturing lambda (GCC 12
-// destroys such a temporary twice in a co_await expression).
-template <class Result, class Function>
-asio::awaitable<Result> on_pool(asio::thread_pool& pool, Function function) {
-  auto initiate = [&pool, &function](auto handler) {
-    // Keeps the loop running while the pool works: nothing else may be pending there.
-    auto loop = asio::make_work_guard(asio::get_associated_executor(handler));
-    asio::post(pool, [handler = std::move(handler), function = std::move(function),
-                      loop = std::move(loop)]() mutable {
-      Result result = function();
-      const auto executor = loop.get_executor();
-      asio::post(executor,
-                 [handler = std::move(handler), result = std::move(result),
-                  loop = std::move(loop)]() mutable { std::move(handler)(std::move(result)); });
-    });
-  };
-  co_return co_await asio::async_initiate<const asio::use_awaitable_t<>, void(Result)>(
-      initiate, asio::use_awaitable);
-}
+using async::on_pool;
 
 // The ledger's files by (type, name); a later record of a name replaces an earlier one.
 std::map<TypeAndName, RecordedFile> recorded_by_name(Ledger& ledger) {

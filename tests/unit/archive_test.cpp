@@ -653,6 +653,56 @@ TEST(ManifestJson, RoundTripsWithStableKeyOrder) {
   EXPECT_NE(json.find("渠道"), std::string::npos) << json;  // UTF-8 kept as is
 }
 
+// A local manifest has no sink fields, and its text is what it always was: the exact
+// bytes, so archives written before sinks existed and after compare equal.
+TEST(ManifestJson, LocalManifestHasNoSinkFields) {
+  const Manifest manifest = sample_manifest(
+      hour_slot(), {{.name = "a.csv.gz", .bytes = 1, .sha256 = std::string(64, 'f')}});
+  EXPECT_EQ(to_json(manifest),
+            "{\n"
+            "  \"job\": \"shop-hourly\",\n"
+            "  \"data_type\": \"visit\",\n"
+            "  \"slot\": \"2026-11-22T03\",\n"
+            "  \"export_date\": \"202611220300\",\n"
+            "  \"archived_at\": \"2026-11-21T20:45:07Z\",\n"
+            "  \"files\": [\n"
+            "    {\"name\": \"a.csv.gz\", \"bytes\": 1, \"sha256\": \"" +
+                std::string(64, 'f') +
+                "\"}\n"
+                "  ]\n"
+                "}\n");
+}
+
+// A sink's copy (sink/sink.hpp) records the checksum checked on the remote and each
+// object's remote hash; both round-trip, and a wrong type is refused like other fields.
+TEST(ManifestJson, RemoteFieldsRoundTripWhenSet) {
+  Manifest manifest = sample_manifest(
+      hour_slot(), {{.name = "a.csv.gz", .bytes = 1, .sha256 = std::string(64, 'f')},
+                    {.name = "b.csv.gz", .bytes = 2, .sha256 = std::string(64, 'e')}});
+  manifest.remote_checksum = "md5";
+  manifest.files[0].remote_hash = std::string(32, '0');
+  manifest.files[1].remote_hash = std::string(32, '1');
+  const std::string json = to_json(manifest);
+  EXPECT_NE(json.find("\"remote_checksum\": \"md5\",\n  \"files\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"sha256\": \"" + std::string(64, 'f') + "\", \"remote_hash\": \"" +
+                      std::string(32, '0') + "\"}"),
+            std::string::npos)
+      << json;
+  EXPECT_EQ(parse_manifest(json), manifest);
+
+  manifest.remote_checksum = "none";  // verified by size only: no hash per file
+  manifest.files[0].remote_hash.clear();
+  manifest.files[1].remote_hash.clear();
+  EXPECT_EQ(parse_manifest(to_json(manifest)), manifest);
+
+  std::string wrong = json;
+  wrong.replace(wrong.find("\"md5\""), 5, "5");
+  EXPECT_FALSE(parse_manifest(wrong).has_value()) << wrong;
+  wrong = json;
+  wrong.replace(wrong.find("\"" + std::string(32, '0') + "\""), 34, "[]");
+  EXPECT_FALSE(parse_manifest(wrong).has_value()) << wrong;
+}
+
 TEST(ManifestJson, EmptyFileListRoundTrips) {
   const Manifest manifest = sample_manifest(day_slot(), {});
   EXPECT_EQ(parse_manifest(to_json(manifest)), manifest);

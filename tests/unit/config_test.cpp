@@ -1104,6 +1104,111 @@ TEST_F(ConfigTest, SummaryNamesJobsButNeverTheToken) {
       << line;
 }
 
+// Sinks (issue 15): read with their defaults; a job names one; the remote never shows in
+// the summary (it may hold credentials).
+TEST_F(ConfigTest, SinksAreReadAndJobsNameThem) {
+  const LoadResult result =
+      parse_config(with("    sink: lake\n"
+                        "sinks:\n"
+                        "  - name: lake\n"
+                        "    rclone_remote: \":s3,secret_access_key=hush42:bucket/gio\"\n"
+                        "    rclone_config: rclone.conf\n"
+                        "    keep_local: 0s\n"
+                        "  - name: cold_2\n"
+                        "    rclone_remote: oss:archive\n"),
+                   kPath);
+  ASSERT_TRUE(result.config) << all_problems(result);
+  const Config& config = *result.config;
+  ASSERT_EQ(config.sinks.size(), 2u);
+  EXPECT_EQ(config.sinks[0].name, "lake");
+  EXPECT_EQ(config.sinks[0].rclone_remote, ":s3,secret_access_key=hush42:bucket/gio");
+  EXPECT_EQ(config.sinks[0].rclone_config, "/srv/gio/conf/rclone.conf");
+  EXPECT_EQ(config.sinks[0].keep_local, 0s);
+  EXPECT_EQ(config.sinks[0].place.line, 12);
+  EXPECT_EQ(config.sinks[1].keep_local, std::chrono::days{2});
+  EXPECT_TRUE(config.sinks[1].rclone_config.empty());
+  EXPECT_EQ(config.jobs[0].sink, "lake");
+  ASSERT_NE(config.sink_of(config.jobs[0]), nullptr);
+  EXPECT_EQ(config.sink_of(config.jobs[0])->name, "lake");
+  const std::string line = summary(config);
+  EXPECT_NE(line.find("shop-hourly: raw hour of shop to sink lake"), std::string::npos) << line;
+  EXPECT_NE(line.find("2 sinks (lake: keep_local 0s, cold_2: keep_local 2d)"), std::string::npos)
+      << line;
+  EXPECT_EQ(line.find("hush42"), std::string::npos) << line;
+  EXPECT_EQ(line.find("oss:"), std::string::npos) << line;
+}
+
+TEST_F(ConfigTest, JobsWithoutASinkAndNoSinksList) {
+  const LoadResult result = parse_config(with(""), kPath);
+  ASSERT_TRUE(result.config) << all_problems(result);
+  EXPECT_TRUE(result.config->sinks.empty());
+  EXPECT_TRUE(result.config->jobs[0].sink.empty());
+  EXPECT_EQ(result.config->sink_of(result.config->jobs[0]), nullptr);
+  EXPECT_TRUE(parse_config(with("sinks: []\n"), kPath).config);
+  EXPECT_TRUE(parse_config(with("sinks:\n"), kPath).config);
+}
+
+TEST_F(ConfigTest, UnknownSinkInAJobNamesItsLine) {
+  EXPECT_TRUE(only_problem(parse_config(with("    sink: lak\n"
+                                             "sinks:\n"
+                                             "  - name: lake\n"
+                                             "    rclone_remote: oss:b\n"),
+                                        kPath),
+                           10, 11, "unknown sink 'lak' (not in 'sinks'; did you mean 'lake'?)"));
+  EXPECT_TRUE(
+      only_problem(parse_config(with("    sink: lake\n"), kPath), 10, 11, "unknown sink 'lake'"));
+}
+
+TEST_F(ConfigTest, SinkProblemsNameTheirLineAndNeverTheRemote) {
+  EXPECT_TRUE(only_problem(parse_config(with("sinks:\n"
+                                             "  - name: lake\n"
+                                             "    rclone_remote: oss:a\n"
+                                             "  - name: lake\n"
+                                             "    rclone_remote: oss:b\n"),
+                                        kPath),
+                           13, 11, "duplicate sink name 'lake'"));
+  EXPECT_TRUE(only_problem(parse_config(with("sinks:\n"
+                                             "  - name: la.ke\n"
+                                             "    rclone_remote: oss:a\n"),
+                                        kPath),
+                           11, 11, "letters, digits, '_' or '-'"));
+  EXPECT_TRUE(only_problem(parse_config(with("sinks:\n"
+                                             "  - name: ../up\n"
+                                             "    rclone_remote: oss:a\n"),
+                                        kPath),
+                           11, 11, "sink name"));
+  EXPECT_TRUE(only_problem(parse_config(with("sinks:\n"
+                                             "  - name: lake\n"
+                                             "    keep_local: 1d\n"),
+                                        kPath),
+                           11, 5, "this sink has no 'rclone_remote'"));
+  EXPECT_TRUE(only_problem(parse_config(with("sinks:\n"
+                                             "  - rclone_remote: oss:a\n"),
+                                        kPath),
+                           11, 5, "this sink has no 'name'"));
+  EXPECT_TRUE(only_problem(parse_config(with("sinks:\n"
+                                             "  - name: lake\n"
+                                             "    rclone_remote: oss:a\n"
+                                             "    keep_local: two days\n"),
+                                        kPath),
+                           13, 17, "keep_local"));
+  EXPECT_TRUE(only_problem(parse_config(with("sinks:\n"
+                                             "  - name: lake\n"
+                                             "    rclone_remote: oss:a\n"
+                                             "    keep_locl: 1d\n"),
+                                        kPath),
+                           13, 5, "keep_local"));
+  EXPECT_TRUE(
+      only_problem(parse_config(with("sinks: lake\n"), kPath), 10, 8, "'sinks' must be a list"));
+  // A remote that cannot be one (a line break) is refused without quoting it.
+  const LoadResult broken = parse_config(with("sinks:\n"
+                                              "  - name: lake\n"
+                                              "    rclone_remote: \"oss:a\\nkey=hush42\"\n"),
+                                         kPath);
+  EXPECT_TRUE(only_problem(broken, 12, 20, "'rclone_remote' must be"));
+  EXPECT_EQ(all_problems(broken).find("hush42"), std::string::npos);
+}
+
 TEST(Duration, ParseAndFormat) {
   struct Case {
     std::string_view text;

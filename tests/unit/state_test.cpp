@@ -407,7 +407,7 @@ TEST_F(StateStoreTest, FilesAreRecordedReplacedAndListed) {
 TEST_F(StateStoreTest, SummarizeCountsAndLandmarks) {
   StateStore store{db_path()};
   JobSummary empty = store.summarize("job");
-  EXPECT_EQ(empty.counts.size(), 6u);
+  EXPECT_EQ(empty.counts.size(), 7u);
   for (const auto& [state, count] : empty.counts) {
     EXPECT_EQ(count, 0) << to_string(state);
   }
@@ -511,11 +511,11 @@ TEST_F(StateStoreTest, PersistsAcrossReopen) {
 TEST_F(StateStoreTest, SchemaVersionIsStoredInTheFile) {
   {
     StateStore store{db_path()};
-    EXPECT_EQ(store.schema_version(), 3);
-    EXPECT_EQ(StateStore::latest_schema_version(), 3);
+    EXPECT_EQ(store.schema_version(), 4);
+    EXPECT_EQ(StateStore::latest_schema_version(), 4);
   }
   RawConnection raw{db_path()};
-  EXPECT_EQ(raw.text("PRAGMA user_version"), "3");
+  EXPECT_EQ(raw.text("PRAGMA user_version"), "4");
   // The CHECK keeps unknown states out, whoever writes.
   EXPECT_NE(raw.exec("INSERT INTO slots (job, slot, start, state, next_at, created_at, "
                      "updated_at) VALUES ('j', 's', 0, 'bogus', 0, 0, 0)"),
@@ -779,7 +779,7 @@ TEST_F(StateStoreTest, MigratesAVersionOneDatabaseKeepingItsRows) {
     ASSERT_EQ(raw.exec("INSERT INTO kv VALUES ('auth_code/shop', 'code')"), SQLITE_OK);
   }
   StateStore store{db_path()};
-  EXPECT_EQ(store.schema_version(), 3);
+  EXPECT_EQ(store.schema_version(), 4);
   const auto record = store.find("shop", "2026-11-22T03");
   ASSERT_TRUE(record);
   EXPECT_EQ(record->state, SlotState::done);
@@ -1337,6 +1337,212 @@ TEST(OpenReadOnly, NeverCreatesAMissingDatabase) {
   EXPECT_THROW(StateStore::open_read_only(path), StateError);
   EXPECT_THROW(StateStore::open_existing(path), StateError);
   EXPECT_TRUE(std::filesystem::is_empty(dir.path()));
+}
+
+// --- issue 15: the uploading state and the sink queries ------------------------------
+
+const Instant kT1 = kT0 + hours(1);  // slot 2026-11-22T04
+
+void plan_two(StateStore& store) {
+  store.plan("shop", std::vector{hour(kT0, kT0), hour(kT1, kT1)}, kT0);
+}
+
+TEST_F(StateStoreTest, UploadingIsAStateOfItsOwn) {
+  EXPECT_EQ(to_string(SlotState::uploading), "uploading");
+  EXPECT_EQ(parse_slot_state("uploading"), SlotState::uploading);
+  StateStore store{db_path()};
+  plan_two(store);
+  store.update("shop", "2026-11-22T03",
+               {.state = SlotState::uploading, .next_at = kT0 + minutes(5)}, kT0 + minutes(1));
+  auto record = store.find("shop", "2026-11-22T03");
+  ASSERT_TRUE(record);
+  EXPECT_EQ(record->state, SlotState::uploading);
+  EXPECT_EQ(record->uploading_since, kT0 + minutes(1));
+  EXPECT_FALSE(record->done_at);
+  // A failed try keeps the time it became uploading (the backlog's age).
+  store.update("shop", "2026-11-22T03",
+               {.state = SlotState::uploading, .next_at = kT0 + minutes(9), .last_error = "down"},
+               kT0 + minutes(8));
+  EXPECT_EQ(store.find("shop", "2026-11-22T03")->uploading_since, kT0 + minutes(1));
+  // Done clears it and sets done_at.
+  store.update("shop", "2026-11-22T03", {.state = SlotState::done, .next_at = kT0 + minutes(10)},
+               kT0 + minutes(10));
+  record = store.find("shop", "2026-11-22T03");
+  EXPECT_FALSE(record->uploading_since);
+  EXPECT_EQ(record->done_at, kT0 + minutes(10));
+  EXPECT_EQ(store.summarize("shop").counts[SlotState::done], 1);
+}
+
+// Its data is local: never at risk, never lost by the retention watch; still a gap, and
+// the vendor has answered for it (a later finished slot).
+TEST_F(StateStoreTest, UploadingIsNotAtRiskButIsNotDone) {
+  StateStore store{db_path()};
+  plan_two(store);
+  store.update("shop", "2026-11-22T03", {.state = SlotState::uploading, .next_at = kT0}, kT0);
+  const std::vector<std::string> jobs{"shop"};
+  const Instant far = kT0 + hours(24 * 30);
+  EXPECT_EQ(names(store.not_done_before(far, jobs)),
+            std::vector<std::string>{"shop/2026-11-22T04"});
+  EXPECT_EQ(store.count_at_risk("shop", far), 1);
+  EXPECT_EQ(store.oldest_not_done_start("shop"), kT1);
+  EXPECT_EQ(names(store.not_done("shop")),
+            (std::vector<std::string>{"shop/2026-11-22T03", "shop/2026-11-22T04"}));
+  EXPECT_EQ(store.summarize("shop").counts[SlotState::uploading], 1);
+  EXPECT_EQ(store.summarize("shop").oldest_not_done, "2026-11-22T03");
+  EXPECT_TRUE(store.has_later_finished("shop", kT0 - hours(1)));
+  // Not download work: `due` never hands it to a download worker.
+  EXPECT_EQ(names(store.due(far, 10, jobs)), std::vector<std::string>{"shop/2026-11-22T04"});
+}
+
+TEST_F(StateStoreTest, DueUploadsResumeAndPullIn) {
+  StateStore store{db_path()};
+  plan_two(store);
+  store.plan("other", std::vector{hour(kT0, kT0)}, kT0);
+  for (const auto& [job, slot] :
+       {std::pair{"shop", "2026-11-22T04"}, std::pair{"shop", "2026-11-22T03"},
+        std::pair{"other", "2026-11-22T03"}}) {
+    store.update(job, slot, {.state = SlotState::uploading, .next_at = kT0 + minutes(10)}, kT0);
+  }
+  const std::vector<std::string> shop{"shop"};
+  EXPECT_TRUE(store.due_uploads(kT0, 10, shop).empty());
+  EXPECT_EQ(names(store.due_uploads(kT0 + minutes(10), 10, shop)),
+            (std::vector<std::string>{"shop/2026-11-22T03", "shop/2026-11-22T04"}));
+  EXPECT_EQ(store.due_uploads(kT0 + minutes(10), 1, shop).size(), 1u);
+  EXPECT_EQ(store.next_due(), kT0 + minutes(10));
+  // A restart makes every upload due at once.
+  EXPECT_EQ(store.resume_uploads(kT0 + minutes(1)), 3);
+  EXPECT_EQ(store.due_uploads(kT0 + minutes(1), 10, shop).size(), 2u);
+  // A clock jump: only the job's uploads beyond the bound move.
+  store.update("shop", "2026-11-22T03", {.state = SlotState::uploading, .next_at = kT0 + hours(30)},
+               kT0);
+  EXPECT_EQ(store.pull_in_uploads("shop", kT0 + hours(1), kT0 + minutes(2)), 1);
+  EXPECT_EQ(store.find("shop", "2026-11-22T03")->next_at, kT0 + minutes(2));
+  EXPECT_EQ(store.pull_in_uploads("other", kT0 + hours(1), kT0), 0);
+}
+
+TEST_F(StateStoreTest, RequeueUploadPutsOnlyADoneSlotBack) {
+  StateStore store{db_path()};
+  plan_two(store);
+  store.update("shop", "2026-11-22T03",
+               {.state = SlotState::done, .next_at = kT0, .last_error = "", .notices = 16}, kT0);
+  EXPECT_TRUE(store.requeue_upload("shop", "2026-11-22T03", kT1));
+  const auto record = store.find("shop", "2026-11-22T03");
+  EXPECT_EQ(record->state, SlotState::uploading);
+  EXPECT_EQ(record->next_at, kT1);
+  EXPECT_EQ(record->uploading_since, kT1);
+  EXPECT_EQ(record->notices, 0);
+  EXPECT_FALSE(record->done_at);
+  EXPECT_EQ(names(store.due_uploads(kT1, 10, std::vector<std::string>{"shop"})),
+            std::vector<std::string>{"shop/2026-11-22T03"});
+  // Not done (pending, or uploading already): nothing changes.
+  EXPECT_FALSE(store.requeue_upload("shop", "2026-11-22T04", kT1));
+  EXPECT_EQ(store.find("shop", "2026-11-22T04")->state, SlotState::pending);
+  EXPECT_FALSE(store.requeue_upload("shop", "2026-11-22T03", kT1 + hours(1)));
+  EXPECT_EQ(store.find("shop", "2026-11-22T03")->uploading_since, kT1);
+  EXPECT_FALSE(store.requeue_upload("shop", "2026-11-23T00", kT1));
+}
+
+TEST_F(StateStoreTest, DoneBeforeAndNoticesForPruning) {
+  StateStore store{db_path()};
+  plan_two(store);
+  store.update("shop", "2026-11-22T03", {.state = SlotState::done, .next_at = kT0}, kT0);
+  store.update("shop", "2026-11-22T04", {.state = SlotState::done, .next_at = kT1}, kT1);
+  EXPECT_TRUE(store.done_before("shop", kT0 - minutes(1), 16, 10).empty());
+  EXPECT_EQ(names(store.done_before("shop", kT1, 16, 10)),
+            (std::vector<std::string>{"shop/2026-11-22T03", "shop/2026-11-22T04"}));
+  EXPECT_EQ(store.done_before("shop", kT1, 16, 1).size(), 1u);
+  // A notice bit leaves done_at (and everything else) alone, and hides the slot.
+  store.add_notices("shop", "2026-11-22T03", 16);
+  const auto record = store.find("shop", "2026-11-22T03");
+  EXPECT_EQ(record->notices, 16);
+  EXPECT_EQ(record->done_at, kT0);
+  EXPECT_EQ(record->state, SlotState::done);
+  EXPECT_EQ(names(store.done_before("shop", kT1, 16, 10)),
+            std::vector<std::string>{"shop/2026-11-22T04"});
+  EXPECT_EQ(store.done_before("shop", kT1, 2, 10).size(), 2u);
+  EXPECT_THROW(store.add_notices("shop", "2026-11-23T00", 16), StateError);
+}
+
+TEST_F(StateStoreTest, UploadBacklogCountsSlotsBytesAndAge) {
+  StateStore store{db_path()};
+  plan_two(store);
+  const std::vector<std::string> shop{"shop"};
+  EXPECT_EQ(store.upload_backlog(shop).slots, 0);
+  EXPECT_FALSE(store.upload_backlog(shop).oldest_since);
+  for (const char* slot : {"2026-11-22T03", "2026-11-22T04"}) {
+    store.record_file({.job = "shop",
+                       .slot = slot,
+                       .data_type = "visit",
+                       .name = "a.csv.gz",
+                       .bytes = 100,
+                       .sha256 = "x"});
+    store.record_file({.job = "shop",
+                       .slot = slot,
+                       .data_type = "page",
+                       .name = "b.csv.gz",
+                       .bytes = 20,
+                       .sha256 = "y"});
+  }
+  store.update("shop", "2026-11-22T04", {.state = SlotState::uploading, .next_at = kT1}, kT1);
+  store.update("shop", "2026-11-22T03", {.state = SlotState::uploading, .next_at = kT1},
+               kT1 + minutes(3));
+  UploadBacklog backlog = store.upload_backlog(shop);
+  EXPECT_EQ(backlog.slots, 2);
+  EXPECT_EQ(backlog.bytes, 240u);
+  EXPECT_EQ(backlog.oldest_since, kT1);
+  store.update("shop", "2026-11-22T04", {.state = SlotState::done, .next_at = kT1}, kT1);
+  backlog = store.upload_backlog(shop);
+  EXPECT_EQ(backlog.slots, 1);
+  EXPECT_EQ(backlog.bytes, 120u);
+  EXPECT_EQ(backlog.oldest_since, kT1 + minutes(3));
+  EXPECT_EQ(store.upload_backlog(std::vector<std::string>{"other"}).slots, 0);
+}
+
+// A version-3 database (the last before sinks) migrates with every row, its files rows
+// included (the table rebuild must not cascade), and takes the new state.
+TEST_F(StateStoreTest, MigratesAVersionThreeDatabaseKeepingFilesRows) {
+  {
+    std::ofstream{db_path()};
+    RawConnection raw{db_path()};
+    ASSERT_EQ(raw.exec("PRAGMA journal_mode = WAL"), SQLITE_OK);
+    ASSERT_EQ(raw.exec(kSchemaV1), SQLITE_OK);
+    ASSERT_EQ(raw.exec("ALTER TABLE slots ADD COLUMN notices INTEGER NOT NULL DEFAULT 0; "
+                       "ALTER TABLE files ADD COLUMN object TEXT NOT NULL DEFAULT ''; "
+                       "PRAGMA user_version = 3;"),
+              SQLITE_OK);
+    ASSERT_EQ(raw.exec("INSERT INTO slots VALUES ('shop', '2026-11-22T03', 1700000000, 'done', 3, "
+                       "1700003600, 'FINISHED', '', 1700000100, 1700000200, 1700000200, 6)"),
+              SQLITE_OK);
+    ASSERT_EQ(raw.exec("INSERT INTO files VALUES ('shop', '2026-11-22T03', 'visit', 'a.csv.gz', "
+                       "42, 'abc', 1700000150, 'https://h/a')"),
+              SQLITE_OK);
+    // Refused before the migration: the old CHECK.
+    ASSERT_NE(raw.exec("UPDATE slots SET state = 'uploading'"), SQLITE_OK);
+  }
+  {
+    StateStore store{db_path()};
+    EXPECT_EQ(store.schema_version(), 4);
+    const auto record = store.find("shop", "2026-11-22T03");
+    ASSERT_TRUE(record);
+    EXPECT_EQ(record->state, SlotState::done);
+    EXPECT_EQ(record->notices, 6);
+    EXPECT_EQ(record->done_at, from_unix(1700000200));
+    EXPECT_FALSE(record->uploading_since);
+    ASSERT_EQ(store.files("shop", "2026-11-22T03").size(), 1u);
+    EXPECT_EQ(store.files("shop", "2026-11-22T03")[0].object, "https://h/a");
+    EXPECT_TRUE(store.requeue_upload("shop", "2026-11-22T03", kT0));
+    // Foreign keys are on again once migrated.
+    EXPECT_THROW(store.record_file({.job = "shop",
+                                    .slot = "2026-11-23T00",
+                                    .data_type = "visit",
+                                    .name = "x",
+                                    .bytes = 1,
+                                    .sha256 = "x"}),
+                 StateError);
+  }
+  // A reader of the new version opens it.
+  StateStore reader = StateStore::open_read_only(db_path());
+  EXPECT_EQ(reader.find("shop", "2026-11-22T03")->state, SlotState::uploading);
 }
 
 }  // namespace
