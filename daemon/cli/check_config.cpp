@@ -310,6 +310,13 @@ int check_config(const fs::path& path, const CheckConfigOptions& options) {
     for (config::Problem& problem : check_files(path.string(), checks, options.as_user)) {
       problems.push_back(std::move(problem));
     }
+    // Sinks once the rest is valid: listing a remote takes a while, and a config that
+    // does not load has said enough.
+    if (problems.empty()) {
+      for (config::Problem& problem : check_sinks(path.string(), *config, options.secrets)) {
+        problems.push_back(std::move(problem));
+      }
+    }
   }
   // In file order, as the parser's are.
   std::stable_sort(problems.begin(), problems.end(),
@@ -319,7 +326,8 @@ int check_config(const fs::path& path, const CheckConfigOptions& options) {
   const bool ok = problems.empty();
   std::string summary = ok ? config::summary(*config) : std::string{};
   if (ok && !options.secrets) {
-    summary += "; secrets not checked (--no-secrets)";
+    summary += config->sinks.empty() ? "; secrets not checked (--no-secrets)"
+                                     : "; secrets and sink listings not checked (--no-secrets)";
   }
   if (ok && options.as_user) {
     summary += "; files checked as user " + *options.as_user;

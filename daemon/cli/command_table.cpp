@@ -159,21 +159,32 @@ void define_verify(CLI::App& command, Args& args) {
   const auto [from, to] = add_range(command, args);
   from->needs(to);
   to->needs(from);
-  command
-      .add_option_function<std::string>(
-          "--mode",
-          [&args](const std::string& value) {
-            args.verify = value == "size" ? archive::VerifyMode::size : archive::VerifyMode::gzip;
-          },
-          "gzip (the default, whatever the job's verify): inflate every gzip part to its end; "
-          "size: sizes and sha256 only")
-      ->type_name("gzip|size")
-      ->check(quiet(CLI::IsMember({"gzip", "size"})));
+  CLI::Option* mode =
+      command
+          .add_option_function<std::string>(
+              "--mode",
+              [&args](const std::string& value) {
+                args.verify =
+                    value == "size" ? archive::VerifyMode::size : archive::VerifyMode::gzip;
+              },
+              "gzip (the default, whatever the job's verify): inflate every gzip part to its "
+              "end; size: sizes and sha256 only")
+          ->type_name("gzip|size")
+          ->check(quiet(CLI::IsMember({"gzip", "size"})));
   command.add_flag("--repair", args.repair,
-                   "queue damaged slots still inside the vendor's 15-day retention");
+                   "queue damaged slots still inside the vendor's 15-day retention (with\n"
+                   "--sink: an upload again when the local copy is whole)");
+  command
+      .add_flag("--sink", args.sink,
+                "check done slots of jobs with a sink on the remote instead (every\n"
+                "object, its size and checksum, _manifest.json, _SUCCESS)")
+      ->excludes(mode);
 }
 int run_verify(const Args& args) {
   return with_config(args, [&](const config::Config& config, const config::Job* job) {
+    if (args.sink) {
+      return verify_sink(config, job, args.from, args.to, args.repair);
+    }
     return verify(config, job, args.from, args.to, args.repair, args.verify);
   });
 }
@@ -248,10 +259,11 @@ constexpr std::array kCommands{
             define_backfill, run_backfill},
     Command{"retry", "--job NAME (--slot SLOT | --failed) [--dry-run]",
             "queue failed slots again with a fresh give_up_after", define_retry, run_retry},
-    Command{"verify", "[--job NAME] [--from SLOT --to SLOT] [--mode gzip|size] [--repair]",
+    Command{"verify", "[--job NAME] [--from SLOT --to SLOT] [--mode gzip|size] [--sink] [--repair]",
             "re-read archived partitions against their manifests (size,\n"
             "sha256, gzip); exit 2 on damage; --repair queues damaged\n"
-            "slots still inside the vendor's 15-day retention",
+            "slots still inside the vendor's 15-day retention; --sink\n"
+            "checks the remote copies of jobs with a sink instead",
             define_verify, run_verify},
     Command{"adopt-archive", "",
             "make the state database describe archive_dir from now on (after\n"

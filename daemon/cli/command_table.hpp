@@ -34,6 +34,7 @@ struct Args {
   bool force = false;
   bool dry_run = false;
   bool repair = false;
+  bool sink = false;  // verify --sink
   bool no_secrets = false;
   std::optional<std::string> as_user;
   std::vector<std::string> urls;

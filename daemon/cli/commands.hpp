@@ -41,6 +41,10 @@ struct CheckConfigOptions {
 };
 // check-config (check_config.cpp): 0 when the config is valid and can run, else 1.
 int check_config(const std::filesystem::path& path, const CheckConfigOptions& options);
+// check-config's sink checks (check_sinks.cpp): rclone runs, each remote parses, and
+// with `list` each can be listed; one problem per sink, at its place in the file.
+std::vector<config::Problem> check_sinks(const std::string& file, const config::Config& config,
+                                         bool list);
 int status(const config::Config& config, bool json);
 // gaps [--job J] [--state S,...] [--json]: every slot not archived (states empty: all);
 // 0 none, 2 some.
@@ -65,6 +69,28 @@ int retry(const config::Config& config, const config::Job& job,
 int verify(const config::Config& config, const config::Job* only_job,
            const std::optional<std::string>& from, const std::optional<std::string>& to,
            bool repair, archive::VerifyMode mode = archive::VerifyMode::gzip);
+
+// verify --sink [--job J] [--from S --to S] [--repair] (verify_sink.cpp): each done slot
+// of the jobs with a sink checked on the remote; 0 clean, 2 differences found, 1 bad
+// options or a remote that could not be checked. --repair queues an upload again when
+// the local copy is whole, else a fetch while the vendor still has the slot.
+int verify_sink(const config::Config& config, const config::Job* only_job,
+                const std::optional<std::string>& from, const std::optional<std::string>& to,
+                bool repair);
+
+// Which jobs verify reads, and the range of each (slot names depend on the job's
+// granularity).
+struct VerifyScope {
+  const config::Job* job;
+  Instant from, to;  // slot starts, inclusive
+};
+// Every job's scope (or only_job's); nullopt after saying why when --from/--to name no
+// slots. A range of hours says nothing about a daily job: without --job, a job whose
+// granularity the names do not fit is left out.
+std::optional<std::vector<VerifyScope>> verify_scopes(const config::Config& config,
+                                                      const config::Job* only_job,
+                                                      const std::optional<std::string>& from,
+                                                      const std::optional<std::string>& to);
 
 // --- --from, --to and --slot: checked here only ------------------------------------------
 

@@ -23,13 +23,6 @@ using state::SlotState;
 
 using requeue::DamagedSlot;
 
-// Which jobs verify reads, and the range of each (slot names depend on the job's
-// granularity).
-struct Scope {
-  const config::Job* job;
-  Instant from, to;  // slot starts, inclusive
-};
-
 // What one verify run read, and what it found.
 struct Findings {
   std::size_t slots = 0, partitions = 0, files = 0;
@@ -102,41 +95,6 @@ std::string human_bytes(std::uint64_t bytes) {
   return std::to_string(bytes) + " bytes";
 }
 
-// Every job's scope (or only_job's); nullopt after saying why when --from/--to name
-// no slots. A range of hours says nothing about a daily job: without --job, a job whose
-// granularity the names do not fit is left out.
-std::optional<std::vector<Scope>> scopes_of(const config::Config& config,
-                                            const config::Job* only_job,
-                                            const std::optional<std::string>& from,
-                                            const std::optional<std::string>& to) {
-  std::vector<Scope> scopes;
-  for (const config::Job& job : config.jobs) {
-    if (only_job != nullptr && &job != only_job) {
-      continue;
-    }
-    Scope scope{&job, from_unix(0), from_unix(std::numeric_limits<std::int32_t>::max())};
-    if (from) {
-      const bool fits = Slot::parse(*from, job.granularity) && Slot::parse(*to, job.granularity);
-      if (!fits && only_job == nullptr) {
-        continue;
-      }
-      const auto range = parse_slot_range(job, *from, *to);
-      if (!range) {
-        return std::nullopt;
-      }
-      scope.from = range->from.start();
-      scope.to = range->to.start();
-    }
-    scopes.push_back(scope);
-  }
-  if (scopes.empty() && from) {
-    std::cerr << "gio-exporter: --from " << *from << " --to " << *to
-              << " names no slots of any job's granularity\n";
-    return std::nullopt;
-  }
-  return scopes;
-}
-
 // Scrubs every partition of one done slot, printing each damage found.
 void scrub_slot(const config::Config& config, state::StateStore& store, const config::Job& job,
                 const Slot& slot, archive::VerifyMode mode, Findings& findings) {
@@ -163,10 +121,42 @@ void scrub_slot(const config::Config& config, state::StateStore& store, const co
 
 }  // namespace
 
+std::optional<std::vector<VerifyScope>> verify_scopes(const config::Config& config,
+                                                      const config::Job* only_job,
+                                                      const std::optional<std::string>& from,
+                                                      const std::optional<std::string>& to) {
+  std::vector<VerifyScope> scopes;
+  for (const config::Job& job : config.jobs) {
+    if (only_job != nullptr && &job != only_job) {
+      continue;
+    }
+    VerifyScope scope{&job, from_unix(0), from_unix(std::numeric_limits<std::int32_t>::max())};
+    if (from) {
+      const bool fits = Slot::parse(*from, job.granularity) && Slot::parse(*to, job.granularity);
+      if (!fits && only_job == nullptr) {
+        continue;
+      }
+      const auto range = parse_slot_range(job, *from, *to);
+      if (!range) {
+        return std::nullopt;
+      }
+      scope.from = range->from.start();
+      scope.to = range->to.start();
+    }
+    scopes.push_back(scope);
+  }
+  if (scopes.empty() && from) {
+    std::cerr << "gio-exporter: --from " << *from << " --to " << *to
+              << " names no slots of any job's granularity\n";
+    return std::nullopt;
+  }
+  return scopes;
+}
+
 int verify(const config::Config& config, const config::Job* only_job,
            const std::optional<std::string>& from_text, const std::optional<std::string>& to_text,
            bool repair, archive::VerifyMode mode) {
-  const auto scopes = scopes_of(config, only_job, from_text, to_text);
+  const auto scopes = verify_scopes(config, only_job, from_text, to_text);
   if (!scopes) {
     return 1;
   }
@@ -175,7 +165,7 @@ int verify(const config::Config& config, const config::Job* only_job,
   // when there is something to queue.
   state::StateStore store = open_for_reading(config);
   Findings findings;
-  for (const Scope& scope : *scopes) {
+  for (const VerifyScope& scope : *scopes) {
     const config::Job& job = *scope.job;
     const Checks checks = checks_of(job, mode);
     const std::size_t slots_before = findings.slots;

@@ -126,6 +126,12 @@ class Sink {
                                                                            std::string data_type,
                                                                            Slot slot);
 
+  // check-config without the network: rclone runs (`rclone version`), and the remote
+  // parses (an on-the-fly backend is one this rclone has, its parameters well quoted; a
+  // named remote is in rclone's config). Returns rclone's version line. Throws SinkError
+  // (setup).
+  boost::asio::awaitable<std::string> validate();
+
   // Lists the remote's root folder: check-config's "can be listed". Throws SinkError.
   boost::asio::awaitable<void> probe();
 

@@ -24,6 +24,7 @@
 #include <thread>
 
 #include "archive/checksums.hpp"
+#include "async/run.hpp"
 #include "sink/rclone.hpp"
 #include "support/temp_dir.hpp"
 
@@ -55,33 +56,9 @@ Slot hour_slot() {
   return *Slot::parse("2026-11-22T03", Granularity::hour);
 }
 
-// Runs `task` on `io` to its end; rethrows what it threw.
 template <class T>
 T run(asio::io_context& io, asio::awaitable<T> task) {
-  std::optional<T> result;
-  std::exception_ptr failure;
-  asio::co_spawn(io, std::move(task), [&](std::exception_ptr error, T value) {
-    failure = error;
-    if (!error) {
-      result.emplace(std::move(value));
-    }
-  });
-  io.restart();
-  io.run();
-  if (failure) {
-    std::rethrow_exception(failure);
-  }
-  return std::move(*result);
-}
-
-void run(asio::io_context& io, asio::awaitable<void> task) {
-  std::exception_ptr failure;
-  asio::co_spawn(io, std::move(task), [&](std::exception_ptr error) { failure = error; });
-  io.restart();
-  io.run();
-  if (failure) {
-    std::rethrow_exception(failure);
-  }
+  return async::run_to_end(io, std::move(task));
 }
 
 // A loopback port nobody listens on (bound, then released).
