@@ -58,6 +58,14 @@ struct Manifest {
   friend bool operator==(const Manifest&, const Manifest&) = default;
 };
 
+// One partition of a slot as the local archive holds it (local_copy.cpp).
+struct LocalPartition {
+  std::string data_type;
+  std::filesystem::path dir;
+  bool complete = false;               // _SUCCESS is a regular file
+  std::optional<Manifest> manifest{};  // nullopt: missing, a symlink, or malformed
+};
+
 // The manifest of one partition of `slot`: what the archive writes next to the files.
 // `files` lists every file of the partition (may be empty).
 Manifest make_manifest(std::string_view job, std::string_view data_type, const Slot& slot,
@@ -146,6 +154,22 @@ class Archive {
   // Removes the _SUCCESS marker of a partition (before re-fetching a slot); durable on
   // return. Nothing to do when the partition or marker does not exist.
   void reopen_partition(std::string_view job, std::string_view data_type, const Slot& slot) const;
+
+  // --- The local copy of a slot landed on a sink (issue 15; local_copy.cpp) ---
+
+  // Every partition folder the archive holds for `slot` of `job` (by data type, sorted),
+  // with whether it is complete and its manifest: what a sink lands. Throws ArchiveError
+  // when a component of a partition's path is a symlink or not a folder.
+  std::vector<LocalPartition> slot_partitions(std::string_view job, const Slot& slot) const;
+
+  // Removes a partition's local copy: _SUCCESS first (readers stop trusting it), then
+  // its files, then the folder itself and its dt= folder when that is left empty; each
+  // step durable. Never follows a symlink: one below the root on the way is refused
+  // (ArchiveError), one inside the folder is removed as a link. A folder inside is not
+  // ours and is left (so is the partition folder then). Returns the bytes of the regular
+  // files removed; 0 when the partition does not exist.
+  std::uint64_t remove_partition(std::string_view job, std::string_view data_type,
+                                 const Slot& slot) const;
 
  private:
   std::filesystem::path root_;

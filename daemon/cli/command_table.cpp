@@ -108,12 +108,12 @@ void define_gaps(CLI::App& command, Args& args) {
   add_job(command, args, "only this job");
   command
       .add_option("--state", args.states,
-                  "only slots in these states: pending, waiting, downloading, failed, lost, "
-                  "unplanned")
+                  "only slots in these states: pending, waiting, downloading, uploading, "
+                  "failed, lost, unplanned")
       ->type_name("STATE[,STATE]")
       ->delimiter(',')
-      ->check(quiet(
-          CLI::IsMember({"pending", "waiting", "downloading", "failed", "lost", "unplanned"})));
+      ->check(quiet(CLI::IsMember(
+          {"pending", "waiting", "downloading", "uploading", "failed", "lost", "unplanned"})));
   add_json(command, args);
 }
 int run_gaps(const Args& args) {

@@ -31,6 +31,7 @@
 #include "ops/server.hpp"
 #include "ops/service.hpp"
 #include "scheduler/scheduler.hpp"
+#include "sink/sink.hpp"
 #include "state/db_lock.hpp"
 #include "state/state_store.hpp"
 #include "version.hpp"
@@ -208,8 +209,10 @@ int Daemon::run() {
   verify_pool_.emplace(std::max(1u, std::thread::hardware_concurrency()));
   downloader_.emplace(*http_, *verify_pool_, archive::best_inflater(),
                       download::Limits{.max_part_size = config_.limits.max_part_size});
+  // Sinks hash parts on the verify pool too: both are CPU work off the loop.
   scheduler_.emplace(io_.get_executor(), std::make_shared<const config::Config>(config_), clock_,
-                     *store_, *archive_, *http_, *downloader_, registry_);
+                     *store_, *archive_, *http_, *downloader_, registry_,
+                     scheduler::SinkSupport{.hash_pool = &*verify_pool_});
   // The metrics and health listener (not for one pass): bound before READY=1, so a
   // probe that follows READY finds it.
   if (!once_ && !serve_metrics()) {
@@ -460,6 +463,8 @@ int Daemon::finish() {
       ops::log_event(ops::Level::info, "hooks_ended", "hooks still running were ended",
                      {{"hooks", hooks}});
     }
+    // rclone too: an upload cut short is landed again from the start at the next start.
+    sink::Sink::end_all();
     spdlog::info("stopped");
     spdlog::shutdown();
     std::fflush(nullptr);

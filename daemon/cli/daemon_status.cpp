@@ -20,8 +20,9 @@ constexpr std::chrono::milliseconds kHealthWriteWait{5};
 constexpr std::chrono::seconds kLockedUnhealthyAfter{30};
 
 constexpr state::SlotState kStates[] = {state::SlotState::pending,     state::SlotState::waiting,
-                                        state::SlotState::downloading, state::SlotState::done,
-                                        state::SlotState::failed,      state::SlotState::lost};
+                                        state::SlotState::downloading, state::SlotState::uploading,
+                                        state::SlotState::done,        state::SlotState::failed,
+                                        state::SlotState::lost};
 
 int count_of(const state::JobSummary& summary, state::SlotState state) {
   const auto found = summary.counts.find(state);
@@ -33,6 +34,7 @@ int count_of(const state::JobSummary& summary, state::SlotState state) {
 std::string status_line(const config::Config& config, state::StateStore& store, Instant now) {
   int waiting = 0;
   int downloading = 0;
+  int uploading = 0;
   int failed = 0;
   int at_risk = 0;
   for (const config::Job& job : config.jobs) {
@@ -40,20 +42,40 @@ std::string status_line(const config::Config& config, state::StateStore& store, 
     waiting +=
         count_of(summary, state::SlotState::pending) + count_of(summary, state::SlotState::waiting);
     downloading += count_of(summary, state::SlotState::downloading);
+    uploading += count_of(summary, state::SlotState::uploading);
     failed += count_of(summary, state::SlotState::failed);
     at_risk += store.count_at_risk(job.name, now - kRetention + kAtRisk);
   }
   return std::to_string(waiting) + " slots waiting, " + std::to_string(downloading) +
-         " downloading, " + std::to_string(failed) + " failed, " + std::to_string(at_risk) +
-         " at risk";
+         " downloading, " +
+         (config.sinks.empty() ? "" : std::to_string(uploading) + " uploading, ") +
+         std::to_string(failed) + " failed, " + std::to_string(at_risk) + " at risk";
 }
 
 ops::Reply scrape(const config::Config& config, state::StateStore& store, ops::Registry& registry,
                   Instant now) {
   // Gauges are read afresh: a job removed by a reload disappears from the answer.
   for (const std::string_view gauge :
-       {ops::kSlots, ops::kSlotsAtRisk, ops::kNextLossSeconds, ops::kNewestArchivedSlot}) {
+       {ops::kSlots, ops::kSlotsAtRisk, ops::kNextLossSeconds, ops::kNewestArchivedSlot,
+        ops::kSinkBacklogSlots, ops::kSinkBacklogBytes, ops::kSinkOldestBacklogSeconds}) {
     registry.clear(gauge);
+  }
+  // Each sink's backlog: the uploading slots of the jobs that land on it.
+  for (const config::Sink& sink : config.sinks) {
+    std::vector<std::string> jobs;
+    for (const config::Job& job : config.jobs) {
+      if (job.sink == sink.name) {
+        jobs.push_back(job.name);
+      }
+    }
+    const state::UploadBacklog backlog = store.upload_backlog(jobs);
+    const ops::Labels labels{{"sink", sink.name}};
+    registry.set(ops::kSinkBacklogSlots, labels, backlog.slots);
+    registry.set(ops::kSinkBacklogBytes, labels, static_cast<double>(backlog.bytes));
+    const auto waited = backlog.oldest_since
+                            ? std::max(std::chrono::seconds{0}, now - *backlog.oldest_since)
+                            : std::chrono::seconds{0};
+    registry.set(ops::kSinkOldestBacklogSeconds, labels, static_cast<double>(waited.count()));
   }
   for (const config::Job& job : config.jobs) {
     const state::JobSummary summary = store.summarize(job.name);

@@ -35,8 +35,9 @@ std::string format_left(std::chrono::seconds left) {
 }
 
 constexpr state::SlotState kStates[] = {state::SlotState::pending,     state::SlotState::waiting,
-                                        state::SlotState::downloading, state::SlotState::done,
-                                        state::SlotState::failed,      state::SlotState::lost};
+                                        state::SlotState::downloading, state::SlotState::uploading,
+                                        state::SlotState::done,        state::SlotState::failed,
+                                        state::SlotState::lost};
 
 // "12m", "1h5m", "2d3h": how far off the next ask is.
 std::string format_in(std::chrono::seconds span) {

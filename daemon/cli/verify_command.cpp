@@ -13,6 +13,7 @@
 #include "cli/archive_binding.hpp"
 #include "cli/commands.hpp"
 #include "requeue/requeue.hpp"
+#include "scheduler/notices.hpp"
 #include "state/state_store.hpp"
 
 namespace gio::cli {
@@ -169,9 +170,16 @@ int verify(const config::Config& config, const config::Job* only_job,
     const config::Job& job = *scope.job;
     const Checks checks = checks_of(job, mode);
     const std::size_t slots_before = findings.slots;
+    std::size_t pruned = 0;
     for (const SlotRecord& record :
          store.slots(job.name, scope.from, scope.to + std::chrono::seconds{1})) {
       if (record.state != SlotState::done) {
+        continue;
+      }
+      // A landed slot whose local copy went after keep_local is not missing: it is on
+      // the sink (verify --sink reads it there).
+      if (!job.sink.empty() && (record.notices & scheduler::kNoticeLocalPruned) != 0) {
+        ++pruned;
         continue;
       }
       const auto slot = Slot::parse(record.slot, job.granularity);
@@ -183,6 +191,11 @@ int verify(const config::Config& config, const config::Job* only_job,
     // What "no damage" means depends on what was read: said for every job.
     std::cout << "verify: " << job.name << ": " << (findings.slots - slots_before)
               << " done slot(s), checked " << checks.said << "\n";
+    if (pruned > 0) {
+      std::cout << "verify: " << job.name << ": " << pruned
+                << " landed slot(s) whose local copy was removed after keep_local (on sink "
+                << job.sink << "; verify --sink checks them)\n";
+    }
   }
   if (repair && !findings.damaged.empty()) {
     state::StateStore writer = open_for_queueing(config);

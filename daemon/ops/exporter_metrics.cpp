@@ -37,6 +37,15 @@ void declare_exporter_metrics(Registry& registry) {
   counter(kDownloadBytes, "Bytes downloaded into the staging folder (verified parts).");
   counter(kDownloadSeconds,
           "Seconds spent downloading verified parts (bytes / seconds = throughput).");
+  gauge(kSinkBacklogSlots,
+        "Slots archived locally and not yet landed on the sink (state uploading), by sink.");
+  gauge(kSinkBacklogBytes, "Bytes of the slots waiting to land on the sink, by sink.");
+  gauge(kSinkOldestBacklogSeconds,
+        "Seconds the oldest slot waiting to land on the sink has waited (0 when none).");
+  counter(kSinkUploads,
+          "Slots landed on the sink (result=\"landed\": uploaded and verified) or not "
+          "(result=\"failed\": retried later), by sink.");
+  counter(kSinkUploadedBytes, "Bytes copied to the sink by rclone, by sink.");
   registry.add(kDownloadBytes, {}, 0);
   registry.add(kDownloadSeconds, {}, 0);
   declare_process_metrics(registry);
@@ -54,6 +63,12 @@ void zero_project_counters(Registry& registry, const config::Project& project) {
   if (!project.auth.uses_token()) {
     registry.add(kAuthRefreshes, {{"project", project.name}}, 0);
   }
+}
+
+void zero_sink_counters(Registry& registry, const std::string& sink) {
+  registry.add(kSinkUploads, {{"sink", sink}, {"result", "landed"}}, 0);
+  registry.add(kSinkUploads, {{"sink", sink}, {"result", "failed"}}, 0);
+  registry.add(kSinkUploadedBytes, {{"sink", sink}}, 0);
 }
 
 void record_config_load(Registry& registry, bool ok, double unix_seconds) {

@@ -39,6 +39,16 @@ inline constexpr std::string_view kAuthRefreshes =
 inline constexpr std::string_view kDownloadBytes = "gio_exporter_download_bytes_total";
 inline constexpr std::string_view kDownloadSeconds = "gio_exporter_download_seconds_total";
 
+// Sinks (issue 15), by sink name. Gauges read from the state store at each scrape: the
+// uploading slots of the sink's jobs, their bytes, and how long the oldest has waited.
+inline constexpr std::string_view kSinkBacklogSlots = "gio_sink_backlog_slots";  // {sink}
+inline constexpr std::string_view kSinkBacklogBytes = "gio_sink_backlog_bytes";  // {sink}
+inline constexpr std::string_view kSinkOldestBacklogSeconds =
+    "gio_sink_oldest_backlog_seconds";  // {sink}
+// Counters: slots landed or failed to land, and the bytes rclone copied.
+inline constexpr std::string_view kSinkUploads = "gio_sink_uploads_total";  // {sink,result}
+inline constexpr std::string_view kSinkUploadedBytes = "gio_sink_uploaded_bytes_total";  // {sink}
+
 // Declares every family above with its HELP text, and the process_* families
 // (ops/process_metrics.hpp). The unlabelled counters start at 0.
 void declare_exporter_metrics(Registry& registry);
@@ -49,6 +59,8 @@ void declare_exporter_metrics(Registry& registry);
 // status code in its labels, known only when an answer comes: it has no series before.
 void zero_job_counters(Registry& registry, const std::string& job);
 void zero_project_counters(Registry& registry, const config::Project& project);
+// A sink's counters at 0: {result="landed"}, {result="failed"} and its bytes.
+void zero_sink_counters(Registry& registry, const std::string& sink);
 
 // The outcome of a config load at `unix_seconds`: a success sets both kReload* gauges,
 // a failure sets kReloadSuccessful to 0 and keeps the last success's time.

@@ -8,6 +8,7 @@
 
 #include "ops/logging.hpp"
 #include "scheduler/fairness.hpp"
+#include "scheduler/notices.hpp"
 #include "scheduler/scheduler.hpp"
 
 namespace gio::scheduler {
@@ -99,6 +100,10 @@ void Scheduler::pull_in_next_at(Instant now) {
                   std::max<std::chrono::seconds>(job.poll_every, kNotExistsMaxWaitAfterLater) +
                   kScheduleSlack};
     pulled += store_.pull_in_next_at(job.name, now + job.poll_every + kScheduleSlack, backlog, now);
+    if (!job.sink.empty()) {
+      // An upload is never backed off longer than kMaxUploadBackoff (uploads.cpp).
+      pulled += store_.pull_in_uploads(job.name, now + kMaxUploadBackoff + kScheduleSlack, now);
+    }
   }
   if (batch) {
     batch->commit();

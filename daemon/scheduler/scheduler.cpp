@@ -125,7 +125,8 @@ JobChanges job_changes(const config::Config& running, const config::Config& next
 
 Scheduler::Scheduler(asio::any_io_executor executor, std::shared_ptr<const config::Config> config,
                      const Clock& clock, state::StateStore& store, archive::Archive& archive,
-                     http::Client& http, download::Downloader& downloader, ops::Registry& metrics)
+                     http::Client& http, download::Downloader& downloader, ops::Registry& metrics,
+                     SinkSupport sinks)
     : executor_(executor),
       clock_(clock),
       clock_watch_(clock),
@@ -135,6 +136,7 @@ Scheduler::Scheduler(asio::any_io_executor executor, std::shared_ptr<const confi
       metrics_(metrics),
       codes_(std::make_unique<StoredCodes>(store)),
       store_waits_(executor, config->state_db.string()),
+      sink_support_(std::move(sinks)),
       downloads_(executor, downloader, archive, clock, config->limits.parallel_downloads, *this),
       wake_(executor),
       workers_(executor),
@@ -174,7 +176,19 @@ void Scheduler::reload(std::shared_ptr<const config::Config> config) {
         http_, next->config->http.api_base, project, *limiter, clock_, codes_.get(), &metrics_);
     next->limiters[project.name] = std::move(limiter);
   }
+  // A reload builds each sink afresh from its settings; uploads in flight keep the one
+  // they started with (their generation holds it).
+  for (const config::Sink& sink : next->config->sinks) {
+    ops::zero_sink_counters(metrics_, sink.name);
+    if (sink_support_.hash_pool == nullptr) {
+      throw std::logic_error("sink " + sink.name + " configured without a hash pool");
+    }
+    next->sinks[sink.name] = std::make_shared<sink::Sink>(executor_, sink, *sink_support_.hash_pool,
+                                                          sink_support_.rclone);
+  }
   generation_ = std::move(next);
+  retry_uploads_now_ = !generation_->sinks.empty();
+  upload_failures_.clear();
   // A changed window or readiness re-plans from scratch; slots already in the store
   // keep their rows (planning only inserts what is missing), so nothing done is redone.
   planned_until_.clear();
@@ -276,7 +290,8 @@ asio::awaitable<void> Scheduler::work_on(std::shared_ptr<const Generation> gener
         row = store_.find(record.job, record.slot);
       });
       if (stopping_ || !row || row->state == state::SlotState::done ||
-          row->state == state::SlotState::failed || row->state == state::SlotState::lost) {
+          row->state == state::SlotState::uploading || row->state == state::SlotState::failed ||
+          row->state == state::SlotState::lost) {
         co_return;
       }
       record = std::move(*row);
@@ -343,20 +358,26 @@ asio::awaitable<void> Scheduler::run_once() {
     handle_clock_jump(reading);
     pull_in_next_at(reading.wall);
     store_.resume_downloads(reading.wall);
+    // A pass is a start: uploads backed off by an earlier process are due now.
+    store_.resume_uploads(reading.wall);
     planned = plan(reading.sure);
     watch_retention(reading.sure);
   });
   log_catch_up(planned);
   std::set<std::string> started;
+  std::set<std::string> uploaded;
   // Later rounds pick up the due slots that did not fit under the cap; each slot is
-  // worked on at most once per pass.
+  // worked on (and uploaded) at most once per pass. A slot downloaded in this pass is
+  // landed on its sink in it too.
   for (;;) {
     start_due_work(clock_.now(), &started);
-    if (in_flight_.empty()) {
+    co_await store_waits_.retry([&] { start_due_uploads(clock_.now(), &uploaded); });
+    if (in_flight_.empty() && uploads_in_flight_.empty()) {
       break;
     }
     co_await wake_.wait_until(asio::steady_timer::time_point::max());
   }
+  co_await store_waits_.retry([&] { prune_local(clock_.now()); });
   co_await workers_.wait();
   co_await hooks_.wait();
 }
@@ -364,15 +385,22 @@ asio::awaitable<void> Scheduler::run_once() {
 asio::awaitable<void> Scheduler::run() {
   const Instant start = clock_.now();
   int resumed = 0;
+  int uploads = 0;
   std::map<std::string, Planned> at_start;
   co_await store_waits_.retry([&] {
     pull_in_next_at(start);
     resumed = store_.resume_downloads(start);
+    uploads = store_.resume_uploads(start);
     at_start = plan(start);
   });
   if (resumed > 0) {
     ops::log_event(ops::Level::info, "resume", "downloads interrupted by the last stop",
                    {{"slots", resumed}});
+  }
+  if (uploads > 0) {
+    ops::log_event(ops::Level::info, "resume_uploads",
+                   "slots archived locally and not yet landed on their sink: uploading now",
+                   {{"slots", uploads}});
   }
   log_catch_up(at_start);
   queue_changed_elsewhere();
@@ -400,6 +428,12 @@ asio::awaitable<void> Scheduler::run() {
       }
       watch_retention(reading.sure);
       start_due_work(now, nullptr);
+      if (retry_uploads_now_) {
+        store_.resume_uploads(now);
+        retry_uploads_now_ = false;
+      }
+      start_due_uploads(now, nullptr);
+      prune_local(now);
       // Sleep until the next slot is due, the next slot becomes ready, or a worker ends;
       // every few seconds, look whether another process queued work.
       if (const auto next_due = store_.next_due(); next_due && *next_due > now) {

@@ -13,11 +13,14 @@
 //   fairness.cpp   fresh work before the NOT_EXISTS backlog, and its back-off
 //   pause.cpp      no asks while downloads are paused or the database fails
 //   clock_watch.cpp  wall-clock jumps: what verdicts go by, and re-basing next_at
+//   uploads.cpp    sinks (issue 15): landing uploading slots, and pruning local copies
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <chrono>
 #include <cstdint>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <optional>
@@ -34,6 +37,7 @@
 #include "ops/registry.hpp"
 #include "scheduler/clock_watch.hpp"
 #include "scheduler/store_waits.hpp"
+#include "sink/sink.hpp"
 #include "slot/slot.hpp"
 #include "state/state_store.hpp"
 #include "work/downloads.hpp"
@@ -54,12 +58,20 @@ struct JobChanges {
 };
 JobChanges job_changes(const config::Config& running, const config::Config& next);
 
+// What the scheduler needs to land jobs' slots on their sinks.
+struct SinkSupport {
+  // Hashes parts for the remote's checksums, off the loop; needed once a job has a sink.
+  boost::asio::thread_pool* hash_pool = nullptr;
+  std::filesystem::path rclone = "rclone";  // the program; found on PATH by default
+};
+
 class Scheduler final : private work::Observer {
  public:
   // `metrics` must have the families of ops::declare_exporter_metrics.
   Scheduler(boost::asio::any_io_executor executor, std::shared_ptr<const config::Config> config,
             const Clock& clock, state::StateStore& store, archive::Archive& archive,
-            http::Client& http, download::Downloader& downloader, ops::Registry& metrics);
+            http::Client& http, download::Downloader& downloader, ops::Registry& metrics,
+            SinkSupport sinks = {});
 
   // One pass: every slot due now is asked for once and, where finished, archived.
   boost::asio::awaitable<void> run_once();
@@ -168,6 +180,29 @@ class Scheduler final : private work::Observer {
   // one, with the slot's details and `extra` in its environment.
   void run_hook(const config::Job& job, std::string_view event, const std::string& slot_name,
                 Instant slot_start, ops::HookVariables extra);
+  // --- uploads.cpp: sinks (issue 15) ---
+  // Starts an upload for every uploading slot due, up to kUploadsPerSink per sink;
+  // `started_once`: as for start_due_work. Returns how many it started.
+  std::size_t start_due_uploads(Instant now, std::set<std::string>* started_once);
+  // Lands every local partition of one uploading slot on its job's sink; then the slot
+  // is done, or stays uploading, backed off (30 s doubling to 10 min).
+  boost::asio::awaitable<void> upload(std::shared_ptr<const Generation> generation,
+                                      state::SlotRecord record);
+  struct Landing;
+  void land_done(const config::Job& job, const Slot& slot, const Landing& landing);
+  void upload_failed(const config::Job& job, const state::SlotRecord& record,
+                     const std::string& reason, std::chrono::seconds delay);
+  // The slot's local copy is not whole (a partition without _SUCCESS or manifest, or
+  // none at all): it is fetched again.
+  void refetch(const config::Job& job, const state::SlotRecord& record, const std::string& reason);
+  // Removes the local copy of done slots of sink jobs whose keep_local has passed
+  // (every kPruneEvery, and at once for a slot landed with keep_local 0s).
+  void prune_local(Instant now);
+  void prune_slot(const config::Job& job, const config::Sink& sink, const Slot& slot);
+  // Settles a Done pass of a job with a sink: uploading, due now (event=slot_downloaded).
+  void downloaded_for_sink(const config::Job& job, const Slot& slot, const work::Done& done,
+                           bool count_attempt);
+
   // Adds to one of the job's counters (ops/exporter_metrics.hpp).
   void count(std::string_view counter, const std::string& job, double by = 1);
   // The vendor's retention passed: recorded as lost (store_lost), then counted and
@@ -234,6 +269,15 @@ class Scheduler final : private work::Observer {
   std::map<std::string, RetryNote> retry_notes_;
   // (job, data type) of the unknown types already warned about: once per job and run.
   std::set<std::pair<std::string, std::string>> unknown_types_;
+  // Sinks: uploads in flight by sink name, their slot keys, and each slot's failed tries
+  // in a row (its back-off).
+  SinkSupport sink_support_;
+  std::map<std::string, std::size_t> uploads_by_sink_;
+  std::set<std::string> uploads_in_flight_;
+  std::map<std::string, int> upload_failures_;
+  std::chrono::steady_clock::time_point next_prune_{};
+  // A reload (a sink pointed at a working remote, say) makes the backed-off uploads due.
+  bool retry_uploads_now_ = false;
   work::Downloads downloads_;
   async::Signal wake_;
   async::TaskGroup workers_;  // one task per slot in flight
@@ -247,6 +291,7 @@ struct Scheduler::Generation {
   std::vector<std::string> job_names;
   std::map<std::string, std::shared_ptr<api::RateLimiter>> limiters;  // by project
   std::map<std::string, std::unique_ptr<api::Client>> apis;           // by project
+  std::map<std::string, std::shared_ptr<sink::Sink>> sinks;           // by name
 };
 
 }  // namespace gio::scheduler

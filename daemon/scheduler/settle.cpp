@@ -226,6 +226,11 @@ void Scheduler::settle(const config::Job& job, const Slot& slot, const state::Sl
   std::visit(
       config::Overloaded{
           [&](const work::Done& done) {
+            if (!job.sink.empty()) {
+              downloaded_for_sink(job, slot, done, count_attempt);
+              note_recovery(job, slot, attempt, "uploading", done.api_status.value_or(""));
+              return;
+            }
             const Instant now = clock_.now();
             store_.update(job.name, slot.name(),
                           {.state = state::SlotState::done,

@@ -185,8 +185,9 @@ SlotStatements::SlotStatements(sqlite::Database& db)
                      "UPDATE slots SET state = 'uploading', next_at = ?3, updated_at = ?3, "
                      "done_at = NULL, notices = 0, uploading_since = ?3, last_error = '' "
                      "WHERE job = ?1 AND slot = ?2 AND state = 'done'"),
-      done_before(db, select_slots("WHERE job = ?1 AND state = 'done' AND done_at <= ?2 AND "
-                                   "(notices & ?3) = 0 ORDER BY done_at LIMIT ?4")),
+      done_before(
+          db, select_slots("WHERE job = ?1 AND state = 'done' AND done_at <= ?2 AND "
+                           "(notices & ?3) = ?3 AND (notices & ?4) = 0 ORDER BY done_at LIMIT ?5")),
       add_notices(db, "UPDATE slots SET notices = notices | ?3 WHERE job = ?1 AND slot = ?2"),
       backlog_slots(db,
                     "SELECT count(*), min(uploading_since) FROM slots WHERE state = "
@@ -442,12 +443,13 @@ bool StateStore::requeue_upload(std::string_view job, std::string_view slot, Ins
   return changed;
 }
 
-std::vector<SlotRecord> StateStore::done_before(std::string_view job, Instant done_before,
+std::vector<SlotRecord> StateStore::done_before(std::string_view job, Instant done_before, int with,
                                                 int without, std::size_t limit) {
   const auto capped = static_cast<std::int64_t>(
       std::min<std::size_t>(limit, std::numeric_limits<std::int64_t>::max()));
   std::vector<SlotRecord> records;
-  sqlite::Query query{impl_->statements->done_before, job, to_unix(done_before), without, capped};
+  sqlite::Query query{
+      impl_->statements->done_before, job, to_unix(done_before), with, without, capped};
   while (query.step()) {
     records.push_back(read_slot(query));
   }

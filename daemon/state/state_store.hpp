@@ -277,10 +277,11 @@ class StateStore {
   // --repair, when the local copy is whole). One transaction; false (nothing changed)
   // when the slot is not done.
   bool requeue_upload(std::string_view job, std::string_view slot, Instant now);
-  // Done slots of `job` with done_at <= done_before and none of the notice bits
-  // `without` set, done_at ascending, at most `limit`: landed slots whose local copy may go.
-  std::vector<SlotRecord> done_before(std::string_view job, Instant done_before, int without,
-                                      std::size_t limit);
+  // Done slots of `job` with done_at <= done_before, every notice bit of `with` set and
+  // none of `without`, done_at ascending, at most `limit`: landed slots whose local copy
+  // may go.
+  std::vector<SlotRecord> done_before(std::string_view job, Instant done_before, int with,
+                                      int without, std::size_t limit);
   // Sets notice bits on a slot whatever its state, leaving everything else (done_at
   // included) as it is. Throws StateError (SQLITE_NOTFOUND) when the slot does not exist.
   void add_notices(std::string_view job, std::string_view slot, int notices);

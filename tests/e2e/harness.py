@@ -43,7 +43,7 @@ MARKERS = ("_SUCCESS", "_manifest.json")
 # The archive's identity file, at its root (the state database records its id).
 ARCHIVE_IDENTITY = ".gio-exporter-archive"
 PROXY_VARIABLES = ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "no_proxy", "NO_PROXY")
-SLOT_STATES = ("pending", "waiting", "downloading", "done", "failed", "lost")
+SLOT_STATES = ("pending", "waiting", "downloading", "uploading", "done", "failed", "lost")
 
 
 def binary():

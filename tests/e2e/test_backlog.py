@@ -25,7 +25,8 @@ class BacklogTest(E2ETestCase):
 
         job = daemon.job_status("shop-hourly")
         self.assertEqual(job["counts"], {"pending": 0, "waiting": 0, "downloading": 0,
-                                         "done": len(slots), "failed": 0, "lost": 0})
+                                         "uploading": 0, "done": len(slots), "failed": 0,
+                                         "lost": 0})
         self.assertEqual(job["newest_done"], slots[-1])
         self.assertIsNone(job["oldest_not_done"])
 

@@ -992,6 +992,77 @@ std::string sha256_of(std::string_view data) {
   return hex;
 }
 
+// --- issue 15: the local copy of a slot landed on a sink ------------------------------
+
+TEST(LocalCopy, SlotPartitionsListsEachWithItsManifestAndCompleteness) {
+  TempDir dir;
+  Archive archive{dir.path() / "archive"};
+  const Slot slot = hour_slot();
+  EXPECT_TRUE(archive.slot_partitions("j", slot).empty());
+  archive.publish(archive.stage_bytes("data"), "j", "visit", slot, "a.csv.gz");
+  const Manifest manifest =
+      make_manifest("j", "visit", slot, Instant{}, {{"a.csv.gz", 4, sha256_hex("data")}});
+  archive.complete_partition(manifest, slot);
+  archive.publish(archive.stage_bytes("half"), "j", "page", slot, "b.csv.gz");  // not complete
+  archive.publish(archive.stage_bytes("other hour"), "j", "visit", hour_slot("2026-11-22T04"),
+                  "c.csv.gz");
+  const std::vector<LocalPartition> partitions = archive.slot_partitions("j", slot);
+  ASSERT_EQ(partitions.size(), 2u);
+  EXPECT_EQ(partitions[0].data_type, "page");
+  EXPECT_FALSE(partitions[0].complete);
+  EXPECT_FALSE(partitions[0].manifest);
+  EXPECT_EQ(partitions[1].data_type, "visit");
+  EXPECT_TRUE(partitions[1].complete);
+  EXPECT_EQ(partitions[1].manifest, manifest);
+  EXPECT_EQ(partitions[1].dir, archive.partition_dir("j", "visit", slot));
+}
+
+TEST(LocalCopy, RemovePartitionTakesItsFilesAndEmptyFoldersOnly) {
+  TempDir dir;
+  Archive archive{dir.path() / "archive"};
+  const Slot slot = hour_slot();
+  const Slot next = hour_slot("2026-11-22T04");
+  archive.publish(archive.stage_bytes("12345"), "j", "visit", slot, "a.csv.gz");
+  archive.complete_partition(
+      make_manifest("j", "visit", slot, Instant{}, {{"a.csv.gz", 5, sha256_hex("12345")}}), slot);
+  archive.publish(archive.stage_bytes("xy"), "j", "visit", next, "b.csv.gz");
+  // A symlink inside is removed as a link: its target stays.
+  write_file(dir.path() / "outside", "keep me");
+  fs::create_symlink(dir.path() / "outside", archive.partition_dir("j", "visit", slot) / "link");
+
+  const std::uint64_t manifest_bytes =
+      fs::file_size(archive.partition_dir("j", "visit", slot) / "_manifest.json");
+  EXPECT_EQ(archive.remove_partition("j", "visit", slot), 5 + manifest_bytes);
+  EXPECT_FALSE(fs::exists(archive.partition_dir("j", "visit", slot)));
+  EXPECT_EQ(read_file(dir.path() / "outside"), "keep me");
+  // The day's folder still holds hour 04; once that goes, the day goes too.
+  EXPECT_TRUE(fs::exists(archive.partition_dir("j", "visit", next)));
+  EXPECT_EQ(archive.remove_partition("j", "visit", next), 2u);
+  EXPECT_FALSE(fs::exists(archive.partition_dir("j", "visit", next).parent_path()));
+  EXPECT_TRUE(fs::exists(dir.path() / "archive" / "j" / "visit"));
+  // Nothing there: nothing to do.
+  EXPECT_EQ(archive.remove_partition("j", "visit", slot), 0u);
+  EXPECT_EQ(archive.remove_partition("nojob", "visit", slot), 0u);
+}
+
+TEST(LocalCopy, RemovePartitionNeverFollowsASymlinkOnTheWay) {
+  TempDir dir;
+  Archive archive{dir.path() / "archive"};
+  const Slot slot = day_slot();
+  fs::create_directories(dir.path() / "elsewhere" / "dt=2026-11-22");
+  write_file(dir.path() / "elsewhere" / "dt=2026-11-22" / "precious", "x");
+  fs::create_directories(dir.path() / "archive" / "j");
+  fs::create_symlink(dir.path() / "elsewhere", dir.path() / "archive" / "j" / "visit");
+  EXPECT_THROW(archive.remove_partition("j", "visit", slot), ArchiveError);
+  EXPECT_TRUE(fs::exists(dir.path() / "elsewhere" / "dt=2026-11-22" / "precious"));
+  // A folder inside is not the archive's: it stays, and so does the partition.
+  archive.publish(archive.stage_bytes("x"), "k", "visit", slot, "a.csv.gz");
+  fs::create_directories(archive.partition_dir("k", "visit", slot) / "sub");
+  EXPECT_EQ(archive.remove_partition("k", "visit", slot), 1u);
+  EXPECT_TRUE(fs::exists(archive.partition_dir("k", "visit", slot) / "sub"));
+  EXPECT_FALSE(fs::exists(archive.partition_dir("k", "visit", slot) / "a.csv.gz"));
+}
+
 class ScrubTest : public ::testing::Test {
  protected:
   ScrubTest() : archive_(temp_.path() / "archive") {}

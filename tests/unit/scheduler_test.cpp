@@ -12,8 +12,10 @@
 #include <boost/asio/use_future.hpp>
 #include <thread>
 
+#include "archive/checksums.hpp"
 #include "ops/exporter_metrics.hpp"
 #include "scheduler/fairness.hpp"
+#include "scheduler/notices.hpp"
 #include "scheduler/planner.hpp"
 #include "scheduler/store_waits.hpp"
 #include "support/temp_dir.hpp"
@@ -22,6 +24,8 @@ namespace gio::scheduler {
 namespace {
 
 using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+using config::Duration;
 
 Instant utc(std::string_view text) {
   return parse_utc(text).value();
@@ -177,8 +181,15 @@ class SchedulerTest : public ::testing::Test {
 
   // A scheduler over the fixture's clock, store, archive and clients; job "a" unless told.
   Scheduler make_scheduler(std::shared_ptr<const config::Config> config = config_with({"a"})) {
-    return Scheduler{io_.get_executor(), std::move(config), clock_, store_, archive_, http_,
-                     downloader_,        metrics_};
+    return Scheduler{io_.get_executor(),
+                     std::move(config),
+                     clock_,
+                     store_,
+                     archive_,
+                     http_,
+                     downloader_,
+                     metrics_,
+                     SinkSupport{.hash_pool = &pool_}};
   }
 
   void run_once(Scheduler& scheduler) {
@@ -684,6 +695,156 @@ TEST(RestartOnlyChanges, NamesEachSettingAReloadCannotApply) {
   EXPECT_EQ(restart_only_changes(running, next),
             (std::vector<std::string>{"archive_dir changed", "http.timeout changed",
                                       "limits.max_part_size changed"}));
+}
+
+// --- issue 15: sinks, with real rclone on a :local: remote ----------------------------
+
+config::Sink sink(std::string name, std::string remote) {
+  config::Sink sink;
+  sink.name = std::move(name);
+  sink.rclone_remote = std::move(remote);
+  return sink;
+}
+
+class SinkSchedulerTest : public SchedulerTest {
+ protected:
+  void SetUp() override {
+    if (std::system("rclone version >/dev/null 2>&1") != 0) {
+      GTEST_SKIP() << "rclone is not installed";
+    }
+  }
+
+  // Job "a" landing on sink "lake" at `remote`.
+  static std::shared_ptr<const config::Config> with_sink(std::string remote,
+                                                         Duration keep_local = 48h) {
+    auto config = std::make_shared<config::Config>(*config_with({"a"}));
+    config->sinks.push_back(sink("lake", std::move(remote)));
+    config->sinks.back().keep_local = keep_local;
+    config->jobs[0].sink = "lake";
+    return config;
+  }
+
+  // Slot 2026-11-22T13 of job "a" downloaded and complete locally, and uploading.
+  Slot downloaded_slot() {
+    const Slot slot = *Slot::parse("2026-11-22T13", Granularity::hour);
+    const state::PlannedSlot planned{slot.name(), slot.start(), clock_.now()};
+    store_.plan("a", std::span{&planned, 1}, clock_.now());
+    archive_.publish(archive_.stage_bytes("part bytes"), "a", "visit", slot, "p.csv.gz");
+    archive_.complete_partition(
+        archive::make_manifest("a", "visit", slot, clock_.now(),
+                               {{"p.csv.gz", 10, archive::sha256_hex("part bytes")}}),
+        slot);
+    store_.record_file({.job = "a",
+                        .slot = slot.name(),
+                        .data_type = "visit",
+                        .name = "p.csv.gz",
+                        .bytes = 10,
+                        .sha256 = "x"});
+    store_.update("a", slot.name(), {.state = state::SlotState::uploading, .next_at = clock_.now()},
+                  clock_.now());
+    return slot;
+  }
+
+  fs::path remote_ = dir_.path() / "remote";
+};
+
+TEST_F(SinkSchedulerTest, AnUploadingSlotLandsThenIsDoneAndKeepLocalZeroPrunesIt) {
+  const Slot slot = downloaded_slot();
+  Scheduler scheduler = make_scheduler(with_sink(":local:" + remote_.string(), 0s));
+  run_once(scheduler);
+  const auto record = store_.find("a", slot.name());
+  ASSERT_EQ(record->state, state::SlotState::done) << record->last_error;
+  EXPECT_EQ(record->notices & (kNoticeLanded | kNoticeLocalPruned),
+            kNoticeLanded | kNoticeLocalPruned);
+  const fs::path landed = remote_ / "a" / "visit" / "dt=2026-11-22" / "hour=13";
+  EXPECT_EQ(fs::file_size(landed / "p.csv.gz"), 10u);
+  EXPECT_TRUE(fs::exists(landed / "_SUCCESS"));
+  EXPECT_TRUE(fs::exists(landed / "_manifest.json"));
+  // keep_local 0s: the local copy went at once, its day folder with it.
+  EXPECT_FALSE(fs::exists(archive_.partition_dir("a", "visit", slot).parent_path()));
+  EXPECT_EQ(metrics_.value(ops::kSinkUploads, {{"sink", "lake"}, {"result", "landed"}}), 1);
+  EXPECT_EQ(metrics_.value(ops::kSinkUploads, {{"sink", "lake"}, {"result", "failed"}}), 0);
+  EXPECT_GE(metrics_.value(ops::kSinkUploadedBytes, {{"sink", "lake"}}), 10);
+}
+
+TEST_F(SinkSchedulerTest, KeepLocalKeepsTheCopyUntilItPasses) {
+  const Slot slot = downloaded_slot();
+  Scheduler first = make_scheduler(with_sink(":local:" + remote_.string(), 1h));
+  run_once(first);
+  ASSERT_EQ(store_.find("a", slot.name())->state, state::SlotState::done);
+  EXPECT_TRUE(archive_.is_complete("a", "visit", slot));
+  clock_.advance(61min);
+  Scheduler second = make_scheduler(with_sink(":local:" + remote_.string(), 1h));
+  run_once(second);
+  EXPECT_FALSE(fs::exists(archive_.partition_dir("a", "visit", slot)));
+  EXPECT_NE(store_.find("a", slot.name())->notices & kNoticeLocalPruned, 0);
+}
+
+TEST_F(SinkSchedulerTest, AnUnreachableRemoteBacksOffAndTheSlotIsNeverLost) {
+  const Slot slot = downloaded_slot();
+  // A port nobody listens on: rclone fails at once.
+  const auto down = with_sink(":webdav,url='http://127.0.0.1:1':");
+  Scheduler first = make_scheduler(down);
+  run_once(first);
+  auto record = store_.find("a", slot.name());
+  EXPECT_EQ(record->state, state::SlotState::uploading);
+  EXPECT_EQ(record->next_at, clock_.now() + 30s);
+  EXPECT_NE(record->last_error.find("sink lake"), std::string::npos) << record->last_error;
+  EXPECT_EQ(record->last_error.find("url="), std::string::npos) << record->last_error;
+  EXPECT_EQ(metrics_.value(ops::kSinkUploads, {{"sink", "lake"}, {"result", "failed"}}), 1);
+
+  // The same scheduler doubles its back-off: 30 s, then 60 s.
+  clock_.advance(30s);
+  run_once(first);
+  EXPECT_EQ(store_.find("a", slot.name())->next_at, clock_.now() + 60s);
+
+  // Past the vendor's retention the data is still local: neither lost nor at risk.
+  clock_.set(slot.start() + kRetention + 1h);
+  Scheduler later = make_scheduler(down);
+  run_once(later);
+  record = store_.find("a", slot.name());
+  EXPECT_EQ(record->state, state::SlotState::uploading);
+  EXPECT_EQ(record->notices & (kNoticeAtRisk24h | kNoticeAtRisk72h), 0);
+  EXPECT_TRUE(archive_.is_complete("a", "visit", slot));
+
+  // The remote back: it lands.
+  Scheduler fixed = make_scheduler(with_sink(":local:" + remote_.string()));
+  run_once(fixed);
+  EXPECT_EQ(store_.find("a", slot.name())->state, state::SlotState::done);
+}
+
+TEST_F(SinkSchedulerTest, ALocalCopyThatIsNotWholeIsFetchedAgain) {
+  const Slot slot = downloaded_slot();
+  archive_.reopen_partition("a", "visit", slot);  // no _SUCCESS
+  Scheduler scheduler = make_scheduler(with_sink(":local:" + remote_.string()));
+  run_once(scheduler);
+  const auto record = store_.find("a", slot.name());
+  // Back to the download path (whose ask then fails against the closed API port).
+  EXPECT_EQ(record->state, state::SlotState::pending);
+  EXPECT_FALSE(fs::exists(remote_ / "a"));
+}
+
+TEST(JobChanges, AChangedSinkIsAChangedJob) {
+  config::Config running;
+  config::Job job;
+  job.name = "j";
+  job.sink = "lake";
+  running.jobs.push_back(job);
+  running.sinks.push_back(sink("lake", "oss:a"));
+  config::Config next = running;
+  EXPECT_TRUE(job_changes(running, next).changed.empty());
+  next.sinks[0].keep_local = 0s;
+  EXPECT_EQ(job_changes(running, next).changed, std::vector<std::string>{"j.sink"});
+  next = running;
+  next.sinks[0].rclone_remote = "oss:b";
+  EXPECT_EQ(job_changes(running, next).changed, std::vector<std::string>{"j.sink"});
+  next = running;
+  next.jobs[0].sink = "";
+  EXPECT_EQ(job_changes(running, next).changed, std::vector<std::string>{"j.sink"});
+  // Its place in the file is not a setting.
+  next = running;
+  next.sinks[0].place.line = 40;
+  EXPECT_TRUE(job_changes(running, next).changed.empty());
 }
 
 }  // namespace

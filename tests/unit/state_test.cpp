@@ -1447,19 +1447,24 @@ TEST_F(StateStoreTest, DoneBeforeAndNoticesForPruning) {
   plan_two(store);
   store.update("shop", "2026-11-22T03", {.state = SlotState::done, .next_at = kT0}, kT0);
   store.update("shop", "2026-11-22T04", {.state = SlotState::done, .next_at = kT1}, kT1);
-  EXPECT_TRUE(store.done_before("shop", kT0 - minutes(1), 16, 10).empty());
-  EXPECT_EQ(names(store.done_before("shop", kT1, 16, 10)),
+  EXPECT_TRUE(store.done_before("shop", kT0 - minutes(1), 0, 16, 10).empty());
+  EXPECT_EQ(names(store.done_before("shop", kT1, 0, 16, 10)),
             (std::vector<std::string>{"shop/2026-11-22T03", "shop/2026-11-22T04"}));
-  EXPECT_EQ(store.done_before("shop", kT1, 16, 1).size(), 1u);
+  EXPECT_EQ(store.done_before("shop", kT1, 0, 16, 1).size(), 1u);
   // A notice bit leaves done_at (and everything else) alone, and hides the slot.
   store.add_notices("shop", "2026-11-22T03", 16);
   const auto record = store.find("shop", "2026-11-22T03");
   EXPECT_EQ(record->notices, 16);
   EXPECT_EQ(record->done_at, kT0);
   EXPECT_EQ(record->state, SlotState::done);
-  EXPECT_EQ(names(store.done_before("shop", kT1, 16, 10)),
+  EXPECT_EQ(names(store.done_before("shop", kT1, 0, 16, 10)),
             std::vector<std::string>{"shop/2026-11-22T04"});
-  EXPECT_EQ(store.done_before("shop", kT1, 2, 10).size(), 2u);
+  EXPECT_EQ(store.done_before("shop", kT1, 0, 2, 10).size(), 2u);
+  // Only those with every bit of `with`.
+  EXPECT_TRUE(store.done_before("shop", kT1, 32, 16, 10).empty());
+  store.add_notices("shop", "2026-11-22T04", 32);
+  EXPECT_EQ(names(store.done_before("shop", kT1, 32, 16, 10)),
+            std::vector<std::string>{"shop/2026-11-22T04"});
   EXPECT_THROW(store.add_notices("shop", "2026-11-23T00", 16), StateError);
 }
 
