@@ -203,7 +203,10 @@ class SinkFaultTest(SinkTestCase):
 
     def test_damage_without_a_local_copy_is_re_fetched_within_retention(self):
         remote = self.start_remote("local")
-        job, slots = self.start_sink_daemon(remote, backfill="4h", keep_local="0s")
+        # Every FINISHED answer is a re-run export: the re-fetch gets other bytes under the
+        # same names, which must replace the remote's objects (the truth is the last answer).
+        job, slots = self.start_sink_daemon(remote, backfill="4h", keep_local="0s",
+                                            scenario={"slot_defaults": {"rerun_every": 1}})
         self.daemon.start()
         self.wait_done(JOB, len(slots), timeout=90)
         self.stop_daemon(within=10)
@@ -211,6 +214,7 @@ class SinkFaultTest(SinkTestCase):
         damaged = self.damage(remote, job, slots)
         self.assert_verify_sink_finds(damaged)
         before = sum(self.server.stats()["downloads_completed"].values())
+        answered = {slot: self.truth(JOB, slot) for slot in slots}
         repair = self.daemon.cli("verify", "--sink", "--repair")
         self.assertEqual(repair.returncode, 2, repair.stdout + repair.stderr)
         self.daemon.start()
@@ -219,6 +223,8 @@ class SinkFaultTest(SinkTestCase):
         self.assert_landed(remote, job, slots)
         self.assertGreater(sum(self.server.stats()["downloads_completed"].values()), before,
                            "the local copy was gone, yet nothing was fetched again")
+        self.assertNotEqual({slot: self.truth(JOB, slot) for slot in slots}, answered,
+                            "the re-fetch got the same answer: the test would not see stale objects")
         again = self.daemon.cli("verify", "--sink")
         self.assertEqual(again.returncode, 0, again.stdout + again.stderr)
 

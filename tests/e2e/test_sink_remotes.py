@@ -93,12 +93,24 @@ class LandingTests:
         server, daemon = self.start(scenario, jobs=[job], sinks=[sink(remote, keep_local=keep_local)])
         slots = self.expected()
         self.assertGreaterEqual(len(slots), 1)
+        self.leave_an_earlier_answer(remote, partition_rel(JOB, "visit", slots[0]))
         daemon.start()
         self.wait_done(JOB, len(slots), timeout=90)
         if until is not None:
             wait_for(until, 30, getattr(until, "__doc__", None) or "the daemon")
         self.stop_daemon(within=10)
         return remote, job, slots
+
+    def leave_an_earlier_answer(self, remote, partition):
+        """Objects of an earlier answer in a partition's remote folder (as a crash of an
+        earlier landing, or another answer's parts, leave them): a part the manifest will
+        not list and a _SUCCESS. Landing removes both (assert_landed sees every stray)."""
+        stale = os.path.join(self.aux_dir, "stale.csv.gz")
+        with open(stale, "wb") as f:
+            f.write(b"an earlier answer's part")
+        for name in ("visit_20200101000000_9.csv.gz", "_SUCCESS"):
+            copied = remote.rclone("copyto", stale, "{}/" + f"{partition}/{name}")
+            self.assertEqual(copied.returncode, 0, copied.stderr)
 
     def assert_slot_events(self, remote, job, slots):
         checksum = {slot: self.remote_checksum_of(remote, job, slot) for slot in slots}
