@@ -1029,12 +1029,14 @@ class SinkTestCase(E2ETestCase):
 
 
 class ChildWatch:
-    """Records the command line of every descendant process of `pid` while it runs
-    (polled from /proc in a thread): what `ps` shows of the daemon's rclone children."""
+    """Records the command line (and environment) of every descendant process of `pid`
+    while it runs (polled from /proc in a thread): what `ps` shows of the daemon's rclone
+    children."""
 
     def __init__(self, pid, interval=0.005):
         self.pid, self.interval = pid, interval
         self.seen = {}
+        self.environments = {}  # pid: {name: value}, as the child started
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
         self.thread.start()
@@ -1062,8 +1064,18 @@ class ChildWatch:
                         argv = f.read().split(b"\0")
                 except OSError:
                     continue
-                if argv and argv[0]:
-                    self.seen.setdefault(pid, [arg.decode("utf-8", "replace") for arg in argv if arg])
+                argv = [arg.decode("utf-8", "replace") for arg in argv if arg]
+                # A pid first seen between fork and exec shows the daemon's own command
+                # line: keep the latest.
+                if argv and self.seen.get(pid) != argv:
+                    self.seen[pid] = argv
+                    try:
+                        with open(f"/proc/{pid}/environ", "rb") as f:
+                            pairs = [item.decode("utf-8", "replace").partition("=")
+                                     for item in f.read().split(b"\0") if item]
+                        self.environments[pid] = {name: value for name, _, value in pairs}
+                    except OSError:
+                        pass
             time.sleep(self.interval)
 
     def stop(self):

@@ -11,7 +11,7 @@ import re
 import unittest
 import urllib.request
 
-from harness import SINK_NAME, ChildWatch, SinkTestCase, wait_for
+from harness import SINK_NAME, TOKEN, ChildWatch, SinkTestCase, wait_for
 
 JOB = "shop-hourly"
 
@@ -151,6 +151,19 @@ class SinkFaultTest(SinkTestCase):
             self.assert_no_secret(remote, "\0".join(argv), f"an rclone child's command line {argv}")
             self.assertNotIn(remote.url, " ".join(argv), argv)
         self.assertTrue(any(arg.startswith("giosink:") for argv in rclone_argvs for arg in argv), rclone_argvs)
+        # The remote reaches rclone through its environment, which holds nothing else of
+        # the daemon's: not the API token, not the test's variables.
+        rclone_pids = [pid for pid, argv in children.items()
+                       if "rclone" in os.path.basename(argv[0]) and pid in watch.environments]
+        self.assertTrue(rclone_pids, "no rclone child's environment read")
+        for pid in rclone_pids:
+            argv = children[pid]
+            environment = watch.environments[pid]
+            self.assertNotIn(TOKEN, "\0".join(environment.values()), argv)
+            others = sorted(name for name in environment
+                            if name not in ("PATH", "HOME", "LANG") and not name.startswith("RCLONE_"))
+            self.assertEqual(others, [], f"the daemon's environment leaks into rclone's: {argv}")
+            self.assertEqual(environment.get("RCLONE_CONFIG_GIOSINK_REMOTE"), remote.remote)
 
         self.assertIn(f'sink="{SINK_NAME}"', scraped)
         self.assert_no_secret(remote, scraped, "/metrics")
