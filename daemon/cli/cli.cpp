@@ -57,8 +57,9 @@ metrics (run):
   metrics.listen (default 127.0.0.1:9464) serves /metrics (Prometheus) and /healthz
 
 exit status:
-  0 success; 1 usage, config or startup error; 2 gaps found (gaps), damage (verify);
-  3 run --once: the pass ran, but slots failed or were lost in it
+  0 success; 1 usage, config or startup error (verify --sink: a remote that cannot
+  be listed); 2 gaps found (gaps), damage (verify), differences on the remote
+  (verify --sink); 3 run --once: the pass ran, but slots failed or were lost in it
 )";
 
 // Shown under every command's own help: the options that belong to the program.

@@ -87,8 +87,11 @@ asio::awaitable<void> HookRunner::execute(Hook hook) {
   HookOutput printed;
   // The shell exits, its output ends, then the rest of its group (a child it left running
   // with its output elsewhere is still the hook's), all within hook_timeout.
-  const process::Ended ended = co_await process::await_end(
-      child.pid, hook.timeout, output, [&printed](std::string_view bytes) { printed.add(bytes); });
+  // Named, not a temporary in the co_await expression (GCC 12 destroys those twice).
+  const process::OutputSink keep = [&printed](std::string_view bytes) { printed.add(bytes); };
+  const process::OutputSink none;  // stderr shares stdout's pipe
+  const process::Ended ended =
+      co_await process::await_end(child.pid, hook.timeout, output, keep, nullptr, none);
   using process::Ended;
   log_output(printed, about);
   if (ended.how == Ended::timed_out) {

@@ -205,8 +205,10 @@ std::string describe_status(int status) {
 }
 
 asio::awaitable<Ended> await_end(pid_t pid, std::chrono::steady_clock::duration timeout,
-                                 asio::posix::stream_descriptor& output, OutputSink on_output,
-                                 asio::posix::stream_descriptor* errors, OutputSink on_errors) {
+                                 asio::posix::stream_descriptor& output,
+                                 const OutputSink& on_output,
+                                 asio::posix::stream_descriptor* errors,
+                                 const OutputSink& on_errors) {
   const auto executor = co_await asio::this_coro::executor;
   // glibc 2.36's <sys/pidfd.h> lacks C linkage for C++; the system call is the same.
   // A pidfd is close-on-exec.

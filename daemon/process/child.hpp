@@ -64,11 +64,13 @@ using OutputSink = std::function<void(std::string_view)>;
 // null) as it comes, so that a child never blocks on a full pipe; then for the rest of
 // its process group (a grandchild left running is still the child's). Past the timeout
 // the whole group is killed. Never blocks the loop: the child is awaited through a pidfd.
+// The sinks are references, and no argument has a default: a caller names them before
+// the co_await (GCC 12 destroys a temporary in a co_await expression twice).
 boost::asio::awaitable<Ended> await_end(pid_t pid, std::chrono::steady_clock::duration timeout,
                                         boost::asio::posix::stream_descriptor& output,
-                                        OutputSink on_output,
-                                        boost::asio::posix::stream_descriptor* errors = nullptr,
-                                        OutputSink on_errors = {});
+                                        const OutputSink& on_output,
+                                        boost::asio::posix::stream_descriptor* errors,
+                                        const OutputSink& on_errors);
 
 // The process groups of one kind of child (hooks, rclone) started and not yet ended, for
 // the daemon's stop. Each kind has its own instance, so ending the hooks leaves rclone

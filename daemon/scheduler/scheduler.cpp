@@ -187,7 +187,7 @@ void Scheduler::reload(std::shared_ptr<const config::Config> config) {
                                                           sink_support_.rclone);
   }
   generation_ = std::move(next);
-  retry_uploads_now_ = !generation_->sinks.empty();
+  retry_uploads_now_ = true;
   upload_failures_.clear();
   // A changed window or readiness re-plans from scratch; slots already in the store
   // keep their rows (planning only inserts what is missing), so nothing done is redone.

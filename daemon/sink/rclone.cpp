@@ -146,16 +146,17 @@ asio::awaitable<RcloneResult> Rclone::run(std::vector<std::string> arguments,
   asio::posix::stream_descriptor output{executor, child.output};  // owns and closes them
   asio::posix::stream_descriptor errors{executor, child.errors};
   Tail tail;
-  const process::Ended ended = co_await process::await_end(
-      child.pid, timeout, output,
-      [&result, max_output](std::string_view bytes) {
-        if (result.output.size() + bytes.size() > max_output) {
-          result.output_truncated = true;
-          bytes = bytes.substr(0, max_output - std::min(max_output, result.output.size()));
-        }
-        result.output += bytes;
-      },
-      &errors, [&tail](std::string_view bytes) { tail.add(bytes); });
+  // Named, not temporaries in the co_await expression (GCC 12 destroys those twice).
+  const process::OutputSink keep_output = [&result, max_output](std::string_view bytes) {
+    if (result.output.size() + bytes.size() > max_output) {
+      result.output_truncated = true;
+      bytes = bytes.substr(0, max_output - std::min(max_output, result.output.size()));
+    }
+    result.output += bytes;
+  };
+  const process::OutputSink keep_errors = [&tail](std::string_view bytes) { tail.add(bytes); };
+  const process::Ended ended =
+      co_await process::await_end(child.pid, timeout, output, keep_output, &errors, keep_errors);
   result.errors = redact(tail.text);
   result.error = last_error_line(result.errors);
   if (ended.how == process::Ended::timed_out) {

@@ -79,6 +79,20 @@ Checksum partition_checksum(const archive::Manifest& manifest, const Listing& li
   return Checksum::none;
 }
 
+// The local hashes comparing `manifest`'s parts with `listing` needs: each part listed
+// with its size, by the checksum its remote object has.
+std::vector<std::pair<std::string, Checksum>> hashes_to_compare(const archive::Manifest& manifest,
+                                                                const Listing& listing) {
+  std::vector<std::pair<std::string, Checksum>> wanted;
+  for (const archive::ManifestFile& file : manifest.files) {
+    const auto found = listing.find(file.name);
+    if (found != listing.end() && found->second.bytes == file.bytes) {
+      wanted.emplace_back(file.name, checksum_of(found->second));
+    }
+  }
+  return wanted;
+}
+
 // True when the remote object `name` of `listing` is the same as the local part: same
 // size, and the same checksum where the remote has one.
 asio::awaitable<bool> same(const Partition& partition, LocalHashes& local, const Listing& listing,
@@ -100,6 +114,8 @@ asio::awaitable<bool> same(const Partition& partition, LocalHashes& local, const
 asio::awaitable<archive::Manifest> verified(const Partition& partition, LocalHashes& local,
                                             archive::Manifest manifest, const Listing& listing) {
   const Checksum checksum = partition_checksum(manifest, listing);
+  std::vector<std::pair<std::string, Checksum>> wanted = hashes_to_compare(manifest, listing);
+  co_await local.prefetch(partition, std::move(wanted));
   for (archive::ManifestFile& file : manifest.files) {
     const auto found = listing.find(file.name);
     if (found == listing.end()) {
@@ -205,7 +221,8 @@ asio::awaitable<void> upload(const Partition& partition, const TempDir& temp,
   const std::filesystem::path file = temp.write(name, content);
   std::vector<std::string> arguments{"copyto", "--no-check-dest", file.string(),
                                      detail::remote_path(partition.path + "/" + name)};
-  co_await change(partition, "cannot upload " + name + " to", std::move(arguments), kStepTimeout);
+  const std::string what = "cannot upload " + name + " to";
+  co_await change(partition, what, std::move(arguments), kStepTimeout);
 }
 
 }  // namespace
@@ -258,6 +275,8 @@ asio::awaitable<Landed> Sink::land(std::filesystem::path local_dir, archive::Man
 
   // 1. What the remote holds, and what differs from the local partition.
   Listing listing = co_await detail::list(partition);
+  std::vector<std::pair<std::string, Checksum>> wanted = hashes_to_compare(manifest, listing);
+  co_await local.prefetch(partition, std::move(wanted));
   std::set<std::string> listed;
   std::vector<archive::ManifestFile> copy;
   Landed landed;

@@ -1,9 +1,11 @@
 #include "sink/steps.hpp"
 
+#include <boost/asio/this_coro.hpp>
 #include <boost/json.hpp>
 #include <chrono>
 
 #include "archive/checksums.hpp"
+#include "async/async.hpp"
 #include "async/on_pool.hpp"
 
 namespace gio::sink::detail {
@@ -150,6 +152,21 @@ asio::awaitable<std::string> LocalHashes::of(const Partition& partition, const s
   }
   known_.emplace(key, hashed.hex);
   co_return hashed.hex;
+}
+
+asio::awaitable<void> LocalHashes::prefetch(const Partition& partition,
+                                            std::vector<std::pair<std::string, Checksum>> wanted) {
+  async::TaskGroup group{co_await asio::this_coro::executor};
+  for (auto& [name, checksum] : wanted) {
+    if (checksum == Checksum::none || known_.contains({name, checksum})) {
+      continue;
+    }
+    group.spawn(
+        [this, &partition, name = std::move(name), checksum = checksum]() -> asio::awaitable<void> {
+          co_await of(partition, name, checksum);
+        });
+  }
+  co_await group.wait();
 }
 
 }  // namespace gio::sink::detail

@@ -12,6 +12,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "sink/rclone.hpp"
 #include "sink/sink.hpp"
@@ -51,6 +52,11 @@ class LocalHashes {
   // Throws SinkError (setup) naming the file when it cannot be read.
   boost::asio::awaitable<std::string> of(const Partition& partition, const std::string& name,
                                          Checksum checksum);
+  // Hashes every (name, checksum) not known yet at once, one pool job each: the pool's
+  // threads share the work instead of one part after another. Throws as of() does,
+  // after every job has ended.
+  boost::asio::awaitable<void> prefetch(const Partition& partition,
+                                        std::vector<std::pair<std::string, Checksum>> wanted);
 
  private:
   boost::asio::thread_pool& pool_;

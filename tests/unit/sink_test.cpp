@@ -324,15 +324,46 @@ TEST_F(SinkTest, SuccessComesLastAfterAFailedManifestUpload) {
   EXPECT_TRUE(fs::exists(remote_partition() / "_SUCCESS"));
 }
 
-// The daemon's stop during a copy: rclone's group is ended, the land fails, no _SUCCESS.
+// The daemon's stop during the copy of a new answer's part: rclone's group is ended,
+// the land fails, and the partition has no _SUCCESS (the old one went first).
 TEST_F(SinkTest, EndAllStopsACopyInTheMiddle) {
-  Sink slow = make_sink(local_sink(), wrapper("case \"$*\" in copy*) sleep 30;; esac"));
+  {
+    Sink sink = make_sink(local_sink());
+    run(io_, sink.land(partition_, manifest(), hour_slot()));
+  }
+  add_part("part-3.csv.gz", "a later answer's part");
+  Sink slow = make_sink(local_sink(), wrapper("case \"$*\" in copy\\ *) sleep 30;; esac"));
   asio::steady_timer stop{io_, std::chrono::milliseconds{1500}};
   stop.async_wait([](boost::system::error_code) { Sink::end_all(); });
   const auto start = std::chrono::steady_clock::now();
-  EXPECT_THROW(run(io_, slow.land(partition_, manifest(), hour_slot())), SinkError);
+  try {
+    run(io_, slow.land(partition_, manifest(), hour_slot()));
+    ADD_FAILURE() << "landed through a stop";
+  } catch (const SinkError& error) {
+    EXPECT_EQ(error.kind(), Kind::unavailable) << error.what();
+  }
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds{15});
   EXPECT_FALSE(fs::exists(remote_partition() / "_SUCCESS"));
+  EXPECT_TRUE(fs::exists(remote_partition() / "part-0.csv.gz"));  // the rest stays
+}
+
+// The commands of a first landing, in order: list, copy, list, the manifest, _SUCCESS.
+TEST_F(SinkTest, StepsRunInTheProtocolsOrder) {
+  Sink sink = make_sink(local_sink(), wrapper());
+  run(io_, sink.land(partition_, manifest(), hour_slot()));
+  std::istringstream lines{read_file(temp_.path() / "argv.log")};
+  std::vector<std::string> steps;
+  for (std::string line; std::getline(lines, line);) {
+    std::istringstream words{line};
+    std::string shell, script, command;
+    words >> shell >> script >> command;
+    if (command == "copyto") {
+      command += line.find("_SUCCESS") != std::string::npos ? " _SUCCESS" : " _manifest.json";
+    }
+    steps.push_back(command);
+  }
+  EXPECT_EQ(steps, (std::vector<std::string>{"lsjson", "copy", "lsjson", "copyto _manifest.json",
+                                             "lsjson", "copyto _SUCCESS"}));
 }
 
 TEST_F(SinkTest, LandsOnWebdavWithoutChecksumsAndAgainUploadsNothing) {
