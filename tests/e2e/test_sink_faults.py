@@ -57,6 +57,11 @@ class SinkFaultTest(SinkTestCase):
         return self.daemon.events("upload_failed", job=JOB)
 
     def assert_uploading_gaps(self, slots):
+        # The failure's event and its row in the database come a moment apart.
+        def recorded():
+            gaps = self.daemon.gaps()[1]["gaps"]
+            return all(gap.get("last_error") for gap in gaps if gap["slot"] in slots)
+        wait_for(recorded, 10, "the upload errors in gaps", interval=0.2)
         code, gaps = self.daemon.gaps()
         self.assertEqual(code, 2, gaps)
         listed = {gap["slot"]: gap for gap in gaps["gaps"]}
