@@ -834,16 +834,16 @@ class SftpRemote(Remote):
     the password obscured (rclone obscure), as an on-the-fly sftp string must."""
     kind = "sftp"
 
-    def __init__(self, folder, user="gio", password="sftp-pass-not-a-real-one-7f3c"):
+    def __init__(self, folder, user="gio", password="sftp-pass-not-a-real-one-7f3c", read_only=False):
         super().__init__(folder)
-        self.port, self.user, self.password = free_port(), user, password
+        self.port, self.user, self.password, self.read_only = free_port(), user, password, read_only
         obscured = obscure(password)
         self.secrets = [password, obscured]
         self.remote = f":sftp,host=127.0.0.1,port={self.port},user={user},pass={obscured}:{REMOTE_PREFIX}"
 
     def command(self):
         return [rclone_path(), "serve", "sftp", self.store, "--addr", f"127.0.0.1:{self.port}",
-                "--user", self.user, "--pass", self.password, *SERVE_FRESH]
+                "--user", self.user, "--pass", self.password, *SERVE_FRESH] + (["--read-only"] if self.read_only else [])
 
 
 class S3rverRemote(Remote):

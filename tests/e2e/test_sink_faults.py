@@ -192,6 +192,25 @@ class SinkFaultTest(SinkTestCase):
                 with open(os.path.join(self.run_dir, name), "rb") as f:
                     self.assert_no_secret(remote, f.read().decode("latin-1"), name)
 
+    def test_the_sftp_password_never_shows_on_the_error_paths(self):
+        # A read-only sftp server: every landing fails, through rclone's sftp error texts.
+        remote = self.start_remote("sftp", read_only=True)
+        job, slots = self.start_sink_daemon(remote)
+        self.daemon.start()
+        watch = ChildWatch(self.daemon.process.pid)
+        try:
+            self.wait_upload_failed(slots)
+        finally:
+            children = watch.stop()
+        self.stop_daemon(within=10)
+        self.assertEqual(remote.objects(), {})
+        for argv in children.values():
+            self.assert_no_secret(remote, "\0".join(argv), f"a child's command line {argv}")
+        self.assert_no_secret(remote, self.daemon.log_text(), "the daemon's log")
+        for command in (["status", "--json"], ["gaps", "--json"], ["check-config"], ["verify", "--sink"]):
+            result = self.daemon.cli(*command)
+            self.assert_no_secret(remote, result.stdout + result.stderr, " ".join(command))
+
     def test_check_config_probes_each_sink(self):
         remote = self.start_remote("webdav", user="gio", password="probe-pass-not-real-5")
         self.start_sink_daemon(remote)
