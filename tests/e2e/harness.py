@@ -842,8 +842,9 @@ class SftpRemote(Remote):
         self.remote = f":sftp,host=127.0.0.1,port={self.port},user={user},pass={obscured}:{REMOTE_PREFIX}"
 
     def command(self):
-        return [rclone_path(), "serve", "sftp", self.store, "--addr", f"127.0.0.1:{self.port}",
-                "--user", self.user, "--pass", self.password, *SERVE_FRESH] + (["--read-only"] if self.read_only else [])
+        argv = [rclone_path(), "serve", "sftp", self.store, "--addr", f"127.0.0.1:{self.port}",
+                "--user", self.user, "--pass", self.password, *SERVE_FRESH]
+        return argv + (["--read-only"] if self.read_only else [])
 
 
 class S3rverRemote(Remote):
