@@ -18,12 +18,15 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 import urllib.error
+import urllib.parse
 import urllib.request
 
 SOURCE_DIR = os.environ.get("GIO_SOURCE_DIR") or os.path.abspath(
@@ -236,7 +239,7 @@ def flow(mapping):
 
 class Daemon:
     def __init__(self, run_dir, aux_dir, server, jobs, parallel_downloads=4, http_timeout="5s",
-                 api_requests_per_second=None):
+                 api_requests_per_second=None, sinks=None):
         self.binary = binary()
         self.run_dir = run_dir
         self.aux_dir = aux_dir
@@ -260,6 +263,7 @@ class Daemon:
             "log: {level: debug}",
             "projects:",
             f"  - {{name: shop, ai: {AI}, project_uid: nxog09md, auth: {{token_env: GIO_TEST_TOKEN}}}}",
+        ] + (["sinks:"] + [f"  - {flow(sink)}" for sink in sinks] if sinks else []) + [
             "jobs:",
         ] + [f"  - {flow(job)}" for job in jobs]
         with open(self.config, "w", encoding="utf-8") as f:
@@ -463,7 +467,7 @@ class E2ETestCase(unittest.TestCase):
             shutil.rmtree(self.base, ignore_errors=True)
 
     def start(self, scenario=None, jobs=None, parallel_downloads=4, **daemon_options):
-        """daemon_options: http_timeout, api_requests_per_second (see Daemon)."""
+        """daemon_options: http_timeout, api_requests_per_second, sinks (see Daemon)."""
         self.server = FakeServer(self.aux_dir, scenario)
         self.daemon = Daemon(self.run_dir, self.aux_dir, self.server, jobs or [hourly_job()],
                              parallel_downloads, **daemon_options)
@@ -624,3 +628,458 @@ class FakedWallClock:
         with open(self.path + ".tmp", "w", encoding="utf-8") as f:
             f.write(offset + "\n")
         os.replace(self.path + ".tmp", self.path)
+
+
+# --- sinks (issue 15): real remotes on loopback -----------------------------------
+
+# The folder under each remote's root that a sink's rclone_remote points at: the daemon
+# must land under the remote path, never beside it.
+REMOTE_PREFIX = "lake"
+SINK_NAME = "lake"
+# `rclone serve` caches directory listings for 5 minutes: an object damaged behind the
+# server's back (Remote.corrupt) would go unseen by every client until then.
+SERVE_FRESH = ("--dir-cache-time", "0s")
+S3RVER_SKIP = "s3rver is not installed (npm install -g s3rver; CI has no npm registry)"
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def rclone_path():
+    path = shutil.which("rclone")
+    if path is None:
+        raise unittest.SkipTest("rclone is not installed (Debian package rclone)")
+    return path
+
+
+def rclone_env(home):
+    """The harness's own rclone commands get a clean environment, as the daemon gives its
+    children: nothing of the machine's (an AWS_CA_BUNDLE, a user's rclone.conf) decides."""
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": home, "LANG": "C.UTF-8",
+            "RCLONE_CONFIG": os.path.join(home, "no-rclone.conf"),
+            "RCLONE_CACHE_DIR": os.path.join(home, "rclone-cache")}
+
+
+def obscure(text):
+    """rclone's reversible obscuring of a password, as on-the-fly backend strings want it."""
+    return subprocess.run([rclone_path(), "obscure", text], capture_output=True, text=True,
+                          check=True, timeout=30).stdout.strip()
+
+
+def sink(remote, name=SINK_NAME, keep_local="2d", **more):
+    """A `sinks:` entry for Daemon(sinks=[...]) landing on `remote` (a Remote)."""
+    return {"name": name, "rclone_remote": remote.remote, "keep_local": keep_local, **more}
+
+
+def is_listening(port):
+    with socket.socket() as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+class Remote:
+    """A remote a sink lands on, served for real. The remote's objects are read from what
+    the server stores (its own folder), not through rclone: the server's truth.
+
+    remote: the rclone_remote string the daemon gets (ends in REMOTE_PREFIX)
+    objects(): {path relative to REMOTE_PREFIX: file holding the object's bytes}
+    secrets: strings of the remote string that must never be shown (credentials)"""
+
+    kind = None
+
+    def __init__(self, folder):
+        self.folder = folder
+        self.store = os.path.join(folder, "store")
+        os.makedirs(self.store, exist_ok=True)
+        self.secrets = []
+        self.process = None
+        self.port = None
+        self.starts = 0
+
+    # Served remotes override these.
+    def command(self):
+        return None
+
+    def object_root(self):
+        return os.path.join(self.store, REMOTE_PREFIX)
+
+    def object_name(self, file_name):
+        return file_name
+
+    def start(self):
+        argv = self.command()
+        if argv is None:
+            return self
+        self.starts += 1
+        log = open(os.path.join(self.folder, f"{self.kind}-{self.starts}.log"), "wb")
+        self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                        env=rclone_env(self.folder), start_new_session=True)
+        log.close()
+
+        def up():
+            if self.process.poll() is not None:
+                raise AssertionError(f"{self.kind} server exited with {self.process.returncode}:\n{self.log_tail()}")
+            return is_listening(self.port)
+        wait_for(up, 30, f"the {self.kind} server on port {self.port}", interval=0.05)
+        return self
+
+    def stop(self):
+        """Ends the server (the remote is down until start())."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self.process = None
+
+    def log_tail(self, lines=20):
+        return tail(os.path.join(self.folder, f"{self.kind}-{self.starts}.log"), lines)
+
+    def log_text(self):
+        text = ""
+        for path in sorted(glob.glob(os.path.join(self.folder, f"{self.kind}-*.log"))):
+            with open(path, encoding="utf-8", errors="replace") as f:
+                text += f.read()
+        return text
+
+    def objects(self):
+        root = self.object_root()
+        found = {}
+        for folder, _, files in os.walk(root):
+            for name in files:
+                key = self.object_name(name)
+                if key is not None:
+                    found[os.path.relpath(os.path.join(folder, key), root)] = os.path.join(folder, name)
+        return found
+
+    def rclone(self, *args, timeout=60):
+        """rclone run by the harness against this remote (e.g. "lsjson", "-R", "--hash", "{}"):
+        "{}" in an argument stands for the remote string plus a path after it."""
+        argv = [rclone_path()] + [arg.replace("{}", self.remote) for arg in args]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=rclone_env(self.folder))
+
+    def listing(self, rel=""):
+        """What rclone itself lists under REMOTE_PREFIX/rel: {path: {size, hashes}}."""
+        result = self.rclone("lsjson", "-R", "--hash", "--files-only", "{}" + ("/" + rel if rel else ""))
+        if result.returncode != 0:
+            raise AssertionError(f"rclone lsjson of the {self.kind} remote failed: {result.stderr}")
+        return {entry["Path"]: {"size": entry["Size"], "hashes": entry.get("Hashes") or {}}
+                for entry in json.loads(result.stdout)}
+
+    def checksum(self, rel):
+        """The checksum rclone has for the object REMOTE_PREFIX/rel: "md5" when its listing
+        carries one, else "sha1", else "none" (the order the daemon checks them in)."""
+        folder, name = os.path.split(rel)
+        hashes = self.listing(folder)[name]["hashes"]
+        return next((kind for kind in ("md5", "sha1") if hashes.get(kind)), "none")
+
+    def corrupt(self, rel, how="flip"):
+        """Damages the stored object behind the daemon's back: "flip" (same size, other
+        bytes), "truncate" (one byte short) or "remove"."""
+        path = self.objects()[rel]
+        if how == "remove":
+            os.remove(path)
+            return
+        with open(path, "r+b") as f:
+            data = f.read()
+            if how == "truncate":
+                f.truncate(len(data) - 1)
+            else:
+                middle = len(data) // 2
+                f.seek(middle)
+                f.write(bytes(b ^ 0xFF for b in data[middle:middle + 16]))
+
+
+class LocalRemote(Remote):
+    """rclone's local backend (`:local:` on the fly), in a folder of the test's."""
+    kind = "local"
+
+    def __init__(self, folder):
+        super().__init__(folder)
+        self.remote = f":local:{os.path.join(self.store, REMOTE_PREFIX)}"
+
+
+class WebdavRemote(Remote):
+    """`rclone serve webdav` on loopback; read_only refuses every write; user/password
+    make the remote string carry a credential (obscured, as rclone wants it)."""
+    kind = "webdav"
+
+    def __init__(self, folder, read_only=False, user=None, password=None):
+        super().__init__(folder)
+        self.port, self.read_only, self.user, self.password = free_port(), read_only, user, password
+        self.url = f"http://127.0.0.1:{self.port}"
+        options = f"url='{self.url}'"
+        if user:
+            obscured = obscure(password)
+            options += f",user={user},pass={obscured}"
+            self.secrets = [password, obscured]
+        self.remote = f":webdav,{options}:{REMOTE_PREFIX}"
+
+    def command(self):
+        argv = [rclone_path(), "serve", "webdav", self.store, "--addr", f"127.0.0.1:{self.port}", *SERVE_FRESH]
+        if self.read_only:
+            argv.append("--read-only")
+        if self.user:
+            argv += ["--user", self.user, "--pass", self.password]
+        return argv
+
+
+class SftpRemote(Remote):
+    """`rclone serve sftp` on loopback with a user and password; the remote string carries
+    the password obscured (rclone obscure), as an on-the-fly sftp string must."""
+    kind = "sftp"
+
+    def __init__(self, folder, user="gio", password="sftp-pass-not-a-real-one-7f3c", read_only=False):
+        super().__init__(folder)
+        self.port, self.user, self.password, self.read_only = free_port(), user, password, read_only
+        obscured = obscure(password)
+        self.secrets = [password, obscured]
+        self.remote = f":sftp,host=127.0.0.1,port={self.port},user={user},pass={obscured}:{REMOTE_PREFIX}"
+
+    def command(self):
+        argv = [rclone_path(), "serve", "sftp", self.store, "--addr", f"127.0.0.1:{self.port}",
+                "--user", self.user, "--pass", self.password, *SERVE_FRESH]
+        return argv + (["--read-only"] if self.read_only else [])
+
+
+class S3rverRemote(Remote):
+    """An S3-compatible server (s3rver, from npm) through rclone's s3 backend (provider
+    Other, path style). The upload cutoff and chunk size are lowered to 5 MiB, rclone's
+    smallest chunk, so that parts above 5 MiB are uploaded in several parts (multipart)."""
+    kind = "s3rver"
+    BUCKET = "gio-bucket"
+    SUFFIX = "._S3rver_object"
+
+    def __init__(self, folder):
+        if shutil.which("s3rver") is None:
+            raise unittest.SkipTest(S3RVER_SKIP)
+        super().__init__(folder)
+        self.port = free_port()
+        # s3rver's fixed credentials: no secret worth hiding here (see WebdavRemote/SftpRemote).
+        self.remote = (f":s3,provider=Other,access_key_id=S3RVER,secret_access_key=S3RVER,"
+                       f"endpoint='http://127.0.0.1:{self.port}',force_path_style=true,"
+                       f"upload_cutoff=5M,chunk_size=5M:{self.BUCKET}/{REMOTE_PREFIX}")
+
+    def command(self):
+        return [shutil.which("s3rver"), "--directory", self.store, "--port", str(self.port),
+                "--address", "127.0.0.1", "--configure-bucket", self.BUCKET]
+
+    def object_root(self):
+        return os.path.join(self.store, self.BUCKET, REMOTE_PREFIX)
+
+    def object_name(self, file_name):
+        return file_name[:-len(self.SUFFIX)] if file_name.endswith(self.SUFFIX) else None
+
+    def went_multipart(self, rel):
+        """Whether s3rver completed the object REMOTE_PREFIX/rel as a multipart upload (its
+        log line of the completion; it cuts long paths on the left and URL-encodes them)."""
+        key = f"/{self.BUCKET}/{REMOTE_PREFIX}/{rel}"
+        logged = re.findall(r"info\S*: (\S+)\?uploadId=\w+ 200", self.log_text())
+        return any(len(path) > 20 and key.endswith(urllib.parse.unquote(path)) for path in logged)
+
+    def corrupt(self, rel, how="flip"):
+        # s3rver answers the ETag it stored beside the object; a same-size flip would keep
+        # the old MD5, which no real S3 does: replace the object through the API instead.
+        if how != "flip":
+            return super().corrupt(rel, how)
+        with open(self.objects()[rel], "rb") as f:
+            data = bytearray(f.read())
+        data[len(data) // 2] ^= 0xFF
+        result = subprocess.run([rclone_path(), "rcat", f"{self.remote}/{rel}"], input=bytes(data),
+                                capture_output=True, timeout=60, env=rclone_env(self.folder))
+        if result.returncode != 0:
+            raise AssertionError(f"rclone rcat failed: {result.stderr}")
+
+
+REMOTES = {"local": LocalRemote, "webdav": WebdavRemote, "sftp": SftpRemote, "s3rver": S3rverRemote}
+# The types the fake server has files of by default: a job of "all" types lands six more
+# partitions a slot, all empty, which most sink tests need not pay for.
+FILE_TYPES = ["action", "custom_event", "page", "visit"]
+
+
+class SinkTestCase(E2ETestCase):
+    """E2ETestCase with remotes: start_remote() serves one, stopped in tearDown, and the
+    assertions compare the remote with what the fake server served."""
+
+    def start_remote(self, kind, **options):
+        rclone_path()
+        folder = os.path.join(self.aux_dir, f"remote-{kind}-{len(getattr(self, 'remotes', []))}")
+        os.makedirs(folder)
+        remote = REMOTES[kind](folder, **options)
+        self.remotes = getattr(self, "remotes", []) + [remote]
+        self.addCleanup(remote.stop)
+        return remote.start()
+
+    def start_sink_daemon(self, remote, backfill="4h", keep_local="2d", scenario=None, data_types=None):
+        """The fake server and a daemon (not started) with one hourly job landing on
+        `remote` through the sink SINK_NAME: (job, the slots it is to archive)."""
+        job = hourly_job(sink=SINK_NAME, backfill=backfill, data_types=data_types or FILE_TYPES)
+        self.start(scenario, jobs=[job], sinks=[sink(remote, keep_local=keep_local)])
+        return job, self.expected()
+
+    def sink_counts(self, job="shop-hourly"):
+        return self.daemon.job_status(job)["counts"]
+
+    def enable_metrics(self):
+        port = free_port()
+        self.daemon.edit_config('metrics: {listen: ""}', f"metrics: {{listen: 127.0.0.1:{port}}}")
+        return f"http://127.0.0.1:{port}/metrics"
+
+    def job_types(self, job, slot):
+        """{data type: the server's files} of a slot, for the types the job keeps."""
+        truth = self.truth(job["name"], slot)
+        wanted = job.get("data_types", "all")
+        return truth if wanted == "all" else {t: truth[t] for t in wanted}
+
+    def assert_local(self, job, slots):
+        """assert_archived for the types the job keeps: the local copy is whole."""
+        for slot in slots:
+            for data_type, want in self.job_types(job, slot).items():
+                self.assert_partition_complete(job["name"], slot, data_type, want)
+
+    def remote_partitions(self, remote, job, slots):
+        """{partition path relative to the remote path: the server's files} of every slot."""
+        return {partition_rel(job["name"], data_type, slot): files
+                for slot in slots for data_type, files in self.job_types(job, slot).items()}
+
+    def remote_manifest(self, remote, partition):
+        with open(remote.objects()[os.path.join(partition, "_manifest.json")], encoding="utf-8") as f:
+            return json.load(f)
+
+    def assert_landed(self, remote, job, slots, checksum=None, others=()):
+        """The remote holds exactly the archive's layout of `slots` (plus the partitions of
+        `others`, {relative partition: files}), byte for byte what the server served, each
+        partition with its _manifest.json (remote_checksum as rclone reports the backend's
+        hash, or `checksum`; each part's remote_hash) and an empty _SUCCESS; nothing else."""
+        want = {**self.remote_partitions(remote, job, slots), **dict(others)}
+        objects = remote.objects()
+        if checksum is None:
+            # What rclone has for this backend, read off any part (a type may have none).
+            part = next((rel for rel in objects if os.path.basename(rel) not in MARKERS), None)
+            checksum = remote.checksum(part) if part else None
+        by_partition = collections.defaultdict(dict)
+        for rel, path in objects.items():
+            folder, name = os.path.split(rel)
+            self.assertIn(folder, want, f"stray object {rel} on the {remote.kind} remote{self.context()}")
+            by_partition[folder][name] = path
+        for partition, files in want.items():
+            where = f"{partition} on the {remote.kind} remote"
+            found = by_partition.get(partition, {})
+            self.assertIn("_SUCCESS", found, f"no _SUCCESS in {where}: {sorted(found)}{self.context()}")
+            self.assertEqual(os.path.getsize(found["_SUCCESS"]), 0, f"_SUCCESS not empty in {where}")
+            self.assertIn("_manifest.json", found, f"no _manifest.json in {where}")
+            parts = {name: (os.path.getsize(path), sha256_file(path))
+                     for name, path in found.items() if name not in MARKERS}
+            self.assertEqual(collections.Counter(parts.values()),
+                             collections.Counter((f["bytes"], f["sha256"]) for f in files),
+                             f"the parts of {where} differ from the server's")
+            manifest = self.remote_manifest(remote, partition)
+            listed = {entry["name"]: (entry["bytes"], entry["sha256"]) for entry in manifest["files"]}
+            self.assertEqual(listed, parts, f"the _manifest.json of {where} does not describe its parts")
+            expected = manifest.get("remote_checksum")
+            # A partition without parts had nothing to check a hash of: "none" is as true.
+            allowed = {checksum} | ({"none"} if not parts or checksum is None else set())
+            if checksum is None:
+                allowed |= {"md5", "sha1"}
+            self.assertIn(expected, allowed, f"remote_checksum of {where}")
+            for entry in manifest["files"]:
+                path = found[entry["name"]]
+                if expected == "none":
+                    self.assertIn(entry.get("remote_hash", ""), ("", None), f"{where}: {entry}")
+                else:
+                    with open(path, "rb") as f:
+                        digest = hashlib.new(expected, f.read()).hexdigest()
+                    self.assertEqual(entry.get("remote_hash"), digest, f"remote_hash of {entry['name']} in {where}")
+            local = os.path.join(self.daemon.archive, partition, "_manifest.json")
+            if os.path.exists(local):
+                with open(local, encoding="utf-8") as f:
+                    local_manifest = json.load(f)
+                stripped = {key: value for key, value in manifest.items() if key != "remote_checksum"}
+                stripped["files"] = [{k: v for k, v in entry.items() if k != "remote_hash"}
+                                     for entry in manifest["files"]]
+                self.assertEqual(stripped, local_manifest, f"the _manifest.json of {where} is not the local one's")
+        return want
+
+    def assert_remote_sound(self, remote, partitions, when):
+        """At any instant (after a SIGKILL): nothing on the remote outside the partitions
+        `partitions` ({relative partition: files}); a partition with _SUCCESS holds exactly
+        the server's parts and a manifest. (Without _SUCCESS a part may be half-written:
+        the issue promises readers only that _SUCCESS means whole.)"""
+        by_partition = collections.defaultdict(dict)
+        for rel, path in remote.objects().items():
+            folder, name = os.path.split(rel)
+            self.assertIn(folder, partitions, f"{when}: stray object {rel} on the {remote.kind} remote")
+            by_partition[folder][name] = path
+        for folder, found in by_partition.items():
+            if "_SUCCESS" not in found:
+                continue
+            parts = collections.Counter((os.path.getsize(path), sha256_file(path))
+                                        for name, path in found.items() if name not in MARKERS)
+            self.assertEqual(parts, collections.Counter((f["bytes"], f["sha256"]) for f in partitions[folder]),
+                             f"{when}: {folder} has _SUCCESS on the remote but not exactly the server's parts")
+            self.assertIn("_manifest.json", found, f"{when}: {folder} has _SUCCESS but no manifest")
+
+    def assert_no_secret(self, remote, text, where):
+        for secret in [remote.remote] + remote.secrets:
+            self.assertNotIn(secret, text, f"a secret of the {remote.kind} remote appears in {where}")
+
+
+class ChildWatch:
+    """Records the command line (and environment) of every descendant process of `pid`
+    while it runs (polled from /proc in a thread): what `ps` shows of the daemon's rclone
+    children."""
+
+    def __init__(self, pid, interval=0.005):
+        self.pid, self.interval = pid, interval
+        self.seen = {}
+        self.environments = {}  # pid: {name: value}, as the child started
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def descendants(self):
+        parents = {}
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as f:
+                        parents[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
+                except (OSError, IndexError, ValueError):
+                    pass
+        found, frontier = set(), {self.pid}
+        while frontier:
+            frontier = {child for child, parent in parents.items() if parent in frontier} - found
+            found |= frontier
+        return found
+
+    def run(self):
+        while not self.stopping.is_set():
+            for pid in self.descendants():
+                try:
+                    with open(f"/proc/{pid}/cmdline", "rb") as f:
+                        argv = f.read().split(b"\0")
+                except OSError:
+                    continue
+                argv = [arg.decode("utf-8", "replace") for arg in argv if arg]
+                # A pid first seen between fork and exec shows the daemon's own command
+                # line: keep the latest.
+                if argv and self.seen.get(pid) != argv:
+                    self.seen[pid] = argv
+                    try:
+                        with open(f"/proc/{pid}/environ", "rb") as f:
+                            pairs = [item.decode("utf-8", "replace").partition("=")
+                                     for item in f.read().split(b"\0") if item]
+                        self.environments[pid] = {name: value for name, _, value in pairs}
+                    except OSError:
+                        pass
+            time.sleep(self.interval)
+
+    def stop(self):
+        self.stopping.set()
+        self.thread.join()
+        return self.seen
