@@ -131,7 +131,9 @@ class SinkDaemonTest(E2ETestCase):
             counts = daemon.job_status("shop-hourly")["counts"]
             return counts["uploading"] == len(slots) and counts
         wait_for(all_uploading, 60, "every slot uploading")
-        wait_for(lambda: daemon.events("upload_failed", sink=SINK), 60, "event=upload_failed")
+        # Each slot's first upload fails on its own time: wait for every one of them.
+        wait_for(lambda: {e["slot"] for e in daemon.events("upload_failed", sink=SINK)} >= set(slots), 60,
+                 "event=upload_failed for every slot")
         self.assert_archived("shop-hourly", slots)
         failed = daemon.events("upload_failed", sink=SINK)
         self.assertTrue(all(e["retry_in"].endswith("s") and e["reason"] for e in failed), failed)
@@ -140,9 +142,12 @@ class SinkDaemonTest(E2ETestCase):
         self.assertEqual(daemon.events("slot_done"), [])
 
         # An uploading slot is a gap, with the upload's error; never at risk or lost.
-        code, gaps = daemon.gaps()
+        def failed_uploads():  # the error is recorded a moment after its event line
+            code, gaps = daemon.gaps()
+            uploading = [g for g in gaps["gaps"] if g["state"] == "uploading"]
+            return (code, uploading) if all(g["last_error"] for g in uploading) else None
+        code, uploading = wait_for(failed_uploads, 30, "every uploading gap with its error")
         self.assertEqual(code, 2)
-        uploading = [g for g in gaps["gaps"] if g["state"] == "uploading"]
         self.assertEqual({g["slot"] for g in uploading}, set(slots))
         self.assertTrue(all(g["last_error"] for g in uploading), uploading)
         self.assertEqual(daemon.job_status("shop-hourly")["at_risk"], 0)
