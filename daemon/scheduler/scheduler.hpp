@@ -190,6 +190,9 @@ class Scheduler final : private work::Observer {
                                       state::SlotRecord record);
   struct Landing;
   void land_done(const config::Job& job, const Slot& slot, const Landing& landing);
+  // Whether the current config lands `job` elsewhere than `landing_with` did (its sink
+  // taken away or given, or its remote changed): a reload during the landing.
+  bool sink_changed(const Generation& landing_with, const config::Job& job) const;
   void upload_failed(const config::Job& job, const state::SlotRecord& record,
                      const std::string& reason, std::chrono::seconds delay);
   // The slot's local copy is not whole (a partition without _SUCCESS or manifest, or

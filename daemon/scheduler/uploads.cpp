@@ -6,7 +6,12 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <boost/asio/steady_timer.hpp>
+#include <filesystem>
+#include <iterator>
+#include <map>
+#include <set>
 
 #include "ops/exporter_metrics.hpp"
 #include "ops/logging.hpp"
@@ -41,6 +46,50 @@ seconds upload_backoff(int failures) {
 // checksum to check (a partition without parts has nothing to check and does not count).
 sink::Checksum weaker(std::optional<sink::Checksum> so_far, sink::Checksum next) {
   return !so_far || *so_far == next || next == sink::Checksum::none ? next : *so_far;
+}
+
+// Why `partition`'s parts are not all in its folder as its manifest lists them (a
+// regular file of the listed size, never a symlink); "" when they are.
+std::string missing_part(const archive::LocalPartition& partition) {
+  for (const archive::ManifestFile& file : partition.manifest->files) {
+    std::error_code error;
+    const std::filesystem::path path = partition.dir / file.name;
+    if (!std::filesystem::is_regular_file(std::filesystem::symlink_status(path, error)) ||
+        std::filesystem::file_size(path, error) != file.bytes || error) {
+      return "the local part " + partition.data_type + "/" + file.name +
+             " is missing or not its recorded size";
+    }
+  }
+  return "";
+}
+
+// The partitions of a slot to land: the complete ones. A folder without _SUCCESS is the
+// slot's own only when the state has files of its type for the slot; else it is left
+// from an earlier answer (a type dropped from the config or from the vendor's answer,
+// before a forced backfill) and is not landed. Returns why the local copy is not whole
+// (then fetched again), or "".
+std::string partitions_to_land(std::vector<archive::LocalPartition>& partitions,
+                               const std::vector<state::ArchivedFile>& files) {
+  std::set<std::string> recorded_types;
+  for (const state::ArchivedFile& file : files) {
+    recorded_types.insert(file.data_type);
+  }
+  std::erase_if(partitions, [&](const archive::LocalPartition& partition) {
+    return (!partition.complete || !partition.manifest) &&
+           !recorded_types.contains(partition.data_type);
+  });
+  if (partitions.empty()) {
+    return "no local partition is left";
+  }
+  for (const archive::LocalPartition& partition : partitions) {
+    if (!partition.complete || !partition.manifest) {
+      return "the local partition " + partition.data_type + " is not complete";
+    }
+    if (std::string missing = missing_part(partition); !missing.empty()) {
+      return missing;
+    }
+  }
+  return "";
 }
 
 }  // namespace
@@ -81,8 +130,18 @@ std::size_t Scheduler::start_due_uploads(Instant now, std::set<std::string>* sta
   const std::size_t limit = kUploadLookahead + uploads_in_flight_.size() +
                             (started_once != nullptr ? started_once->size() : 0);
   const auto steady_now = asio::steady_timer::clock_type::now();
+  // Read per sink: one sink's long backlog (a remote that is down) must not hide the
+  // due uploads of another behind the lookahead.
+  std::map<std::string, std::vector<std::string>> jobs_by_sink;
+  for (const std::string& name : generation->job_names) {
+    jobs_by_sink[generation->config->find_job(name)->sink].push_back(name);
+  }
+  std::vector<state::SlotRecord> due;
+  for (const auto& [sink, jobs] : jobs_by_sink) {
+    std::ranges::move(store_.due_uploads(now, limit, jobs), std::back_inserter(due));
+  }
   std::size_t started = 0;
-  for (state::SlotRecord& record : store_.due_uploads(now, limit, generation->job_names)) {
+  for (state::SlotRecord& record : due) {
     std::string key = slot_key(record.job, record.slot);
     if (uploads_in_flight_.contains(key) ||
         (started_once != nullptr && started_once->contains(key))) {
@@ -131,12 +190,8 @@ asio::awaitable<void> Scheduler::upload(std::shared_ptr<const Generation> genera
     const auto found = generation->sinks.find(job.sink);
     Landing landing{.sink = found == generation->sinks.end() ? "" : job.sink};
     std::vector<archive::LocalPartition> partitions = archive_.slot_partitions(job.name, *slot);
-    std::string incomplete = partitions.empty() ? "no local partition is left" : "";
-    for (const archive::LocalPartition& partition : partitions) {
-      if (!partition.complete || !partition.manifest) {
-        incomplete = "the local partition " + partition.data_type + " is not complete";
-      }
-    }
+    const std::string incomplete =
+        partitions_to_land(partitions, store_.files(job.name, record.slot));
     if (!incomplete.empty()) {
       co_await store_waits_.retry([&] { refetch(job, record, incomplete); });
       co_return;
@@ -159,17 +214,32 @@ asio::awaitable<void> Scheduler::upload(std::shared_ptr<const Generation> genera
         landing.checksum = weaker(landing.checksum, landed.checked);
       }
     }
-    co_await store_waits_.retry([&] { land_done(job, *slot, landing); });
-    const config::Sink* settings = generation->config->sink_of(job);
-    if (!landing.sink.empty() && settings != nullptr && settings->keep_local.count() == 0) {
-      co_await store_waits_.retry([&] { prune_slot(job, *settings, *slot); });
+    // A reload changed where this job lands while it was landing: the slot stays
+    // uploading, and the next round lands it where the config now says.
+    if (sink_changed(*generation, job)) {
+      wake_.notify();
+      co_return;
     }
-    co_return;
+    co_await store_waits_.retry([&] { land_done(job, *slot, landing); });
   } catch (const std::exception& error) {
     // A SinkError names the sink and the partition, never the remote; anything else
     // (the archive, the database) is put off the same way, so a worker never takes
     // the daemon down.
     failure = error.what();
+  }
+  if (failure.empty()) {
+    // Landed and done: a prune that fails now is its own matter (local_prune_failed,
+    // or the next prune round), never the upload's.
+    const config::Sink* settings = generation->config->sink_of(job);
+    if (settings != nullptr && settings->keep_local.count() == 0) {
+      try {
+        co_await store_waits_.retry([&] { prune_slot(job, *settings, *slot); });
+      } catch (const std::exception& error) {
+        spdlog::warn("pruning {} {} after landing: {}; the prune round tries again", job.name,
+                     record.slot, error.what());
+      }
+    }
+    co_return;
   }
   if (stopping_) {
     co_return;  // rclone was ended by the stop: not the remote's failure
@@ -182,6 +252,20 @@ asio::awaitable<void> Scheduler::upload(std::shared_ptr<const Generation> genera
     // Not even that could be recorded: held back in memory so that it cannot spin.
     cool_down_[key] = asio::steady_timer::clock_type::now() + kFirstUploadBackoff;
   }
+}
+
+bool Scheduler::sink_changed(const Generation& landing_with, const config::Job& job) const {
+  const config::Job* now = config().find_job(job.name);
+  if (now == nullptr) {
+    return false;  // removed by the reload: nothing will land it elsewhere
+  }
+  const config::Sink* before = landing_with.config->sink_of(job);
+  const config::Sink* after = config().sink_of(*now);
+  if (before == nullptr || after == nullptr) {
+    return before != after;
+  }
+  return before->rclone_remote != after->rclone_remote ||
+         before->rclone_config != after->rclone_config;
 }
 
 void Scheduler::land_done(const config::Job& job, const Slot& slot, const Landing& landing) {

@@ -824,6 +824,30 @@ TEST_F(SinkSchedulerTest, ALocalCopyThatIsNotWholeIsFetchedAgain) {
   EXPECT_FALSE(fs::exists(remote_ / "a"));
 }
 
+TEST_F(SinkSchedulerTest, APartOfTheLocalCopyMissingOrShortIsFetchedAgain) {
+  const Slot slot = downloaded_slot();
+  fs::resize_file(archive_.partition_dir("a", "visit", slot) / "p.csv.gz", 4);
+  Scheduler scheduler = make_scheduler(with_sink(":local:" + remote_.string()));
+  run_once(scheduler);
+  const auto record = store_.find("a", slot.name());
+  // Back to the download path, as a partition without _SUCCESS is (above).
+  EXPECT_EQ(record->state, state::SlotState::pending) << record->last_error;
+  EXPECT_FALSE(fs::exists(remote_ / "a"));
+}
+
+TEST_F(SinkSchedulerTest, AnEarlierAnswersIncompleteTypeIsNotLandedAndDoesNotRefetch) {
+  const Slot slot = downloaded_slot();
+  // A type of an earlier answer, unmarked by a forced backfill and absent from this one
+  // (no files rows): left where it is, not a reason to fetch the slot again.
+  archive_.publish(archive_.stage_bytes("old"), "a", "page", slot, "old.csv.gz");
+  Scheduler scheduler = make_scheduler(with_sink(":local:" + remote_.string()));
+  run_once(scheduler);
+  const auto record = store_.find("a", slot.name());
+  ASSERT_EQ(record->state, state::SlotState::done) << record->last_error;
+  EXPECT_TRUE(fs::exists(remote_ / "a" / "visit" / "dt=2026-11-22" / "hour=13" / "_SUCCESS"));
+  EXPECT_FALSE(fs::exists(remote_ / "a" / "page"));
+}
+
 TEST(JobChanges, AChangedSinkIsAChangedJob) {
   config::Config running;
   config::Job job;
