@@ -29,6 +29,8 @@ constexpr seconds kQueueCheckEvery{2};
 // after this long; one locked by another process, after kLockedRetry.
 constexpr seconds kStoreRetry{5};
 constexpr seconds kLockedRetry{1};
+// What the loop writes to find a failing database writable again (see its use).
+constexpr std::size_t kRoomForAWrite = 64 * 1024;
 
 // Signed codes live in the state database: a restart must reuse the code in force,
 // since asking for a new one invalidates it.
@@ -412,7 +414,10 @@ asio::awaitable<void> Scheduler::run() {
     Instant deadline = now + kMaxSleep;
     try {
       if (!store_trouble_.empty()) {
-        store_.check_writable(now, StoreWaits::kTryTimeout);  // throws while it still fails
+        // Throws while it still fails. With room for the largest routine write (a slot's
+        // row with its indexes, a pass's files): a small row alone still fits on a nearly
+        // full disk, and "writable again" would flap with every write that fails after it.
+        store_.check_writable(now, StoreWaits::kTryTimeout, kRoomForAWrite);
       }
       // After a jump, next_at values left far ahead are pulled in. Planning goes by the
       // sure time: the wall clock moving forward with the steady clock plans the slots

@@ -357,7 +357,7 @@ void StateStore::check_integrity() {
   }
 }
 
-void StateStore::check_writable(Instant now, std::chrono::milliseconds wait) {
+void StateStore::check_writable(Instant now, std::chrono::milliseconds wait, std::size_t room) {
   // A real write (one small kv row), so a full disk or a read-only file system shows.
   // The short busy timeout keeps a caller on the event loop from stalling behind
   // another process's transaction.
@@ -368,6 +368,9 @@ void StateStore::check_writable(Instant now, std::chrono::milliseconds wait) {
     ~RestoreTimeout() { db.set_busy_timeout(timeout); }
   } restore{impl_->db, impl_->busy_timeout};
   set_value("health/written_at", std::to_string(to_unix(now)));
+  if (room > 0) {
+    set_value("health/room", std::string(room, ' '));
+  }
 }
 
 void StateStore::set_busy_timeout(std::chrono::milliseconds timeout) {

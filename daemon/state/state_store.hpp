@@ -253,9 +253,10 @@ class StateStore {
   // waits on timers between tries instead (scheduler/store_waits.hpp): SQLite waits by
   // sleeping, and a sleep on the loop stalls /healthz, signals and every other task.
   void set_busy_timeout(std::chrono::milliseconds timeout);
-  // Writes one small row (kv "health/written_at"), waiting at most `wait` for another
-  // process's transaction: throws StateError when the database cannot be written.
-  void check_writable(Instant now, std::chrono::milliseconds wait);
+  // Writes one small row (kv "health/written_at"), and `room` bytes more when asked,
+  // waiting at most `wait` for another process's transaction: throws StateError when the
+  // database cannot be written.
+  void check_writable(Instant now, std::chrono::milliseconds wait, std::size_t room = 0);
   // In one IMMEDIATE transaction: for each target in order, reads its row, calls
   // `decide`, and applies the Requeue it returns (see Requeue). Returns how many were
   // queued. A StateError rolls everything back.
