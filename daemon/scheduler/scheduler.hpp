@@ -14,6 +14,7 @@
 //   pause.cpp      no asks while downloads are paused or the database fails
 //   clock_watch.cpp  wall-clock jumps: what verdicts go by, and re-basing next_at
 //   uploads.cpp    sinks (issue 15): landing uploading slots, and pruning local copies
+//   preuploads.cpp sinks: each part copied to the remote as soon as it is archived
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
