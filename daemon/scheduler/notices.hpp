@@ -5,6 +5,7 @@
 // restart or the next poll does not repeat them.
 
 #include <chrono>
+#include <cstddef>
 #include <string>
 #include <string_view>
 
@@ -21,6 +22,10 @@ constexpr int kNoticeLocalPruned = 16;
 constexpr int kNoticeLanded = 32;
 constexpr std::chrono::hours kAtRisk72h{72};
 constexpr std::chrono::hours kAtRisk24h{24};
+// Slots landed at once per sink, and parts pre-uploaded at once per sink while slots
+// download: each is one rclone process, so this bounds the processes and the sink's
+// bandwidth share, whatever parallel_downloads says.
+constexpr std::size_t kUploadsPerSink = 2;
 // An upload that failed is tried again after 30 s, doubling up to this.
 constexpr std::chrono::seconds kFirstUploadBackoff{30};
 constexpr std::chrono::minutes kMaxUploadBackoff{10};

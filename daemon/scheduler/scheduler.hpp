@@ -14,6 +14,7 @@
 //   pause.cpp      no asks while downloads are paused or the database fails
 //   clock_watch.cpp  wall-clock jumps: what verdicts go by, and re-basing next_at
 //   uploads.cpp    sinks (issue 15): landing uploading slots, and pruning local copies
+//   preuploads.cpp sinks: each part copied to the remote as soon as it is archived
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -198,6 +199,15 @@ class Scheduler final : private work::Observer {
   // The slot's local copy is not whole (a partition without _SUCCESS or manifest, or
   // none at all): it is fetched again.
   void refetch(const config::Job& job, const state::SlotRecord& record, const std::string& reason);
+  // --- preuploads.cpp: parts copied to the sink while their slot still downloads ---
+  void published(const config::Job& job, const Slot& slot, std::string_view data_type,
+                 const std::filesystem::path& file) override;
+  struct PreuploadPart;
+  bool paused_preuploads(const std::string& sink) const;
+  boost::asio::awaitable<void> preupload(std::shared_ptr<sink::Sink> sink, PreuploadPart part);
+  // Before a slot lands: its pre-uploads not started yet are dropped, those running
+  // are waited for (the landing then copies only what they did not).
+  boost::asio::awaitable<void> end_preuploads(const std::string& key);
   // Removes the local copy of done slots of sink jobs whose keep_local has passed
   // (every kPruneEvery, and at once for a slot landed with keep_local 0s).
   void prune_local(Instant now);
@@ -281,6 +291,23 @@ class Scheduler final : private work::Observer {
   std::chrono::steady_clock::time_point next_prune_{};
   // A reload (a sink pointed at a working remote, say) makes the backed-off uploads due.
   bool retry_uploads_now_ = false;
+  // Pre-uploads by slot key: `id` tells a task queued for an earlier pass, `running`
+  // what a landing waits for, `unmarked` the partitions (data types) whose remote
+  // _SUCCESS is gone, `failed` that the remote refused one this pass (the rest is left
+  // to the landing, so a remote that is down costs one try per slot).
+  struct Preuploads {
+    std::uint64_t id = 0;
+    int running = 0;
+    bool failed = false;
+    std::set<std::string> unmarked;
+    std::map<std::string, std::shared_ptr<async::Semaphore>> unmarking;  // by data type
+  };
+  std::map<std::string, Preuploads> preuploads_;
+  std::uint64_t next_preuploads_id_ = 1;
+  std::map<std::string, std::shared_ptr<async::Semaphore>> preupload_permits_;  // by sink
+  // By sink: no pre-upload starts before then (steady time), set by a failed one, so
+  // that a remote that is down costs a try per back-off, not one per part or slot.
+  std::map<std::string, std::chrono::steady_clock::time_point> preuploads_paused_;
   work::Downloads downloads_;
   async::Signal wake_;
   async::TaskGroup workers_;  // one task per slot in flight

@@ -24,9 +24,6 @@ namespace {
 namespace asio = boost::asio;
 using std::chrono::seconds;
 
-// Slots landed at once per sink: each is one rclone process at a time, so this bounds
-// the processes and the sink's bandwidth share, whatever parallel_downloads says.
-constexpr std::size_t kUploadsPerSink = 2;
 // How often landed slots are looked at for a keep_local that passed.
 constexpr seconds kPruneEvery{60};
 // Slots pruned per job and round: the loop stays responsive after a long outage.
@@ -186,6 +183,7 @@ asio::awaitable<void> Scheduler::upload(std::shared_ptr<const Generation> genera
       co_await store_waits_.retry([&] { refetch(job, record, "slot name does not match"); });
       co_return;
     }
+    co_await end_preuploads(key);
     // A job whose sink a reload took away has the local archive as its destination.
     const auto found = generation->sinks.find(job.sink);
     Landing landing{.sink = found == generation->sinks.end() ? "" : job.sink};

@@ -332,6 +332,38 @@ asio::awaitable<Landed> Sink::land(std::filesystem::path local_dir, archive::Man
   co_return landed;
 }
 
+asio::awaitable<void> Sink::unmark(std::string job, std::string data_type, Slot slot) {
+  const detail::Rclone rclone{settings_, rclone_};
+  const Partition partition{rclone, settings_.name, partition_path(job, data_type, slot)};
+  // `delete` with a filter rather than `deletefile`: it succeeds when there is no
+  // _SUCCESS, and says "directory not found" (exit 3) when there is no folder yet, where
+  // deletefile fails alike for an absent object and an unreachable remote.
+  std::vector<std::string> arguments{"delete", "--max-depth=1",
+                                     "--include=/" + std::string{archive::kSuccessName},
+                                     detail::remote_path(partition.path)};
+  const detail::RcloneResult result = co_await rclone.run(std::move(arguments), kStepTimeout);
+  constexpr int kDirectoryNotFound = 3;
+  if (!result.ok() && !(result.exit_code == kDirectoryNotFound && !result.timed_out)) {
+    detail::fail(partition, "cannot remove _SUCCESS of", result);
+  }
+}
+
+asio::awaitable<void> Sink::preupload(std::filesystem::path file, std::string job,
+                                      std::string data_type, Slot slot) {
+  const detail::Rclone rclone{settings_, rclone_};
+  const Partition partition{rclone, settings_.name, partition_path(job, data_type, slot)};
+  std::error_code ignored;
+  const std::uint64_t bytes = std::filesystem::file_size(file, ignored);
+  const std::string name = file.filename().string();
+  std::vector<std::string> arguments{"copyto", "--no-check-dest", file.string(),
+                                     detail::remote_path(partition.path + "/" + name)};
+  const auto timeout = kStepTimeout + std::chrono::seconds{bytes == static_cast<std::uintmax_t>(-1)
+                                                               ? 0
+                                                               : bytes / kSlowestBytesPerSecond};
+  const std::string what = "cannot pre-upload " + name + " to";
+  co_await change(partition, what, std::move(arguments), timeout);
+}
+
 void Sink::end_all() {
   detail::end_all_rclones();
 }

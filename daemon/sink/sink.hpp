@@ -116,6 +116,21 @@ class Sink {
   boost::asio::awaitable<Landed> land(std::filesystem::path local_dir, archive::Manifest manifest,
                                       Slot slot);
 
+  // Overlap with the download (pre-upload): while a slot downloads, each part published
+  // into the archive is copied at once to its remote partition, so that the landing
+  // finds it there and copies only what is missing or differs. Landing stays the only
+  // judge (it lists, verifies, writes the manifest and _SUCCESS), so a pre-upload that
+  // failed or was cut short costs nothing but the copy again.
+  //
+  // Removes the remote partition's _SUCCESS (nothing when it has none, or no folder):
+  // called before the first part of a partition is rewritten, so that a reader never
+  // sees a _SUCCESS over a partition that is changing. Throws SinkError.
+  boost::asio::awaitable<void> unmark(std::string job, std::string data_type, Slot slot);
+  // Copies the local part `file` to the remote partition, under its own name. Throws
+  // SinkError.
+  boost::asio::awaitable<void> preupload(std::filesystem::path file, std::string job,
+                                         std::string data_type, Slot slot);
+
   // The remote partition against `manifest` (existence, size, checksum of every part;
   // the remote's _manifest.json and _SUCCESS): empty when it holds exactly that. Throws
   // SinkError when the remote cannot be listed.

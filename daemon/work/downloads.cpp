@@ -202,8 +202,10 @@ asio::awaitable<void> Downloads::fetch_part(const config::Job& job, const Slot& 
       const archive::ManifestFile file{
           .name = part.name, .bytes = fetched->bytes, .sha256 = fetched->sha256};
       ledger.record({.data_type = part.data_type, .file = file, .object = part.object});
-      archive_.publish(std::move(fetched->file), job.name, part.data_type, slot, part.name);
+      const std::filesystem::path published =
+          archive_.publish(std::move(fetched->file), job.name, part.data_type, slot, part.name);
       observer_.archived(job, 1, file.bytes);
+      observer_.published(job, slot, part.data_type, published);
       ++pass.progress.archived_files;
       pass.progress.archived_bytes += file.bytes;
       co_return;

@@ -57,6 +57,10 @@ class Observer {
   virtual ~Observer() = default;
   // Files published into the archive.
   virtual void archived(const config::Job& job, std::size_t files, std::uint64_t bytes) = 0;
+  // One part of a slot published into the archive at `file` (a job's sink starts
+  // uploading it at once). A no-op unless overridden.
+  virtual void published(const config::Job& /*job*/, const Slot& /*slot*/,
+                         std::string_view /*data_type*/, const std::filesystem::path& /*file*/) {}
   // One verified download, and how long it took.
   virtual void downloaded(std::uint64_t bytes, std::chrono::duration<double> took) = 0;
   // A chart that reached the vendor's row cap: the vendor cut it, so data is missing.

@@ -29,8 +29,8 @@ def closed_port():
 
 @unittest.skipUnless(shutil.which("rclone"), "rclone is not installed (apt-get install rclone)")
 class SinkDaemonTest(E2ETestCase):
-    def start_with_sink(self, remote, keep_local="2d", backfill="6h"):
-        server, daemon = self.start(jobs=[hourly_job(backfill=backfill, sink=SINK)])
+    def start_with_sink(self, remote, keep_local="2d", backfill="6h", scenario=None):
+        server, daemon = self.start(scenario, jobs=[hourly_job(backfill=backfill, sink=SINK)])
         daemon.edit_config("jobs:\n", self.sinks_yaml(remote, keep_local) + "jobs:\n")
         return server, daemon
 
@@ -96,6 +96,62 @@ class SinkDaemonTest(E2ETestCase):
         self.assertEqual(server.stats()["downloads_started"], before)
         self.assertEqual(len(daemon.events("slot_done", sink=SINK)), len(slots))
 
+    def remote_and_local(self, remote, slot, data_type="visit"):
+        """(remote part names -> sha256, local part names -> sha256) of one partition."""
+        def parts(path):
+            names = set(os.listdir(path)) if os.path.isdir(path) else set()
+            return {name: sha256_file(os.path.join(path, name)) for name in names - set(MARKERS)}, names
+        there, remote_names = parts(os.path.join(remote, partition_rel("shop-hourly", data_type, slot)))
+        here, _ = parts(self.partition("shop-hourly", data_type, slot))
+        return there, remote_names, here
+
+    def test_parts_reach_the_remote_while_their_slot_downloads(self):
+        # Overlap: each part is copied to the remote once it is archived, not once the
+        # whole slot is; a later part that cannot be fetched holds the slot back, and the
+        # parts before it are already on the remote, with no _SUCCESS or manifest.
+        remote = self.remote_dir()
+        server, daemon = self.start_with_sink(":local:" + remote, backfill="3h",
+                                              scenario={"parts": {"visit": 3}})
+        slots = self.expected()
+        slot = slots[0]
+        broken = {"slots": {slot: {"broken_parts": {"visit": [2]}, "broken_answers": 1000}}}
+        server.scenario(broken)
+        daemon.run_once()
+        self.assertNotIn(slot, {e["slot"] for e in daemon.events("slot_downloaded", sink=SINK)},
+                         self.context())
+        there, names, here = self.remote_and_local(remote, slot)
+        self.assertEqual(len(here), 2, self.context())
+        self.assertEqual(there, here, self.context())
+        self.assertFalse(set(MARKERS) & names, names)
+
+        # Once the part can be fetched, the slot lands whole (the landing copies only
+        # what the pre-uploads did not).
+        server.scenario({"slots": {slot: {"broken_answers": 0}}})
+        self.assert_run_once()
+        self.assertEqual(daemon.job_status("shop-hourly")["counts"]["done"], len(slots), self.context())
+        self.assert_landed(remote, slots)
+
+        # A re-fetch (verify --sink --repair with the local copy not whole) rewrites parts:
+        # the remote's _SUCCESS of that partition goes before the first part is copied
+        # again, and stays away while the slot cannot be fetched whole.
+        path = os.path.join(remote, partition_rel("shop-hourly", "visit", slot))
+        local = self.partition("shop-hourly", "visit", slot)
+        first, _, last = sorted(self.remote_and_local(remote, slot)[2])
+        os.remove(os.path.join(path, first))
+        os.remove(os.path.join(local, first))
+        os.remove(os.path.join(local, last))
+        answers = server.stats()["api_calls"][f"hour/{slot}"]
+        server.scenario({"slots": {slot: {"broken_parts": {"visit": [2]}, "broken_answers": answers + 1000}}})
+        repair = daemon.cli("verify", "--sink", "--repair")
+        self.assertEqual(repair.returncode, 2, repair.stdout + repair.stderr)
+        self.assertIn("_SUCCESS", os.listdir(path))
+        daemon.run_once()
+        there, names, here = self.remote_and_local(remote, slot)
+        self.assertNotIn("_SUCCESS", names, self.context())
+        self.assertIn(first, there, self.context())
+        self.assertEqual(there[first], here[first])
+        self.assertNotIn(last, here)
+
     def test_keep_local_zero_removes_the_local_copy_once_landed(self):
         remote = self.remote_dir()
         server, daemon = self.start_with_sink(":local:" + remote, keep_local="0s")
@@ -131,9 +187,10 @@ class SinkDaemonTest(E2ETestCase):
             counts = daemon.job_status("shop-hourly")["counts"]
             return counts["uploading"] == len(slots) and counts
         wait_for(all_uploading, 60, "every slot uploading")
-        # Each slot's first upload fails on its own time: wait for every one of them.
-        wait_for(lambda: {e["slot"] for e in daemon.events("upload_failed", sink=SINK)} >= set(slots), 60,
-                 "event=upload_failed for every slot")
+        # Each slot's first landing fails (the last slot downloaded is tried last: its
+        # error is only there once it has been).
+        wait_for(lambda: {e["slot"] for e in daemon.events("upload_failed", sink=SINK)} == set(slots),
+                 60, "event=upload_failed for every slot")
         self.assert_archived("shop-hourly", slots)
         failed = daemon.events("upload_failed", sink=SINK)
         self.assertTrue(all(e["retry_in"].endswith("s") and e["reason"] for e in failed), failed)
