@@ -109,6 +109,33 @@ CREATE INDEX slots_by_job_start ON slots (job, start);
 CREATE INDEX slots_by_job_state_start ON slots (job, state, start, next_at);
 CREATE INDEX slots_by_job_state_done_at ON slots (job, state, done_at);
 )sql"},
+    // Completeness (issue 16): each file's CSV records (header excluded; NULL: not
+    // counted, as for a size-only job or a file from before), the headers seen per job and
+    // type (a row per change: the schema in force from since_slot on), and the hourly
+    // against daily comparison per date and type (hours: JSON, per Beijing hour).
+    {5, R"sql(
+ALTER TABLE files ADD COLUMN rows INTEGER CHECK (rows >= 0);
+CREATE TABLE schemas (
+  job TEXT NOT NULL,
+  data_type TEXT NOT NULL,
+  since_slot TEXT NOT NULL,
+  columns TEXT NOT NULL,
+  seen_at INTEGER NOT NULL,
+  PRIMARY KEY (job, data_type, since_slot)
+) STRICT;
+CREATE TABLE reconciliations (
+  job TEXT NOT NULL,
+  date TEXT NOT NULL,
+  data_type TEXT NOT NULL,
+  daily_job TEXT NOT NULL,
+  hourly_rows INTEGER NOT NULL CHECK (hourly_rows >= 0),
+  daily_rows INTEGER NOT NULL CHECK (daily_rows >= 0),
+  hours TEXT NOT NULL,
+  verdict TEXT NOT NULL CHECK (verdict IN ('match', 'mismatch')),
+  reconciled_at INTEGER NOT NULL,
+  PRIMARY KEY (job, date, data_type)
+) STRICT;
+)sql"},
 };
 
 constexpr bool versions_are_consecutive() {

@@ -511,11 +511,11 @@ TEST_F(StateStoreTest, PersistsAcrossReopen) {
 TEST_F(StateStoreTest, SchemaVersionIsStoredInTheFile) {
   {
     StateStore store{db_path()};
-    EXPECT_EQ(store.schema_version(), 4);
-    EXPECT_EQ(StateStore::latest_schema_version(), 4);
+    EXPECT_EQ(store.schema_version(), 5);
+    EXPECT_EQ(StateStore::latest_schema_version(), 5);
   }
   RawConnection raw{db_path()};
-  EXPECT_EQ(raw.text("PRAGMA user_version"), "4");
+  EXPECT_EQ(raw.text("PRAGMA user_version"), "5");
   // The CHECK keeps unknown states out, whoever writes.
   EXPECT_NE(raw.exec("INSERT INTO slots (job, slot, start, state, next_at, created_at, "
                      "updated_at) VALUES ('j', 's', 0, 'bogus', 0, 0, 0)"),
@@ -779,7 +779,7 @@ TEST_F(StateStoreTest, MigratesAVersionOneDatabaseKeepingItsRows) {
     ASSERT_EQ(raw.exec("INSERT INTO kv VALUES ('auth_code/shop', 'code')"), SQLITE_OK);
   }
   StateStore store{db_path()};
-  EXPECT_EQ(store.schema_version(), 4);
+  EXPECT_EQ(store.schema_version(), StateStore::latest_schema_version());
   const auto record = store.find("shop", "2026-11-22T03");
   ASSERT_TRUE(record);
   EXPECT_EQ(record->state, SlotState::done);
@@ -1526,7 +1526,7 @@ TEST_F(StateStoreTest, MigratesAVersionThreeDatabaseKeepingFilesRows) {
   }
   {
     StateStore store{db_path()};
-    EXPECT_EQ(store.schema_version(), 4);
+    EXPECT_EQ(store.schema_version(), StateStore::latest_schema_version());
     const auto record = store.find("shop", "2026-11-22T03");
     ASSERT_TRUE(record);
     EXPECT_EQ(record->state, SlotState::done);
