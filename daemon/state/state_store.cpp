@@ -110,11 +110,14 @@ CREATE INDEX slots_by_job_state_start ON slots (job, state, start, next_at);
 CREATE INDEX slots_by_job_state_done_at ON slots (job, state, done_at);
 )sql"},
     // Completeness (issue 16): each file's CSV records (header excluded; NULL: not
-    // counted, as for a size-only job or a file from before), the headers seen per job and
+    // counted, as for a size-only job or a file from before) and, for a daily raw file,
+    // its records per Beijing hour of their event time (JSON, 24 numbers; NULL when not
+    // split), the headers seen per job and
     // type (a row per change: the schema in force from since_slot on), and the hourly
     // against daily comparison per date and type (hours: JSON, per Beijing hour).
     {5, R"sql(
 ALTER TABLE files ADD COLUMN rows INTEGER CHECK (rows >= 0);
+ALTER TABLE files ADD COLUMN rows_by_hour TEXT;
 CREATE TABLE schemas (
   job TEXT NOT NULL,
   data_type TEXT NOT NULL,
