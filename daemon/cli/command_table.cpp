@@ -74,6 +74,7 @@ void define_run(CLI::App& command, Args& args) {
                    "failed or were lost in the pass)");
 }
 int run_run(const Args& args) {
+  hold_daemon_signals();
   return with_config(
       args,
       [&](const config::Config& config, const config::Job*) {

@@ -34,6 +34,13 @@ inline constexpr int kExitSlotsFailed = 3;
 // kExitSlotsFailed). `config` must have its secrets (SecretMode::load).
 int run_daemon(const config::Config& config, bool once);
 
+// Blocks SIGINT, SIGTERM and SIGHUP in the calling (main) thread until run_daemon has
+// its handlers in place and releases them: a stop that arrives while `run` still reads
+// its config (a slow secret file, a FIFO) then waits and ends in a clean exit, instead
+// of killing the process by the signal's default action. Call it before any thread is
+// started, so that none inherits the mask; children start with an empty mask anyway.
+void hold_daemon_signals();
+
 struct CheckConfigOptions {
   bool secrets = true;                 // false: --no-secrets
   std::optional<std::string> as_user;  // --as-user: the files are tried as this user

@@ -1,5 +1,6 @@
 // `run` and `run --once`: the daemon's wiring of modules onto one io_context.
 
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/co_spawn.hpp>
@@ -51,6 +52,16 @@ constexpr std::chrono::seconds kStatusEvery{30};
 // long /healthz answers 503 with the reason before the daemon exits when it does not.
 constexpr std::chrono::seconds kDatabaseWatchEvery{2};
 constexpr std::chrono::seconds kGoneGrace{3};
+
+// What `run` answers: stop (SIGINT, SIGTERM) and reload (SIGHUP).
+::sigset_t daemon_signals() {
+  ::sigset_t set;
+  ::sigemptyset(&set);
+  for (const int signal : {SIGINT, SIGTERM, SIGHUP}) {
+    ::sigaddset(&set, signal);
+  }
+  return set;
+}
 
 // SIGHUP: the config file read again and validated whole; applied only when valid and
 // when nothing that needs a restart changed, else the running config stays. True when
@@ -257,6 +268,10 @@ void Daemon::watch_signals() {
     hangups_.async_wait(on_hangup_);
   };
   hangups_.async_wait(on_hangup_);
+  // The handlers are installed (the signal sets' constructors did): a signal held
+  // since hold_daemon_signals() is delivered to them now, and waits for the loop.
+  ::sigset_t held = daemon_signals();
+  ::pthread_sigmask(SIG_UNBLOCK, &held, nullptr);
 }
 
 // Opens the state database, waiting (never failing) while another process holds it
@@ -486,6 +501,11 @@ int Daemon::finish() {
 }
 
 }  // namespace
+
+void hold_daemon_signals() {
+  ::sigset_t held = daemon_signals();
+  ::pthread_sigmask(SIG_BLOCK, &held, nullptr);
+}
 
 int run_daemon(const config::Config& config, bool once) {
   // A config loaded without its secrets would only fail at the first API call.

@@ -4,6 +4,7 @@ locked by another process is waited for, not fatal."""
 
 import datetime as dt
 import os
+import signal
 import sqlite3
 import subprocess
 import threading
@@ -81,6 +82,30 @@ class StartupTest(E2ETestCase):
         self.wait_done("shop-hourly", earlier + len(slots))
         self.stop_daemon()
         self.assert_archived("shop-hourly", slots)
+
+    def test_stop_while_the_config_is_read_ends_cleanly(self):
+        """A SIGTERM that arrives while `run` still reads its config (here a token file
+        that is a FIFO nobody has written yet) is held, not fatal: once the config is
+        read the daemon stops cleanly, exit 0, instead of dying by the signal."""
+        server, daemon = self.start()
+        fifo = os.path.join(daemon.run_dir, "token.fifo")
+        os.mkfifo(fifo, 0o600)
+        daemon.edit_config("auth: {token_env: GIO_TEST_TOKEN}", f"auth: {{token_file: {fifo}}}")
+        daemon.start()
+
+        def holds_sigterm():
+            with open(f"/proc/{daemon.process.pid}/status", encoding="ascii") as f:
+                blocked = next(line for line in f if line.startswith("SigBlk:"))
+            return bool(int(blocked.split()[1], 16) >> (signal.SIGTERM - 1) & 1)
+
+        # Blocked in open(2) of the FIFO, with SIGTERM held.
+        wait_for(lambda: not daemon.running() or holds_sigterm(), 30, "the daemon holding SIGTERM")
+        self.assertTrue(daemon.running(), self.context())
+        daemon.process.send_signal(signal.SIGTERM)
+        with open(fifo, "w", encoding="ascii") as f:
+            f.write("test-token\n")
+        self.assertEqual(daemon.process.wait(30), 0, self.context())
+        self.assertIn("received SIGTERM; stopping", daemon.log_text())
 
 
 if __name__ == "__main__":
