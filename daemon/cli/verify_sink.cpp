@@ -108,7 +108,7 @@ std::set<std::string> types_of(const config::Config& config, const config::Job& 
 }
 
 struct SinkFindings {
-  std::size_t slots = 0, partitions = 0, errors = 0;
+  std::size_t slots = 0, partitions = 0, errors = 0, jobs_unchecked = 0;
   std::vector<requeue::DamagedSlot> damaged;
 };
 
@@ -140,6 +140,25 @@ void check_slot(const config::Config& config, state::StateStore& store, const co
   if (!found.damaged_types.empty()) {
     findings.damaged.push_back(std::move(found));
   }
+}
+
+// Whether the sink's remote path exists. Every partition of a path that does not (a
+// mistyped rclone_remote, a bucket not created) reads as missing, and --repair would
+// queue every done slot again, past retention too, so its slots are not checked: an
+// error instead, naming the sink.
+bool remote_exists(sink::Sink& sink, asio::io_context& io, SinkFindings& findings) {
+  try {
+    if (run_to_end(io, sink.probe())) {
+      return true;
+    }
+    std::cerr << "gio-exporter: sink " << sink.name()
+              << ": the remote path does not exist: nothing has landed there (a mistyped "
+                 "rclone_remote, a bucket not created?); its slots are not checked\n";
+  } catch (const sink::SinkError& error) {
+    std::cerr << "gio-exporter: " << error.what() << "\n";
+  }
+  ++findings.jobs_unchecked;
+  return false;
 }
 
 // True when every partition of the slot is whole on the local disk (sizes, sha256 and
@@ -204,12 +223,17 @@ int verify_sink(const config::Config& config, const config::Job* only_job,
     }
     sink::Sink sink{io.get_executor(), *settings, hash_pool};
     const std::size_t before = findings.slots;
+    bool remote_found = false;
     for (const state::SlotRecord& record :
          store.slots(job.name, scope.from, scope.to + std::chrono::seconds{1})) {
       const auto slot = Slot::parse(record.slot, job.granularity);
-      if (record.state == state::SlotState::done && slot) {
-        check_slot(config, store, job, *slot, sink, io, findings);
+      if (record.state != state::SlotState::done || !slot) {
+        continue;
       }
+      if (!remote_found && !(remote_found = remote_exists(sink, io, findings))) {
+        break;
+      }
+      check_slot(config, store, job, *slot, sink, io, findings);
     }
     std::cout << "verify --sink: " << job.name << ": " << (findings.slots - before)
               << " done slot(s) checked on sink " << sink.name() << "\n";
@@ -222,8 +246,14 @@ int verify_sink(const config::Config& config, const config::Job* only_job,
   if (findings.errors > 0) {
     std::cout << ", " << findings.errors << " partition(s) could not be checked";
   }
+  if (findings.jobs_unchecked > 0) {
+    std::cout << ", " << findings.jobs_unchecked << " job(s) not checked (see above)";
+  }
   std::cout << "\n";
-  return findings.errors > 0 ? 1 : findings.damaged.empty() ? 0 : 2;
+  if (findings.errors > 0 || findings.jobs_unchecked > 0) {
+    return 1;
+  }
+  return findings.damaged.empty() ? 0 : 2;
 }
 
 }  // namespace gio::cli

@@ -213,7 +213,7 @@ asio::awaitable<std::optional<archive::Manifest>> Sink::remote_manifest(std::str
   co_return text ? archive::parse_manifest(*text) : std::nullopt;
 }
 
-asio::awaitable<void> Sink::probe() {
+asio::awaitable<bool> Sink::probe() {
   const detail::Rclone rclone{settings_, rclone_};
   // The top folders only (the jobs'): a bucket's whole listing could be huge.
   std::vector<std::string> arguments{"lsf", "--dirs-only", "--max-depth=1",
@@ -226,6 +226,7 @@ asio::awaitable<void> Sink::probe() {
     throw SinkError(detail::classify(result),
                     "sink " + settings_.name + ": cannot list the remote: " + what);
   }
+  co_return result.ok();
 }
 
 }  // namespace gio::sink

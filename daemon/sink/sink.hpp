@@ -147,8 +147,10 @@ class Sink {
   // (setup).
   boost::asio::awaitable<std::string> validate();
 
-  // Lists the remote's root folder: check-config's "can be listed". Throws SinkError.
-  boost::asio::awaitable<void> probe();
+  // Lists the remote's root folder: check-config's "can be listed". True when it exists,
+  // false when the remote answered that it does not (yet: the first upload creates it).
+  // Throws SinkError.
+  boost::asio::awaitable<bool> probe();
 
   // Ends every rclone process still running (the daemon's stop): SIGTERM to its group,
   // SIGKILL after a grace period.

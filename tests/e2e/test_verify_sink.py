@@ -141,6 +141,17 @@ class VerifySinkTest(E2ETestCase):
         self.assertIn("sink lake", result.stderr)
         self.assertIn("connection refused", result.stderr)
 
+    def test_a_remote_path_that_does_not_exist_is_an_error_not_every_slot_missing(self):
+        """A mistyped remote (or a bucket not created) lists as "not found", as an empty
+        partition does: --repair must not queue every done slot again."""
+        self.archive_then_add_sink(remote=f":local,description='{SECRET}':{self.remote}-typo")
+        result = self.verify("--repair")
+        self.assertEqual(result.returncode, 1, result.stdout + result.stderr)
+        self.assertIn("sink lake: the remote path does not exist", result.stderr)
+        self.assertNotIn("queued", result.stdout)
+        for slot in self.slots:
+            self.assertEqual(self.state_of(slot), "done")
+
     def test_check_config_validates_each_sink(self):
         self.archive_then_add_sink()
         result = self.daemon.cli("check-config")
