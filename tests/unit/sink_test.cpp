@@ -434,10 +434,10 @@ TEST_F(SinkTest, ADownRemoteIsUnavailable) {
 }
 
 TEST_F(SinkTest, ProbeListsOrSaysWhyNot) {
-  run(io_, make_sink(local_sink()).probe());
+  EXPECT_TRUE(run(io_, make_sink(local_sink()).probe()));
   config::Sink missing_root = local_sink();
   missing_root.rclone_remote += "/not-yet";  // created by the first upload
-  run(io_, make_sink(missing_root).probe());
+  EXPECT_FALSE(run(io_, make_sink(missing_root).probe()));
 
   const auto kind_of = [this](config::Sink settings, fs::path rclone) {
     try {
