@@ -2,14 +2,15 @@
 // into the archive is copied to its remote partition at once, so that uploads run
 // beside downloads instead of after them. The parts of a partition published while the
 // sink's permits are taken wait together, and the next copy takes them all in one
-// rclone process (each start costs about 0.1 s of CPU, on a machine that downloads). The landing
-// (uploads.cpp) stays the only judge: it first ends the slot's pre-uploads, then lists, copies what
-// is missing or differs, verifies, and writes the manifest and _SUCCESS. A pre-upload
-// that fails is only logged at debug: the landing does that part, and a remote that is
-// down never holds a download up.
+// rclone process (each start costs about 0.1 s of CPU, on a machine that downloads).
+// The landing (uploads.cpp) stays the only judge: it first ends the slot's pre-uploads,
+// then lists, copies what is missing or differs, verifies, and writes the manifest and
+// _SUCCESS. A pre-upload that fails is only logged at debug: the landing does that
+// part, and a remote that is down never holds a download up.
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -55,7 +56,10 @@ void Scheduler::published(const config::Job& job, const Slot& slot, std::string_
     return;
   }
   std::string type{data_type};
-  slot_preuploads.waiting[type].push_back(file);
+  std::vector<std::filesystem::path>& waiting = slot_preuploads.waiting[type];
+  if (std::ranges::find(waiting, file) == waiting.end()) {
+    waiting.push_back(file);
+  }
   if (!slot_preuploads.queued.insert(type).second) {
     return;  // a copy of this partition waits for a permit: it takes this part too
   }
