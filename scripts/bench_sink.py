@@ -18,6 +18,7 @@ import datetime as dt
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -58,6 +59,14 @@ def stamp_of(line):
     if not match:
         raise SystemExit(f"no timestamp on: {line}")
     return dt.datetime.strptime(match.group(1), "%Y-%m-%dT%H:%M:%S.%f")
+
+
+def cpu_seconds(pid):
+    """(own CPU, CPU of the children it waited for) of a live process, in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / tick, (int(fields[13]) + int(fields[14])) / tick
 
 
 def tail(path, lines=30):
@@ -133,6 +142,11 @@ http {{
         self.processes.append(process)
         wait_port(port, process, what)
 
+    def cpu(self):
+        """CPU seconds each server used so far: {nginx, fake, webdav}."""
+        return {what: cpu_seconds(process.pid)[0]
+                for what, process in zip(("nginx", "fake", "webdav"), self.processes)}
+
     def remote(self, path):
         return f":webdav,url='http://127.0.0.1:{self.webdav_port}':{path}"
 
@@ -176,15 +190,17 @@ def write_config(run_dir, servers, sink_path):
     return path
 
 
-def daemon_run(binary, run_dir, servers, sink_path):
+def daemon_run(binary, run_dir, servers, sink_path, cpu, logs=None):
     """Runs the daemon until its slot is done: (seconds from the API call to slot_done,
     of them the seconds after slot_downloaded (the landing; 0 without a sink), peak RSS
-    in MiB, the partition's local folder, the slot_done line)."""
+    in MiB, the partition's local folder, the slot_done line). Fills `cpu` with the CPU
+    seconds of the daemon, of its rclone children and of the servers during the run."""
     os.makedirs(run_dir)
     config = write_config(run_dir, servers, sink_path)
     env = dict(os.environ, GIO_BENCH_TOKEN=TOKEN, GIO_EXPORTER_NOW=NOW, RCLONE_CONFIG=os.devnull)
     env.pop("JOURNAL_STREAM", None)
     log_path = os.path.join(run_dir, "daemon.log")
+    servers_before = servers.cpu()
     with open(log_path, "wb") as log:
         process = subprocess.Popen([binary, "-c", config, "run"], env=env, cwd=run_dir, stdin=subprocess.DEVNULL,
                                    stdout=log, stderr=subprocess.STDOUT)
@@ -208,9 +224,13 @@ def daemon_run(binary, run_dir, servers, sink_path):
             time.sleep(0.05)
         with open(f"/proc/{process.pid}/status") as f:
             rss = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
+        cpu["daemon"], cpu["rclone"] = cpu_seconds(process.pid)
+        cpu.update({what: seconds - servers_before[what] for what, seconds in servers.cpu().items()})
     finally:
         process.terminate()
         process.wait(60)
+        if logs:
+            shutil.copy(log_path, os.path.join(logs, os.path.basename(run_dir) + ".log"))
     asked = next(line for line in lines if "api call" in line)
     seconds = (stamp_of(done) - stamp_of(asked)).total_seconds()
     downloaded = next((line for line in lines if "event=slot_downloaded" in line), None)
@@ -219,6 +239,12 @@ def daemon_run(binary, run_dir, servers, sink_path):
     day, hour = slot.split("T")
     local_dir = os.path.join(run_dir, "archive", "bench", "visit", f"dt={day}", f"hour={hour}")
     return seconds, landing, rss, local_dir, done
+
+
+def rclone_processes(log_path):
+    """How many rclone processes the daemon ran (its debug line for each)."""
+    with open(log_path, encoding="utf-8", errors="replace") as f:
+        return sum(1 for line in f if re.search(r'msg="rclone \S+ .*: exit -?\d+ after', line))
 
 
 def check_remote(servers, path, local_dir):
@@ -239,27 +265,36 @@ def measure(args, work, servers):
         def download_then_copy():
             print(f"round {r + 1}: download, then rclone copy ...", file=sys.stderr)
             os.sync()
+            cpu = {}
             download, _, rss, local_dir, _ = daemon_run(args.bin, os.path.join(work, f"download-{r}"), servers,
-                                                         None)
+                                                         None, cpu, args.logs)
             relative = os.path.relpath(local_dir, os.path.join(work, f"download-{r}", "archive"))
             os.sync()
+            servers_before = servers.cpu()
+            children = resource.getrusage(resource.RUSAGE_CHILDREN)
             started = time.monotonic()
             subprocess.run(["rclone", "copy", local_dir, servers.remote(f"copy-{r}/{relative}")],
                            env=rclone_env(), check=True, stdin=subprocess.DEVNULL)
             copy = time.monotonic() - started
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu["copy rclone"] = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
+            cpu["copy webdav"] = servers.cpu()["webdav"] - servers_before["webdav"]
             check_remote(servers, f"copy-{r}/{relative}", local_dir)
-            run.update(download_s=download, copy_s=copy, then_s=download + copy, download_rss_mib=rss)
+            run.update(download_s=download, copy_s=copy, then_s=download + copy, download_rss_mib=rss,
+                       download_cpu=cpu)
 
         def sink():
             print(f"round {r + 1}: sink ...", file=sys.stderr)
             os.sync()
+            cpu = {}
             wall, landing, rss, local_dir, done = daemon_run(args.bin, os.path.join(work, f"sink-{r}"), servers,
-                                                             f"sink-{r}")
+                                                             f"sink-{r}", cpu, args.logs)
             if "sink=lake" not in done:
                 raise SystemExit(f"slot_done without sink=lake: this binary has no sinks yet:\n{done}")
             relative = os.path.relpath(local_dir, os.path.join(work, f"sink-{r}", "archive"))
             check_remote(servers, f"sink-{r}/{relative}", local_dir)
             run.update(sink_s=wall, sink_download_s=wall - landing, sink_landing_s=landing, sink_rss_mib=rss,
+                       sink_cpu=cpu, rclone_processes=rclone_processes(os.path.join(work, f"sink-{r}", "daemon.log")),
                        checksum=(re.search(r"checksum=(\S+)", done) or [None, "?"])[1])
 
         # every other round the sink goes first, so that neither way always meets the
@@ -282,9 +317,12 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    parser.add_argument("--logs", help="copy each run's daemon log (debug) into this folder")
     args = parser.parse_args()
     args.bin = os.path.abspath(args.bin)
     args.cache = os.path.abspath(args.cache)
+    if args.logs:
+        os.makedirs(args.logs, exist_ok=True)
     # a SIGTERM (timeout, Ctrl-C's cousin) still stops the servers and removes the folder
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     work = tempfile.mkdtemp(prefix="gio-bench-sink-")
@@ -326,6 +364,14 @@ def main():
     print("%-44s %8.2f %9s" % ("    of it: slot_downloaded to slot_done (land)", median["sink_landing_s"],
                                 "%.2f x copy" % figures["landing_vs_copy"]))
     print(f"checksum checked on the remote: {figures['checksum']}")
+    cpu_text = lambda cpu: " ".join(f"{what} {seconds:.2f}" for what, seconds in cpu.items())
+    for r, run in enumerate(runs):
+        print(f"round {r + 1}: sink {run['sink_s']:.2f} s (land {run['sink_landing_s']:.2f} s) vs "
+              f"{run['then_s']:.2f} s (download {run['download_s']:.2f} + copy {run['copy_s']:.2f}): "
+              f"{run['sink_s'] / run['then_s']:.2f} x, land {run['sink_landing_s'] / run['copy_s']:.2f} x copy")
+        print(f"  CPU s, sink run: {cpu_text(run['sink_cpu'])} (sum {sum(run['sink_cpu'].values()):.2f}); "
+              f"download then copy: {cpu_text(run['download_cpu'])} (sum {sum(run['download_cpu'].values()):.2f}); "
+              f"rclone processes of the sink run: {run['rclone_processes']}")
     passed = figures["sink_vs_then"] <= 1.0
     print("target sink <= 1.0 x (ii): %s; aim 0.8 x: %s" % ("PASS" if passed else "FAIL",
                                                           "met" if figures["sink_vs_then"] <= 0.8 else "not met"))

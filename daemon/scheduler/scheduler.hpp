@@ -295,10 +295,14 @@ class Scheduler final : private work::Observer {
   // what a landing waits for, `unmarked` the partitions (data types) whose remote
   // _SUCCESS is gone, `failed` that the remote refused one this pass (the rest is left
   // to the landing, so a remote that is down costs one try per slot).
+  // `waiting` the parts published and not yet taken by a copy, by data type, and
+  // `queued` the data types with a copy waiting for a permit (it takes them all).
   struct Preuploads {
     std::uint64_t id = 0;
     int running = 0;
     bool failed = false;
+    std::map<std::string, std::vector<std::filesystem::path>> waiting;
+    std::set<std::string> queued;
     std::set<std::string> unmarked;
     std::map<std::string, std::shared_ptr<async::Semaphore>> unmarking;  // by data type
   };

@@ -1,5 +1,6 @@
 #include "sink/rclone.hpp"
 
+#include <spdlog/spdlog.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -130,6 +131,12 @@ asio::awaitable<RcloneResult> Rclone::run(std::vector<std::string> arguments,
                                           std::chrono::seconds timeout,
                                           std::size_t max_output) const {
   RcloneResult result;
+  // For the debug line: what ran, on which object (a giosink: path, never the remote).
+  std::string what = arguments.empty() ? "" : arguments.front();
+  if (arguments.size() > 1) {
+    what += " " + arguments.back();
+  }
+  const auto started = std::chrono::steady_clock::now();
   const process::Command command{.program = program_.string(),
                                  .arguments = argv(std::move(arguments)),
                                  .environment = environment(),
@@ -175,6 +182,10 @@ asio::awaitable<RcloneResult> Rclone::run(std::vector<std::string> arguments,
       result.error = process::describe_status(ended.status);
     }
   }
+  // The landing's cost is mostly these processes: each one's wall time, at debug.
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - started);
+  spdlog::debug("rclone {}: exit {} after {} ms", redact(what), result.exit_code, took.count());
   co_return result;
 }
 

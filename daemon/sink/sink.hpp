@@ -18,7 +18,8 @@
 //      S3-likes and WebDAV servers that give one, SHA-1 elsewhere), computed locally from
 //      the staged file for the comparison;
 //   5. upload _manifest.json, the local manifest plus which checksum was checked and each
-//      part's remote hash, and check it;
+//      part's remote hash (rclone checks the object it wrote: size, and the hash where
+//      the backend has one);
 //   6. upload _SUCCESS (empty), last.
 //
 // rclone runs as a child process per step (see docs/architecture.md for the measured
@@ -126,9 +127,9 @@ class Sink {
   // called before the first part of a partition is rewritten, so that a reader never
   // sees a _SUCCESS over a partition that is changing. Throws SinkError.
   boost::asio::awaitable<void> unmark(std::string job, std::string data_type, Slot slot);
-  // Copies the local part `file` to the remote partition, under its own name. Throws
-  // SinkError.
-  boost::asio::awaitable<void> preupload(std::filesystem::path file, std::string job,
+  // Copies the local parts `files` (of one local partition folder) to the remote
+  // partition, under their own names, in one rclone process. Throws SinkError.
+  boost::asio::awaitable<void> preupload(std::vector<std::filesystem::path> files, std::string job,
                                          std::string data_type, Slot slot);
 
   // The remote partition against `manifest` (existence, size, checksum of every part;

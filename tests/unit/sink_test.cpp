@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -362,8 +363,33 @@ TEST_F(SinkTest, StepsRunInTheProtocolsOrder) {
     }
     steps.push_back(command);
   }
+  // The manifest is not listed again: copyto checks what it wrote (size, and the hash
+  // where the backend has one).
   EXPECT_EQ(steps, (std::vector<std::string>{"lsjson", "copy", "lsjson", "copyto _manifest.json",
-                                             "lsjson", "copyto _SUCCESS"}));
+                                             "copyto _SUCCESS"}));
+}
+
+// Parts that waited for a permit are pre-uploaded together: one rclone process for them
+// all (a UTF-8 name with a space among them), and the landing then copies none of them.
+TEST_F(SinkTest, PreuploadOfSeveralPartsIsOneRcloneProcess) {
+  Sink sink = make_sink(local_sink(), wrapper());
+  std::vector<fs::path> files;
+  for (const archive::ManifestFile& file : files_) {
+    files.push_back(partition_ / file.name);
+  }
+  run(io_, sink.preupload(files, "shop-hourly", "visit", hour_slot()));
+  for (const archive::ManifestFile& file : files_) {
+    EXPECT_EQ(read_file(remote_partition() / file.name), read_file(partition_ / file.name))
+        << file.name;
+  }
+  EXPECT_FALSE(fs::exists(remote_partition() / "_SUCCESS"));
+  const std::string commands = read_file(temp_.path() / "argv.log");
+  EXPECT_EQ(std::ranges::count(commands, '\n'), 1) << commands;
+  EXPECT_NE(commands.find(" copy "), std::string::npos) << commands;
+
+  const Landed landed = run(io_, sink.land(partition_, manifest(), hour_slot()));
+  EXPECT_EQ(landed.uploaded, 2u);  // _manifest.json and _SUCCESS: the parts were there
+  EXPECT_TRUE(run(io_, sink.check(manifest(), hour_slot())).empty());
 }
 
 TEST_F(SinkTest, LandsOnWebdavWithoutChecksumsAndAgainUploadsNothing) {
