@@ -139,6 +139,28 @@ struct RequeueOptions {
   std::function<void()> before_commit{};
 };
 
+// Hourly against daily (issue 16). One file's counted rows as the files table holds
+// them: rows NULL when not counted (a size-only job, a file from before schema 5), and
+// rows_by_hour (a daily raw file's JSON array of 24 counts) NULL when not split.
+struct FileRows {
+  std::string data_type, name;
+  std::optional<std::uint64_t> rows{};
+  std::optional<std::string> rows_by_hour{};
+
+  friend bool operator==(const FileRows&, const FileRows&) = default;
+};
+
+// One date and data type compared: `hours` is JSON, per Beijing hour [hourly, daily].
+struct Reconciliation {
+  std::string job, date, data_type, daily_job;
+  std::uint64_t hourly_rows = 0, daily_rows = 0;
+  std::string hours;
+  bool match = true;  // the verdict: 'match' or 'mismatch'
+  Instant reconciled_at;
+
+  friend bool operator==(const Reconciliation&, const Reconciliation&) = default;
+};
+
 class StateStore {
  public:
   // Groups every change made through the store while it is open into one transaction,
@@ -287,6 +309,17 @@ class StateStore {
   // included) as it is. Throws StateError (SQLITE_NOTFOUND) when the slot does not exist.
   void add_notices(std::string_view job, std::string_view slot, int notices);
   UploadBacklog upload_backlog(std::span<const std::string> jobs);
+
+  // --- Completeness (issue 16; reconciliations.cpp) ---
+  // Each file's rows as recorded for the slot, by data type then name.
+  std::vector<FileRows> file_rows(std::string_view job, std::string_view slot);
+  // Inserts or replaces the rows of one date (job, date, data_type), in one transaction.
+  void record_reconciliations(std::span<const Reconciliation> rows);
+  // The rows of `job` with from_date <= date <= to_date (YYYY-MM-DD), by date then type.
+  std::vector<Reconciliation> reconciliations(std::string_view job, std::string_view from_date,
+                                              std::string_view to_date);
+  // The latest date's row of each data type of `job` (for the metrics).
+  std::vector<Reconciliation> latest_reconciliations(std::string_view job);
 
   // Small key/value table (later the cached auth code).
   std::optional<std::string> get_value(std::string_view key);
