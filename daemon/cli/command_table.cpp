@@ -122,6 +122,18 @@ int run_gaps(const Args& args) {
   });
 }
 
+void define_reconcile(CLI::App& command, Args& args) {
+  add_job(command, args, "only this pair (its hourly or its daily job)");
+  command.add_option("--from", args.from, "first date (inclusive)")->type_name("DATE");
+  command.add_option("--to", args.to, "last date (inclusive)")->type_name("DATE");
+  add_json(command, args);
+}
+int run_reconcile(const Args& args) {
+  return with_config(args, [&](const config::Config& config, const config::Job* job) {
+    return reconcile_report(config, job, args.from, args.to, args.json);
+  });
+}
+
 void define_backfill(CLI::App& command, Args& args) {
   add_job(command, args, "the job")->required();
   const auto [from, to] = add_range(command, args);
@@ -253,6 +265,10 @@ constexpr std::array kCommands{
             "every slot not archived: ready ones of the backfill window,\n"
             "failed and lost ones, those of removed jobs (exit 2 when any)",
             define_gaps, run_gaps},
+    Command{"reconcile", "[--job NAME] [--from DATE] [--to DATE] [--json]",
+            "hourly rows against the daily export's, per date and type\n"
+            "(exit 2 when a date differs beyond reconcile_tolerance)",
+            define_reconcile, run_reconcile},
     Command{"backfill", "--job NAME --from SLOT --to SLOT [--force] [--dry-run]",
             "queue those slots (inclusive) again; done ones only with\n"
             "--force; works while the daemon runs",

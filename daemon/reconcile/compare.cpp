@@ -15,8 +15,8 @@ struct Tally {
 };
 
 void add_hourly(std::map<std::string, Tally>& tallies, int hour,
-                const std::vector<state::FileRows>& files) {
-  for (const state::FileRows& file : files) {
+                const std::vector<state::ArchivedFile>& files) {
+  for (const state::ArchivedFile& file : files) {
     Tally& tally = tallies[file.data_type];
     if (!file.rows) {
       tally.broken = tally.broken.value_or("hourly file " + file.name +
@@ -29,8 +29,9 @@ void add_hourly(std::map<std::string, Tally>& tallies, int hour,
   }
 }
 
-void add_daily(std::map<std::string, Tally>& tallies, const std::vector<state::FileRows>& files) {
-  for (const state::FileRows& file : files) {
+void add_daily(std::map<std::string, Tally>& tallies,
+               const std::vector<state::ArchivedFile>& files) {
+  for (const state::ArchivedFile& file : files) {
     Tally& tally = tallies[file.data_type];
     if (!file.rows) {
       tally.broken = tally.broken.value_or("daily file " + file.name +
@@ -42,14 +43,13 @@ void add_daily(std::map<std::string, Tally>& tallies, const std::vector<state::F
     if (*file.rows == 0) {
       continue;  // nothing to split
     }
-    const auto by_hour = file.rows_by_hour ? parse_rows_by_hour(*file.rows_by_hour) : std::nullopt;
-    if (!by_hour) {
+    if (file.rows_by_hour.size() != kHours) {
       tally.broken = tally.broken.value_or("daily file " + file.name +
                                            " has no rows per hour (no `time` column?)");
       continue;
     }
     for (int hour = 0; hour < kHours; ++hour) {
-      tally.result.hours[hour].daily += (*by_hour)[hour];
+      tally.result.hours[hour].daily += file.rows_by_hour[hour];
     }
   }
 }
@@ -76,8 +76,8 @@ std::optional<boost::json::array> hours_array(std::string_view json) {
 
 }  // namespace
 
-Comparison compare(const std::array<std::vector<state::FileRows>, kHours>& hourly,
-                   const std::vector<state::FileRows>& daily) {
+Comparison compare(const std::array<std::vector<state::ArchivedFile>, kHours>& hourly,
+                   const std::vector<state::ArchivedFile>& daily) {
   std::map<std::string, Tally> tallies;
   for (int hour = 0; hour < kHours; ++hour) {
     add_hourly(tallies, hour, hourly[hour]);
@@ -167,22 +167,6 @@ std::optional<std::array<HourRows, kHours>> parse_hours_json(std::string_view js
     hours[hour] = {*hourly, *daily};
   }
   return hours;
-}
-
-std::optional<std::array<std::uint64_t, kHours>> parse_rows_by_hour(std::string_view json) {
-  const auto array = hours_array(json);
-  if (!array) {
-    return std::nullopt;
-  }
-  std::array<std::uint64_t, kHours> rows{};
-  for (int hour = 0; hour < kHours; ++hour) {
-    const auto count = as_count((*array)[hour]);
-    if (!count) {
-      return std::nullopt;
-    }
-    rows[hour] = *count;
-  }
-  return rows;
 }
 
 std::optional<TypeResult> from_stored(const state::Reconciliation& row) {

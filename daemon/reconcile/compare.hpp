@@ -53,8 +53,8 @@ struct Comparison {
 // hourly[h]: the files of the hourly slot of Beijing hour h; daily: those of the day.
 // A type whose files are not all counted, or whose daily files are not split by hour,
 // is skipped with its reason.
-Comparison compare(const std::array<std::vector<state::FileRows>, kHours>& hourly,
-                   const std::vector<state::FileRows>& daily);
+Comparison compare(const std::array<std::vector<state::ArchivedFile>, kHours>& hourly,
+                   const std::vector<state::ArchivedFile>& daily);
 
 // Whether `hourly` is within `tolerance_percent` of `daily` (|daily - hourly| / daily).
 // A day of 0 rows matches only hours of 0 rows.
@@ -75,8 +75,6 @@ std::string format_short_hours(const TypeResult& result, double tolerance_percen
 std::string hours_json(const TypeResult& result);
 // Reads it back; nullopt when it is not 24 pairs of non-negative integers.
 std::optional<std::array<HourRows, kHours>> parse_hours_json(std::string_view json);
-// A daily file's rows_by_hour: a JSON array of 24 non-negative integers.
-std::optional<std::array<std::uint64_t, kHours>> parse_rows_by_hour(std::string_view json);
 
 // The stored row as a TypeResult (nullopt when its hours do not parse).
 std::optional<TypeResult> from_stored(const state::Reconciliation& row);

@@ -134,11 +134,11 @@ bool date_done(state::StateStore& store, const Pair& pair, const Slot& day) {
 
 DateOutcome reconcile_date(state::StateStore& store, const Pair& pair, const Slot& day, Instant now,
                            const std::filesystem::path& archive_dir) {
-  std::array<std::vector<state::FileRows>, kHours> hourly;
+  std::array<std::vector<state::ArchivedFile>, kHours> hourly;
   for (int hour = 0; hour < kHours; ++hour) {
-    hourly[hour] = store.file_rows(pair.hourly->name, slot_name_of_hour(day, hour));
+    hourly[hour] = store.files(pair.hourly->name, slot_name_of_hour(day, hour));
   }
-  Comparison comparison = compare(hourly, store.file_rows(pair.daily->name, day.name()));
+  Comparison comparison = compare(hourly, store.files(pair.daily->name, day.name()));
   const std::string date = day.date();
   std::vector<state::Reconciliation> rows;
   for (const TypeResult& result : comparison.types) {

@@ -249,6 +249,9 @@ void Scheduler::settle(const config::Job& job, const Slot& slot, const state::Sl
                      {{"GIO_FILES", std::to_string(done.files)},
                       {"GIO_BYTES", std::to_string(done.bytes)},
                       {"GIO_ARCHIVE_DIR", (archive_.root() / job.name).string()}});
+            if (done_listener_) {
+              done_listener_(config(), job, slot);
+            }
           },
           [&](const work::Wait& wait) { keep_waiting(job, slot, record, wait, count_attempt); },
           [&](const work::Retry& retry) { retry_later(job, record, retry, count_attempt); },

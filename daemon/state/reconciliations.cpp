@@ -1,6 +1,5 @@
-// Completeness (issue 16): the rows counted per file, read for the hourly against daily
-// comparison, and the comparisons kept per date and data type. The statements are
-// prepared per call: these run once per date, not per slot or file.
+// Completeness (issue 16): the hourly against daily comparisons, kept per date and data
+// type. The statements are prepared per call: these run once per date, not per slot.
 
 #include <limits>
 
@@ -34,25 +33,6 @@ Reconciliation read_row(const sqlite::Query& query) {
 }
 
 }  // namespace
-
-std::vector<FileRows> StateStore::file_rows(std::string_view job, std::string_view slot) {
-  sqlite::Statement statement{impl_->db,
-                              "SELECT data_type, name, rows, rows_by_hour FROM files "
-                              "WHERE job = ?1 AND slot = ?2 ORDER BY data_type, name"};
-  std::vector<FileRows> result;
-  sqlite::Query query{statement, job, slot};
-  while (query.step()) {
-    FileRows file{.data_type = query.get_text(0), .name = query.get_text(1)};
-    if (!query.is_null(2)) {
-      file.rows = static_cast<std::uint64_t>(query.get_int64(2));
-    }
-    if (!query.is_null(3)) {
-      file.rows_by_hour = query.get_text(3);
-    }
-    result.push_back(std::move(file));
-  }
-  return result;
-}
 
 void StateStore::record_reconciliations(std::span<const Reconciliation> rows) {
   sqlite::Statement statement{impl_->db, "INSERT OR REPLACE INTO reconciliations (" +

@@ -145,18 +145,8 @@ struct RequeueOptions {
   std::function<void()> before_commit{};
 };
 
-// Hourly against daily (issue 16). One file's counted rows as the files table holds
-// them: rows NULL when not counted (a size-only job, a file from before schema 5), and
-// rows_by_hour (a daily raw file's JSON array of 24 counts) NULL when not split.
-struct FileRows {
-  std::string data_type, name;
-  std::optional<std::uint64_t> rows{};
-  std::optional<std::string> rows_by_hour{};
-
-  friend bool operator==(const FileRows&, const FileRows&) = default;
-};
-
-// One date and data type compared: `hours` is JSON, per Beijing hour [hourly, daily].
+// Hourly against daily (issue 16). One date and data type compared: `hours` is JSON, per Beijing
+// hour [hourly, daily].
 struct Reconciliation {
   std::string job, date, data_type, daily_job;
   std::uint64_t hourly_rows = 0, daily_rows = 0;
@@ -317,8 +307,6 @@ class StateStore {
   UploadBacklog upload_backlog(std::span<const std::string> jobs);
 
   // --- Completeness (issue 16; reconciliations.cpp) ---
-  // Each file's rows as recorded for the slot, by data type then name.
-  std::vector<FileRows> file_rows(std::string_view job, std::string_view slot);
   // Inserts or replaces the rows of one date (job, date, data_type), in one transaction.
   void record_reconciliations(std::span<const Reconciliation> rows);
   // The rows of `job` with from_date <= date <= to_date (YYYY-MM-DD), by date then type.
