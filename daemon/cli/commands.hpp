@@ -51,7 +51,7 @@ int status(const config::Config& config, bool json);
 int gaps(const config::Config& config, const std::optional<std::string>& job,
          const std::vector<std::string>& states, bool json);
 int fetch(const std::vector<std::string>& urls, const std::filesystem::path& dir,
-          archive::VerifyMode mode, archive::Inflater inflater, int parallel,
+          archive::VerifyMode mode, archive::Inflater inflater, int parallel, bool count_rows,
           const config::HttpSettings& http);
 int version();
 // What `version` prints (and --version).
