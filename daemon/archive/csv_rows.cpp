@@ -73,11 +73,16 @@ std::uint64_t prefix_xor(std::uint64_t x) {
   return x;
 }
 
-// A record's split value as an hour of Beijing time; nullopt unless plain decimal digits
-// that fit in 64 bits.
+// Longest split value read: the digits of the largest 64-bit number. One byte more is
+// kept, so that a longer value (leading zeros included) is refused, not cut.
+constexpr std::size_t kMaxValueBytes = 20;
+
+// A record's split value as an hour of Beijing time; nullopt unless 1 to 20 plain
+// decimal digits that fit in 64 bits.
 std::optional<std::size_t> beijing_hour(std::string_view millis) {
   std::uint64_t value = 0;
-  if (millis.empty() || millis.front() < '0' || millis.front() > '9') {
+  if (millis.empty() || millis.size() > kMaxValueBytes || millis.front() < '0' ||
+      millis.front() > '9') {
     return std::nullopt;  // from_chars would take a sign
   }
   const auto [end, error] = std::from_chars(millis.data(), millis.data() + millis.size(), value);
@@ -88,9 +93,6 @@ std::optional<std::size_t> beijing_hour(std::string_view millis) {
   return static_cast<std::size_t>((value / 1000 + kBeijingOffset) / 3600 % 24);
 }
 
-// Longest split value kept: more digits than any 64-bit number, so a longer one still
-// fails to parse.
-constexpr std::size_t kMaxValueBytes = 24;
 
 }  // namespace
 
@@ -166,7 +168,7 @@ void CsvRowCounter::take(char byte) {
       ++header_bytes_;
       field_.push_back(byte);
     }
-  } else if (split_index_ && field_index_ == *split_index_ && field_.size() < kMaxValueBytes) {
+  } else if (split_index_ && field_index_ == *split_index_ && field_.size() <= kMaxValueBytes) {
     field_.push_back(byte);
   }
 }
