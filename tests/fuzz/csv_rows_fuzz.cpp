@@ -119,9 +119,8 @@ CsvRows reference(bool split, const std::vector<Token>& tokens) {
     }
     ++result.rows;
     if (split) {
-      const auto hour = time_index && *time_index < fields.size()
-                            ? hour_of(fields[*time_index])
-                            : std::nullopt;
+      const auto hour =
+          time_index && *time_index < fields.size() ? hour_of(fields[*time_index]) : std::nullopt;
       if (hour) {
         ++hours[static_cast<std::size_t>(*hour)];
       } else {
@@ -163,8 +162,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     GIO_FUZZ_CHECK(counted.columns == expected.columns, "columns differ");
   }
   GIO_FUZZ_CHECK(counted.rows_by_hour == expected.rows_by_hour, "rows_by_hour differ");
-  GIO_FUZZ_CHECK(counted.unhoured == expected.unhoured,
-                 "unhoured " + std::to_string(counted.unhoured) + " != " +
-                     std::to_string(expected.unhoured));
+  GIO_FUZZ_CHECK(
+      counted.unhoured == expected.unhoured,
+      "unhoured " + std::to_string(counted.unhoured) + " != " + std::to_string(expected.unhoured));
   return 0;
 }
