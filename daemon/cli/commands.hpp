@@ -57,7 +57,7 @@ int reconcile_report(const config::Config& config, const config::Job* only_job,
                      const std::optional<std::string>& from, const std::optional<std::string>& to,
                      bool json);
 int fetch(const std::vector<std::string>& urls, const std::filesystem::path& dir,
-          archive::VerifyMode mode, archive::Inflater inflater, int parallel,
+          archive::VerifyMode mode, archive::Inflater inflater, int parallel, bool count_rows,
           const config::HttpSettings& http);
 int version();
 // What `version` prints (and --version).
