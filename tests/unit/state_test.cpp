@@ -1597,5 +1597,38 @@ TEST_F(StateStoreTest, MigratesAVersionThreeDatabaseKeepingFilesRows) {
   EXPECT_EQ(reader.find("shop", "2026-11-22T03")->state, SlotState::uploading);
 }
 
+// Hourly against daily (issue 16): a date's rows replace the same date's, ranges are by
+// date, and the latest date per type is what the metrics show.
+TEST_F(StateStoreTest, ReconciliationsAreKeptPerDateAndType) {
+  StateStore store(db_path());
+  const auto row = [](std::string date, std::string type, std::uint64_t daily, bool match) {
+    return Reconciliation{.job = "h",
+                          .date = std::move(date),
+                          .data_type = std::move(type),
+                          .daily_job = "d",
+                          .hourly_rows = 10,
+                          .daily_rows = daily,
+                          .hours = "[]",
+                          .match = match,
+                          .reconciled_at = from_unix(1795276800)};
+  };
+  const std::vector<Reconciliation> first{row("2026-11-21", "visit", 12, false),
+                                          row("2026-11-22", "page", 10, true),
+                                          row("2026-11-22", "visit", 11, false)};
+  store.record_reconciliations(first);
+  const std::vector<Reconciliation> again{row("2026-11-22", "visit", 10, true)};
+  store.record_reconciliations(again);
+  const auto day = store.reconciliations("h", "2026-11-22", "2026-11-22");
+  ASSERT_EQ(day.size(), 2u);
+  EXPECT_EQ(day[0], first[1]);
+  EXPECT_EQ(day[1], again[0]);
+  EXPECT_EQ(store.reconciliations("h", "", "9999-12-31").size(), 3u);
+  EXPECT_TRUE(store.reconciliations("other", "", "9999-12-31").empty());
+  const auto latest = store.latest_reconciliations("h");
+  ASSERT_EQ(latest.size(), 2u);
+  EXPECT_EQ(latest[0].date, "2026-11-22");
+  EXPECT_EQ(latest[1], again[0]);
+}
+
 }  // namespace
 }  // namespace gio::state
