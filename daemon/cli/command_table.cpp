@@ -123,6 +123,18 @@ int run_gaps(const Args& args) {
   });
 }
 
+void define_reconcile(CLI::App& command, Args& args) {
+  add_job(command, args, "only this pair (its hourly or its daily job)");
+  command.add_option("--from", args.from, "first date (inclusive)")->type_name("DATE");
+  command.add_option("--to", args.to, "last date (inclusive)")->type_name("DATE");
+  add_json(command, args);
+}
+int run_reconcile(const Args& args) {
+  return with_config(args, [&](const config::Config& config, const config::Job* job) {
+    return reconcile_report(config, job, args.from, args.to, args.json);
+  });
+}
+
 void define_backfill(CLI::App& command, Args& args) {
   add_job(command, args, "the job")->required();
   const auto [from, to] = add_range(command, args);
@@ -219,15 +231,19 @@ void define_fetch(CLI::App& command, Args& args) {
   command.add_option("--parallel", args.parallel, "downloads at once, 1 to 64 (default: 4)")
       ->type_name("N")
       ->check(quiet(CLI::Range(1, 64)));
+  command.add_flag("--rows", args.count_rows,
+                   "also count each file's CSV records as it is inflated (gzip mode): "
+                   "rows=N columns=N on its OK line");
 }
 int run_fetch(const Args& args) {
   // The network settings of the config apply when one is named explicitly.
   if (args.config) {
     return with_config(args, [&](const config::Config& config, const config::Job*) {
-      return fetch(args.urls, args.dir, args.verify, args.inflater, args.parallel, config.http);
+      return fetch(args.urls, args.dir, args.verify, args.inflater, args.parallel, args.count_rows,
+                   config.http);
     });
   }
-  return fetch(args.urls, args.dir, args.verify, args.inflater, args.parallel, {});
+  return fetch(args.urls, args.dir, args.verify, args.inflater, args.parallel, args.count_rows, {});
 }
 
 int run_adopt_archive(const Args& args) {
@@ -254,6 +270,10 @@ constexpr std::array kCommands{
             "every slot not archived: ready ones of the backfill window,\n"
             "failed and lost ones, those of removed jobs (exit 2 when any)",
             define_gaps, run_gaps},
+    Command{"reconcile", "[--job NAME] [--from DATE] [--to DATE] [--json]",
+            "hourly rows against the daily export's, per date and type\n"
+            "(exit 2 when a date differs beyond reconcile_tolerance)",
+            define_reconcile, run_reconcile},
     Command{"backfill", "--job NAME --from SLOT --to SLOT [--force] [--dry-run]",
             "queue those slots (inclusive) again; done ones only with\n"
             "--force; works while the daemon runs",

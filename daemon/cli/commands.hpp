@@ -57,8 +57,14 @@ int status(const config::Config& config, bool json);
 // 0 none, 2 some.
 int gaps(const config::Config& config, const std::optional<std::string>& job,
          const std::vector<std::string>& states, bool json);
+// reconcile [--job J] [--from D --to D] [--json] (reconcile_command.cpp): the stored
+// hourly against daily comparisons; 0 when every one is within its tolerance, 2 when
+// any is not, 1 on bad options or an unknown pairing.
+int reconcile_report(const config::Config& config, const config::Job* only_job,
+                     const std::optional<std::string>& from, const std::optional<std::string>& to,
+                     bool json);
 int fetch(const std::vector<std::string>& urls, const std::filesystem::path& dir,
-          archive::VerifyMode mode, archive::Inflater inflater, int parallel,
+          archive::VerifyMode mode, archive::Inflater inflater, int parallel, bool count_rows,
           const config::HttpSettings& http);
 int version();
 // What `version` prints (and --version).

@@ -31,6 +31,7 @@
 #include "ops/logging.hpp"
 #include "ops/server.hpp"
 #include "ops/service.hpp"
+#include "reconcile/reconciler.hpp"
 #include "scheduler/scheduler.hpp"
 #include "sink/sink.hpp"
 #include "state/db_lock.hpp"
@@ -224,6 +225,13 @@ int Daemon::run() {
   scheduler_.emplace(io_.get_executor(), std::make_shared<const config::Config>(config_), clock_,
                      *store_, *archive_, *http_, *downloader_, registry_,
                      scheduler::SinkSupport{.hash_pool = &*verify_pool_});
+  // Hourly against daily: the dates completed before this start, then each date as its
+  // last slot is done.
+  reconcile::catch_up(config_, *store_, clock_.now());
+  scheduler_->on_slot_done(
+      [this](const config::Config& now_config, const config::Job& job, const Slot& slot) {
+        reconcile::after_slot_done(now_config, *store_, job, slot, clock_.now());
+      });
   // The metrics and health listener (not for one pass): bound before READY=1, so a
   // probe that follows READY finds it.
   if (!once_ && !serve_metrics()) {

@@ -5,6 +5,7 @@
 
 #include "ops/exporter_metrics.hpp"
 #include "ops/process_metrics.hpp"
+#include "reconcile/reconciler.hpp"
 
 namespace gio::cli {
 namespace {
@@ -52,14 +53,42 @@ std::string status_line(const config::Config& config, state::StateStore& store, 
          std::to_string(failed) + " failed, " + std::to_string(at_risk) + " at risk";
 }
 
+namespace {
+
+// Hourly against daily: each pair's last date compared, per data type.
+void set_reconcile_gauges(const config::Config& config, state::StateStore& store,
+                          ops::Registry& registry) {
+  for (const reconcile::Pair& pair : reconcile::pairs(config)) {
+    const std::string& job = pair.hourly->name;
+    registry.set(ops::kReconcileTolerance, {{"gio_job", job}}, pair.tolerance_percent());
+    for (const state::Reconciliation& row : store.latest_reconciliations(job)) {
+      const ops::Labels labels{{"gio_job", job}, {"type", row.data_type}};
+      const double late =
+          static_cast<double>(row.daily_rows) - static_cast<double>(row.hourly_rows);
+      registry.set(ops::kReconcileLateRows, labels, late);
+      registry.set(ops::kReconcileLatePercent, labels,
+                   row.daily_rows == 0 ? (row.hourly_rows == 0 ? 0.0 : -100.0)
+                                       : late * 100.0 / static_cast<double>(row.daily_rows));
+      if (const auto day = Slot::parse(row.date, Granularity::day)) {
+        registry.set(ops::kReconcileLastDate, labels, static_cast<double>(to_unix(day->start())));
+      }
+    }
+  }
+}
+
+}  // namespace
+
 ops::Reply scrape(const config::Config& config, state::StateStore& store, ops::Registry& registry,
                   Instant now) {
   // Gauges are read afresh: a job removed by a reload disappears from the answer.
   for (const std::string_view gauge :
        {ops::kSlots, ops::kSlotsAtRisk, ops::kNextLossSeconds, ops::kNewestArchivedSlot,
-        ops::kSinkBacklogSlots, ops::kSinkBacklogBytes, ops::kSinkOldestBacklogSeconds}) {
+        ops::kSinkBacklogSlots, ops::kSinkBacklogBytes, ops::kSinkOldestBacklogSeconds,
+        ops::kReconcileLateRows, ops::kReconcileLastDate, ops::kReconcileLatePercent,
+        ops::kReconcileTolerance}) {
     registry.clear(gauge);
   }
+  set_reconcile_gauges(config, store, registry);
   // Each sink's backlog: the uploading slots of the jobs that land on it.
   for (const config::Sink& sink : config.sinks) {
     std::vector<std::string> jobs;

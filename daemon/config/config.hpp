@@ -97,9 +97,28 @@ struct Hooks {
   bool operator==(const Hooks&) const = default;  // a reload names the jobs it changes
 };
 
+// Hourly against daily (issue 16): an hourly raw job's rows per date and data type are
+// compared with its project's daily raw job's (reconcile/). Set on the hourly job only.
+struct Reconcile {
+  // The daily raw job of the same project; "" when the job reconciles with nothing.
+  std::string daily_job;
+  // True when daily_job was found, not named: the project has exactly one hourly and one
+  // daily raw job and the hourly one has no `reconcile_with`.
+  bool automatic = false;
+  // `reconcile_tolerance`, in percent of the daily rows: a date and type whose daily and
+  // hourly rows differ by more is a mismatch.
+  double tolerance_percent = 0.5;
+  // `on_reconcile_mismatch: refetch`: the short hours are asked for again (once per date,
+  // within the vendor's retention); otherwise a mismatch is only reported.
+  bool refetch = false;
+
+  bool operator==(const Reconcile&) const = default;
+};
+
 // What a raw export job asks for.
 struct RawJob {
   std::vector<std::string> data_types;  // empty = all types
+  Reconcile reconcile;                  // hourly jobs only
 
   bool operator==(const RawJob&) const = default;  // a reload names the jobs it changes
 };
@@ -306,6 +325,9 @@ inline constexpr std::size_t kMaxParametersLength = 4096;
 inline constexpr std::string_view kDataTypes[] = {
     "visit", "page", "action", "action_tag",      "custom_event",
     "pvar",  "evar", "vstr",   "ads_track_click", "ads_track_activation"};
+// reconcile_tolerance: percent of the daily rows; 100 would call any difference a match.
+inline constexpr double kDefaultReconcileTolerance = 0.5;
+inline constexpr double kMaxReconcileTolerance = 100;
 inline constexpr std::string_view kLogLevels[] = {"trace", "debug", "info", "warn", "error"};
 inline constexpr std::string_view kLogFormats[] = {"text", "json"};
 

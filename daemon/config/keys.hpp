@@ -28,12 +28,35 @@ inline constexpr std::string_view kAuth[] = {
 // A job's map: its common keys, the keys of chart and user-list jobs, and the hooks.
 inline constexpr std::string_view kSink[] = {"name", "rclone_remote", "rclone_config",
                                              "keep_local"};
-inline constexpr std::string_view kJob[] = {
-    "name",           "project",           "sink",        "kind",          "granularity",
-    "data_types",     "ready_after",       "poll_every",  "give_up_after", "not_exists_grace",
-    "backfill",       "link_expire",       "verify",      "charts",        "interval",
-    "resource",       "conversion_window", "range",       "parameters",    "on_slot_done",
-    "on_slot_failed", "on_slot_at_risk",   "hook_timeout"};
+inline constexpr std::string_view kJob[] = {"name",
+                                            "project",
+                                            "sink",
+                                            "kind",
+                                            "granularity",
+                                            "data_types",
+                                            "ready_after",
+                                            "poll_every",
+                                            "give_up_after",
+                                            "not_exists_grace",
+                                            "backfill",
+                                            "link_expire",
+                                            "verify",
+                                            "charts",
+                                            "interval",
+                                            "resource",
+                                            "conversion_window",
+                                            "range",
+                                            "parameters",
+                                            "on_slot_done",
+                                            "on_slot_failed",
+                                            "on_slot_at_risk",
+                                            "hook_timeout",
+                                            "reconcile_with",
+                                            "reconcile_tolerance",
+                                            "on_reconcile_mismatch"};
+// The part of kJob that pairs an hourly raw job with a daily one (issue 16).
+inline constexpr std::string_view kReconcile[] = {"reconcile_with", "reconcile_tolerance",
+                                                  "on_reconcile_mismatch"};
 // The part of kJob only chart (and user-list) jobs take.
 inline constexpr std::string_view kChartOnly[] = {
     "charts", "interval", "resource", "conversion_window", "range", "parameters"};

@@ -24,9 +24,11 @@ constexpr Choice<archive::VerifyMode> kVerifyModes[] = {{"gzip", archive::Verify
 
 }  // namespace
 
-// Where a job names its project and its sink, for the checks against those lists.
+// Where a job names its project and its sink, for the checks against those lists, and
+// where it pairs itself with a daily job (parse_reconcile.cpp).
 struct JobMarks {
   std::optional<YAML::Mark> project, sink;
+  ReconcileMarks reconcile;
 };
 
 namespace {
@@ -93,6 +95,13 @@ Job JobReader::read_job(const YAML::Node& node, const std::vector<Job>& earlier,
   read_hooks(map, job);
   read_link_expire(map, job);
   job.settings = read_settings(map, kind, job);
+  if (auto* raw = std::get_if<RawJob>(&job.settings)) {
+    marks.reconcile = read_reconcile(map, raw->reconcile, reporter_);
+  } else {
+    Reconcile dropped;  // checked as values, then refused by pair_reconcile
+    marks.reconcile = read_reconcile(map, dropped, reporter_);
+    marks.reconcile.is_chart = true;
+  }
   return job;
 }
 
@@ -485,6 +494,11 @@ std::vector<Job> read_jobs(const Entry* entry, const YAML::Mark& root,
       check_known("sink", "sinks", jobs[i].sink, *marks[i].sink, *sinks, reporter);
     }
   }
+  std::vector<ReconcileMarks> reconcile_marks;
+  for (const JobMarks& job_marks : marks) {
+    reconcile_marks.push_back(job_marks.reconcile);
+  }
+  pair_reconcile(jobs, reconcile_marks, reporter);
   return jobs;
 }
 

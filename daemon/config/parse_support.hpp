@@ -201,6 +201,23 @@ std::optional<std::vector<Project>> read_projects(const Entry* entry, const YAML
 std::optional<std::vector<Sink>> read_sinks(const Entry* entry, const std::filesystem::path& base,
                                             Reporter& reporter);
 
+// --- Hourly against daily (parse_reconcile.cpp) ---
+
+// Where a job's reconcile keys are; unset when it has none.
+struct ReconcileMarks {
+  std::optional<YAML::Mark> with;  // the value of reconcile_with
+  std::optional<YAML::Mark> any;   // the first reconcile key (for "pairs with nothing")
+  bool is_chart = false;           // the keys sit on a chart job: refused there
+};
+
+// Reads reconcile_with, reconcile_tolerance and on_reconcile_mismatch into `reconcile`.
+ReconcileMarks read_reconcile(const MapReader& map, Reconcile& reconcile, Reporter& reporter);
+// Checks each reconcile_with against the jobs (known, daily, raw, same project), refuses
+// the keys on any job but an hourly raw one, and pairs a project's one hourly raw job
+// with its one daily raw job when neither names the other.
+void pair_reconcile(std::vector<Job>& jobs, const std::vector<ReconcileMarks>& marks,
+                    Reporter& reporter);
+
 // `entry` is the top-level `jobs:` (nullptr when missing; reported at `root`). Each job's
 // project is checked against `projects`, and its sink against `sinks`, when there is
 // such a list.

@@ -46,6 +46,16 @@ void declare_exporter_metrics(Registry& registry) {
           "Slots landed on the sink (result=\"landed\": uploaded and verified) or not "
           "(result=\"failed\": retried later), by sink.");
   counter(kSinkUploadedBytes, "Bytes copied to the sink by rclone, by sink.");
+  gauge(kReconcileLateRows,
+        "Rows of the last reconciled date's daily export missing from its 24 hourly partitions "
+        "(negative: the hours hold more), by hourly job and data type.");
+  gauge(kReconcileLastDate,
+        "Start (unix seconds) of the last Beijing date compared hourly against daily, by "
+        "hourly job and data type.");
+  gauge(kReconcileLatePercent,
+        "The late rows of the last reconciled date in percent of its daily rows, by hourly "
+        "job and data type.");
+  gauge(kReconcileTolerance, "The hourly job's reconcile_tolerance, in percent.");
   registry.add(kDownloadBytes, {}, 0);
   registry.add(kDownloadSeconds, {}, 0);
   declare_process_metrics(registry);

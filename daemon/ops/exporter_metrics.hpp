@@ -49,6 +49,19 @@ inline constexpr std::string_view kSinkOldestBacklogSeconds =
 inline constexpr std::string_view kSinkUploads = "gio_sink_uploads_total";  // {sink,result}
 inline constexpr std::string_view kSinkUploadedBytes = "gio_sink_uploaded_bytes_total";  // {sink}
 
+// Hourly against daily (issue 16), by hourly job and data type, read from the state store
+// at each scrape: the last date compared, and its late rows (the daily export's rows
+// less the 24 hourly partitions'; negative when the hours hold more).
+inline constexpr std::string_view kReconcileLateRows = "gio_reconcile_late_rows";  // {gio_job,type}
+inline constexpr std::string_view kReconcileLastDate =
+    "gio_reconcile_last_date_timestamp_seconds";  // {gio_job,type}
+// The late rows in percent of the daily rows, for alerting against the tolerance.
+inline constexpr std::string_view kReconcileLatePercent =
+    "gio_reconcile_late_rows_percent";  // {gio_job,type}
+// The job's reconcile_tolerance (percent), so an alert compares with what is configured.
+inline constexpr std::string_view kReconcileTolerance =
+    "gio_reconcile_tolerance_percent";  // {gio_job}
+
 // Declares every family above with its HELP text, and the process_* families
 // (ops/process_metrics.hpp). The unlabelled counters start at 0.
 void declare_exporter_metrics(Registry& registry);

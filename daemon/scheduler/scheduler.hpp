@@ -22,6 +22,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -97,6 +98,12 @@ class Scheduler final : private work::Observer {
   bool loop_alive() const {
     return std::chrono::steady_clock::now() - alive_at_ < std::chrono::seconds{30};
   }
+  // Called on the loop's thread each time a slot becomes done, after its event line and
+  // hook, with the config in force: the daemon compares hourly against daily from here
+  // (reconcile/, which the scheduler does not link). It must not throw.
+  using DoneListener = std::function<void(const config::Config&, const config::Job&, const Slot&)>;
+  void on_slot_done(DoneListener listener) { done_listener_ = std::move(listener); }
+
   // Slots that became failed, and slots marked lost, since this Scheduler was built:
   // for `run --once`, the slots of its one pass (its exit status says so).
   struct Ended {
@@ -318,6 +325,7 @@ class Scheduler final : private work::Observer {
   ops::HookRunner hooks_;
   bool stopping_ = false;
   Ended ended_;
+  DoneListener done_listener_;
 };
 
 struct Scheduler::Generation {

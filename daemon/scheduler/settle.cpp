@@ -99,7 +99,9 @@ class Scheduler::StoredLedger final : public work::Ledger {
       files.push_back({.data_type = std::move(file.data_type),
                        .file = {.name = std::move(file.name),
                                 .bytes = file.bytes,
-                                .sha256 = std::move(file.sha256)},
+                                .sha256 = std::move(file.sha256),
+                                .rows = file.rows,
+                                .rows_by_hour = std::move(file.rows_by_hour)},
                        .object = std::move(file.object)});
     }
     return files;
@@ -112,7 +114,9 @@ class Scheduler::StoredLedger final : public work::Ledger {
                                    .bytes = file.file.bytes,
                                    .sha256 = file.file.sha256,
                                    .archived_at = scheduler_.clock_.now(),
-                                   .object = file.object});
+                                   .object = file.object,
+                                   .rows = file.file.rows,
+                                   .rows_by_hour = file.file.rows_by_hour});
   }
   void downloading(std::string_view api_status) override {
     const Instant now = scheduler_.clock_.now();
@@ -249,6 +253,9 @@ void Scheduler::settle(const config::Job& job, const Slot& slot, const state::Sl
                      {{"GIO_FILES", std::to_string(done.files)},
                       {"GIO_BYTES", std::to_string(done.bytes)},
                       {"GIO_ARCHIVE_DIR", (archive_.root() / job.name).string()}});
+            if (done_listener_) {
+              done_listener_(config(), job, slot);
+            }
           },
           [&](const work::Wait& wait) { keep_waiting(job, slot, record, wait, count_attempt); },
           [&](const work::Retry& retry) { retry_later(job, record, retry, count_attempt); },

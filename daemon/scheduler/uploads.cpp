@@ -297,6 +297,9 @@ void Scheduler::land_done(const config::Job& job, const Slot& slot, const Landin
                  landing.sink.empty() ? "slot archived" : "slot archived and landed on its sink",
                  fields);
   run_hook(job, "slot_done", slot.name(), slot.start(), std::move(variables));
+  if (done_listener_) {
+    done_listener_(config(), job, slot);
+  }
 }
 
 void Scheduler::upload_failed(const config::Job& job, const state::SlotRecord& record,

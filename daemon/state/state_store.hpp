@@ -86,6 +86,12 @@ struct ArchivedFile {
   // that a later answer's part with the same name counts only if it is the same object.
   // "" for rows recorded before this was kept.
   std::string object{};
+  // CSV records, header excluded; nullopt when not counted (size-only verify, or
+  // recorded before rows were counted).
+  std::optional<std::uint64_t> rows{};
+  // A daily raw part only: records per Beijing hour of its `time` column (24 entries);
+  // empty otherwise.
+  std::vector<std::uint64_t> rows_by_hour{};
 
   friend bool operator==(const ArchivedFile&, const ArchivedFile&) = default;
 };
@@ -137,6 +143,18 @@ struct RequeueOptions {
   // Runs after every change is applied, before the commit (not on a dry run): file-system
   // steps that must be done before the daemon can see the queued slots.
   std::function<void()> before_commit{};
+};
+
+// Hourly against daily (issue 16). One date and data type compared: `hours` is JSON, per Beijing
+// hour [hourly, daily].
+struct Reconciliation {
+  std::string job, date, data_type, daily_job;
+  std::uint64_t hourly_rows = 0, daily_rows = 0;
+  std::string hours;
+  bool match = true;  // the verdict: 'match' or 'mismatch'
+  Instant reconciled_at;
+
+  friend bool operator==(const Reconciliation&, const Reconciliation&) = default;
 };
 
 class StateStore {
@@ -236,6 +254,10 @@ class StateStore {
   void record_file(const ArchivedFile& file);
   // The files recorded for a slot, by data type then name.
   std::vector<ArchivedFile> files(std::string_view job, std::string_view slot);
+  // The files of `job` named `name` with at least `rows` rows, by slot then data type
+  // (e.g. every chart.csv at the vendor's row cap: the chart was cut).
+  std::vector<ArchivedFile> files_with_rows(std::string_view job, std::string_view name,
+                                            std::uint64_t rows);
   // Slots of `jobs` in pending/waiting/downloading/failed with start < start_before,
   // start ascending (then job): slots nearing, or past, the vendor's retention.
   std::vector<SlotRecord> not_done_before(Instant start_before, std::span<const std::string> jobs);
@@ -287,6 +309,15 @@ class StateStore {
   // included) as it is. Throws StateError (SQLITE_NOTFOUND) when the slot does not exist.
   void add_notices(std::string_view job, std::string_view slot, int notices);
   UploadBacklog upload_backlog(std::span<const std::string> jobs);
+
+  // --- Completeness (issue 16; reconciliations.cpp) ---
+  // Inserts or replaces the rows of one date (job, date, data_type), in one transaction.
+  void record_reconciliations(std::span<const Reconciliation> rows);
+  // The rows of `job` with from_date <= date <= to_date (YYYY-MM-DD), by date then type.
+  std::vector<Reconciliation> reconciliations(std::string_view job, std::string_view from_date,
+                                              std::string_view to_date);
+  // The latest date's row of each data type of `job` (for the metrics).
+  std::vector<Reconciliation> latest_reconciliations(std::string_view job);
 
   // Small key/value table (later the cached auth code).
   std::optional<std::string> get_value(std::string_view key);

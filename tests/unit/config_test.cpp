@@ -1399,5 +1399,78 @@ TEST(StateDbPlace, SymlinksAreResolved) {
   fs::remove_all(top);
 }
 
+// --- Hourly against daily (issue 16) -------------------------------------------------
+
+const Reconcile& reconcile_of(const Config& config, std::string_view job) {
+  return std::get<RawJob>(config.find_job(job)->settings).reconcile;
+}
+
+// Line 10 on: a daily raw job of shop; `hourly` goes on shop-hourly (line 10), before it.
+std::string paired(std::string_view hourly, std::string_view more = "") {
+  return with(std::string{hourly} +
+              "  - name: shop-daily\n    project: shop\n    granularity: day\n" +
+              std::string{more});
+}
+
+TEST_F(ConfigTest, ReconcilePairsTheProjectsOneHourlyAndOneDailyRawJob) {
+  const LoadResult result = parse_config(paired(""), kPath);
+  ASSERT_TRUE(result.config) << all_problems(result);
+  const Reconcile& reconcile = reconcile_of(*result.config, "shop-hourly");
+  EXPECT_EQ(reconcile.daily_job, "shop-daily");
+  EXPECT_TRUE(reconcile.automatic);
+  EXPECT_EQ(reconcile.tolerance_percent, 0.5);
+  EXPECT_FALSE(reconcile.refetch);
+  EXPECT_EQ(reconcile_of(*result.config, "shop-daily").daily_job, "");
+}
+
+TEST_F(ConfigTest, ReconcileNotAutomaticWithTwoDailyJobs) {
+  const LoadResult result = parse_config(
+      paired("", "  - name: shop-daily2\n    project: shop\n    granularity: day\n"), kPath);
+  ASSERT_TRUE(result.config) << all_problems(result);
+  EXPECT_EQ(reconcile_of(*result.config, "shop-hourly").daily_job, "");
+  // Named, it pairs; with its tolerance and refetch.
+  const LoadResult named =
+      parse_config(paired("    reconcile_with: shop-daily2\n    reconcile_tolerance: 2%\n"
+                          "    on_reconcile_mismatch: refetch\n",
+                          "  - name: shop-daily2\n    project: shop\n    granularity: day\n"),
+                   kPath);
+  ASSERT_TRUE(named.config) << all_problems(named);
+  const Reconcile& reconcile = reconcile_of(*named.config, "shop-hourly");
+  EXPECT_EQ(reconcile.daily_job, "shop-daily2");
+  EXPECT_FALSE(reconcile.automatic);
+  EXPECT_EQ(reconcile.tolerance_percent, 2.0);
+  EXPECT_TRUE(reconcile.refetch);
+}
+
+TEST_F(ConfigTest, ReconcileWithMustNameADailyRawJobOfTheProject) {
+  EXPECT_TRUE(only_problem(parse_config(paired("    reconcile_with: shop-dialy\n"), kPath), 10, 21,
+                           "'reconcile_with' names no job: 'shop-dialy'"));
+  EXPECT_TRUE(only_problem(parse_config(paired("    reconcile_with: shop-hourly\n"), kPath), 10, 21,
+                           "another job"));
+  EXPECT_TRUE(only_problem(
+      parse_config(paired("    reconcile_with: shop-h2\n",
+                          "  - name: shop-h2\n    project: shop\n    granularity: hour\n"),
+                   kPath),
+      10, 21, "an hourly job; it must be a daily raw job"));
+  EXPECT_TRUE(
+      only_problem(parse_config(paired("    reconcile_with: shop-charts\n",
+                                       "  - name: shop-charts\n    project: shop\n    kind: chart\n"
+                                       "    granularity: day\n    charts: [abc]\n"),
+                                kPath),
+                   10, 21, "a chart job"));
+}
+
+TEST_F(ConfigTest, ReconcileKeysBelongOnTheHourlyRawJob) {
+  EXPECT_TRUE(only_problem(parse_config(paired("", "    reconcile_tolerance: 1\n"), kPath), 13, 5,
+                           "belong on the hourly raw job"));
+  EXPECT_TRUE(only_problem(parse_config(paired("    reconcile_tolerance: 101%\n"), kPath), 10, 26,
+                           "percentage from 0 to 100"));
+  EXPECT_TRUE(only_problem(parse_config(paired("    on_reconcile_mismatch: fix\n"), kPath), 10, 28,
+                           "one of: report, refetch"));
+  // Nothing to pair with: said at the key.
+  EXPECT_TRUE(only_problem(parse_config(with("    reconcile_tolerance: 1\n"), kPath), 10, 5,
+                           "reconciles with no daily job"));
+}
+
 }  // namespace
 }  // namespace gio::config

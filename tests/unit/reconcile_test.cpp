@@ -1,0 +1,151 @@
+// The hourly against daily comparison (reconcile/compare.hpp): sums per type and hour,
+// skipped types, the tolerance, short hours and the stored hours' JSON.
+
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "reconcile/compare.hpp"
+
+namespace gio::reconcile {
+namespace {
+
+state::ArchivedFile counted(std::string type, std::uint64_t rows,
+                            std::vector<std::uint64_t> by_hour = {}) {
+  state::ArchivedFile file;
+  file.data_type = std::move(type);
+  file.name = file.data_type + "_part.csv.gz";
+  file.rows = rows;
+  file.rows_by_hour = std::move(by_hour);
+  return file;
+}
+
+// Every hour `per_hour` rows of `type`; the day the same plus `late` per hour.
+struct Date {
+  std::array<std::vector<state::ArchivedFile>, kHours> hourly;
+  std::vector<state::ArchivedFile> daily;
+};
+Date date_of(const std::string& type, std::uint64_t per_hour,
+             const std::map<int, std::uint64_t>& late) {
+  Date date;
+  std::vector<std::uint64_t> by_hour(kHours, per_hour);
+  std::uint64_t total = per_hour * kHours;
+  for (const auto& [hour, rows] : late) {
+    by_hour[hour] += rows;
+    total += rows;
+  }
+  for (int hour = 0; hour < kHours; ++hour) {
+    date.hourly[hour].push_back(counted(type, per_hour));
+  }
+  date.daily.push_back(counted(type, total, by_hour));
+  return date;
+}
+
+TEST(Compare, SumsHoursAndSplitsTheDayByHour) {
+  const Date date = date_of("visit", 100, {{3, 7}, {23, 1}});
+  const Comparison comparison = compare(date.hourly, date.daily);
+  ASSERT_EQ(comparison.types.size(), 1u);
+  EXPECT_TRUE(comparison.skipped.empty());
+  const TypeResult& visit = comparison.types[0];
+  EXPECT_EQ(visit.data_type, "visit");
+  EXPECT_EQ(visit.hourly_rows, 2400u);
+  EXPECT_EQ(visit.daily_rows, 2408u);
+  EXPECT_EQ(visit.late_rows(), 8);
+  EXPECT_EQ(visit.hours[3], (HourRows{100, 107}));
+  EXPECT_EQ(visit.hours[4], (HourRows{100, 100}));
+  // 8 of 2408 is 0.33%: within the default 0.5%, beyond 0.3%.
+  EXPECT_TRUE(matches(visit, 0.5));
+  EXPECT_FALSE(matches(visit, 0.3));
+  // Hour 3 is 6.5% short, hour 23 1%: both beyond 0.5% of the hour's daily rows.
+  EXPECT_EQ(short_hours(visit, 0.5), (std::vector<int>{3, 23}));
+  EXPECT_EQ(short_hours(visit, 2), (std::vector<int>{3}));
+  EXPECT_EQ(format_short_hours(visit, 0.5), "03:7,23:1");
+}
+
+TEST(Compare, HoursWithMoreRowsDifferButAreNotShort) {
+  Date date = date_of("page", 10, {});
+  date.hourly[5][0].rows = 12;  // the hour has 2 rows the day does not
+  const TypeResult page = compare(date.hourly, date.daily).types.at(0);
+  EXPECT_EQ(page.late_rows(), -2);
+  EXPECT_FALSE(matches(page, 0.5));
+  EXPECT_EQ(differing_hours(page, 0.5), (std::vector<int>{5}));
+  EXPECT_TRUE(short_hours(page, 0.5).empty());
+  EXPECT_EQ(format_short_hours(page, 0.5), "");
+}
+
+TEST(Compare, TypesAreComparedApartAndAMissingSideCountsZero) {
+  Date date = date_of("visit", 2, {});
+  // A type only in the day (the hours never had it), and one only in an hour.
+  date.daily.push_back(counted("vstr", 1, std::vector<std::uint64_t>(kHours, 0)));
+  date.daily.back().rows_by_hour[9] = 1;
+  date.hourly[4].push_back(counted("evar", 3));
+  const Comparison comparison = compare(date.hourly, date.daily);
+  ASSERT_EQ(comparison.types.size(), 3u);
+  EXPECT_EQ(comparison.types[0].data_type, "evar");
+  EXPECT_EQ(comparison.types[0].daily_rows, 0u);
+  EXPECT_FALSE(matches(comparison.types[0], 100));  // a day of 0 matches only 0
+  EXPECT_EQ(comparison.types[2].data_type, "vstr");
+  EXPECT_EQ(short_hours(comparison.types[2], 0.5), (std::vector<int>{9}));
+  EXPECT_TRUE(matches(comparison.types[1], 0));
+}
+
+TEST(Compare, UncountedOrUnsplitFilesSkipTheirTypeWithAReason) {
+  Date date = date_of("visit", 2, {});
+  date.hourly[7][0].rows.reset();  // a file from before rows were counted
+  Date page = date_of("page", 2, {});
+  page.daily[0].rows_by_hour.clear();  // a daily file without a `time` column
+  for (int hour = 0; hour < kHours; ++hour) {
+    date.hourly[hour].push_back(page.hourly[hour][0]);
+  }
+  date.daily.push_back(page.daily[0]);
+  // An empty daily file needs no split.
+  date.daily.push_back(counted("vstr", 0));
+  const Comparison comparison = compare(date.hourly, date.daily);
+  ASSERT_EQ(comparison.skipped.size(), 2u);
+  EXPECT_EQ(comparison.skipped[0].data_type, "page");
+  EXPECT_NE(comparison.skipped[0].reason.find("no rows per hour"), std::string::npos);
+  EXPECT_EQ(comparison.skipped[1].data_type, "visit");
+  EXPECT_NE(comparison.skipped[1].reason.find("no row count"), std::string::npos);
+  ASSERT_EQ(comparison.types.size(), 1u);
+  EXPECT_EQ(comparison.types[0].data_type, "vstr");
+}
+
+TEST(Compare, WithinIsRelativeToTheDay) {
+  EXPECT_TRUE(within(0, 0, 0));
+  EXPECT_TRUE(within(995, 1000, 0.5));
+  EXPECT_FALSE(within(994, 1000, 0.5));
+  EXPECT_TRUE(within(1005, 1000, 0.5));
+  EXPECT_FALSE(within(1, 0, 50));
+  EXPECT_TRUE(within(0, 1000, 100));
+}
+
+TEST(Compare, HoursJsonRoundTrips) {
+  const TypeResult visit =
+      compare(date_of("visit", 3, {{0, 2}}).hourly, date_of("visit", 3, {{0, 2}}).daily)
+          .types.at(0);
+  const std::string json = hours_json(visit);
+  EXPECT_EQ(json.substr(0, 14), "[[3,5],[3,3],[");
+  const auto hours = parse_hours_json(json);
+  ASSERT_TRUE(hours);
+  EXPECT_EQ(*hours, visit.hours);
+  const auto stored = from_stored({.job = "h",
+                                   .date = "2026-11-22",
+                                   .data_type = "visit",
+                                   .daily_job = "d",
+                                   .hourly_rows = 72,
+                                   .daily_rows = 74,
+                                   .hours = json,
+                                   .match = false,
+                                   .reconciled_at = {}});
+  ASSERT_TRUE(stored);
+  EXPECT_EQ(stored->late_rows(), 2);
+  EXPECT_FALSE(parse_hours_json("[[1,2]]"));
+  EXPECT_FALSE(parse_hours_json("not json"));
+  EXPECT_FALSE(parse_hours_json("[" + std::string(23 * 6, ' ') + "]"));
+  std::string negative = json;
+  negative.replace(2, 1, "-3");
+  EXPECT_FALSE(parse_hours_json(negative));
+}
+
+}  // namespace
+}  // namespace gio::reconcile
