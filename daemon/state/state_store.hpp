@@ -139,6 +139,16 @@ struct RequeueOptions {
   std::function<void()> before_commit{};
 };
 
+// One header of a job and data type (issue 16): the columns of its partitions from
+// since_slot on, until the next record's since_slot (scheduler/schema_watch.hpp).
+struct SchemaRecord {
+  std::string since_slot;
+  std::vector<std::string> columns{};
+  Instant seen_at{};  // when the daemon stored it
+
+  friend bool operator==(const SchemaRecord&, const SchemaRecord&) = default;
+};
+
 class StateStore {
  public:
   // Groups every change made through the store while it is open into one transaction,
@@ -287,6 +297,16 @@ class StateStore {
   // included) as it is. Throws StateError (SQLITE_NOTFOUND) when the slot does not exist.
   void add_notices(std::string_view job, std::string_view slot, int notices);
   UploadBacklog upload_backlog(std::span<const std::string> jobs);
+
+  // --- Schemas (issue 16; schemas.cpp) ---
+  // The header history of a job's data type, since_slot ascending.
+  std::vector<SchemaRecord> schemas(std::string_view job, std::string_view data_type);
+  // The current (last by since_slot) header of each data type of `job`, by data type.
+  std::map<std::string, SchemaRecord> current_schemas(std::string_view job);
+  // In one transaction: deletes the record at `remove` (when set), then stores `record`
+  // (replacing one at the same since_slot).
+  void store_schema(std::string_view job, std::string_view data_type, const SchemaRecord& record,
+                    const std::optional<std::string>& remove = std::nullopt);
 
   // Small key/value table (later the cached auth code).
   std::optional<std::string> get_value(std::string_view key);
