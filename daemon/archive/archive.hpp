@@ -28,6 +28,10 @@ namespace gio::archive {
 inline constexpr std::string_view kManifestName = "_manifest.json";
 inline constexpr std::string_view kSuccessName = "_SUCCESS";
 inline constexpr std::string_view kStagingName = ".staging";
+// A manifest's rows_note when its rows are not counted and no reason is given.
+inline constexpr std::string_view kRowsNotCounted = "not counted";
+// ... and the reason a size-only job gives (archive/verify_mode.hpp).
+inline constexpr std::string_view kRowsNotCountedSize = "not counted: verify is size";
 // Longest file name (bytes) taken from a link; leaves room below NAME_MAX (255).
 inline constexpr std::size_t kMaxFileNameBytes = 200;
 inline constexpr std::size_t kMaxDataTypeBytes = 64;
@@ -42,6 +46,17 @@ struct ManifestFile {
   // A sink's copy of the manifest only (sink/sink.hpp): the remote object's own checksum
   // (Manifest::remote_checksum) as it was verified; "" on the local manifest.
   std::string remote_hash{};
+  // CSV records in the file, header excluded (archive/csv_rows.hpp), counted as it was
+  // verified; nullopt when not counted (a size-only job, or a manifest written before
+  // rows were counted).
+  std::optional<std::uint64_t> rows{};
+  // The header's field names, in order; empty when not counted (or not kept: a part an
+  // earlier pass archived is recorded without its header).
+  std::vector<std::string> columns{};
+  // A daily raw part only: records per Beijing hour (UTC+8) of its `time` column, 24
+  // entries; empty otherwise. Records without a usable time are in `rows` only, so the
+  // sum may be less than rows.
+  std::vector<std::uint64_t> rows_by_hour{};
 
   friend bool operator==(const ManifestFile&, const ManifestFile&) = default;
 };
@@ -54,9 +69,16 @@ struct Manifest {
   // A sink's copy only: which checksum its objects were verified with on the remote
   // ("md5", "sha1" or "none"); "" on the local manifest, and then not written.
   std::string remote_checksum{};
+  // Why the partition's rows are not counted (written as "rows_note" beside a null
+  // "rows" total), e.g. "not counted: verify is size"; "" gives a generic note.
+  std::string rows_note{};
 
   friend bool operator==(const Manifest&, const Manifest&) = default;
 };
+
+// The partition's rows: the sum of its files' rows; nullopt when a file was not counted.
+// 0 for a partition without files.
+std::optional<std::uint64_t> total_rows(const Manifest& manifest);
 
 // One partition of a slot as the local archive holds it (local_copy.cpp).
 struct LocalPartition {
@@ -72,7 +94,9 @@ Manifest make_manifest(std::string_view job, std::string_view data_type, const S
                        Instant archived_at, std::vector<ManifestFile> files);
 
 // Pretty-printed JSON with a fixed key order (job, data_type, slot, export_date,
-// archived_at as "2026-11-22T03:04:05Z", files[{name, bytes, sha256}]).
+// archived_at as "2026-11-22T03:04:05Z", rows (the total, or null and rows_note),
+// files[{name, bytes, sha256, rows, columns, rows_by_hour}]); a file's rows and columns
+// only when counted, rows_by_hour only when split.
 std::string to_json(const Manifest& manifest);
 // nullopt when the text is not such a manifest, or names a file that is not a safe
 // file name (a tampered manifest must not lead a reader outside its partition).

@@ -11,6 +11,8 @@
 #include <stdexcept>
 #include <vector>
 
+#include "archive/csv_rows.hpp"
+
 #ifdef GIO_HAVE_ISAL
 #include <isa-l/igzip_lib.h>
 #endif
@@ -97,15 +99,24 @@ class GzipChecker::Engine {
   virtual std::optional<std::string> feed(const char* data, std::size_t size,
                                           std::uint64_t offset) = 0;
   bool complete() const { return member_ended_; }
+  void count_rows(CsvRowCounter* counter) { counter_ = counter; }
 
  protected:
   static std::string invalid(std::uint64_t at, const std::string& why) {
     return "not a valid gzip stream near byte " + std::to_string(at) + ": " + why;
   }
 
-  // The inflated bytes go here and are dropped.
+  // The first `produced` bytes of output_ are new: to the counter, if any.
+  void inflated(std::size_t produced) {
+    if (counter_ != nullptr && produced > 0) {
+      counter_->feed(reinterpret_cast<const char*>(output_.data()), produced);
+    }
+  }
+
+  // The inflated bytes go here and are dropped (once counted).
   std::vector<unsigned char> output_ = std::vector<unsigned char>(kOutput);
   bool member_ended_ = false;
+  CsvRowCounter* counter_ = nullptr;
 
  private:
   static constexpr std::size_t kOutput = 256 << 10;
@@ -138,6 +149,7 @@ class ZlibEngine final : public GzipChecker::Engine {
       stream_.next_out = output_.data();
       stream_.avail_out = static_cast<uInt>(output_.size());
       const int rc = inflate(&stream_, Z_NO_FLUSH);
+      inflated(output_.size() - stream_.avail_out);
       if (rc == Z_STREAM_END) {
         member_ended_ = true;
         continue;
@@ -201,6 +213,7 @@ class IsalEngine final : public GzipChecker::Engine {
       state_.next_out = output_.data();
       state_.avail_out = static_cast<std::uint32_t>(output_.size());
       const int rc = isal_inflate(&state_);
+      inflated(output_.size() - state_.avail_out);
       if (rc != ISAL_DECOMP_OK) {
         return invalid(offset + (size - state_.avail_in), isal_error(rc));
       }
@@ -272,6 +285,10 @@ std::optional<std::string> GzipChecker::feed(const char* data, std::size_t size,
 
 bool GzipChecker::complete() const {
   return engine_->complete();
+}
+
+void GzipChecker::count_rows(CsvRowCounter* counter) {
+  engine_->count_rows(counter);
 }
 
 }  // namespace gio::archive

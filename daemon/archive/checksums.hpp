@@ -17,6 +17,8 @@ struct evp_md_ctx_st;
 
 namespace gio::archive {
 
+class CsvRowCounter;
+
 // A message digest of OpenSSL's by name ("sha256", "md5", "sha1": a sink compares a
 // staged part with the remote's own checksum, which is MD5 or SHA-1).
 class Digest {
@@ -59,7 +61,9 @@ Inflater best_inflater();
 bool available(Inflater inflater);
 
 // Inflates gzip members one after another (gzip allows concatenation), keeping none of
-// the output: the only question is whether the stream is valid to its end.
+// the output: the only question is whether the stream is valid to its end. The inflated
+// bytes may be handed to a CsvRowCounter on the way (count_rows): rows are counted in
+// the same pass, on the same thread.
 class GzipChecker {
  public:
   // Throws std::invalid_argument for an inflater this build lacks, std::runtime_error
@@ -74,6 +78,9 @@ class GzipChecker {
   std::optional<std::string> feed(const char* data, std::size_t size, std::uint64_t offset);
   // True once the bytes fed so far end exactly at the end of a member.
   bool complete() const;
+  // From now on, every inflated byte also goes to `counter` (nullptr: to none), which
+  // must outlive the feeds.
+  void count_rows(CsvRowCounter* counter);
 
   class Engine;  // one per library, in checksums.cpp
 

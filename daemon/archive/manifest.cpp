@@ -45,7 +45,73 @@ bool optional_string(const json::object& object, std::string_view key, std::stri
   return true;
 }
 
+// A file's optional counts; false when a key is there with the wrong shape.
+bool read_counts(const json::object& fields, ManifestFile& file) {
+  if (const json::value* rows = fields.if_contains("rows"); rows != nullptr && !rows->is_null()) {
+    file.rows = unsigned_field(fields, "rows");
+    if (!file.rows) {
+      return false;
+    }
+  }
+  if (const json::value* columns = fields.if_contains("columns"); columns != nullptr) {
+    if (!columns->is_array()) {
+      return false;
+    }
+    for (const json::value& column : columns->get_array()) {
+      const json::string* name = column.if_string();
+      if (name == nullptr) {
+        return false;
+      }
+      file.columns.emplace_back(name->data(), name->size());
+    }
+  }
+  if (const json::value* hours = fields.if_contains("rows_by_hour"); hours != nullptr) {
+    if (!hours->is_array() || hours->get_array().size() != 24) {
+      return false;
+    }
+    for (const json::value& hour : hours->get_array()) {
+      if (const auto* u = hour.if_uint64()) {
+        file.rows_by_hour.push_back(*u);
+      } else if (const auto* i = hour.if_int64(); i != nullptr && *i >= 0) {
+        file.rows_by_hour.push_back(static_cast<std::uint64_t>(*i));
+      } else {
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
+void write_counts(const ManifestFile& file, std::string& out) {
+  if (!file.rows) {
+    return;
+  }
+  out += ", \"rows\": " + std::to_string(*file.rows) + ", \"columns\": [";
+  for (std::size_t i = 0; i < file.columns.size(); ++i) {
+    out += (i == 0 ? "" : ", ") + json_string(file.columns[i]);
+  }
+  out += "]";
+  if (!file.rows_by_hour.empty()) {
+    out += ", \"rows_by_hour\": [";
+    for (std::size_t i = 0; i < file.rows_by_hour.size(); ++i) {
+      out += (i == 0 ? "" : ", ") + std::to_string(file.rows_by_hour[i]);
+    }
+    out += "]";
+  }
+}
+
 }  // namespace
+
+std::optional<std::uint64_t> total_rows(const Manifest& manifest) {
+  std::uint64_t total = 0;
+  for (const ManifestFile& file : manifest.files) {
+    if (!file.rows) {
+      return std::nullopt;
+    }
+    total += *file.rows;
+  }
+  return total;
+}
 
 Manifest make_manifest(std::string_view job, std::string_view data_type, const Slot& slot,
                        Instant archived_at, std::vector<ManifestFile> files) {
@@ -70,6 +136,13 @@ std::string to_json(const Manifest& manifest) {
   if (!manifest.remote_checksum.empty()) {
     out += "  \"remote_checksum\": " + json_string(manifest.remote_checksum) + ",\n";
   }
+  // A reader checks the partition at a glance: the total, or why there is none.
+  if (const auto total = total_rows(manifest)) {
+    out += "  \"rows\": " + std::to_string(*total) + ",\n";
+  } else {
+    out += "  \"rows\": null,\n  \"rows_note\": " +
+           json_string(manifest.rows_note.empty() ? kRowsNotCounted : manifest.rows_note) + ",\n";
+  }
   out += "  \"files\": [";
   for (std::size_t i = 0; i < manifest.files.size(); ++i) {
     const ManifestFile& file = manifest.files[i];
@@ -80,6 +153,7 @@ std::string to_json(const Manifest& manifest) {
     if (!file.remote_hash.empty()) {
       out += ", \"remote_hash\": " + json_string(file.remote_hash);
     }
+    write_counts(file, out);
     out += "}";
   }
   out += manifest.files.empty() ? "]\n" : "\n  ]\n";
@@ -118,8 +192,12 @@ std::optional<Manifest> parse_manifest(std::string_view text) {
     return std::nullopt;
   }
   manifest.archived_at = *instant;
-  if (!optional_string(object, "remote_checksum", manifest.remote_checksum)) {
+  if (!optional_string(object, "remote_checksum", manifest.remote_checksum) ||
+      !optional_string(object, "rows_note", manifest.rows_note)) {
     return std::nullopt;
+  }
+  if (manifest.rows_note == kRowsNotCounted) {
+    manifest.rows_note.clear();  // the generic note stands for none given: a round trip is exact
   }
 
   const json::value* files = object.if_contains("files");
@@ -141,7 +219,7 @@ std::optional<Manifest> parse_manifest(std::string_view text) {
     ManifestFile file{.name = std::string{name->data(), name->size()},
                       .bytes = *bytes,
                       .sha256 = std::string{sha256->data(), sha256->size()}};
-    if (!optional_string(fields, "remote_hash", file.remote_hash)) {
+    if (!optional_string(fields, "remote_hash", file.remote_hash) || !read_counts(fields, file)) {
       return std::nullopt;
     }
     manifest.files.push_back(std::move(file));

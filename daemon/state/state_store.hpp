@@ -86,6 +86,12 @@ struct ArchivedFile {
   // that a later answer's part with the same name counts only if it is the same object.
   // "" for rows recorded before this was kept.
   std::string object{};
+  // CSV records, header excluded; nullopt when not counted (size-only verify, or
+  // recorded before rows were counted).
+  std::optional<std::uint64_t> rows{};
+  // A daily raw part only: records per Beijing hour of its `time` column (24 entries);
+  // empty otherwise.
+  std::vector<std::uint64_t> rows_by_hour{};
 
   friend bool operator==(const ArchivedFile&, const ArchivedFile&) = default;
 };

@@ -1,0 +1,91 @@
+#pragma once
+
+// The records of one of the vendor's CSV files, counted from its inflated bytes as the
+// gzip check produces them (GzipChecker::count_rows): no second read of the file.
+//
+// The vendor's format: ',' separates fields, '"' opens and closes a quoted field (quoted
+// fields may span lines), '\' escapes the next byte wherever it is (quoted or not: the
+// byte is taken literally, '"', ',', '\n' included), records end at an unquoted,
+// unescaped '\n' (CRLF allowed: an unquoted '\r' is never part of a value), the first
+// record is the header. Bytes are bytes: invalid UTF-8 is counted like any other.
+//
+// What counts as a record: every line with something on it. A blank line (nothing, or a
+// lone '\r', before its '\n') is not a record, so neither a trailing newline nor a
+// stray empty line adds one; a last record without its '\n' counts. An empty file has 0
+// rows and no columns; a header alone, 0 rows.
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace gio::archive {
+
+struct CsvRows {
+  std::uint64_t rows = 0;            // records, header excluded
+  std::vector<std::string> columns;  // the header's fields (unquoted, unescaped)
+  // Only when the counter splits by a column: records per Beijing hour (UTC+8) of that
+  // column's value read as milliseconds since the epoch, 24 entries. A record whose value
+  // is missing (too few fields, or the column is not in the header), empty or not a
+  // plain decimal number is in `rows` but in no hour: it is counted in `unhoured`, so
+  // sum(rows_by_hour) + unhoured == rows.
+  std::vector<std::uint64_t> rows_by_hour;
+  std::uint64_t unhoured = 0;
+
+  friend bool operator==(const CsvRows&, const CsvRows&) = default;
+};
+
+class CsvRowCounter {
+ public:
+  // Header bytes kept as column names; a header longer than this (not the vendor's) is
+  // still skipped correctly, its names beyond are cut.
+  static constexpr std::size_t kMaxHeaderBytes = 64 << 10;
+
+  // Counts records and reads the header.
+  CsvRowCounter() = default;
+  // Also splits the records by the hour of `split_column` (e.g. "time").
+  explicit CsvRowCounter(std::string split_column);
+
+  // The next inflated bytes, in pieces of any size (a quote, an escape or a CRLF may
+  // straddle two pieces).
+  void feed(const char* data, std::size_t size);
+  void feed(std::string_view bytes) { feed(bytes.data(), bytes.size()); }
+  // The counts, the last record counted even without its newline. Call once, after the
+  // last feed().
+  CsvRows finish();
+
+ private:
+  // Whether the current line has something on it yet: a blank line is no record.
+  enum class Line : std::uint8_t { empty, cr, content };
+
+  std::size_t scalar(const char* data, std::size_t size);
+  void fast(const char* data, std::size_t size);
+  void block(const char* data, std::size_t size);
+  void take(char byte);
+  void end_field();
+  void end_record();
+
+  // Where the byte stream stands, shared by both scans.
+  bool escaped_ = false;  // the next byte is taken literally
+  bool quoted_ = false;
+  Line line_ = Line::empty;
+  bool header_done_ = false;
+
+  // The byte-by-byte scan (header, and every record when splitting).
+  std::string split_column_;
+  bool splitting_ = false;
+  std::optional<std::size_t> split_index_;  // the split column's place in the header
+  std::size_t field_index_ = 0;
+  std::string field_;  // the field being read, when it is kept
+  std::size_t header_bytes_ = 0;
+  std::string value_;  // the split column's value in the current record
+  bool has_value_ = false;
+
+  CsvRows result_;
+  std::array<std::uint64_t, 24> hours_{};
+};
+
+}  // namespace gio::archive
