@@ -122,6 +122,17 @@ int run_gaps(const Args& args) {
   });
 }
 
+void define_schema(CLI::App& command, Args& args) {
+  add_job(command, args, "the job")->required();
+  command.add_option("--type", args.data_type, "the data type")->type_name("TYPE")->required();
+  add_json(command, args);
+}
+int run_schema(const Args& args) {
+  return with_config(args, [&](const config::Config& config, const config::Job* job) {
+    return schema(config, *job, args.data_type, args.json);
+  });
+}
+
 void define_backfill(CLI::App& command, Args& args) {
   add_job(command, args, "the job")->required();
   const auto [from, to] = add_range(command, args);
@@ -253,6 +264,10 @@ constexpr std::array kCommands{
             "every slot not archived: ready ones of the backfill window,\n"
             "failed and lost ones, those of removed jobs (exit 2 when any)",
             define_gaps, run_gaps},
+    Command{"schema", "--job NAME --type TYPE [--json]",
+            "a data type's header history: since which slot each header\n"
+            "holds, when it was seen, and what changed from the one before",
+            define_schema, run_schema},
     Command{"backfill", "--job NAME --from SLOT --to SLOT [--force] [--dry-run]",
             "queue those slots (inclusive) again; done ones only with\n"
             "--force; works while the daemon runs",

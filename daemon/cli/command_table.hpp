@@ -42,6 +42,7 @@ struct Args {
   archive::VerifyMode verify = archive::VerifyMode::gzip;
   archive::Inflater inflater = archive::best_inflater();
   int parallel = 4;
+  std::string data_type;  // schema --type
 
   std::filesystem::path config_path() const;
 };

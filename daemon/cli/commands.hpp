@@ -50,6 +50,9 @@ int status(const config::Config& config, bool json);
 // 0 none, 2 some.
 int gaps(const config::Config& config, const std::optional<std::string>& job,
          const std::vector<std::string>& states, bool json);
+// schema --job J --type T [--json]: the data type's header history (schema_command.cpp).
+int schema(const config::Config& config, const config::Job& job, const std::string& type,
+           bool json);
 int fetch(const std::vector<std::string>& urls, const std::filesystem::path& dir,
           archive::VerifyMode mode, archive::Inflater inflater, int parallel,
           const config::HttpSettings& http);

@@ -57,7 +57,8 @@ ops::Reply scrape(const config::Config& config, state::StateStore& store, ops::R
   // Gauges are read afresh: a job removed by a reload disappears from the answer.
   for (const std::string_view gauge :
        {ops::kSlots, ops::kSlotsAtRisk, ops::kNextLossSeconds, ops::kNewestArchivedSlot,
-        ops::kSinkBacklogSlots, ops::kSinkBacklogBytes, ops::kSinkOldestBacklogSeconds}) {
+        ops::kSinkBacklogSlots, ops::kSinkBacklogBytes, ops::kSinkOldestBacklogSeconds,
+        ops::kSchemaSince}) {
     registry.clear(gauge);
   }
   // Each sink's backlog: the uploading slots of the jobs that land on it.
@@ -89,6 +90,12 @@ ops::Reply scrape(const config::Config& config, state::StateStore& store, ops::R
       const auto left = std::max(std::chrono::seconds{0}, *oldest + kRetention - now);
       registry.set(ops::kNextLossSeconds, {{"gio_job", job.name}},
                    static_cast<double>(left.count()));
+    }
+    for (const auto& [type, record] : store.current_schemas(job.name)) {
+      if (const auto since = Slot::parse(record.since_slot, job.granularity)) {
+        registry.set(ops::kSchemaSince, {{"gio_job", job.name}, {"type", type}},
+                     static_cast<double>(to_unix(since->start())));
+      }
     }
     if (summary.newest_done) {
       if (const auto slot = Slot::parse(*summary.newest_done, job.granularity)) {

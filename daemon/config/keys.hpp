@@ -28,18 +28,36 @@ inline constexpr std::string_view kAuth[] = {
 // A job's map: its common keys, the keys of chart and user-list jobs, and the hooks.
 inline constexpr std::string_view kSink[] = {"name", "rclone_remote", "rclone_config",
                                              "keep_local"};
-inline constexpr std::string_view kJob[] = {
-    "name",           "project",           "sink",        "kind",          "granularity",
-    "data_types",     "ready_after",       "poll_every",  "give_up_after", "not_exists_grace",
-    "backfill",       "link_expire",       "verify",      "charts",        "interval",
-    "resource",       "conversion_window", "range",       "parameters",    "on_slot_done",
-    "on_slot_failed", "on_slot_at_risk",   "hook_timeout"};
+inline constexpr std::string_view kJob[] = {"name",
+                                            "project",
+                                            "sink",
+                                            "kind",
+                                            "granularity",
+                                            "data_types",
+                                            "ready_after",
+                                            "poll_every",
+                                            "give_up_after",
+                                            "not_exists_grace",
+                                            "backfill",
+                                            "link_expire",
+                                            "verify",
+                                            "charts",
+                                            "interval",
+                                            "resource",
+                                            "conversion_window",
+                                            "range",
+                                            "parameters",
+                                            "on_slot_done",
+                                            "on_slot_failed",
+                                            "on_slot_at_risk",
+                                            "hook_timeout",
+                                            "on_schema_change"};
 // The part of kJob only chart (and user-list) jobs take.
 inline constexpr std::string_view kChartOnly[] = {
     "charts", "interval", "resource", "conversion_window", "range", "parameters"};
 // The part of kJob that runs commands when a slot is done, failed or at risk.
 inline constexpr std::string_view kHooks[] = {"on_slot_done", "on_slot_failed", "on_slot_at_risk",
-                                              "hook_timeout"};
+                                              "hook_timeout", "on_schema_change"};
 
 // Each map's list with where it is in the file, for tests and messages.
 struct Map {

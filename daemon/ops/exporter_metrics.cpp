@@ -46,6 +46,11 @@ void declare_exporter_metrics(Registry& registry) {
           "Slots landed on the sink (result=\"landed\": uploaded and verified) or not "
           "(result=\"failed\": retried later), by sink.");
   counter(kSinkUploadedBytes, "Bytes copied to the sink by rclone, by sink.");
+  counter(kSchemaChanges,
+          "Header changes seen in a data type's partitions (columns added, removed or "
+          "reordered), by job and type.");
+  gauge(kSchemaSince,
+        "Start of the first slot with the current header of a data type, by job and type.");
   registry.add(kDownloadBytes, {}, 0);
   registry.add(kDownloadSeconds, {}, 0);
   declare_process_metrics(registry);

@@ -49,6 +49,13 @@ inline constexpr std::string_view kSinkOldestBacklogSeconds =
 inline constexpr std::string_view kSinkUploads = "gio_sink_uploads_total";  // {sink,result}
 inline constexpr std::string_view kSinkUploadedBytes = "gio_sink_uploaded_bytes_total";  // {sink}
 
+// Schema watch (issue 16), by job and data type: header changes seen (counted as they
+// are announced), and the start of the first slot of the current header (a gauge read
+// from the state store at each scrape).
+inline constexpr std::string_view kSchemaChanges = "gio_schema_changes_total";  // {gio_job,type}
+inline constexpr std::string_view kSchemaSince =
+    "gio_schema_since_timestamp_seconds";  // {gio_job,type}
+
 // Declares every family above with its HELP text, and the process_* families
 // (ops/process_metrics.hpp). The unlabelled counters start at 0.
 void declare_exporter_metrics(Registry& registry);

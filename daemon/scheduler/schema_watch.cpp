@@ -40,9 +40,8 @@ std::string join_names(const std::vector<std::string>& names) {
   return text;
 }
 
-SchemaDecision decide_schema(const std::vector<state::SchemaRecord>& rows,
-                             const std::string& slot, const std::vector<std::string>& columns,
-                             Instant now) {
+SchemaDecision decide_schema(const std::vector<state::SchemaRecord>& rows, const std::string& slot,
+                             const std::vector<std::string>& columns, Instant now) {
   SchemaDecision decision;
   decision.row = {.since_slot = slot, .columns = columns, .seen_at = now};
   if (rows.empty()) {
@@ -50,9 +49,10 @@ SchemaDecision decide_schema(const std::vector<state::SchemaRecord>& rows,
     return decision;
   }
   // Slot names of one job sort as their starts do (zero-padded, one granularity).
-  const auto next = std::upper_bound(
-      rows.begin(), rows.end(), slot,
-      [](const std::string& name, const state::SchemaRecord& row) { return name < row.since_slot; });
+  const auto next = std::upper_bound(rows.begin(), rows.end(), slot,
+                                     [](const std::string& name, const state::SchemaRecord& row) {
+                                       return name < row.since_slot;
+                                     });
   const state::SchemaRecord* in_force = next == rows.begin() ? nullptr : &*(next - 1);
   if (in_force != nullptr && in_force->columns == columns) {
     return decision;  // unchanged

@@ -61,9 +61,8 @@ struct SchemaDecision {
   bool warns() const { return kind == Kind::changed; }
 };
 
-SchemaDecision decide_schema(const std::vector<state::SchemaRecord>& rows,
-                             const std::string& slot, const std::vector<std::string>& columns,
-                             Instant now);
+SchemaDecision decide_schema(const std::vector<state::SchemaRecord>& rows, const std::string& slot,
+                             const std::vector<std::string>& columns, Instant now);
 
 // A partition's header from the headers of its parts (files with no header, empty ones,
 // are left out): the first part's, and whether another part has a different one.

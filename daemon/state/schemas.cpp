@@ -95,9 +95,12 @@ void StateStore::store_schema(std::string_view job, std::string_view data_type,
   if (remove) {
     sqlite::Query{impl_->statements->delete_schema, job, data_type, *remove}.run();
   }
-  sqlite::Query{impl_->statements->upsert_schema, job,
-                data_type,                        record.since_slot,
-                to_json_array(record.columns),    to_unix(record.seen_at)}
+  sqlite::Query{impl_->statements->upsert_schema,
+                job,
+                data_type,
+                record.since_slot,
+                to_json_array(record.columns),
+                to_unix(record.seen_at)}
       .run();
   transaction.commit();
 }
