@@ -132,16 +132,16 @@ std::string to_json(const Manifest& manifest) {
   out += "  \"slot\": " + json_string(manifest.slot) + ",\n";
   out += "  \"export_date\": " + json_string(manifest.export_date) + ",\n";
   out += "  \"archived_at\": " + json_string(format_utc(manifest.archived_at)) + ",\n";
-  // A sink's fields only when set: a local manifest stays byte-identical to earlier ones.
-  if (!manifest.remote_checksum.empty()) {
-    out += "  \"remote_checksum\": " + json_string(manifest.remote_checksum) + ",\n";
-  }
   // A reader checks the partition at a glance: the total, or why there is none.
   if (const auto total = total_rows(manifest)) {
     out += "  \"rows\": " + std::to_string(*total) + ",\n";
   } else {
     out += "  \"rows\": null,\n  \"rows_note\": " +
            json_string(manifest.rows_note.empty() ? kRowsNotCounted : manifest.rows_note) + ",\n";
+  }
+  // A sink's fields only when set: a local manifest stays byte-identical to earlier ones.
+  if (!manifest.remote_checksum.empty()) {
+    out += "  \"remote_checksum\": " + json_string(manifest.remote_checksum) + ",\n";
   }
   out += "  \"files\": [";
   for (std::size_t i = 0; i < manifest.files.size(); ++i) {
@@ -194,6 +194,11 @@ std::optional<Manifest> parse_manifest(std::string_view text) {
   manifest.archived_at = *instant;
   if (!optional_string(object, "remote_checksum", manifest.remote_checksum) ||
       !optional_string(object, "rows_note", manifest.rows_note)) {
+    return std::nullopt;
+  }
+  // The total is derived from the files (total_rows), but a wrong shape is still refused.
+  if (const json::value* total = object.if_contains("rows");
+      total != nullptr && !total->is_null() && !unsigned_field(object, "rows")) {
     return std::nullopt;
   }
   if (manifest.rows_note == kRowsNotCounted) {

@@ -229,15 +229,19 @@ void define_fetch(CLI::App& command, Args& args) {
   command.add_option("--parallel", args.parallel, "downloads at once, 1 to 64 (default: 4)")
       ->type_name("N")
       ->check(quiet(CLI::Range(1, 64)));
+  command.add_flag("--rows", args.count_rows,
+                   "also count each file's CSV records as it is inflated (gzip mode): "
+                   "rows=N columns=N on its OK line");
 }
 int run_fetch(const Args& args) {
   // The network settings of the config apply when one is named explicitly.
   if (args.config) {
     return with_config(args, [&](const config::Config& config, const config::Job*) {
-      return fetch(args.urls, args.dir, args.verify, args.inflater, args.parallel, config.http);
+      return fetch(args.urls, args.dir, args.verify, args.inflater, args.parallel, args.count_rows,
+                   config.http);
     });
   }
-  return fetch(args.urls, args.dir, args.verify, args.inflater, args.parallel, {});
+  return fetch(args.urls, args.dir, args.verify, args.inflater, args.parallel, args.count_rows, {});
 }
 
 int run_adopt_archive(const Args& args) {

@@ -42,7 +42,8 @@ struct Args {
   archive::VerifyMode verify = archive::VerifyMode::gzip;
   archive::Inflater inflater = archive::best_inflater();
   int parallel = 4;
-  std::string data_type;  // schema --type
+  bool count_rows = false;  // fetch --rows
+  std::string data_type;    // schema --type
 
   std::filesystem::path config_path() const;
 };

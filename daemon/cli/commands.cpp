@@ -49,10 +49,10 @@ std::optional<config::Config> load_or_report(const std::filesystem::path& path,
 }
 
 int fetch(const std::vector<std::string>& urls, const std::filesystem::path& dir,
-          archive::VerifyMode mode, archive::Inflater inflater, int parallel,
+          archive::VerifyMode mode, archive::Inflater inflater, int parallel, bool count_rows,
           const config::HttpSettings& http) {
   spdlog::set_default_logger(spdlog::stderr_color_mt("fetch"));
-  return download::run_fetch(urls, dir, mode, inflater, parallel, http_settings(http));
+  return download::run_fetch(urls, dir, mode, inflater, parallel, count_rows, http_settings(http));
 }
 
 std::string version_text() {

@@ -54,7 +54,7 @@ int gaps(const config::Config& config, const std::optional<std::string>& job,
 int schema(const config::Config& config, const config::Job& job, const std::string& type,
            bool json);
 int fetch(const std::vector<std::string>& urls, const std::filesystem::path& dir,
-          archive::VerifyMode mode, archive::Inflater inflater, int parallel,
+          archive::VerifyMode mode, archive::Inflater inflater, int parallel, bool count_rows,
           const config::HttpSettings& http);
 int version();
 // What `version` prints (and --version).

@@ -32,7 +32,7 @@ std::string_view reason(std::string_view message, const std::string& shown) {
 }  // namespace
 
 int run_fetch(std::vector<std::string> urls, std::filesystem::path dir, archive::VerifyMode mode,
-              archive::Inflater inflater, int parallel, http::Settings settings) {
+              archive::Inflater inflater, int parallel, bool count_rows, http::Settings settings) {
   std::error_code dir_error;
   std::filesystem::create_directories(dir, dir_error);
   if (dir_error) {
@@ -65,7 +65,7 @@ int run_fetch(std::vector<std::string> urls, std::filesystem::path dir, archive:
     while (next < urls.size()) {
       const std::size_t index = next++;
       const std::string shown = http::redact(urls[index]);
-      auto fetched = co_await downloader.fetch(urls[index], staging, mode);
+      auto fetched = co_await downloader.fetch(urls[index], staging, mode, count_rows);
       if (!fetched) {
         std::cout << "FAILED " << shown << ": " << to_string(fetched.error().kind) << ": "
                   << reason(fetched.error().message, shown) << std::endl;
@@ -80,8 +80,12 @@ int run_fetch(std::vector<std::string> urls, std::filesystem::path dir, archive:
         continue;
       }
       ++verified;
-      std::cout << "OK " << names[index] << " " << fetched->bytes << " " << fetched->sha256
-                << std::endl;
+      std::cout << "OK " << names[index] << " " << fetched->bytes << " " << fetched->sha256;
+      if (fetched->rows) {
+        std::cout << " rows=" << fetched->rows->rows
+                  << " columns=" << fetched->rows->columns.size();
+      }
+      std::cout << std::endl;
     }
   };
   const auto workers = std::min<std::size_t>(std::max(parallel, 1), urls.size());

@@ -1,7 +1,7 @@
 #pragma once
 
 // `gio-exporter fetch URL... --dir DIR [--verify gzip|size] [--inflate isal|zlib]
-// [--parallel N]`: download
+// [--parallel N] [--rows]`: download
 // links through the daemon's own download-and-verify path (for checking a network, a
 // proxy or a CA setup, and for benchmarks).
 
@@ -19,8 +19,9 @@ namespace gio::download {
 // Fetches every URL (at most `parallel` at once) into DIR/.staging, then publishes each
 // verified file into DIR under the name the archive would give it. Prints one line per URL to
 // stdout, "OK name bytes sha256" or "FAILED redacted-url: reason". Returns 0 when every
-// file was verified, 1 otherwise. `inflater` checks gzip streams.
+// file was verified, 1 otherwise. `inflater` checks gzip streams. count_rows (gzip mode):
+// the OK line ends with " rows=N columns=N", counted in the same pass as the gzip check.
 int run_fetch(std::vector<std::string> urls, std::filesystem::path dir, archive::VerifyMode mode,
-              archive::Inflater inflater, int parallel, http::Settings settings);
+              archive::Inflater inflater, int parallel, bool count_rows, http::Settings settings);
 
 }  // namespace gio::download

@@ -7,6 +7,7 @@
 #include <set>
 #include <tuple>
 
+#include "api/chart.hpp"
 #include "cli/archive_binding.hpp"
 #include "cli/commands.hpp"
 #include "scheduler/planner.hpp"
@@ -237,15 +238,42 @@ class GapList {
     ++count_;
   }
 
+  // A chart archived at the vendor's row cap: its slot is done, but the vendor cut the
+  // result, so rows are missing. A warning listed after the gaps (and counted: the
+  // archive lacks data), unless only some states are asked for.
+  void add_capped(const state::ArchivedFile& chart) {
+    if (!states_.empty()) {
+      return;
+    }
+    const std::uint64_t rows = chart.rows.value_or(0);
+    if (as_json_) {
+      json::object entry{{"job", chart.job},
+                         {"slot", chart.slot},
+                         {"chart", chart.data_type},
+                         {"rows", rows},
+                         {"cap", api::kChartRowCap}};
+      capped_ += capped_.empty() ? "" : ",";
+      capped_ += json::serialize(entry);
+    } else {
+      capped_ += chart.job + " " + chart.slot + " chart_capped chart=" + chart.data_type +
+                 " rows=" + std::to_string(rows) + " warning=\"the vendor cuts a chart at " +
+                 std::to_string(api::kChartRowCap) +
+                 " rows: this result is probably incomplete (ask for a shorter interval)\"\n";
+    }
+    ++count_;
+  }
+
   std::size_t count() const { return count_; }
 
   // The whole answer: the JSON document, or the lines (a sentence when there are none).
   std::string finish() {
     if (as_json_) {
-      return "{\"gaps\":[" + out_ + "]}\n";
+      // "capped_charts" only when there are some: the answer without is as it was.
+      return "{\"gaps\":[" + out_ + "]" +
+             (capped_.empty() ? std::string{} : ",\"capped_charts\":[" + capped_ + "]") + "}\n";
     }
     if (count_ > 0) {
-      return std::move(out_);
+      return std::move(out_) + capped_;
     }
     if (states_.empty()) {
       return "no gaps: every ready slot inside the backfill window is archived, and no slot "
@@ -263,6 +291,7 @@ class GapList {
   Instant now_;
   const std::vector<std::string>& states_;
   std::string out_;
+  std::string capped_;
   std::size_t count_ = 0;
 };
 
@@ -302,6 +331,15 @@ int gaps(const config::Config& config, const std::optional<std::string>& only_jo
     if (!only_job || job.name == *only_job) {
       for (const Gap& gap : gaps_of(store, job, now)) {
         list.add(job.name, gap, true);
+      }
+    }
+  }
+  for (const config::Job& job : config.jobs) {
+    if ((!only_job || job.name == *only_job) &&
+        std::holds_alternative<config::ChartJob>(job.settings)) {
+      for (const state::ArchivedFile& chart :
+           store.files_with_rows(job.name, api::kChartCsvName, api::kChartRowCap)) {
+        list.add_capped(chart);
       }
     }
   }

@@ -53,14 +53,21 @@ struct Problem {
 // the chains' checkers is touched on the loop thread only.
 class Verifier : public std::enable_shared_from_this<Verifier> {
  public:
-  // `inflater` checks the gzip stream; without one only the hash chain runs.
+  // `inflater` checks the gzip stream; without one only the hash chain runs. `counter`
+  // (with an inflater only) gets the inflated bytes on the gzip chain's thread.
   Verifier(asio::any_io_executor loop, asio::thread_pool& pool,
-           std::shared_ptr<archive::StagedFile> file, std::optional<archive::Inflater> inflater)
-      : loop_(std::move(loop)), pool_(pool), file_(std::move(file)), wake_(loop_) {
+           std::shared_ptr<archive::StagedFile> file, std::optional<archive::Inflater> inflater,
+           std::unique_ptr<archive::CsvRowCounter> counter = nullptr)
+      : loop_(std::move(loop)),
+        pool_(pool),
+        file_(std::move(file)),
+        wake_(loop_),
+        counter_(std::move(counter)) {
     chains_[0].active = true;
     chains_[1].active = inflater.has_value();
     if (inflater) {
       gzip_ = std::make_unique<archive::GzipChecker>(*inflater);
+      gzip_->count_rows(counter_.get());
     }
   }
 
@@ -114,6 +121,13 @@ class Verifier : public std::enable_shared_from_this<Verifier> {
   // Loop thread, after finish(): the checkers are idle, so reading them is safe.
   std::string sha256() { return sha_.hex(); }
   bool gzip_complete() const { return gzip_ && gzip_->complete(); }
+  // Loop thread, after finish() found the stream whole: the counts, if counted.
+  std::optional<archive::CsvRows> rows() {
+    if (!counter_ || !gzip_) {
+      return std::nullopt;
+    }
+    return counter_->finish();
+  }
 
   // Loop thread: stop handing out work (the download failed).
   void abandon() { abandoned_ = true; }
@@ -230,6 +244,7 @@ class Verifier : public std::enable_shared_from_this<Verifier> {
   std::optional<std::string> sync_error_;
   std::optional<Problem> problem_;
   archive::Sha256 sha_;
+  std::unique_ptr<archive::CsvRowCounter> counter_;  // before gzip_, which points to it
   std::unique_ptr<archive::GzipChecker> gzip_;
 };
 
@@ -366,8 +381,16 @@ Downloader::Downloader(http::Client& client, asio::thread_pool& verify_pool,
     : client_(client), verify_pool_(verify_pool), inflater_(inflater), limits_(limits) {}
 
 asio::awaitable<boost::system::result<VerifiedFile, Error>> Downloader::fetch(
-    std::string url, std::filesystem::path staging_dir, archive::VerifyMode mode) {
+    std::string url, std::filesystem::path staging_dir, archive::VerifyMode mode, bool count_rows,
+    std::string_view split_by) {
   const std::string shown = http::redact(url);
+  // Size mode counts nothing, even when a part without Content-Length gets the gzip
+  // check after all: a job's parts are counted all or none.
+  std::unique_ptr<archive::CsvRowCounter> counter;
+  if (count_rows && mode == archive::VerifyMode::gzip) {
+    counter = split_by.empty() ? std::make_unique<archive::CsvRowCounter>()
+                               : std::make_unique<archive::CsvRowCounter>(std::string{split_by});
+  }
 
   // The staging file: a fresh name in the staging folder, removed unless returned.
   std::error_code dir_error;
@@ -387,7 +410,8 @@ asio::awaitable<boost::system::result<VerifiedFile, Error>> Downloader::fetch(
   const auto executor = co_await asio::this_coro::executor;
   auto verifier = std::make_shared<Verifier>(
       executor, verify_pool_, staged,
-      mode == archive::VerifyMode::gzip ? std::optional{inflater_} : std::nullopt);
+      mode == archive::VerifyMode::gzip ? std::optional{inflater_} : std::nullopt,
+      std::move(counter));
   // Whatever way this coroutine ends, checks still queued on the pool stop there.
   struct Abandon {
     Verifier& verifier;
@@ -454,7 +478,8 @@ asio::awaitable<boost::system::result<VerifiedFile, Error>> Downloader::fetch(
   if (auto sync_error = co_await verifier->sync()) {
     co_return Error{Failure::local, std::move(*sync_error)};
   }
-  co_return VerifiedFile{std::move(*staged), response->body_bytes, verifier->sha256()};
+  co_return VerifiedFile{std::move(*staged), response->body_bytes, verifier->sha256(),
+                         verifier->rows()};
 }
 
 }  // namespace gio::download

@@ -14,6 +14,7 @@
 #include <string_view>
 
 #include "archive/checksums.hpp"
+#include "archive/csv_rows.hpp"
 #include "archive/staged_file.hpp"
 #include "archive/verify_mode.hpp"
 #include "http/client.hpp"
@@ -26,6 +27,10 @@ struct VerifiedFile {
   archive::StagedFile file;
   std::uint64_t bytes = 0;
   std::string sha256;  // lowercase hex
+  // Its CSV records, counted as the gzip check inflated them (archive/csv_rows.hpp);
+  // nullopt unless fetch() was asked to count (only gzip mode can: size mode inflates
+  // nothing).
+  std::optional<archive::CsvRows> rows{};
 };
 
 enum class Failure {
@@ -68,9 +73,13 @@ class Downloader {
   // when a symlink), computing its sha256 and, in gzip mode, inflating it to the end of the
   // gzip stream (several members allowed, trailing garbage not); checks Content-Length and
   // syncs the file. On any failure the staging file is removed. Several fetches may run at
-  // once.
+  // once. count_rows (gzip mode only): also counts the CSV records in the same pass, and
+  // when split_by names a column, splits them by its hour (VerifiedFile::rows). A
+  // string_view rather than a string: no non-trivial temporary in a co_await'ed call
+  // (GCC 12); the text is copied before the first suspension.
   boost::asio::awaitable<boost::system::result<VerifiedFile, Error>> fetch(
-      std::string url, std::filesystem::path staging_dir, archive::VerifyMode mode);
+      std::string url, std::filesystem::path staging_dir, archive::VerifyMode mode,
+      bool count_rows = false, std::string_view split_by = {});
 
   // The threads that verify: other blocking reads of the archive (re-hashing an
   // archived part) run there too, off the event loop.

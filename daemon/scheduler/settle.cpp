@@ -99,7 +99,9 @@ class Scheduler::StoredLedger final : public work::Ledger {
       files.push_back({.data_type = std::move(file.data_type),
                        .file = {.name = std::move(file.name),
                                 .bytes = file.bytes,
-                                .sha256 = std::move(file.sha256)},
+                                .sha256 = std::move(file.sha256),
+                                .rows = file.rows,
+                                .rows_by_hour = std::move(file.rows_by_hour)},
                        .object = std::move(file.object)});
     }
     return files;
@@ -112,7 +114,9 @@ class Scheduler::StoredLedger final : public work::Ledger {
                                    .bytes = file.file.bytes,
                                    .sha256 = file.file.sha256,
                                    .archived_at = scheduler_.clock_.now(),
-                                   .object = file.object});
+                                   .object = file.object,
+                                   .rows = file.file.rows,
+                                   .rows_by_hour = file.file.rows_by_hour});
   }
   void downloading(std::string_view api_status) override {
     const Instant now = scheduler_.clock_.now();

@@ -72,7 +72,11 @@ FileStatements::FileStatements(sqlite::Database& db)
           "rows = excluded.rows, rows_by_hour = excluded.rows_by_hour"),
       files(db,
             "SELECT job, slot, data_type, name, bytes, sha256, archived_at, object, rows, "
-            "rows_by_hour FROM files WHERE job = ?1 AND slot = ?2 ORDER BY data_type, name") {}
+            "rows_by_hour FROM files WHERE job = ?1 AND slot = ?2 ORDER BY data_type, name"),
+      files_with_rows(db,
+                      "SELECT job, slot, data_type, name, bytes, sha256, archived_at, object, "
+                      "rows, rows_by_hour FROM files WHERE job = ?1 AND name = ?2 AND rows >= ?3 "
+                      "ORDER BY slot, data_type") {}
 
 void StateStore::record_file(const ArchivedFile& file) {
   if (file.bytes > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
@@ -94,28 +98,47 @@ void StateStore::record_file(const ArchivedFile& file) {
   transaction.commit();
 }
 
+namespace {
+
+// One row of the files statements' shared column list.
+ArchivedFile read_file(sqlite::Query& query) {
+  ArchivedFile file;
+  file.job = query.get_text(0);
+  file.slot = query.get_text(1);
+  file.data_type = query.get_text(2);
+  file.name = query.get_text(3);
+  file.bytes = static_cast<std::uint64_t>(query.get_int64(4));
+  file.sha256 = query.get_text(5);
+  if (!query.is_null(6)) {
+    file.archived_at = from_unix(query.get_int64(6));
+  }
+  file.object = query.get_text(7);
+  if (!query.is_null(8)) {
+    file.rows = static_cast<std::uint64_t>(query.get_int64(8));
+  }
+  if (!query.is_null(9)) {
+    file.rows_by_hour = parse_hours(query.get_text(9));
+  }
+  return file;
+}
+
+}  // namespace
+
 std::vector<ArchivedFile> StateStore::files(std::string_view job, std::string_view slot) {
   std::vector<ArchivedFile> result;
   sqlite::Query query{impl_->statements->files, job, slot};
   while (query.step()) {
-    ArchivedFile file;
-    file.job = query.get_text(0);
-    file.slot = query.get_text(1);
-    file.data_type = query.get_text(2);
-    file.name = query.get_text(3);
-    file.bytes = static_cast<std::uint64_t>(query.get_int64(4));
-    file.sha256 = query.get_text(5);
-    if (!query.is_null(6)) {
-      file.archived_at = from_unix(query.get_int64(6));
-    }
-    file.object = query.get_text(7);
-    if (!query.is_null(8)) {
-      file.rows = static_cast<std::uint64_t>(query.get_int64(8));
-    }
-    if (!query.is_null(9)) {
-      file.rows_by_hour = parse_hours(query.get_text(9));
-    }
-    result.push_back(std::move(file));
+    result.push_back(read_file(query));
+  }
+  return result;
+}
+
+std::vector<ArchivedFile> StateStore::files_with_rows(std::string_view job, std::string_view name,
+                                                      std::uint64_t rows) {
+  std::vector<ArchivedFile> result;
+  sqlite::Query query{impl_->statements->files_with_rows, job, name, rows_or_null(rows)};
+  while (query.step()) {
+    result.push_back(read_file(query));
   }
   return result;
 }

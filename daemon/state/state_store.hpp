@@ -252,6 +252,10 @@ class StateStore {
   void record_file(const ArchivedFile& file);
   // The files recorded for a slot, by data type then name.
   std::vector<ArchivedFile> files(std::string_view job, std::string_view slot);
+  // The files of `job` named `name` with at least `rows` rows, by slot then data type
+  // (e.g. every chart.csv at the vendor's row cap: the chart was cut).
+  std::vector<ArchivedFile> files_with_rows(std::string_view job, std::string_view name,
+                                            std::uint64_t rows);
   // Slots of `jobs` in pending/waiting/downloading/failed with start < start_before,
   // start ascending (then job): slots nearing, or past, the vendor's retention.
   std::vector<SlotRecord> not_done_before(Instant start_before, std::span<const std::string> jobs);

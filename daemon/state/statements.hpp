@@ -64,6 +64,7 @@ struct FileStatements {
 
   sqlite::Statement upsert_file;
   sqlite::Statement files;
+  sqlite::Statement files_with_rows;
 };
 
 // requeue.cpp: queueing slots again and forgetting their files.

@@ -3,6 +3,7 @@
 // _SUCCESS}. Charts archived by an earlier pass are never asked for again.
 
 #include "archive/checksums.hpp"
+#include "archive/csv_rows.hpp"
 #include "work/slot_work.hpp"
 
 namespace gio::work {
@@ -29,6 +30,14 @@ std::optional<std::vector<archive::ManifestFile>> archived_files(const SlotWork&
   return files;
 }
 
+// chart.csv's column names: its first record (RFC 4180 quoting reads the same there).
+std::vector<std::string> csv_header(std::string_view csv) {
+  archive::CsvRowCounter counter;
+  counter.feed(
+      csv.substr(0, csv.find('\n') == std::string_view::npos ? csv.size() : csv.find('\n') + 1));
+  return counter.finish().columns;
+}
+
 // Stages both files, records them, publishes them, then completes the partition.
 // Recorded before the renames, as for raw parts: a crash in between finds a record
 // without its file (or with another size) and fetches the chart again.
@@ -42,7 +51,11 @@ void archive_chart(const SlotWork& work, const std::string& chart_id,
        .sha256 = archive::sha256_hex(answer.body)},
       {.name = std::string{api::kChartCsvName},
        .bytes = answer.csv.size(),
-       .sha256 = archive::sha256_hex(answer.csv)},
+       .sha256 = archive::sha256_hex(answer.csv),
+       // The rows as the document has them (chart.csv is written from them, one each):
+       // a chart at the vendor's cap (api::kChartRowCap) shows in `gaps` from the state.
+       .rows = answer.rows,
+       .columns = csv_header(answer.csv)},
   };
   for (const archive::ManifestFile& file : files) {
     work.ledger.record({.data_type = chart_id, .file = file});

@@ -19,6 +19,15 @@ using TypeAndName = std::pair<std::string, std::string>;
 
 using async::on_pool;
 
+// The event-time column of the vendor's raw exports (milliseconds since the epoch): a
+// daily part's rows are split by its Beijing hour, so a day can be set against its hours.
+constexpr std::string_view kEventTimeColumn = "time";
+
+bool daily_raw(const config::Job& job) {
+  return job.granularity == Granularity::day &&
+         std::holds_alternative<config::RawJob>(job.settings);
+}
+
 // The ledger's files by (type, name); a later record of a name replaces an earlier one.
 std::map<TypeAndName, RecordedFile> recorded_by_name(Ledger& ledger) {
   std::map<TypeAndName, RecordedFile> by_name;
@@ -42,6 +51,9 @@ struct Downloads::Pass {
   std::size_t failed_parts = 0;
   std::string last_error{};
   std::string too_large{};  // the error of a part larger than limits.max_part_size
+  // The headers of the parts this pass fetched: the state keeps a part's rows but not
+  // its header, so a part an earlier pass archived is listed without columns.
+  std::map<TypeAndName, std::vector<std::string>> columns{};
 };
 
 Downloads::Downloads(asio::any_io_executor executor, download::Downloader& downloader,
@@ -178,7 +190,7 @@ asio::awaitable<Downloads::Parts> Downloads::archive_parts(const config::Job& jo
     result.error = std::to_string(pass.failed_parts) + " part(s) not archived; last error: " +
                    (pass.last_error.empty() ? "stopped" : pass.last_error);
   } else {
-    complete_partitions(job, slot, links, parts, ledger, result);
+    complete_partitions(job, slot, links, parts, ledger, pass, result);
   }
   co_return result;
 }
@@ -192,15 +204,23 @@ asio::awaitable<void> Downloads::fetch_part(const config::Job& job, const Slot& 
       break;
     }
     const auto started = std::chrono::steady_clock::now();
-    auto fetched = co_await downloader_.fetch(part.url, archive_.staging_dir(), job.verify);
+    const std::string_view split_by = daily_raw(job) ? kEventTimeColumn : std::string_view{};
+    auto fetched =
+        co_await downloader_.fetch(part.url, archive_.staging_dir(), job.verify, true, split_by);
     if (fetched) {
       observer_.downloaded(fetched->bytes, std::chrono::steady_clock::now() - started);
       if (!paused_reason_.empty()) {
         observer_.resumed(job, slot);
         paused_reason_.clear();
       }
-      const archive::ManifestFile file{
+      archive::ManifestFile file{
           .name = part.name, .bytes = fetched->bytes, .sha256 = fetched->sha256};
+      if (fetched->rows) {
+        file.rows = fetched->rows->rows;
+        file.columns = fetched->rows->columns;
+        file.rows_by_hour = std::move(fetched->rows->rows_by_hour);
+        pass.columns[{part.data_type, part.name}] = std::move(fetched->rows->columns);
+      }
       ledger.record({.data_type = part.data_type, .file = file, .object = part.object});
       const std::filesystem::path published =
           archive_.publish(std::move(fetched->file), job.name, part.data_type, slot, part.name);
@@ -241,7 +261,8 @@ asio::awaitable<void> Downloads::fetch_part(const config::Job& job, const Slot& 
 }
 
 void Downloads::complete_partitions(const config::Job& job, const Slot& slot, const Links& links,
-                                    const std::vector<Part>& parts, Ledger& ledger, Parts& result) {
+                                    const std::vector<Part>& parts, Ledger& ledger,
+                                    const Pass& pass, Parts& result) {
   // The manifests list exactly the parts of this answer, as recorded when archived: each
   // name once, and each content once.
   std::map<std::string, std::vector<archive::ManifestFile>> files_by_type;
@@ -258,14 +279,18 @@ void Downloads::complete_partitions(const config::Job& job, const Slot& slot, co
       result.error = part.data_type + "/" + part.name + ": archived but not recorded";
       return;
     }
-    const archive::ManifestFile& file = found->second.file;
+    archive::ManifestFile file = found->second.file;
+    if (const auto columns = pass.columns.find({part.data_type, part.name});
+        file.columns.empty() && columns != pass.columns.end()) {
+      file.columns = columns->second;
+    }
     const auto [first, added] =
         name_by_content.try_emplace({part.data_type, file.sha256}, file.name);
     if (!added) {
       observer_.duplicate_part(job, slot, part.data_type, file.name, first->second);
       continue;
     }
-    files_by_type[part.data_type].push_back(file);
+    files_by_type[part.data_type].push_back(std::move(file));
   }
   // Every part is in place: each partition's manifest, then its _SUCCESS.
   const Instant now = clock_.now();
@@ -276,8 +301,12 @@ void Downloads::complete_partitions(const config::Job& job, const Slot& slot, co
       ++result.files;
       result.bytes += file.bytes;
     }
-    archive_.complete_partition(archive::make_manifest(job.name, type, slot, now, std::move(files)),
-                                slot);
+    archive::Manifest manifest =
+        archive::make_manifest(job.name, type, slot, now, std::move(files));
+    if (job.verify == archive::VerifyMode::size) {
+      manifest.rows_note = archive::kRowsNotCountedSize;
+    }
+    archive_.complete_partition(manifest, slot);
   }
 }
 

@@ -140,7 +140,8 @@ class Downloads {
                                           const Part& part, Ledger& ledger, Pass& pass);
   void pause(const std::string& reason, std::chrono::seconds pause);
   void complete_partitions(const config::Job& job, const Slot& slot, const Links& links,
-                           const std::vector<Part>& parts, Ledger& ledger, Parts& result);
+                           const std::vector<Part>& parts, Ledger& ledger, const Pass& pass,
+                           Parts& result);
 
   boost::asio::any_io_executor executor_;
   download::Downloader& downloader_;

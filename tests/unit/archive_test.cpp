@@ -15,6 +15,7 @@
 #include <set>
 
 #include "archive/checksums.hpp"
+#include "archive/csv_rows.hpp"
 #include "archive/identity.hpp"
 #include "archive/scrub.hpp"
 #include "support/files.hpp"
@@ -665,6 +666,8 @@ TEST(ManifestJson, LocalManifestHasNoSinkFields) {
             "  \"slot\": \"2026-11-22T03\",\n"
             "  \"export_date\": \"202611220300\",\n"
             "  \"archived_at\": \"2026-11-21T20:45:07Z\",\n"
+            "  \"rows\": null,\n"
+            "  \"rows_note\": \"not counted\",\n"
             "  \"files\": [\n"
             "    {\"name\": \"a.csv.gz\", \"bytes\": 1, \"sha256\": \"" +
                 std::string(64, 'f') +
@@ -701,6 +704,88 @@ TEST(ManifestJson, RemoteFieldsRoundTripWhenSet) {
   wrong = json;
   wrong.replace(wrong.find("\"" + std::string(32, '0') + "\""), 34, "[]");
   EXPECT_FALSE(parse_manifest(wrong).has_value()) << wrong;
+}
+
+// Rows (issue 16): each file's rows, columns and (split) rows_by_hour, and the total at
+// the top; a partition with an uncounted file has a null total and says why.
+TEST(ManifestJson, RowsRoundTripWithTheTotal) {
+  std::vector<std::uint64_t> hours(24, 0);
+  hours[3] = 5;
+  hours[23] = 1;
+  Manifest manifest = sample_manifest(
+      day_slot(),
+      {{.name = "a.csv.gz", .bytes = 1, .sha256 = "aa", .rows = 7, .columns = {"time", "a \"b\""}},
+       {.name = "b.csv.gz",
+        .bytes = 2,
+        .sha256 = "bb",
+        .rows = 6,
+        .columns = {"time"},
+        .rows_by_hour = hours}});
+  std::string json = to_json(manifest);
+  EXPECT_NE(json.find("\"archived_at\": \"2026-11-21T20:45:07Z\",\n  \"rows\": 13,\n  \"files\""),
+            std::string::npos)
+      << json;
+  EXPECT_NE(json.find("\"sha256\": \"aa\", \"rows\": 7, \"columns\": [\"time\", \"a \\\"b\\\"\"]}"),
+            std::string::npos)
+      << json;
+  EXPECT_NE(json.find("\"rows_by_hour\": [0, 0, 0, 5, 0"), std::string::npos) << json;
+  EXPECT_EQ(json.find("rows_note"), std::string::npos) << json;
+  EXPECT_EQ(parse_manifest(json), manifest);
+  EXPECT_EQ(total_rows(manifest), 13u);
+
+  manifest.files[1].rows.reset();
+  manifest.files[1].columns.clear();
+  manifest.files[1].rows_by_hour.clear();
+  manifest.rows_note = std::string{kRowsNotCountedSize};
+  json = to_json(manifest);
+  EXPECT_NE(json.find("\"rows\": null,\n  \"rows_note\": \"not counted: verify is size\",\n"),
+            std::string::npos)
+      << json;
+  EXPECT_NE(json.find("{\"name\": \"b.csv.gz\", \"bytes\": 2, \"sha256\": \"bb\"}"),
+            std::string::npos)
+      << json;
+  EXPECT_EQ(parse_manifest(json), manifest);
+  EXPECT_EQ(total_rows(manifest), std::nullopt);
+
+  EXPECT_EQ(total_rows(sample_manifest(day_slot(), {})), 0u);  // nothing to count
+  const std::string empty = to_json(sample_manifest(day_slot(), {}));
+  EXPECT_NE(empty.find("\"rows\": 0,"), std::string::npos) << empty;
+
+  // Wrong shapes are refused like other fields.
+  const std::string good = to_json(sample_manifest(day_slot(), {{.name = "a.csv.gz",
+                                                                 .bytes = 1,
+                                                                 .sha256 = "aa",
+                                                                 .rows = 2,
+                                                                 .columns = {"x"},
+                                                                 .rows_by_hour = hours}}));
+  ASSERT_TRUE(parse_manifest(good).has_value());
+  for (const auto& [from, to] : std::vector<std::pair<std::string, std::string>>{
+           {"\"rows\": 2,\n", "\"rows\": -2,\n"},  // the total
+           {"\"rows\": 2,\n", "\"rows\": \"2\",\n"},
+           {"\"rows\": 2, ", "\"rows\": -2, "},  // a file's
+           {"\"rows\": 2, ", "\"rows\": \"2\", "},
+           {"[\"x\"]", "[1]"},
+           {"[\"x\"]", "\"x\""},
+           {"[0, 0, 0, 5", "[0, 0, 5"},
+           {"[0, 0, 0, 5", "[0, 0, -1, 5"}}) {
+    std::string wrong = good;
+    wrong.replace(wrong.find(from), from.size(), to);
+    EXPECT_FALSE(parse_manifest(wrong).has_value()) << wrong;
+  }
+}
+
+// A manifest written before rows were counted (no "rows" anywhere) is still valid: its
+// files are simply not counted.
+TEST(ManifestJson, ManifestWithoutRowsStaysValid) {
+  const std::string old_text =
+      "{\n  \"job\": \"j\",\n  \"data_type\": \"visit\",\n  \"slot\": \"2026-11-22T03\",\n"
+      "  \"export_date\": \"202611220300\",\n  \"archived_at\": \"2026-11-21T20:45:07Z\",\n"
+      "  \"files\": [\n    {\"name\": \"a.csv.gz\", \"bytes\": 1, \"sha256\": \"ff\"}\n  ]\n}\n";
+  const auto parsed = parse_manifest(old_text);
+  ASSERT_TRUE(parsed.has_value());
+  EXPECT_EQ(parsed->files.at(0).rows, std::nullopt);
+  EXPECT_TRUE(parsed->files.at(0).columns.empty());
+  EXPECT_EQ(total_rows(*parsed), std::nullopt);
 }
 
 TEST(ManifestJson, EmptyFileListRoundTrips) {
@@ -1435,6 +1520,147 @@ TEST(ArchiveIdentity, RefusesASymlinkOrAFileWithoutAnId) {
     FAIL() << "a file without an id was read";
   } catch (const ArchiveError& error) {
     EXPECT_NE(std::string{error.what()}.find("holds no id"), std::string::npos) << error.what();
+  }
+}
+
+// --- rows (csv_rows.hpp) --------------------------------------------------------------
+
+CsvRows count_whole(std::string_view csv, std::optional<std::string> split = std::nullopt) {
+  CsvRowCounter counter = split ? CsvRowCounter{*split} : CsvRowCounter{};
+  counter.feed(csv);
+  return counter.finish();
+}
+
+// The counts must not depend on how the bytes are cut: byte by byte, and at every 2-way
+// split (a quote, an escape, a CRLF straddling two feeds), both scans (split or not).
+void expect_any_split(std::string_view csv, const CsvRows& expected,
+                      std::optional<std::string> split = std::nullopt) {
+  EXPECT_EQ(count_whole(csv, split), expected) << csv;
+  {
+    CsvRowCounter counter = split ? CsvRowCounter{*split} : CsvRowCounter{};
+    for (const char byte : csv) {
+      counter.feed(&byte, 1);
+    }
+    EXPECT_EQ(counter.finish(), expected) << "byte by byte: " << csv;
+  }
+  for (std::size_t cut = 0; cut <= csv.size(); ++cut) {
+    CsvRowCounter counter = split ? CsvRowCounter{*split} : CsvRowCounter{};
+    counter.feed(csv.substr(0, cut));
+    counter.feed(csv.substr(cut));
+    EXPECT_EQ(counter.finish(), expected) << "cut at " << cut << ": " << csv;
+  }
+}
+
+CsvRows rows(std::uint64_t count, std::vector<std::string> columns) {
+  return {.rows = count, .columns = std::move(columns), .rows_by_hour = {}, .unhoured = 0};
+}
+
+TEST(CsvRows, CountsRecordsNotTheHeader) {
+  expect_any_split("a,b\n1,2\n3,4\n", rows(2, {"a", "b"}));
+  expect_any_split("a,b\n1,2\n3,4", rows(2, {"a", "b"}));  // no newline at the end
+  expect_any_split("", rows(0, {}));
+  expect_any_split("a,b", rows(0, {"a", "b"}));  // a header only
+  expect_any_split("a,b\n", rows(0, {"a", "b"}));
+  expect_any_split("a,b\n\n1,2\n\n\n", rows(1, {"a", "b"}));  // blank lines are no records
+  expect_any_split(",\n,\n", rows(1, {"", ""}));              // empty fields are
+}
+
+TEST(CsvRows, QuotedNewlinesAndSeparatorsStayInTheirRecord) {
+  expect_any_split("id,text\n1,\"two\nlines, and a comma\"\n2,\"\"\n", rows(2, {"id", "text"}));
+  expect_any_split("\"a\nb\",c\n1,2\n", rows(1, {"a\nb", "c"}));
+  // A quote left open swallows the rest: one record, counted at the end.
+  expect_any_split("h\n1,\"open\n2\n3\n", rows(1, {"h"}));
+}
+
+TEST(CsvRows, BackslashEscapesTheNextByteQuotedOrNot) {
+  expect_any_split("h\n\"say \\\"hi\\\"\n still quoted\"\n2\n", rows(2, {"h"}));
+  expect_any_split("h\nline\\\ncontinued\n2\n", rows(2, {"h"}));  // an escaped newline
+  expect_any_split("h\n\\\\\n2\n", rows(2, {"h"}));               // an escaped backslash
+  expect_any_split("a\\,b,c\n1\n", rows(1, {"a,b", "c"}));
+  expect_any_split("h\n\\\"not quoted\n2\n", rows(2, {"h"}));
+  expect_any_split("h\nx\\", rows(1, {"h"}));  // a last escape with nothing after it
+}
+
+TEST(CsvRows, CrlfAndInvalidUtf8) {
+  expect_any_split("a,b\r\n1,2\r\n\r\n3,4\r\n", rows(2, {"a", "b"}));
+  expect_any_split("a,b\r\n1,2\r", rows(1, {"a", "b"}));
+  expect_any_split("a\r\n\r\r\n", rows(1, {"a"}));  // "\r\r" is not blank
+  expect_any_split("\r\na\r\n1\r\n", rows(1, {"a"}));
+  expect_any_split("\xff\xfe,\xc3\n\x80\xed\xa0\x80\n\xf8\n", rows(2, {"\xff\xfe", "\xc3"}));
+}
+
+TEST(CsvRows, LongInputsMatchByteByByte) {
+  // Blocks of 64 bytes: records, quotes and escapes across block edges.
+  std::string csv = "time,event,text\n";
+  std::uint64_t expected = 0;
+  for (int i = 0; i < 500; ++i) {
+    csv += std::to_string(i) + ",e" + std::to_string(i % 7) + ",";
+    csv += i % 3 == 0 ? "\"q,\n\\\"x\"" : (i % 5 == 0 ? "a\\\nb" : "plain");
+    csv += i % 4 == 0 ? "\r\n" : "\n";
+    csv += i % 9 == 0 ? "\n" : "";
+    ++expected;
+  }
+  const CsvRows whole = count_whole(csv);
+  EXPECT_EQ(whole, rows(expected, {"time", "event", "text"}));
+  for (const std::size_t piece : {1, 3, 63, 64, 65, 100, 4096}) {
+    CsvRowCounter counter;
+    for (std::size_t at = 0; at < csv.size(); at += piece) {
+      counter.feed(std::string_view{csv}.substr(at, piece));
+    }
+    EXPECT_EQ(counter.finish(), whole) << piece;
+  }
+  // The split scan counts the same records.
+  EXPECT_EQ(count_whole(csv, "time").rows, expected);
+}
+
+TEST(CsvRows, SplitsByBeijingHourOfTheTimeColumn) {
+  // 2026-11-22T00:00:00+08:00 is 1795276800000 ms; +1 h, +23 h 59 min.
+  const std::string csv =
+      "event,time,x\n"
+      "a,1795276800000,1\n"  // hour 0
+      "b,1795280400000,1\n"  // hour 1
+      "c,1795280400999,\"\n\"\n"
+      "d,\"1795363140000\"\r\n"  // hour 23, quoted
+      "e,,1\n"                   // empty
+      "f,-1795276800000,1\n"     // signed: not a plain number
+      "g,12x,1\n"
+      "h\n"                               // too few fields
+      "i,99999999999999999999999999,1\n"  // too large
+      "j,0,1";                            // the epoch: 08:00 in Beijing
+  std::vector<std::uint64_t> hours(24, 0);
+  hours[0] = 1;
+  hours[1] = 2;
+  hours[23] = 1;
+  hours[8] = 1;
+  const CsvRows expected{
+      .rows = 10, .columns = {"event", "time", "x"}, .rows_by_hour = hours, .unhoured = 5};
+  expect_any_split(csv, expected, "time");
+
+  // The column absent from the header: every record is counted, none in an hour.
+  const CsvRows none = count_whole("a,b\n1,2\n3,4\n", "time");
+  EXPECT_EQ(none.rows, 2u);
+  EXPECT_EQ(none.unhoured, 2u);
+  EXPECT_EQ(none.rows_by_hour, std::vector<std::uint64_t>(24, 0));
+  EXPECT_TRUE(count_whole("a,b\n").rows_by_hour.empty());  // not split: no hours
+}
+
+// The counter rides on the gzip check: same bytes, split into members and feeds.
+TEST(CsvRows, CountedFromTheGzipChecksInflatedBytes) {
+  std::string csv = "a,b\n";
+  for (int i = 0; i < 20000; ++i) {
+    csv += std::to_string(i) + ",\"x\ny\"\n";
+  }
+  const std::string gzip = gzip_member(csv.substr(0, 1000)) + gzip_member(csv.substr(1000));
+  for (const Inflater inflater : {Inflater::zlib, best_inflater()}) {
+    CsvRowCounter counter;
+    GzipChecker checker{inflater};
+    checker.count_rows(&counter);
+    for (std::size_t at = 0; at < gzip.size(); at += 777) {
+      const std::size_t size = std::min<std::size_t>(777, gzip.size() - at);
+      ASSERT_FALSE(checker.feed(gzip.data() + at, size, at).has_value());
+    }
+    ASSERT_TRUE(checker.complete());
+    EXPECT_EQ(counter.finish(), rows(20000, {"a", "b"})) << to_string(inflater);
   }
 }
 

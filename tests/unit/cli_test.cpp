@@ -49,7 +49,7 @@ TEST(Fetch, RunFetchPrintsOneLinePerUrlAndPublishesVerifiedFiles) {
 
   ::testing::internal::CaptureStdout();
   const int all_good = run_fetch({server.url("/good.csv.gz?sign=SECRET")}, out, VerifyMode::gzip,
-                                 archive::best_inflater(), 4, settings);
+                                 archive::best_inflater(), 4, false, settings);
   const std::string printed = ::testing::internal::GetCapturedStdout();
   EXPECT_EQ(all_good, 0);
   EXPECT_EQ(printed, "OK good.csv.gz " + std::to_string(good.size()) + " " +
@@ -60,7 +60,7 @@ TEST(Fetch, RunFetchPrintsOneLinePerUrlAndPublishesVerifiedFiles) {
   ::testing::internal::CaptureStdout();
   const int mixed =
       run_fetch({server.url("/missing.csv.gz?sign=SECRET"), server.url("/good.csv.gz?again")}, out,
-                VerifyMode::gzip, archive::best_inflater(), 1, settings);
+                VerifyMode::gzip, archive::best_inflater(), 1, false, settings);
   const std::string lines = ::testing::internal::GetCapturedStdout();
   EXPECT_EQ(mixed, 1);
   EXPECT_NE(lines.find("FAILED " + server.url("/missing.csv.gz") + ": link_rejected: "),
