@@ -185,6 +185,9 @@ class Scheduler final : private work::Observer {
   // type's write comes before its announcement, so a call that throws (a locked
   // database) may be made again without announcing anything twice.
   void watch_schemas(const config::Job& job, const Slot& slot);
+  // watch_schemas once the slot is settled, waiting out a locked database; any other
+  // failure is logged (event=schema_unread) and leaves the slot as settled.
+  boost::asio::awaitable<void> watch_schemas_after(const config::Job& job, const Slot& slot);
   // The counters of the types a job has a header for, at 0 (at start and reload).
   void zero_schema_counters(const config::Job& job);
   // Runs the job's hook for `event` (slot_done, slot_failed, slot_at_risk,

@@ -46,7 +46,7 @@ void Scheduler::watch_schemas(const config::Job& job, const Slot& slot) {
   try {
     headers = slot_headers(archive_, job, slot);
   } catch (const archive::ArchiveError& error) {
-    ops::log_event(ops::Level::warning, "schema_unread", "the slot's headers could not be read",
+    ops::log_event(ops::Level::warning, "schema_unread", "the slot's headers were not compared",
                    {{"job", job.name}, {"slot", slot.name()}, {"reason", error.what()}});
     return;
   }
@@ -90,6 +90,18 @@ void Scheduler::watch_schemas(const config::Job& job, const Slot& slot) {
               {"GIO_REMOVED", join_names(diff.removed)},
               {"GIO_REORDERED", diff.reordered ? "true" : "false"},
               {"GIO_COLUMNS", join_names(type.header.columns)}});
+  }
+}
+
+boost::asio::awaitable<void> Scheduler::watch_schemas_after(const config::Job& job,
+                                                            const Slot& slot) {
+  try {
+    co_await store_waits_.retry([&] { watch_schemas(job, slot); });
+  } catch (const std::exception& error) {
+    // The slot is archived and recorded whatever happens here; its headers are compared
+    // again only if it is fetched again.
+    ops::log_event(ops::Level::warning, "schema_unread", "the slot's headers were not compared",
+                   {{"job", job.name}, {"slot", slot.name()}, {"reason", error.what()}});
   }
 }
 

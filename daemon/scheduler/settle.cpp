@@ -205,8 +205,7 @@ asio::awaitable<void> Scheduler::process(std::shared_ptr<const Generation> gener
       const bool counted = ledger.downloading();
       co_await store_waits_.retry([&] { settle(job, slot, record, outcome, counted); });
       if (std::holds_alternative<work::Done>(outcome.result)) {
-        // After the slot's own state: a header change never holds up the slot.
-        co_await store_waits_.retry([&] { watch_schemas(job, slot); });
+        co_await watch_schemas_after(job, slot);
       }
       co_return;
     }
