@@ -55,7 +55,8 @@ inline constexpr std::string_view kJob[] = {"name",
 // The part of kJob only chart (and user-list) jobs take.
 inline constexpr std::string_view kChartOnly[] = {
     "charts", "interval", "resource", "conversion_window", "range", "parameters"};
-// The part of kJob that runs commands when a slot is done, failed or at risk.
+// The part of kJob that runs commands when a slot is done, failed or at risk, or a
+// data type's header changed.
 inline constexpr std::string_view kHooks[] = {"on_slot_done", "on_slot_failed", "on_slot_at_risk",
                                               "hook_timeout", "on_schema_change"};
 
