@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-all=(config raw_export chart_answer chart_csv user_list token_answer file_names gzip slot)
+all=(config raw_export chart_answer chart_csv user_list token_answer file_names gzip csv_rows slot)
 seconds=${1:-600}
 shift || true
 harnesses=("$@")

@@ -61,28 +61,32 @@ class CsvRowCounter {
   // Whether the current line has something on it yet: a blank line is no record.
   enum class Line : std::uint8_t { empty, cr, content };
 
-  std::size_t scalar(const char* data, std::size_t size);
-  void fast(const char* data, std::size_t size);
-  void block(const char* data, std::size_t size);
+  std::size_t header(const char* data, std::size_t size);
   void take(char byte);
-  void end_field();
-  void end_record();
+  void end_column();
+  void end_header_line();
+  void block(const char* data, std::size_t size);
+  void split_block(const char* data, std::size_t size, std::uint64_t commas, std::uint64_t lf,
+                   std::uint64_t blank, std::uint64_t dropped);
+  void hour_of_record();
 
-  // Where the byte stream stands, shared by both scans.
+  // Where the byte stream stands.
   bool escaped_ = false;  // the next byte is taken literally
   bool quoted_ = false;
   Line line_ = Line::empty;
   bool header_done_ = false;
 
-  // The byte-by-byte scan (header, and every record when splitting).
+  // The header, read byte by byte.
+  std::string field_;
+  std::size_t header_bytes_ = 0;
+
+  // Splitting: the records' split column, tracked through the blocks' field ends.
   std::string split_column_;
   bool splitting_ = false;
   std::optional<std::size_t> split_index_;  // the split column's place in the header
-  std::size_t field_index_ = 0;
-  std::string field_;  // the field being read, when it is kept
-  std::size_t header_bytes_ = 0;
-  std::string value_;  // the split column's value in the current record
-  bool has_value_ = false;
+  std::size_t field_index_ = 0;             // of the current record
+  std::string value_;                       // the split column's bytes so far
+  bool has_value_ = false;                  // the record reached the split column
 
   CsvRows result_;
   std::array<std::uint64_t, 24> hours_{};

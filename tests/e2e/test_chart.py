@@ -77,6 +77,13 @@ class ChartTest(E2ETestCase):
             self.assertEqual((manifest["job"], manifest["data_type"], manifest["slot"]),
                              (job["name"], chart_id, slot))
             listed = {entry["name"]: (entry["bytes"], entry["sha256"]) for entry in manifest["files"]}
+            # chart.csv's rows are the document's; chart.json is not a table.
+            rows = {entry["name"]: entry.get("rows") for entry in manifest["files"]}
+            self.assertEqual(rows, {"chart.json": None, "chart.csv": len(doc["data"])}, where)
+            self.assertEqual(next(entry["columns"] for entry in manifest["files"] if entry["name"] == "chart.csv"),
+                             [column["name"] for column in doc["meta"]], where)
+            self.assertIsNone(manifest["rows"])
+            self.assertIn("chart.csv", manifest["rows_note"])
             on_disk = {name: (os.path.getsize(os.path.join(path, name)), sha256_file(os.path.join(path, name)))
                        for name in ("chart.json", "chart.csv")}
             self.assertEqual(listed, on_disk, f"_manifest.json of {where}")
@@ -108,6 +115,33 @@ class ChartTest(E2ETestCase):
             self.assertEqual(len(json.load(f)["aggregator"]["values"]), 2)
         code, gaps = daemon.gaps(job=job["name"])
         self.assertEqual((code, gaps["gaps"]), (0, []))
+
+    def test_chart_at_the_row_cap_is_a_warning_in_gaps(self):
+        # The vendor cuts a chart at 200,000 rows: a chart that comes back with exactly
+        # that many is archived, but `gaps` lists it (and exits 2) and the log says so.
+        job = chart_job(charts=["capped1", "small1"], backfill="3h")
+        server, daemon = self.start({"charts": {"capped1": {"rows": 200_000}, "small1": {"rows": 3}}},
+                                    jobs=[job])
+        slots = self.expected(job)
+        self.assertEqual(len(slots), 1)
+        self.assert_run_once()
+        self.assert_chart_archived(job, slots[0])
+
+        code, gaps = daemon.gaps(job=job["name"])
+        self.assertEqual(code, 2)
+        self.assertEqual(gaps["gaps"], [])
+        self.assertEqual(gaps["capped_charts"], [{"job": job["name"], "slot": slots[0], "chart": "capped1",
+                                                  "rows": 200_000, "cap": 200_000}])
+        text = daemon.cli("gaps", "--job", job["name"])
+        self.assertEqual(text.returncode, 2)
+        self.assertIn(f"{job['name']} {slots[0]} chart_capped chart=capped1 rows=200000", text.stdout)
+        self.assertNotIn("small1", text.stdout)
+        events = daemon.events("chart_row_cap")
+        self.assertEqual(len(events), 1, events)
+        self.assertEqual((events[0]["chart"], events[0]["rows"]), ("capped1", "200000"))
+        # Asking only for some states lists slots, not the warning.
+        only = daemon.cli("gaps", "--json", "--job", job["name"], "--state", "failed")
+        self.assertEqual((only.returncode, json.loads(only.stdout)), (0, {"gaps": []}))
 
     def test_analyses_through_config_alone(self):
         funnel = chart_job("shop-funnel", resource="funnels", charts=["fUn1"], granularity="day",

@@ -404,6 +404,53 @@ TEST_F(StateStoreTest, FilesAreRecordedReplacedAndListed) {
   }
 }
 
+// Rows (issue 16): a file's rows and its rows per hour come back as recorded; NULL
+// (not counted) stays distinct from 0; files_with_rows finds the files at a threshold.
+TEST_F(StateStoreTest, FilesKeepTheirRowsAndRowsByHour) {
+  StateStore store{db_path()};
+  const std::vector<PlannedSlot> slots = {hour(kT0, kT0), hour(kT0 + hours(1), kT0)};
+  store.plan("job", slots, kT0);
+  std::vector<std::uint64_t> hours_of_day(24, 0);
+  hours_of_day[0] = 3;
+  hours_of_day[23] = 9'000'000'000ull;
+  const ArchivedFile daily{.job = "job",
+                           .slot = slots[0].slot,
+                           .data_type = "visit",
+                           .name = "a.csv.gz",
+                           .bytes = 10,
+                           .sha256 = "aa",
+                           .rows = 9'000'000'003ull,
+                           .rows_by_hour = hours_of_day};
+  ArchivedFile uncounted = daily;
+  uncounted.name = "b.csv.gz";
+  uncounted.rows.reset();
+  uncounted.rows_by_hour.clear();
+  ArchivedFile empty = uncounted;
+  empty.name = "c.csv.gz";
+  empty.rows = 0;
+  ArchivedFile chart = empty;
+  chart.slot = slots[1].slot;
+  chart.data_type = "chart-1";
+  chart.name = "chart.csv";
+  chart.rows = 200000;
+  store.record_file(daily);
+  store.record_file(uncounted);
+  store.record_file(empty);
+  store.record_file(chart);
+  EXPECT_EQ(store.files("job", slots[0].slot),
+            (std::vector<ArchivedFile>{daily, uncounted, empty}));
+  EXPECT_EQ(store.files_with_rows("job", "chart.csv", 200000), std::vector<ArchivedFile>{chart});
+  EXPECT_TRUE(store.files_with_rows("job", "chart.csv", 200001).empty());
+  EXPECT_TRUE(store.files_with_rows("other", "chart.csv", 0).empty());
+  EXPECT_TRUE(store.files_with_rows("job", "b.csv.gz", 0).empty());  // NULL is not 0
+
+  // A file recorded again without counts loses them (a size-only re-fetch).
+  store.record_file(
+      ArchivedFile{uncounted.job, uncounted.slot, uncounted.data_type, "a.csv.gz", 10, "aa"});
+  EXPECT_EQ(store.files("job", slots[0].slot).at(0).rows, std::nullopt);
+  EXPECT_TRUE(store.files("job", slots[0].slot).at(0).rows_by_hour.empty());
+}
+
 TEST_F(StateStoreTest, SummarizeCountsAndLandmarks) {
   StateStore store{db_path()};
   JobSummary empty = store.summarize("job");
