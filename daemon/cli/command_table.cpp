@@ -135,6 +135,17 @@ int run_reconcile(const Args& args) {
   });
 }
 
+void define_schema(CLI::App& command, Args& args) {
+  add_job(command, args, "the job")->required();
+  command.add_option("--type", args.data_type, "the data type")->type_name("TYPE")->required();
+  add_json(command, args);
+}
+int run_schema(const Args& args) {
+  return with_config(args, [&](const config::Config& config, const config::Job* job) {
+    return schema(config, *job, args.data_type, args.json);
+  });
+}
+
 void define_backfill(CLI::App& command, Args& args) {
   add_job(command, args, "the job")->required();
   const auto [from, to] = add_range(command, args);
@@ -274,6 +285,10 @@ constexpr std::array kCommands{
             "hourly rows against the daily export's, per date and type\n"
             "(exit 2 when a date differs beyond reconcile_tolerance)",
             define_reconcile, run_reconcile},
+    Command{"schema", "--job NAME --type TYPE [--json]",
+            "a data type's header history: since which slot each header\n"
+            "holds, when it was seen, and what changed from the one before",
+            define_schema, run_schema},
     Command{"backfill", "--job NAME --from SLOT --to SLOT [--force] [--dry-run]",
             "queue those slots (inclusive) again; done ones only with\n"
             "--force; works while the daemon runs",

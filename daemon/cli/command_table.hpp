@@ -43,6 +43,7 @@ struct Args {
   archive::Inflater inflater = archive::best_inflater();
   int parallel = 4;
   bool count_rows = false;  // fetch --rows
+  std::string data_type;    // schema --type
 
   std::filesystem::path config_path() const;
 };

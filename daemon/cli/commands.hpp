@@ -63,6 +63,10 @@ int gaps(const config::Config& config, const std::optional<std::string>& job,
 int reconcile_report(const config::Config& config, const config::Job* only_job,
                      const std::optional<std::string>& from, const std::optional<std::string>& to,
                      bool json);
+
+// schema --job J --type T [--json]: the data type's header history (schema_command.cpp).
+int schema(const config::Config& config, const config::Job& job, const std::string& type,
+           bool json);
 int fetch(const std::vector<std::string>& urls, const std::filesystem::path& dir,
           archive::VerifyMode mode, archive::Inflater inflater, int parallel, bool count_rows,
           const config::HttpSettings& http);

@@ -85,7 +85,7 @@ ops::Reply scrape(const config::Config& config, state::StateStore& store, ops::R
        {ops::kSlots, ops::kSlotsAtRisk, ops::kNextLossSeconds, ops::kNewestArchivedSlot,
         ops::kSinkBacklogSlots, ops::kSinkBacklogBytes, ops::kSinkOldestBacklogSeconds,
         ops::kReconcileLateRows, ops::kReconcileLastDate, ops::kReconcileLatePercent,
-        ops::kReconcileTolerance}) {
+        ops::kReconcileTolerance, ops::kSchemaSince}) {
     registry.clear(gauge);
   }
   set_reconcile_gauges(config, store, registry);
@@ -118,6 +118,12 @@ ops::Reply scrape(const config::Config& config, state::StateStore& store, ops::R
       const auto left = std::max(std::chrono::seconds{0}, *oldest + kRetention - now);
       registry.set(ops::kNextLossSeconds, {{"gio_job", job.name}},
                    static_cast<double>(left.count()));
+    }
+    for (const auto& [type, record] : store.current_schemas(job.name)) {
+      if (const auto since = Slot::parse(record.since_slot, job.granularity)) {
+        registry.set(ops::kSchemaSince, {{"gio_job", job.name}, {"type", type}},
+                     static_cast<double>(to_unix(since->start())));
+      }
     }
     if (summary.newest_done) {
       if (const auto slot = Slot::parse(*summary.newest_done, job.granularity)) {

@@ -88,6 +88,33 @@ std::string describe_next(const json::object& job, Instant now) {
   return text + ")";
 }
 
+// Each data type's current header (schema watch, issue 16): since which slot, and how
+// old that slot is; for the text, "page 2d3h, visit 5h10m" (or "-" before any header).
+json::array schema_ages(state::StateStore& store, const config::Job& job, Instant now) {
+  json::array types;
+  for (const auto& [type, record] : store.current_schemas(job.name)) {
+    json::object entry{{"type", type}, {"since_slot", record.since_slot}};
+    if (const auto since = Slot::parse(record.since_slot, job.granularity)) {
+      entry["age_seconds"] = std::max<std::int64_t>(0, (now - since->start()).count());
+    }
+    entry["columns"] = record.columns.size();
+    types.push_back(std::move(entry));
+  }
+  return types;
+}
+
+std::string describe_schemas(const json::array& types) {
+  std::string text;
+  for (const json::value& entry : types) {
+    const json::object& type = entry.as_object();
+    text += (text.empty() ? "" : ", ") + std::string{type.at("type").as_string()} + " ";
+    const json::value* age = type.if_contains("age_seconds");
+    text += age != nullptr ? format_in(std::chrono::seconds{age->as_int64()})
+                           : std::string{type.at("since_slot").as_string()};
+  }
+  return text.empty() ? "-" : text;
+}
+
 }  // namespace
 
 int status(const config::Config& config, bool as_json) {
@@ -113,6 +140,9 @@ int status(const config::Config& config, bool as_json) {
         {"oldest_not_done", optional_text(summary.oldest_not_done)},
         {"next_action", format_utc(next.at)},
         {"next_slot", next.slot},
+        // A size-only job inflates nothing, so its manifests have no rows (issue 16).
+        {"rows_counted", job.verify != archive::VerifyMode::size},
+        {"schemas", schema_ages(store, job, now)},
     });
   }
   if (as_json) {
@@ -134,6 +164,12 @@ int status(const config::Config& config, bool as_json) {
               << "\n  newest archived: " << text("newest_done")
               << "  oldest not archived: " << text("oldest_not_done")
               << "\n  next ask: " << describe_next(job, now) << "\n";
+    if (!job.at("rows_counted").as_bool()) {
+      std::cout << "  rows: not counted (verify: size)\n";
+    }
+    if (!job.at("schemas").as_array().empty()) {
+      std::cout << "  schema age: " << describe_schemas(job.at("schemas").as_array()) << "\n";
+    }
   }
   return 0;
 }

@@ -88,10 +88,12 @@ struct Project {
   Auth auth;
 };
 
-// Commands run (by /bin/sh -c) when a slot of the job is done, failed or at risk, with
-// the slot's details in GIO_* environment variables; "" when none.
+// Commands run (by /bin/sh -c) when a slot of the job is done, failed or at risk, or a
+// data type's header changed, with the details in GIO_* environment variables; "" when
+// none.
 struct Hooks {
   std::string on_slot_done, on_slot_failed, on_slot_at_risk;
+  std::string on_schema_change{};
   Duration timeout{std::chrono::seconds{30}};  // then the command is killed
 
   bool operator==(const Hooks&) const = default;  // a reload names the jobs it changes

@@ -53,16 +53,18 @@ inline constexpr std::string_view kJob[] = {"name",
                                             "hook_timeout",
                                             "reconcile_with",
                                             "reconcile_tolerance",
-                                            "on_reconcile_mismatch"};
+                                            "on_reconcile_mismatch",
+                                            "on_schema_change"};
 // The part of kJob that pairs an hourly raw job with a daily one (issue 16).
 inline constexpr std::string_view kReconcile[] = {"reconcile_with", "reconcile_tolerance",
                                                   "on_reconcile_mismatch"};
 // The part of kJob only chart (and user-list) jobs take.
 inline constexpr std::string_view kChartOnly[] = {
     "charts", "interval", "resource", "conversion_window", "range", "parameters"};
-// The part of kJob that runs commands when a slot is done, failed or at risk.
+// The part of kJob that runs commands when a slot is done, failed or at risk, or a
+// data type's header changed.
 inline constexpr std::string_view kHooks[] = {"on_slot_done", "on_slot_failed", "on_slot_at_risk",
-                                              "hook_timeout"};
+                                              "hook_timeout", "on_schema_change"};
 
 // Each map's list with where it is in the file, for tests and messages.
 struct Map {

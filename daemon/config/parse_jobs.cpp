@@ -178,7 +178,8 @@ void JobReader::read_timing(const MapReader& map, Job& job) {
 void JobReader::read_hooks(const MapReader& map, Job& job) {
   for (const auto& [key, command] : {std::pair{"on_slot_done", &job.hooks.on_slot_done},
                                      std::pair{"on_slot_failed", &job.hooks.on_slot_failed},
-                                     std::pair{"on_slot_at_risk", &job.hooks.on_slot_at_risk}}) {
+                                     std::pair{"on_slot_at_risk", &job.hooks.on_slot_at_risk},
+                                     std::pair{"on_schema_change", &job.hooks.on_schema_change}}) {
     if (const Entry* entry = map.find(key)) {
       if (auto text = read_string(*entry, reporter_)) {
         if (text->empty() || text->find('\0') != std::string::npos) {

@@ -56,6 +56,11 @@ void declare_exporter_metrics(Registry& registry) {
         "The late rows of the last reconciled date in percent of its daily rows, by hourly "
         "job and data type.");
   gauge(kReconcileTolerance, "The hourly job's reconcile_tolerance, in percent.");
+  counter(kSchemaChanges,
+          "Header changes seen in a data type's partitions (columns added, removed or "
+          "reordered), by job and type.");
+  gauge(kSchemaSince,
+        "Start of the first slot with the current header of a data type, by job and type.");
   registry.add(kDownloadBytes, {}, 0);
   registry.add(kDownloadSeconds, {}, 0);
   declare_process_metrics(registry);

@@ -61,6 +61,12 @@ inline constexpr std::string_view kReconcileLatePercent =
 // The job's reconcile_tolerance (percent), so an alert compares with what is configured.
 inline constexpr std::string_view kReconcileTolerance =
     "gio_reconcile_tolerance_percent";  // {gio_job}
+// Schema watch (issue 16), by job and data type: header changes seen (counted as they
+// are announced), and the start of the first slot of the current header (a gauge read
+// from the state store at each scrape).
+inline constexpr std::string_view kSchemaChanges = "gio_schema_changes_total";  // {gio_job,type}
+inline constexpr std::string_view kSchemaSince =
+    "gio_schema_since_timestamp_seconds";  // {gio_job,type}
 
 // Declares every family above with its HELP text, and the process_* families
 // (ops/process_metrics.hpp). The unlabelled counters start at 0.

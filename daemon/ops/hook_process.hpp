@@ -17,8 +17,10 @@ namespace gio::ops {
 // The variables a hook may get from its runner (documented in man 5 gio-exporter.yaml);
 // anything else a caller passes is dropped.
 inline constexpr std::string_view kHookVariableNames[] = {
-    "GIO_EVENT", "GIO_JOB",         "GIO_SLOT",   "GIO_SLOT_START", "GIO_LOST_AT",     "GIO_FILES",
-    "GIO_BYTES", "GIO_ARCHIVE_DIR", "GIO_REASON", "GIO_STATE",      "GIO_SECONDS_LEFT"};
+    "GIO_EVENT",   "GIO_JOB",     "GIO_SLOT",         "GIO_SLOT_START",
+    "GIO_LOST_AT", "GIO_FILES",   "GIO_BYTES",        "GIO_ARCHIVE_DIR",
+    "GIO_REASON",  "GIO_STATE",   "GIO_SECONDS_LEFT", "GIO_DATA_TYPE",
+    "GIO_ADDED",   "GIO_REMOVED", "GIO_REORDERED",    "GIO_COLUMNS"};
 // The hook's whole environment ("NAME=value" entries): PATH, HOME and LANG as `parent`
 // (an environ-style array) has them (process::inherited_environment), then the
 // documented ones of `variables`.

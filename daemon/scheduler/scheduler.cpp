@@ -157,6 +157,7 @@ void Scheduler::reload(std::shared_ptr<const config::Config> config) {
     // Counters of a job exist from its start (or its reload) on, at 0: alerts on
     // increase() then see its first failure or lost slot.
     ops::zero_job_counters(metrics_, job.name);
+    zero_schema_counters(job);
   }
   for (const config::Project& project : next->config->projects) {
     ops::zero_project_counters(metrics_, project);

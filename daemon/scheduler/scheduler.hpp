@@ -15,6 +15,7 @@
 //   clock_watch.cpp  wall-clock jumps: what verdicts go by, and re-basing next_at
 //   uploads.cpp    sinks (issue 15): landing uploading slots, and pruning local copies
 //   preuploads.cpp sinks: each part copied to the remote as soon as it is archived
+//   schemas.cpp    the schema watch: header changes of each job and type (issue 16)
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -184,8 +185,21 @@ class Scheduler final : private work::Observer {
   // job's grace warned about once.
   void keep_waiting(const config::Job& job, const Slot& slot, const state::SlotRecord& record,
                     const work::Wait& wait, bool count_attempt);
-  // Runs the job's hook for `event` (slot_done, slot_failed, slot_at_risk), if it has
-  // one, with the slot's details and `extra` in its environment.
+  // --- schemas.cpp: the schema watch (issue 16) ---
+  // Compares the header of each complete partition of a slot just archived (a raw
+  // job's) with its data type's history (schema_watch.hpp): stores what changed, and
+  // announces a change once (event=schema_changed, the metric, on_schema_change). Each
+  // type's write comes before its announcement, so a call that throws (a locked
+  // database) may be made again without announcing anything twice.
+  void watch_schemas(const config::Job& job, const Slot& slot);
+  // watch_schemas once the slot is settled, waiting out a locked database; any other
+  // failure is logged (event=schema_unread) and leaves the slot as settled.
+  boost::asio::awaitable<void> watch_schemas_after(const config::Job& job, const Slot& slot);
+  // The counters of the types a job has a header for, at 0 (at start and reload).
+  void zero_schema_counters(const config::Job& job);
+  // Runs the job's hook for `event` (slot_done, slot_failed, slot_at_risk,
+  // schema_changed), if it has one, with the slot's details and `extra` in its
+  // environment.
   void run_hook(const config::Job& job, std::string_view event, const std::string& slot_name,
                 Instant slot_start, ops::HookVariables extra);
   // --- uploads.cpp: sinks (issue 15) ---

@@ -204,6 +204,9 @@ asio::awaitable<void> Scheduler::process(std::shared_ptr<const Generation> gener
     if (retry == nullptr || retry->kind != work::RetryClass::links_expired) {
       const bool counted = ledger.downloading();
       co_await store_waits_.retry([&] { settle(job, slot, record, outcome, counted); });
+      if (std::holds_alternative<work::Done>(outcome.result)) {
+        co_await watch_schemas_after(job, slot);
+      }
       co_return;
     }
     record.last_error = retry->reason;
@@ -397,9 +400,10 @@ void Scheduler::note_recovery(const config::Job& job, const Slot& slot, int atte
 void Scheduler::run_hook(const config::Job& job, std::string_view event,
                          const std::string& slot_name, Instant slot_start,
                          ops::HookVariables extra) {
-  const std::string* command = event == "slot_done"     ? &job.hooks.on_slot_done
-                               : event == "slot_failed" ? &job.hooks.on_slot_failed
-                                                        : &job.hooks.on_slot_at_risk;
+  const std::string* command = event == "slot_done"        ? &job.hooks.on_slot_done
+                               : event == "slot_failed"    ? &job.hooks.on_slot_failed
+                               : event == "schema_changed" ? &job.hooks.on_schema_change
+                                                           : &job.hooks.on_slot_at_risk;
   if (command->empty()) {
     return;
   }

@@ -157,6 +157,16 @@ struct Reconciliation {
   friend bool operator==(const Reconciliation&, const Reconciliation&) = default;
 };
 
+// One header of a job and data type (issue 16): the columns of its partitions from
+// since_slot on, until the next record's since_slot (scheduler/schema_watch.hpp).
+struct SchemaRecord {
+  std::string since_slot;
+  std::vector<std::string> columns{};
+  Instant seen_at{};  // when the daemon stored it
+
+  friend bool operator==(const SchemaRecord&, const SchemaRecord&) = default;
+};
+
 class StateStore {
  public:
   // Groups every change made through the store while it is open into one transaction,
@@ -318,6 +328,16 @@ class StateStore {
                                               std::string_view to_date);
   // The latest date's row of each data type of `job` (for the metrics).
   std::vector<Reconciliation> latest_reconciliations(std::string_view job);
+
+  // --- Schemas (issue 16; schemas.cpp) ---
+  // The header history of a job's data type, since_slot ascending.
+  std::vector<SchemaRecord> schemas(std::string_view job, std::string_view data_type);
+  // The current (last by since_slot) header of each data type of `job`, by data type.
+  std::map<std::string, SchemaRecord> current_schemas(std::string_view job);
+  // In one transaction: deletes the record at `remove` (when set), then stores `record`
+  // (replacing one at the same since_slot).
+  void store_schema(std::string_view job, std::string_view data_type, const SchemaRecord& record,
+                    const std::optional<std::string>& remove = std::nullopt);
 
   // Small key/value table (later the cached auth code).
   std::optional<std::string> get_value(std::string_view key);

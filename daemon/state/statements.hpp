@@ -78,11 +78,29 @@ struct RequeueStatements {
   sqlite::Statement forget_file;
 };
 
+// schemas.cpp: the header history (issue 16).
+struct SchemaStatements {
+  explicit SchemaStatements(sqlite::Database& db);
+
+  sqlite::Statement schema_history;
+  sqlite::Statement current_schemas;
+  sqlite::Statement delete_schema;
+  sqlite::Statement upsert_schema;
+};
+
 // Every group under one name, so a call reads impl_->statements->due whichever file
 // it is in.
-struct Statements : StoreStatements, SlotStatements, FileStatements, RequeueStatements {
+struct Statements : StoreStatements,
+                    SlotStatements,
+                    FileStatements,
+                    RequeueStatements,
+                    SchemaStatements {
   explicit Statements(sqlite::Database& db)
-      : StoreStatements(db), SlotStatements(db), FileStatements(db), RequeueStatements(db) {}
+      : StoreStatements(db),
+        SlotStatements(db),
+        FileStatements(db),
+        RequeueStatements(db),
+        SchemaStatements(db) {}
 };
 
 class StateStore::Impl {

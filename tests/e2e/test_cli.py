@@ -13,6 +13,7 @@ COMMAND_OPTIONS = {
     "check-config": [],
     "status": ["--json"],
     "gaps": ["--job", "--state", "--json"],
+    "schema": ["--job", "--type", "--json"],
     "backfill": ["--job", "--from", "--to", "--force", "--dry-run"],
     "retry": ["--job", "--slot", "--failed", "--dry-run"],
     "verify": ["--job", "--from", "--to", "--mode", "--repair"],

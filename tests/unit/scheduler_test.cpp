@@ -17,6 +17,7 @@
 #include "scheduler/fairness.hpp"
 #include "scheduler/notices.hpp"
 #include "scheduler/planner.hpp"
+#include "scheduler/schema_watch.hpp"
 #include "scheduler/store_waits.hpp"
 #include "support/temp_dir.hpp"
 
@@ -869,6 +870,170 @@ TEST(JobChanges, AChangedSinkIsAChangedJob) {
   next = running;
   next.sinks[0].place.line = 40;
   EXPECT_TRUE(job_changes(running, next).changed.empty());
+}
+
+// --- The schema watch (issue 16) ---
+
+TEST(HeaderDiffTest, NamesAddedRemovedAndReorderedColumns) {
+  const std::vector<std::string> before = {"a", "b", "c", "d"};
+  EXPECT_TRUE(diff_headers(before, before).empty());
+  EXPECT_EQ(diff_headers(before, {"a", "b", "c", "d", "e"}),
+            (HeaderDiff{.added = {"e"}, .removed = {}, .reordered = false}));
+  // Removing one shifts the others, which is not a reorder.
+  EXPECT_EQ(diff_headers(before, {"a", "c", "d"}),
+            (HeaderDiff{.added = {}, .removed = {"b"}, .reordered = false}));
+  EXPECT_EQ(diff_headers(before, {"x", "a", "c", "d", "y"}),
+            (HeaderDiff{.added = {"x", "y"}, .removed = {"b"}, .reordered = false}));
+  EXPECT_EQ(diff_headers(before, {"b", "a", "c", "d"}),
+            (HeaderDiff{.added = {}, .removed = {}, .reordered = true}));
+  EXPECT_EQ(diff_headers(before, {"d", "c", "z"}),
+            (HeaderDiff{.added = {"z"}, .removed = {"a", "b"}, .reordered = true}));
+  // A renamed column is one removed and one added.
+  EXPECT_EQ(diff_headers({"time", "name"}, {"event_time", "name"}),
+            (HeaderDiff{.added = {"event_time"}, .removed = {"time"}, .reordered = false}));
+  EXPECT_EQ(join_names({"a", "b", "c"}), "a,b,c");
+  EXPECT_EQ(join_names({}), "");
+}
+
+TEST(PartitionHeaderTest, FirstPartsHeaderAndWhetherAnotherDiffers) {
+  EXPECT_FALSE(partition_header({}).has_value());
+  EXPECT_FALSE(partition_header({{}, {}}).has_value());  // empty parts, or not counted
+  const auto same = partition_header({{}, {"a", "b"}, {"a", "b"}});
+  ASSERT_TRUE(same.has_value());
+  EXPECT_EQ(same->columns, (std::vector<std::string>{"a", "b"}));
+  EXPECT_FALSE(same->mixed);
+  const auto mixed = partition_header({{"a", "b"}, {"a", "c"}});
+  ASSERT_TRUE(mixed.has_value());
+  EXPECT_EQ(mixed->columns, (std::vector<std::string>{"a", "b"}));
+  EXPECT_TRUE(mixed->mixed);
+}
+
+class SchemaDecisionTest : public ::testing::Test {
+ protected:
+  using Kind = SchemaDecision::Kind;
+  const std::vector<std::string> v1_ = {"a", "b"};
+  const std::vector<std::string> v2_ = {"a", "b", "c"};
+  const std::vector<std::string> v3_ = {"b", "a", "c"};
+  const Instant now_ = utc("2026-11-22T10:00:00Z");
+  const Instant then_ = utc("2026-11-22T01:00:00Z");
+
+  state::SchemaRecord row(std::string slot, std::vector<std::string> columns) const {
+    return {.since_slot = std::move(slot), .columns = std::move(columns), .seen_at = then_};
+  }
+};
+
+TEST_F(SchemaDecisionTest, TheFirstHeaderIsRecordedSilently) {
+  const SchemaDecision decision = decide_schema({}, "2026-11-22T03", v1_, now_);
+  EXPECT_EQ(decision.kind, Kind::first);
+  EXPECT_FALSE(decision.warns());
+  EXPECT_EQ(decision.row, (state::SchemaRecord{"2026-11-22T03", v1_, now_}));
+}
+
+TEST_F(SchemaDecisionTest, TheSameHeaderChangesNothingBeforeOrAfterAChange) {
+  const std::vector<state::SchemaRecord> rows = {row("2026-11-22T03", v1_),
+                                                 row("2026-11-22T06", v2_)};
+  EXPECT_EQ(decide_schema(rows, "2026-11-22T04", v1_, now_).kind, Kind::unchanged);
+  EXPECT_EQ(decide_schema(rows, "2026-11-22T03", v1_, now_).kind, Kind::unchanged);
+  EXPECT_EQ(decide_schema(rows, "2026-11-22T07", v2_, now_).kind, Kind::unchanged);
+}
+
+TEST_F(SchemaDecisionTest, ANewHeaderAfterTheCurrentOneIsAChange) {
+  const std::vector<state::SchemaRecord> rows = {row("2026-11-22T03", v1_)};
+  const SchemaDecision decision = decide_schema(rows, "2026-11-22T05", v2_, now_);
+  EXPECT_EQ(decision.kind, Kind::changed);
+  EXPECT_TRUE(decision.warns());
+  EXPECT_EQ(decision.row, (state::SchemaRecord{"2026-11-22T05", v2_, now_}));
+  EXPECT_FALSE(decision.remove.has_value());
+  EXPECT_EQ(decision.changed_at, "2026-11-22T05");
+  EXPECT_EQ(decision.diff, (HeaderDiff{.added = {"c"}, .removed = {}, .reordered = false}));
+  // And back again: the old header is a change too (from the one in force).
+  const std::vector<state::SchemaRecord> after = {row("2026-11-22T03", v1_),
+                                                  row("2026-11-22T05", v2_)};
+  const SchemaDecision back = decide_schema(after, "2026-11-22T06", v1_, now_);
+  EXPECT_EQ(back.kind, Kind::changed);
+  EXPECT_EQ(back.diff, (HeaderDiff{.added = {}, .removed = {"c"}, .reordered = false}));
+}
+
+TEST_F(SchemaDecisionTest, AnOlderSlotWithTheNextHeaderMovesItsRowBackSilently) {
+  // T06 changed to v2 (announced then); backfilled T05 has v2 as well: the change was
+  // earlier, which is no news.
+  const std::vector<state::SchemaRecord> rows = {row("2026-11-22T03", v1_),
+                                                 row("2026-11-22T06", v2_)};
+  const SchemaDecision decision = decide_schema(rows, "2026-11-22T05", v2_, now_);
+  EXPECT_EQ(decision.kind, Kind::moved);
+  EXPECT_FALSE(decision.warns());
+  EXPECT_EQ(decision.remove, "2026-11-22T06");
+  EXPECT_EQ(decision.row, (state::SchemaRecord{"2026-11-22T05", v2_, then_}));
+  // Older than every row, with the first row's header: the first row moves back.
+  const SchemaDecision first =
+      decide_schema({row("2026-11-22T06", v2_)}, "2026-11-22T01", v2_, now_);
+  EXPECT_EQ(first.kind, Kind::moved);
+  EXPECT_EQ(first.remove, "2026-11-22T06");
+}
+
+TEST_F(SchemaDecisionTest, AnOlderSlotWithAnotherHeaderIsAChangeNamedWhereItShows) {
+  // Between two rows, a third header: a change from the one in force at its slot.
+  const std::vector<state::SchemaRecord> rows = {row("2026-11-22T03", v1_),
+                                                 row("2026-11-22T06", v2_)};
+  const SchemaDecision between = decide_schema(rows, "2026-11-22T04", v3_, now_);
+  EXPECT_EQ(between.kind, Kind::changed);
+  EXPECT_EQ(between.changed_at, "2026-11-22T04");
+  EXPECT_EQ(between.diff, (HeaderDiff{.added = {"c"}, .removed = {}, .reordered = true}));
+  // Older than every row: the change is from this header to the first row's, at that
+  // row's slot (the daemon saw the newer header first, as the first one).
+  const SchemaDecision older =
+      decide_schema({row("2026-11-22T06", v2_)}, "2026-11-22T02", v1_, now_);
+  EXPECT_EQ(older.kind, Kind::changed);
+  EXPECT_EQ(older.row.since_slot, "2026-11-22T02");
+  EXPECT_EQ(older.changed_at, "2026-11-22T06");
+  EXPECT_EQ(older.diff, (HeaderDiff{.added = {"c"}, .removed = {}, .reordered = false}));
+}
+
+TEST_F(SchemaDecisionTest, ASlotFetchedAgainWithAnotherHeaderReplacesItsRow) {
+  const std::vector<state::SchemaRecord> rows = {row("2026-11-22T03", v1_),
+                                                 row("2026-11-22T06", v2_)};
+  const SchemaDecision decision = decide_schema(rows, "2026-11-22T06", v3_, now_);
+  EXPECT_EQ(decision.kind, Kind::changed);
+  EXPECT_EQ(decision.row.since_slot, "2026-11-22T06");
+  EXPECT_FALSE(decision.remove.has_value());
+  EXPECT_EQ(decision.diff, (HeaderDiff{.added = {}, .removed = {}, .reordered = true}));
+}
+
+TEST(SchemaWatchOrderTest, OutOfOrderCompletionsEndInTheSameHistoryAndWarnOnce) {
+  // Slots 01..06; the header changes at 04. Whatever order they complete in, the
+  // history ends as {01: v1, 04: v2}, and exactly one completion warns.
+  const std::vector<std::string> v1 = {"a", "b"};
+  const std::vector<std::string> v2 = {"a", "c"};
+  std::vector<std::string> order = {"2026-11-22T01", "2026-11-22T02", "2026-11-22T03",
+                                    "2026-11-22T04", "2026-11-22T05", "2026-11-22T06"};
+  const Instant now = utc("2026-11-22T10:00:00Z");
+  std::sort(order.begin(), order.end());
+  int permutations = 0;
+  do {
+    std::vector<state::SchemaRecord> rows;
+    int warnings = 0;
+    for (const std::string& slot : order) {
+      const auto& columns = slot < "2026-11-22T04" ? v1 : v2;
+      const SchemaDecision decision = decide_schema(rows, slot, columns, now);
+      warnings += decision.warns() ? 1 : 0;
+      if (decision.kind == SchemaDecision::Kind::unchanged) {
+        continue;
+      }
+      std::erase_if(rows, [&](const state::SchemaRecord& row) {
+        return row.since_slot == decision.row.since_slot || row.since_slot == decision.remove;
+      });
+      rows.push_back(decision.row);
+      std::sort(rows.begin(), rows.end(),
+                [](const auto& x, const auto& y) { return x.since_slot < y.since_slot; });
+    }
+    ++permutations;
+    ASSERT_EQ(warnings, 1) << "order starting " << order[0] << " " << order[1];
+    ASSERT_EQ(rows.size(), 2u);
+    EXPECT_EQ(rows[0].since_slot, "2026-11-22T01");
+    EXPECT_EQ(rows[1].since_slot, "2026-11-22T04");
+    EXPECT_EQ(rows[1].columns, v2);
+  } while (std::next_permutation(order.begin(), order.end()));
+  EXPECT_EQ(permutations, 720);
 }
 
 }  // namespace

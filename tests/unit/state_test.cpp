@@ -1630,5 +1630,63 @@ TEST_F(StateStoreTest, ReconciliationsAreKeptPerDateAndType) {
   EXPECT_EQ(latest[1], again[0]);
 }
 
+// --- Schemas (issue 16) ---
+
+TEST_F(StateStoreTest, SchemaHistoryIsStoredInSlotOrderAndReadBack) {
+  StateStore store{db_path()};
+  EXPECT_TRUE(store.schemas("shop", "visit").empty());
+  EXPECT_TRUE(store.current_schemas("shop").empty());
+  // Names that JSON must escape come back as they were.
+  const std::vector<std::string> odd = {"a\"b", "c\\d", "e\nf", "时间", ""};
+  store.store_schema("shop", "visit",
+                     {.since_slot = "2026-11-22T05", .columns = odd, .seen_at = kT0});
+  store.store_schema(
+      "shop", "visit",
+      {.since_slot = "2026-11-22T03", .columns = {"x", "y"}, .seen_at = kT0 + hours(1)});
+  store.store_schema("shop", "page",
+                     {.since_slot = "2026-11-22T04", .columns = {"p"}, .seen_at = kT0});
+  store.store_schema("other", "visit",
+                     {.since_slot = "2026-11-22T09", .columns = {"o"}, .seen_at = kT0});
+
+  const std::vector<SchemaRecord> visit = store.schemas("shop", "visit");
+  ASSERT_EQ(visit.size(), 2u);
+  EXPECT_EQ(visit[0],
+            (SchemaRecord{
+                .since_slot = "2026-11-22T03", .columns = {"x", "y"}, .seen_at = kT0 + hours(1)}));
+  EXPECT_EQ(visit[1],
+            (SchemaRecord{.since_slot = "2026-11-22T05", .columns = odd, .seen_at = kT0}));
+
+  // Current: the last by slot, whatever order they were stored in.
+  const std::map<std::string, SchemaRecord> current = store.current_schemas("shop");
+  ASSERT_EQ(current.size(), 2u);
+  EXPECT_EQ(current.at("visit").since_slot, "2026-11-22T05");
+  EXPECT_EQ(current.at("visit").columns, odd);
+  EXPECT_EQ(current.at("page").columns, std::vector<std::string>{"p"});
+  EXPECT_EQ(store.current_schemas("other").at("visit").since_slot, "2026-11-22T09");
+}
+
+TEST_F(StateStoreTest, StoreSchemaReplacesASlotsRowAndMovesOneInOneStep) {
+  StateStore store{db_path()};
+  store.store_schema("shop", "visit",
+                     {.since_slot = "2026-11-22T05", .columns = {"a"}, .seen_at = kT0});
+  // The same slot again: its row is replaced, not doubled.
+  store.store_schema("shop", "visit",
+                     {.since_slot = "2026-11-22T05", .columns = {"b"}, .seen_at = kT0});
+  ASSERT_EQ(store.schemas("shop", "visit").size(), 1u);
+  EXPECT_EQ(store.schemas("shop", "visit")[0].columns, std::vector<std::string>{"b"});
+  // Moved back to an older slot: the row at T05 goes, the one at T02 comes.
+  store.store_schema("shop", "visit",
+                     {.since_slot = "2026-11-22T02", .columns = {"b"}, .seen_at = kT0},
+                     "2026-11-22T05");
+  const std::vector<SchemaRecord> history = store.schemas("shop", "visit");
+  ASSERT_EQ(history.size(), 1u);
+  EXPECT_EQ(history[0].since_slot, "2026-11-22T02");
+
+  // Kept across a reopen, and readable by a read-only store.
+  StateStore reader = StateStore::open_read_only(db_path());
+  EXPECT_EQ(reader.schemas("shop", "visit"), history);
+  EXPECT_THROW(reader.store_schema("shop", "visit", history[0]), StateError);
+}
+
 }  // namespace
 }  // namespace gio::state
