@@ -215,6 +215,7 @@ std::optional<std::string> write_csv(const json::value& document, std::string_vi
     }
     first = false;
     csv += csv_field(name->get_string());
+    answer.columns.emplace_back(name->get_string());
   }
   csv += "\r\n";
 

@@ -56,9 +56,10 @@ std::string_view to_string(ChartStatus status);  // "doing" / "done"
 struct ChartAnswer {
   // doing: {"id":..,"status":"doing"}, still being computed: ask again.
   ChartStatus status = ChartStatus::doing;
-  std::string body{};    // the finished document, byte-exact (archived as chart.json)
-  std::size_t rows = 0;  // rows in `data`
-  std::string csv{};     // chart.csv (RFC 4180, CRLF)
+  std::string body{};                  // the finished document, byte-exact (archived as chart.json)
+  std::size_t rows = 0;                // rows in `data`
+  std::string csv{};                   // chart.csv (RFC 4180, CRLF)
+  std::vector<std::string> columns{};  // chart.csv's header: the `meta` names
 };
 
 // Parses one answer; a finished one keeps `body` in ChartAnswer::body. A finished

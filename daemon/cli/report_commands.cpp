@@ -113,6 +113,8 @@ int status(const config::Config& config, bool as_json) {
         {"oldest_not_done", optional_text(summary.oldest_not_done)},
         {"next_action", format_utc(next.at)},
         {"next_slot", next.slot},
+        // A size-only job inflates nothing, so its manifests have no rows (issue 16).
+        {"rows_counted", job.verify != archive::VerifyMode::size},
     });
   }
   if (as_json) {
@@ -134,6 +136,9 @@ int status(const config::Config& config, bool as_json) {
               << "\n  newest archived: " << text("newest_done")
               << "  oldest not archived: " << text("oldest_not_done")
               << "\n  next ask: " << describe_next(job, now) << "\n";
+    if (!job.at("rows_counted").as_bool()) {
+      std::cout << "  rows: not counted (verify: size)\n";
+    }
   }
   return 0;
 }

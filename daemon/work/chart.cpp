@@ -3,7 +3,6 @@
 // _SUCCESS}. Charts archived by an earlier pass are never asked for again.
 
 #include "archive/checksums.hpp"
-#include "archive/csv_rows.hpp"
 #include "work/slot_work.hpp"
 
 namespace gio::work {
@@ -34,18 +33,10 @@ std::optional<std::vector<archive::ManifestFile>> archived_files(const SlotWork&
 // data as the vendor's document, not a table), hence a null total with that note.
 archive::Manifest chart_manifest(const SlotWork& work, const std::string& chart_id,
                                  std::vector<archive::ManifestFile> files) {
-  archive::Manifest manifest =
-      archive::make_manifest(work.job.name, chart_id, work.slot, work.clock.now(), std::move(files));
+  archive::Manifest manifest = archive::make_manifest(work.job.name, chart_id, work.slot,
+                                                      work.clock.now(), std::move(files));
   manifest.rows_note = "not counted for chart.json: see chart.csv's rows";
   return manifest;
-}
-
-// chart.csv's column names: its first record (RFC 4180 quoting reads the same there).
-std::vector<std::string> csv_header(std::string_view csv) {
-  archive::CsvRowCounter counter;
-  counter.feed(
-      csv.substr(0, csv.find('\n') == std::string_view::npos ? csv.size() : csv.find('\n') + 1));
-  return counter.finish().columns;
 }
 
 // Stages both files, records them, publishes them, then completes the partition.
@@ -65,7 +56,7 @@ void archive_chart(const SlotWork& work, const std::string& chart_id,
        // The rows as the document has them (chart.csv is written from them, one each):
        // a chart at the vendor's cap (api::kChartRowCap) shows in `gaps` from the state.
        .rows = answer.rows,
-       .columns = csv_header(answer.csv)},
+       .columns = answer.columns},
   };
   for (const archive::ManifestFile& file : files) {
     work.ledger.record({.data_type = chart_id, .file = file});

@@ -10,9 +10,12 @@ GIO_E2E_KEEP=1 keeps the temp folders and prints where they are.
 """
 
 import collections
+import csv
 import datetime as dt
 import glob
+import gzip
 import hashlib
+import io
 import json
 import os
 import re
@@ -533,7 +536,29 @@ class E2ETestCase(unittest.TestCase):
             manifest = json.load(f)
         listed = {entry["name"]: (entry["bytes"], entry["sha256"]) for entry in manifest["files"]}
         self.assertEqual(listed, on_disk, f"_manifest.json of {where} does not describe its files")
+        self.assert_rows_counted(path, manifest, where)
         return on_disk
+
+    def assert_rows_counted(self, path, manifest, where):
+        """Each counted file's rows and columns are what Python's csv module reads in the
+        vendor's dialect; the total is their sum, or null with a note when one is not
+        counted."""
+        for entry in manifest["files"]:
+            if "rows" not in entry:
+                continue
+            with gzip.open(os.path.join(path, entry["name"])) as f:
+                text = f.read().decode("latin-1")  # bytes as they are, whatever the encoding
+            records = [r for r in csv.reader(io.StringIO(text, newline=""), escapechar="\\",
+                                             doublequote=False) if r]
+            header = [name.encode("latin-1").decode("utf-8", "replace") for name in records[0]] if records else []
+            self.assertEqual((entry["rows"], entry["columns"]), (max(0, len(records) - 1), header),
+                             f"rows of {entry['name']} in {where}")
+        counted = [entry.get("rows") for entry in manifest["files"]]
+        if all(rows is not None for rows in counted):
+            self.assertEqual(manifest["rows"], sum(counted), f"total rows of {where}")
+        else:
+            self.assertIsNone(manifest["rows"], where)
+            self.assertTrue(manifest["rows_note"].startswith("not counted"), where)
 
     def assert_archived(self, job, slots):
         """Every data type of every slot is a complete, byte-exact partition."""

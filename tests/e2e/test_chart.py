@@ -119,7 +119,7 @@ class ChartTest(E2ETestCase):
     def test_chart_at_the_row_cap_is_a_warning_in_gaps(self):
         # The vendor cuts a chart at 200,000 rows: a chart that comes back with exactly
         # that many is archived, but `gaps` lists it (and exits 2) and the log says so.
-        job = chart_job(charts=["capped1", "small1"], backfill="1h")
+        job = chart_job(charts=["capped1", "small1"], backfill="3h")
         server, daemon = self.start({"charts": {"capped1": {"rows": 200_000}, "small1": {"rows": 3}}},
                                     jobs=[job])
         slots = self.expected(job)

@@ -45,6 +45,14 @@ class VerifyModesTest(E2ETestCase):
         slots = self.expected()
         self.assert_run_once()
         self.assertEqual(daemon.job_status(JOB)["counts"].get("done", 0), len(slots))
+        # A size-only job counts no rows, and its manifests and `status` say so.
+        for slot in slots:
+            with open(os.path.join(self.partition(JOB, "visit", slot), "_manifest.json"), encoding="utf-8") as f:
+                manifest = json.load(f)
+            self.assertEqual((manifest["rows"], manifest["rows_note"]), (None, "not counted: verify is size"))
+            self.assertTrue(all("rows" not in entry and "columns" not in entry for entry in manifest["files"]))
+        self.assertFalse(daemon.job_status(JOB)["rows_counted"])
+        self.assertIn("rows: not counted (verify: size)", daemon.cli("status").stdout)
 
         result = daemon.cli("verify")
         self.assertEqual(result.returncode, 2, result.stdout + result.stderr)

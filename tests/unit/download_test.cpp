@@ -55,13 +55,14 @@ class Download : public ::testing::Test {
   }
   ~Download() override { fs::remove_all(dir_); }
 
-  FetchResult fetch(const std::string& url, VerifyMode mode) {
+  FetchResult fetch(const std::string& url, VerifyMode mode, bool count_rows = false,
+                    std::string_view split_by = {}) {
     asio::io_context io;
     asio::thread_pool pool{2};
     http::Client client{io.get_executor(), settings_};
     Downloader downloader{client, pool, inflater_, limits_};
     std::optional<FetchResult> out;
-    asio::co_spawn(io, downloader.fetch(url, staging_, mode),
+    asio::co_spawn(io, downloader.fetch(url, staging_, mode, count_rows, split_by),
                    [&](std::exception_ptr error, FetchResult result) {
                      if (error) {
                        std::rethrow_exception(error);
@@ -129,6 +130,37 @@ TEST_F(Download, GzipModeAcceptsAMultiMemberFileAndHashesIt) {
   EXPECT_EQ(fetched->sha256, sha256sum(body, dir_));
   EXPECT_TRUE(read_file(fetched->file.path()) == body);
   EXPECT_EQ(staged_files(), 1u);
+}
+
+// Rows (issue 16): counted from the gzip check's own inflated bytes, across members and
+// verifier batches; split by hour when asked; never in size mode.
+TEST_F(Download, GzipModeCountsTheRowsInTheSamePass) {
+  // "time" ms of 2026-11-22 00:00 Beijing plus i seconds: hours 0 and 1.
+  std::string csv = "time,x\n";
+  for (int i = 0; i < 4000; ++i) {
+    csv += std::to_string(1795276800000 + i * 1000LL) + ",\"a\nb\"\n";
+  }
+  const std::string body =
+      gzip_member(csv.substr(0, 5000)) + gzip_member(csv.substr(5000)) + gzip_member("");
+  TestServer server{[&](const std::string&, const std::string&) { return reply(200, body); }};
+
+  auto counted = fetch(server.url("/part-00000.csv.gz"), VerifyMode::gzip, true);
+  ASSERT_TRUE(counted) << counted.error().message;
+  ASSERT_TRUE(counted->rows.has_value());
+  EXPECT_EQ(counted->rows->rows, 4000u);
+  EXPECT_EQ(counted->rows->columns, (std::vector<std::string>{"time", "x"}));
+  EXPECT_TRUE(counted->rows->rows_by_hour.empty());
+
+  auto split = fetch(server.url("/part-00000.csv.gz"), VerifyMode::gzip, true, "time");
+  ASSERT_TRUE(split) << split.error().message;
+  std::vector<std::uint64_t> hours(24, 0);
+  hours[0] = 3600;
+  hours[1] = 400;
+  EXPECT_EQ(split->rows->rows_by_hour, hours);
+  EXPECT_EQ(split->rows->unhoured, 0u);
+
+  EXPECT_FALSE(fetch(server.url("/part-00000.csv.gz"), VerifyMode::gzip)->rows.has_value());
+  EXPECT_FALSE(fetch(server.url("/part-00000.csv.gz"), VerifyMode::size, true)->rows.has_value());
 }
 
 TEST_F(Download, GzipModeRejectsCorruptDataOfTheRightLength) {
