@@ -50,8 +50,9 @@ struct ManifestFile {
   // verified; nullopt when not counted (a size-only job, or a manifest written before
   // rows were counted).
   std::optional<std::uint64_t> rows{};
-  // The header's field names, in order; empty when not counted (or not kept: a part an
-  // earlier pass archived is recorded without its header).
+  // The header's field names, in order; empty when not counted. The state keeps rows but
+  // not headers: a part an earlier pass archived has its header read again from its
+  // first line (read_csv_header) when its partition is completed.
   std::vector<std::string> columns{};
   // A daily raw part only: records per Beijing hour (UTC+8) of its `time` column, 24
   // entries; empty otherwise. Records without a usable time are in `rows` only, so the

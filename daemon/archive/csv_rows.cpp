@@ -3,6 +3,9 @@
 #include <bit>
 #include <charconv>
 #include <cstring>
+#include <fstream>
+
+#include "archive/checksums.hpp"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -356,6 +359,24 @@ CsvRows CsvRowCounter::finish() {
     result_.rows_by_hour.assign(hours_.begin(), hours_.end());
   }
   return std::move(result_);
+}
+
+std::vector<std::string> read_csv_header(const std::filesystem::path& gzip_file) {
+  std::ifstream in{gzip_file, std::ios::binary};
+  CsvRowCounter counter;
+  GzipChecker checker;
+  checker.count_rows(&counter);
+  std::vector<char> piece(16 << 10);
+  std::uint64_t offset = 0;
+  while (in && !counter.header_read()) {
+    in.read(piece.data(), static_cast<std::streamsize>(piece.size()));
+    const auto got = static_cast<std::size_t>(in.gcount());
+    if (got == 0 || checker.feed(piece.data(), got, offset)) {
+      break;
+    }
+    offset += got;
+  }
+  return counter.header_read() ? counter.finish().columns : std::vector<std::string>{};
 }
 
 }  // namespace gio::archive

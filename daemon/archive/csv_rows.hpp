@@ -17,6 +17,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -56,6 +57,8 @@ class CsvRowCounter {
   // The counts, the last record counted even without its newline. Call once, after the
   // last feed().
   CsvRows finish();
+  // True once the header has been read (its newline seen).
+  bool header_read() const { return header_done_; }
 
  private:
   // Whether the current line has something on it yet: a blank line is no record.
@@ -91,5 +94,10 @@ class CsvRowCounter {
   CsvRows result_;
   std::array<std::uint64_t, 24> hours_{};
 };
+
+// The header of a gzip CSV file, inflating only as far as its first newline (for a part
+// an earlier pass counted: the state keeps its rows, not its header). Empty when the
+// file cannot be read or is not valid gzip as far as read. Blocking.
+std::vector<std::string> read_csv_header(const std::filesystem::path& gzip_file);
 
 }  // namespace gio::archive

@@ -7,6 +7,7 @@
 #include <set>
 #include <utility>
 
+#include "archive/csv_rows.hpp"
 #include "async/on_pool.hpp"
 #include "http/client.hpp"
 
@@ -52,7 +53,7 @@ struct Downloads::Pass {
   std::string last_error{};
   std::string too_large{};  // the error of a part larger than limits.max_part_size
   // The headers of the parts this pass fetched: the state keeps a part's rows but not
-  // its header, so a part an earlier pass archived is listed without columns.
+  // its header (an earlier pass's part has its first line read again).
   std::map<TypeAndName, std::vector<std::string>> columns{};
 };
 
@@ -283,6 +284,11 @@ void Downloads::complete_partitions(const config::Job& job, const Slot& slot, co
     if (const auto columns = pass.columns.find({part.data_type, part.name});
         file.columns.empty() && columns != pass.columns.end()) {
       file.columns = columns->second;
+    } else if (file.columns.empty() && file.rows) {
+      // Counted by an earlier pass, whose header the state does not keep: its first
+      // line, read again (a few KiB), so the manifest names the columns all the same.
+      file.columns = archive::read_csv_header(
+          archive_.partition_dir(job.name, part.data_type, slot) / file.name);
     }
     const auto [first, added] =
         name_by_content.try_emplace({part.data_type, file.sha256}, file.name);
