@@ -252,6 +252,11 @@ void CsvRowCounter::end_header_line() {
 
 // 64 bytes at a time (`size` of them valid): the quotes, escapes and newlines of a block
 // as bit masks, so the cost does not depend on how many fields or quotes the data has.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+// Cloned for CPUs from Haswell on (AVX2, BMI, POPCNT, PCLMUL: about twice the speed
+// with the helpers inlined into it) and plain x86-64, picked once at load time.
+__attribute__((target_clones("arch=haswell", "default")))
+#endif
 void CsvRowCounter::block(const char* data, std::size_t size) {
   const Masks masks = masks_of(data, splitting_);
   // Escapes: each unescaped backslash takes the byte after it (rare: a loop is fine).
