@@ -318,9 +318,10 @@ asio::awaitable<Landed> Sink::land(std::filesystem::path local_dir, archive::Man
   }
   const archive::Manifest remote = co_await verified(partition, local, manifest, listing);
   landed.checked = parse_checksum(remote.remote_checksum);
-  // 5. The remote manifest. rclone's copyto checks the object it wrote, its size and,
-  // where the backend has a hash, that hash against the local file's: the check a
-  // listing and a read back did, without two more rclone processes.
+  // 5. The remote manifest. rclone's copyto checks the object it wrote: its size and,
+  // where the backend has a hash, that hash against the local file's, as the parts are
+  // checked. (On a backend without hashes that is the size alone: the manifest is no
+  // longer read back, which cost two more rclone processes per partition.)
   const std::string text = archive::to_json(remote);
   if (!co_await holds(partition, listing, manifest_name, text)) {
     co_await upload(partition, temp, manifest_name, text);
