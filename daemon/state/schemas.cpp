@@ -2,39 +2,11 @@
 // schema 5. Columns are stored as a JSON array of strings, read back through SQLite's
 // json_each, so the module needs no JSON library of its own.
 
-#include <cstdio>
-
 #include "state/sqlite.hpp"
 #include "state/state_store.hpp"
 #include "state/statements.hpp"
 
 namespace gio::state {
-namespace {
-
-// A JSON array of strings, escaped as RFC 8259 requires (a vendor's header is data: a
-// quote, a backslash or a control character in a name must not break the row).
-std::string to_json_array(const std::vector<std::string>& names) {
-  std::string text = "[";
-  for (const std::string& name : names) {
-    text += text.size() == 1 ? "\"" : ",\"";
-    for (const char c : name) {
-      if (c == '"' || c == '\\') {
-        text += '\\';
-        text += c;
-      } else if (static_cast<unsigned char>(c) < 0x20) {
-        char escaped[8];
-        std::snprintf(escaped, sizeof escaped, "\\u%04x", static_cast<unsigned>(c));
-        text += escaped;
-      } else {
-        text += c;
-      }
-    }
-    text += '"';
-  }
-  return text + "]";
-}
-
-}  // namespace
 
 SchemaStatements::SchemaStatements(sqlite::Database& db)
     : schema_history(db,
@@ -99,7 +71,7 @@ void StateStore::store_schema(std::string_view job, std::string_view data_type,
                 job,
                 data_type,
                 record.since_slot,
-                to_json_array(record.columns),
+                json_array(record.columns),
                 to_unix(record.seen_at)}
       .run();
   transaction.commit();

@@ -26,31 +26,6 @@ constexpr std::string_view kSlotColumns =
     "job, slot, start, state, attempts, next_at, api_status, last_error, created_at, "
     "updated_at, done_at, notices, uploading_since";
 
-// A JSON array of strings, for SQLite's json_each: one bound value however many names.
-std::string json_array(std::span<const std::string> texts) {
-  std::string json = "[";
-  for (const std::string& text : texts) {
-    if (json.size() > 1) {
-      json += ',';
-    }
-    json += '"';
-    for (const char c : text) {
-      if (c == '"' || c == '\\') {
-        json += '\\';
-        json += c;
-      } else if (static_cast<unsigned char>(c) < 0x20) {
-        char escaped[8];
-        std::snprintf(escaped, sizeof escaped, "\\u%04x", static_cast<unsigned>(c));
-        json += escaped;
-      } else {
-        json += c;
-      }
-    }
-    json += '"';
-  }
-  return json + "]";
-}
-
 std::string select_slots(std::string_view rest) {
   std::string sql = "SELECT ";
   sql += kSlotColumns;
@@ -91,6 +66,30 @@ SlotRecord read_slot(const sqlite::Query& row) {
 }
 
 }  // namespace
+
+std::string json_array(std::span<const std::string> texts) {
+  std::string json = "[";
+  for (const std::string& text : texts) {
+    if (json.size() > 1) {
+      json += ',';
+    }
+    json += '"';
+    for (const char c : text) {
+      if (c == '"' || c == '\\') {
+        json += '\\';
+        json += c;
+      } else if (static_cast<unsigned char>(c) < 0x20) {
+        char escaped[8];
+        std::snprintf(escaped, sizeof escaped, "\\u%04x", static_cast<unsigned>(c));
+        json += escaped;
+      } else {
+        json += c;
+      }
+    }
+    json += '"';
+  }
+  return json + "]";
+}
 
 std::string_view to_string(SlotState state) {
   return kStateNames.at(static_cast<std::size_t>(state));

@@ -5,6 +5,8 @@
 
 #include <filesystem>
 #include <optional>
+#include <span>
+#include <string>
 
 #include "state/sqlite.hpp"
 #include "state/state_store.hpp"
@@ -87,6 +89,10 @@ struct SchemaStatements {
   sqlite::Statement delete_schema;
   sqlite::Statement upsert_schema;
 };
+
+// A JSON array of strings (RFC 8259 escapes: a vendor's header is data too), for
+// SQLite's json_each: one bound value however many names (slots.cpp).
+std::string json_array(std::span<const std::string> texts);
 
 // Every group under one name, so a call reads impl_->statements->due whichever file
 // it is in.
