@@ -110,6 +110,49 @@ TEST(Compare, UncountedOrUnsplitFilesSkipTheirTypeWithAReason) {
   EXPECT_EQ(comparison.types[0].data_type, "vstr");
 }
 
+// A duplicate part (same type and sha256 under another name) is one content: the
+// manifest leaves it out, so the totals must too.
+TEST(Compare, DuplicatePartsOfASlotCountOnce) {
+  Date date = date_of("visit", 5, {});
+  for (auto& files : date.hourly) {
+    files[0].sha256 = "aa";
+  }
+  date.hourly[2].push_back(date.hourly[2][0]);
+  date.hourly[2].back().name = "visit_part_copy.csv.gz";
+  date.daily[0].sha256 = "dd";
+  date.daily.push_back(date.daily[0]);
+  date.daily.back().name = "visit_day_copy.csv.gz";
+  // The same content of another type is not a duplicate.
+  date.daily.push_back(counted("page", 0));
+  date.daily.back().sha256 = "dd";
+  const Comparison comparison = compare(date.hourly, date.daily);
+  ASSERT_EQ(comparison.types.size(), 2u);
+  const TypeResult& visit = comparison.types[1];
+  EXPECT_EQ(visit.hourly_rows, 120u);
+  EXPECT_EQ(visit.daily_rows, 120u);
+  EXPECT_EQ(visit.hours[2], (HourRows{5, 5}));
+  EXPECT_TRUE(matches(visit, 0));
+}
+
+// A type only one job fetches is left out with a reason, never a mismatch.
+TEST(Compare, TypesOnlyOneJobFetchesAreSkippedNotMismatched) {
+  Date date = date_of("visit", 2, {});
+  date.hourly[4].push_back(counted("evar", 3));
+  date.daily.push_back(counted("vstr", 1, std::vector<std::uint64_t>(kHours, 0)));
+  date.daily.back().rows_by_hour[9] = 1;
+  const Comparison comparison =
+      compare(date.hourly, date.daily, Fetched{{"visit", "evar"}}, Fetched{{"visit", "vstr"}});
+  ASSERT_EQ(comparison.types.size(), 1u);
+  EXPECT_EQ(comparison.types[0].data_type, "visit");
+  ASSERT_EQ(comparison.skipped.size(), 2u);
+  EXPECT_EQ(comparison.skipped[0].data_type, "evar");
+  EXPECT_NE(comparison.skipped[0].reason.find("the daily job does not fetch"), std::string::npos);
+  EXPECT_EQ(comparison.skipped[1].data_type, "vstr");
+  EXPECT_NE(comparison.skipped[1].reason.find("the hourly job does not fetch"), std::string::npos);
+  // 'all' on both sides compares every type.
+  EXPECT_EQ(compare(date.hourly, date.daily, Fetched{}, Fetched{}).types.size(), 3u);
+}
+
 TEST(Compare, WithinIsRelativeToTheDay) {
   EXPECT_TRUE(within(0, 0, 0));
   EXPECT_TRUE(within(995, 1000, 0.5));
