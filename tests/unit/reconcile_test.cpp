@@ -6,6 +6,7 @@
 #include <map>
 
 #include "reconcile/compare.hpp"
+#include "reconcile/reconciler.hpp"
 
 namespace gio::reconcile {
 namespace {
@@ -188,6 +189,31 @@ TEST(Compare, HoursJsonRoundTrips) {
   std::string negative = json;
   negative.replace(2, 1, "-3");
   EXPECT_FALSE(parse_hours_json(negative));
+}
+
+// Two hourly jobs naming one daily job: the daily job is part of both pairs (its slot
+// done must reconcile both; `reconcile --job daily` shows both).
+TEST(Pairs, ADailyJobNamedByTwoHourlyJobsIsInBothPairs) {
+  config::Config config;
+  const auto job = [](std::string name, Granularity granularity, std::string daily) {
+    config::Job result;
+    result.name = std::move(name);
+    result.project = "shop";
+    result.granularity = granularity;
+    config::RawJob raw;
+    raw.reconcile.daily_job = std::move(daily);
+    result.settings = raw;
+    return result;
+  };
+  config.jobs = {job("h1", Granularity::hour, "d"), job("h2", Granularity::hour, "d"),
+                 job("d", Granularity::day, "")};
+  const auto of_daily = pairs_of(config, config.jobs[2]);
+  ASSERT_EQ(of_daily.size(), 2u);
+  EXPECT_EQ(of_daily[0].hourly->name, "h1");
+  EXPECT_EQ(of_daily[1].hourly->name, "h2");
+  const auto of_h2 = pairs_of(config, config.jobs[1]);
+  ASSERT_EQ(of_h2.size(), 1u);
+  EXPECT_EQ(of_h2[0].daily->name, "d");
 }
 
 }  // namespace
