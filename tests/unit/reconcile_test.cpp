@@ -2,11 +2,13 @@
 // skipped types, the tolerance, short hours and the stored hours' JSON.
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include <map>
 
 #include "reconcile/compare.hpp"
 #include "reconcile/reconciler.hpp"
+#include "support/temp_dir.hpp"
 
 namespace gio::reconcile {
 namespace {
@@ -214,6 +216,67 @@ TEST(Pairs, ADailyJobNamedByTwoHourlyJobsIsInBothPairs) {
   const auto of_h2 = pairs_of(config, config.jobs[1]);
   ASSERT_EQ(of_h2.size(), 1u);
   EXPECT_EQ(of_h2[0].daily->name, "d");
+}
+
+// A date whose reconcile failed (the database busy) is tried again at the next slot
+// done, not only at the next start; the failure never escapes.
+TEST(Reconciler, AFailedDateIsRetriedAtTheNextSlotDone) {
+  testing::TempDir dir;
+  const auto db = dir.path() / "state.db";
+  state::StateStore store{db};
+  store.set_busy_timeout(std::chrono::milliseconds{20});
+  config::Config config;
+  config.archive_dir = dir.path() / "archive";
+  config::Job hourly;
+  hourly.name = "h";
+  hourly.project = "shop";
+  hourly.granularity = Granularity::hour;
+  config::RawJob raw;
+  raw.reconcile.daily_job = "d";
+  hourly.settings = raw;
+  config::Job daily = hourly;
+  daily.name = "d";
+  daily.granularity = Granularity::day;
+  daily.settings = config::RawJob{};
+  config.jobs = {hourly, daily};
+  const Slot day = *Slot::parse("2026-11-20", Granularity::day);
+  const Instant now = day.end() + std::chrono::hours{30};
+  const auto done = [&](const std::string& job, const Slot& slot, state::ArchivedFile file) {
+    const std::vector<state::PlannedSlot> planned{{slot.name(), slot.start(), now}};
+    store.plan(job, planned, now);
+    store.update(job, slot.name(), {.state = state::SlotState::done, .next_at = now}, now);
+    file.job = job;
+    file.slot = slot.name();
+    store.record_file(file);
+  };
+  for (int hour = 0; hour < kHours; ++hour) {
+    done("h", Slot::containing(day.start() + std::chrono::hours{hour}, Granularity::hour),
+         counted("visit", 1));
+  }
+  sqlite3* other = nullptr;
+  ASSERT_EQ(sqlite3_open(db.c_str(), &other), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  FailedDates failed;
+  after_slot_done(config, store, config.jobs[1], day, now, failed);
+  sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr);
+  sqlite3_close(other);
+  // Not done yet: the daily slot is missing, so nothing failed.
+  EXPECT_TRUE(failed.dates.empty());
+  done("d", day, counted("visit", 24, std::vector<std::uint64_t>(kHours, 1)));
+  ASSERT_EQ(sqlite3_open(db.c_str(), &other), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  EXPECT_NO_THROW(after_slot_done(config, store, config.jobs[1], day, now, failed));
+  sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr);
+  sqlite3_close(other);
+  ASSERT_EQ(failed.dates.size(), 1u);
+  EXPECT_TRUE(store.reconciliations("h", "2026-11-20", "2026-11-20").empty());
+  // Any later slot done (here the next day's first hour) retries it.
+  const Slot later = Slot::containing(day.end(), Granularity::hour);
+  after_slot_done(config, store, config.jobs[0], later, now, failed);
+  EXPECT_TRUE(failed.dates.empty());
+  const auto rows = store.reconciliations("h", "2026-11-20", "2026-11-20");
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_TRUE(rows[0].match);
 }
 
 }  // namespace
