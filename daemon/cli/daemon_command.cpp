@@ -185,6 +185,8 @@ class Daemon {
   std::optional<asio::thread_pool> verify_pool_;
   std::optional<download::Downloader> downloader_;
   std::optional<scheduler::Scheduler> scheduler_;
+  // Dates whose reconcile failed (a busy database): tried again at the next slot done.
+  reconcile::FailedDates failed_reconciles_;
   std::optional<ops::Server> listener_;
 };
 
@@ -227,11 +229,11 @@ int Daemon::run() {
                      scheduler::SinkSupport{.hash_pool = &*verify_pool_});
   // Hourly against daily: the dates completed before this start, then each date as its
   // last slot is done.
-  reconcile::catch_up(config_, *store_, clock_.now());
-  scheduler_->on_slot_done(
-      [this](const config::Config& now_config, const config::Job& job, const Slot& slot) {
-        reconcile::after_slot_done(now_config, *store_, job, slot, clock_.now());
-      });
+  reconcile::catch_up(config_, *store_, clock_.now(), failed_reconciles_);
+  scheduler_->on_slot_done([this](const config::Config& now_config, const config::Job& job,
+                                  const Slot& slot) {
+    reconcile::after_slot_done(now_config, *store_, job, slot, clock_.now(), failed_reconciles_);
+  });
   // The metrics and health listener (not for one pass): bound before READY=1, so a
   // probe that follows READY finds it.
   if (!once_ && !serve_metrics()) {

@@ -140,14 +140,13 @@ int reconcile_report(const config::Config& config, const config::Job* only_job,
   }
   std::vector<reconcile::Pair> pairs;
   if (only_job != nullptr) {
-    const auto pair = reconcile::pair_of(config, *only_job);
-    if (!pair) {
+    pairs = reconcile::pairs_of(config, *only_job);
+    if (pairs.empty()) {
       std::cerr << "gio-exporter: job \"" << only_job->name
                 << "\" is not compared with another (reconcile_with pairs an hourly raw job "
                    "with a daily raw job)\n";
       return 1;
     }
-    pairs.push_back(*pair);
   } else {
     pairs = reconcile::pairs(config);
   }

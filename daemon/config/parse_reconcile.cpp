@@ -1,6 +1,7 @@
 // Hourly against daily (issue 16): the keys that pair an hourly raw job with its
 // project's daily raw job, and the automatic pairing when a project has one of each.
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <map>
@@ -100,6 +101,29 @@ std::map<std::string, std::string> automatic_pairs(const std::vector<Job>& jobs)
   return pairs;
 }
 
+// A pair with a size-only job (verify: size counts no rows) can never be compared: said
+// once here rather than as a reconcile_skipped every date.
+void warn_size_only(const std::vector<Job>& jobs, const Job& hourly, const ReconcileMarks& mark,
+                    Reporter& reporter) {
+  const std::string& name = std::get<RawJob>(hourly.settings).reconcile.daily_job;
+  const auto daily = std::find_if(jobs.begin(), jobs.end(), [&](const Job& job) {
+    return job.name == name && is_raw(job) && job.granularity == Granularity::day;
+  });
+  if (daily == jobs.end()) {
+    return;  // refused by check_named already
+  }
+  const Job* size_only = daily->verify == archive::VerifyMode::size   ? &*daily
+                         : hourly.verify == archive::VerifyMode::size ? &hourly
+                                                                      : nullptr;
+  if (size_only != nullptr) {
+    reporter.warn(mark.with.value_or(mark.any.value_or(YAML::Mark::null_mark())),
+                  "job " + in_quotes(hourly.name) + " is compared with " + in_quotes(name) +
+                      ", but " + in_quotes(size_only->name) +
+                      " has 'verify: size', which counts no rows: its dates will be skipped, "
+                      "not compared (use verify: gzip)");
+  }
+}
+
 }  // namespace
 
 ReconcileMarks read_reconcile(const MapReader& map, Reconcile& reconcile, Reporter& reporter) {
@@ -155,6 +179,12 @@ void pair_reconcile(std::vector<Job>& jobs, const std::vector<ReconcileMarks>& m
                    "this job reconciles with no daily job: name one with 'reconcile_with' "
                    "(automatic pairing needs exactly one hourly and one daily raw job in "
                    "the project)");
+    }
+  }
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    if (is_raw(jobs[i]) && jobs[i].granularity == Granularity::hour &&
+        !std::get<RawJob>(jobs[i].settings).reconcile.daily_job.empty()) {
+      warn_size_only(jobs, jobs[i], marks[i], reporter);
     }
   }
 }

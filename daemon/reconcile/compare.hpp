@@ -50,11 +50,19 @@ struct Comparison {
   std::vector<Skipped> skipped;
 };
 
+// The data types a job fetches: its data_types; empty = all ('all').
+struct Fetched {
+  std::vector<std::string> types{};
+  bool has(const std::string& type) const;
+};
+
 // hourly[h]: the files of the hourly slot of Beijing hour h; daily: those of the day.
 // A type whose files are not all counted, or whose daily files are not split by hour,
-// is skipped with its reason.
+// is skipped with its reason, as is a type only one of the two jobs fetches. Files of
+// the same data_type and sha256 in one slot (duplicate parts) count once.
 Comparison compare(const std::array<std::vector<state::ArchivedFile>, kHours>& hourly,
-                   const std::vector<state::ArchivedFile>& daily);
+                   const std::vector<state::ArchivedFile>& daily,
+                   const Fetched& hourly_fetches = {}, const Fetched& daily_fetches = {});
 
 // Whether `hourly` is within `tolerance_percent` of `daily` (|daily - hourly| / daily).
 // A day of 0 rows matches only hours of 0 rows.

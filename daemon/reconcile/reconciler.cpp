@@ -111,13 +111,14 @@ std::vector<Pair> pairs(const config::Config& config) {
   return result;
 }
 
-std::optional<Pair> pair_of(const config::Config& config, const config::Job& job) {
+std::vector<Pair> pairs_of(const config::Config& config, const config::Job& job) {
+  std::vector<Pair> result;
   for (const Pair& pair : pairs(config)) {
     if (pair.hourly->name == job.name || pair.daily->name == job.name) {
-      return pair;
+      result.push_back(pair);
     }
   }
-  return std::nullopt;
+  return result;
 }
 
 bool date_done(state::StateStore& store, const Pair& pair, const Slot& day) {
@@ -138,7 +139,10 @@ DateOutcome reconcile_date(state::StateStore& store, const Pair& pair, const Slo
   for (int hour = 0; hour < kHours; ++hour) {
     hourly[hour] = store.files(pair.hourly->name, slot_name_of_hour(day, hour));
   }
-  Comparison comparison = compare(hourly, store.files(pair.daily->name, day.name()));
+  Comparison comparison =
+      compare(hourly, store.files(pair.daily->name, day.name()),
+              Fetched{std::get<config::RawJob>(pair.hourly->settings).data_types},
+              Fetched{std::get<config::RawJob>(pair.daily->settings).data_types});
   const std::string date = day.date();
   std::vector<state::Reconciliation> rows;
   for (const TypeResult& result : comparison.types) {
@@ -152,7 +156,7 @@ DateOutcome reconcile_date(state::StateStore& store, const Pair& pair, const Slo
                     .match = matches(result, pair.tolerance_percent()),
                     .reconciled_at = now});
   }
-  store.record_reconciliations(rows);
+  store.replace_reconciliations(pair.hourly->name, date, rows);
   for (const Skipped& skipped : comparison.skipped) {
     ops::log_event(ops::Level::info, "reconcile_skipped", "a data type could not be compared",
                    {{"job", pair.hourly->name},
@@ -175,24 +179,77 @@ DateOutcome reconcile_date(state::StateStore& store, const Pair& pair, const Slo
   return outcome;
 }
 
-void after_slot_done(const config::Config& config, state::StateStore& store, const config::Job& job,
-                     const Slot& slot, Instant now) {
-  const auto pair = pair_of(config, job);
-  if (!pair) {
-    return;
-  }
+namespace {
+
+void log_failure(const std::string& job, const std::string& date, const char* error) {
+  ops::log_event(ops::Level::warning, "reconcile_failed",
+                 "the date could not be compared; it is tried again at the next slot done",
+                 {{"job", job}, {"date", date}, {"error", error}});
+}
+
+// Reconciles the date unless it was already; false (logged, remembered) when that failed.
+void try_date(state::StateStore& store, const Pair& pair, const Slot& day, Instant now,
+              const std::filesystem::path& archive_dir, FailedDates& failed) {
+  const std::string date = day.date();
   try {
-    const auto day = Slot::parse(slot.date(), Granularity::day);
-    if (day && date_done(store, *pair, *day)) {
-      reconcile_date(store, *pair, *day, now, config.archive_dir);
+    if (date_done(store, pair, day)) {
+      reconcile_date(store, pair, day, now, archive_dir);
     }
+    failed.dates.erase({pair.hourly->name, date});
   } catch (const std::exception& error) {
-    ops::log_event(ops::Level::warning, "reconcile_failed", "the date could not be compared",
-                   {{"job", pair->hourly->name}, {"date", slot.date()}, {"error", error.what()}});
+    log_failure(pair.hourly->name, date, error.what());
+    failed.add(pair.hourly->name, date);
   }
 }
 
-void catch_up(const config::Config& config, state::StateStore& store, Instant now) {
+// The dates that failed before (a busy database, say), while their pair still exists and
+// they were not reconciled since.
+void retry_failed(const config::Config& config, state::StateStore& store, Instant now,
+                  FailedDates& failed) {
+  const auto remembered = failed.dates;
+  for (const auto& [job, date] : remembered) {
+    failed.dates.erase({job, date});
+    const auto day = Slot::parse(date, Granularity::day);
+    for (const Pair& pair : pairs(config)) {
+      if (day && pair.hourly->name == job) {
+        try_date(store, pair, *day, now, config.archive_dir, failed);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void FailedDates::add(const std::string& job, const std::string& date) {
+  // Bounded: a database that stays broken must not grow this; the oldest date goes
+  // (catch_up at the next start still finds it).
+  dates.emplace(job, date);
+  while (dates.size() > kMaxFailedDates) {
+    dates.erase(dates.begin());
+  }
+}
+
+void after_slot_done(const config::Config& config, state::StateStore& store, const config::Job& job,
+                     const Slot& slot, Instant now, FailedDates& failed) {
+  try {
+    retry_failed(config, store, now, failed);
+    const auto day = Slot::parse(slot.date(), Granularity::day);
+    if (!day) {
+      return;
+    }
+    // Every pair: several hourly jobs may name this daily job.
+    for (const Pair& pair : pairs_of(config, job)) {
+      try_date(store, pair, *day, now, config.archive_dir, failed);
+    }
+  } catch (const std::exception& error) {
+    log_failure(job.name, slot.date(), error.what());
+  } catch (...) {
+    log_failure(job.name, slot.date(), "unknown error");
+  }
+}
+
+void catch_up(const config::Config& config, state::StateStore& store, Instant now,
+              FailedDates& failed) {
   for (const Pair& pair : pairs(config)) {
     Slot day = Slot::containing(now - kRetention, Granularity::day);
     const Slot today = Slot::containing(now, Granularity::day);
@@ -200,13 +257,13 @@ void catch_up(const config::Config& config, state::StateStore& store, Instant no
       try {
         const std::string date = day.date();
         if (!store.reconciliations(pair.hourly->name, date, date).empty() ||
-            store.get_value(skipped_key(pair, date)) || !date_done(store, pair, day)) {
+            store.get_value(skipped_key(pair, date))) {
           continue;
         }
-        reconcile_date(store, pair, day, now, config.archive_dir);
+        try_date(store, pair, day, now, config.archive_dir, failed);
       } catch (const std::exception& error) {
-        ops::log_event(ops::Level::warning, "reconcile_failed", "the date could not be compared",
-                       {{"job", pair.hourly->name}, {"date", day.date()}, {"error", error.what()}});
+        log_failure(pair.hourly->name, day.date(), error.what());
+        failed.add(pair.hourly->name, day.date());
       }
     }
   }

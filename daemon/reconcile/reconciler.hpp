@@ -10,7 +10,9 @@
 
 #include <filesystem>
 #include <optional>
+#include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "config/config.hpp"
@@ -29,8 +31,9 @@ struct Pair {
 
 // Every pair of the config, in the order of the hourly jobs.
 std::vector<Pair> pairs(const config::Config& config);
-// The pair `job` is part of (as the hourly or the daily job), if any.
-std::optional<Pair> pair_of(const config::Config& config, const config::Job& job);
+// The pairs `job` is part of (as the hourly or the daily job): one daily job may be
+// named by several hourly jobs.
+std::vector<Pair> pairs_of(const config::Config& config, const config::Job& job);
 
 // Whether the date's 24 hourly slots and its daily slot are all done.
 bool date_done(state::StateStore& store, const Pair& pair, const Slot& day);
@@ -46,13 +49,25 @@ struct DateOutcome {
 DateOutcome reconcile_date(state::StateStore& store, const Pair& pair, const Slot& day, Instant now,
                            const std::filesystem::path& archive_dir);
 
-// Called when `slot` of `job` became done: reconciles its date when that completed it.
-// Never throws (a failure is logged: the slot's own state is settled already).
+// The dates whose reconcile failed (hourly job, date), kept in memory by the daemon and
+// tried again at the next slot done; at most kMaxFailedDates (the oldest dates go: the
+// next start's catch_up still finds them).
+inline constexpr std::size_t kMaxFailedDates = 64;
+struct FailedDates {
+  std::set<std::pair<std::string, std::string>> dates;
+  void add(const std::string& job, const std::string& date);
+};
+
+// Called when `slot` of `job` became done: first tries the failed dates again, then
+// reconciles the slot's date for every pair of `job` when that completed it. Never
+// throws (a failure is logged and remembered in `failed`: the slot's own state is
+// settled already).
 void after_slot_done(const config::Config& config, state::StateStore& store, const config::Job& job,
-                     const Slot& slot, Instant now);
+                     const Slot& slot, Instant now, FailedDates& failed);
 
 // At start: every date within the vendor's retention whose slots are all done and that
-// was neither reconciled nor skipped before. Never throws.
-void catch_up(const config::Config& config, state::StateStore& store, Instant now);
+// was neither reconciled nor skipped before. Never throws; a failed date goes to `failed`.
+void catch_up(const config::Config& config, state::StateStore& store, Instant now,
+              FailedDates& failed);
 
 }  // namespace gio::reconcile

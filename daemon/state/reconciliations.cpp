@@ -55,6 +55,16 @@ void StateStore::record_reconciliations(std::span<const Reconciliation> rows) {
   transaction.commit();
 }
 
+void StateStore::replace_reconciliations(std::string_view job, std::string_view date,
+                                         std::span<const Reconciliation> rows) {
+  sqlite::Statement statement{impl_->db,
+                              "DELETE FROM reconciliations WHERE job = ?1 AND date = ?2"};
+  sqlite::Transaction transaction{impl_->db};
+  sqlite::Query{statement, job, date}.run();
+  record_reconciliations(rows);  // nested: part of this transaction
+  transaction.commit();
+}
+
 std::vector<Reconciliation> StateStore::reconciliations(std::string_view job,
                                                         std::string_view from_date,
                                                         std::string_view to_date) {
@@ -72,9 +82,10 @@ std::vector<Reconciliation> StateStore::reconciliations(std::string_view job,
 std::vector<Reconciliation> StateStore::latest_reconciliations(std::string_view job) {
   sqlite::Statement statement{
       impl_->db, "SELECT " + std::string{kColumns} +
-                     " FROM reconciliations AS r WHERE job = ?1 AND date = (SELECT max(date) "
-                     "FROM reconciliations WHERE job = r.job AND data_type = r.data_type) "
-                     "ORDER BY data_type"};
+                     " FROM reconciliations AS r JOIN (SELECT data_type AS latest_type, "
+                     "max(date) AS latest_date FROM reconciliations WHERE job = ?1 GROUP BY "
+                     "data_type) ON r.data_type = latest_type AND r.date = latest_date "
+                     "WHERE r.job = ?1 ORDER BY r.data_type"};
   std::vector<Reconciliation> result;
   sqlite::Query query{statement, job};
   while (query.step()) {

@@ -323,6 +323,10 @@ class StateStore {
   // --- Completeness (issue 16; reconciliations.cpp) ---
   // Inserts or replaces the rows of one date (job, date, data_type), in one transaction.
   void record_reconciliations(std::span<const Reconciliation> rows);
+  // The date's comparison of `job` as a whole: its earlier rows go (a type no longer
+  // compared leaves none behind) and `rows` are written, in one transaction.
+  void replace_reconciliations(std::string_view job, std::string_view date,
+                               std::span<const Reconciliation> rows);
   // The rows of `job` with from_date <= date <= to_date (YYYY-MM-DD), by date then type.
   std::vector<Reconciliation> reconciliations(std::string_view job, std::string_view from_date,
                                               std::string_view to_date);

@@ -1442,6 +1442,20 @@ TEST_F(ConfigTest, ReconcileNotAutomaticWithTwoDailyJobs) {
   EXPECT_TRUE(reconcile.refetch);
 }
 
+// A size-only daily job counts no rows: the pair is loaded, with one warning saying so.
+TEST_F(ConfigTest, ReconcileWithASizeOnlyDailyJobWarnsAtLoad) {
+  const LoadResult counted = parse_config(paired(""), kPath);
+  ASSERT_TRUE(counted.config) << all_problems(counted);
+  EXPECT_TRUE(counted.warnings.empty());
+  const LoadResult size_only = parse_config(paired("", "    verify: size\n"), kPath);
+  ASSERT_TRUE(size_only.config) << all_problems(size_only);
+  EXPECT_EQ(reconcile_of(*size_only.config, "shop-hourly").daily_job, "shop-daily");
+  ASSERT_EQ(size_only.warnings.size(), 1u);
+  EXPECT_NE(size_only.warnings[0].message.find("'shop-daily' has 'verify: size'"),
+            std::string::npos)
+      << size_only.warnings[0].message;
+}
+
 TEST_F(ConfigTest, ReconcileWithMustNameADailyRawJobOfTheProject) {
   EXPECT_TRUE(only_problem(parse_config(paired("    reconcile_with: shop-dialy\n"), kPath), 10, 21,
                            "'reconcile_with' names no job: 'shop-dialy'"));

@@ -2,10 +2,13 @@
 // skipped types, the tolerance, short hours and the stored hours' JSON.
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include <map>
 
 #include "reconcile/compare.hpp"
+#include "reconcile/reconciler.hpp"
+#include "support/temp_dir.hpp"
 
 namespace gio::reconcile {
 namespace {
@@ -110,6 +113,49 @@ TEST(Compare, UncountedOrUnsplitFilesSkipTheirTypeWithAReason) {
   EXPECT_EQ(comparison.types[0].data_type, "vstr");
 }
 
+// A duplicate part (same type and sha256 under another name) is one content: the
+// manifest leaves it out, so the totals must too.
+TEST(Compare, DuplicatePartsOfASlotCountOnce) {
+  Date date = date_of("visit", 5, {});
+  for (auto& files : date.hourly) {
+    files[0].sha256 = "aa";
+  }
+  date.hourly[2].push_back(date.hourly[2][0]);
+  date.hourly[2].back().name = "visit_part_copy.csv.gz";
+  date.daily[0].sha256 = "dd";
+  date.daily.push_back(date.daily[0]);
+  date.daily.back().name = "visit_day_copy.csv.gz";
+  // The same content of another type is not a duplicate.
+  date.daily.push_back(counted("page", 0));
+  date.daily.back().sha256 = "dd";
+  const Comparison comparison = compare(date.hourly, date.daily);
+  ASSERT_EQ(comparison.types.size(), 2u);
+  const TypeResult& visit = comparison.types[1];
+  EXPECT_EQ(visit.hourly_rows, 120u);
+  EXPECT_EQ(visit.daily_rows, 120u);
+  EXPECT_EQ(visit.hours[2], (HourRows{5, 5}));
+  EXPECT_TRUE(matches(visit, 0));
+}
+
+// A type only one job fetches is left out with a reason, never a mismatch.
+TEST(Compare, TypesOnlyOneJobFetchesAreSkippedNotMismatched) {
+  Date date = date_of("visit", 2, {});
+  date.hourly[4].push_back(counted("evar", 3));
+  date.daily.push_back(counted("vstr", 1, std::vector<std::uint64_t>(kHours, 0)));
+  date.daily.back().rows_by_hour[9] = 1;
+  const Comparison comparison =
+      compare(date.hourly, date.daily, Fetched{{"visit", "evar"}}, Fetched{{"visit", "vstr"}});
+  ASSERT_EQ(comparison.types.size(), 1u);
+  EXPECT_EQ(comparison.types[0].data_type, "visit");
+  ASSERT_EQ(comparison.skipped.size(), 2u);
+  EXPECT_EQ(comparison.skipped[0].data_type, "evar");
+  EXPECT_NE(comparison.skipped[0].reason.find("the daily job does not fetch"), std::string::npos);
+  EXPECT_EQ(comparison.skipped[1].data_type, "vstr");
+  EXPECT_NE(comparison.skipped[1].reason.find("the hourly job does not fetch"), std::string::npos);
+  // 'all' on both sides compares every type.
+  EXPECT_EQ(compare(date.hourly, date.daily, Fetched{}, Fetched{}).types.size(), 3u);
+}
+
 TEST(Compare, WithinIsRelativeToTheDay) {
   EXPECT_TRUE(within(0, 0, 0));
   EXPECT_TRUE(within(995, 1000, 0.5));
@@ -145,6 +191,92 @@ TEST(Compare, HoursJsonRoundTrips) {
   std::string negative = json;
   negative.replace(2, 1, "-3");
   EXPECT_FALSE(parse_hours_json(negative));
+}
+
+// Two hourly jobs naming one daily job: the daily job is part of both pairs (its slot
+// done must reconcile both; `reconcile --job daily` shows both).
+TEST(Pairs, ADailyJobNamedByTwoHourlyJobsIsInBothPairs) {
+  config::Config config;
+  const auto job = [](std::string name, Granularity granularity, std::string daily) {
+    config::Job result;
+    result.name = std::move(name);
+    result.project = "shop";
+    result.granularity = granularity;
+    config::RawJob raw;
+    raw.reconcile.daily_job = std::move(daily);
+    result.settings = raw;
+    return result;
+  };
+  config.jobs = {job("h1", Granularity::hour, "d"), job("h2", Granularity::hour, "d"),
+                 job("d", Granularity::day, "")};
+  const auto of_daily = pairs_of(config, config.jobs[2]);
+  ASSERT_EQ(of_daily.size(), 2u);
+  EXPECT_EQ(of_daily[0].hourly->name, "h1");
+  EXPECT_EQ(of_daily[1].hourly->name, "h2");
+  const auto of_h2 = pairs_of(config, config.jobs[1]);
+  ASSERT_EQ(of_h2.size(), 1u);
+  EXPECT_EQ(of_h2[0].daily->name, "d");
+}
+
+// A date whose reconcile failed (the database busy) is tried again at the next slot
+// done, not only at the next start; the failure never escapes.
+TEST(Reconciler, AFailedDateIsRetriedAtTheNextSlotDone) {
+  testing::TempDir dir;
+  const auto db = dir.path() / "state.db";
+  state::StateStore store{db};
+  store.set_busy_timeout(std::chrono::milliseconds{20});
+  config::Config config;
+  config.archive_dir = dir.path() / "archive";
+  config::Job hourly;
+  hourly.name = "h";
+  hourly.project = "shop";
+  hourly.granularity = Granularity::hour;
+  config::RawJob raw;
+  raw.reconcile.daily_job = "d";
+  hourly.settings = raw;
+  config::Job daily = hourly;
+  daily.name = "d";
+  daily.granularity = Granularity::day;
+  daily.settings = config::RawJob{};
+  config.jobs = {hourly, daily};
+  const Slot day = *Slot::parse("2026-11-20", Granularity::day);
+  const Instant now = day.end() + std::chrono::hours{30};
+  const auto done = [&](const std::string& job, const Slot& slot, state::ArchivedFile file) {
+    const std::vector<state::PlannedSlot> planned{{slot.name(), slot.start(), now}};
+    store.plan(job, planned, now);
+    store.update(job, slot.name(), {.state = state::SlotState::done, .next_at = now}, now);
+    file.job = job;
+    file.slot = slot.name();
+    store.record_file(file);
+  };
+  for (int hour = 0; hour < kHours; ++hour) {
+    done("h", Slot::containing(day.start() + std::chrono::hours{hour}, Granularity::hour),
+         counted("visit", 1));
+  }
+  sqlite3* other = nullptr;
+  ASSERT_EQ(sqlite3_open(db.c_str(), &other), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  FailedDates failed;
+  after_slot_done(config, store, config.jobs[1], day, now, failed);
+  sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr);
+  sqlite3_close(other);
+  // Not done yet: the daily slot is missing, so nothing failed.
+  EXPECT_TRUE(failed.dates.empty());
+  done("d", day, counted("visit", 24, std::vector<std::uint64_t>(kHours, 1)));
+  ASSERT_EQ(sqlite3_open(db.c_str(), &other), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  EXPECT_NO_THROW(after_slot_done(config, store, config.jobs[1], day, now, failed));
+  sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr);
+  sqlite3_close(other);
+  ASSERT_EQ(failed.dates.size(), 1u);
+  EXPECT_TRUE(store.reconciliations("h", "2026-11-20", "2026-11-20").empty());
+  // Any later slot done (here the next day's first hour) retries it.
+  const Slot later = Slot::containing(day.end(), Granularity::hour);
+  after_slot_done(config, store, config.jobs[0], later, now, failed);
+  EXPECT_TRUE(failed.dates.empty());
+  const auto rows = store.reconciliations("h", "2026-11-20", "2026-11-20");
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_TRUE(rows[0].match);
 }
 
 }  // namespace

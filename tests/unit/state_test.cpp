@@ -1630,6 +1630,37 @@ TEST_F(StateStoreTest, ReconciliationsAreKeptPerDateAndType) {
   EXPECT_EQ(latest[1], again[0]);
 }
 
+// A date compared again replaces the whole date: a type no longer compared leaves no row.
+TEST_F(StateStoreTest, ReplacingADatesReconciliationsDropsItsOtherTypes) {
+  StateStore store(db_path());
+  const auto row = [](std::string date, std::string type) {
+    return Reconciliation{.job = "h",
+                          .date = std::move(date),
+                          .data_type = std::move(type),
+                          .daily_job = "d",
+                          .hourly_rows = 1,
+                          .daily_rows = 1,
+                          .hours = "[]",
+                          .match = true,
+                          .reconciled_at = from_unix(1795276800)};
+  };
+  const std::vector<Reconciliation> first{row("2026-11-21", "page"), row("2026-11-22", "page"),
+                                          row("2026-11-22", "visit")};
+  store.record_reconciliations(first);
+  const std::vector<Reconciliation> again{row("2026-11-22", "visit")};
+  store.replace_reconciliations("h", "2026-11-22", again);
+  const auto day = store.reconciliations("h", "2026-11-22", "2026-11-22");
+  ASSERT_EQ(day.size(), 1u);
+  EXPECT_EQ(day[0], again[0]);
+  // Other dates stay; the latest per type follows.
+  const auto latest = store.latest_reconciliations("h");
+  ASSERT_EQ(latest.size(), 2u);
+  EXPECT_EQ(latest[0].date, "2026-11-21");
+  EXPECT_EQ(latest[1].date, "2026-11-22");
+  store.replace_reconciliations("h", "2026-11-22", {});
+  EXPECT_TRUE(store.reconciliations("h", "2026-11-22", "2026-11-22").empty());
+}
+
 // --- Schemas (issue 16) ---
 
 TEST_F(StateStoreTest, SchemaHistoryIsStoredInSlotOrderAndReadBack) {
