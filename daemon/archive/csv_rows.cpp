@@ -45,7 +45,14 @@ __attribute__((target("avx2"))) Masks masks_avx2(const char* data, bool commas) 
           .comma = commas ? avx2_bits(low, high, ',') : 0};
 }
 
-const bool kHaveAvx2 = __builtin_cpu_supports("avx2");
+// __builtin_cpu_supports reads what __builtin_cpu_init fills in; the compiler runs that
+// init before ordinary static constructors only by accident of order, not by guarantee.
+bool have_avx2() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") != 0;
+}
+
+const bool kHaveAvx2 = have_avx2();
 #endif
 
 #if defined(__SSE2__)
@@ -127,8 +134,8 @@ std::uint64_t prefix_xor(std::uint64_t x) {
 constexpr std::size_t kMaxValueBytes = 20;
 
 // A record's split value as an hour of Beijing time; nullopt unless 1 to 20 plain
-// decimal digits that fit in 64 bits.
-std::optional<std::size_t> beijing_hour(std::string_view millis) {
+// decimal digits that fit in 64 bits, within `window`.
+std::optional<std::size_t> beijing_hour(std::string_view millis, const SplitWindow& window) {
   std::uint64_t value = 0;
   if (millis.empty() || millis.size() > kMaxValueBytes || millis.front() < '0' ||
       millis.front() > '9') {
@@ -138,16 +145,20 @@ std::optional<std::size_t> beijing_hour(std::string_view millis) {
   if (error != std::errc{} || end != millis.data() + millis.size()) {
     return std::nullopt;
   }
+  if (value < window.start_ms || value >= window.end_ms) {
+    return std::nullopt;  // another day's event: in no hour of this one
+  }
   constexpr std::uint64_t kBeijingOffset = 8 * 3600;
   return static_cast<std::size_t>((value / 1000 + kBeijingOffset) / 3600 % 24);
 }
 
 }  // namespace
 
-CsvRowCounter::CsvRowCounter(std::string split_column)
-    : split_column_(std::move(split_column)), splitting_(true) {}
+CsvRowCounter::CsvRowCounter(std::string split_column, SplitWindow window)
+    : split_column_(std::move(split_column)), window_(window), splitting_(true) {}
 
 void CsvRowCounter::feed(const char* data, std::size_t size) {
+  bytes_fed_ += size;
   if (!header_done_) {
     const std::size_t used = header(data, size);
     data += used;
@@ -340,7 +351,7 @@ void CsvRowCounter::split_block(const char* data, std::size_t size, std::uint64_
 }
 
 void CsvRowCounter::hour_of_record() {
-  const auto hour = has_value_ ? beijing_hour(value_) : std::nullopt;
+  const auto hour = has_value_ ? beijing_hour(value_, window_) : std::nullopt;
   if (hour) {
     ++hours_[*hour];
   } else {
@@ -360,7 +371,7 @@ CsvRows CsvRowCounter::finish() {
       hour_of_record();
     }
   }
-  if (splitting_) {
+  if (splitting_ && split_index_) {  // without the column no record has an hour
     result_.rows_by_hour.assign(hours_.begin(), hours_.end());
   }
   return std::move(result_);
@@ -371,9 +382,12 @@ std::vector<std::string> read_csv_header(const std::filesystem::path& gzip_file)
   CsvRowCounter counter;
   GzipChecker checker;
   checker.count_rows(&counter);
-  std::vector<char> piece(16 << 10);
+  // Small pieces: deflate inflates at most ~1032 bytes per byte, so one piece adds at
+  // most ~1 MiB beyond the bound. The bound counts inflated bytes (what costs time on
+  // the caller's thread): a header that long is no vendor's header.
+  std::vector<char> piece(1 << 10);
   std::uint64_t offset = 0;
-  while (in && !counter.header_read()) {
+  while (in && !counter.header_read() && counter.bytes_fed() < kMaxHeaderScanBytes) {
     in.read(piece.data(), static_cast<std::streamsize>(piece.size()));
     const auto got = static_cast<std::size_t>(in.gcount());
     if (got == 0 || checker.feed(piece.data(), got, offset)) {

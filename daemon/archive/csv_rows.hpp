@@ -15,6 +15,7 @@
 // rows and no columns; a header alone, 0 rows.
 
 #include <array>
+#include <climits>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
@@ -28,15 +29,24 @@ namespace gio::archive {
 struct CsvRows {
   std::uint64_t rows = 0;            // records, header excluded
   std::vector<std::string> columns;  // the header's fields (unquoted, unescaped)
-  // Only when the counter splits by a column: records per Beijing hour (UTC+8) of that
-  // column's value read as milliseconds since the epoch, 24 entries. A record whose value
-  // is missing (too few fields, or the column is not in the header), empty or not a
-  // plain decimal number is in `rows` but in no hour: it is counted in `unhoured`, so
-  // sum(rows_by_hour) + unhoured == rows.
+  // Only when the counter splits by a column that the header has: records per Beijing
+  // hour (UTC+8) of that column's value read as milliseconds since the epoch, 24
+  // entries; empty when the header lacks the column (no split is possible). A record
+  // whose value is missing (too few fields), empty, not a plain decimal number or
+  // outside the split window (another day's event) is in `rows` but in no hour: it is
+  // counted in `unhoured`, so sum(rows_by_hour) + unhoured == rows when split.
   std::vector<std::uint64_t> rows_by_hour;
   std::uint64_t unhoured = 0;
 
   friend bool operator==(const CsvRows&, const CsvRows&) = default;
+};
+
+// The milliseconds since the epoch [start_ms, end_ms) whose records a split puts in
+// hours: a daily file's Beijing date, so that an event of another day is not counted in
+// this day's hours. The default takes every time.
+struct SplitWindow {
+  std::uint64_t start_ms = 0;
+  std::uint64_t end_ms = UINT64_MAX;
 };
 
 class CsvRowCounter {
@@ -47,8 +57,9 @@ class CsvRowCounter {
 
   // Counts records and reads the header.
   CsvRowCounter() = default;
-  // Also splits the records by the hour of `split_column` (e.g. "time").
-  explicit CsvRowCounter(std::string split_column);
+  // Also splits the records by the hour of `split_column` (e.g. "time"), those of
+  // `window` only.
+  explicit CsvRowCounter(std::string split_column, SplitWindow window = {});
 
   // The next inflated bytes, in pieces of any size (a quote, an escape or a CRLF may
   // straddle two pieces).
@@ -59,6 +70,8 @@ class CsvRowCounter {
   CsvRows finish();
   // True once the header has been read (its newline seen).
   bool header_read() const { return header_done_; }
+  // The inflated bytes fed so far.
+  std::uint64_t bytes_fed() const { return bytes_fed_; }
 
  private:
   // Whether the current line has something on it yet: a blank line is no record.
@@ -78,6 +91,7 @@ class CsvRowCounter {
   bool quoted_ = false;
   Line line_ = Line::empty;
   bool header_done_ = false;
+  std::uint64_t bytes_fed_ = 0;
 
   // The header, read byte by byte.
   std::string field_;
@@ -85,6 +99,7 @@ class CsvRowCounter {
 
   // Splitting: the records' split column, tracked through the blocks' field ends.
   std::string split_column_;
+  SplitWindow window_{};
   bool splitting_ = false;
   std::optional<std::size_t> split_index_;  // the split column's place in the header
   std::size_t field_index_ = 0;             // of the current record
@@ -97,7 +112,10 @@ class CsvRowCounter {
 
 // The header of a gzip CSV file, inflating only as far as its first newline (for a part
 // an earlier pass counted: the state keeps its rows, not its header). Empty when the
-// file cannot be read or is not valid gzip as far as read. Blocking.
+// file cannot be read or is not valid gzip as far as read, and when no header ends
+// within kMaxHeaderScanBytes inflated bytes (a file without a newline, or with an
+// unclosed quote, is not inflated whole). Blocking.
+inline constexpr std::size_t kMaxHeaderScanBytes = 1 << 20;
 std::vector<std::string> read_csv_header(const std::filesystem::path& gzip_file);
 
 }  // namespace gio::archive

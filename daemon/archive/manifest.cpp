@@ -82,13 +82,32 @@ bool read_counts(const json::object& fields, ManifestFile& file) {
   return true;
 }
 
+// `text` with each byte that starts no well-formed UTF-8 sequence replaced by U+FFFD:
+// the counter keeps a header's raw bytes, and JSON (parse_manifest included) must be
+// UTF-8, or our own manifest would read as damaged.
+std::string valid_utf8(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t pos = 0; pos < text.size();) {
+    const std::size_t length = utf8_sequence_length(text, pos);
+    if (length == 0) {
+      out += "\xEF\xBF\xBD";
+      ++pos;
+    } else {
+      out.append(text, pos, length);
+      pos += length;
+    }
+  }
+  return out;
+}
+
 void write_counts(const ManifestFile& file, std::string& out) {
   if (!file.rows) {
     return;
   }
   out += ", \"rows\": " + std::to_string(*file.rows) + ", \"columns\": [";
   for (std::size_t i = 0; i < file.columns.size(); ++i) {
-    out += (i == 0 ? "" : ", ") + json_string(file.columns[i]);
+    out += (i == 0 ? "" : ", ") + json_string(valid_utf8(file.columns[i]));
   }
   out += "]";
   if (!file.rows_by_hour.empty()) {

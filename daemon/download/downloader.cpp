@@ -382,14 +382,15 @@ Downloader::Downloader(http::Client& client, asio::thread_pool& verify_pool,
 
 asio::awaitable<boost::system::result<VerifiedFile, Error>> Downloader::fetch(
     std::string url, std::filesystem::path staging_dir, archive::VerifyMode mode, bool count_rows,
-    std::string_view split_by) {
+    std::string_view split_by, archive::SplitWindow split_window) {
   const std::string shown = http::redact(url);
   // Size mode counts nothing, even when a part without Content-Length gets the gzip
   // check after all: a job's parts are counted all or none.
   std::unique_ptr<archive::CsvRowCounter> counter;
   if (count_rows && mode == archive::VerifyMode::gzip) {
-    counter = split_by.empty() ? std::make_unique<archive::CsvRowCounter>()
-                               : std::make_unique<archive::CsvRowCounter>(std::string{split_by});
+    counter = split_by.empty()
+                  ? std::make_unique<archive::CsvRowCounter>()
+                  : std::make_unique<archive::CsvRowCounter>(std::string{split_by}, split_window);
   }
 
   // The staging file: a fresh name in the staging folder, removed unless returned.

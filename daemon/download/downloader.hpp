@@ -74,12 +74,14 @@ class Downloader {
   // gzip stream (several members allowed, trailing garbage not); checks Content-Length and
   // syncs the file. On any failure the staging file is removed. Several fetches may run at
   // once. count_rows (gzip mode only): also counts the CSV records in the same pass, and
-  // when split_by names a column, splits them by its hour (VerifiedFile::rows). A
+  // when split_by names a column, splits them by its hour (VerifiedFile::rows), only
+  // the records whose time is within split_window in an hour. A
   // string_view rather than a string: no non-trivial temporary in a co_await'ed call
   // (GCC 12); the text is copied before the first suspension.
   boost::asio::awaitable<boost::system::result<VerifiedFile, Error>> fetch(
       std::string url, std::filesystem::path staging_dir, archive::VerifyMode mode,
-      bool count_rows = false, std::string_view split_by = {});
+      bool count_rows = false, std::string_view split_by = {},
+      archive::SplitWindow split_window = {});
 
   // The threads that verify: other blocking reads of the archive (re-hashing an
   // archived part) run there too, off the event loop.

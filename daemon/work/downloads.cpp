@@ -29,6 +29,15 @@ bool daily_raw(const config::Job& job) {
          std::holds_alternative<config::RawJob>(job.settings);
 }
 
+// The Beijing date a daily slot covers, in ms: an event timed on another day (a
+// device's clock, a late upload) is counted in the part's rows but in none of its hours.
+archive::SplitWindow split_window(const Slot& slot) {
+  const auto millis = [](Instant instant) {
+    return static_cast<std::uint64_t>(std::max<std::int64_t>(to_unix(instant), 0)) * 1000;
+  };
+  return {.start_ms = millis(slot.start()), .end_ms = millis(slot.end())};
+}
+
 // The ledger's files by (type, name); a later record of a name replaces an earlier one.
 std::map<TypeAndName, RecordedFile> recorded_by_name(Ledger& ledger) {
   std::map<TypeAndName, RecordedFile> by_name;
@@ -206,8 +215,9 @@ asio::awaitable<void> Downloads::fetch_part(const config::Job& job, const Slot& 
     }
     const auto started = std::chrono::steady_clock::now();
     const std::string_view split_by = daily_raw(job) ? kEventTimeColumn : std::string_view{};
-    auto fetched =
-        co_await downloader_.fetch(part.url, archive_.staging_dir(), job.verify, true, split_by);
+    const archive::SplitWindow window = split_window(slot);
+    auto fetched = co_await downloader_.fetch(part.url, archive_.staging_dir(), job.verify, true,
+                                              split_by, window);
     if (fetched) {
       observer_.downloaded(fetched->bytes, std::chrono::steady_clock::now() - started);
       if (!paused_reason_.empty()) {

@@ -706,6 +706,24 @@ TEST(ManifestJson, RemoteFieldsRoundTripWhenSet) {
   EXPECT_FALSE(parse_manifest(wrong).has_value()) << wrong;
 }
 
+// The counter keeps a header's raw bytes; the manifest (JSON, so UTF-8) writes each
+// byte that starts no valid sequence as U+FFFD, so that parse_manifest reads it back.
+TEST(ManifestJson, InvalidUtf8ColumnsAreWrittenAsReplacementCharacters) {
+  const Manifest manifest = sample_manifest(
+      day_slot(), {{.name = "a.csv.gz",
+                    .bytes = 1,
+                    .sha256 = "aa",
+                    .rows = 1,
+                    .columns = {"\xff\xfe", "\xc3", "ok", "\xe4\xb8\xad\xed\xa0\x80"}}});
+  const auto parsed = parse_manifest(to_json(manifest));
+  ASSERT_TRUE(parsed.has_value()) << to_json(manifest);
+  ASSERT_EQ(parsed->files.size(), 1u);
+  const std::string fffd = "\xef\xbf\xbd";
+  EXPECT_EQ(
+      parsed->files[0].columns,
+      (std::vector<std::string>{fffd + fffd, fffd, "ok", "\xe4\xb8\xad" + fffd + fffd + fffd}));
+}
+
 // Rows (issue 16): each file's rows, columns and (split) rows_by_hour, and the total at
 // the top; a partition with an uncounted file has a null total and says why.
 TEST(ManifestJson, RowsRoundTripWithTheTotal) {
@@ -1636,12 +1654,55 @@ TEST(CsvRows, SplitsByBeijingHourOfTheTimeColumn) {
       .rows = 10, .columns = {"event", "time", "x"}, .rows_by_hour = hours, .unhoured = 5};
   expect_any_split(csv, expected, "time");
 
-  // The column absent from the header: every record is counted, none in an hour.
+  // The column absent from the header: every record is counted, none in an hour, and
+  // no hours at all (no split is possible, so nothing may set a day against them).
   const CsvRows none = count_whole("a,b\n1,2\n3,4\n", "time");
   EXPECT_EQ(none.rows, 2u);
   EXPECT_EQ(none.unhoured, 2u);
-  EXPECT_EQ(none.rows_by_hour, std::vector<std::uint64_t>(24, 0));
+  EXPECT_TRUE(none.rows_by_hour.empty());
   EXPECT_TRUE(count_whole("a,b\n").rows_by_hour.empty());  // not split: no hours
+}
+
+// A daily file's window is its Beijing date: an event timed on the day before or after
+// (a device's clock) is a row of the file but in none of its hours.
+TEST(CsvRows, TimesOutsideTheSplitWindowAreUnhoured) {
+  // 2026-11-22 in Beijing: [1795276800000, 1795363200000) ms.
+  const SplitWindow day{.start_ms = 1795276800000, .end_ms = 1795363200000};
+  const std::string csv =
+      "time\n"
+      "1795276799999\n"   // 23:59:59.999 the day before
+      "1795276800000\n"   // hour 0
+      "1795363199999\n"   // hour 23
+      "1795363200000\n"   // 00:00 the day after
+      "1795280400000\n";  // hour 1
+  CsvRowCounter counter{"time", day};
+  counter.feed(csv);
+  std::vector<std::uint64_t> hours(24, 0);
+  hours[0] = 1;
+  hours[1] = 1;
+  hours[23] = 1;
+  EXPECT_EQ(counter.finish(),
+            (CsvRows{.rows = 5, .columns = {"time"}, .rows_by_hour = hours, .unhoured = 2}));
+  // Without a window every time has an hour (the day before's 23:59 is hour 23).
+  hours[23] = 2;
+  hours[0] = 2;
+  EXPECT_EQ(count_whole(csv, "time"),
+            (CsvRows{.rows = 5, .columns = {"time"}, .rows_by_hour = hours, .unhoured = 0}));
+}
+
+// The header read again for a manifest stops after kMaxHeaderScanBytes inflated bytes:
+// a part without a newline is not inflated whole on the caller's (the loop's) thread.
+TEST(CsvRows, ReadingAHeaderAgainIsBounded) {
+  TempDir temp;
+  const fs::path good = temp.path() / "good.csv.gz";
+  write_file(good, gzip_member("time,x\n1,2\n"));
+  EXPECT_EQ(read_csv_header(good), (std::vector<std::string>{"time", "x"}));
+  // A newline (here after a quote left open) only past the bound: no header, rather
+  // than the names before it read from megabytes inflated on the caller's thread.
+  const fs::path endless = temp.path() / "endless.csv.gz";
+  write_file(endless,
+             gzip_member("x,\"" + std::string(kMaxHeaderScanBytes + (2 << 20), 'a') + "\"\n1\n"));
+  EXPECT_TRUE(read_csv_header(endless).empty());
 }
 
 // The counter rides on the gzip check: same bytes, split into members and feeds.

@@ -56,13 +56,13 @@ class Download : public ::testing::Test {
   ~Download() override { fs::remove_all(dir_); }
 
   FetchResult fetch(const std::string& url, VerifyMode mode, bool count_rows = false,
-                    std::string_view split_by = {}) {
+                    std::string_view split_by = {}, archive::SplitWindow window = {}) {
     asio::io_context io;
     asio::thread_pool pool{2};
     http::Client client{io.get_executor(), settings_};
     Downloader downloader{client, pool, inflater_, limits_};
     std::optional<FetchResult> out;
-    asio::co_spawn(io, downloader.fetch(url, staging_, mode, count_rows, split_by),
+    asio::co_spawn(io, downloader.fetch(url, staging_, mode, count_rows, split_by, window),
                    [&](std::exception_ptr error, FetchResult result) {
                      if (error) {
                        std::rethrow_exception(error);
@@ -158,6 +158,17 @@ TEST_F(Download, GzipModeCountsTheRowsInTheSamePass) {
   hours[1] = 400;
   EXPECT_EQ(split->rows->rows_by_hour, hours);
   EXPECT_EQ(split->rows->unhoured, 0u);
+
+  // Only the split window's times get an hour: here its first half hour.
+  const archive::SplitWindow half_hour{.start_ms = 1795276800000,
+                                       .end_ms = 1795276800000 + 1800 * 1000};
+  auto windowed =
+      fetch(server.url("/part-00000.csv.gz"), VerifyMode::gzip, true, "time", half_hour);
+  ASSERT_TRUE(windowed) << windowed.error().message;
+  std::vector<std::uint64_t> first_half(24, 0);
+  first_half[0] = 1800;
+  EXPECT_EQ(windowed->rows->rows_by_hour, first_half);
+  EXPECT_EQ(windowed->rows->unhoured, 2200u);
 
   EXPECT_FALSE(fetch(server.url("/part-00000.csv.gz"), VerifyMode::gzip)->rows.has_value());
   EXPECT_FALSE(fetch(server.url("/part-00000.csv.gz"), VerifyMode::size, true)->rows.has_value());

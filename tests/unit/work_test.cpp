@@ -196,6 +196,26 @@ TEST_F(Work, RawFinishedArchivesEveryPartAndCompletesThePartitions) {
   EXPECT_TRUE(archive_.is_complete(job_.name, "page", slot_));
 }
 
+// A daily raw part is split by the Beijing hour of `time` within its own date only: an
+// event timed on the day before or after is a row of the part but in none of its hours.
+TEST_F(Work, DailyRawPartsSplitOnlyTheSlotsDateIntoHours) {
+  job_.granularity = Granularity::day;
+  slot_ = *Slot::parse("2026-11-22", Granularity::day);  // [1795276800000, 1795363200000) ms
+  vendor_.files["/files/d1.csv.gz"] = reply(
+      200, gzip_member("time,x\n1795276799999,before\n1795276800000,h0\n1795363200000,after\n"));
+  vendor_.api = [&](const std::string&) {
+    return reply(200, finished({{"visit", {link("d1.csv.gz")}}}));
+  };
+  const Outcome outcome = run_pass();
+  ASSERT_NE(std::get_if<Done>(&outcome.result), nullptr);
+  ASSERT_EQ(ledger_.files.size(), 1u);
+  const archive::ManifestFile& file = ledger_.files[0].file;
+  EXPECT_EQ(file.rows, 3u);
+  std::vector<std::uint64_t> hours(24, 0);
+  hours[0] = 1;
+  EXPECT_EQ(file.rows_by_hour, hours);
+}
+
 TEST_F(Work, RawRunningAndNotExistsWait) {
   vendor_.api = [](const std::string&) { return reply(200, R"({"status":"RUNNING"})"); };
   Outcome outcome = run_pass();
