@@ -21,55 +21,55 @@ struct Tally {
 // another name: the manifest leaves them out as duplicate_part), so each content counts
 // once per slot. Rows of part names from an earlier answer that the latest answer no
 // longer lists are still counted: a known gap (the state does not tell them apart).
-bool first_of_its_content(std::set<std::pair<std::string, std::string>>& seen,
-                          const state::ArchivedFile& file) {
-  return file.sha256.empty() || seen.emplace(file.data_type, file.sha256).second;
+using Seen = std::set<std::pair<std::string, std::string>>;
+
+// The tally `file` adds to, or nullptr when it adds nothing: a content already counted,
+// or a file without a row count (its type's tally is then broken: `side` says which).
+Tally* counted(std::map<std::string, Tally>& tallies, Seen& seen, const state::ArchivedFile& file,
+               std::string_view side) {
+  if (!file.sha256.empty() && !seen.emplace(file.data_type, file.sha256).second) {
+    return nullptr;
+  }
+  Tally& tally = tallies[file.data_type];
+  if (!file.rows) {
+    tally.broken = tally.broken.value_or(std::string{side} + " file " + file.name +
+                                         " has no row count (size-only job, or archived "
+                                         "before rows were counted)");
+    return nullptr;
+  }
+  return &tally;
 }
 
 void add_hourly(std::map<std::string, Tally>& tallies, int hour,
                 const std::vector<state::ArchivedFile>& files) {
-  std::set<std::pair<std::string, std::string>> seen;
+  Seen seen;
   for (const state::ArchivedFile& file : files) {
-    if (!first_of_its_content(seen, file)) {
-      continue;
+    if (Tally* tally = counted(tallies, seen, file, "hourly")) {
+      tally->result.hourly_rows += *file.rows;
+      tally->result.hours[hour].hourly += *file.rows;
     }
-    Tally& tally = tallies[file.data_type];
-    if (!file.rows) {
-      tally.broken = tally.broken.value_or("hourly file " + file.name +
-                                           " has no row count (size-only job, or archived "
-                                           "before rows were counted)");
-      continue;
-    }
-    tally.result.hourly_rows += *file.rows;
-    tally.result.hours[hour].hourly += *file.rows;
   }
 }
 
 void add_daily(std::map<std::string, Tally>& tallies,
                const std::vector<state::ArchivedFile>& files) {
-  std::set<std::pair<std::string, std::string>> seen;
+  Seen seen;
   for (const state::ArchivedFile& file : files) {
-    if (!first_of_its_content(seen, file)) {
+    Tally* tally = counted(tallies, seen, file, "daily");
+    if (tally == nullptr) {
       continue;
     }
-    Tally& tally = tallies[file.data_type];
-    if (!file.rows) {
-      tally.broken = tally.broken.value_or("daily file " + file.name +
-                                           " has no row count (size-only job, or archived "
-                                           "before rows were counted)");
-      continue;
-    }
-    tally.result.daily_rows += *file.rows;
+    tally->result.daily_rows += *file.rows;
     if (*file.rows == 0) {
       continue;  // nothing to split
     }
     if (file.rows_by_hour.size() != kHours) {
-      tally.broken = tally.broken.value_or("daily file " + file.name +
-                                           " has no rows per hour (no `time` column?)");
+      tally->broken = tally->broken.value_or("daily file " + file.name +
+                                             " has no rows per hour (no `time` column?)");
       continue;
     }
     for (int hour = 0; hour < kHours; ++hour) {
-      tally.result.hours[hour].daily += file.rows_by_hour[hour];
+      tally->result.hours[hour].daily += file.rows_by_hour[hour];
     }
   }
 }

@@ -480,6 +480,22 @@ class E2ETestCase(unittest.TestCase):
         job = job or self.daemon.jobs[0]
         return expected_slots(self.server.now(), job["backfill"], job["ready_after"], job["granularity"])
 
+    def enable_metrics(self):
+        """Gives the daemon a metrics listener on a free loopback port (from its next
+        start); returns the URL of its /metrics."""
+        port = free_port()
+        self.daemon.edit_config('metrics: {listen: ""}', f"metrics: {{listen: 127.0.0.1:{port}}}")
+        return f"http://127.0.0.1:{port}/metrics"
+
+    @staticmethod
+    def scrape(url):
+        """The text `url` answers, or None while nothing answers there (for wait_for)."""
+        try:
+            with urllib.request.urlopen(url, timeout=5) as answer:
+                return answer.read().decode()
+        except OSError:
+            return None
+
     def context(self):
         return f"\n--- daemon log ---\n{self.daemon.log_tail()}\n--- server log ---\n{self.server.log_tail(10)}"
 
@@ -949,11 +965,6 @@ class SinkTestCase(E2ETestCase):
 
     def sink_counts(self, job="shop-hourly"):
         return self.daemon.job_status(job)["counts"]
-
-    def enable_metrics(self):
-        port = free_port()
-        self.daemon.edit_config('metrics: {listen: ""}', f"metrics: {{listen: 127.0.0.1:{port}}}")
-        return f"http://127.0.0.1:{port}/metrics"
 
     def job_types(self, job, slot):
         """{data type: the server's files} of a slot, for the types the job keeps."""

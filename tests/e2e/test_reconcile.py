@@ -5,7 +5,6 @@ and the daemon logs event=reconcile_mismatch and exposes gio_reconcile_late_rows
 
 import json
 import unittest
-import urllib.request
 
 from harness import Daemon, E2ETestCase, FakeServer, free_port, hourly_job, wait_for
 
@@ -94,19 +93,6 @@ class ReconcileTest(E2ETestCase):
         # The date was compared once: a start does not compare it again.
         self.stop_daemon()
         self.assertEqual(len(daemon.events("reconcile_mismatch")), 1)
-
-    def enable_metrics(self):
-        port = free_port()
-        self.daemon.edit_config('metrics: {listen: ""}', f"metrics: {{listen: 127.0.0.1:{port}}}")
-        return f"http://127.0.0.1:{port}/metrics"
-
-    @staticmethod
-    def scrape(url):
-        try:
-            with urllib.request.urlopen(url, timeout=5) as answer:
-                return answer.read().decode()
-        except OSError:
-            return None
 
     def test_refetch_asks_again_for_the_short_hours_once(self):
         server, daemon = self.start_pair(on_reconcile_mismatch="refetch")

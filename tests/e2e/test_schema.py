@@ -7,7 +7,6 @@ import json
 import os
 import re
 import unittest
-import urllib.request
 
 from harness import E2ETestCase, free_port, hourly_job, slot_start, wait_for
 
@@ -46,7 +45,7 @@ class SchemaTest(E2ETestCase):
         self.assertEqual({key: changed[0][key] for key in ("job", "type", "slot", "added", "removed", "reordered")},
                          {"job": JOB, "type": "visit", "slot": CHANGE, "added": "sdk_version",
                           "removed": "channel", "reordered": "false"})
-        text = wait_for(lambda: self.scrape(metrics), 10, "the schema metrics")
+        text = wait_for(lambda: self.schema_metrics(metrics), 10, "the schema metrics")
         self.assertEqual(self.sample(text, "gio_schema_changes_total"), 1.0)
         self.assertEqual(self.sample(text, "gio_schema_since_timestamp_seconds"),
                          slot_start(CHANGE).timestamp())
@@ -102,19 +101,10 @@ class SchemaTest(E2ETestCase):
         with open(os.path.join(self.partition(JOB, "visit", slot), "_manifest.json"), encoding="utf-8") as f:
             return json.load(f)
 
-    def enable_metrics(self):
-        port = free_port()
-        self.daemon.edit_config('metrics: {listen: ""}', f"metrics: {{listen: 127.0.0.1:{port}}}")
-        return f"http://127.0.0.1:{port}/metrics"
-
-    @staticmethod
-    def scrape(url):
-        try:
-            with urllib.request.urlopen(url, timeout=3) as answer:
-                text = answer.read().decode()
-        except OSError:
-            return None
-        return text if "gio_schema_changes_total" in text else None
+    def schema_metrics(self, url):
+        """The /metrics text once it has the schema counter, else None (for wait_for)."""
+        text = self.scrape(url)
+        return text if text and "gio_schema_changes_total" in text else None
 
     @staticmethod
     def sample(text, name):
