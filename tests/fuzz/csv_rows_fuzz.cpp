@@ -128,7 +128,7 @@ CsvRows reference(bool split, const std::vector<Token>& tokens) {
       }
     }
   }
-  if (split) {
+  if (split && time_index) {  // without the column no record has an hour: no split
     result.rows_by_hour.assign(hours.begin(), hours.end());
   }
   return result;
