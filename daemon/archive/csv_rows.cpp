@@ -16,117 +16,68 @@
 namespace gio::archive {
 namespace {
 
-// The special bytes of 64 bytes, one bit each (bit i = byte i). `comma` only when asked
-// (splitting by a column needs the fields; counting needs only the records).
+// The special bytes of 64 bytes, one bit each (csv_scan.inc fills them in).
 struct Masks {
   std::uint64_t quote = 0, backslash = 0, lf = 0, cr = 0, comma = 0;
 };
 
-#if defined(__x86_64__)
-// 32 bytes at a time where the CPU has AVX2 (chosen at run time: the build targets
-// plain x86-64).
-__attribute__((target("avx2"))) std::uint64_t avx2_bits(const __m256i& low, const __m256i& high,
-                                                        char byte) {
-  const __m256i wanted = _mm256_set1_epi8(byte);
-  const auto low_bits =
-      static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(low, wanted)));
-  const auto high_bits =
-      static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(high, wanted)));
-  return std::uint64_t{low_bits} | (std::uint64_t{high_bits} << 32);
-}
+// What a block's scan tells the split: its record ends, which of them close blank
+// lines, its field ends, and the bytes that are no part of a value.
+struct BlockEnds {
+  std::uint64_t lf = 0, blank = 0, commas = 0, dropped = 0;
+};
 
-__attribute__((target("avx2"))) Masks masks_avx2(const char* data, bool commas) {
-  const __m256i low = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(data));
-  const __m256i high = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(data + 32));
-  return {.quote = avx2_bits(low, high, '"'),
-          .backslash = avx2_bits(low, high, '\\'),
-          .lf = avx2_bits(low, high, '\n'),
-          .cr = avx2_bits(low, high, '\r'),
-          .comma = commas ? avx2_bits(low, high, ',') : 0};
-}
+namespace portable {
+#include "archive/csv_scan.inc"
+}  // namespace portable
 
-// __builtin_cpu_supports reads what __builtin_cpu_init fills in; the compiler runs that
-// init before ordinary static constructors only by accident of order, not by guarantee.
-bool have_avx2() {
+#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
+#define GIO_CSV_SCAN_HASWELL 1
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,bmi,bmi2,lzcnt,popcnt,pclmul"))), \
+                             apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx2,bmi,bmi2,lzcnt,popcnt,pclmul")
+#endif
+namespace haswell {
+#include "archive/csv_scan.inc"
+}  // namespace haswell
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+#undef GIO_CSV_SCAN_HASWELL
+#define GIO_HAVE_HASWELL_SCAN 1
+#endif
+
+// The scan a CPU runs, chosen once.
+struct Scanner {
+  void (*count_blocks)(const char* data, std::size_t blocks, detail::CsvScan& scan);
+  BlockEnds (*split_scan)(const char* data, std::size_t size, detail::CsvScan& scan);
+};
+
+constexpr Scanner kPortable{portable::count_blocks, portable::split_scan};
+
+Scanner pick_scanner() {
+#if defined(GIO_HAVE_HASWELL_SCAN)
+  // __builtin_cpu_supports reads what __builtin_cpu_init fills in; the compiler runs that
+  // init before ordinary static constructors only by accident of order, not by guarantee.
   __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") != 0;
-}
-
-const bool kHaveAvx2 = have_avx2();
-#endif
-
-#if defined(__SSE2__)
-Masks masks_sse2(const char* data, bool commas) {
-  const __m128i v[4] = {_mm_loadu_si128(reinterpret_cast<const __m128i*>(data)),
-                        _mm_loadu_si128(reinterpret_cast<const __m128i*>(data + 16)),
-                        _mm_loadu_si128(reinterpret_cast<const __m128i*>(data + 32)),
-                        _mm_loadu_si128(reinterpret_cast<const __m128i*>(data + 48))};
-  const auto bits = [&v](char byte) {
-    const __m128i wanted = _mm_set1_epi8(byte);
-    std::uint64_t out = 0;
-    for (int k = 0; k < 4; ++k) {
-      const auto lane = static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(v[k], wanted)));
-      out |= std::uint64_t{lane} << (16 * k);
-    }
-    return out;
-  };
-  return {.quote = bits('"'),
-          .backslash = bits('\\'),
-          .lf = bits('\n'),
-          .cr = bits('\r'),
-          .comma = commas ? bits(',') : 0};
-}
-#else
-Masks masks_scalar(const char* data, bool commas) {
-  Masks masks;
-  for (int i = 0; i < 64; ++i) {
-    const std::uint64_t bit = std::uint64_t{1} << i;
-    switch (data[i]) {
-      case '"':
-        masks.quote |= bit;
-        break;
-      case '\\':
-        masks.backslash |= bit;
-        break;
-      case '\n':
-        masks.lf |= bit;
-        break;
-      case '\r':
-        masks.cr |= bit;
-        break;
-      case ',':
-        masks.comma |= commas ? bit : 0;
-        break;
-      default:
-        break;
-    }
-  }
-  return masks;
-}
-#endif
-
-Masks masks_of(const char* data, bool commas) {
-#if defined(__x86_64__)
-  if (kHaveAvx2) {
-    return masks_avx2(data, commas);
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("pclmul") &&
+      __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2") &&
+      __builtin_cpu_supports("popcnt")) {
+    return {haswell::count_blocks, haswell::split_scan};
   }
 #endif
-#if defined(__SSE2__)
-  return masks_sse2(data, commas);
-#else
-  return masks_scalar(data, commas);
-#endif
+  return kPortable;
 }
 
-// Bit i = XOR of bits 0..i: 1 from an opening quote up to (not including) its closing one.
-std::uint64_t prefix_xor(std::uint64_t x) {
-  x ^= x << 1;
-  x ^= x << 2;
-  x ^= x << 4;
-  x ^= x << 8;
-  x ^= x << 16;
-  x ^= x << 32;
-  return x;
+const Scanner kBest = pick_scanner();
+
+const Scanner& scanner_for(bool portable) {
+  return portable ? kPortable : kBest;
 }
 
 // Longest split value read: the digits of the largest 64-bit number. One byte more is
@@ -164,15 +115,23 @@ void CsvRowCounter::feed(const char* data, std::size_t size) {
     data += used;
     size -= used;
   }
-  while (size >= 64) {
-    block(data, 64);
-    data += 64;
-    size -= 64;
+  if (splitting_) {
+    for (; size >= 64; data += 64, size -= 64) {
+      split_block(data, 64);
+    }
+  } else {
+    scanner_for(portable_scan_).count_blocks(data, size / 64, scan_);
+    data += size / 64 * 64;
+    size %= 64;
   }
   if (size > 0) {
     char padded[64] = {};  // zero bytes match no special byte
     std::memcpy(padded, data, size);
-    block(padded, size);
+    if (splitting_) {
+      split_block(padded, size);
+    } else {
+      scanner_for(portable_scan_).split_scan(padded, size, scan_);
+    }
   }
 }
 
@@ -181,17 +140,17 @@ void CsvRowCounter::feed(const char* data, std::size_t size) {
 std::size_t CsvRowCounter::header(const char* data, std::size_t size) {
   for (std::size_t i = 0; i < size; ++i) {
     const char byte = data[i];
-    if (escaped_) {
-      escaped_ = false;
-      line_ = Line::content;
+    if (scan_.escaped) {
+      scan_.escaped = false;
+      scan_.line = Line::content;
       take(byte);
       continue;
     }
-    if (quoted_) {
+    if (scan_.quoted) {
       if (byte == '"') {
-        quoted_ = false;
+        scan_.quoted = false;
       } else if (byte == '\\') {
-        escaped_ = true;
+        scan_.escaped = true;
       } else {
         take(byte);
       }
@@ -199,15 +158,15 @@ std::size_t CsvRowCounter::header(const char* data, std::size_t size) {
     }
     switch (byte) {
       case '\\':
-        escaped_ = true;
-        line_ = Line::content;
+        scan_.escaped = true;
+        scan_.line = Line::content;
         break;
       case '"':
-        quoted_ = true;
-        line_ = Line::content;
+        scan_.quoted = true;
+        scan_.line = Line::content;
         break;
       case ',':
-        line_ = Line::content;
+        scan_.line = Line::content;
         end_column();
         break;
       case '\n':
@@ -217,10 +176,10 @@ std::size_t CsvRowCounter::header(const char* data, std::size_t size) {
         }
         break;
       case '\r':  // never part of a value; a line of only "\r" is blank
-        line_ = line_ == Line::empty ? Line::cr : Line::content;
+        scan_.line = scan_.line == Line::empty ? Line::cr : Line::content;
         break;
       default:
-        line_ = Line::content;
+        scan_.line = Line::content;
         take(byte);
         break;
     }
@@ -244,7 +203,7 @@ void CsvRowCounter::end_column() {
 }
 
 void CsvRowCounter::end_header_line() {
-  if (line_ == Line::content) {
+  if (scan_.line == Line::content) {
     end_column();
     header_done_ = true;
     for (std::size_t i = 0; splitting_ && i < result_.columns.size(); ++i) {
@@ -258,67 +217,14 @@ void CsvRowCounter::end_header_line() {
     header_bytes_ = 0;
     field_.clear();
   }
-  line_ = Line::empty;
-}
-
-// 64 bytes at a time (`size` of them valid): the quotes, escapes and newlines of a block
-// as bit masks, so the cost does not depend on how many fields or quotes the data has.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-// Cloned for CPUs from Haswell on (AVX2, BMI, POPCNT, PCLMUL: about twice the speed
-// with the helpers inlined into it) and plain x86-64, picked once at load time.
-__attribute__((target_clones("arch=haswell", "default")))
-#endif
-void CsvRowCounter::block(const char* data, std::size_t size) {
-  const Masks masks = masks_of(data, splitting_);
-  // Escapes: each unescaped backslash takes the byte after it (rare: a loop is fine).
-  std::uint64_t escaped = escaped_ ? 1 : 0;
-  std::uint64_t backslash = masks.backslash & ~escaped;
-  escaped_ = false;
-  while (backslash != 0) {
-    const int at = std::countr_zero(backslash);
-    if (static_cast<std::size_t>(at) + 1 >= size) {
-      escaped_ = true;  // escapes the first byte of the next block
-      break;
-    }
-    const std::uint64_t next = std::uint64_t{2} << at;
-    escaped |= next;
-    backslash &= ~(next | (next >> 1));
-  }
-  const std::uint64_t quotes = masks.quote & ~escaped;
-  const std::uint64_t inside = prefix_xor(quotes) ^ (quoted_ ? ~std::uint64_t{0} : 0);
-  quoted_ = ((inside >> (size - 1)) & 1) != 0;
-  const std::uint64_t lf = masks.lf & ~escaped & ~inside;  // record ends
-  const std::uint64_t cr = masks.cr & ~escaped & ~inside;
-
-  // A record end closes a blank line when the byte before is a record end (or the
-  // start), or is '\r' with a record end (or the start) before it.
-  const bool was_empty = line_ == Line::empty;
-  const bool was_cr = line_ == Line::cr;
-  const std::uint64_t lf_before = (lf << 1) | (was_empty ? 1 : 0);
-  const std::uint64_t cr_before = (cr << 1) | (was_cr ? 1 : 0);
-  const std::uint64_t lf_two_before = (lf << 2) | (was_cr ? 1 : 0) | (was_empty ? 2 : 0);
-  const std::uint64_t blank = lf & (lf_before | (cr_before & lf_two_before));
-  result_.rows += static_cast<std::uint64_t>(std::popcount(lf) - std::popcount(blank));
-
-  if (splitting_) {
-    // Bytes that are no part of a value: quotes, escaping backslashes, bare '\r'.
-    const std::uint64_t dropped = quotes | (masks.backslash & ~escaped) | cr;
-    split_block(data, size, masks.comma & ~escaped & ~inside, lf, blank, dropped);
-  }
-
-  if (lf != 0) {
-    const std::size_t after = size - 1 - static_cast<std::size_t>(63 - std::countl_zero(lf));
-    const bool last_cr = ((cr >> (size - 1)) & 1) != 0;
-    line_ = after == 0 ? Line::empty : (after == 1 && last_cr ? Line::cr : Line::content);
-  } else {
-    line_ = was_empty && size == 1 && (cr & 1) != 0 ? Line::cr : Line::content;
-  }
+  scan_.line = Line::empty;
 }
 
 // Splitting: walks the block's field and record ends, keeping the split column's value
 // and giving each record that ends here its hour.
-void CsvRowCounter::split_block(const char* data, std::size_t size, std::uint64_t commas,
-                                std::uint64_t lf, std::uint64_t blank, std::uint64_t dropped) {
+void CsvRowCounter::split_block(const char* data, std::size_t size) {
+  const auto [lf, blank, commas, dropped] =
+      scanner_for(portable_scan_).split_scan(data, size, scan_);
   std::size_t from = 0;
   for (std::uint64_t ends = commas | lf;; ends &= ends - 1) {
     const std::size_t to = ends == 0 ? size : static_cast<std::size_t>(std::countr_zero(ends));
@@ -362,8 +268,8 @@ void CsvRowCounter::hour_of_record() {
 CsvRows CsvRowCounter::finish() {
   if (!header_done_) {
     end_header_line();  // a header without its newline
-  } else if (line_ == Line::content) {
-    ++result_.rows;  // the last record, without its newline
+  } else if (scan_.line == Line::content) {
+    ++scan_.rows;  // the last record, without its newline
     if (splitting_) {
       if (split_index_ && field_index_ == *split_index_) {
         has_value_ = true;
@@ -374,6 +280,7 @@ CsvRows CsvRowCounter::finish() {
   if (splitting_ && split_index_) {  // without the column no record has an hour
     result_.rows_by_hour.assign(hours_.begin(), hours_.end());
   }
+  result_.rows = scan_.rows;
   return std::move(result_);
 }
 
