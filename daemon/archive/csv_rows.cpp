@@ -21,6 +21,12 @@ struct Masks {
   std::uint64_t quote = 0, backslash = 0, lf = 0, cr = 0, comma = 0;
 };
 
+// Counting's common case (csv_scan.inc's count_blocks).
+struct QuickMasks {
+  std::uint64_t quote = 0, lf = 0;
+  bool rare = false;  // any '\\' or '\r'
+};
+
 // What a block's scan tells the split: its record ends, which of them close blank
 // lines, its field ends, and the bytes that are no part of a value.
 struct BlockEnds {
