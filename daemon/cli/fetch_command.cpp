@@ -79,6 +79,31 @@ class ProgressLine final : public FetchListener {
   std::optional<std::uint64_t> total_;
 };
 
+// Publishes a verified file into `dir` and prints its OK line, or prints why it failed;
+// true when it is in place.
+bool publish(boost::system::result<VerifiedFile, Error>& fetched, const std::string& shown,
+             const std::filesystem::path& dir, const std::string& name) {
+  if (!fetched) {
+    std::cout << "FAILED " << shown << ": " << to_string(fetched.error().kind) << ": "
+              << reason(fetched.error().message, shown) << std::endl;
+    return false;
+  }
+  try {
+    fetched->file.publish_to(dir, name);
+  } catch (const archive::ArchiveError& error) {
+    // The staged file goes with `fetched`.
+    std::cout << "FAILED " << shown << ": local: publishing into " << dir.string() << ": "
+              << error.what() << std::endl;
+    return false;
+  }
+  std::cout << "OK " << name << " " << fetched->bytes << " " << fetched->sha256;
+  if (fetched->rows) {
+    std::cout << " rows=" << fetched->rows->rows << " columns=" << fetched->rows->columns.size();
+  }
+  std::cout << std::endl;
+  return true;
+}
+
 }  // namespace
 
 int run_fetch(std::vector<std::string> urls, std::filesystem::path dir, archive::VerifyMode mode,
@@ -130,26 +155,7 @@ int run_fetch(std::vector<std::string> urls, std::filesystem::path dir, archive:
       if (progress) {
         progress->finish();
       }
-      if (!fetched) {
-        std::cout << "FAILED " << shown << ": " << to_string(fetched.error().kind) << ": "
-                  << reason(fetched.error().message, shown) << std::endl;
-        continue;
-      }
-      try {
-        fetched->file.publish_to(dir, names[index]);
-      } catch (const archive::ArchiveError& error) {
-        // The staged file goes with `fetched`.
-        std::cout << "FAILED " << shown << ": local: publishing into " << dir.string() << ": "
-                  << error.what() << std::endl;
-        continue;
-      }
-      ++verified;
-      std::cout << "OK " << names[index] << " " << fetched->bytes << " " << fetched->sha256;
-      if (fetched->rows) {
-        std::cout << " rows=" << fetched->rows->rows
-                  << " columns=" << fetched->rows->columns.size();
-      }
-      std::cout << std::endl;
+      verified += publish(fetched, shown, dir, names[index]) ? 1 : 0;
     }
   };
   const auto workers = std::min<std::size_t>(std::max(parallel, 1), urls.size());
