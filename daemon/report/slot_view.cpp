@@ -65,6 +65,7 @@ SlotView make_view(const config::Job& job, const Slot& slot, const state::SlotRe
   view.state = shown_state(job, slot, record, now);
   view.lost_at = slot.lost_at();
   view.seconds_left = std::max<std::int64_t>(0, (view.lost_at - now).count());
+  view.rows = 0;  // no file yet: none counted, none unknown
   if (record != nullptr) {
     view.attempts = record->attempts;
     view.api_status = record->api_status;
