@@ -201,8 +201,7 @@ void problems(const report::JobView& view, const Grid& grid, std::ostream& out) 
     out << "  " << grid.cell(cell.state) << fit(text, kWidth - 3) << "\n";
   }
   if (more > 0) {
-    out << "    ... and " << more << " more (gio-exporter gaps --job " << view.job->name
-        << ")\n";
+    out << "    ... and " << more << " more (gio-exporter gaps --job " << view.job->name << ")\n";
   }
 }
 
@@ -212,8 +211,7 @@ int calendar(const config::Config& config, const std::optional<std::string>& job
              bool as_json) {
   state::StateStore store = open_for_reading(config);
   const Instant now = command_clock().now();
-  const Slot from =
-      Slot::containing(now - std::chrono::days{days - 1}, Granularity::day);
+  const Slot from = Slot::containing(now - std::chrono::days{days - 1}, Granularity::day);
   const report::SlotQuery query{
       .job = job, .from = from.name(), .to = Slot::containing(now, Granularity::day).name()};
   if (as_json) {
