@@ -101,12 +101,13 @@ int run_check_config(const Args& args) {
 
 void define_status(CLI::App& command, Args& args) {
   add_json(command, args);
-  command.add_flag("--calendar", args.calendar,
-                   "every slot as a grid: a line per Beijing day, a cell per slot");
-  add_job(command, args, "--calendar: only this job");
+  CLI::Option* calendar_flag = command.add_flag(
+      "--calendar", args.calendar, "every slot as a grid: a line per Beijing day, a cell per slot");
+  add_job(command, args, "--calendar: only this job")->needs(calendar_flag);
   command.add_option("--days", args.days, "--calendar: the last N days (default 15)")
       ->type_name("N")
-      ->check(CLI::Range(1, 400));
+      ->check(CLI::Range(1, 400))
+      ->needs(calendar_flag);
 }
 int run_status(const Args& args) {
   return with_config(args, [&](const config::Config& config, const config::Job*) {

@@ -2,6 +2,8 @@
 clock, over a state the real daemon built against the fake server and then set into
 every shown state."""
 
+import datetime as dt
+import json
 import os
 import re
 import sqlite3
@@ -46,7 +48,6 @@ class CalendarTest(E2ETestCase):
         self.daemon.extra_env.pop("NO_COLOR", None)
         if colour is not None:
             self.daemon.extra_env.update(colour)
-        import datetime as dt
         now = dt.datetime.strptime(AT, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
         result = self.daemon.cli("status", "--calendar", *args, now=now)
         self.assertEqual(result.returncode, 0, result.stderr)
@@ -85,7 +86,6 @@ class CalendarTest(E2ETestCase):
         self.assertIn("2026-11-07T00 lost left=none", ANSI.sub("", text))
 
     def test_json_is_the_api_body(self):
-        import json
         body = json.loads(self.calendar("--json", "--job", "shop-daily", "--days", "3"))
         self.assertEqual(body["generated_at"], AT)
         job = body["jobs"][0]
@@ -94,10 +94,13 @@ class CalendarTest(E2ETestCase):
         self.assertEqual((failed["state"], failed["last_error"], failed["attempts"]),
                          ("failed", "links refused", 3))
         self.assertEqual(job["attention"][0]["slot"], "2026-11-21")
-
-    def test_unknown_job_and_bad_days(self):
-        self.assertNotEqual(self.daemon.cli("status", "--calendar", "--job", "nope").returncode, 0)
-        self.assertNotEqual(self.daemon.cli("status", "--calendar", "--days", "0").returncode, 0)
+        # Refused, naming why, with exit status 1.
+        for args in (["--calendar", "--job", "nope"], ["--calendar", "--days", "0"],
+                     ["--days", "3"]):
+            result = self.daemon.cli("status", *args)
+            self.assertEqual(result.returncode, 1, args)
+            self.assertEqual(result.stdout, "", args)
+            self.assertNotEqual(result.stderr, "", args)
 
 
 if __name__ == "__main__":
