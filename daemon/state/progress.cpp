@@ -21,9 +21,12 @@ std::int64_t checked(std::uint64_t bytes) {
 }  // namespace
 
 ProgressStatements::ProgressStatements(sqlite::Database& db)
+    // Only for a downloading slot: a report that comes after its slot moved on must not
+    // leave a row behind for a later download of it to show.
     : upsert_progress(db,
                       "INSERT INTO progress (job, slot, bytes_done, bytes_total, updated_at) "
-                      "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (job, slot) DO UPDATE SET "
+                      "SELECT ?1, ?2, ?3, ?4, ?5 FROM slots WHERE job = ?1 AND slot = ?2 "
+                      "AND state = 'downloading' ON CONFLICT (job, slot) DO UPDATE SET "
                       "bytes_done = excluded.bytes_done, bytes_total = excluded.bytes_total, "
                       "updated_at = excluded.updated_at"),
       // The join keeps out a row whose slot is no longer downloading, however it got there.

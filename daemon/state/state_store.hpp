@@ -361,8 +361,8 @@ class StateStore {
                     const std::optional<std::string>& remove = std::nullopt);
 
   // --- Progress (issue 17; progress.cpp) ---
-  // Inserts or replaces the slot's row. The slot must exist (StateError,
-  // SQLITE_CONSTRAINT_FOREIGNKEY). The row goes by itself when the slot's state changes
+  // Inserts or replaces the slot's row while the slot is downloading; does nothing when
+  // it is not (or does not exist). The row goes by itself when the slot's state changes
   // to anything but downloading (a trigger) or the slot is deleted.
   void set_progress(std::string_view job, std::string_view slot, const SlotProgress& progress);
   // The rows of `job`'s slots that are downloading now, by slot name (a row left by a

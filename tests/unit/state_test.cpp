@@ -1738,8 +1738,13 @@ TEST_F(StateStoreTest, ProgressIsSetReplacedAndReadForDownloadingSlots) {
             (SlotProgress{.bytes_done = 60, .bytes_total = 100, .updated_at = kT0 + minutes(1)}));
   EXPECT_EQ(rows.at(second), (SlotProgress{.bytes_done = 5, .updated_at = kT0}));
   EXPECT_TRUE(store.progress("other").empty());
-  // A slot the store does not hold has no row.
-  EXPECT_THROW(store.set_progress("shop", "2026-11-30T00", {.bytes_done = 1}), StateError);
+  // A slot the store does not hold, or one not downloading, gets no row.
+  store.set_progress("shop", "2026-11-30T00", {.bytes_done = 1});
+  store.update("shop", second, {.state = SlotState::waiting, .next_at = kT0}, kT0);
+  store.set_progress("shop", second, {.bytes_done = 9, .updated_at = kT0});
+  store.update("shop", second, {.state = SlotState::downloading, .next_at = kT0}, kT0);
+  EXPECT_EQ(store.progress("shop").count(second), 0u);
+  store.set_progress("shop", second, {.bytes_done = 5, .updated_at = kT0});
   // A reader (status) sees them.
   StateStore reader = StateStore::open_read_only(db_path());
   EXPECT_EQ(reader.progress("shop").size(), 2u);
