@@ -277,6 +277,10 @@ class StateStore {
   void record_file(const ArchivedFile& file);
   // The files recorded for a slot, by data type then name.
   std::vector<ArchivedFile> files(std::string_view job, std::string_view slot);
+  // The files of `job` whose slot name lies in [first_slot, last_slot] (names sort as
+  // their starts do), by slot, data type, name: one query for a whole calendar (issue 17).
+  std::vector<ArchivedFile> files_between(std::string_view job, std::string_view first_slot,
+                                          std::string_view last_slot);
   // The files of `job` named `name` with at least `rows` rows, by slot then data type
   // (e.g. every chart.csv at the vendor's row cap: the chart was cut).
   std::vector<ArchivedFile> files_with_rows(std::string_view job, std::string_view name,

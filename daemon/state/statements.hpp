@@ -67,6 +67,7 @@ struct FileStatements {
   sqlite::Statement upsert_file;
   sqlite::Statement files;
   sqlite::Statement files_with_rows;
+  sqlite::Statement files_between;
 };
 
 // requeue.cpp: queueing slots again and forgetting their files.
