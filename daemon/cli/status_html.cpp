@@ -17,6 +17,10 @@ namespace json = boost::json;
 
 namespace {
 
+// The most urgent slots listed above a job's calendar: enough to act on at a glance; the
+// calendar below marks the others.
+constexpr std::size_t kAttentionShown = 8;
+
 // The character of each shown state (page.js and the legend in index.html use the same
 // ones): colour is not the only clue.
 std::string_view glyph(std::string_view state) {
@@ -164,8 +168,9 @@ void render_calendar(std::string& out, const json::object& job) {
 
 void render_attention(std::string& out, const json::object& job) {
   out += "<ul class=\"attention\">";
-  for (const json::value& value : job.at("attention").as_array()) {
-    const json::object& cell = value.as_object();
+  const json::array& attention = job.at("attention").as_array();
+  for (std::size_t i = 0; i < attention.size() && i < kAttentionShown; ++i) {
+    const json::object& cell = attention[i].as_object();
     out += "<li";
     slot_attributes(out, text(job, "job"), cell);
     out += "><span class=\"glyph\">" + std::string{glyph(text(cell, "state"))} +
@@ -180,6 +185,10 @@ void render_attention(std::string& out, const json::object& job) {
     out += " <span class=\"left\">" + escape(left(cell)) + " left</span></li>";
   }
   out += "</ul>";
+  if (attention.size() > kAttentionShown) {
+    out += "<p class=\"more\">and " + std::to_string(attention.size() - kAttentionShown) +
+           " more (the calendar shows them)</p>";
+  }
 }
 
 void render_job(std::string& out, const json::object& job) {

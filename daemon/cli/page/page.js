@@ -103,8 +103,11 @@
     return node;
   }
 
+  // As the server renders it (status_html.cpp): the most urgent few, then a count.
+  const ATTENTION_SHOWN = 8;
+
   function attention(job) {
-    return el('ul', { class: 'attention' }, job.attention.map((cell) => {
+    return el('ul', { class: 'attention' }, job.attention.slice(0, ATTENTION_SHOWN).map((cell) => {
       const parts = [el('span', { class: 'glyph' }, [GLYPHS[cell.state] || '·']), ' ',
         el('b', { class: 'slot' }, [cell.slot])];
       if (cell.chart) parts.push(' ', el('span', { class: 'chart' }, [cell.chart]));
@@ -133,7 +136,12 @@
       parts.push(el('p', { class: 'next' }, ['Next ask: ', el('b', {}, [job.next_ask.slot]),
         ' at ', el('time', {}, [job.next_ask.at])]));
     }
-    parts.push(attention(job), calendar(job));
+    parts.push(attention(job));
+    if (job.attention.length > ATTENTION_SHOWN) {
+      parts.push(el('p', { class: 'more' }, ['and ' + (job.attention.length - ATTENTION_SHOWN) +
+        ' more (the calendar shows them)']));
+    }
+    parts.push(calendar(job));
     return el('section', { class: 'job', 'data-job': job.job }, parts);
   }
 
