@@ -4,6 +4,7 @@ HEAD, and no secret (token, link signatures) on the page or in the JSON even whe
 slot's error came from a signed link. The page in a real browser: test_status_page.py."""
 
 import json
+import signal
 import unittest
 import urllib.error
 import urllib.request
@@ -116,6 +117,14 @@ class StatusPageHttpTest(E2ETestCase):
         head_status, head_headers, head_body = get(self.base_url + "/api/slots?job=shop-daily", "HEAD")
         self.assertEqual((head_status, head_body), (200, ""))
         self.assertGreater(int(head_headers["Content-Length"]), 100)
+
+        # A reload that applies the config is the header's "last reload" at once (the
+        # cached answers are dropped with the old config).
+        wait_for(lambda: daemon.catches(signal.SIGHUP), 10, "the SIGHUP handler")
+        daemon.process.send_signal(signal.SIGHUP)
+        reloaded = wait_for(lambda: self.slots()["daemon"]["last_reload"], 10, "last_reload")
+        self.assertGreaterEqual(reloaded, facts["started_at"])
+        self.assertIn(f"last reload {reloaded}", get(self.base_url + "/")[2])
 
     def test_no_secret_on_the_page_or_in_the_json(self):
         # Every link is signed; the broken slot's downloads keep failing, so its error names
