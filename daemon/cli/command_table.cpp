@@ -99,9 +99,19 @@ int run_check_config(const Args& args) {
                       {.secrets = !args.no_secrets, .as_user = args.as_user, .json = args.json});
 }
 
+void define_status(CLI::App& command, Args& args) {
+  add_json(command, args);
+  command.add_flag("--calendar", args.calendar,
+                   "every slot as a grid: a line per Beijing day, a cell per slot");
+  add_job(command, args, "--calendar: only this job");
+  command.add_option("--days", args.days, "--calendar: the last N days (default 15)")
+      ->type_name("N")
+      ->check(CLI::Range(1, 400));
+}
 int run_status(const Args& args) {
   return with_config(args, [&](const config::Config& config, const config::Job*) {
-    return status(config, args.json);
+    return args.calendar ? calendar(config, args.job, args.days, args.json)
+                         : status(config, args.json);
   });
 }
 
@@ -273,10 +283,11 @@ constexpr std::array kCommands{
             "validate the config and what running it needs (folders\n"
             "writable, secrets readable); problems as FILE:LINE:COL: message",
             define_check_config, run_check_config},
-    Command{"status", "[--json]",
+    Command{"status", "[--json] [--calendar [--job NAME] [--days N]]",
             "per job: slots by state, slots at risk (less than 72h\n"
-            "before the vendor drops them), newest archived, next ask",
-            add_json, run_status},
+            "before the vendor drops them), newest archived, next ask;\n"
+            "--calendar: every slot of the last days as a grid",
+            define_status, run_status},
     Command{"gaps", "[--job NAME] [--state STATE[,STATE]] [--json]",
             "every slot not archived: ready ones of the backfill window,\n"
             "failed and lost ones, those of removed jobs (exit 2 when any)",

@@ -44,6 +44,8 @@ struct Args {
   int parallel = 4;
   bool count_rows = false;  // fetch --rows
   std::string data_type;    // schema --type
+  bool calendar = false;    // status --calendar
+  int days = 15;            // status --calendar --days: the vendor's retention
 
   std::filesystem::path config_path() const;
 };

@@ -53,6 +53,10 @@ int check_config(const std::filesystem::path& path, const CheckConfigOptions& op
 std::vector<config::Problem> check_sinks(const std::string& file, const config::Config& config,
                                          bool list);
 int status(const config::Config& config, bool json);
+// status --calendar [--job J] [--days N] [--json]: every slot of the last N Beijing days
+// as a grid (cli/calendar.cpp), or report::slots_json with --json.
+int calendar(const config::Config& config, const std::optional<std::string>& job, int days,
+             bool as_json);
 // gaps [--job J] [--state S,...] [--json]: every slot not archived (states empty: all);
 // 0 none, 2 some.
 int gaps(const config::Config& config, const std::optional<std::string>& job,

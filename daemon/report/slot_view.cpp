@@ -222,12 +222,19 @@ JobView view_job(const config::Job& job, state::StateStore& store, Instant now,
     add_file(by_slot[file.slot], file);
     add_file(by_chart[{file.slot, file.data_type}], file);
   }
+  // Only a downloading slot's row means anything (the contract of state/progress.cpp).
+  const std::map<std::string, state::SlotProgress> progress = store.progress(job.name);
   const auto* chart = std::get_if<config::ChartJob>(&job.settings);
   const Instant window = scheduler::first_in_window(job, now).start();
   for (Slot slot = first; slot.start() < to; slot = slot.next()) {
     const auto found = records.find(slot.name());
     const state::SlotRecord* record = found == records.end() ? nullptr : &found->second;
     SlotView base = make_view(job, slot, record, now, slot.start() >= window);
+    if (const auto done = progress.find(slot.name());
+        base.state == "downloading" && done != progress.end()) {
+      base.bytes_done = done->second.bytes_done;
+      base.bytes_total = done->second.bytes_total;
+    }
     std::vector<SlotView> cells;
     if (chart != nullptr) {
       for (const std::string& id : chart->charts) {

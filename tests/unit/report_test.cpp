@@ -90,6 +90,7 @@ TEST_F(ReportTest, EveryShownStateOfAnHourlyDay) {
   add(job, "2026-12-01T10", state::SlotState::pending);
   add(job, "2026-12-01T11", state::SlotState::waiting);
   add(job, "2026-12-01T12", state::SlotState::downloading);
+  store_.set_progress(job.name, "2026-12-01T12", {.bytes_done = 300, .updated_at = kNow});
   add(job, "2026-12-01T13", state::SlotState::uploading);
   add(job, "2026-12-01T14", state::SlotState::failed, "ERROR from the API", 3);
 
@@ -112,7 +113,12 @@ TEST_F(ReportTest, EveryShownStateOfAnHourlyDay) {
   EXPECT_EQ(cells[10].next_at, kNow + 5min);
   EXPECT_EQ(cells[11].state, "waiting");
   EXPECT_EQ(cells[12].state, "downloading");
-  EXPECT_EQ(cells[12].bytes_done, std::nullopt);  // no progress row
+  EXPECT_EQ(cells[12].bytes_done, 300u);
+  EXPECT_EQ(cells[12].bytes_total, std::nullopt);  // the vendor sent no length
+  EXPECT_EQ(cells[10].bytes_done, std::nullopt);   // not downloading
+  EXPECT_EQ(slot_json(cells[12]).at("bytes_done").to_number<std::int64_t>(), 300);
+  EXPECT_TRUE(slot_json(cells[12]).at("bytes_total").is_null());
+  EXPECT_FALSE(slot_json(cells[10]).contains("bytes_done"));
   EXPECT_EQ(cells[13].state, "uploading");
   EXPECT_EQ(cells[14].state, "failed");
   EXPECT_EQ(cells[14].attempts, 3);
