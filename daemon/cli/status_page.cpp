@@ -28,7 +28,7 @@ namespace {
 constexpr std::chrono::seconds kFresh{2};
 // Distinct queries kept; past it the cache starts again (a client varying its query
 // must not grow the daemon's memory).
-constexpr std::size_t kMaxCached = 32;
+constexpr std::size_t kMaxCached = 16;
 
 // Scripts and styles only from this origin's own files, nothing inline, no frames, no
 // forms: the page shows what the store holds and can do nothing else.
