@@ -14,6 +14,7 @@
 #include "cli/byte_text.hpp"
 #include "cli/fetch_command.hpp"
 #include "cli/http_settings.hpp"
+#include "cli/status_page.hpp"
 #include "support/files.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_server.hpp"
@@ -155,6 +156,75 @@ TEST(ByteText, BytesRatesAndClockTimes) {
   EXPECT_EQ(clock_text(std::chrono::seconds{245}), "4:05");
   EXPECT_EQ(clock_text(std::chrono::seconds{3723}), "1:02:03");
   EXPECT_EQ(clock_text(std::chrono::seconds{-5}), "0:00");
+}
+
+}  // namespace
+}  // namespace gio::cli
+
+// The status page's HTML (cli/status_html.cpp): every text from the store is escaped, so
+// a last_error quoting markup cannot run on the page; and the attention list stays short.
+namespace gio::cli {
+namespace {
+
+boost::json::object page_slot(std::string slot, std::string state, std::string error) {
+  return {{"slot", std::move(slot)},
+          {"state", std::move(state)},
+          {"attempts", 2},
+          {"api_status", "ERROR"},
+          {"last_error", std::move(error)},
+          {"files", 0},
+          {"bytes", 0},
+          {"rows", nullptr},
+          {"next_at", nullptr},
+          {"lost_at", "2026-11-30T00:00:00Z"},
+          {"seconds_left", 90000},
+          {"at_risk", true}};
+}
+
+TEST(StatusPage, RendersEveryJobEscapedWithAShortAttentionList) {
+  boost::json::array attention;
+  for (int hour = 0; hour < 10; ++hour) {
+    attention.push_back(page_slot("2026-11-22T0" + std::to_string(hour), "failed",
+                                  "<script>alert(1)</script> & \"quoted\""));
+  }
+  boost::json::array cells{page_slot("2026-11-22T00", "failed", "<b>x</b>")};
+  const boost::json::object slots{
+      {"generated_at", "2026-11-22T10:10:00Z"},
+      {"daemon",
+       {{"version", "1.2.3"},
+        {"started_at", "2026-11-22T10:00:00Z"},
+        {"uptime_seconds", 3720},
+        {"last_reload", nullptr}}},
+      {"jobs",
+       {{{"job", "shop<1>"},
+         {"kind", "raw"},
+         {"granularity", "hour"},
+         {"sink", nullptr},
+         {"next_ask", {{"at", "2026-11-22T10:40:00Z"}, {"slot", "2026-11-22T17"}}},
+         {"counts", {{"done", 0}, {"failed", 10}}},
+         {"attention", attention},
+         {"days", {{{"date", "2026-11-22"}, {"cells", cells}}}}}}}};
+  const std::string page = render_page(
+      "<body data-updated=\"@GENERATED_AT@\"><p id=\"daemon\">@DAEMON@</p>@JOBS@", slots);
+  EXPECT_EQ(page.find("<script>"), std::string::npos) << page;
+  EXPECT_EQ(page.find("<b>x</b>"), std::string::npos) << page;
+  EXPECT_NE(page.find("&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;quoted&quot;"),
+            std::string::npos);
+  EXPECT_NE(page.find("<section class=\"job\" data-job=\"shop&lt;1&gt;\">"), std::string::npos);
+  EXPECT_NE(page.find("data-updated=\"2026-11-22T10:10:00Z\""), std::string::npos);
+  EXPECT_NE(page.find("version 1.2.3 · up 1h2m · last reload none"), std::string::npos) << page;
+  EXPECT_NE(page.find("<button type=\"button\" class=\"cell\" data-job=\"shop&lt;1&gt;\" "
+                      "data-slot=\"2026-11-22T00\" data-state=\"failed\" data-risk=\"1\""),
+            std::string::npos)
+      << page;
+  // Eight lines, then how many more.
+  std::size_t lines = 0;
+  for (auto at = page.find("<li data-job"); at != std::string::npos;
+       at = page.find("<li data-job", at + 1)) {
+    ++lines;
+  }
+  EXPECT_EQ(lines, 8u);
+  EXPECT_NE(page.find("and 2 more"), std::string::npos);
 }
 
 }  // namespace
