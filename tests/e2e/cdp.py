@@ -251,6 +251,7 @@ class Browser:
         if not self.binary:
             raise CdpError("no chromium installed (apt-get install chromium)")
         self.timeout = timeout
+        self.width, self.height = width, height
         self.profile = tempfile.mkdtemp(prefix="gio-chromium-")
         self.log_path = os.path.join(self.profile, "chromium.log")
         self.pages = []
@@ -297,6 +298,10 @@ class Browser:
         target = self._http("/json/new?about:blank", method="PUT")
         page = Page(target["webSocketDebuggerUrl"], self.timeout)
         self.pages.append(page)
+        # --window-size counts the window's frame: the viewport, what a screenshot shows,
+        # is set exactly here.
+        page.call("Emulation.setDeviceMetricsOverride", width=self.width, height=self.height,
+                  deviceScaleFactor=1, mobile=False)
         if url:
             page.navigate(url)
         return page
@@ -315,8 +320,19 @@ class Browser:
         except ProcessLookupError:
             pass
         self.process.wait()
+        try:
+            _deadline_wait(self._group_gone, 10, "chromium's processes to exit after SIGKILL")
+        except CdpError:
+            pass  # reparented zombies that init has not reaped yet: nothing runs any more
         self.log.close()
         shutil.rmtree(self.profile, ignore_errors=True)
+
+    def _group_gone(self):
+        try:
+            os.killpg(self.process.pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
 
     def __enter__(self):
         return self
