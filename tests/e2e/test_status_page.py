@@ -52,8 +52,8 @@ def cell_selector(job, slot, kind="button.cell"):
 
 @unittest.skipUnless(cdp.find_chromium(), "chromium is not installed (scripts/setup.sh installs it)")
 class StatusPageCase(E2ETestCase):
-    def start_page_daemon(self, scenario, jobs):
-        server, daemon = self.start(scenario, jobs=jobs)
+    def start_page_daemon(self, scenario, jobs, **daemon_options):
+        server, daemon = self.start(scenario, jobs=jobs, **daemon_options)
         metrics = self.enable_metrics()
         self.page_url = metrics.replace("/metrics", "/")
         daemon.start()
@@ -176,7 +176,8 @@ class StatusPageTest(StatusPageCase):
         self.assertTrue(page.evaluate("window.__loaded === true"), "the page reloaded instead of refreshing")
         self.assert_no_problems(page)
 
-        path = page.screenshot(os.path.join(artifact_dir(), "status-page.png"))
+        page.evaluate("window.scrollTo(0, 0)")
+        path = page.screenshot(os.path.realpath(os.path.join(artifact_dir(), "status-page.png")))
         print(f"\nscreenshot: {path}", file=sys.stderr)
         self.stop_daemon()
 
@@ -202,15 +203,20 @@ class ReadmeScreenshot(StatusPageCase):
         self.path = path
 
     def shoot(self):
-        failing_fast = hourly_job(give_up_after="2s", backfill="1d")
-        events = hourly_job(name="shop-events", data_types=["visit", "page"], backfill="12h")
-        daily = hourly_job(name="shop-daily", granularity="day", ready_after="3h", backfill="5d")
-        self.start_page_daemon({"slots": {FAILING: {"status": "NOT_EXISTS"}, LATE: {"running_polls": NEVER},
-                                          SLOW: {"slow_bytes_per_second": 20}}},
-                               [failing_fast, events, daily])
+        # Most of the 15 days planned (a fresh install's backfill would leave them
+        # unplanned), one small file per slot so the run stays short.
+        hourly = hourly_job(give_up_after="2s", backfill="14d", data_types=["visit"])
+        events = hourly_job(name="shop-pages", data_types=["page"], backfill="3d")
+        daily = hourly_job(name="shop-daily", granularity="day", ready_after="3h", backfill="14d",
+                           data_types=["visit", "page"])
+        scenario = {"parts": {"visit": 1, "page": 1}, "rows": 40,
+                    "slots": {FAILING: {"status": "NOT_EXISTS"}, LATE: {"running_polls": NEVER},
+                              SLOW: {"slow_bytes_per_second": 20}}}
+        self.start_page_daemon(scenario, [hourly, events, daily], api_requests_per_second=50)
         wait_for(lambda: self.states("shop-hourly").get("failed") and self.states("shop-daily").get("downloading")
-                 and self.states("shop-events").get("done", 0) >= len(self.expected(events)) - 1,
-                 90, "the screenshot's state")
+                 and self.states("shop-hourly").get("done", 0) >= len(self.expected(hourly)) - 1
+                 and self.states("shop-pages").get("done", 0) >= len(self.expected(events)) - 1,
+                 240, "the screenshot's state", interval=1)
         page = self.open_browser(1100, 700)
         self.load(page)
         self.assert_no_problems(page)
