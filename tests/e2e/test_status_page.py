@@ -205,20 +205,23 @@ class ReadmeScreenshot(StatusPageCase):
     def shoot(self):
         # Most of the 15 days planned (a fresh install's backfill would leave them
         # unplanned), one small file per slot so the run stays short.
-        hourly = hourly_job(give_up_after="2s", backfill="14d", data_types=["visit"])
-        events = hourly_job(name="shop-pages", data_types=["page"], backfill="3d")
-        daily = hourly_job(name="shop-daily", granularity="day", ready_after="3h", backfill="14d",
+        hourly = hourly_job(give_up_after="2s", backfill="15d", data_types=["visit"])
+        events = hourly_job(name="shop-pages", data_types=["page"], backfill="15d")
+        daily = hourly_job(name="shop-daily", granularity="day", ready_after="3h", backfill="15d",
                            data_types=["visit", "page"])
         scenario = {"parts": {"visit": 1, "page": 1}, "rows": 40,
                     "slots": {FAILING: {"status": "NOT_EXISTS"}, LATE: {"running_polls": NEVER},
                               SLOW: {"slow_bytes_per_second": 20}}}
-        self.start_page_daemon(scenario, [hourly, events, daily], api_requests_per_second=50)
+        self.start_page_daemon(scenario, [daily, hourly, events], api_requests_per_second=50)
         wait_for(lambda: self.states("shop-hourly").get("failed") and self.states("shop-daily").get("downloading")
                  and self.states("shop-hourly").get("done", 0) >= len(self.expected(hourly)) - 1
                  and self.states("shop-pages").get("done", 0) >= len(self.expected(events)) - 1,
                  240, "the screenshot's state", interval=1)
         page = self.open_browser(1100, 700)
         self.load(page)
+        page.click(cell_selector("shop-hourly", FAILING))
+        page.wait_for("document.querySelector('#details [data-field=\"state\"]').textContent.includes('failed')", 10)
+        page.evaluate("window.scrollTo(0, 0)")
         self.assert_no_problems(page)
         time.sleep(0.5)  # the page's last paint after its first refresh; time is not the subject
         page.screenshot(os.path.abspath(self.path), 1100, 700)
