@@ -134,6 +134,10 @@ class StatusPageTest(StatusPageCase):
                 want = "failed" if slot == FAILING else "waiting" if slot == LATE else "done"
                 self.assertEqual(state, want, f"{job} {slot}")
 
+        # The header: the daemon's version (and uptime, last reload) in #daemon.
+        version = self.api_slots()["daemon"]["version"]
+        self.assertIn(version, page.evaluate("document.querySelector('#daemon')?.textContent") or "")
+
         # The failed slot, with its reason, in the attention list.
         item = js(cell_selector("shop-hourly", FAILING, "ul.attention li"))
         attention = page.evaluate(
