@@ -25,6 +25,9 @@ packages=(
   # sinks (issue 15): the daemon lands partitions with rclone; the sink tests, the demo
   # and scripts/bench_sink.sh serve their remotes with `rclone serve webdav|sftp`
   rclone
+  # tests/e2e/test_status_page.py: the status page in a real browser, headless, driven
+  # over the DevTools protocol (tests/e2e/cdp.py); no npm in CI, so Debian's build
+  chromium
 )
 
 missing=()
