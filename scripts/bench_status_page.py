@@ -23,6 +23,7 @@ import datetime as dt
 import json
 import os
 import random
+import resource
 import shutil
 import signal
 import sqlite3
@@ -254,8 +255,9 @@ def poll_main(args):
     stop.set()
     for thread in threads:
         thread.join(60)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     json.dump({"latencies": latencies, "errors": errors[:20], "error_count": len(errors), "bytes": received[0],
-               "seconds": stopped - start}, sys.stdout)
+               "seconds": stopped - start, "cpu_s": usage.ru_utime + usage.ru_stime}, sys.stdout)
 
 
 def measure(args, work, seed_db):
@@ -302,7 +304,7 @@ def report(args, runs, slots, files, mib):
         "alone_s": median(alone, "seconds"), "polled_s": median(polled, "seconds"), "ratio": ratio,
         "alone_rss_mib": max(run["rss_mib"] for run in alone), "polled_rss_mib": max(run["rss_mib"] for run in polled),
         "alone_cpu_s": median(alone, "cpu_s"), "polled_cpu_s": median(polled, "cpu_s"),
-        "requests": requests, "errors": errors,
+        "requests": requests, "errors": errors, "pollers_cpu_s": median([run["polls"] for run in polled], "cpu_s"),
         "requests_per_round": statistics.median(sum(len(v) for v in run["polls"]["latencies"].values())
                                                 for run in polled),
         "latency_ms": {path: {"median": statistics.median(values) * 1000, "p95": percentile(values, 0.95) * 1000}
@@ -324,7 +326,8 @@ def report(args, runs, slots, files, mib):
     for path, latency in figures["latency_ms"].items():
         print(f"  {path}: {len(latencies[path])} requests, median {latency['median']:.1f} ms, "
               f"p95 {latency['p95']:.1f} ms")
-    print(f"  requests answered: {requests} ({figures['requests_per_round']:.0f} per round), errors: {errors}")
+    print(f"  requests answered: {requests} ({figures['requests_per_round']:.0f} per round), errors: {errors}; "
+          f"the pollers' own CPU: {figures['pollers_cpu_s']:.2f} s per run (median)")
     if errors:
         print("  first errors: " + "; ".join(polled[0]["polls"]["errors"][:5]))
     for r, run in enumerate(runs):
