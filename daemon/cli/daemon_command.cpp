@@ -359,7 +359,8 @@ bool Daemon::serve_metrics() {
   }
   try {
     listener_.emplace(io_.get_executor(), config_.metrics.listen,
-                      [this](std::string_view path) -> ops::Reply {
+                      [this](const ops::Request& request) -> ops::Reply {
+                        const std::string_view path = request.path;
                         if (path == "/metrics") {
                           return scrape(scheduler_->config(), *store_, registry_, clock_.now());
                         }

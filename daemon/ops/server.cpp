@@ -12,7 +12,9 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/http/span_body.hpp>
 #include <cerrno>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 
@@ -26,8 +28,10 @@ using asio::ip::tcp;
 
 constexpr std::size_t kMaxHeaderBytes = 8 * 1024;
 constexpr std::chrono::seconds kIdleTimeout{10};
-// Scrapers and probes hold one or two connections; more is a fault or an attack.
-constexpr int kMaxConnections = 16;
+// Scrapers and probes hold one or two connections, and every open status page one more
+// (a browser keeps its connection alive between polls): 20 pages and the scrapers fit;
+// more is a fault or an attack. Each connection is bounded (header, idle timeout).
+constexpr int kMaxConnections = 64;
 
 tcp::endpoint resolve(asio::any_io_executor executor, std::string_view listen) {
   std::string host;
@@ -138,6 +142,19 @@ asio::awaitable<void> Server::run() {
   }
 }
 
+// The handler's answer to one GET or HEAD of `target`; a handler that throws is a 500.
+Reply Server::answer(std::string_view target) const {
+  const std::size_t mark = target.find('?');
+  const Request request{
+      .path = target.substr(0, mark),
+      .query = mark == std::string_view::npos ? std::string_view{} : target.substr(mark + 1)};
+  try {
+    return handler_(request);
+  } catch (const std::exception& error) {
+    return {.status = 500, .body = std::string{"internal error: "} + error.what() + "\n"};
+  }
+}
+
 asio::awaitable<void> Server::serve(tcp::socket socket) {
   ++connections_;
   struct Count {
@@ -158,31 +175,31 @@ asio::awaitable<void> Server::serve(tcp::socket socket) {
       break;  // closed, timed out, or not HTTP we accept: nothing to answer
     }
     const auto& request = parser.get();
-    http::response<http::string_body> response;
+    http::response<http::span_body<const char>> response;
     response.version(request.version());
     response.keep_alive(request.keep_alive());
     response.set(http::field::server, "gio-exporter");
+    // Kept alive until the answer is written: the span below points into it.
+    std::shared_ptr<const std::string> body;
     if (request.method() != http::verb::get && request.method() != http::verb::head) {
       response.result(http::status::method_not_allowed);
       response.set(http::field::allow, "GET, HEAD");
       response.set(http::field::content_type, "text/plain; charset=utf-8");
-      response.body() = "GET or HEAD only\n";
+      body = std::make_shared<const std::string>("GET or HEAD only\n");
     } else {
-      std::string_view path = request.target();
-      path = path.substr(0, path.find('?'));
-      Reply reply;
-      try {
-        reply = handler_(path);
-      } catch (const std::exception& error) {
-        reply = {.status = 500, .body = std::string{"internal error: "} + error.what() + "\n"};
-      }
+      Reply reply = answer(request.target());
       response.result(reply.status);
       response.set(http::field::content_type, reply.content_type);
-      response.body() = std::move(reply.body);
+      for (const auto& [name, value] : reply.headers) {
+        response.set(name, value);
+      }
+      body = reply.shared_body ? std::move(reply.shared_body)
+                               : std::make_shared<const std::string>(std::move(reply.body));
     }
+    response.body() = {body->data(), body->size()};
     response.prepare_payload();
     if (request.method() == http::verb::head) {
-      response.body().clear();  // Content-Length stays that of the GET answer
+      response.body() = {};  // Content-Length stays that of the GET answer
     }
     stream.expires_after(kIdleTimeout);
     auto [write_error, written] =

@@ -9,20 +9,34 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace gio::ops {
+
+// What the handler is asked: the request target split at its first '?'. Both views live
+// as long as the handler's call.
+struct Request {
+  std::string_view path;   // "/metrics", "/api/slots"
+  std::string_view query;  // raw, after the '?' ("" when none), not decoded
+};
 
 struct Reply {
   unsigned status = 200;
   std::string content_type = "text/plain; charset=utf-8";
-  std::string body;
+  std::string body{};
+  // An answer shared between requests (a cached JSON, an embedded file): sent instead of
+  // `body` when set, without a copy per request.
+  std::shared_ptr<const std::string> shared_body{};
+  // Further headers (Content-Security-Policy, Cache-Control, ETag...).
+  std::vector<std::pair<std::string, std::string>> headers{};
 };
 
-// Called with the request target's path ("/metrics", "/healthz"; the query removed).
-using Handler = std::function<Reply(std::string_view path)>;
+using Handler = std::function<Reply(const Request& request)>;
 
 class Server {
  public:
@@ -37,6 +51,7 @@ class Server {
 
  private:
   boost::asio::awaitable<void> serve(boost::asio::ip::tcp::socket socket);
+  Reply answer(std::string_view target) const;
   std::optional<boost::asio::ip::tcp::socket> accept_one(boost::system::error_code& error);
 
   boost::asio::ip::tcp::acceptor acceptor_;

@@ -291,10 +291,16 @@ std::string talk(boost::asio::ip::tcp::endpoint endpoint, const std::string& req
 class ServerTest : public ::testing::Test {
  protected:
   ServerTest()
-      : server_(io_.get_executor(), "127.0.0.1:0", [this](std::string_view path) {
-          seen_ = std::string{path};
-          if (path == "/metrics") {
+      : server_(io_.get_executor(), "127.0.0.1:0", [this](const Request& request) {
+          seen_ = std::string{request.path};
+          seen_query_ = std::string{request.query};
+          if (request.path == "/metrics") {
             return Reply{.body = "up 1\n"};
+          }
+          if (request.path == "/shared") {
+            return Reply{.content_type = "application/json",
+                         .shared_body = shared_,
+                         .headers = {{"Cache-Control", "no-store"}, {"X-Test", "a b"}}};
           }
           return Reply{.status = 404, .body = "not found\n"};
         }) {
@@ -308,6 +314,9 @@ class ServerTest : public ::testing::Test {
 
   boost::asio::io_context io_;
   std::string seen_;
+  std::string seen_query_;
+  const std::shared_ptr<const std::string> shared_ =
+      std::make_shared<const std::string>(R"({"a":1})");
   Server server_;
   std::thread thread_;
 };
@@ -319,7 +328,8 @@ TEST_F(ServerTest, AnswersGetAndHeadThroughTheHandler) {
   EXPECT_EQ(get.substr(0, 15), "HTTP/1.1 200 OK");
   EXPECT_NE(get.find("Content-Length: 5\r\n"), std::string::npos) << get;
   EXPECT_EQ(get.substr(get.size() - 5), "up 1\n");
-  EXPECT_EQ(seen_, "/metrics");  // the query is not part of the path
+  EXPECT_EQ(seen_, "/metrics");   // the query is not part of the path
+  EXPECT_EQ(seen_query_, "x=1");  // but the handler has it, raw
 
   const std::string head =
       talk(endpoint, "HEAD /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
@@ -329,6 +339,25 @@ TEST_F(ServerTest, AnswersGetAndHeadThroughTheHandler) {
   const std::string missing =
       talk(endpoint, "GET /nope HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
   EXPECT_EQ(missing.substr(0, 12), "HTTP/1.1 404");
+}
+
+TEST_F(ServerTest, SendsTheHandlersHeadersAndSharedBody) {
+  const auto endpoint = server_.local_endpoint();
+  const std::string get = talk(
+      endpoint, "GET /shared?job=a%20b&from= HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(seen_query_, "job=a%20b&from=");
+  EXPECT_NE(get.find("Content-Type: application/json\r\n"), std::string::npos) << get;
+  EXPECT_NE(get.find("Cache-Control: no-store\r\n"), std::string::npos) << get;
+  EXPECT_NE(get.find("X-Test: a b\r\n"), std::string::npos) << get;
+  EXPECT_NE(get.find("Content-Length: 7\r\n"), std::string::npos) << get;
+  EXPECT_EQ(get.substr(get.size() - 7), R"({"a":1})");
+  const std::string head =
+      talk(endpoint, "HEAD /shared HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(seen_query_, "");
+  EXPECT_NE(head.find("Content-Length: 7\r\n"), std::string::npos) << head;
+  EXPECT_NE(head.find("X-Test: a b\r\n"), std::string::npos) << head;
+  EXPECT_EQ(head.substr(head.size() - 4), "\r\n\r\n");
+  EXPECT_EQ(*shared_, R"({"a":1})");  // sent, not moved from
 }
 
 TEST_F(ServerTest, RefusesOtherMethodsBodiesAndHugeHeaders) {
@@ -348,10 +377,10 @@ TEST_F(ServerTest, RefusesOtherMethodsBodiesAndHugeHeaders) {
 
 TEST(Server, NamesTheAddressItCannotBind) {
   boost::asio::io_context io;
-  Server first{io.get_executor(), "127.0.0.1:0", [](std::string_view) { return Reply{}; }};
+  Server first{io.get_executor(), "127.0.0.1:0", [](const Request&) { return Reply{}; }};
   const std::string taken = "127.0.0.1:" + std::to_string(first.local_endpoint().port());
   try {
-    Server second{io.get_executor(), taken, [](std::string_view) { return Reply{}; }};
+    Server second{io.get_executor(), taken, [](const Request&) { return Reply{}; }};
     FAIL() << "bound twice";
   } catch (const std::runtime_error& error) {
     EXPECT_NE(std::string{error.what()}.find(taken), std::string::npos) << error.what();
