@@ -10,6 +10,8 @@
 #include "api/chart.hpp"
 #include "cli/archive_binding.hpp"
 #include "cli/commands.hpp"
+#include "report/format.hpp"
+#include "report/slot_view.hpp"
 #include "scheduler/planner.hpp"
 #include "state/state_store.hpp"
 
@@ -22,57 +24,15 @@ json::value optional_text(const std::optional<std::string>& text) {
   return text ? json::value(*text) : json::value(nullptr);
 }
 
-std::string format_left(std::chrono::seconds left) {
-  if (left <= std::chrono::seconds{0}) {
-    return "none";
-  }
-  const auto days = std::chrono::duration_cast<std::chrono::days>(left);
-  const auto hours = std::chrono::duration_cast<std::chrono::hours>(left - days);
-  const auto minutes = std::chrono::duration_cast<std::chrono::minutes>(left - days - hours);
-  if (days.count() > 0) {
-    return std::to_string(days.count()) + "d" + std::to_string(hours.count()) + "h";
-  }
-  return std::to_string(hours.count()) + "h" + std::to_string(minutes.count()) + "m";
-}
-
 constexpr state::SlotState kStates[] = {state::SlotState::pending,     state::SlotState::waiting,
                                         state::SlotState::downloading, state::SlotState::uploading,
                                         state::SlotState::done,        state::SlotState::failed,
                                         state::SlotState::lost};
 
-// "12m", "1h5m", "2d3h": how far off the next ask is.
-std::string format_in(std::chrono::seconds span) {
-  if (span < std::chrono::minutes{1}) {
-    return "<1m";
-  }
-  const auto days = std::chrono::duration_cast<std::chrono::days>(span);
-  const auto hours = std::chrono::duration_cast<std::chrono::hours>(span - days);
-  const auto minutes = std::chrono::duration_cast<std::chrono::minutes>(span - days - hours);
-  if (days.count() > 0) {
-    return std::to_string(days.count()) + "d" + std::to_string(hours.count()) + "h";
-  }
-  if (hours.count() > 0) {
-    return std::to_string(hours.count()) + "h" + std::to_string(minutes.count()) + "m";
-  }
-  return std::to_string(minutes.count()) + "m";
-}
-
-struct NextAsk {
-  Instant at;
-  std::string slot;
-};
-
-// The job's next ask, as `systemctl list-timers` shows a timer's next run: the slot in
-// the queue due first, or, when nothing is queued sooner, the next slot to become
-// ready (planned and asked for at its ready time).
-NextAsk next_ask(const config::Job& job, const state::JobSummary& summary, Instant now) {
-  const Slot upcoming = scheduler::next_to_become_ready(job, now);
-  NextAsk next{scheduler::ready_at(job, upcoming), upcoming.name()};
-  if (summary.next_action && *summary.next_action < next.at) {
-    next = {*summary.next_action, summary.next_action_slot.value_or("")};
-  }
-  return next;
-}
+using report::format_in;
+using report::format_left;
+using report::next_ask;
+using report::NextAsk;
 
 std::string describe_next(const json::object& job, Instant now) {
   const std::string at{job.at("next_action").as_string()};

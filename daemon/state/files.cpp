@@ -76,7 +76,11 @@ FileStatements::FileStatements(sqlite::Database& db)
       files_with_rows(db,
                       "SELECT job, slot, data_type, name, bytes, sha256, archived_at, object, "
                       "rows, rows_by_hour FROM files WHERE job = ?1 AND name = ?2 AND rows >= ?3 "
-                      "ORDER BY slot, data_type") {}
+                      "ORDER BY slot, data_type"),
+      files_between(db,
+                    "SELECT job, slot, data_type, name, bytes, sha256, archived_at, object, "
+                    "rows, rows_by_hour FROM files WHERE job = ?1 AND slot >= ?2 AND slot <= ?3 "
+                    "ORDER BY slot, data_type, name") {}
 
 void StateStore::record_file(const ArchivedFile& file) {
   if (file.bytes > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
@@ -137,6 +141,17 @@ std::vector<ArchivedFile> StateStore::files_with_rows(std::string_view job, std:
                                                       std::uint64_t rows) {
   std::vector<ArchivedFile> result;
   sqlite::Query query{impl_->statements->files_with_rows, job, name, rows_or_null(rows)};
+  while (query.step()) {
+    result.push_back(read_file(query));
+  }
+  return result;
+}
+
+std::vector<ArchivedFile> StateStore::files_between(std::string_view job,
+                                                    std::string_view first_slot,
+                                                    std::string_view last_slot) {
+  std::vector<ArchivedFile> result;
+  sqlite::Query query{impl_->statements->files_between, job, first_slot, last_slot};
   while (query.step()) {
     result.push_back(read_file(query));
   }

@@ -167,6 +167,17 @@ struct SchemaRecord {
   friend bool operator==(const SchemaRecord&, const SchemaRecord&) = default;
 };
 
+// How far a downloading slot has got (issue 17; progress.cpp): its bytes fetched so far
+// over all its files, their total when every file's size is known, and when the daemon
+// wrote it. Meaningful only while the slot is downloading.
+struct SlotProgress {
+  std::uint64_t bytes_done = 0;
+  std::optional<std::uint64_t> bytes_total{};
+  Instant updated_at{};
+
+  friend bool operator==(const SlotProgress&, const SlotProgress&) = default;
+};
+
 class StateStore {
  public:
   // Groups every change made through the store while it is open into one transaction,
@@ -247,7 +258,9 @@ class StateStore {
   // not exist. state=done sets done_at = now; any other state clears it.
   void update(std::string_view job, std::string_view slot, const SlotUpdate& update, Instant now);
   // Downloading slots left behind by a crash become due now (a later next_at is
-  // pulled in to `now`); returns how many slots are downloading.
+  // pulled in to `now`), and their progress rows go (the downloads start again: what
+  // was counted before no longer says how far they are); returns how many slots are
+  // downloading.
   int resume_downloads(Instant now);
   // Slots of `job` in pending/waiting/downloading whose next_at lies beyond `beyond`
   // become due at `to` (a wall-clock jump left them far ahead of any schedule); one
@@ -264,6 +277,10 @@ class StateStore {
   void record_file(const ArchivedFile& file);
   // The files recorded for a slot, by data type then name.
   std::vector<ArchivedFile> files(std::string_view job, std::string_view slot);
+  // The files of `job` whose slot name lies in [first_slot, last_slot] (names sort as
+  // their starts do), by slot, data type, name: one query for a whole calendar (issue 17).
+  std::vector<ArchivedFile> files_between(std::string_view job, std::string_view first_slot,
+                                          std::string_view last_slot);
   // The files of `job` named `name` with at least `rows` rows, by slot then data type
   // (e.g. every chart.csv at the vendor's row cap: the chart was cut).
   std::vector<ArchivedFile> files_with_rows(std::string_view job, std::string_view name,
@@ -342,6 +359,15 @@ class StateStore {
   // (replacing one at the same since_slot).
   void store_schema(std::string_view job, std::string_view data_type, const SchemaRecord& record,
                     const std::optional<std::string>& remove = std::nullopt);
+
+  // --- Progress (issue 17; progress.cpp) ---
+  // Inserts or replaces the slot's row. The slot must exist (StateError,
+  // SQLITE_CONSTRAINT_FOREIGNKEY). The row goes by itself when the slot's state changes
+  // to anything but downloading (a trigger) or the slot is deleted.
+  void set_progress(std::string_view job, std::string_view slot, const SlotProgress& progress);
+  // The rows of `job`'s slots that are downloading now, by slot name (a row left by a
+  // crash for a slot in another state is not returned).
+  std::map<std::string, SlotProgress> progress(std::string_view job);
 
   // Small key/value table (later the cached auth code).
   std::optional<std::string> get_value(std::string_view key);

@@ -67,6 +67,7 @@ struct FileStatements {
   sqlite::Statement upsert_file;
   sqlite::Statement files;
   sqlite::Statement files_with_rows;
+  sqlite::Statement files_between;
 };
 
 // requeue.cpp: queueing slots again and forgetting their files.
@@ -90,6 +91,15 @@ struct SchemaStatements {
   sqlite::Statement upsert_schema;
 };
 
+// progress.cpp: the bytes of downloading slots (issue 17).
+struct ProgressStatements {
+  explicit ProgressStatements(sqlite::Database& db);
+
+  sqlite::Statement upsert_progress;
+  sqlite::Statement job_progress;
+  sqlite::Statement clear_progress;
+};
+
 // A JSON array of strings (RFC 8259 escapes: a vendor's header is data too), for
 // SQLite's json_each: one bound value however many names (slots.cpp).
 std::string json_array(std::span<const std::string> texts);
@@ -100,13 +110,15 @@ struct Statements : StoreStatements,
                     SlotStatements,
                     FileStatements,
                     RequeueStatements,
-                    SchemaStatements {
+                    SchemaStatements,
+                    ProgressStatements {
   explicit Statements(sqlite::Database& db)
       : StoreStatements(db),
         SlotStatements(db),
         FileStatements(db),
         RequeueStatements(db),
-        SchemaStatements(db) {}
+        SchemaStatements(db),
+        ProgressStatements(db) {}
 };
 
 class StateStore::Impl {
