@@ -24,6 +24,7 @@
 #include "cli/daemon_reload.hpp"
 #include "cli/daemon_status.hpp"
 #include "cli/http_settings.hpp"
+#include "cli/status_page.hpp"
 #include "download/downloader.hpp"
 #include "http/client.hpp"
 #include "http/proxy.hpp"
@@ -134,6 +135,7 @@ class Daemon {
   std::optional<scheduler::Scheduler> scheduler_;
   // Dates whose reconcile failed (a busy database): tried again at the next slot done.
   reconcile::FailedDates failed_reconciles_;
+  std::optional<StatusPage> status_page_;
   std::optional<ops::Server> listener_;
 };
 
@@ -218,6 +220,9 @@ void Daemon::watch_signals() {
     }
     if (scheduler_) {
       const bool applied = reload(*scheduler_);
+      if (applied && status_page_) {
+        status_page_->reloaded(clock_.now());
+      }
       ops::record_config_load(registry_, applied, static_cast<double>(to_unix(clock_.now())));
     } else {
       spdlog::warn("SIGHUP during startup: ignored; send it again once running");
@@ -358,26 +363,30 @@ bool Daemon::serve_metrics() {
     return true;
   }
   try {
+    status_page_.emplace(*store_, clock_);
     listener_.emplace(io_.get_executor(), config_.metrics.listen,
                       [this](const ops::Request& request) -> ops::Reply {
-                        const std::string_view path = request.path;
-                        if (path == "/metrics") {
+                        if (request.path == "/metrics") {
                           return scrape(scheduler_->config(), *store_, registry_, clock_.now());
                         }
-                        if (path == "/healthz") {
+                        if (request.path == "/healthz") {
                           if (const std::string why = database_problem(); !why.empty()) {
                             return unhealthy_database(why);
                           }
                           return health(loop_health(), *store_, clock_.now());
                         }
-                        return {.status = 404, .body = "try /metrics or /healthz\n"};
+                        if (auto page = status_page_->answer(request, scheduler_->config())) {
+                          return std::move(*page);
+                        }
+                        return {.status = 404, .body = "try /, /api/slots, /metrics or /healthz\n"};
                       });
   } catch (const std::exception& error) {
     spdlog::critical("cannot start: {}", error.what());
     return false;
   }
   asio::co_spawn(io_, listener_->run(), asio::detached);
-  spdlog::info("metrics and health on http://{}/metrics and /healthz", config_.metrics.listen);
+  spdlog::info("status page on http://{}/, metrics and health on /metrics and /healthz",
+               config_.metrics.listen);
   return true;
 }
 

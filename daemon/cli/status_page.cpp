@@ -1,0 +1,176 @@
+// The status page's routes, its query parameters and its cache (status_page.hpp).
+
+#include "cli/status_page.hpp"
+
+#include <boost/json/serialize.hpp>
+#include <boost/url/parse.hpp>
+#include <boost/url/url_view.hpp>
+#include <stdexcept>
+
+#include "report/slot_view.hpp"
+#include "version.hpp"
+
+namespace gio::cli {
+
+// Generated from daemon/cli/page/ by cmake/embed_files.cmake.
+namespace page_files {
+extern const std::string_view kIndexHtml;
+extern const std::string_view kPageJs;
+extern const std::string_view kPageCss;
+}  // namespace page_files
+
+namespace json = boost::json;
+
+namespace {
+
+// A rendered answer is reused for this long (the page polls every 5 s; 20 of them cost
+// one render per query and period), or until another process writes the store.
+constexpr std::chrono::seconds kFresh{2};
+// Distinct queries kept; past it the cache starts again (a client varying its query
+// must not grow the daemon's memory).
+constexpr std::size_t kMaxCached = 32;
+
+// Scripts and styles only from this origin's own files, nothing inline, no frames, no
+// forms: the page shows what the store holds and can do nothing else.
+constexpr std::string_view kPolicy =
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+void common_headers(ops::Reply& reply) {
+  reply.headers.emplace_back("X-Content-Type-Options", "nosniff");
+  reply.headers.emplace_back("Referrer-Policy", "no-referrer");
+}
+
+ops::Reply asset(std::string_view body, std::string_view type) {
+  // Embedded and never changing while the binary runs: shared, never copied.
+  ops::Reply reply{.content_type = std::string{type},
+                   .shared_body = std::make_shared<const std::string>(body)};
+  common_headers(reply);
+  reply.headers.emplace_back("Cache-Control", "no-cache");
+  return reply;
+}
+
+json::object error_json(std::string_view message) {
+  return json::object{{"error", message}};
+}
+
+// job, from, to of a query string; "" counts as absent. Throws std::invalid_argument
+// for another parameter, one given twice, or one that is not well encoded.
+report::SlotQuery parse_query(std::string_view query) {
+  report::SlotQuery parsed;
+  if (query.empty()) {
+    return parsed;
+  }
+  const std::string target = "?" + std::string{query};
+  const auto ref = boost::urls::parse_relative_ref(target);
+  if (!ref) {
+    throw std::invalid_argument("the query is not well encoded");
+  }
+  bool seen_job = false, seen_from = false, seen_to = false;
+  for (const auto& param : ref->params()) {
+    const auto set = [&](std::optional<std::string>& field, bool& seen) {
+      if (std::exchange(seen, true)) {
+        throw std::invalid_argument(param.key + ": given twice");
+      }
+      if (!param.value.empty()) {
+        field = param.value;
+      }
+    };
+    if (param.key == "job") {
+      set(parsed.job, seen_job);
+    } else if (param.key == "from") {
+      set(parsed.from, seen_from);
+    } else if (param.key == "to") {
+      set(parsed.to, seen_to);
+    } else {
+      throw std::invalid_argument("unknown parameter (job, from and to are known)");
+    }
+  }
+  return parsed;
+}
+
+}  // namespace
+
+StatusPage::StatusPage(state::StateStore& store, const Clock& clock)
+    : store_(store), clock_(clock), started_at_(clock.now()) {}
+
+void StatusPage::reloaded(Instant at) {
+  last_reload_ = at;
+  cache_.clear();  // jobs may have come or gone
+}
+
+std::optional<ops::Reply> StatusPage::answer(const ops::Request& request,
+                                             const config::Config& config) {
+  if (request.path == "/") {
+    // The page takes no parameter of its own (?refresh= is for its script).
+    return slots("", config, true);
+  }
+  if (request.path == "/api/slots") {
+    return slots(request.query, config, false);
+  }
+  if (request.path == "/page.js") {
+    return asset(page_files::kPageJs, "text/javascript; charset=utf-8");
+  }
+  if (request.path == "/page.css") {
+    return asset(page_files::kPageCss, "text/css; charset=utf-8");
+  }
+  return std::nullopt;
+}
+
+ops::Reply StatusPage::slots(std::string_view query, const config::Config& config, bool html) {
+  const std::string key = (html ? "html?" : "json?") + std::string{query};
+  const auto now = std::chrono::steady_clock::now();
+  const std::int64_t version = store_.data_version();
+  auto found = cache_.find(key);
+  if (found == cache_.end() || now - found->second.made >= kFresh ||
+      found->second.data_version != version) {
+    if (found == cache_.end() && cache_.size() >= kMaxCached) {
+      cache_.clear();
+    }
+    Cached fresh = render(query, config, html);
+    fresh.made = now;
+    fresh.data_version = version;
+    found = cache_.insert_or_assign(key, std::move(fresh)).first;
+  }
+  ops::Reply reply{.status = found->second.status,
+                   .content_type = html && found->second.status == 200 ? "text/html; charset=utf-8"
+                                                                       : "application/json",
+                   .shared_body = found->second.body};
+  common_headers(reply);
+  reply.headers.emplace_back("Cache-Control", "no-store");
+  if (html) {
+    reply.headers.emplace_back("Content-Security-Policy", std::string{kPolicy});
+  }
+  return reply;
+}
+
+StatusPage::Cached StatusPage::render(std::string_view query, const config::Config& config,
+                                      bool html) {
+  const Instant now = clock_.now();
+  Cached cached;
+  json::object body;
+  try {
+    body = report::slots_json(config, store_, now, parse_query(query));
+    body["daemon"] = daemon_facts(now);
+  } catch (const report::UnknownJob& error) {
+    cached.status = 404;
+    body = error_json(error.what());
+  } catch (const std::invalid_argument& error) {
+    cached.status = 400;
+    body = error_json(error.what());
+  }
+  cached.body = std::make_shared<const std::string>(html && cached.status == 200
+                                                        ? render_page(page_files::kIndexHtml, body)
+                                                        : json::serialize(body));
+  return cached;
+}
+
+json::object StatusPage::daemon_facts(Instant now) const {
+  return json::object{
+      {"version", kVersion},
+      {"started_at", format_utc(started_at_)},
+      {"uptime_seconds", std::max<std::int64_t>(0, to_unix(now) - to_unix(started_at_))},
+      {"last_reload", last_reload_ ? json::value(format_utc(*last_reload_)) : json::value()}};
+}
+
+}  // namespace gio::cli
