@@ -151,7 +151,9 @@ def daemon_run(args, run_dir, servers, seed_db, pollers):
     result = {}
     try:
         bench_sink.wait_port(port, process, "the daemon's listener")
+        began = time.monotonic()
         status, body = fetch(port, args.paths[0])
+        result["first_ms"] = (time.monotonic() - began) * 1000  # built anew: nothing cached yet
         if status != 200:
             raise SystemExit(f"GET {args.paths[0]}: HTTP {status}: {body[:300]!r}")
         result["page_bytes"] = len(body)
@@ -207,6 +209,7 @@ def poll_main(args):
     latencies = {path: [] for path in args.paths.split(",")}
     errors = []
     received = [0]
+    sizes = {}
     lock = threading.Lock()
 
     def client():
@@ -240,6 +243,7 @@ def poll_main(args):
                 with lock:
                     latencies[path].append(elapsed)
                     received[0] += len(body)
+                    sizes[path] = len(body)
             now = time.monotonic()
             tick += args.interval
             if tick < now:  # late: the next tick still on the shared grid
@@ -256,7 +260,7 @@ def poll_main(args):
     for thread in threads:
         thread.join(60)
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    json.dump({"latencies": latencies, "errors": errors[:20], "error_count": len(errors), "bytes": received[0],
+    json.dump({"latencies": latencies, "errors": errors[:20], "error_count": len(errors), "bytes": received[0], "sizes": sizes,
                "seconds": stopped - start, "cpu_s": usage.ru_utime + usage.ru_stime}, sys.stdout)
 
 
@@ -303,8 +307,8 @@ def report(args, runs, slots, files, mib):
         "jobs": args.jobs + 1, "slots": slots, "files_rows": files, "page_bytes": polled[0]["page_bytes"],
         "alone_s": median(alone, "seconds"), "polled_s": median(polled, "seconds"), "ratio": ratio,
         "alone_rss_mib": max(run["rss_mib"] for run in alone), "polled_rss_mib": max(run["rss_mib"] for run in polled),
-        "alone_cpu_s": median(alone, "cpu_s"), "polled_cpu_s": median(polled, "cpu_s"),
-        "requests": requests, "errors": errors, "pollers_cpu_s": median([run["polls"] for run in polled], "cpu_s"),
+        "first_ms": median(alone + polled, "first_ms"), "alone_cpu_s": median(alone, "cpu_s"), "polled_cpu_s": median(polled, "cpu_s"),
+        "sizes": polled[0]["polls"]["sizes"], "requests": requests, "errors": errors, "pollers_cpu_s": median([run["polls"] for run in polled], "cpu_s"),
         "requests_per_round": statistics.median(sum(len(v) for v in run["polls"]["latencies"].values())
                                                 for run in polled),
         "latency_ms": {path: {"median": statistics.median(values) * 1000, "p95": percentile(values, 0.95) * 1000}
@@ -315,7 +319,8 @@ def report(args, runs, slots, files, mib):
     print(f"\nstatus page benchmark: one slot of {args.files} x {mib / args.files:.0f} MiB from nginx on loopback, "
           f"{figures['cores']} cores (load {figures['load']} at the end), medians of {args.rounds} round(s)")
     print(f"state: {figures['jobs']} jobs, {slots} seeded slots ({args.jobs} hourly jobs x {args.days} days), "
-          f"{files} files; /api/slots answers {figures['page_bytes']} bytes ({figures['page_bytes'] / (1 << 20):.2f} MiB)")
+          f"{files} files; {args.paths[0]} answers {figures['page_bytes']} bytes ({figures['page_bytes'] / (1 << 20):.2f} MiB), "
+          f"the first time (nothing cached) in {figures['first_ms']:.0f} ms (median)")
     print(f"pollers: {args.clients} clients, each GET {' and '.join(args.paths)} every {args.interval:g} s "
           f"on the same tick, keep-alive")
     print("%-36s %8s %9s %9s %8s" % ("download", "wall s", "ratio", "RSS MiB", "CPU s"))
@@ -324,7 +329,8 @@ def report(args, runs, slots, files, mib):
     print("%-36s %8.2f %9s %9.1f %8.2f" % (f"with {args.clients} pollers", figures["polled_s"],
                                            "%.3f x" % ratio, figures["polled_rss_mib"], figures["polled_cpu_s"]))
     for path, latency in figures["latency_ms"].items():
-        print(f"  {path}: {len(latencies[path])} requests, median {latency['median']:.1f} ms, "
+        size = polled[0]["polls"]["sizes"].get(path, 0)
+        print(f"  {path} ({size / 1024:.0f} KiB): {len(latencies[path])} requests, median {latency['median']:.1f} ms, "
               f"p95 {latency['p95']:.1f} ms")
     print(f"  requests answered: {requests} ({figures['requests_per_round']:.0f} per round), errors: {errors}; "
           f"the pollers' own CPU: {figures['pollers_cpu_s']:.2f} s per run (median)")
