@@ -115,7 +115,7 @@ rows.append(("sink: the landing alone (slot_downloaded to slot_done) / rclone co
              "", None))
 rows.append(("sink: daemon peak RSS (VmHWM)", "%.1f MiB" % sink["sink_rss_mib"], "< 64 MiB",
              sink["sink_rss_mib"] < 64))
-what = "status page: 1 slot of %d x %.0f MiB downloaded while %d clients poll /api/slots (%.2f MiB) and / every %g s" % (
+what = "status page: 1 slot of %d x %.0f MiB while %d clients poll /api/slots (%.2f MiB) and / every %g s" % (
     page["files"], page["mib"] / page["files"], page["clients"], page["page_bytes"] / (1 << 20), page["interval_s"])
 rows.append((what + " / alone",
              "%.3f x (medians %.2f s vs %.2f s; %d requests, /api/slots median %.0f ms, p95 %.0f ms; %d failed)" % (

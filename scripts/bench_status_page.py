@@ -260,8 +260,8 @@ def poll_main(args):
     for thread in threads:
         thread.join(60)
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    json.dump({"latencies": latencies, "errors": errors[:20], "error_count": len(errors), "bytes": received[0], "sizes": sizes,
-               "seconds": stopped - start, "cpu_s": usage.ru_utime + usage.ru_stime}, sys.stdout)
+    json.dump({"latencies": latencies, "errors": errors[:20], "error_count": len(errors), "bytes": received[0],
+               "sizes": sizes, "seconds": stopped - start, "cpu_s": usage.ru_utime + usage.ru_stime}, sys.stdout)
 
 
 def measure(args, work, seed_db):
@@ -307,8 +307,9 @@ def report(args, runs, slots, files, mib):
         "jobs": args.jobs + 1, "slots": slots, "files_rows": files, "page_bytes": polled[0]["page_bytes"],
         "alone_s": median(alone, "seconds"), "polled_s": median(polled, "seconds"), "ratio": ratio,
         "alone_rss_mib": max(run["rss_mib"] for run in alone), "polled_rss_mib": max(run["rss_mib"] for run in polled),
-        "first_ms": median(polled, "first_ms"), "alone_cpu_s": median(alone, "cpu_s"), "polled_cpu_s": median(polled, "cpu_s"),
-        "sizes": polled[0]["polls"]["sizes"], "requests": requests, "errors": errors, "pollers_cpu_s": median([run["polls"] for run in polled], "cpu_s"),
+        "first_ms": median(polled, "first_ms"), "alone_cpu_s": median(alone, "cpu_s"),
+        "polled_cpu_s": median(polled, "cpu_s"), "sizes": polled[0]["polls"]["sizes"], "requests": requests,
+        "errors": errors, "pollers_cpu_s": median([run["polls"] for run in polled], "cpu_s"),
         "requests_per_round": statistics.median(sum(len(v) for v in run["polls"]["latencies"].values())
                                                 for run in polled),
         "latency_ms": {path: {"median": statistics.median(values) * 1000, "p95": percentile(values, 0.95) * 1000}
@@ -318,8 +319,9 @@ def report(args, runs, slots, files, mib):
     }
     print(f"\nstatus page benchmark: one slot of {args.files} x {mib / args.files:.0f} MiB from nginx on loopback, "
           f"{figures['cores']} cores (load {figures['load']} at the end), medians of {args.rounds} round(s)")
+    size = figures["page_bytes"]
     print(f"state: {figures['jobs']} jobs, {slots} seeded slots ({args.jobs} hourly jobs x {args.days} days), "
-          f"{files} files; {args.paths[0]} answers {figures['page_bytes']} bytes ({figures['page_bytes'] / (1 << 20):.2f} MiB), "
+          f"{files} files; {args.paths[0]} answers {size} bytes ({size / (1 << 20):.2f} MiB), "
           f"the first time (nothing cached) in {figures['first_ms']:.0f} ms (median)")
     print(f"pollers: {args.clients} clients, each GET {' and '.join(args.paths)} every {args.interval:g} s "
           f"on the same tick, keep-alive")
