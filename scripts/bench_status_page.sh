@@ -18,7 +18,8 @@
 # Environment: GIO_EXPORTER_BIN (a built binary; default: build-bench/release is built,
 #   RelWithDebInfo), BENCH_DIR (default build-bench/: cached test data),
 #   BENCH_FILES (16), BENCH_PART_MIB (64), BENCH_ROUNDS (3; the median round counts),
-#   BENCH_JSON (also write the figures there).
+#   BENCH_JSON (also write the figures there), BENCH_PAGE_ARGS (more options for
+#   bench_status_page.py, e.g. "--clients 40 --interval 0.5" or "--paths /metrics").
 # Exit status: 0 when the target is met, 1 when it is missed, 2 on a failure.
 set -euo pipefail
 
