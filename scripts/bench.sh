@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole benchmark: downloads (HTTP and HTTPS), a slot landed on a sink, API economy,
-# scale of planning and state, idle cost. Prints one table with every figure beside its
+# The whole benchmark: downloads (HTTP and HTTPS), a slot landed on a sink, a slot
+# downloaded while 20 clients poll the status page, API economy, scale of planning and
+# state, idle cost. Prints one table with every figure beside its
 # target.
 #
 # Usage: scripts/bench.sh [--quick]
@@ -68,6 +69,8 @@ step() {  # step NAME COMMAND...: runs it; 0 and 1 (a target missed) are both re
 step downloads env BENCH_JSON="$results/download.json" "$root/scripts/bench-download.sh" \
   "${download_args[@]}"
 step sink env BENCH_JSON="$results/sink.json" "$root/scripts/bench_sink.sh" "${download_args[@]}"
+step "status page" env BENCH_JSON="$results/page.json" "$root/scripts/bench_status_page.sh" \
+  "${download_args[@]}"
 step "api economy" python3 "$root/scripts/bench_api.py" --bin "$bin" --slots "$api_slots" \
   --json "$results/api.json"
 step scale python3 "$root/scripts/bench_daemon.py" scale --bin "$bin" --jobs "$scale_jobs" \
@@ -80,7 +83,7 @@ import json, os, sys
 results, elapsed, quick, markdown = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4]
 load = lambda name: json.load(open(os.path.join(results, name + ".json")))
 download, api, scale, idle = load("download"), load("api"), load("scale"), load("idle")
-sink = load("sink")
+sink, page = load("sink"), load("page")
 rows = []  # (figure, value, target, passed)
 for entry in download["sets"].values():
     what = "%s %s" % (entry["scheme"].upper(), entry["label"])
@@ -112,6 +115,16 @@ rows.append(("sink: the landing alone (slot_downloaded to slot_done) / rclone co
              "", None))
 rows.append(("sink: daemon peak RSS (VmHWM)", "%.1f MiB" % sink["sink_rss_mib"], "< 64 MiB",
              sink["sink_rss_mib"] < 64))
+what = "status page: 1 slot of %d x %.0f MiB while %d clients poll /api/slots (%.2f MiB) and / every %g s" % (
+    page["files"], page["mib"] / page["files"], page["clients"], page["page_bytes"] / (1 << 20), page["interval_s"])
+rows.append((what + " / alone",
+             "%.3f x (medians %.2f s vs %.2f s; %d requests, /api/slots median %.0f ms, p95 %.0f ms; %d failed)" % (
+                 page["ratio"], page["polled_s"], page["alone_s"], page["requests"],
+                 page["latency_ms"]["/api/slots"]["median"], page["latency_ms"]["/api/slots"]["p95"], page["errors"]),
+             "<= 1.05 x", page["ratio"] <= 1.05 and page["errors"] == 0))
+rows.append(("status page: daemon peak RSS (VmHWM), CPU s alone / polled",
+             "%.1f MiB / %.1f MiB; %.2f s / %.2f s" % (page["alone_rss_mib"], page["polled_rss_mib"],
+                                                      page["alone_cpu_s"], page["polled_cpu_s"]), "", None))
 slots = api["slots"]
 rows.append(("API asks per archived slot (%d hourly slots, ready 30-70 min)" % slots,
              "%.2f vs naive %.2f (%.2f x)" % (api["daemon_calls_per_slot"], api["naive_calls_per_slot"],

@@ -77,7 +77,8 @@ def tail(path, lines=30):
 class Servers:
     """nginx (the parts), the fake API (links to nginx) and rclone's WebDAV server."""
 
-    def __init__(self, work, cache, files):
+    def __init__(self, work, cache, files, webdav=True, slot_defaults=None):
+        """webdav=False: no WebDAV server; slot_defaults: more of the fake's slot knobs."""
         self.work = work
         self.processes = []
         www = os.path.join(work, "www")
@@ -121,7 +122,7 @@ http {{
 
         scenario = {"token": TOKEN, "ai": AI, "parts": {"visit": files, "page": 0, "custom_event": 0,
                                                          "action": 0},
-                    "slot_defaults": {"link_base": f"http://127.0.0.1:{self.nginx_port}"}}
+                    "slot_defaults": {"link_base": f"http://127.0.0.1:{self.nginx_port}", **(slot_defaults or {})}}
         with open(os.path.join(work, "scenario.json"), "w") as f:
             json.dump(scenario, f)
         self.api_port = free_port()
@@ -129,6 +130,8 @@ http {{
                     "--scenario", os.path.join(work, "scenario.json"), "--now", NOW,
                     "--data-dir", os.path.join(work, "fake-data"), "--quiet"], self.api_port, "fake-growingio")
 
+        if not webdav:
+            return
         self.remote_dir = os.path.join(work, "remote")
         os.makedirs(self.remote_dir)
         self.webdav_port = free_port()
