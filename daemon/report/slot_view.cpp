@@ -65,7 +65,7 @@ SlotView make_view(const config::Job& job, const Slot& slot, const state::SlotRe
   view.state = shown_state(job, slot, record, now);
   view.lost_at = slot.lost_at();
   view.seconds_left = std::max<std::int64_t>(0, (view.lost_at - now).count());
-  view.rows = 0;  // no file yet: none counted, none unknown
+  view.rows = std::nullopt;  // no file: nothing counted (set_sums sets it from the files)
   if (record != nullptr) {
     view.attempts = record->attempts;
     view.api_status = record->api_status;
@@ -84,10 +84,12 @@ SlotView make_view(const config::Job& job, const Slot& slot, const state::SlotRe
 }
 
 // Not archived, not lost, and the vendor drops it within kAtRisk (uploading slots are
-// local already: never at risk).
-void mark_risk(SlotView& view) {
+// local already: never at risk). An unplanned slot outside the backfill window is not
+// at risk: the daemon never asks for it unless `backfill` queues it, so warning about it
+// would be noise (`gaps` does not list it either).
+void mark_risk(SlotView& view, bool in_window) {
   const bool open = view.state == "waiting" || view.state == "downloading" ||
-                    view.state == "failed" || view.state == "unplanned";
+                    view.state == "failed" || (view.state == "unplanned" && in_window);
   view.at_risk = open && view.seconds_left < std::chrono::seconds{kAtRisk}.count();
 }
 
@@ -229,7 +231,8 @@ JobView view_job(const config::Job& job, state::StateStore& store, Instant now,
   for (Slot slot = first; slot.start() < to; slot = slot.next()) {
     const auto found = records.find(slot.name());
     const state::SlotRecord* record = found == records.end() ? nullptr : &found->second;
-    SlotView base = make_view(job, slot, record, now, slot.start() >= window);
+    const bool in_window = slot.start() >= window;
+    SlotView base = make_view(job, slot, record, now, in_window);
     if (const auto done = progress.find(slot.name());
         base.state == "downloading" && done != progress.end()) {
       base.bytes_done = done->second.bytes_done;
@@ -257,7 +260,7 @@ JobView view_job(const config::Job& job, state::StateStore& store, Instant now,
       view.days.push_back({slot.date(), {}});
     }
     for (SlotView& cell : cells) {
-      mark_risk(cell);
+      mark_risk(cell, in_window);
       ++view.counts[state_index(cell.state)];
       if (cell.at_risk || cell.state == "failed" || cell.state == "lost") {
         view.attention.push_back(cell);

@@ -245,8 +245,30 @@ TEST_F(ReportTest, ChartJobHasOneCellPerChartPerSlot) {
   EXPECT_EQ(cell.at("state").as_string(), "failed");
   EXPECT_EQ(cell.at("lost_at").as_string(), "2026-12-14T16:00:00Z");
   EXPECT_TRUE(cell.at("next_at").is_null());
-  EXPECT_EQ(cell.at("rows").to_number<std::int64_t>(), 0);  // no file: none counted
+  EXPECT_TRUE(cell.at("rows").is_null());  // no file: nothing counted, shown "–"
   EXPECT_FALSE(cell.contains("bytes_done"));
+}
+
+// An unplanned slot older than the backfill window is one the daemon never asks for
+// (`gaps` does not list it): not at risk, not in the attention list, however close its
+// loss; one inside the window still is.
+TEST_F(ReportTest, UnplannedOutsideTheBackfillWindowIsNotAtRisk) {
+  config::Job job = hourly();
+  job.backfill = std::chrono::days{14};  // the window starts 2026-11-17T10:00Z
+  const DateRange range = date_range({.from = "2026-11-17", .to = "2026-11-17"}, kNow);
+  const JobView view = view_job(job, store_, kNow, range);
+  const SlotView& outside = day(view, "2026-11-17").cells[17];  // 09:00Z, 23 h left
+  EXPECT_EQ(outside.state, "unplanned");
+  EXPECT_FALSE(outside.at_risk);
+  EXPECT_NE(outside.last_error.find("outside the job's backfill window"), std::string::npos);
+  const SlotView& inside = day(view, "2026-11-17").cells[18];  // 10:00Z, 24 h left
+  EXPECT_EQ(inside.state, "unplanned");
+  EXPECT_TRUE(inside.at_risk);
+  ASSERT_FALSE(view.attention.empty());
+  for (const SlotView& cell : view.attention) {
+    EXPECT_GE(cell.start, *parse_utc("2026-11-17T10:00:00Z")) << cell.slot;
+  }
+  EXPECT_EQ(view.attention.size(), 6u);  // 18..23
 }
 
 TEST_F(ReportTest, SlotsJsonOfAnHourlyJob) {
