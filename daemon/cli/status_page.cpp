@@ -2,6 +2,7 @@
 
 #include "cli/status_page.hpp"
 
+#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/url/parse.hpp>
 #include <boost/url/url_view.hpp>
@@ -118,24 +119,31 @@ std::optional<ops::Reply> StatusPage::answer(const ops::Request& request,
 }
 
 ops::Reply StatusPage::slots(std::string_view query, const config::Config& config, bool html) {
-  const std::string key = (html ? "html?" : "json?") + std::string{query};
   const auto now = std::chrono::steady_clock::now();
   const std::int64_t version = store_.data_version();
-  auto found = cache_.find(key);
+  auto found = cache_.find(query);
   if (found == cache_.end() || now - found->second.made >= kFresh ||
       found->second.data_version != version) {
-    if (found == cache_.end() && cache_.size() >= kMaxCached) {
+    // Drop the stale answer first: the new one is built without both in memory (a client
+    // still sending the old one holds its own reference).
+    if (found != cache_.end()) {
+      cache_.erase(found);
+    }
+    if (cache_.size() >= kMaxCached) {
       cache_.clear();
     }
     Cached fresh = render(query, config, html);
     fresh.made = now;
     fresh.data_version = version;
-    found = cache_.insert_or_assign(key, std::move(fresh)).first;
+    found = cache_.emplace(std::string{query}, std::move(fresh)).first;
+  } else if (html && found->second.status == 200 && !found->second.html) {
+    add_page(found->second);
   }
-  ops::Reply reply{.status = found->second.status,
-                   .content_type = html && found->second.status == 200 ? "text/html; charset=utf-8"
-                                                                       : "application/json",
-                   .shared_body = found->second.body};
+  const Cached& cached = found->second;
+  const bool page = html && cached.status == 200;
+  ops::Reply reply{.status = cached.status,
+                   .content_type = page ? "text/html; charset=utf-8" : "application/json",
+                   .shared_body = page ? cached.html : cached.json};
   common_headers(reply);
   reply.headers.emplace_back("Cache-Control", "no-store");
   if (html) {
@@ -159,10 +167,19 @@ StatusPage::Cached StatusPage::render(std::string_view query, const config::Conf
     cached.status = 400;
     body = error_json(error.what());
   }
-  cached.body = std::make_shared<const std::string>(html && cached.status == 200
-                                                        ? render_page(page_files::kIndexHtml, body)
-                                                        : json::serialize(body));
-  return cached;
+  cached.json = std::make_shared<const std::string>(json::serialize(body));
+  if (html && cached.status == 200) {
+    cached.html = std::make_shared<const std::string>(render_page(page_files::kIndexHtml, body));
+  }
+  return cached;  // the tree goes here: only the strings are kept
+}
+
+// `/` after /api/slots built the period's data: the page from the same JSON (parsing it
+// back costs less than asking the store again, and keeps both answers the same data).
+void StatusPage::add_page(Cached& cached) {
+  const json::value body = json::parse(*cached.json);
+  cached.html =
+      std::make_shared<const std::string>(render_page(page_files::kIndexHtml, body.as_object()));
 }
 
 json::object StatusPage::daemon_facts(Instant now) const {

@@ -30,14 +30,18 @@ class StatusPage {
   void reloaded(Instant at);
 
  private:
+  // One query's answers, built once per period from one slots_json: the JSON, and the
+  // page rendered from the same data when `/` asks for it.
   struct Cached {
     unsigned status = 200;
-    std::shared_ptr<const std::string> body;
+    std::shared_ptr<const std::string> json;
+    std::shared_ptr<const std::string> html;  // null until `/` asks (status 200 only)
     std::chrono::steady_clock::time_point made;
     std::int64_t data_version = 0;
   };
   ops::Reply slots(std::string_view query, const config::Config& config, bool html);
   Cached render(std::string_view query, const config::Config& config, bool html);
+  static void add_page(Cached& cached);
   boost::json::object daemon_facts(Instant now) const;
 
   state::StateStore& store_;
