@@ -38,7 +38,7 @@ constexpr std::array<Look, report::kShownStates.size()> kLooks = {{
     {'F', "1;31", "failed"},
     {'L', "35", "lost"},
     {'.', "90", "not ready"},
-    {'?', "1;33", "unplanned"},
+    {'?', "37", "unplanned"},  // neutral: only the at-risk ones are a problem
 }};
 
 const Look& look_of(std::string_view state) {

@@ -2,7 +2,10 @@
 // the first answer already shows every calendar; page.js renders the same markup from
 // the same JSON on each refresh.
 
+#include <algorithm>
+#include <array>
 #include <boost/json.hpp>
+#include <chrono>
 #include <cstdio>
 #include <map>
 #include <string>
@@ -74,6 +77,47 @@ std::int64_t number(const json::object& object, std::string_view key) {
   return value && value->is_uint64() ? static_cast<std::int64_t>(value->as_uint64()) : 0;
 }
 
+// A state as the legend words it ("not ready", not "not_ready").
+std::string words(std::string_view state) {
+  std::string out{state};
+  std::replace(out.begin(), out.end(), '_', ' ');
+  return out;
+}
+
+// "10:40 UTC" on the day of `now`, else "Dec 7 06:00 UTC": short, and plainly UTC (slot
+// names are Beijing time). As page.js's shortUtc.
+std::string short_utc(Instant at, Instant now) {
+  static constexpr std::array<std::string_view, 12> kMonths = {
+      "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  const auto day = std::chrono::floor<std::chrono::days>(at);
+  const std::chrono::hh_mm_ss time{at - day};
+  char hm[8];
+  std::snprintf(hm, sizeof hm, "%02d:%02d", static_cast<int>(time.hours().count()),
+                static_cast<int>(time.minutes().count()));
+  std::string out;
+  if (day != std::chrono::floor<std::chrono::days>(now)) {
+    const std::chrono::year_month_day date{day};
+    out = std::string{kMonths[static_cast<unsigned>(date.month()) - 1]} + " " +
+          std::to_string(static_cast<unsigned>(date.day())) + " ";
+  }
+  return out + hm + " UTC";
+}
+
+// "Next ask: slot 2026-11-22T17 (Beijing), in 30m — 10:40 UTC".
+std::string next_ask(const json::object& next, std::string_view generated_at) {
+  const std::string_view at_text = text(next, "at");
+  const auto at = parse_utc(at_text);
+  const auto now = parse_utc(generated_at);
+  std::string out =
+      "<p class=\"next\">Next ask: slot <b>" + escape(text(next, "slot")) + "</b> (Beijing), ";
+  if (!at || !now) {
+    return out + escape(at_text) + "</p>";
+  }
+  out += *at > *now ? "in " + report::format_in(*at - *now) : std::string{"now"};
+  return out + " — <time datetime=\"" + escape(at_text) + "\">" + short_utc(*at, *now) +
+         "</time></p>";
+}
+
 std::string left(const json::object& cell) {
   return report::format_left(std::chrono::seconds{number(cell, "seconds_left")});
 }
@@ -84,7 +128,7 @@ std::string title(const json::object& cell) {
   if (const std::string_view chart = text(cell, "chart"); !chart.empty()) {
     out += " chart " + std::string{chart};
   }
-  out += " · " + std::string{text(cell, "state")};
+  out += " · " + words(text(cell, "state"));
   if (const auto attempts = number(cell, "attempts"); attempts > 0) {
     out += " · " + std::to_string(attempts) + " attempt(s)";
   }
@@ -178,7 +222,7 @@ void render_attention(std::string& out, const json::object& job) {
     if (const std::string_view chart = text(cell, "chart"); !chart.empty()) {
       out += " <span class=\"chart\">" + escape(chart) + "</span>";
     }
-    out += " <span class=\"state\">" + escape(text(cell, "state")) + "</span>";
+    out += " <span class=\"state\">" + escape(words(text(cell, "state"))) + "</span>";
     if (const std::string_view error = text(cell, "last_error"); !error.empty()) {
       out += " <span class=\"error\">" + escape(error) + "</span>";
     }
@@ -191,7 +235,7 @@ void render_attention(std::string& out, const json::object& job) {
   }
 }
 
-void render_job(std::string& out, const json::object& job) {
+void render_job(std::string& out, const json::object& job, std::string_view generated_at) {
   const std::string name = escape(text(job, "job"));
   out += "<section class=\"job\" data-job=\"" + name + "\"><header class=\"job-head\"><h2>" + name +
          "</h2><span class=\"tags\">" + escape(text(job, "kind")) + " · " +
@@ -204,13 +248,12 @@ void render_job(std::string& out, const json::object& job) {
     if (count.is_number() && count.to_number<std::int64_t>() > 0) {
       out += "<li data-state=\"" + escape(state) + "\"><span class=\"glyph\">" +
              std::string{glyph(state)} + "</span>" +
-             std::to_string(count.to_number<std::int64_t>()) + " " + escape(state) + "</li>";
+             std::to_string(count.to_number<std::int64_t>()) + " " + escape(words(state)) + "</li>";
     }
   }
   out += "</ul>";
   if (const json::value* next = job.if_contains("next_ask"); next && next->is_object()) {
-    out += "<p class=\"next\">Next ask: <b>" + escape(text(next->as_object(), "slot")) +
-           "</b> at <time>" + escape(text(next->as_object(), "at")) + "</time></p>";
+    out += next_ask(next->as_object(), generated_at);
   }
   render_attention(out, job);
   render_calendar(out, job);
@@ -238,7 +281,7 @@ void replace(std::string& page, std::string_view mark, std::string_view with) {
 std::string render_page(std::string_view page_template, const json::object& slots) {
   std::string jobs;
   for (const json::value& job : slots.at("jobs").as_array()) {
-    render_job(jobs, job.as_object());
+    render_job(jobs, job.as_object(), text(slots, "generated_at"));
   }
   std::string page{page_template};
   replace(page, "@GENERATED_AT@", escape(text(slots, "generated_at")));

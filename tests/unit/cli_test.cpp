@@ -227,5 +227,30 @@ TEST(StatusPage, RendersEveryJobEscapedWithAShortAttentionList) {
   EXPECT_NE(page.find("and 2 more"), std::string::npos);
 }
 
+// The page words states as its legend does, and says plainly which times are Beijing
+// (slot names) and which UTC.
+TEST(StatusPage, NextAskAndCountsReadPlainly) {
+  const boost::json::object slots{
+      {"generated_at", "2026-11-22T10:10:00Z"},
+      {"daemon",
+       {{"version", "1"}, {"started_at", "2026-11-22T10:00:00Z"}, {"uptime_seconds", 60}}},
+      {"jobs",
+       {{{"job", "shop"},
+         {"kind", "raw"},
+         {"granularity", "hour"},
+         {"sink", nullptr},
+         {"next_ask", {{"at", "2026-11-22T10:40:00Z"}, {"slot", "2026-11-22T17"}}},
+         {"counts", {{"done", 1}, {"not_ready", 7}}},
+         {"attention", boost::json::array{}},
+         {"days", boost::json::array{}}}}}};
+  const std::string page = render_page("@DAEMON@@JOBS@", slots);
+  EXPECT_NE(page.find("7 not ready</li>"), std::string::npos) << page;
+  EXPECT_EQ(page.find("not_ready</li>"), std::string::npos) << page;
+  EXPECT_NE(page.find("Next ask: slot <b>2026-11-22T17</b> (Beijing), in 30m — <time "
+                      "datetime=\"2026-11-22T10:40:00Z\">10:40 UTC</time>"),
+            std::string::npos)
+      << page;
+}
+
 }  // namespace
 }  // namespace gio::cli

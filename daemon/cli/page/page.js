@@ -39,6 +39,31 @@
     return m > 0 ? m + 'm' : '<1m';
   }
 
+  // A state as the legend words it ("not ready", not "not_ready").
+  function words(state) {
+    return String(state).replace(/_/g, ' ');
+  }
+
+  const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+  // "10:40 UTC" on the day of `now`, else "Dec 7 06:00 UTC": short, and plainly UTC
+  // (slot names are Beijing time). As status_html.cpp's short_utc.
+  function shortUtc(at, now) {
+    const t = new Date(at), n = new Date(now);
+    if (isNaN(t)) return String(at);
+    const hm = String(t.getUTCHours()).padStart(2, '0') + ':' + String(t.getUTCMinutes()).padStart(2, '0');
+    const sameDay = t.getUTCFullYear() === n.getUTCFullYear() && t.getUTCMonth() === n.getUTCMonth() &&
+      t.getUTCDate() === n.getUTCDate();
+    return (sameDay ? '' : MONTHS[t.getUTCMonth()] + ' ' + t.getUTCDate() + ' ') + hm + ' UTC';
+  }
+
+  function nextAsk(job, now) {
+    const secs = (Date.parse(job.next_ask.at) - Date.parse(now)) / 1000;
+    return ['Next ask: slot ', el('b', {}, [job.next_ask.slot]), ' (Beijing), ',
+      secs > 0 ? 'in ' + span(secs) : 'now', ' — ',
+      el('time', { datetime: job.next_ask.at }, [shortUtc(job.next_ask.at, now)])];
+  }
+
   function left(cell) {
     return cell.seconds_left > 0 ? span(cell.seconds_left) : 'none';
   }
@@ -52,7 +77,7 @@
   }
 
   function title(cell) {
-    let out = cell.slot + (cell.chart ? ' chart ' + cell.chart : '') + ' · ' + cell.state;
+    let out = cell.slot + (cell.chart ? ' chart ' + cell.chart : '') + ' · ' + words(cell.state);
     if (cell.attempts > 0) out += ' · ' + cell.attempts + ' attempt(s)';
     if (cell.last_error) out += ' · ' + cell.last_error;
     return out + ' · ' + left(cell) + ' left';
@@ -111,21 +136,21 @@
       const parts = [el('span', { class: 'glyph' }, [GLYPHS[cell.state] || '·']), ' ',
         el('b', { class: 'slot' }, [cell.slot])];
       if (cell.chart) parts.push(' ', el('span', { class: 'chart' }, [cell.chart]));
-      parts.push(' ', el('span', { class: 'state' }, [cell.state]));
+      parts.push(' ', el('span', { class: 'state' }, [words(cell.state)]));
       if (cell.last_error) parts.push(' ', el('span', { class: 'error' }, [cell.last_error]));
       parts.push(' ', el('span', { class: 'left' }, [left(cell) + ' left']));
       return el('li', slotAttrs(job.job, cell), parts);
     }));
   }
 
-  function section(job) {
+  function section(job, now) {
     let tags = job.kind + ' · ' + job.granularity;
     if (job.sink) tags += ' · sink ' + job.sink;
     const counts = el('ul', { class: 'counts' });
     for (const [state, count] of Object.entries(job.counts)) {
       if (count > 0) {
         counts.append(el('li', { 'data-state': state }, [
-          el('span', { class: 'glyph' }, [GLYPHS[state] || '·']), count + ' ' + state]));
+          el('span', { class: 'glyph' }, [GLYPHS[state] || '·']), count + ' ' + words(state)]));
       }
     }
     const parts = [
@@ -133,8 +158,7 @@
       counts
     ];
     if (job.next_ask) {
-      parts.push(el('p', { class: 'next' }, ['Next ask: ', el('b', {}, [job.next_ask.slot]),
-        ' at ', el('time', {}, [job.next_ask.at])]));
+      parts.push(el('p', { class: 'next' }, nextAsk(job, now)));
     }
     parts.push(attention(job));
     if (job.attention.length > ATTENTION_SHOWN) {
@@ -176,9 +200,11 @@
       if (node) node.textContent = value === undefined || value === null || value === '' ? '–' : String(value);
     };
     set('title', selected.job + ' ' + selected.slot + (selected.chart ? ' · ' + selected.chart : ''));
-    set('hint', cell ? '' : 'This slot is no longer shown.');
+    // Not set(): an empty hint must stay empty (the CSS hides it), not show "–".
+    const hint = aside.querySelector('[data-field="hint"]');
+    if (hint) hint.textContent = cell ? '' : 'This slot is no longer shown.';
     if (!cell) return;
-    set('state', cell.state + (cell.at_risk ? ' (at risk)' : ''));
+    set('state', words(cell.state) + (cell.at_risk ? ' (at risk)' : ''));
     set('attempts', cell.attempts);
     set('api_status', cell.api_status);
     set('last_error', cell.last_error);
@@ -187,15 +213,16 @@
     set('rows', cell.rows);
     set('progress', cell.bytes_done === undefined ? null
       : bytes(cell.bytes_done) + (cell.bytes_total ? ' of ' + bytes(cell.bytes_total) : ''));
-    set('next_at', cell.next_at);
-    set('left', left(cell) + ' (lost at ' + cell.lost_at + ')');
+    const now = data.generated_at;
+    set('next_at', cell.next_at ? shortUtc(cell.next_at, now) : null);
+    set('left', left(cell) + ' (' + shortUtc(cell.lost_at, now) + ')');
     aside.classList.add('open');
   }
 
   function render(fresh) {
     data = fresh;
     const main = document.getElementById('jobs');
-    main.replaceChildren(...fresh.jobs.map(section));
+    main.replaceChildren(...fresh.jobs.map((job) => section(job, fresh.generated_at)));
     if (fresh.daemon) document.getElementById('daemon').textContent = daemonLine(fresh.daemon);
     showDetails();
     document.body.dataset.updated = fresh.generated_at;
