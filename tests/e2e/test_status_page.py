@@ -155,6 +155,15 @@ class StatusPageTest(StatusPageCase):
         self.assertIn(str(failed["attempts"]), details["attempts"])
         self.assertIn("NOT_EXISTS", details["api_status"])
         self.assertTrue(details["left"], details)
+        # Found and shown: no hint under the title (not even a "–"), and the loss time
+        # plainly in UTC.
+        hint = page.evaluate("(() => { const h = document.querySelector('#details [data-field=\"hint\"]');"
+                             " return [h.textContent, getComputedStyle(h).display]; })()")
+        self.assertEqual(hint, ["", "none"])
+        self.assertIn("UTC)", details["left"])
+        # The page words states as its legend does.
+        counts = page.evaluate("document.querySelector('section.job .counts')?.textContent") or ""
+        self.assertNotIn("_", counts)
 
         # And on a done one: its files, bytes and rows as /api/slots has them.
         done_slot = next(s for s in hourly_slots if s != FAILING)
