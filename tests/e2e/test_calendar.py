@@ -23,7 +23,12 @@ class CalendarTest(E2ETestCase):
         daily = {"name": "shop-daily", "project": "shop", "kind": "raw", "granularity": "day",
                  "data_types": "all", "ready_after": "6h", "poll_every": "1s",
                  "give_up_after": "24h", "backfill": "2d", "link_expire": "60m"}
-        self.start(jobs=[hourly_job(backfill="8h"), daily])
+        # A chart job: one calendar line per chart.
+        charts = {"name": "shop-charts", "project": "shop", "kind": "chart",
+                  "charts": ["fUn1", "rEt2"], "resource": "funnels", "granularity": "day",
+                  "interval": "1d", "ready_after": "6h", "poll_every": "1s",
+                  "give_up_after": "24h", "backfill": "2d"}
+        self.start(jobs=[hourly_job(backfill="8h"), daily, charts])
         self.assert_run_once()
         # Every state the store has, at fixed times (the run's own next_at follow the
         # real clock), so the grid is the same on every run.
@@ -72,6 +77,11 @@ class CalendarTest(E2ETestCase):
         for mark in "#~>F?.":  # done 11, 12; waiting 14; downloading 15; unplanned 16
             self.assertIn(mark, text)
         self.assertIn("2026-11-22T13 failed left=14d18h: gave up after 24h", text)
+        # The chart job: a line per chart, each with the day its run archived.
+        charts = text[text.index("shop-charts"):]
+        self.assertIn("charts: 1=fUn1 2=rEt2", charts)
+        for line in ("1", "2"):
+            self.assertRegex(charts, r"\n2026-11-15 " + line + r" [?  ]+#\n")
         # NO_COLOR wins over nothing, and a forced colour wins over NO_COLOR.
         self.assertEqual(self.calendar(colour={"NO_COLOR": "1"}), text)
         self.assertIn("\x1b[", self.calendar(colour={"NO_COLOR": "1", "GIO_EXPORTER_COLOR": "1"}))
