@@ -25,8 +25,10 @@ namespace json = boost::json;
 namespace {
 
 // A rendered answer is reused for this long (the page polls every 5 s; 20 of them cost
-// one render per query and period), or until another process writes the store.
+// one render per query and period), or until the store changes, but for at least
+// kRebuiltAfter.
 constexpr std::chrono::seconds kFresh{2};
+constexpr std::chrono::milliseconds kRebuiltAfter{250};
 // Distinct queries kept; past it the cache starts again (a client varying its query
 // must not grow the daemon's memory).
 constexpr std::size_t kMaxCached = 16;
@@ -119,11 +121,19 @@ std::optional<ops::Reply> StatusPage::answer(const ops::Request& request,
 }
 
 ops::Reply StatusPage::slots(std::string_view query, const config::Config& config, bool html) {
-  const auto now = std::chrono::steady_clock::now();
+  const auto now = clock_.steady();  // the ages below, on the clock tests drive
+  // Another process's commit moves data_version, the daemon's own writes own_changes:
+  // either makes the answer stale (a slot turning done shows on the next poll), but it is
+  // built at most every kRebuiltAfter, so that a busy loop writing many slots while
+  // pages poll does not render for every request.
   const std::int64_t version = store_.data_version();
+  const std::int64_t changes = store_.own_changes();
   auto found = cache_.find(query);
+  const auto changed = [&](const Cached& cached) {
+    return cached.data_version != version || cached.own_changes != changes;
+  };
   if (found == cache_.end() || now - found->second.made >= kFresh ||
-      found->second.data_version != version) {
+      (changed(found->second) && now - found->second.made >= kRebuiltAfter)) {
     // Drop the stale answer first: the new one is built without both in memory (a client
     // still sending the old one holds its own reference).
     if (found != cache_.end()) {
@@ -135,6 +145,7 @@ ops::Reply StatusPage::slots(std::string_view query, const config::Config& confi
     Cached fresh = render(query, config, html);
     fresh.made = now;
     fresh.data_version = version;
+    fresh.own_changes = changes;
     found = cache_.emplace(std::string{query}, std::move(fresh)).first;
   } else if (html && found->second.status == 200 && !found->second.html) {
     add_page(found->second);

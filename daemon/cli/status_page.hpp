@@ -36,8 +36,9 @@ class StatusPage {
     unsigned status = 200;
     std::shared_ptr<const std::string> json;
     std::shared_ptr<const std::string> html;  // null until `/` asks (status 200 only)
-    std::chrono::steady_clock::time_point made;
+    Clock::SteadyTime made;
     std::int64_t data_version = 0;
+    std::int64_t own_changes = 0;
   };
   ops::Reply slots(std::string_view query, const config::Config& config, bool html);
   Cached render(std::string_view query, const config::Config& config, bool html);

@@ -433,6 +433,10 @@ std::int64_t StateStore::data_version() {
   return query.step() ? query.get_int64(0) : 0;
 }
 
+std::int64_t StateStore::own_changes() {
+  return sqlite3_total_changes64(impl_->db.handle());
+}
+
 std::optional<std::string> StateStore::get_value(std::string_view key) {
   sqlite::Query query{impl_->statements->get_value, key};
   if (!query.step()) {

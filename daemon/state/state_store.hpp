@@ -294,6 +294,10 @@ class StateStore {
   // connection (another process: backfill, retry, verify) commits a change, so the
   // daemon can poll it cheaply to notice queued work.
   std::int64_t data_version();
+  // How many rows this connection has inserted, updated or deleted since it opened
+  // (sqlite3_total_changes64): with data_version, a cheap test of whether anything in the
+  // store may have changed, the daemon's own writes included.
+  std::int64_t own_changes();
   // The start of the oldest slot of `job` in pending/waiting/downloading/failed: the
   // next one the vendor's retention will take, unless it is archived first.
   std::optional<Instant> oldest_not_done_start(std::string_view job);

@@ -254,3 +254,44 @@ TEST(StatusPage, NextAskAndCountsReadPlainly) {
 
 }  // namespace
 }  // namespace gio::cli
+
+// The page's answers are cached, but a change the daemon itself writes (a slot turning
+// done) shows once kRebuiltAfter has passed, not only when the 2 s period ends.
+namespace gio::cli {
+namespace {
+
+TEST(StatusPage, TheDaemonsOwnWritesShowBeforeTheCacheExpires) {
+  testing::TempDir dir;
+  state::StateStore store{dir.path() / "state.db"};
+  const Instant now = *parse_utc("2026-12-01T10:00:00Z");  // 18:00 Beijing
+  ManualClock clock{now};
+  config::Job job;
+  job.name = "shop-hourly";
+  job.project = "p";
+  job.granularity = Granularity::hour;
+  job.ready_after = std::chrono::minutes{40};
+  job.settings = config::RawJob{};
+  config::Config config;
+  config.jobs = {job};
+  const std::string slot = "2026-12-01T16";
+  const state::PlannedSlot planned{slot, Slot::parse(slot, Granularity::hour)->start(), now};
+  store.plan(job.name, std::span{&planned, 1}, now);
+
+  StatusPage page{store, clock};
+  const ops::Request request{.path = "/api/slots", .query = "job=shop-hourly"};
+  const auto body = [&] { return page.answer(request, config)->shared_body; };
+  const auto first = body();
+  ASSERT_NE(first, nullptr);
+  EXPECT_EQ(first->find("\"state\":\"done\""), std::string::npos) << *first;
+
+  clock.advance(std::chrono::seconds{1});
+  EXPECT_EQ(body(), first) << "nothing changed: the cached answer";
+
+  // The daemon's own write, 1 s into the 2 s period: the next answer shows it.
+  store.update(job.name, slot, {.state = state::SlotState::done, .next_at = now}, now);
+  const auto second = body();
+  EXPECT_NE(second->find("\"state\":\"done\""), std::string::npos) << *second;
+}
+
+}  // namespace
+}  // namespace gio::cli
