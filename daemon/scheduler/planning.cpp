@@ -6,6 +6,7 @@
 #include "ops/logging.hpp"
 #include "scheduler/notices.hpp"
 #include "scheduler/planner.hpp"
+#include "scheduler/readiness.hpp"
 #include "scheduler/scheduler.hpp"
 
 namespace gio::scheduler {
@@ -38,6 +39,14 @@ std::map<std::string, Scheduler::Planned> Scheduler::plan(Instant now) {
     }
     if (!batch) {
       batch.emplace(store_);
+    }
+    // The first ask moves past ready_at as far as the job's readiness history says
+    // (readiness.hpp; at most poll_every); a slot planned late is due at once anyway.
+    const Slot first_slot = Slot::containing(slots.front().start, job.granularity);
+    const seconds first_ask =
+        first_ask_offset(job, store_.readiness(job.name, readiness_class(first_slot)));
+    for (state::PlannedSlot& slot : slots) {
+      slot.next_at += first_ask;
     }
     planned_until[job.name] = Slot::containing(slots.back().start, job.granularity).next().start();
     if (known == planned_until_.end()) {

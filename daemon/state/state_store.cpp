@@ -139,6 +139,19 @@ CREATE TABLE reconciliations (
   PRIMARY KEY (job, date, data_type)
 ) STRICT;
 )sql"},
+    // Readiness (issue 18): when each job's slots were first seen FINISHED, in seconds
+    // after the slot's end, per readiness class (hour, late_hour, day). Only the last
+    // few per class are kept (readiness.cpp): the scheduler plans its asks from them.
+    {6, R"sql(
+CREATE TABLE readiness (
+  job TEXT NOT NULL,
+  class TEXT NOT NULL,
+  slot TEXT NOT NULL,
+  delay INTEGER NOT NULL,
+  seen_at INTEGER NOT NULL,
+  PRIMARY KEY (job, class, slot)
+) STRICT;
+)sql"},
 };
 
 constexpr bool versions_are_consecutive() {

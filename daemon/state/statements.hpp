@@ -90,6 +90,15 @@ struct SchemaStatements {
   sqlite::Statement upsert_schema;
 };
 
+// readiness.cpp: when slots were first seen FINISHED (issue 18).
+struct ReadinessStatements {
+  explicit ReadinessStatements(sqlite::Database& db);
+
+  sqlite::Statement upsert_readiness;
+  sqlite::Statement trim_readiness;
+  sqlite::Statement readiness;
+};
+
 // A JSON array of strings (RFC 8259 escapes: a vendor's header is data too), for
 // SQLite's json_each: one bound value however many names (slots.cpp).
 std::string json_array(std::span<const std::string> texts);
@@ -100,13 +109,15 @@ struct Statements : StoreStatements,
                     SlotStatements,
                     FileStatements,
                     RequeueStatements,
-                    SchemaStatements {
+                    SchemaStatements,
+                    ReadinessStatements {
   explicit Statements(sqlite::Database& db)
       : StoreStatements(db),
         SlotStatements(db),
         FileStatements(db),
         RequeueStatements(db),
-        SchemaStatements(db) {}
+        SchemaStatements(db),
+        ReadinessStatements(db) {}
 };
 
 class StateStore::Impl {

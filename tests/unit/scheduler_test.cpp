@@ -10,6 +10,8 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
+#include <deque>
+#include <random>
 #include <thread>
 
 #include "archive/checksums.hpp"
@@ -17,6 +19,7 @@
 #include "scheduler/fairness.hpp"
 #include "scheduler/notices.hpp"
 #include "scheduler/planner.hpp"
+#include "scheduler/readiness.hpp"
 #include "scheduler/schema_watch.hpp"
 #include "scheduler/store_waits.hpp"
 #include "support/temp_dir.hpp"
@@ -1034,6 +1037,194 @@ TEST(SchemaWatchOrderTest, OutOfOrderCompletionsEndInTheSameHistoryAndWarnOnce) 
     EXPECT_EQ(rows[1].columns, v2);
   } while (std::next_permutation(order.begin(), order.end()));
   EXPECT_EQ(permutations, 720);
+}
+
+// --- The readiness model (readiness.hpp), driven by a simulated clock: each slot is
+// asked as the daemon would (first ask, then next_ask after every "not ready"), and
+// what it records feeds the next slots.
+
+struct Asked {
+  int asks = 0;
+  Instant archived;
+};
+
+class ReadinessRun {
+ public:
+  explicit ReadinessRun(config::Job job) : job_(std::move(job)) {}
+
+  // Asks `slot`, whose export becomes ready at `ready`, until it is seen FINISHED.
+  Asked ask(const Slot& slot, Instant ready) {
+    const std::vector<std::chrono::seconds> delays{history_.begin(), history_.end()};
+    Instant at = ready_at(job_, slot) + first_ask_offset(job_, delays);
+    state::SlotRecord before;
+    Asked asked;
+    for (;;) {
+      ++asked.asks;
+      EXPECT_GE(at, ready_at(job_, slot)) << slot.name();
+      if (at >= ready) {
+        if (const auto delay = observed_delay(job_, slot, before, at)) {
+          history_.push_front(*delay);
+          if (history_.size() > static_cast<std::size_t>(kReadinessKept)) {
+            history_.pop_back();
+          }
+        }
+        asked.archived = at;
+        return asked;
+      }
+      before.attempts = asked.asks;
+      before.state = state::SlotState::waiting;
+      before.updated_at = at;
+      const Instant next = next_ask(job_, slot, delays, at);
+      EXPECT_GT(next, at);
+      at = next;
+    }
+  }
+  std::size_t observations() const { return history_.size(); }
+
+ private:
+  config::Job job_;
+  std::deque<std::chrono::seconds> history_;
+};
+
+// When the naive poller (ready_at, then every poll_every) sees an export ready at `ready`.
+Instant naive_archived(const config::Job& job, const Slot& slot, Instant ready) {
+  Instant at = ready_at(job, slot);
+  while (at < ready) {
+    at += job.poll_every;
+  }
+  return at;
+}
+
+// Ready `minutes` after the slot's end: 90% within 35-45 min, the rest up to 2 h.
+std::chrono::seconds realistic_delay(std::minstd_rand& random) {
+  std::uniform_real_distribution<double> share{0, 1};
+  const double minutes = share(random) < 0.9 ? 35 + 10 * share(random) : 45 + 75 * share(random);
+  return std::chrono::seconds{static_cast<long>(minutes * 60)};
+}
+
+config::Job polled_hourly() {
+  auto job = hourly();
+  job.poll_every = 5min;
+  return job;
+}
+
+// The first hours of Beijing's day (UTC 00-14 is Beijing 08-22): no late hour in them.
+const Slot kFirstDayHour = *Slot::parse("2026-11-22T08", Granularity::hour);
+
+TEST(Readiness, FewObservationsKeepTodaysSchedule) {
+  const auto job = polled_hourly();
+  const Slot slot = kFirstDayHour;
+  const Instant ready = ready_at(job, slot);
+  const std::vector<std::chrono::seconds> seven(kReadinessMinimum - 1, 30min);
+  EXPECT_EQ(first_ask_offset(job, seven), 0s);
+  for (const auto after : {0s, 150s, 20min, 3h}) {
+    EXPECT_EQ(next_ask(job, slot, seven, ready + after),
+              ready + after + poll_delay(job, slot, ready + after));
+  }
+  EXPECT_EQ(first_ask_offset(job, {}), 0s);
+}
+
+TEST(Readiness, AsksConcentrateWhereSlotsBecomeReady) {
+  const auto job = polled_hourly();
+  ReadinessRun run{job};
+  std::minstd_rand random{7};
+  Slot slot = kFirstDayHour;
+  int early_asks = 0, late_asks = 0;
+  for (int k = 0; k < 96; ++k, slot = slot.next()) {
+    const Asked asked = run.ask(slot, slot.end() + realistic_delay(random));
+    (k < 8 ? early_asks : late_asks) += k < 8 || k >= 48 ? asked.asks : 0;
+  }
+  // Today's schedule asks about 3.3 times for this distribution; learned, well under 2.5
+  // (the 90% within 35-45 min are asked about at 40, 42.5 and 45 min).
+  EXPECT_GT(early_asks / 8.0, 2.8);
+  EXPECT_LT(late_asks / 48.0, 2.5);
+  EXPECT_EQ(run.observations(), static_cast<std::size_t>(kReadinessKept));
+}
+
+TEST(Readiness, FollowsAVendorThirtyMinutesSlowerWithinADay) {
+  const auto job = polled_hourly();
+  ReadinessRun run{job};
+  std::minstd_rand random{11};
+  Slot slot = kFirstDayHour;
+  for (int k = 0; k < 48; ++k, slot = slot.next()) {
+    run.ask(slot, slot.end() + realistic_delay(random));
+  }
+  // From here the vendor is 30 minutes slower. A day of slots later the asks per slot
+  // are back near what they were (not the 6 or more of polling from the old bulk).
+  double before = 0, after = 0;
+  for (int k = 0; k < 48; ++k, slot = slot.next()) {
+    const Asked asked = run.ask(slot, slot.end() + realistic_delay(random) + 30min);
+    if (k >= 24) {
+      after += asked.asks / 24.0;
+    }
+  }
+  for (int k = 0; k < 24; ++k, slot = slot.next()) {
+    before += run.ask(slot, slot.end() + realistic_delay(random) + 30min).asks / 24.0;
+  }
+  EXPECT_LT(after, 3.0);
+  EXPECT_LT(before, 3.0);
+  // And back: a vendor faster again is followed too (the first ask comes back to ready_at).
+  for (int k = 0; k < 24; ++k, slot = slot.next()) {
+    run.ask(slot, slot.end() + realistic_delay(random));
+  }
+  double faster = 0;
+  for (int k = 0; k < 24; ++k, slot = slot.next()) {
+    faster += run.ask(slot, slot.end() + realistic_delay(random)).asks / 24.0;
+  }
+  EXPECT_LT(faster, 2.5);
+}
+
+TEST(Readiness, NeverLaterThanPollEveryPastTheNaivePoller) {
+  const auto job = polled_hourly();
+  std::minstd_rand random{3};
+  std::uniform_real_distribution<double> minutes{0, 180};
+  // Histories that mislead: all early, all late, then the vendor does something else.
+  for (const auto told : {0min, 40min, 90min}) {
+    ReadinessRun run{job};
+    Slot slot = kFirstDayHour;
+    for (int k = 0; k < 12; ++k, slot = slot.next()) {
+      run.ask(slot, ready_at(job, slot) + told);
+    }
+    for (int k = 0; k < 72; ++k, slot = slot.next()) {
+      const Instant ready = slot.end() + std::chrono::seconds{static_cast<long>(60 * minutes(random))};
+      const Asked asked = run.ask(slot, ready);
+      EXPECT_LE(asked.archived, naive_archived(job, slot, ready) + job.poll_every)
+          << slot.name() << " told " << told.count();
+    }
+  }
+}
+
+TEST(Readiness, FirstAskBetweenReadyAfterAndOnePollLater) {
+  const auto job = polled_hourly();
+  const std::vector<std::chrono::seconds> early(16, -10min), bulk(16, 12min), late(16, 3h);
+  EXPECT_EQ(first_ask_offset(job, early), 0s);
+  EXPECT_EQ(first_ask_offset(job, late), 5min);  // never later than ready_at + poll_every
+  EXPECT_EQ(first_ask_offset(job, bulk), 5min);
+  // A next ask waits for the bulk of the sample, but no longer than two polls.
+  const Slot slot = kFirstDayHour;
+  const Instant ready = ready_at(job, slot);
+  EXPECT_EQ(next_ask(job, slot, bulk, ready + 5min), ready + 12min + 30s);
+  EXPECT_EQ(next_ask(job, slot, late, ready + 5min), ready + 15min);
+  EXPECT_EQ(next_ask(job, slot, late, ready + 7min), ready + 15min);
+}
+
+TEST(Readiness, ObservesOnlyWhatTheAsksBracket) {
+  const auto job = polled_hourly();
+  const Slot slot = kFirstDayHour;
+  const Instant ready = ready_at(job, slot);
+  state::SlotRecord before;
+  // First ask on time: half a poll before it; a catch-up hours later: nothing.
+  EXPECT_EQ(observed_delay(job, slot, before, ready), -150s);
+  EXPECT_EQ(observed_delay(job, slot, before, ready + 3h), std::nullopt);
+  // After a "not ready" at +5 min, FINISHED at +10: in the middle.
+  before.attempts = 1;
+  before.state = state::SlotState::waiting;
+  before.updated_at = ready + 5min;
+  EXPECT_EQ(observed_delay(job, slot, before, ready + 10min), 450s);
+  // The daemon was away between the asks, or the last answer was an error: nothing.
+  EXPECT_EQ(observed_delay(job, slot, before, ready + 2h), std::nullopt);
+  before.state = state::SlotState::pending;
+  EXPECT_EQ(observed_delay(job, slot, before, ready + 10min), std::nullopt);
 }
 
 }  // namespace

@@ -558,11 +558,11 @@ TEST_F(StateStoreTest, PersistsAcrossReopen) {
 TEST_F(StateStoreTest, SchemaVersionIsStoredInTheFile) {
   {
     StateStore store{db_path()};
-    EXPECT_EQ(store.schema_version(), 5);
-    EXPECT_EQ(StateStore::latest_schema_version(), 5);
+    EXPECT_EQ(store.schema_version(), 6);
+    EXPECT_EQ(StateStore::latest_schema_version(), 6);
   }
   RawConnection raw{db_path()};
-  EXPECT_EQ(raw.text("PRAGMA user_version"), "5");
+  EXPECT_EQ(raw.text("PRAGMA user_version"), "6");
   // The CHECK keeps unknown states out, whoever writes.
   EXPECT_NE(raw.exec("INSERT INTO slots (job, slot, start, state, next_at, created_at, "
                      "updated_at) VALUES ('j', 's', 0, 'bogus', 0, 0, 0)"),
