@@ -40,13 +40,17 @@ std::map<std::string, Scheduler::Planned> Scheduler::plan(Instant now) {
     if (!batch) {
       batch.emplace(store_);
     }
-    // The first ask moves past ready_at as far as the job's readiness history says
-    // (readiness.hpp; at most poll_every); a slot planned late is due at once anyway.
-    const Slot first_slot = Slot::containing(slots.front().start, job.granularity);
-    const seconds first_ask =
-        first_ask_offset(job, store_.readiness(job.name, readiness_class(first_slot)));
-    for (state::PlannedSlot& slot : slots) {
-      slot.next_at += first_ask;
+    // The first ask where the job's readiness history says (readiness.hpp; ready_at
+    // without one); a slot planned late is due at once anyway. A sample per class.
+    std::map<std::string_view, std::vector<seconds>> samples;
+    for (state::PlannedSlot& planned_slot : slots) {
+      const Slot slot = Slot::containing(planned_slot.start, job.granularity);
+      auto sample = samples.find(readiness_class(slot));
+      if (sample == samples.end()) {
+        sample = samples.emplace(readiness_class(slot), readiness_sample(store_, job.name, slot))
+                     .first;
+      }
+      planned_slot.next_at = first_ask(job, slot, sample->second);
     }
     planned_until[job.name] = Slot::containing(slots.back().start, job.granularity).next().start();
     if (known == planned_until_.end()) {

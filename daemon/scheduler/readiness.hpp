@@ -2,23 +2,25 @@
 
 // The readiness model (issue 18): when to ask the vendor about a slot, learned from
 // when the job's earlier slots were first seen FINISHED. Pure functions of the job, the
-// slot, the recorded delays and "now": the scheduler records and reads the delays
-// (state::StateStore::readiness), the tests drive these with made-up histories.
+// slot, the recorded delays and "now" (the scheduler records and reads the delays in
+// the state store; the tests drive them with a simulated clock), and readiness_sample.
 //
-// A delay is measured from the slot's nominal ready time (planner.hpp's ready_at: the
-// end plus ready_after, +20 min for the late hours), so the hours of a day share one
-// sample and a change of regime is followed within a day of slots.
+// A delay is measured from the slot's floor: its end plus ready_after, the earliest
+// any ask goes. Samples are per readiness class (the vendor's docs: an hour is ready
+// after about 40 min, the late hours 23-01 Beijing after 60, a day after 2-4 h).
 //
-// The bounds: never before ready_at; never later than poll_every past the naive poller
-// that asks at ready_at and every poll_every after (an ask in every (g, g + 2 poll_every]
-// of its grid); asks on the grid of today's closest spacing (poll_every / 2 from
-// ready_at). With fewer than
-// kReadinessMinimum delays the schedule is today's (first ask at ready_at, poll_delay).
+// The bounds: never before the floor; never later than poll_every past the naive poller
+// that asks at the floor and every poll_every after (so an ask in every
+// (g, g + 2 poll_every] of its grid); asks on the grid of today's closest spacing
+// (poll_every / 2 from the floor). With fewer than kReadinessMinimum delays the schedule
+// is today's: the first ask at ready_at, then poll_delay (planner.hpp).
 
 #include <chrono>
 #include <optional>
 #include <span>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "config/config.hpp"
 #include "slot/slot.hpp"
@@ -36,13 +38,18 @@ inline constexpr double kReadinessHalfLife = 6.0;
 // this (the first ask: the chance that it is ready at all). Lower asks more often.
 inline constexpr double kAskChance = 0.4;
 
-// The sample a slot belongs to: its granularity ("hour" or "day").
+// The sample a slot belongs to: "hour", "late_hour" (Beijing 23-01) or "day".
 std::string_view readiness_class(const Slot& slot);
 
-// How long after ready_at the first ask of a slot goes (0 with too few delays), within
-// [0, poll_every]. `delays`: the class's recorded delays, latest first.
-std::chrono::seconds first_ask_offset(const config::Job& job,
-                                      std::span<const std::chrono::seconds> delays);
+// The delays the model uses for `slot`, latest first: its class's, or while the late
+// hours have too few of their own (3 a day), the other hours'.
+std::vector<std::chrono::seconds> readiness_sample(state::StateStore& store,
+                                                   const std::string& job, const Slot& slot);
+
+// When the first ask of a slot goes, within [floor, floor + poll_every]; ready_at with
+// too few delays. `delays`: readiness_sample's.
+Instant first_ask(const config::Job& job, const Slot& slot,
+                  std::span<const std::chrono::seconds> delays);
 
 // When a slot whose export was not ready at `now` is asked next.
 Instant next_ask(const config::Job& job, const Slot& slot,

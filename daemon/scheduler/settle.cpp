@@ -300,7 +300,7 @@ void Scheduler::keep_waiting(const config::Job& job, const Slot& slot,
   const Instant next_poll =
       wait.not_exists ? next_not_exists_ask(job, slot, record.created_at,
                                             store_.has_later_finished(job.name, slot.start()), now)
-                      : next_ask(job, slot, store_.readiness(job.name, readiness_class(slot)), now);
+                      : next_ask(job, slot, readiness_sample(store_, job.name, slot), now);
   store_.update(job.name, slot.name(),
                 {.state = state::SlotState::waiting,
                  .next_at = next_poll,
