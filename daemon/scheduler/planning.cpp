@@ -1,6 +1,7 @@
 // Planning each job's slots into the state store, and the retention watch.
 
 #include <algorithm>
+#include <map>
 #include <boost/asio/steady_timer.hpp>
 
 #include "ops/logging.hpp"
@@ -22,6 +23,32 @@ std::string format_hours(std::chrono::seconds left) {
   return std::to_string(std::chrono::duration_cast<std::chrono::hours>(left).count()) + "h";
 }
 
+// The job's slots from `from` on whose first ask is due by `now`, each due then: the
+// ready ones (plan_slots), at the first ask the job's readiness history says
+// (readiness.hpp; ready_at without one; a slot planned late is due at once anyway), and
+// the next one when its history has it asked before its ready_at (a late hour that
+// proves no later than the others). A sample per readiness class.
+std::vector<state::PlannedSlot> due_slots(state::StateStore& store, const config::Job& job,
+                                          Instant from, Instant now) {
+  auto slots = plan_slots(job, from, now);
+  std::map<std::string_view, std::vector<seconds>> samples;
+  const auto ask_at = [&](const Slot& slot) {
+    auto sample = samples.find(readiness_class(slot));
+    if (sample == samples.end()) {
+      sample = samples.emplace(readiness_class(slot), readiness_sample(store, job.name, slot)).first;
+    }
+    return first_ask(job, slot, sample->second);
+  };
+  for (state::PlannedSlot& planned_slot : slots) {
+    planned_slot.next_at = ask_at(Slot::containing(planned_slot.start, job.granularity));
+  }
+  const Slot next = next_to_become_ready(job, now);
+  if (next.start() >= from && is_late_hour(next) && ask_at(next) <= now) {
+    slots.push_back({.slot = next.name(), .start = next.start(), .next_at = ask_at(next)});
+  }
+  return slots;
+}
+
 }  // namespace
 
 std::map<std::string, Scheduler::Planned> Scheduler::plan(Instant now) {
@@ -33,24 +60,12 @@ std::map<std::string, Scheduler::Planned> Scheduler::plan(Instant now) {
   for (const config::Job& job : config().jobs) {
     const auto known = planned_until_.find(job.name);
     const Instant from = known == planned_until_.end() ? Instant{} : known->second;
-    auto slots = plan_slots(job, from, now);
+    auto slots = due_slots(store_, job, from, now);
     if (slots.empty()) {
       continue;
     }
     if (!batch) {
       batch.emplace(store_);
-    }
-    // The first ask where the job's readiness history says (readiness.hpp; ready_at
-    // without one); a slot planned late is due at once anyway. A sample per class.
-    std::map<std::string_view, std::vector<seconds>> samples;
-    for (state::PlannedSlot& planned_slot : slots) {
-      const Slot slot = Slot::containing(planned_slot.start, job.granularity);
-      auto sample = samples.find(readiness_class(slot));
-      if (sample == samples.end()) {
-        sample = samples.emplace(readiness_class(slot), readiness_sample(store_, job.name, slot))
-                     .first;
-      }
-      planned_slot.next_at = first_ask(job, slot, sample->second);
     }
     planned_until[job.name] = Slot::containing(slots.back().start, job.granularity).next().start();
     if (known == planned_until_.end()) {
@@ -184,7 +199,12 @@ Instant Scheduler::next_plan_time(const config::Job& job, Instant now) const {
   const Slot next = planned == planned_until_.end()
                         ? first_in_window(job, now)
                         : Slot::containing(planned->second, job.granularity);
-  return ready_at(job, next);
+  // Only a late hour may be asked before its ready_at (readiness.hpp): elsewhere
+  // ready_at is the floor, and no store read is needed.
+  if (!is_late_hour(next)) {
+    return ready_at(job, next);
+  }
+  return std::min(ready_at(job, next), first_ask(job, next, readiness_sample(store_, job.name, next)));
 }
 
 }  // namespace gio::scheduler
