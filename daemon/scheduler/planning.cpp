@@ -1,8 +1,8 @@
 // Planning each job's slots into the state store, and the retention watch.
 
 #include <algorithm>
-#include <map>
 #include <boost/asio/steady_timer.hpp>
+#include <map>
 
 #include "ops/logging.hpp"
 #include "scheduler/notices.hpp"
@@ -35,7 +35,8 @@ std::vector<state::PlannedSlot> due_slots(state::StateStore& store, const config
   const auto ask_at = [&](const Slot& slot) {
     auto sample = samples.find(readiness_class(slot));
     if (sample == samples.end()) {
-      sample = samples.emplace(readiness_class(slot), readiness_sample(store, job.name, slot)).first;
+      sample =
+          samples.emplace(readiness_class(slot), readiness_sample(store, job.name, slot)).first;
     }
     return first_ask(job, slot, sample->second);
   };
@@ -204,7 +205,8 @@ Instant Scheduler::next_plan_time(const config::Job& job, Instant now) const {
   if (!is_late_hour(next)) {
     return ready_at(job, next);
   }
-  return std::min(ready_at(job, next), first_ask(job, next, readiness_sample(store_, job.name, next)));
+  return std::min(ready_at(job, next),
+                  first_ask(job, next, readiness_sample(store_, job.name, next)));
 }
 
 }  // namespace gio::scheduler

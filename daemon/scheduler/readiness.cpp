@@ -37,10 +37,14 @@ class Distribution {
 };
 
 // The earliest any ask goes, and the origin of the delays.
-Instant floor_of(const config::Job& job, const Slot& slot) { return slot.end() + job.ready_after; }
+Instant floor_of(const config::Job& job, const Slot& slot) {
+  return slot.end() + job.ready_after;
+}
 
 // Today's closest spacing, the step of the candidate asks.
-seconds step_of(const config::Job& job) { return std::max(seconds{1}, job.poll_every / 2); }
+seconds step_of(const config::Job& job) {
+  return std::max(seconds{1}, job.poll_every / 2);
+}
 
 // The first candidate after `after` (offsets from the floor) whose chance of readiness
 // since `after` reaches kAskChance, or `cap` when none before it does.

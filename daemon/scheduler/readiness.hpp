@@ -43,8 +43,8 @@ std::string_view readiness_class(const Slot& slot);
 
 // The delays the model uses for `slot`, latest first: its class's, or while the late
 // hours have too few of their own (3 a day), the other hours'.
-std::vector<std::chrono::seconds> readiness_sample(state::StateStore& store,
-                                                   const std::string& job, const Slot& slot);
+std::vector<std::chrono::seconds> readiness_sample(state::StateStore& store, const std::string& job,
+                                                   const Slot& slot);
 
 // When the first ask of a slot goes, within [floor, floor + poll_every]; ready_at with
 // too few delays. `delays`: readiness_sample's.

@@ -1203,7 +1203,8 @@ TEST(Readiness, NeverLaterThanPollEveryPastTheNaivePoller) {
       run.ask(slot, ready_at(job, slot) + told);
     }
     for (int k = 0; k < 72; ++k, slot = slot.next()) {
-      const Instant ready = slot.end() + std::chrono::seconds{static_cast<long>(60 * minutes(random))};
+      const Instant ready =
+          slot.end() + std::chrono::seconds{static_cast<long>(60 * minutes(random))};
       const Asked asked = run.ask(slot, ready);
       EXPECT_LE(asked.archived, naive_archived(job, slot, ready) + job.poll_every)
           << slot.name() << " told " << told.count();
@@ -1242,11 +1243,10 @@ TEST(Readiness, LateHoursBorrowTheOtherHoursUntilTheyHaveTheirOwn) {
   EXPECT_EQ(store.readiness("job", "hour"), hours);
   EXPECT_EQ(readiness_sample(store, "job", late_hour), hours);
   for (int k = 0; k < 8; ++k) {
-    store.record_readiness("job", "late_hour", "2026-11-" + std::to_string(10 + k) + "T23",
-                           20min, slot.end(), 8);
+    store.record_readiness("job", "late_hour", "2026-11-" + std::to_string(10 + k) + "T23", 20min,
+                           slot.end(), 8);
   }
-  EXPECT_EQ(readiness_sample(store, "job", late_hour),
-            std::vector<std::chrono::seconds>(8, 20min));
+  EXPECT_EQ(readiness_sample(store, "job", late_hour), std::vector<std::chrono::seconds>(8, 20min));
   EXPECT_EQ(readiness_sample(store, "other", late_hour), std::vector<std::chrono::seconds>{});
 }
 
