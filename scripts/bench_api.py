@@ -106,7 +106,9 @@ def percentile(values, share):
 def run(binary, slots, seed, distribution, work):
     ready = ready_times(slots, seed, distribution)
     names = list(ready)
-    start_at = FIRST_HOUR + dt.timedelta(minutes=90)  # before the first slot is ready
+    # Before the first slot is ready, and late enough that the window leaves out the hour
+    # before it.
+    start_at = FIRST_HOUR + dt.timedelta(minutes=91)
     aux = os.path.join(work, "aux")
     run_dir = os.path.join(work, "run")
     os.makedirs(aux)
@@ -117,16 +119,20 @@ def run(binary, slots, seed, distribution, work):
     server = harness.FakeServer(aux, scenario, now=start_at.strftime("%Y-%m-%dT%H:%M:%SZ"))
     try:
         # The daemon's own defaults for readiness and polling (ready_after 40m, poll_every
-        # 5m); a 2 h window, so only the simulated hours are ever planned.
+        # 5m); a 2.5 h window, so only the simulated hours are ever planned, and a late hour
+        # (ready 2 h after its start) is still inside it at any step near its ready time:
+        # each `run --once` plans from the window's start.
         job = {"name": "bench-hourly", "project": "shop", "kind": "raw", "granularity": "hour",
-               "data_types": "all", "backfill": "2h", "link_expire": "60m"}
+               "data_types": "all", "backfill": "150m", "link_expire": "60m"}
         daemon = harness.Daemon(run_dir, aux, server, [job])
         ready_after = dt.timedelta(minutes=40)
-        # The daemon may plan a late hour from its floor (end + ready_after) once its
-        # readiness history shows it no later than the others: step there too (a step
-        # with nothing due changes nothing).
+        # The daemon may plan a late hour at its learned first ask, on the grid of
+        # poll_every / 2 from its floor (end + ready_after) up to poll_every after it,
+        # where its own loop would wake (next_plan_time): step there too (a step with
+        # nothing due changes nothing).
+        floors = [harness.slot_start(n) + HOUR + ready_after for n in names]
         plan_times = sorted({daemon_ready_at(harness.slot_start(n), ready_after) for n in names} |
-                            {harness.slot_start(n) + HOUR + ready_after for n in names})
+                            {f + dt.timedelta(seconds=s) for f in floors for s in (0, 150, 300)})
         pinned = {name: "RUNNING" for name in names}
         db_path = os.path.join(run_dir, "state.db")
         now = start_at
