@@ -9,6 +9,7 @@
 
 #include "api/chart.hpp"
 #include "cli/archive_binding.hpp"
+#include "cli/byte_text.hpp"
 #include "cli/commands.hpp"
 #include "scheduler/planner.hpp"
 #include "state/state_store.hpp"
@@ -115,6 +116,32 @@ std::string describe_schemas(const json::array& types) {
   return text.empty() ? "-" : text;
 }
 
+// The job's downloading slots with the bytes fetched so far (issue 17), by slot; the
+// daemon writes them every few seconds while the bytes move.
+json::array downloading(state::StateStore& store, const config::Job& job) {
+  json::array slots;
+  for (const auto& [slot, progress] : store.progress(job.name)) {
+    slots.push_back(
+        json::object{{"slot", slot},
+                     {"bytes_done", progress.bytes_done},
+                     {"bytes_total", progress.bytes_total ? json::value(*progress.bytes_total)
+                                                          : json::value(nullptr)}});
+  }
+  return slots;
+}
+
+void print_downloading(const json::array& slots) {
+  for (const json::value& entry : slots) {
+    const json::object& slot = entry.as_object();
+    const json::value& total = slot.at("bytes_total");
+    std::cout << "  downloading: " << std::string_view{slot.at("slot").as_string()} << " "
+              << bytes_of(slot.at("bytes_done").to_number<std::uint64_t>(),
+                          total.is_null() ? std::nullopt
+                                          : std::optional{total.to_number<std::uint64_t>()})
+              << "\n";
+  }
+}
+
 }  // namespace
 
 int status(const config::Config& config, bool as_json) {
@@ -143,6 +170,7 @@ int status(const config::Config& config, bool as_json) {
         // A size-only job inflates nothing, so its manifests have no rows (issue 16).
         {"rows_counted", job.verify != archive::VerifyMode::size},
         {"schemas", schema_ages(store, job, now)},
+        {"downloading", downloading(store, job)},
     });
   }
   if (as_json) {
@@ -164,6 +192,7 @@ int status(const config::Config& config, bool as_json) {
               << "\n  newest archived: " << text("newest_done")
               << "  oldest not archived: " << text("oldest_not_done")
               << "\n  next ask: " << describe_next(job, now) << "\n";
+    print_downloading(job.at("downloading").as_array());
     if (!job.at("rows_counted").as_bool()) {
       std::cout << "  rows: not counted (verify: size)\n";
     }

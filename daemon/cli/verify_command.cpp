@@ -11,6 +11,7 @@
 
 #include "archive/scrub.hpp"
 #include "cli/archive_binding.hpp"
+#include "cli/byte_text.hpp"
 #include "cli/commands.hpp"
 #include "requeue/requeue.hpp"
 #include "scheduler/notices.hpp"
@@ -83,17 +84,6 @@ std::set<std::string> expected_partitions(const config::Config& config, state::S
     types.insert(std::move(type));
   }
   return types;
-}
-
-std::string human_bytes(std::uint64_t bytes) {
-  if (bytes >= (1ull << 30)) {
-    return std::to_string(bytes >> 30) + "." + std::to_string((bytes >> 20) % 1024 * 10 / 1024) +
-           " GiB";
-  }
-  if (bytes >= (1ull << 20)) {
-    return std::to_string(bytes >> 20) + " MiB";
-  }
-  return std::to_string(bytes) + " bytes";
 }
 
 // Scrubs every partition of one done slot, printing each damage found.

@@ -254,10 +254,15 @@ class Verifier : public std::enable_shared_from_this<Verifier> {
 // Content-Length is over that limit or does not fit in the free space.
 class FileSink : public http::BodySink {
  public:
-  FileSink(archive::StagedFile& file, Verifier& verifier, const Limits& limits)
-      : file_(file), verifier_(verifier), limits_(limits) {}
+  FileSink(archive::StagedFile& file, Verifier& verifier, const Limits& limits,
+           FetchListener* listener)
+      : file_(file), verifier_(verifier), limits_(limits), listener_(listener) {}
 
   void begin(std::optional<std::uint64_t> content_length) override {
+    if (listener_ != nullptr) {
+      total_ = content_length;
+      listener_->fetched(0, total_);
+    }
     if (!content_length) {
       return;  // chunked or ended by the connection: write() watches the limit
     }
@@ -282,6 +287,9 @@ class FileSink : public http::BodySink {
       file_.write({data + done, std::min(kWritePiece, size - done)});
     }
     verifier_.written(size);
+    if (listener_ != nullptr) {
+      listener_->fetched(received_, total_);
+    }
   }
 
   // Why the sink stopped the download, when it did.
@@ -316,6 +324,8 @@ class FileSink : public http::BodySink {
   archive::StagedFile& file_;
   Verifier& verifier_;
   const Limits& limits_;
+  FetchListener* listener_;
+  std::optional<std::uint64_t> total_;
   std::uint64_t received_ = 0;
   std::optional<Problem> problem_;
 };
@@ -382,7 +392,7 @@ Downloader::Downloader(http::Client& client, asio::thread_pool& verify_pool,
 
 asio::awaitable<boost::system::result<VerifiedFile, Error>> Downloader::fetch(
     std::string url, std::filesystem::path staging_dir, archive::VerifyMode mode, bool count_rows,
-    std::string_view split_by, archive::SplitWindow split_window) {
+    std::string_view split_by, archive::SplitWindow split_window, FetchListener* listener) {
   const std::string shown = http::redact(url);
   // Size mode counts nothing, even when a part without Content-Length gets the gzip
   // check after all: a job's parts are counted all or none.
@@ -419,7 +429,7 @@ asio::awaitable<boost::system::result<VerifiedFile, Error>> Downloader::fetch(
     ~Abandon() { verifier.abandon(); }
   } abandon_on_exit{*verifier};
 
-  FileSink sink{*staged, *verifier, limits_};
+  FileSink sink{*staged, *verifier, limits_, listener};
   // A named argument, not a braced temporary in the co_await (GCC 12 miscompiles those).
   std::vector<http::Header> no_headers;
   auto response = co_await client_.download(url, std::move(no_headers), sink);

@@ -62,6 +62,16 @@ struct Limits {
   std::uint64_t free_space_margin = std::uint64_t{64} << 20;
 };
 
+// Hears how a body arrives (progress for `status` and `fetch`): on the loop thread, once
+// when a 2xx answer starts (bytes 0; total: its Content-Length, when it has one) and after
+// every piece written, with the bytes of this try so far. Called per piece: it must be
+// cheap (a listener that does more rate-limits itself).
+class FetchListener {
+ public:
+  virtual ~FetchListener() = default;
+  virtual void fetched(std::uint64_t bytes, std::optional<std::uint64_t> total) = 0;
+};
+
 class Downloader {
  public:
   // verify_pool: threads that inflate and hash, so that the event loop only moves bytes;
@@ -77,11 +87,12 @@ class Downloader {
   // when split_by names a column, splits them by its hour (VerifiedFile::rows), only
   // the records whose time is within split_window in an hour. A
   // string_view rather than a string: no non-trivial temporary in a co_await'ed call
-  // (GCC 12); the text is copied before the first suspension.
+  // (GCC 12); the text is copied before the first suspension. `listener` (when set, it
+  // outlives the call) hears the bytes as they arrive.
   boost::asio::awaitable<boost::system::result<VerifiedFile, Error>> fetch(
       std::string url, std::filesystem::path staging_dir, archive::VerifyMode mode,
       bool count_rows = false, std::string_view split_by = {},
-      archive::SplitWindow split_window = {});
+      archive::SplitWindow split_window = {}, FetchListener* listener = nullptr);
 
   // The threads that verify: other blocking reads of the archive (re-hashing an
   // archived part) run there too, off the event loop.

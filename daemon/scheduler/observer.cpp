@@ -21,6 +21,19 @@ void Scheduler::downloaded(std::uint64_t bytes, std::chrono::duration<double> to
   metrics_.add(ops::kDownloadSeconds, {}, took.count());
 }
 
+// Best effort: a busy or failing database costs this report only, and the next comes in
+// a few seconds; the slot's work goes on either way.
+void Scheduler::fetching(const config::Job& job, const Slot& slot, std::uint64_t bytes_done,
+                         std::optional<std::uint64_t> bytes_total) {
+  try {
+    store_.set_progress(
+        job.name, slot.name(),
+        {.bytes_done = bytes_done, .bytes_total = bytes_total, .updated_at = clock_.now()});
+  } catch (const state::StateError& error) {
+    spdlog::debug("job={} slot={}: progress not recorded: {}", job.name, slot.name(), error.what());
+  }
+}
+
 void Scheduler::chart_capped(const config::Job& job, const Slot& slot, std::string_view chart_id,
                              std::size_t rows) {
   ops::log_event(ops::Level::warning, "chart_row_cap",

@@ -262,6 +262,8 @@ class Scheduler final : private work::Observer {
   // work::Observer: what slot work tells the log and the metrics as it happens.
   void archived(const config::Job& job, std::size_t files, std::uint64_t bytes) override;
   void downloaded(std::uint64_t bytes, std::chrono::duration<double> took) override;
+  void fetching(const config::Job& job, const Slot& slot, std::uint64_t bytes_done,
+                std::optional<std::uint64_t> bytes_total) override;
   void chart_capped(const config::Job& job, const Slot& slot, std::string_view chart_id,
                     std::size_t rows) override;
   void paused(const std::string& reason, std::chrono::seconds pause) override;

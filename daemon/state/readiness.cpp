@@ -1,5 +1,5 @@
 // When each job's slots were first seen FINISHED (issue 18): the `readiness` table of
-// schema 6, a bounded sample per job and readiness class for the scheduler's model.
+// schema 7, a bounded sample per job and readiness class for the scheduler's model.
 
 #include "state/sqlite.hpp"
 #include "state/state_store.hpp"

@@ -345,6 +345,7 @@ int StateStore::resume_downloads(Instant now) {
   sqlite::Transaction transaction{impl_->db};
   sqlite::Query{impl_->statements->resume_downloads, to_unix(now)}.run();
   const int resumed = impl_->db.changes();
+  sqlite::Query{impl_->statements->clear_progress}.run();
   transaction.commit();
   return resumed;
 }

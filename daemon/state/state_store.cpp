@@ -139,10 +139,30 @@ CREATE TABLE reconciliations (
   PRIMARY KEY (job, date, data_type)
 ) STRICT;
 )sql"},
-    // Readiness (issue 18): when each job's slots were first seen FINISHED, in seconds
-    // after the slot's end, per readiness class (hour, late_hour, day). Only the last
-    // few per class are kept (readiness.cpp): the scheduler plans its asks from them.
+    // Progress (issue 17): the bytes a downloading slot has fetched so far, written at most
+    // every few seconds while it downloads. A row means something only while its slot is
+    // downloading: the trigger deletes it whenever the slot's state changes to another, by
+    // whichever path (update, requeue, a CLI command), so no writer can leave one behind.
     {6, R"sql(
+CREATE TABLE progress (
+  job TEXT NOT NULL,
+  slot TEXT NOT NULL,
+  bytes_done INTEGER NOT NULL CHECK (bytes_done >= 0),
+  bytes_total INTEGER CHECK (bytes_total >= 0),
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY (job, slot),
+  FOREIGN KEY (job, slot) REFERENCES slots (job, slot) ON DELETE CASCADE
+) STRICT;
+CREATE TRIGGER progress_ends AFTER UPDATE OF state ON slots
+  WHEN NEW.state <> 'downloading'
+BEGIN
+  DELETE FROM progress WHERE job = NEW.job AND slot = NEW.slot;
+END;
+)sql"},
+    // Readiness (issue 18): when each job's slots were first seen FINISHED, in seconds
+    // after its floor (end + ready_after), per readiness class (hour, late_hour, day). The last
+    // few per class are kept (readiness.cpp): the scheduler plans its asks from them.
+    {7, R"sql(
 CREATE TABLE readiness (
   job TEXT NOT NULL,
   class TEXT NOT NULL,

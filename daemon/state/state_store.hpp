@@ -167,6 +167,17 @@ struct SchemaRecord {
   friend bool operator==(const SchemaRecord&, const SchemaRecord&) = default;
 };
 
+// How far a downloading slot has got (issue 17; progress.cpp): its bytes fetched so far
+// over all its files, their total when every file's size is known, and when the daemon
+// wrote it. Meaningful only while the slot is downloading.
+struct SlotProgress {
+  std::uint64_t bytes_done = 0;
+  std::optional<std::uint64_t> bytes_total{};
+  Instant updated_at{};
+
+  friend bool operator==(const SlotProgress&, const SlotProgress&) = default;
+};
+
 class StateStore {
  public:
   // Groups every change made through the store while it is open into one transaction,
@@ -247,7 +258,9 @@ class StateStore {
   // not exist. state=done sets done_at = now; any other state clears it.
   void update(std::string_view job, std::string_view slot, const SlotUpdate& update, Instant now);
   // Downloading slots left behind by a crash become due now (a later next_at is
-  // pulled in to `now`); returns how many slots are downloading.
+  // pulled in to `now`), and their progress rows go (the downloads start again: what
+  // was counted before no longer says how far they are); returns how many slots are
+  // downloading.
   int resume_downloads(Instant now);
   // Slots of `job` in pending/waiting/downloading whose next_at lies beyond `beyond`
   // become due at `to` (a wall-clock jump left them far ahead of any schedule); one
@@ -343,8 +356,17 @@ class StateStore {
   void store_schema(std::string_view job, std::string_view data_type, const SchemaRecord& record,
                     const std::optional<std::string>& remove = std::nullopt);
 
+  // --- Progress (issue 17; progress.cpp) ---
+  // Inserts or replaces the slot's row while the slot is downloading; does nothing when
+  // it is not (or does not exist). The row goes by itself when the slot's state changes
+  // to anything but downloading (a trigger) or the slot is deleted.
+  void set_progress(std::string_view job, std::string_view slot, const SlotProgress& progress);
+  // The rows of `job`'s slots that are downloading now, by slot name (a row left by a
+  // crash for a slot in another state is not returned).
+  std::map<std::string, SlotProgress> progress(std::string_view job);
+
   // --- Readiness (issue 18; readiness.cpp) ---
-  // Records that `slot` of `job` was first seen FINISHED `delay` after its end (one row
+  // Records that `slot` of `job` was first seen FINISHED `delay` after its floor (one row
   // per slot: a later call replaces it), and keeps only the `keep` latest slots of the
   // job and readiness class, so the table stays small and old regimes fade out.
   void record_readiness(std::string_view job, std::string_view readiness_class,

@@ -90,6 +90,15 @@ struct SchemaStatements {
   sqlite::Statement upsert_schema;
 };
 
+// progress.cpp: the bytes of downloading slots (issue 17).
+struct ProgressStatements {
+  explicit ProgressStatements(sqlite::Database& db);
+
+  sqlite::Statement upsert_progress;
+  sqlite::Statement job_progress;
+  sqlite::Statement clear_progress;
+};
+
 // readiness.cpp: when slots were first seen FINISHED (issue 18).
 struct ReadinessStatements {
   explicit ReadinessStatements(sqlite::Database& db);
@@ -110,6 +119,7 @@ struct Statements : StoreStatements,
                     FileStatements,
                     RequeueStatements,
                     SchemaStatements,
+                    ProgressStatements,
                     ReadinessStatements {
   explicit Statements(sqlite::Database& db)
       : StoreStatements(db),
@@ -117,6 +127,7 @@ struct Statements : StoreStatements,
         FileStatements(db),
         RequeueStatements(db),
         SchemaStatements(db),
+        ProgressStatements(db),
         ReadinessStatements(db) {}
 };
 

@@ -48,7 +48,70 @@ std::map<TypeAndName, RecordedFile> recorded_by_name(Ledger& ledger) {
   return by_name;
 }
 
+// How often a slot's bytes are told to the Observer while they move: `status` needs no
+// finer, and the scheduler commits (fsyncs) each one.
+constexpr std::chrono::seconds kTellBytesEvery{2};
+
 }  // namespace
+
+// The bytes of the parts one pass fetches, summed as each piece arrives (a part tried
+// again starts from 0 again), told to the Observer at most every kTellBytesEvery.
+class Downloads::SlotBytes {
+ public:
+  SlotBytes(const config::Job& job, const Slot& slot, std::size_t parts, Observer& observer)
+      : job_(job),
+        slot_(slot),
+        observer_(observer),
+        parts_(parts),
+        next_tell_(std::chrono::steady_clock::now() + kTellBytesEvery) {}
+
+  // One part's listener (index: its place among the parts fetched).
+  class Part final : public download::FetchListener {
+   public:
+    Part(SlotBytes& bytes, std::size_t index) : bytes_(bytes), index_(index) {}
+    void fetched(std::uint64_t done, std::optional<std::uint64_t> total) override {
+      bytes_.set(index_, done, total);
+    }
+
+   private:
+    SlotBytes& bytes_;
+    std::size_t index_;
+  };
+
+ private:
+  struct PartBytes {
+    std::uint64_t done = 0;
+    std::optional<std::uint64_t> total;
+  };
+
+  void set(std::size_t index, std::uint64_t done, std::optional<std::uint64_t> total) {
+    PartBytes& part = parts_[index];
+    done_ = done_ - part.done + done;
+    if (part.total != total) {
+      sized_ += (total ? 1 : 0) - (part.total ? 1 : 0);
+      total_ = total_ - part.total.value_or(0) + total.value_or(0);
+      part.total = total;
+    }
+    part.done = done;
+    const auto now = std::chrono::steady_clock::now();
+    if (now < next_tell_) {
+      return;
+    }
+    next_tell_ = now + kTellBytesEvery;
+    // The slot's total is known once every part it fetches has announced its length.
+    observer_.fetching(job_, slot_, done_,
+                       sized_ == parts_.size() ? std::optional{total_} : std::nullopt);
+  }
+
+  const config::Job& job_;
+  const Slot& slot_;
+  Observer& observer_;
+  std::vector<PartBytes> parts_;
+  std::uint64_t done_ = 0;
+  std::uint64_t total_ = 0;
+  std::size_t sized_ = 0;
+  std::chrono::steady_clock::time_point next_tell_;
+};
 
 std::string object_of(std::string_view link) {
   return http::redact(link);
@@ -175,10 +238,12 @@ asio::awaitable<Downloads::Parts> Downloads::archive_parts(const config::Job& jo
   }
 
   Pass pass{.progress = progress};
+  SlotBytes bytes{job, slot, missing.size(), observer_};
   async::TaskGroup group{executor_};
-  for (const Part& part : missing) {
-    group.spawn([&, part]() -> asio::awaitable<void> {
-      co_await fetch_part(job, slot, part, ledger, pass);
+  for (std::size_t index = 0; index < missing.size(); ++index) {
+    group.spawn([&, index]() -> asio::awaitable<void> {
+      SlotBytes::Part listener{bytes, index};
+      co_await fetch_part(job, slot, missing[index], ledger, pass, listener);
     });
   }
   co_await group.wait();
@@ -206,7 +271,8 @@ asio::awaitable<Downloads::Parts> Downloads::archive_parts(const config::Job& jo
 }
 
 asio::awaitable<void> Downloads::fetch_part(const config::Job& job, const Slot& slot,
-                                            const Part& part, Ledger& ledger, Pass& pass) {
+                                            const Part& part, Ledger& ledger, Pass& pass,
+                                            download::FetchListener& listener) {
   auto permit = co_await slots_.hold();
   for (int attempt = 1; attempt <= kTries && !pass.links_expired && !stopping_; ++attempt) {
     if (paused()) {
@@ -216,8 +282,9 @@ asio::awaitable<void> Downloads::fetch_part(const config::Job& job, const Slot& 
     const auto started = std::chrono::steady_clock::now();
     const std::string_view split_by = daily_raw(job) ? kEventTimeColumn : std::string_view{};
     const archive::SplitWindow window = split_window(slot);
+    download::FetchListener* const listening = &listener;
     auto fetched = co_await downloader_.fetch(part.url, archive_.staging_dir(), job.verify, true,
-                                              split_by, window);
+                                              split_by, window, listening);
     if (fetched) {
       observer_.downloaded(fetched->bytes, std::chrono::steady_clock::now() - started);
       if (!paused_reason_.empty()) {

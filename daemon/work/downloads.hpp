@@ -6,7 +6,9 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <chrono>
+#include <cstdint>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -70,6 +72,13 @@ class Observer {
   virtual void resumed(const config::Job& job, const Slot& slot) = 0;
   virtual void part_failed(const config::Job& job, const Slot& slot, std::string_view name,
                            int attempt, int tries, const std::string& error) = 0;
+  // How far a slot's downloads have got in this pass: the bytes fetched so far of the
+  // parts it fetches (a part tried again counts from 0 again) and their total once every
+  // one of them has announced its length. At most every 2 s per slot while bytes move
+  // (none for a pass that ends sooner). A no-op unless overridden.
+  virtual void fetching(const config::Job& /*job*/, const Slot& /*slot*/,
+                        std::uint64_t /*bytes_done*/,
+                        std::optional<std::uint64_t> /*bytes_total*/) {}
   // The file host refused a link (most often: it expired); fresh links are asked for.
   virtual void links_expired(const config::Job& job, const Slot& slot) = 0;
   // The answer lists a data type the daemon does not know; it is archived under its own
@@ -132,12 +141,14 @@ class Downloads {
     std::string data_type, name, url, object;
   };
   struct Pass;
+  class SlotBytes;
   static std::vector<Part> parts_of(const Links& links);
   // The parts an earlier pass archived for good (see archive_parts), by (type, name).
   boost::asio::awaitable<std::set<std::pair<std::string, std::string>>> still_archived(
       const config::Job& job, const Slot& slot, const std::vector<Part>& parts, Ledger& ledger);
   boost::asio::awaitable<void> fetch_part(const config::Job& job, const Slot& slot,
-                                          const Part& part, Ledger& ledger, Pass& pass);
+                                          const Part& part, Ledger& ledger, Pass& pass,
+                                          download::FetchListener& listener);
   void pause(const std::string& reason, std::chrono::seconds pause);
   void complete_partitions(const config::Job& job, const Slot& slot, const Links& links,
                            const std::vector<Part>& parts, Ledger& ledger, const Pass& pass,

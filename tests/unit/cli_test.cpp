@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "cli/archive_binding.hpp"
+#include "cli/byte_text.hpp"
 #include "cli/fetch_command.hpp"
 #include "cli/http_settings.hpp"
 #include "support/files.hpp"
@@ -140,6 +141,20 @@ TEST(ArchiveMismatch, SaysWhyNamingBothPaths) {
       EXPECT_NE(why.find(*c.recorded.path), std::string::npos) << why;
     }
   }
+}
+
+// Bytes, rates and times as status, fetch and verify write them (issue 17).
+TEST(ByteText, BytesRatesAndClockTimes) {
+  EXPECT_EQ(human_bytes(512), "512 bytes");
+  EXPECT_EQ(human_bytes(std::uint64_t{412} << 20), "412 MiB");
+  EXPECT_EQ(human_bytes(std::uint64_t{1} << 30), "1.0 GiB");
+  EXPECT_EQ(bytes_of(std::uint64_t{412} << 20, std::uint64_t{1} << 30), "412 MiB of 1.0 GiB");
+  EXPECT_EQ(bytes_of(std::uint64_t{412} << 20, std::nullopt), "412 MiB");
+  EXPECT_EQ(human_rate(3.5 * (1 << 20)), "3 MiB/s");
+  EXPECT_EQ(human_rate(-1), "0 bytes/s");
+  EXPECT_EQ(clock_text(std::chrono::seconds{245}), "4:05");
+  EXPECT_EQ(clock_text(std::chrono::seconds{3723}), "1:02:03");
+  EXPECT_EQ(clock_text(std::chrono::seconds{-5}), "0:00");
 }
 
 }  // namespace

@@ -10,6 +10,8 @@
 #include <fstream>
 #include <random>
 #include <sstream>
+#include <utility>
+#include <vector>
 
 #include "download/downloader.hpp"
 #include "support/files.hpp"
@@ -56,13 +58,15 @@ class Download : public ::testing::Test {
   ~Download() override { fs::remove_all(dir_); }
 
   FetchResult fetch(const std::string& url, VerifyMode mode, bool count_rows = false,
-                    std::string_view split_by = {}, archive::SplitWindow window = {}) {
+                    std::string_view split_by = {}, archive::SplitWindow window = {},
+                    FetchListener* listener = nullptr) {
     asio::io_context io;
     asio::thread_pool pool{2};
     http::Client client{io.get_executor(), settings_};
     Downloader downloader{client, pool, inflater_, limits_};
     std::optional<FetchResult> out;
-    asio::co_spawn(io, downloader.fetch(url, staging_, mode, count_rows, split_by, window),
+    asio::co_spawn(io,
+                   downloader.fetch(url, staging_, mode, count_rows, split_by, window, listener),
                    [&](std::exception_ptr error, FetchResult result) {
                      if (error) {
                        std::rethrow_exception(error);
@@ -117,6 +121,39 @@ TEST_F(Download, SizeModeKeepsAnyFileWithItsSha256) {
   EXPECT_EQ(fetched->sha256, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
   EXPECT_EQ(fetched->file.path().parent_path(), staging_);
   EXPECT_EQ(read_file(fetched->file.path()), "abc");
+}
+
+// Progress (issue 17): the listener hears the start (0 and the Content-Length, when there
+// is one) and then the bytes so far, rising to the body's size.
+class Heard final : public FetchListener {
+ public:
+  void fetched(std::uint64_t bytes, std::optional<std::uint64_t> total) override {
+    calls.emplace_back(bytes, total);
+  }
+  std::vector<std::pair<std::uint64_t, std::optional<std::uint64_t>>> calls;
+};
+
+TEST_F(Download, AListenerHearsTheBytesAsTheyArrive) {
+  const std::string body = gzip_member(csv_rows(20000, 3));
+  TestServer server{[&](const std::string& target, const std::string&) {
+    return target.starts_with("/unsized") ? unsized(body) : reply(200, body);
+  }};
+  for (const bool sized : {true, false}) {
+    Heard heard;
+    auto fetched = fetch(server.url(sized ? "/sized.csv.gz" : "/unsized.csv.gz"), VerifyMode::gzip,
+                         false, {}, {}, &heard);
+    ASSERT_TRUE(fetched) << fetched.error().message;
+    ASSERT_GE(heard.calls.size(), 2u);
+    const std::optional<std::uint64_t> total =
+        sized ? std::optional<std::uint64_t>{body.size()} : std::nullopt;
+    EXPECT_EQ(heard.calls.front(), std::make_pair(std::uint64_t{0}, total));
+    EXPECT_EQ(heard.calls.back(), std::make_pair(std::uint64_t{body.size()}, total));
+    for (std::size_t i = 1; i < heard.calls.size(); ++i) {
+      EXPECT_GE(heard.calls[i].first, heard.calls[i - 1].first);
+    }
+  }
+  // Without a listener nothing changes.
+  EXPECT_TRUE(fetch(server.url("/sized.csv.gz"), VerifyMode::gzip));
 }
 
 TEST_F(Download, GzipModeAcceptsAMultiMemberFileAndHashesIt) {

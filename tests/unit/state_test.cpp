@@ -558,11 +558,11 @@ TEST_F(StateStoreTest, PersistsAcrossReopen) {
 TEST_F(StateStoreTest, SchemaVersionIsStoredInTheFile) {
   {
     StateStore store{db_path()};
-    EXPECT_EQ(store.schema_version(), 6);
-    EXPECT_EQ(StateStore::latest_schema_version(), 6);
+    EXPECT_EQ(store.schema_version(), 7);
+    EXPECT_EQ(StateStore::latest_schema_version(), 7);
   }
   RawConnection raw{db_path()};
-  EXPECT_EQ(raw.text("PRAGMA user_version"), "6");
+  EXPECT_EQ(raw.text("PRAGMA user_version"), "7");
   // The CHECK keeps unknown states out, whoever writes.
   EXPECT_NE(raw.exec("INSERT INTO slots (job, slot, start, state, next_at, created_at, "
                      "updated_at) VALUES ('j', 's', 0, 'bogus', 0, 0, 0)"),
@@ -1717,6 +1717,101 @@ TEST_F(StateStoreTest, StoreSchemaReplacesASlotsRowAndMovesOneInOneStep) {
   StateStore reader = StateStore::open_read_only(db_path());
   EXPECT_EQ(reader.schemas("shop", "visit"), history);
   EXPECT_THROW(reader.store_schema("shop", "visit", history[0]), StateError);
+}
+
+// Progress (issue 17): a downloading slot's bytes, replaced in place, read by slot name.
+TEST_F(StateStoreTest, ProgressIsSetReplacedAndReadForDownloadingSlots) {
+  StateStore store{db_path()};
+  const std::vector<PlannedSlot> slots = {hour(kT0, kT0), hour(kT0 + hours(1), kT0)};
+  store.plan("shop", slots, kT0);
+  const std::string first = slots[0].slot, second = slots[1].slot;
+  store.update("shop", first, {.state = SlotState::downloading, .next_at = kT0}, kT0);
+  store.update("shop", second, {.state = SlotState::downloading, .next_at = kT0}, kT0);
+  EXPECT_TRUE(store.progress("shop").empty());
+  store.set_progress("shop", first, {.bytes_done = 10, .bytes_total = 100, .updated_at = kT0});
+  store.set_progress("shop", second, {.bytes_done = 5, .updated_at = kT0});
+  store.set_progress("shop", first,
+                     {.bytes_done = 60, .bytes_total = 100, .updated_at = kT0 + minutes(1)});
+  const auto rows = store.progress("shop");
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows.at(first),
+            (SlotProgress{.bytes_done = 60, .bytes_total = 100, .updated_at = kT0 + minutes(1)}));
+  EXPECT_EQ(rows.at(second), (SlotProgress{.bytes_done = 5, .updated_at = kT0}));
+  EXPECT_TRUE(store.progress("other").empty());
+  // A slot the store does not hold, or one not downloading, gets no row.
+  store.set_progress("shop", "2026-11-30T00", {.bytes_done = 1});
+  store.update("shop", second, {.state = SlotState::waiting, .next_at = kT0}, kT0);
+  store.set_progress("shop", second, {.bytes_done = 9, .updated_at = kT0});
+  store.update("shop", second, {.state = SlotState::downloading, .next_at = kT0}, kT0);
+  EXPECT_EQ(store.progress("shop").count(second), 0u);
+  store.set_progress("shop", second, {.bytes_done = 5, .updated_at = kT0});
+  // A reader (status) sees them.
+  StateStore reader = StateStore::open_read_only(db_path());
+  EXPECT_EQ(reader.progress("shop").size(), 2u);
+  EXPECT_THROW(reader.set_progress("shop", first, {.bytes_done = 1}), StateError);
+}
+
+// The row goes when the slot leaves downloading, whichever way; staying downloading (a
+// retry of one part) keeps it.
+TEST_F(StateStoreTest, ProgressGoesWhenTheSlotLeavesDownloading) {
+  StateStore store{db_path()};
+  std::vector<PlannedSlot> slots;
+  for (int i = 0; i < 4; ++i) {
+    slots.push_back(hour(kT0 + hours(i), kT0));
+  }
+  store.plan("shop", slots, kT0);
+  for (const PlannedSlot& slot : slots) {
+    store.update("shop", slot.slot, {.state = SlotState::downloading, .next_at = kT0}, kT0);
+    store.set_progress("shop", slot.slot, {.bytes_done = 7, .updated_at = kT0});
+  }
+  store.update("shop", slots[0].slot, {.state = SlotState::done, .next_at = kT0}, kT0);
+  store.update("shop", slots[1].slot, {.state = SlotState::failed, .next_at = kT0}, kT0);
+  store.update("shop", slots[2].slot, {.state = SlotState::waiting, .next_at = kT0}, kT0);
+  store.update("shop", slots[3].slot, {.state = SlotState::downloading, .next_at = kT0}, kT0);
+  EXPECT_EQ(store.progress("shop").size(), 1u);
+  RawConnection raw{db_path()};
+  EXPECT_EQ(raw.text("SELECT count(*) FROM progress"), "1");
+  // Back to downloading: no stale row comes back.
+  store.update("shop", slots[2].slot, {.state = SlotState::downloading, .next_at = kT0}, kT0);
+  EXPECT_EQ(store.progress("shop").count(slots[2].slot), 0u);
+  // A row that outlived its state (written by hand) is not read.
+  ASSERT_EQ(
+      raw.exec(
+          ("INSERT INTO progress VALUES ('shop', '" + slots[0].slot + "', 3, NULL, 0)").c_str()),
+      SQLITE_OK);
+  EXPECT_EQ(store.progress("shop").count(slots[0].slot), 0u);
+  // A restart after a crash: the downloads start again, the counts go.
+  EXPECT_EQ(store.resume_downloads(kT0), 2);
+  EXPECT_EQ(raw.text("SELECT count(*) FROM progress"), "0");
+}
+
+// A version-5 database (the last before progress) migrates to 6 with its rows and gets
+// the progress table and its trigger.
+TEST_F(StateStoreTest, MigratesAVersionFiveDatabaseAddingProgress) {
+  const PlannedSlot slot = hour(kT0, kT0);
+  {
+    StateStore store{db_path()};
+    store.plan("shop", std::span{&slot, 1}, kT0);
+    store.update("shop", slot.slot, {.state = SlotState::downloading, .next_at = kT0}, kT0);
+  }
+  {
+    RawConnection raw{db_path()};
+    ASSERT_EQ(raw.exec("DROP TRIGGER progress_ends; DROP TABLE progress; DROP TABLE readiness; "
+                       "PRAGMA user_version = 5;"),
+              SQLITE_OK);
+  }
+  EXPECT_THROW(StateStore::open_read_only(db_path()), StateError);
+  {
+    StateStore store{db_path()};
+    EXPECT_EQ(store.schema_version(), 7);
+    EXPECT_EQ(store.find("shop", slot.slot)->state, SlotState::downloading);
+    store.set_progress("shop", slot.slot, {.bytes_done = 1, .updated_at = kT0});
+    EXPECT_EQ(store.progress("shop").size(), 1u);
+    store.update("shop", slot.slot, {.state = SlotState::done, .next_at = kT0}, kT0);
+    EXPECT_TRUE(store.progress("shop").empty());
+  }
+  RawConnection raw{db_path()};
+  EXPECT_EQ(raw.text("SELECT count(*) FROM progress"), "0");
 }
 
 }  // namespace
