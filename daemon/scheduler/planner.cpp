@@ -7,6 +7,8 @@ namespace {
 
 constexpr std::chrono::minutes kLateHourExtra{20};
 
+}  // namespace
+
 bool is_late_hour(const Slot& slot) {
   if (slot.granularity() != Granularity::hour) {
     return false;
@@ -14,8 +16,6 @@ bool is_late_hour(const Slot& slot) {
   const std::string hour = slot.hour();
   return hour == "23" || hour == "00" || hour == "01";
 }
-
-}  // namespace
 
 Instant ready_at(const config::Job& job, const Slot& slot) {
   return slot.end() + job.ready_after +

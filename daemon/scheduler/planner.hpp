@@ -15,6 +15,8 @@ namespace gio::scheduler {
 // ready_after. Hours between 23:00 and 02:00 (Beijing) take the vendor 20 minutes
 // longer (growingio-api.md, section 6).
 Instant ready_at(const config::Job& job, const Slot& slot);
+// Whether `slot` is one of those late hours (Beijing 23, 00 and 01).
+bool is_late_hour(const Slot& slot);
 
 // After this instant a slot that is still not archived is `failed`: give_up_after
 // counted from when the slot became ready, or from when it was planned if that was

@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <boost/asio/steady_timer.hpp>
+#include <map>
 
 #include "ops/logging.hpp"
 #include "scheduler/notices.hpp"
 #include "scheduler/planner.hpp"
+#include "scheduler/readiness.hpp"
 #include "scheduler/scheduler.hpp"
 
 namespace gio::scheduler {
@@ -21,6 +23,33 @@ std::string format_hours(std::chrono::seconds left) {
   return std::to_string(std::chrono::duration_cast<std::chrono::hours>(left).count()) + "h";
 }
 
+// The job's slots from `from` on whose first ask is due by `now`, each due then: the
+// ready ones (plan_slots), at the first ask the job's readiness history says
+// (readiness.hpp; ready_at without one; a slot planned late is due at once anyway), and
+// the next one when its history has it asked before its ready_at (a late hour that
+// proves no later than the others). A sample per readiness class.
+std::vector<state::PlannedSlot> due_slots(state::StateStore& store, const config::Job& job,
+                                          Instant from, Instant now) {
+  auto slots = plan_slots(job, from, now);
+  std::map<std::string_view, std::vector<seconds>> samples;
+  const auto ask_at = [&](const Slot& slot) {
+    auto sample = samples.find(readiness_class(slot));
+    if (sample == samples.end()) {
+      sample =
+          samples.emplace(readiness_class(slot), readiness_sample(store, job.name, slot)).first;
+    }
+    return first_ask(job, slot, sample->second);
+  };
+  for (state::PlannedSlot& planned_slot : slots) {
+    planned_slot.next_at = ask_at(Slot::containing(planned_slot.start, job.granularity));
+  }
+  const Slot next = next_to_become_ready(job, now);
+  if (next.start() >= from && is_late_hour(next) && ask_at(next) <= now) {
+    slots.push_back({.slot = next.name(), .start = next.start(), .next_at = ask_at(next)});
+  }
+  return slots;
+}
+
 }  // namespace
 
 std::map<std::string, Scheduler::Planned> Scheduler::plan(Instant now) {
@@ -32,7 +61,7 @@ std::map<std::string, Scheduler::Planned> Scheduler::plan(Instant now) {
   for (const config::Job& job : config().jobs) {
     const auto known = planned_until_.find(job.name);
     const Instant from = known == planned_until_.end() ? Instant{} : known->second;
-    auto slots = plan_slots(job, from, now);
+    auto slots = due_slots(store_, job, from, now);
     if (slots.empty()) {
       continue;
     }
@@ -171,7 +200,13 @@ Instant Scheduler::next_plan_time(const config::Job& job, Instant now) const {
   const Slot next = planned == planned_until_.end()
                         ? first_in_window(job, now)
                         : Slot::containing(planned->second, job.granularity);
-  return ready_at(job, next);
+  // Only a late hour may be asked before its ready_at (readiness.hpp): elsewhere
+  // ready_at is the floor, and no store read is needed.
+  if (!is_late_hour(next)) {
+    return ready_at(job, next);
+  }
+  return std::min(ready_at(job, next),
+                  first_ask(job, next, readiness_sample(store_, job.name, next)));
 }
 
 }  // namespace gio::scheduler

@@ -12,6 +12,7 @@
 #include "scheduler/fairness.hpp"
 #include "scheduler/notices.hpp"
 #include "scheduler/planner.hpp"
+#include "scheduler/readiness.hpp"
 #include "scheduler/scheduler.hpp"
 #include "work/slot_work.hpp"
 
@@ -90,8 +91,10 @@ seconds backoff(const config::Job& job, int attempts) {
 // The slot's files and its `downloading` mark, in the state store.
 class Scheduler::StoredLedger final : public work::Ledger {
  public:
-  StoredLedger(Scheduler& scheduler, const config::Job& job, const Slot& slot)
-      : scheduler_(scheduler), job_(job), slot_(slot) {}
+  // `before`: the slot's row as this pass found it (the readiness model reads it).
+  StoredLedger(Scheduler& scheduler, const config::Job& job, const Slot& slot,
+               const state::SlotRecord& before)
+      : scheduler_(scheduler), job_(job), slot_(slot), before_(before) {}
 
   std::vector<work::RecordedFile> recorded() override {
     std::vector<work::RecordedFile> files;
@@ -120,6 +123,14 @@ class Scheduler::StoredLedger final : public work::Ledger {
   }
   void downloading(std::string_view api_status) override {
     const Instant now = scheduler_.clock_.now();
+    // The first FINISHED answer tells when the export became ready (readiness.hpp); a
+    // slot already downloading (links refreshed, a resumed download) was seen before.
+    if (const auto delay = before_.state == state::SlotState::downloading
+                               ? std::nullopt
+                               : observed_delay(job_, slot_, before_, now)) {
+      scheduler_.store_.record_readiness(job_.name, readiness_class(slot_), slot_.name(), *delay,
+                                         now, kReadinessKept);
+    }
     scheduler_.store_.update(job_.name, slot_.name(),
                              {.state = state::SlotState::downloading,
                               .next_at = now + job_.poll_every,
@@ -137,6 +148,7 @@ class Scheduler::StoredLedger final : public work::Ledger {
   Scheduler& scheduler_;
   const config::Job& job_;
   const Slot& slot_;
+  const state::SlotRecord& before_;
   bool downloading_ = false;
 };
 
@@ -164,7 +176,7 @@ asio::awaitable<void> Scheduler::process(std::shared_ptr<const Generation> gener
     co_return;
   }
   const Slot slot = *parsed;
-  StoredLedger ledger{*this, job, slot};
+  StoredLedger ledger{*this, job, slot, record};
   api::Turn turn = turn_for(record, slot, clock_.now());
   turn.hold = [this] { return asks_held(); };  // pause.cpp
   for (int refresh = 0;; ++refresh) {
@@ -288,7 +300,7 @@ void Scheduler::keep_waiting(const config::Job& job, const Slot& slot,
   const Instant next_poll =
       wait.not_exists ? next_not_exists_ask(job, slot, record.created_at,
                                             store_.has_later_finished(job.name, slot.start()), now)
-                      : now + poll_delay(job, slot, now);
+                      : next_ask(job, slot, readiness_sample(store_, job.name, slot), now);
   store_.update(job.name, slot.name(),
                 {.state = state::SlotState::waiting,
                  .next_at = next_poll,

@@ -159,6 +159,19 @@ BEGIN
   DELETE FROM progress WHERE job = NEW.job AND slot = NEW.slot;
 END;
 )sql"},
+    // Readiness (issue 18): when each job's slots were first seen FINISHED, in seconds
+    // after its floor (end + ready_after), per readiness class (hour, late_hour, day). The last
+    // few per class are kept (readiness.cpp): the scheduler plans its asks from them.
+    {7, R"sql(
+CREATE TABLE readiness (
+  job TEXT NOT NULL,
+  class TEXT NOT NULL,
+  slot TEXT NOT NULL,
+  delay INTEGER NOT NULL,
+  seen_at INTEGER NOT NULL,
+  PRIMARY KEY (job, class, slot)
+) STRICT;
+)sql"},
 };
 
 constexpr bool versions_are_consecutive() {

@@ -373,6 +373,17 @@ class StateStore {
   // crash for a slot in another state is not returned).
   std::map<std::string, SlotProgress> progress(std::string_view job);
 
+  // --- Readiness (issue 18; readiness.cpp) ---
+  // Records that `slot` of `job` was first seen FINISHED `delay` after its floor (one row
+  // per slot: a later call replaces it), and keeps only the `keep` latest slots of the
+  // job and readiness class, so the table stays small and old regimes fade out.
+  void record_readiness(std::string_view job, std::string_view readiness_class,
+                        std::string_view slot, std::chrono::seconds delay, Instant seen_at,
+                        int keep);
+  // The recorded delays of a job and class, latest slot first.
+  std::vector<std::chrono::seconds> readiness(std::string_view job,
+                                              std::string_view readiness_class);
+
   // Small key/value table (later the cached auth code).
   std::optional<std::string> get_value(std::string_view key);
   void set_value(std::string_view key, std::string_view value);

@@ -100,6 +100,15 @@ struct ProgressStatements {
   sqlite::Statement clear_progress;
 };
 
+// readiness.cpp: when slots were first seen FINISHED (issue 18).
+struct ReadinessStatements {
+  explicit ReadinessStatements(sqlite::Database& db);
+
+  sqlite::Statement upsert_readiness;
+  sqlite::Statement trim_readiness;
+  sqlite::Statement readiness;
+};
+
 // A JSON array of strings (RFC 8259 escapes: a vendor's header is data too), for
 // SQLite's json_each: one bound value however many names (slots.cpp).
 std::string json_array(std::span<const std::string> texts);
@@ -111,14 +120,16 @@ struct Statements : StoreStatements,
                     FileStatements,
                     RequeueStatements,
                     SchemaStatements,
-                    ProgressStatements {
+                    ProgressStatements,
+                    ReadinessStatements {
   explicit Statements(sqlite::Database& db)
       : StoreStatements(db),
         SlotStatements(db),
         FileStatements(db),
         RequeueStatements(db),
         SchemaStatements(db),
-        ProgressStatements(db) {}
+        ProgressStatements(db),
+        ReadinessStatements(db) {}
 };
 
 class StateStore::Impl {

@@ -10,6 +10,8 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
+#include <deque>
+#include <random>
 #include <thread>
 
 #include "archive/checksums.hpp"
@@ -17,6 +19,7 @@
 #include "scheduler/fairness.hpp"
 #include "scheduler/notices.hpp"
 #include "scheduler/planner.hpp"
+#include "scheduler/readiness.hpp"
 #include "scheduler/schema_watch.hpp"
 #include "scheduler/store_waits.hpp"
 #include "support/temp_dir.hpp"
@@ -1034,6 +1037,238 @@ TEST(SchemaWatchOrderTest, OutOfOrderCompletionsEndInTheSameHistoryAndWarnOnce) 
     EXPECT_EQ(rows[1].columns, v2);
   } while (std::next_permutation(order.begin(), order.end()));
   EXPECT_EQ(permutations, 720);
+}
+
+// --- The readiness model (readiness.hpp), driven by a simulated clock: each slot is
+// asked as the daemon would (first ask, then next_ask after every "not ready"), and
+// what it records feeds the next slots.
+
+struct Asked {
+  int asks = 0;
+  Instant archived;
+};
+
+class ReadinessRun {
+ public:
+  explicit ReadinessRun(config::Job job) : job_(std::move(job)) {}
+
+  // Asks `slot`, whose export becomes ready at `ready`, until it is seen FINISHED.
+  Asked ask(const Slot& slot, Instant ready) {
+    const auto delays = readiness_sample(store_, job_.name, slot);
+    Instant at = first_ask(job_, slot, delays);
+    state::SlotRecord before;
+    Asked asked;
+    for (;;) {
+      ++asked.asks;
+      EXPECT_GE(at, slot.end() + job_.ready_after) << slot.name();
+      if (at >= ready) {
+        if (const auto delay = observed_delay(job_, slot, before, at)) {
+          store_.record_readiness(job_.name, readiness_class(slot), slot.name(), *delay, at,
+                                  kReadinessKept);
+        }
+        asked.archived = at;
+        return asked;
+      }
+      before.attempts = asked.asks;
+      before.state = state::SlotState::waiting;
+      before.updated_at = at;
+      const Instant next = next_ask(job_, slot, delays, at);
+      EXPECT_GT(next, at);
+      at = next;
+    }
+  }
+  std::size_t observations(std::string_view readiness_class) {
+    return store_.readiness(job_.name, readiness_class).size();
+  }
+
+ private:
+  config::Job job_;
+  testing::TempDir dir_;
+  state::StateStore store_{dir_.path() / "state.db"};
+};
+
+// When the naive poller (end + ready_after, then every poll_every) sees an export ready
+// at `ready`.
+Instant naive_archived(const config::Job& job, const Slot& slot, Instant ready) {
+  Instant at = slot.end() + job.ready_after;
+  while (at < ready) {
+    at += job.poll_every;
+  }
+  return at;
+}
+
+// Ready `minutes` after the slot's end: 90% within 35-45 min, the rest up to 2 h.
+std::chrono::seconds realistic_delay(std::minstd_rand& random) {
+  std::uniform_real_distribution<double> share{0, 1};
+  const double minutes = share(random) < 0.9 ? 35 + 10 * share(random) : 45 + 75 * share(random);
+  return std::chrono::seconds{static_cast<long>(minutes * 60)};
+}
+
+config::Job polled_hourly() {
+  auto job = hourly();
+  job.poll_every = 5min;
+  return job;
+}
+
+// A day hour (Beijing): the runs below start there and go on across the late hours.
+const Slot kFirstDayHour = *Slot::parse("2026-11-22T08", Granularity::hour);
+
+TEST(Readiness, FewObservationsKeepTodaysSchedule) {
+  const auto job = polled_hourly();
+  const std::vector<std::chrono::seconds> seven(kReadinessMinimum - 1, 30min);
+  for (const char* name : {"2026-11-22T08", "2026-11-22T23"}) {  // a late hour too
+    const Slot slot = *Slot::parse(name, Granularity::hour);
+    const Instant ready = ready_at(job, slot);
+    EXPECT_EQ(first_ask(job, slot, seven), ready);
+    EXPECT_EQ(first_ask(job, slot, {}), ready);
+    for (const std::chrono::seconds after : {0s, 150s, 1200s, 10800s}) {
+      EXPECT_EQ(next_ask(job, slot, seven, ready + after),
+                ready + after + poll_delay(job, slot, ready + after));
+    }
+  }
+}
+
+TEST(Readiness, AsksConcentrateWhereSlotsBecomeReady) {
+  const auto job = polled_hourly();
+  ReadinessRun run{job};
+  std::minstd_rand random{7};
+  Slot slot = kFirstDayHour;
+  int early_asks = 0, late_asks = 0;
+  for (int k = 0; k < 96; ++k, slot = slot.next()) {
+    const Asked asked = run.ask(slot, slot.end() + realistic_delay(random));
+    (k < 8 ? early_asks : late_asks) += k < 8 || k >= 48 ? asked.asks : 0;
+  }
+  // Today's schedule asks about 3.3 times for this distribution; learned, well under 2.5
+  // (the 90% within 35-45 min are asked about at 40, 42.5 and 45 min).
+  EXPECT_GT(early_asks / 8.0, 2.8);
+  EXPECT_LT(late_asks / 48.0, 2.5);
+  EXPECT_EQ(run.observations("hour"), static_cast<std::size_t>(kReadinessKept));
+  EXPECT_EQ(run.observations("late_hour"), 12u);  // 3 a day
+}
+
+// Mean asks and median delay from ready to seen (minutes) of `count` slots from `slot`
+// on, ready as the docs say (late hours 20 minutes later) plus `shift`.
+struct Figures {
+  double asks = 0, delay_minutes = 0;
+};
+Figures ask_slots(ReadinessRun& run, Slot& slot, int count, std::minstd_rand& random,
+                  std::chrono::minutes shift) {
+  Figures figures;
+  std::vector<double> delays;
+  for (int k = 0; k < count; ++k, slot = slot.next()) {
+    const Instant ready = ready_at(polled_hourly(), slot) - 40min + realistic_delay(random) + shift;
+    const Asked asked = run.ask(slot, ready);
+    figures.asks += asked.asks / static_cast<double>(count);
+    delays.push_back(std::chrono::duration<double>(asked.archived - ready).count() / 60);
+  }
+  std::ranges::sort(delays);
+  figures.delay_minutes = delays[delays.size() / 2];
+  return figures;
+}
+
+TEST(Readiness, FollowsAVendorThirtyMinutesSlowerWithinADay) {
+  const auto job = polled_hourly();
+  ReadinessRun run{job};
+  std::minstd_rand random{11};
+  Slot slot = kFirstDayHour;
+  const Figures settled = ask_slots(run, slot, 48, random, 0min);
+  // From here the vendor is 30 minutes slower. The bound (never a gap over two polls)
+  // costs asks before the new bulk (25-35 min after ready_at) whatever is learned; what
+  // adapts is where the close asks go: on the old bulk at first, on the new one within
+  // a day, where the wait from ready to seen is back to what it was.
+  const Figures shifted = ask_slots(run, slot, 6, random, 30min);
+  ask_slots(run, slot, 12, random, 30min);
+  const Figures followed = ask_slots(run, slot, 24, random, 30min);
+  // (The naive poller's median wait is 2.5 minutes: half its spacing.)
+  EXPECT_GT(shifted.delay_minutes, 4.0);
+  EXPECT_LT(followed.delay_minutes, 3.0);
+  EXPECT_LT(followed.asks, shifted.asks);
+  EXPECT_LT(settled.delay_minutes, 3.0);
+  // And back: a vendor faster again is followed too, with as few asks as before.
+  ask_slots(run, slot, 24, random, 0min);
+  const Figures faster = ask_slots(run, slot, 24, random, 0min);
+  EXPECT_LT(faster.asks, settled.asks);
+  EXPECT_LT(faster.delay_minutes, 3.5);
+}
+
+TEST(Readiness, NeverLaterThanPollEveryPastTheNaivePoller) {
+  const auto job = polled_hourly();
+  std::minstd_rand random{3};
+  std::uniform_real_distribution<double> minutes{0, 180};
+  // Histories that mislead: all early, all late, then the vendor does something else.
+  for (const std::chrono::minutes told : {0min, 40min, 90min}) {
+    ReadinessRun run{job};
+    Slot slot = kFirstDayHour;
+    for (int k = 0; k < 12; ++k, slot = slot.next()) {
+      run.ask(slot, ready_at(job, slot) + told);
+    }
+    for (int k = 0; k < 72; ++k, slot = slot.next()) {
+      const Instant ready =
+          slot.end() + std::chrono::seconds{static_cast<long>(60 * minutes(random))};
+      const Asked asked = run.ask(slot, ready);
+      EXPECT_LE(asked.archived, naive_archived(job, slot, ready) + job.poll_every)
+          << slot.name() << " told " << told.count();
+    }
+  }
+}
+
+TEST(Readiness, FirstAskBetweenReadyAfterAndOnePollLater) {
+  const auto job = polled_hourly();
+  const std::vector<std::chrono::seconds> early(16, 0s), bulk(16, 12min), late(16, 3h);
+  const Slot slot = kFirstDayHour;
+  const Instant floor = slot.end() + job.ready_after;
+  EXPECT_EQ(first_ask(job, slot, early), floor);
+  EXPECT_EQ(first_ask(job, slot, late), floor + 5min);  // never past floor + poll_every
+  EXPECT_EQ(first_ask(job, slot, bulk), floor + 5min);
+  // A late hour that proves no later than the others is asked at the floor too, not
+  // 20 minutes later as the fixed schedule does.
+  const Slot late_hour = *Slot::parse("2026-11-22T23", Granularity::hour);
+  EXPECT_EQ(first_ask(job, late_hour, early), late_hour.end() + job.ready_after);
+  // A next ask waits for the bulk of the sample, but no longer than two polls.
+  EXPECT_EQ(next_ask(job, slot, bulk, floor + 5min), floor + 12min + 30s);
+  EXPECT_EQ(next_ask(job, slot, late, floor + 5min), floor + 15min);
+  EXPECT_EQ(next_ask(job, slot, late, floor + 7min), floor + 15min);
+}
+
+TEST(Readiness, LateHoursBorrowTheOtherHoursUntilTheyHaveTheirOwn) {
+  testing::TempDir dir;
+  state::StateStore store{dir.path() / "state.db"};
+  const Slot late_hour = *Slot::parse("2026-11-22T23", Granularity::hour);
+  Slot slot = kFirstDayHour;
+  for (int k = 0; k < 10; ++k, slot = slot.next()) {
+    store.record_readiness("job", "hour", slot.name(), std::chrono::seconds{k}, slot.end(), 8);
+  }
+  // Kept: the 8 latest, latest first.
+  const std::vector<std::chrono::seconds> hours{9s, 8s, 7s, 6s, 5s, 4s, 3s, 2s};
+  EXPECT_EQ(store.readiness("job", "hour"), hours);
+  EXPECT_EQ(readiness_sample(store, "job", late_hour), hours);
+  for (int k = 0; k < 8; ++k) {
+    store.record_readiness("job", "late_hour", "2026-11-" + std::to_string(10 + k) + "T23", 20min,
+                           slot.end(), 8);
+  }
+  EXPECT_EQ(readiness_sample(store, "job", late_hour), std::vector<std::chrono::seconds>(8, 20min));
+  EXPECT_EQ(readiness_sample(store, "other", late_hour), std::vector<std::chrono::seconds>{});
+}
+
+TEST(Readiness, ObservesOnlyWhatTheAsksBracket) {
+  const auto job = polled_hourly();
+  const Slot slot = kFirstDayHour;
+  const Instant floor = slot.end() + job.ready_after;
+  state::SlotRecord before;
+  // First ask on time: half a poll before it (not before the floor); a catch-up hours
+  // later: nothing.
+  EXPECT_EQ(observed_delay(job, slot, before, floor), 0s);
+  EXPECT_EQ(observed_delay(job, slot, before, floor + 5min), 150s);
+  EXPECT_EQ(observed_delay(job, slot, before, floor + 3h), std::nullopt);
+  // After a "not ready" at +5 min, FINISHED at +10: in the middle.
+  before.attempts = 1;
+  before.state = state::SlotState::waiting;
+  before.updated_at = floor + 5min;
+  EXPECT_EQ(observed_delay(job, slot, before, floor + 10min), 450s);
+  // The daemon was away between the asks, or the last answer was an error: nothing.
+  EXPECT_EQ(observed_delay(job, slot, before, floor + 2h), std::nullopt);
+  before.state = state::SlotState::pending;
+  EXPECT_EQ(observed_delay(job, slot, before, floor + 10min), std::nullopt);
 }
 
 }  // namespace

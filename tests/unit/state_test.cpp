@@ -558,11 +558,11 @@ TEST_F(StateStoreTest, PersistsAcrossReopen) {
 TEST_F(StateStoreTest, SchemaVersionIsStoredInTheFile) {
   {
     StateStore store{db_path()};
-    EXPECT_EQ(store.schema_version(), 6);
-    EXPECT_EQ(StateStore::latest_schema_version(), 6);
+    EXPECT_EQ(store.schema_version(), 7);
+    EXPECT_EQ(StateStore::latest_schema_version(), 7);
   }
   RawConnection raw{db_path()};
-  EXPECT_EQ(raw.text("PRAGMA user_version"), "6");
+  EXPECT_EQ(raw.text("PRAGMA user_version"), "7");
   // The CHECK keeps unknown states out, whoever writes.
   EXPECT_NE(raw.exec("INSERT INTO slots (job, slot, start, state, next_at, created_at, "
                      "updated_at) VALUES ('j', 's', 0, 'bogus', 0, 0, 0)"),
@@ -1796,14 +1796,14 @@ TEST_F(StateStoreTest, MigratesAVersionFiveDatabaseAddingProgress) {
   }
   {
     RawConnection raw{db_path()};
-    ASSERT_EQ(raw.exec("DROP TRIGGER progress_ends; DROP TABLE progress; "
+    ASSERT_EQ(raw.exec("DROP TRIGGER progress_ends; DROP TABLE progress; DROP TABLE readiness; "
                        "PRAGMA user_version = 5;"),
               SQLITE_OK);
   }
   EXPECT_THROW(StateStore::open_read_only(db_path()), StateError);
   {
     StateStore store{db_path()};
-    EXPECT_EQ(store.schema_version(), 6);
+    EXPECT_EQ(store.schema_version(), 7);
     EXPECT_EQ(store.find("shop", slot.slot)->state, SlotState::downloading);
     store.set_progress("shop", slot.slot, {.bytes_done = 1, .updated_at = kT0});
     EXPECT_EQ(store.progress("shop").size(), 1u);
