@@ -25,6 +25,8 @@ import tempfile
 import time
 import urllib.request
 
+import harness
+
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome")
 
 
@@ -45,14 +47,7 @@ def find_chromium():
 
 
 def _deadline_wait(predicate, timeout, what, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise CdpError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
+    return harness.wait_for(predicate, timeout, what, interval=interval, error=CdpError)
 
 
 class WebSocket:
@@ -200,15 +195,8 @@ class Page:
 
     def wait_for(self, expression, timeout, what=None):
         """Polls a JavaScript expression until it is truthy; returns its value."""
-        last = [None]
-
-        def check():
-            last[0] = self.evaluate(expression)
-            return last[0]
-        try:
-            return _deadline_wait(check, timeout, what or expression, interval=0.1)
-        except CdpError as error:
-            raise CdpError(f"{error}; last value: {last[0]!r}") from None
+        # The timeout's message carries the expression's last value.
+        return _deadline_wait(lambda: self.evaluate(expression), timeout, what or expression, interval=0.1)
 
     def click(self, selector):
         """A real mouse click (press and release) at the middle of the element, so the

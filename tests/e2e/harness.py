@@ -118,9 +118,9 @@ def sha256_file(path):
     return digest.hexdigest()
 
 
-def wait_for(predicate, timeout, what, interval=0.1):
+def wait_for(predicate, timeout, what, interval=0.1, error=AssertionError):
     """Polls predicate() until it returns a truthy value; fails with `what` and the
-    last value seen after timeout seconds."""
+    last value seen after timeout seconds, raising `error` (cdp.py raises its own)."""
     deadline = time.monotonic() + timeout
     last = None
     while True:
@@ -128,7 +128,7 @@ def wait_for(predicate, timeout, what, interval=0.1):
         if last:
             return last
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+            raise error(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
         time.sleep(interval)
 
 
