@@ -50,8 +50,22 @@ def cell_selector(job, slot, kind="button.cell"):
     return f'{kind}[data-job="{job}"][data-slot="{slot}"]'
 
 
-@unittest.skipUnless(cdp.find_chromium(), "chromium is not installed (scripts/setup.sh installs it)")
+def browser_required():
+    """CI must run the browser test (issue 17), so there a missing chromium fails; on a
+    developer's machine it skips. CI is "set" as scripts/test.sh reads it: non-empty."""
+    return bool(os.environ.get("CI")) or os.environ.get("GIO_REQUIRE_BROWSER") == "1"
+
+
 class StatusPageCase(E2ETestCase):
+    def setUp(self):
+        # Before the harness's setUp: a missing browser costs no daemon.
+        if not cdp.find_chromium():
+            message = "chromium is not installed (scripts/setup.sh installs it)"
+            if browser_required():
+                self.fail(message + "; CI or GIO_REQUIRE_BROWSER=1 requires the browser test")
+            self.skipTest(message)
+        super().setUp()
+
     def start_page_daemon(self, scenario, jobs, **daemon_options):
         server, daemon = self.start(scenario, jobs=jobs, **daemon_options)
         metrics = self.enable_metrics()
@@ -152,7 +166,7 @@ class StatusPageTest(StatusPageCase):
         page.click(cell_selector("shop-hourly", FAILING))
         details = self.details(page, "failed")
         self.assertIn("gave up", details["last_error"])
-        self.assertIn(str(failed["attempts"]), details["attempts"])
+        self.assertEqual(details["attempts"], str(failed["attempts"]))
         self.assertIn("NOT_EXISTS", details["api_status"])
         self.assertTrue(details["left"], details)
         # Found and shown: no hint under the title (not even a "–"), and the loss time
@@ -171,7 +185,7 @@ class StatusPageTest(StatusPageCase):
                     if c["slot"] == done_slot)
         page.click(cell_selector("shop-hourly", done_slot))
         details = self.details(page, "done")
-        self.assertIn(str(cell["files"]), details["files"])
+        self.assertEqual(details["files"], str(cell["files"]))
         for field in ("bytes", "rows", "attempts"):
             self.assertTrue(details[field], f"details[{field}] is empty: {details}")
 
