@@ -22,6 +22,7 @@ import re
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -479,6 +480,28 @@ class E2ETestCase(unittest.TestCase):
     def expected(self, job=None):
         job = job or self.daemon.jobs[0]
         return expected_slots(self.server.now(), job["backfill"], job["ready_after"], job["granularity"])
+
+    def use_signed_codes(self, daemon, client_id, private_key, requests_per_second=None):
+        """Switches the daemon's account from a token to signed-code auth (before it
+        starts); the fake server's scenario must name the same client_id and key."""
+        key_file = os.path.join(self.aux_dir, "shop.key")
+        with open(key_file, "w", encoding="utf-8") as f:
+            f.write(private_key + "\n")
+        with open(daemon.config, encoding="utf-8") as f:
+            config = f.read()
+        signed = f'auth: {{client_id: {client_id}, private_key_file: "{key_file}"}}'
+        config = config.replace("auth: {token_env: GIO_TEST_TOKEN}", signed)
+        if requests_per_second:
+            config = config.replace("limits: {", f"limits: {{api_requests_per_second: {requests_per_second}, ")
+        self.assertIn(signed, config)
+        with open(daemon.config, "w", encoding="utf-8") as f:
+            f.write(config)
+
+    def cached_auth_code(self, account="shop"):
+        """The signed OAuth code the daemon cached in its state database, or None."""
+        with sqlite3.connect(os.path.join(self.run_dir, "state.db")) as db:
+            row = db.execute("SELECT value FROM kv WHERE key = ?", (f"auth_code/{account}",)).fetchone()
+        return None if row is None else json.loads(row[0])["code"]
 
     def enable_metrics(self):
         """Gives the daemon a metrics listener on a free loopback port (from its next

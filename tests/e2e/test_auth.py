@@ -3,8 +3,6 @@ state database and reused across restarts, one new code after the server invalid
 it, and a wrong private key failing the slots clearly without leaking a secret."""
 
 import json
-import os
-import sqlite3
 import unittest
 
 from harness import E2ETestCase
@@ -21,28 +19,14 @@ class SignedCodeAuthTest(E2ETestCase):
         # No token is accepted, so only signed codes get through.
         scenario.setdefault("token", "no-token-accepted-here")
         server, daemon = self.start(scenario)
-        key_file = os.path.join(self.aux_dir, "shop.key")
-        with open(key_file, "w", encoding="utf-8") as f:
-            f.write(key + "\n")
-        with open(daemon.config, encoding="utf-8") as f:
-            config = f.read()
-        signed = f'auth: {{client_id: {CLIENT_ID}, private_key_file: "{key_file}"}}'
-        config = config.replace("auth: {token_env: GIO_TEST_TOKEN}", signed)
-        if requests_per_second:
-            config = config.replace("limits: {", f"limits: {{api_requests_per_second: {requests_per_second}, ")
-        self.assertIn(signed, config)
-        with open(daemon.config, "w", encoding="utf-8") as f:
-            f.write(config)
+        self.use_signed_codes(daemon, CLIENT_ID, key, requests_per_second)
         self.codes = set()
         return server, daemon
 
     def cached_code(self):
-        with sqlite3.connect(os.path.join(self.run_dir, "state.db")) as db:
-            row = db.execute("SELECT value FROM kv WHERE key = 'auth_code/shop'").fetchone()
-        if row is None:
-            return None
-        code = json.loads(row[0])["code"]
-        self.codes.add(code)
+        code = self.cached_auth_code()
+        if code is not None:
+            self.codes.add(code)
         return code
 
     def run_pass(self):

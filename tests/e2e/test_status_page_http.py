@@ -1,6 +1,6 @@
 """The status page over HTTP (issue 17): `/` server-rendered with every job and its strict
 headers, /page.js and /page.css from memory, /api/slots and its filters, 400 and 404,
-HEAD, and no secret (token, link signatures) on the page or in the JSON even when a
+HEAD, and no secret (token, signed OAuth code, link signatures) on the page or in the JSON even when a
 slot's error came from a signed link. The page in a real browser: test_status_page.py."""
 
 import json
@@ -13,6 +13,9 @@ from harness import TOKEN, E2ETestCase, hourly_job, wait_for
 
 POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
           "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+# Signed-code auth for the no-secret test (the fake server's key matches it).
+CLIENT_ID = "page-client-id"
+PRIVATE_KEY = "page-private-key-5e1d"
 # A slot whose downloads fail: its error names the download (without its signature).
 BROKEN = "2026-11-22T16"
 
@@ -28,10 +31,14 @@ def get(url, method="GET"):
 
 
 class StatusPageHttpTest(E2ETestCase):
-    def start_daemon(self, scenario=None):
+    def start_daemon(self, scenario=None, signed=False):
         jobs = [hourly_job(backfill="4h"),
                 hourly_job("shop-daily", granularity="day", backfill="2d", ready_after="3h")]
+        if signed:  # signed-code auth: no token accepted, only the fake server's codes
+            scenario = dict(scenario or {}, private_key=PRIVATE_KEY, client_id=CLIENT_ID, token="no-token-here")
         server, daemon = self.start(scenario, jobs=jobs)
+        if signed:
+            self.use_signed_codes(daemon, CLIENT_ID, PRIVATE_KEY)
         self.base_url = self.enable_metrics().rsplit("/", 1)[0]
         daemon.start()
         wait_for(lambda: self.scrape(self.base_url + "/healthz"), 30, "the listener")
@@ -128,9 +135,10 @@ class StatusPageHttpTest(E2ETestCase):
 
     def test_no_secret_on_the_page_or_in_the_json(self):
         # Every link is signed; the broken slot's downloads keep failing, so its error names
-        # a download, and links expire once, so fresh signatures are in play too.
+        # a download, and links expire once, so fresh signatures are in play too. The
+        # account signs its OAuth code, so that code is a secret in play as well.
         server, daemon = self.start_daemon({"slot_defaults": {"expired_links_polls": 1},
-                                            "slots": {BROKEN: {"download_5xx": 1000}}})
+                                            "slots": {BROKEN: {"download_5xx": 1000}}}, signed=True)
 
         def failed_with_error():
             cells = [cell for day in self.slots("?job=shop-hourly")["jobs"][0]["days"]
@@ -143,10 +151,14 @@ class StatusPageHttpTest(E2ETestCase):
         self.assertIn("answered HTTP", broken["last_error"])
         signs = server.request("/_control/signs")["signs"]
         self.assertTrue(signs)
+        code = self.cached_auth_code()
+        self.assertTrue(code, "the daemon cached no signed code: the test would check nothing")
         texts = {"/": get(self.base_url + "/")[2], "/api/slots": get(self.base_url + "/api/slots")[2]}
         self.assertIn(BROKEN, texts["/"])
         for name, text in texts.items():
             self.assertNotIn(TOKEN, text, name)
+            self.assertNotIn(code, text, name)
+            self.assertNotIn(PRIVATE_KEY, text, name)
             self.assertNotIn("sign=", text, name)
             for sign in signs:
                 self.assertNotIn(sign, text, name)
