@@ -20,30 +20,13 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-quick=0
-if [[ ${1:-} == --quick ]]; then
-  quick=1
-elif [[ $# -gt 0 ]]; then
-  echo "usage: $0 [--quick]" >&2
-  exit 2
-fi
+# shellcheck source=scripts/bench_common.sh
+source "$root/scripts/bench_common.sh"
+bench_args "$0" "$@"
 bench_dir=${BENCH_DIR:-$root/build-bench}
 mkdir -p "$bench_dir"
 export BENCH_DIR=$bench_dir
-
-bin=${GIO_EXPORTER_BIN:-}
-if [[ -z $bin ]]; then
-  build=$bench_dir/release
-  if [[ ! -f $build/build.ninja && ! -f $build/Makefile ]]; then
-    generator=()
-    command -v ninja >/dev/null && generator=(-G Ninja)
-    cmake -S "$root" -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-  fi
-  echo "building gio-exporter in $build ..." >&2
-  cmake --build "$build" -j "$(nproc)" --target gio-exporter >/dev/null
-  bin=$build/gio-exporter
-fi
-bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
+bench_binary
 export GIO_EXPORTER_BIN=$bin
 
 results=$(mktemp -d "${TMPDIR:-/tmp}/gio-bench-results.XXXXXX")

@@ -20,44 +20,13 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-quick=0
-if [[ ${1:-} == --quick ]]; then
-  quick=1
-elif [[ $# -gt 0 ]]; then
-  echo "usage: $0 [--quick]" >&2
-  exit 2
-fi
-bench_dir=${BENCH_DIR:-$root/build-bench}
-files=${BENCH_FILES:-$((quick ? 4 : 16))}
-part_mib=${BENCH_PART_MIB:-$((quick ? 8 : 64))}
-rounds=${BENCH_ROUNDS:-$((quick ? 1 : 3))}
-
-for tool in nginx rclone curl python3; do
-  command -v "$tool" >/dev/null || { echo "bench_sink: $tool is needed (scripts/setup.sh)" >&2; exit 2; }
-done
-
-bin=${GIO_EXPORTER_BIN:-}
-if [[ -z $bin ]]; then
-  build=$bench_dir/release
-  if [[ ! -f $build/build.ninja && ! -f $build/Makefile ]]; then
-    generator=()
-    command -v ninja >/dev/null && generator=(-G Ninja)
-    cmake -S "$root" -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-  fi
-  echo "building gio-exporter in $build ..." >&2
-  cmake --build "$build" -j "$(nproc)" --target gio-exporter >/dev/null
-  bin=$build/gio-exporter
-fi
-bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
-
-# The parts: the download benchmark's generator and cache (gzip CSV shaped like a raw
-# export, close to BENCH_PART_MIB each).
-GIO_EXPORTER_BIN=$bin BENCH_DIR=$bench_dir BENCH_FILES=$files BENCH_PART_MIB=$part_mib \
-  "$root/scripts/bench-download.sh" --data-only
-cache=$bench_dir/cache
-if ((part_mib != 64)); then
-  cache=$bench_dir/cache-${part_mib}mib
-fi
+# shellcheck source=scripts/bench_common.sh
+source "$root/scripts/bench_common.sh"
+bench_args "$0" "$@"
+bench_sizes
+bench_need bench_sink nginx rclone curl python3
+bench_binary
+bench_parts
 
 exec python3 "$root/scripts/bench_sink.py" --bin "$bin" --cache "$cache" --files "$files" \
   --rounds "$rounds" ${BENCH_JSON:+--json "$BENCH_JSON"}
