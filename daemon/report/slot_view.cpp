@@ -197,8 +197,18 @@ DateRange date_range(const SlotQuery& query, Instant now) {
   if (last < first) {
     throw std::invalid_argument("to: before from");
   }
-  if (last.start() - first.start() >= kMaxRange) {
-    throw std::invalid_argument("to: more than " + std::to_string(kMaxRange.count()) +
+  const std::chrono::days longest =
+      query.within_retention ? kRetention + std::chrono::days{1} : kMaxRange;
+  if (query.within_retention) {
+    const Slot oldest = days_from(today, -kRetention);
+    if (first < oldest) {
+      throw std::invalid_argument((query.from ? "from" : "to") + std::string{": before "} +
+                                  oldest.name() + " (" + std::to_string(kRetention.count()) +
+                                  " days before today, the vendor's retention)");
+    }
+  }
+  if (last.start() - first.start() >= longest) {
+    throw std::invalid_argument("to: more than " + std::to_string(longest.count()) +
                                 " days after from");
   }
   return {first, last};

@@ -85,6 +85,10 @@ struct JobView {
 struct SlotQuery {
   std::optional<std::string> job{};
   std::optional<std::string> from{}, to{};
+  // The status page's queries: `from` no older than kRetention before today and at most
+  // kRetention + 1 days in all, since it renders on the daemon's loop (the CLI may ask
+  // for up to kMaxRange: it is its own process).
+  bool within_retention = false;
 };
 
 // A job the query names that the config does not have (the endpoint's 404).

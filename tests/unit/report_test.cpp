@@ -319,6 +319,20 @@ TEST(DateRange, BoundsAndErrors) {
   EXPECT_EQ(error({.to = "yesterday"}).substr(0, 3), "to:");
   EXPECT_EQ(error({.from = "2026-11-30", .to = "2026-11-29"}), "to: before from");
   EXPECT_EQ(error({.from = "2020-01-01", .to = "2026-11-29"}).substr(0, 3), "to:");
+  // The status page's queries keep to the vendor's retention (15 days before today) and
+  // to 16 days in all: they are rendered on the daemon's loop.
+  const auto page = [](SlotQuery query) {
+    query.within_retention = true;
+    return query;
+  };
+  EXPECT_EQ(range(page({})), "2026-11-17..2026-12-01");
+  EXPECT_EQ(range(page({.from = "2026-11-16"})), "2026-11-16..2026-11-30");
+  EXPECT_EQ(range(page({.from = "2026-11-16", .to = "2026-12-01"})), "2026-11-16..2026-12-01");
+  EXPECT_EQ(error(page({.from = "2026-11-15"})),
+            "from: before 2026-11-16 (15 days before today, the vendor's retention)");
+  EXPECT_EQ(error(page({.to = "2026-11-20"})).substr(0, 21), "to: before 2026-11-16");
+  EXPECT_EQ(error(page({.from = "2026-11-16", .to = "2026-12-02"})),
+            "to: more than 16 days after from");
 }
 
 TEST(Format, LeftAndIn) {
