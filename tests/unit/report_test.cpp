@@ -297,6 +297,28 @@ TEST_F(ReportTest, SlotsJsonOfAnHourlyJob) {
   EXPECT_THROW(slots_json(config, store_, kNow, {.job = "nope"}), UnknownJob);
 }
 
+// With a readiness history (issue 18) the scheduler first asks when the model says, not
+// at the fixed ready_at: the next ask and a not-ready slot's next_at show that ask.
+TEST_F(ReportTest, NextAskIsTheReadinessModelsFirstAsk) {
+  const config::Job job = hourly();
+  for (int hour = 0; hour < 10; ++hour) {
+    const std::string slot = "2026-11-30T1" + std::to_string(hour);
+    store_.record_readiness(job.name, "hour", slot, 20min, kNow - 24h, 48);
+  }
+  const boost::json::object all =
+      slots_json(config_of({job}), store_, kNow, {.from = "2026-12-01", .to = "2026-12-01"});
+  const auto& shown = all.at("jobs").as_array().at(0).as_object();
+  const auto& next = shown.at("next_ask").as_object();
+  EXPECT_EQ(next.at("slot").as_string(), "2026-12-01T17");
+  const Instant at = *parse_utc(next.at("at").as_string());
+  const Instant ready_at = *parse_utc("2026-12-01T10:40:00Z");  // 18:00 Beijing + 40 min
+  EXPECT_GT(at, ready_at) << "delays of 20 min past the floor: asked later than it";
+  EXPECT_LE(at, ready_at + job.poll_every);
+  const auto& cell = shown.at("days").as_array().at(0).at("cells").as_array().at(17).as_object();
+  EXPECT_EQ(cell.at("state").as_string(), "not_ready");
+  EXPECT_EQ(cell.at("next_at").as_string(), next.at("at").as_string());
+}
+
 TEST(DateRange, BoundsAndErrors) {
   const auto range = [](SlotQuery query) {
     const DateRange found = date_range(query, kNow);
