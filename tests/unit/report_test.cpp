@@ -361,6 +361,8 @@ TEST(Format, LeftAndIn) {
   EXPECT_EQ(format_left(0s), "none");
   EXPECT_EQ(format_left(26h + 5min), "1d2h");
   EXPECT_EQ(format_left(5h + 10min), "5h10m");
+  EXPECT_EQ(format_left(5min), "5m") << "the same style as format_in";
+  EXPECT_EQ(format_left(30s), "<1m");
   EXPECT_EQ(format_in(30s), "<1m");
   EXPECT_EQ(format_in(12min), "12m");
 }
