@@ -117,7 +117,7 @@ int status(const config::Config& config, bool as_json) {
       const auto found = summary.counts.find(state);
       counts[to_string(state)] = found == summary.counts.end() ? 0 : found->second;
     }
-    const NextAsk next = next_ask(job, summary, now);
+    const NextAsk next = next_ask(job, store, summary, now);
     jobs.push_back(json::object{
         {"job", job.name},
         {"granularity", to_string(job.granularity)},

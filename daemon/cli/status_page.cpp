@@ -29,9 +29,13 @@ namespace {
 // kRebuiltAfter.
 constexpr std::chrono::seconds kFresh{2};
 constexpr std::chrono::milliseconds kRebuiltAfter{250};
-// Distinct queries kept; past it the cache starts again (a client varying its query
-// must not grow the daemon's memory).
+// Distinct queries kept, and their answers' bytes in all (an answer is ~1 MiB for the
+// default range of a large config; a query may cover at most kRetention + 1 days, see
+// report::SlotQuery). Past either the cache starts again but for the default answer
+// (key ""), which the polling pages share: a client varying its query must neither grow
+// the daemon's memory nor make every poller's answer be rendered again.
 constexpr std::size_t kMaxCached = 16;
+constexpr std::size_t kMaxCachedBytes = std::size_t{32} << 20;
 
 // Scripts and styles only from this origin's own files, nothing inline, no frames, no
 // forms: the page shows what the store holds and can do nothing else.
@@ -44,13 +48,23 @@ void common_headers(ops::Reply& reply) {
   reply.headers.emplace_back("Referrer-Policy", "no-referrer");
 }
 
-ops::Reply asset(std::string_view body, std::string_view type) {
-  // Embedded and never changing while the binary runs: shared, never copied.
-  ops::Reply reply{.content_type = std::string{type},
-                   .shared_body = std::make_shared<const std::string>(body)};
+ops::Reply asset(std::shared_ptr<const std::string> body, std::string_view type) {
+  ops::Reply reply{.content_type = std::string{type}, .shared_body = std::move(body)};
   common_headers(reply);
   reply.headers.emplace_back("Cache-Control", "no-cache");
   return reply;
+}
+
+// Embedded and never changing while the binary runs: copied into a string once, then
+// shared by every answer.
+std::shared_ptr<const std::string> page_js() {
+  static const auto body = std::make_shared<const std::string>(page_files::kPageJs);
+  return body;
+}
+
+std::shared_ptr<const std::string> page_css() {
+  static const auto body = std::make_shared<const std::string>(page_files::kPageCss);
+  return body;
 }
 
 json::object error_json(std::string_view message) {
@@ -60,7 +74,7 @@ json::object error_json(std::string_view message) {
 // job, from, to of a query string; "" counts as absent. Throws std::invalid_argument
 // for another parameter, one given twice, or one that is not well encoded.
 report::SlotQuery parse_query(std::string_view query) {
-  report::SlotQuery parsed;
+  report::SlotQuery parsed{.within_retention = true};
   if (query.empty()) {
     return parsed;
   }
@@ -112,10 +126,10 @@ std::optional<ops::Reply> StatusPage::answer(const ops::Request& request,
     return slots(request.query, config, false);
   }
   if (request.path == "/page.js") {
-    return asset(page_files::kPageJs, "text/javascript; charset=utf-8");
+    return asset(page_js(), "text/javascript; charset=utf-8");
   }
   if (request.path == "/page.css") {
-    return asset(page_files::kPageCss, "text/css; charset=utf-8");
+    return asset(page_css(), "text/css; charset=utf-8");
   }
   return std::nullopt;
 }
@@ -139,9 +153,7 @@ ops::Reply StatusPage::slots(std::string_view query, const config::Config& confi
     if (found != cache_.end()) {
       cache_.erase(found);
     }
-    if (cache_.size() >= kMaxCached) {
-      cache_.clear();
-    }
+    make_room();
     Cached fresh = render(query, config, html);
     fresh.made = now;
     fresh.data_version = version;
@@ -161,6 +173,17 @@ ops::Reply StatusPage::slots(std::string_view query, const config::Config& confi
     reply.headers.emplace_back("Content-Security-Policy", std::string{kPolicy});
   }
   return reply;
+}
+
+void StatusPage::make_room() {
+  std::size_t bytes = 0;
+  for (const auto& [query, cached] : cache_) {
+    bytes += (cached.json ? cached.json->size() : 0) + (cached.html ? cached.html->size() : 0);
+  }
+  if (cache_.size() < kMaxCached && bytes < kMaxCachedBytes) {
+    return;
+  }
+  std::erase_if(cache_, [](const auto& entry) { return !entry.first.empty(); });
 }
 
 StatusPage::Cached StatusPage::render(std::string_view query, const config::Config& config,

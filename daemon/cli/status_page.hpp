@@ -3,7 +3,8 @@
 // `/page.js`, `/page.css` (embedded at build time from daemon/cli/page/) and
 // `/api/slots` (report::slots_json and the daemon's own facts). Read-only: it answers
 // from the state store and the config, on the daemon's loop, so its answers are cached
-// for a few seconds or until another process writes the store.
+// for a few seconds or until the store changes (another process's commit or the daemon's
+// own writes), but rendered at most every 250 ms.
 
 #include <boost/json/object.hpp>
 #include <chrono>
@@ -41,6 +42,8 @@ class StatusPage {
     std::int64_t own_changes = 0;
   };
   ops::Reply slots(std::string_view query, const config::Config& config, bool html);
+  // Before adding an answer: past the bounds, drop every one but the default's.
+  void make_room();
   Cached render(std::string_view query, const config::Config& config, bool html);
   static void add_page(Cached& cached);
   boost::json::object daemon_facts(Instant now) const;

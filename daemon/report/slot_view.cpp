@@ -5,6 +5,7 @@
 #include <tuple>
 
 #include "scheduler/planner.hpp"
+#include "scheduler/readiness.hpp"
 
 namespace gio::report {
 namespace {
@@ -58,7 +59,7 @@ std::string no_row_reason(std::string_view state, bool in_window) {
 }
 
 SlotView make_view(const config::Job& job, const Slot& slot, const state::SlotRecord* record,
-                   Instant now, bool in_window) {
+                   Instant now, bool in_window, scheduler::PlannedFirstAsk& first_ask) {
   SlotView view;
   view.slot = slot.name();
   view.start = slot.start();
@@ -77,7 +78,7 @@ SlotView make_view(const config::Job& job, const Slot& slot, const state::SlotRe
   } else {
     view.last_error = no_row_reason(view.state, in_window);
     if (view.state == "not_ready") {
-      view.next_at = scheduler::ready_at(job, slot);
+      view.next_at = first_ask(slot);  // as the scheduler will ask, not the fixed ready_at
     }
   }
   return view;
@@ -178,9 +179,10 @@ std::string_view shown_state(const config::Job& job, const Slot& slot,
   return "waiting";
 }
 
-NextAsk next_ask(const config::Job& job, const state::JobSummary& summary, Instant now) {
+NextAsk next_ask(const config::Job& job, state::StateStore& store, const state::JobSummary& summary,
+                 Instant now) {
   const Slot upcoming = scheduler::next_to_become_ready(job, now);
-  NextAsk next{scheduler::ready_at(job, upcoming), upcoming.name()};
+  NextAsk next{scheduler::PlannedFirstAsk{store, job}(upcoming), upcoming.name()};
   if (summary.next_action && *summary.next_action < next.at) {
     next = {*summary.next_action, summary.next_action_slot.value_or("")};
   }
@@ -197,8 +199,18 @@ DateRange date_range(const SlotQuery& query, Instant now) {
   if (last < first) {
     throw std::invalid_argument("to: before from");
   }
-  if (last.start() - first.start() >= kMaxRange) {
-    throw std::invalid_argument("to: more than " + std::to_string(kMaxRange.count()) +
+  const std::chrono::days longest =
+      query.within_retention ? kRetention + std::chrono::days{1} : kMaxRange;
+  if (query.within_retention) {
+    const Slot oldest = days_from(today, -kRetention);
+    if (first < oldest) {
+      throw std::invalid_argument((query.from ? "from" : "to") + std::string{": before "} +
+                                  oldest.name() + " (" + std::to_string(kRetention.count()) +
+                                  " days before today, the vendor's retention)");
+    }
+  }
+  if (last.start() - first.start() >= longest) {
+    throw std::invalid_argument("to: more than " + std::to_string(longest.count()) +
                                 " days after from");
   }
   return {first, last};
@@ -208,7 +220,7 @@ JobView view_job(const config::Job& job, state::StateStore& store, Instant now,
                  const DateRange& range) {
   JobView view;
   view.job = &job;
-  view.next = next_ask(job, store.summarize(job.name), now);
+  view.next = next_ask(job, store, store.summarize(job.name), now);
   const Instant from = range.first.start();
   const Instant to = range.last.end();
   std::map<std::string, state::SlotRecord, std::less<>> records;
@@ -228,11 +240,12 @@ JobView view_job(const config::Job& job, state::StateStore& store, Instant now,
   const std::map<std::string, state::SlotProgress> progress = store.progress(job.name);
   const auto* chart = std::get_if<config::ChartJob>(&job.settings);
   const Instant window = scheduler::first_in_window(job, now).start();
+  scheduler::PlannedFirstAsk first_ask{store, job};
   for (Slot slot = first; slot.start() < to; slot = slot.next()) {
     const auto found = records.find(slot.name());
     const state::SlotRecord* record = found == records.end() ? nullptr : &found->second;
     const bool in_window = slot.start() >= window;
-    SlotView base = make_view(job, slot, record, now, in_window);
+    SlotView base = make_view(job, slot, record, now, in_window, first_ask);
     if (const auto done = progress.find(slot.name());
         base.state == "downloading" && done != progress.end()) {
       base.bytes_done = done->second.bytes_done;

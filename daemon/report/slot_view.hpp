@@ -36,12 +36,15 @@ std::string_view shown_state(const config::Job& job, const Slot& slot,
                              const state::SlotRecord* record, Instant now);
 
 // The job's next ask, as `systemctl list-timers` shows a timer's next run: the slot in
-// the queue due first, or, when nothing is queued sooner, the next slot to become ready.
+// the queue due first, or, when nothing is queued sooner, the next slot to become ready
+// at its planned first ask (scheduler::PlannedFirstAsk: the readiness model's, which may
+// differ from ready_at).
 struct NextAsk {
   Instant at;
   std::string slot;
 };
-NextAsk next_ask(const config::Job& job, const state::JobSummary& summary, Instant now);
+NextAsk next_ask(const config::Job& job, state::StateStore& store, const state::JobSummary& summary,
+                 Instant now);
 
 // Less than this before the vendor drops a slot that is not archived: at risk (as
 // `status` counts it).
@@ -85,6 +88,10 @@ struct JobView {
 struct SlotQuery {
   std::optional<std::string> job{};
   std::optional<std::string> from{}, to{};
+  // The status page's queries: `from` no older than kRetention before today and at most
+  // kRetention + 1 days in all, since it renders on the daemon's loop (the CLI may ask
+  // for up to kMaxRange: it is its own process).
+  bool within_retention = false;
 };
 
 // A job the query names that the config does not have (the endpoint's 404).

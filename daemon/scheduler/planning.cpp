@@ -31,15 +31,7 @@ std::string format_hours(std::chrono::seconds left) {
 std::vector<state::PlannedSlot> due_slots(state::StateStore& store, const config::Job& job,
                                           Instant from, Instant now) {
   auto slots = plan_slots(job, from, now);
-  std::map<std::string_view, std::vector<seconds>> samples;
-  const auto ask_at = [&](const Slot& slot) {
-    auto sample = samples.find(readiness_class(slot));
-    if (sample == samples.end()) {
-      sample =
-          samples.emplace(readiness_class(slot), readiness_sample(store, job.name, slot)).first;
-    }
-    return first_ask(job, slot, sample->second);
-  };
+  PlannedFirstAsk ask_at{store, job};
   for (state::PlannedSlot& planned_slot : slots) {
     planned_slot.next_at = ask_at(Slot::containing(planned_slot.start, job.granularity));
   }
@@ -205,8 +197,7 @@ Instant Scheduler::next_plan_time(const config::Job& job, Instant now) const {
   if (!is_late_hour(next)) {
     return ready_at(job, next);
   }
-  return std::min(ready_at(job, next),
-                  first_ask(job, next, readiness_sample(store_, job.name, next)));
+  return std::min(ready_at(job, next), PlannedFirstAsk{store_, job}(next));
 }
 
 }  // namespace gio::scheduler

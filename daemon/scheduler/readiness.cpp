@@ -95,6 +95,15 @@ Instant first_ask(const config::Job& job, const Slot& slot, std::span<const seco
   return floor_of(job, slot) + offset;
 }
 
+Instant PlannedFirstAsk::operator()(const Slot& slot) {
+  const std::string_view name = readiness_class(slot);
+  auto sample = samples_.find(name);
+  if (sample == samples_.end()) {
+    sample = samples_.emplace(name, readiness_sample(store_, job_.name, slot)).first;
+  }
+  return first_ask(job_, slot, sample->second);
+}
+
 Instant next_ask(const config::Job& job, const Slot& slot, std::span<const seconds> delays,
                  Instant now) {
   if (delays.size() < kReadinessMinimum) {

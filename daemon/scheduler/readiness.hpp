@@ -16,6 +16,8 @@
 // is today's: the first ask at ready_at, then poll_delay (planner.hpp).
 
 #include <chrono>
+#include <functional>
+#include <map>
 #include <optional>
 #include <span>
 #include <string>
@@ -50,6 +52,20 @@ std::vector<std::chrono::seconds> readiness_sample(state::StateStore& store, con
 // too few delays. `delays`: readiness_sample's.
 Instant first_ask(const config::Job& job, const Slot& slot,
                   std::span<const std::chrono::seconds> delays);
+
+// A slot's planned first ask, as the scheduler plans it (first_ask with the job's
+// readiness_sample) and as the status views show it: the one place both read it from.
+// Reads each readiness class's sample once, since a plan or a view covers many slots.
+class PlannedFirstAsk {
+ public:
+  PlannedFirstAsk(state::StateStore& store, const config::Job& job) : store_(store), job_(job) {}
+  Instant operator()(const Slot& slot);
+
+ private:
+  state::StateStore& store_;
+  const config::Job& job_;
+  std::map<std::string_view, std::vector<std::chrono::seconds>, std::less<>> samples_;
+};
 
 // When a slot whose export was not ready at `now` is asked next.
 Instant next_ask(const config::Job& job, const Slot& slot,

@@ -293,5 +293,44 @@ TEST(StatusPage, TheDaemonsOwnWritesShowBeforeTheCacheExpires) {
   EXPECT_NE(second->find("\"state\":\"done\""), std::string::npos) << *second;
 }
 
+// A client cycling more queries than the cache holds must not make the default answer,
+// which every polling page shares, be rendered again; a range older than the vendor's
+// retention is refused (it would be built on the daemon's loop); the embedded assets are
+// one string shared by every answer.
+TEST(StatusPage, CyclingQueriesKeepTheDefaultAnswerAndRangesStayWithinRetention) {
+  testing::TempDir dir;
+  state::StateStore store{dir.path() / "state.db"};
+  ManualClock clock{*parse_utc("2026-12-01T10:00:00Z")};
+  config::Job job;
+  job.name = "shop-hourly";
+  job.project = "p";
+  job.granularity = Granularity::hour;
+  job.settings = config::RawJob{};
+  config::Config config;
+  config.jobs = {job};
+  StatusPage page{store, clock};
+  const auto answer = [&](std::string query) {
+    return *page.answer({.path = "/api/slots", .query = std::move(query)}, config);
+  };
+  const auto shared = answer("").shared_body;
+  for (int day = 17; day <= 30; ++day) {
+    for (const char* job_query : {"", "job=shop-hourly&"}) {
+      EXPECT_EQ(answer(std::string{job_query} + "from=2026-11-" + std::to_string(day)).status,
+                200u);
+    }
+  }
+  EXPECT_EQ(answer("").shared_body, shared) << "the default answer was rendered again";
+
+  const ops::Reply old = answer("from=2025-11-01&to=2026-12-01");
+  EXPECT_EQ(old.status, 400u);
+  EXPECT_NE(old.shared_body->find("from: before 2026-11-16"), std::string::npos)
+      << *old.shared_body;
+  EXPECT_EQ(answer("from=2026-11-16&to=2026-12-02").status, 400u) << "17 days";
+  EXPECT_EQ(answer("from=2026-11-16&to=2026-12-01").status, 200u);
+
+  const ops::Request script{.path = "/page.js", .query = ""};
+  EXPECT_EQ(page.answer(script, config)->shared_body, page.answer(script, config)->shared_body);
+}
+
 }  // namespace
 }  // namespace gio::cli

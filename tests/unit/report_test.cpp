@@ -297,6 +297,28 @@ TEST_F(ReportTest, SlotsJsonOfAnHourlyJob) {
   EXPECT_THROW(slots_json(config, store_, kNow, {.job = "nope"}), UnknownJob);
 }
 
+// With a readiness history (issue 18) the scheduler first asks when the model says, not
+// at the fixed ready_at: the next ask and a not-ready slot's next_at show that ask.
+TEST_F(ReportTest, NextAskIsTheReadinessModelsFirstAsk) {
+  const config::Job job = hourly();
+  for (int hour = 0; hour < 10; ++hour) {
+    const std::string slot = "2026-11-30T1" + std::to_string(hour);
+    store_.record_readiness(job.name, "hour", slot, 20min, kNow - 24h, 48);
+  }
+  const boost::json::object all =
+      slots_json(config_of({job}), store_, kNow, {.from = "2026-12-01", .to = "2026-12-01"});
+  const auto& shown = all.at("jobs").as_array().at(0).as_object();
+  const auto& next = shown.at("next_ask").as_object();
+  EXPECT_EQ(next.at("slot").as_string(), "2026-12-01T17");
+  const Instant at = *parse_utc(next.at("at").as_string());
+  const Instant ready_at = *parse_utc("2026-12-01T10:40:00Z");  // 18:00 Beijing + 40 min
+  EXPECT_GT(at, ready_at) << "delays of 20 min past the floor: asked later than it";
+  EXPECT_LE(at, ready_at + job.poll_every);
+  const auto& cell = shown.at("days").as_array().at(0).at("cells").as_array().at(17).as_object();
+  EXPECT_EQ(cell.at("state").as_string(), "not_ready");
+  EXPECT_EQ(cell.at("next_at").as_string(), next.at("at").as_string());
+}
+
 TEST(DateRange, BoundsAndErrors) {
   const auto range = [](SlotQuery query) {
     const DateRange found = date_range(query, kNow);
@@ -319,12 +341,28 @@ TEST(DateRange, BoundsAndErrors) {
   EXPECT_EQ(error({.to = "yesterday"}).substr(0, 3), "to:");
   EXPECT_EQ(error({.from = "2026-11-30", .to = "2026-11-29"}), "to: before from");
   EXPECT_EQ(error({.from = "2020-01-01", .to = "2026-11-29"}).substr(0, 3), "to:");
+  // The status page's queries keep to the vendor's retention (15 days before today) and
+  // to 16 days in all: they are rendered on the daemon's loop.
+  const auto page = [](SlotQuery query) {
+    query.within_retention = true;
+    return query;
+  };
+  EXPECT_EQ(range(page({})), "2026-11-17..2026-12-01");
+  EXPECT_EQ(range(page({.from = "2026-11-16"})), "2026-11-16..2026-11-30");
+  EXPECT_EQ(range(page({.from = "2026-11-16", .to = "2026-12-01"})), "2026-11-16..2026-12-01");
+  EXPECT_EQ(error(page({.from = "2026-11-15"})),
+            "from: before 2026-11-16 (15 days before today, the vendor's retention)");
+  EXPECT_EQ(error(page({.to = "2026-11-20"})).substr(0, 21), "to: before 2026-11-16");
+  EXPECT_EQ(error(page({.from = "2026-11-16", .to = "2026-12-02"})),
+            "to: more than 16 days after from");
 }
 
 TEST(Format, LeftAndIn) {
   EXPECT_EQ(format_left(0s), "none");
   EXPECT_EQ(format_left(26h + 5min), "1d2h");
   EXPECT_EQ(format_left(5h + 10min), "5h10m");
+  EXPECT_EQ(format_left(5min), "5m") << "the same style as format_in";
+  EXPECT_EQ(format_left(30s), "<1m");
   EXPECT_EQ(format_in(30s), "<1m");
   EXPECT_EQ(format_in(12min), "12m");
 }
