@@ -163,6 +163,34 @@ http {{
                 process.wait()
 
 
+def wait_slot_done(process, log_path, timeout, done_signs, failure_signs):
+    """Follows the daemon's log until the line that has every one of `done_signs`:
+    (that line, the log's lines). A line with one of `failure_signs` stops the benchmark
+    at once: a setup fault (a link nginx does not serve, a remote rclone cannot write)
+    would only be retried. So do the daemon's exit and `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise SystemExit(f"the daemon exited with {process.returncode}:\n{tail(log_path)}")
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the slot was not done in time:\n{tail(log_path)}")
+        with open(log_path, encoding="utf-8", errors="replace") as f:
+            lines = f.readlines()
+        failed = next((line for line in lines if any(sign in line for sign in failure_signs)), None)
+        if failed:
+            raise SystemExit(f"the slot failed:\n{failed}")
+        done = next((line for line in lines if all(sign in line for sign in done_signs)), None)
+        if done:
+            return done, lines
+        time.sleep(0.05)
+
+
+def peak_rss_mib(pid):
+    """The process's peak resident memory (VmHWM), in MiB."""
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
+
+
 def rclone_env():
     env = dict(os.environ)
     env["RCLONE_CONFIG"] = os.devnull  # not the machine's rclone.conf
@@ -208,25 +236,9 @@ def daemon_run(binary, run_dir, servers, sink_path, cpu, logs=None):
         process = subprocess.Popen([binary, "-c", config, "run"], env=env, cwd=run_dir, stdin=subprocess.DEVNULL,
                                    stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 600
-        done = None
-        while done is None:
-            if process.poll() is not None:
-                raise SystemExit(f"the daemon exited with {process.returncode}:\n{tail(log_path)}")
-            if time.monotonic() > deadline:
-                raise SystemExit(f"the slot was not done in time:\n{tail(log_path)}")
-            with open(log_path, encoding="utf-8", errors="replace") as f:
-                lines = f.readlines()
-            done = next((line for line in lines if "event=slot_done" in line), None)
-            # a setup fault (a link nginx does not serve, a remote rclone cannot write) would
-            # only be retried: stop at its first sign instead
-            failed = next((line for line in lines if any(
-                sign in line for sign in ("event=slot_failed", "event=upload_failed", "link_rejected"))), None)
-            if failed:
-                raise SystemExit(f"the slot failed:\n{failed}")
-            time.sleep(0.05)
-        with open(f"/proc/{process.pid}/status") as f:
-            rss = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
+        done, lines = wait_slot_done(process, log_path, 600, ("event=slot_done",),
+                                     ("event=slot_failed", "event=upload_failed", "link_rejected"))
+        rss = peak_rss_mib(process.pid)
         cpu["daemon"], cpu["rclone"] = cpu_seconds(process.pid)
         cpu.update({what: seconds - servers_before[what] for what, seconds in servers.cpu().items()})
     finally:

@@ -162,22 +162,9 @@ def daemon_run(args, run_dir, servers, seed_db, pollers):
                                        "--clients", str(pollers), "--interval", str(args.interval),
                                        "--paths", ",".join(args.paths)],
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 900
-        done = None
-        while done is None:
-            if process.poll() is not None:
-                raise SystemExit(f"the daemon exited with {process.returncode}:\n{bench_sink.tail(log_path)}")
-            if time.monotonic() > deadline:
-                raise SystemExit(f"the slot was not done in time:\n{bench_sink.tail(log_path)}")
-            with open(log_path, encoding="utf-8", errors="replace") as f:
-                lines = f.readlines()
-            done = next((line for line in lines if "event=slot_done" in line and "job=bench " in line), None)
-            failed = next((line for line in lines if "event=slot_failed" in line or "link_rejected" in line), None)
-            if failed:
-                raise SystemExit(f"a slot failed:\n{failed}")
-            time.sleep(0.05)
-        with open(f"/proc/{process.pid}/status") as f:
-            result["rss_mib"] = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
+        done, lines = bench_sink.wait_slot_done(process, log_path, 900, ("event=slot_done", "job=bench "),
+                                                ("event=slot_failed", "link_rejected"))
+        result["rss_mib"] = bench_sink.peak_rss_mib(process.pid)
         result["cpu_s"] = bench_sink.cpu_seconds(process.pid)[0]
         if poller:
             out, _ = poller.communicate("stop\n", timeout=120)
