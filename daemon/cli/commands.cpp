@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <iostream>
 #include <sstream>
+#include <string_view>
 
 #include "cli/fetch_command.hpp"
 #include "cli/http_settings.hpp"
@@ -17,6 +18,21 @@
 #include "version.hpp"
 
 namespace gio::cli {
+namespace {
+
+// A wall clock that stands still at one instant (GIO_EXPORTER_NOW_FROZEN=1): a
+// simulation stepping `run --once` from one instant to the next must not see the real
+// seconds each step takes, or its results change from run to run (scripts/bench_api.py).
+class FrozenClock final : public Clock {
+ public:
+  explicit FrozenClock(Instant now) : now_(now) {}
+  Instant now() const override { return now_; }
+
+ private:
+  Instant now_;
+};
+
+}  // namespace
 
 const Clock& command_clock() {
   static const std::unique_ptr<Clock> clock = []() -> std::unique_ptr<Clock> {
@@ -28,6 +44,10 @@ const Clock& command_clock() {
     if (!start) {
       std::cerr << "gio-exporter: GIO_EXPORTER_NOW must look like 2026-11-22T10:00:00Z\n";
       std::exit(1);
+    }
+    const char* frozen = std::getenv("GIO_EXPORTER_NOW_FROZEN");
+    if (frozen != nullptr && std::string_view{frozen} == "1") {
+      return std::make_unique<FrozenClock>(*start);
     }
     return std::make_unique<OffsetClock>(*start);
   }();

@@ -17,7 +17,8 @@
 namespace gio::cli {
 
 // The clock every command uses: the system clock, or, when GIO_EXPORTER_NOW holds a
-// UTC instant (2026-11-22T10:00:00Z), a clock that starts there (for tests and demos).
+// UTC instant (2026-11-22T10:00:00Z), a clock that starts there (for tests and demos),
+// and with GIO_EXPORTER_NOW_FROZEN=1 also stays there (simulations).
 const Clock& command_clock();
 
 // Loads the config, printing every problem as FILE:LINE:COL; nullopt when invalid. Only

@@ -72,14 +72,79 @@ std::string_view readiness_class(const Slot& slot) {
   return is_late_hour(slot) ? "late_hour" : "hour";
 }
 
+std::optional<RegimeShift> regime_shift(std::span<const seconds> delays,
+                                        std::string_view readiness_class) {
+  const std::size_t shortest = readiness_class == "day" ? 1 : kRegimeRun;
+  if (delays.size() < kReadinessMinimum + shortest) {
+    return std::nullopt;
+  }
+  // The longest run first: once a change is a few slots old, its first delays belong
+  // to it too (each loop is over at most kReadinessKept delays).
+  for (std::size_t run = delays.size() - kReadinessMinimum; run >= shortest; --run) {
+    std::vector<seconds> older{delays.begin() + static_cast<std::ptrdiff_t>(run), delays.end()};
+    std::ranges::sort(older);
+    // A single day must lie beyond all the older days, a run beyond 90% of them.
+    const std::size_t tail = run == 1 ? 0 : older.size() / 10;
+    const seconds low = older[tail], high = older[older.size() - 1 - tail];
+    const auto latest = delays.first(run);
+    const bool slower = std::ranges::all_of(latest, [&](seconds d) { return d > high; });
+    const bool faster = std::ranges::all_of(latest, [&](seconds d) { return d < low; });
+    if (slower || faster) {
+      std::vector<seconds> recent{latest.begin(), latest.end()};
+      std::ranges::sort(recent);
+      const seconds by = recent[recent.size() / 2] - older[older.size() / 2];
+      if (by >= kRegimeMinimum || -by >= kRegimeMinimum) {
+        return RegimeShift{.run = run, .by = by};
+      }
+    }
+  }
+  return std::nullopt;
+}
+
+std::vector<seconds> follow_shift(std::span<const seconds> delays, const RegimeShift& shift) {
+  std::vector<seconds> moved{delays.begin(), delays.end()};
+  for (std::size_t i = shift.run; i < moved.size(); ++i) {
+    moved[i] = std::max(seconds{0}, moved[i] + shift.by);
+  }
+  return moved;
+}
+
 std::vector<seconds> readiness_sample(state::StateStore& store, const std::string& job,
                                       const Slot& slot) {
-  const std::string_view name = readiness_class(slot);
-  std::vector<seconds> delays = store.readiness(job, name);
-  if (delays.size() < kReadinessMinimum && name == "late_hour") {
-    return store.readiness(job, "hour");
+  std::string_view name = readiness_class(slot);
+  std::vector<state::StateStore::ReadinessSeen> seen = store.readiness_seen(job, name);
+  if (seen.size() < kReadinessMinimum && name == "late_hour") {
+    name = "hour";
+    seen = store.readiness_seen(job, name);
   }
-  return delays;
+  std::vector<seconds> delays;
+  for (const auto& one : seen) {
+    delays.push_back(one.delay);
+  }
+  if (const auto shift = regime_shift(delays, name)) {
+    return follow_shift(delays, *shift);
+  }
+  if (name != "late_hour") {
+    return delays;
+  }
+  // 3 late hours a day would take a day to show a change themselves: until they have
+  // kRegimeRun delays seen since the other hours' change began, they follow it.
+  const std::vector<state::StateStore::ReadinessSeen> hours = store.readiness_seen(job, "hour");
+  std::vector<seconds> hour_delays;
+  for (const auto& one : hours) {
+    hour_delays.push_back(one.delay);
+  }
+  const auto shift = regime_shift(hour_delays, "hour");
+  if (!shift) {
+    return delays;
+  }
+  const Instant began = hours[shift->run - 1].seen_at;
+  const auto own = static_cast<std::size_t>(
+      std::ranges::count_if(seen, [&](const auto& one) { return one.seen_at >= began; }));
+  if (own >= kRegimeRun) {
+    return delays;  // their own evidence, which showed no change of their own
+  }
+  return follow_shift(delays, {.run = own, .by = shift->by});
 }
 
 Instant first_ask(const config::Job& job, const Slot& slot, std::span<const seconds> delays) {

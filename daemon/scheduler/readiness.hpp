@@ -16,6 +16,7 @@
 // is today's: the first ask at ready_at, then poll_delay (planner.hpp).
 
 #include <chrono>
+#include <cstddef>
 #include <functional>
 #include <map>
 #include <optional>
@@ -40,11 +41,32 @@ inline constexpr double kReadinessHalfLife = 6.0;
 // this (the first ask: the chance that it is ready at all). Lower asks more often.
 inline constexpr double kAskChance = 0.4;
 
+// A regime change: the latest delays all beyond the older ones' range (above their 90th
+// percentile or below their 10th), kRegimeRun of them in a row (one for days: a day
+// job sees one a day, and a change must be followed within a day of slots; a single
+// day then has to lie beyond all of the older ones). The older delays are then moved by
+// the difference of the medians, so the model takes the new regime's place at once
+// instead of waiting for the weights to fade the old one out.
+inline constexpr std::size_t kRegimeRun = 3;
+struct RegimeShift {
+  std::size_t run = 0;  // the latest delays that are the new regime
+  std::chrono::seconds by{0};
+};
+// Smaller moves than kRegimeMinimum are left to the weights.
+inline constexpr std::chrono::seconds kRegimeMinimum{300};
+std::optional<RegimeShift> regime_shift(std::span<const std::chrono::seconds> delays,
+                                        std::string_view readiness_class);
+// `delays` with the ones older than the shift's run moved by it (never below 0).
+std::vector<std::chrono::seconds> follow_shift(std::span<const std::chrono::seconds> delays,
+                                               const RegimeShift& shift);
+
 // The sample a slot belongs to: "hour", "late_hour" (Beijing 23-01) or "day".
 std::string_view readiness_class(const Slot& slot);
 
 // The delays the model uses for `slot`, latest first: its class's, or while the late
-// hours have too few of their own (3 a day), the other hours'.
+// hours have too few of their own (3 a day), the other hours'; moved by a regime change
+// of their own or, for the late hours, by one the other hours show, until the late hours
+// have kRegimeRun delays of their own seen since it began.
 std::vector<std::chrono::seconds> readiness_sample(state::StateStore& store, const std::string& job,
                                                    const Slot& slot);
 

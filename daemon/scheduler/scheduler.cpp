@@ -189,6 +189,13 @@ void Scheduler::reload(std::shared_ptr<const config::Config> config) {
     next->sinks[sink.name] = std::make_shared<sink::Sink>(executor_, sink, *sink_support_.hash_pool,
                                                           sink_support_.rclone);
   }
+  // The readiness delays of a job gone from the config (issue 18) would stay forever;
+  // a busy database leaves them to the next start or reload, they harm nothing.
+  try {
+    store_.forget_readiness_except(next->job_names);
+  } catch (const state::StateError& error) {
+    spdlog::debug("readiness of removed jobs kept for now: {}", error.what());
+  }
   generation_ = std::move(next);
   retry_uploads_now_ = true;
   upload_failures_.clear();

@@ -1,6 +1,8 @@
 // When each job's slots were first seen FINISHED (issue 18): the `readiness` table of
 // schema 7, a bounded sample per job and readiness class for the scheduler's model.
 
+#include <algorithm>
+
 #include "state/sqlite.hpp"
 #include "state/state_store.hpp"
 #include "state/statements.hpp"
@@ -18,8 +20,10 @@ ReadinessStatements::ReadinessStatements(sqlite::Database& db)
                      "(SELECT slot FROM readiness WHERE job = ?1 AND class = ?2 "
                      "ORDER BY slot DESC LIMIT ?3)"),
       readiness(db,
-                "SELECT delay FROM readiness WHERE job = ?1 AND class = ?2 "
-                "ORDER BY slot DESC") {}
+                "SELECT delay, seen_at FROM readiness WHERE job = ?1 AND class = ?2 "
+                "ORDER BY slot DESC"),
+      readiness_jobs(db, "SELECT DISTINCT job FROM readiness"),
+      forget_readiness(db, "DELETE FROM readiness WHERE job = ?1") {}
 
 void StateStore::record_readiness(std::string_view job, std::string_view readiness_class,
                                   std::string_view slot, std::chrono::seconds delay,
@@ -39,11 +43,45 @@ void StateStore::record_readiness(std::string_view job, std::string_view readine
 std::vector<std::chrono::seconds> StateStore::readiness(std::string_view job,
                                                         std::string_view readiness_class) {
   std::vector<std::chrono::seconds> delays;
-  sqlite::Query query{impl_->statements->readiness, job, readiness_class};
-  while (query.step()) {
-    delays.emplace_back(query.get_int64(0));
+  for (const ReadinessSeen& seen : readiness_seen(job, readiness_class)) {
+    delays.push_back(seen.delay);
   }
   return delays;
+}
+
+std::vector<StateStore::ReadinessSeen> StateStore::readiness_seen(
+    std::string_view job, std::string_view readiness_class) {
+  std::vector<ReadinessSeen> seen;
+  sqlite::Query query{impl_->statements->readiness, job, readiness_class};
+  while (query.step()) {
+    seen.push_back({std::chrono::seconds{query.get_int64(0)}, from_unix(query.get_int64(1))});
+  }
+  return seen;
+}
+
+int StateStore::forget_readiness_except(const std::vector<std::string>& jobs) {
+  std::vector<std::string> gone;
+  {
+    sqlite::Query query{impl_->statements->readiness_jobs};
+    while (query.step()) {
+      std::string job = query.get_text(0);
+      if (std::find(jobs.begin(), jobs.end(), job) == jobs.end()) {
+        gone.push_back(std::move(job));
+      }
+    }
+  }
+  if (gone.empty()) {
+    return 0;  // the usual case: no write, so no lock taken
+  }
+  int rows = 0;
+  sqlite::Transaction transaction{impl_->db};
+  for (const std::string& job : gone) {
+    sqlite::Query query{impl_->statements->forget_readiness, job};
+    query.run();
+    rows += impl_->db.changes();
+  }
+  transaction.commit();
+  return rows;
 }
 
 }  // namespace gio::state

@@ -383,6 +383,15 @@ class StateStore {
   // The recorded delays of a job and class, latest slot first.
   std::vector<std::chrono::seconds> readiness(std::string_view job,
                                               std::string_view readiness_class);
+  // The same with when each was seen (the model compares classes by it).
+  struct ReadinessSeen {
+    std::chrono::seconds delay;
+    Instant seen_at;
+  };
+  std::vector<ReadinessSeen> readiness_seen(std::string_view job, std::string_view readiness_class);
+  // Deletes the delays of every job not in `jobs` (one removed from the config): a job
+  // added again later under that name starts afresh. Returns how many rows went.
+  int forget_readiness_except(const std::vector<std::string>& jobs);
 
   // Small key/value table (later the cached auth code).
   std::optional<std::string> get_value(std::string_view key);

@@ -107,6 +107,8 @@ struct ReadinessStatements {
   sqlite::Statement upsert_readiness;
   sqlite::Statement trim_readiness;
   sqlite::Statement readiness;
+  sqlite::Statement readiness_jobs;
+  sqlite::Statement forget_readiness;
 };
 
 // A JSON array of strings (RFC 8259 escapes: a vendor's header is data too), for

@@ -332,6 +332,19 @@ TEST_F(SchedulerTest, ReloadPlansNewJobsAndStopsWorkOnRemovedOnes) {
   EXPECT_EQ(store_.slots("a", Instant{}, utc("2030-01-01T00:00:00Z")), a_before);
 }
 
+TEST_F(SchedulerTest, ReadinessOfJobsGoneFromTheConfigIsDeletedAtStartAndReload) {
+  for (const char* job : {"a", "b", "gone"}) {
+    store_.record_readiness(job, "hour", "2026-11-22T01", 90s, clock_.now(), kReadinessKept);
+  }
+  Scheduler scheduler = make_scheduler(config_with({"a", "b"}));  // a start without "gone"
+  EXPECT_TRUE(store_.readiness("gone", "hour").empty());
+  EXPECT_EQ(store_.readiness("b", "hour"), std::vector<std::chrono::seconds>{90s});
+  scheduler.reload(config_with({"a"}));
+  EXPECT_TRUE(store_.readiness("b", "hour").empty());
+  EXPECT_EQ(store_.readiness("a", "hour"), std::vector<std::chrono::seconds>{90s});
+  EXPECT_EQ(store_.forget_readiness_except({"a"}), 0);  // nothing left to delete
+}
+
 // Another task on the loop: counts its ticks (every 10 ms) and the longest time the loop
 // kept it waiting, until `*done`.
 boost::asio::awaitable<void> tick(const bool* done, int* ticks,
@@ -1077,6 +1090,9 @@ class ReadinessRun {
       at = next;
     }
   }
+  std::vector<std::chrono::seconds> sample(const Slot& slot) {
+    return readiness_sample(store_, job_.name, slot);
+  }
   std::size_t observations(std::string_view readiness_class) {
     return store_.readiness(job_.name, readiness_class).size();
   }
@@ -1189,6 +1205,97 @@ TEST(Readiness, FollowsAVendorThirtyMinutesSlowerWithinADay) {
   const Figures faster = ask_slots(run, slot, 24, random, 0min);
   EXPECT_LT(faster.asks, settled.asks);
   EXPECT_LT(faster.delay_minutes, 3.5);
+}
+
+std::chrono::seconds median_of(std::vector<std::chrono::seconds> delays) {
+  std::ranges::sort(delays);
+  return delays.empty() ? 0s : delays[delays.size() / 2];
+}
+
+TEST(Readiness, LateHoursFollowAShiftOfTheOtherHoursBeforeTheirOwnShowsIt) {
+  const auto job = polled_hourly();
+  ReadinessRun run{job};
+  std::minstd_rand random{5};
+  Slot slot = kFirstDayHour;
+  ask_slots(run, slot, 96, random, 0min);  // 4 days: 12 late hours of their own
+  const auto late_before = run.sample(*Slot::parse("2026-11-26T23", Granularity::hour));
+  ASSERT_GE(late_before.size(), kReadinessMinimum);
+  // The vendor 30 minutes slower: the late hours are asked before any of them was seen
+  // in the new regime, as soon as the other hours show it (kRegimeRun of them).
+  int shifted = 0;
+  for (; shifted < 24 && (shifted < static_cast<int>(kRegimeRun) || !is_late_hour(slot));
+       ++shifted) {
+    ask_slots(run, slot, 1, random, 30min);
+  }
+  ASSERT_TRUE(is_late_hour(slot)) << slot.name();
+  const auto late_now = run.sample(slot);
+  EXPECT_GE(median_of(late_now) - median_of(late_before), 20min) << shifted << " slots after";
+  // Within the day of slots the shift began, they are asked where the new bulk is: after
+  // their own delays, with 3 of them of the new regime, the same holds.
+  ask_slots(run, slot, 24, random, 30min);
+  Slot late = slot;
+  while (!is_late_hour(late)) {
+    late = late.next();
+  }
+  EXPECT_GE(median_of(run.sample(late)) - median_of(late_before), 20min);
+}
+
+TEST(Readiness, ARegimeChangeNeedsARunBeyondTheOldRangeADayOneBeyondAll) {
+  // Latest first: 12 older delays of 0-5 minutes, then what the vendor does now.
+  std::vector<std::chrono::seconds> older;
+  for (int k = 0; k < 12; ++k) {
+    older.push_back(std::chrono::seconds{25 * k});
+  }
+  auto with = [&](std::vector<std::chrono::seconds> latest) {
+    latest.insert(latest.end(), older.begin(), older.end());
+    return latest;
+  };
+  // Hours: two slow ones may be the tail; three in a row are a new regime, the older
+  // delays then moved by the difference of the medians.
+  EXPECT_EQ(regime_shift(with({31min, 29min}), "hour"), std::nullopt);
+  const auto slower = regime_shift(with({31min, 29min, 30min}), "hour");
+  ASSERT_TRUE(slower.has_value());
+  EXPECT_EQ(slower->run, 3u);
+  EXPECT_EQ(slower->by, 30min - 150s);
+  const auto moved = follow_shift(with({31min, 29min, 30min}), *slower);
+  EXPECT_EQ(moved[0], 31min);
+  EXPECT_EQ(moved[3], 30min - 150s);
+  EXPECT_EQ(median_of(moved), 30min + 25s);
+  // Once it has gone on, the whole run counts.
+  EXPECT_EQ(regime_shift(with({30min, 31min, 29min, 30min, 32min}), "hour")->run, 5u);
+  // A small drift is left to the weights, and a run inside the old range is no change.
+  EXPECT_EQ(regime_shift(with({6min, 7min, 6min}), "hour"), std::nullopt);
+  EXPECT_EQ(regime_shift(with({1min, 2min, 3min}), "hour"), std::nullopt);
+  // Faster: moved down, never below the floor.
+  std::vector<std::chrono::seconds> late(12, 40min);
+  late.insert(late.begin(), {10min, 11min, 9min});
+  const auto faster = regime_shift(late, "hour");
+  ASSERT_TRUE(faster.has_value());
+  EXPECT_EQ(faster->by, -30min);
+  EXPECT_EQ(follow_shift(late, {.run = 3, .by = -50min})[5], 0s);
+  // Days: one a day, so a single one beyond every older day is a change; one within
+  // their range is not.
+  EXPECT_EQ(regime_shift(with({35min}), "day")->run, 1u);
+  EXPECT_EQ(regime_shift(with({4min}), "day"), std::nullopt);
+  EXPECT_EQ(regime_shift(with({35min}), "hour"), std::nullopt);
+}
+
+TEST(Readiness, ADayJobFollowsAShiftWithinADayOfSlots) {
+  auto job = polled_hourly();
+  job.granularity = Granularity::day;
+  job.ready_after = 2h;
+  ReadinessRun run{job};
+  Slot slot = *Slot::parse("2026-10-01", Granularity::day);
+  std::minstd_rand random{13};
+  std::uniform_int_distribution<int> minutes{0, 60};  // 2 to 3 h after the day's end
+  for (int k = 0; k < 20; ++k, slot = slot.next()) {
+    run.ask(slot, slot.end() + 2h + std::chrono::minutes{minutes(random)});
+  }
+  const auto before = median_of(run.sample(slot));
+  // The vendor 90 minutes slower: the next day is asked where the new one is.
+  run.ask(slot, slot.end() + 3h + 30min + std::chrono::minutes{minutes(random)});
+  slot = slot.next();
+  EXPECT_GE(median_of(run.sample(slot)) - before, 60min);
 }
 
 TEST(Readiness, NeverLaterThanPollEveryPastTheNaivePoller) {
