@@ -83,8 +83,9 @@ std::optional<RegimeShift> regime_shift(std::span<const seconds> delays,
   for (std::size_t run = delays.size() - kReadinessMinimum; run >= shortest; --run) {
     std::vector<seconds> older{delays.begin() + static_cast<std::ptrdiff_t>(run), delays.end()};
     std::ranges::sort(older);
-    // A single day must lie beyond all the older days, a run beyond 90% of them.
-    const std::size_t tail = run == 1 ? 0 : older.size() / 10;
+    // A single day must lie beyond all the older days, a run beyond 80% of them (the
+    // vendor's own tail, 10% spread up to 2 h, must not hide a change in its range).
+    const std::size_t tail = run == 1 ? 0 : older.size() / 5;
     const seconds low = older[tail], high = older[older.size() - 1 - tail];
     const auto latest = delays.first(run);
     const bool slower = std::ranges::all_of(latest, [&](seconds d) { return d > high; });

@@ -41,8 +41,9 @@ inline constexpr double kReadinessHalfLife = 6.0;
 // this (the first ask: the chance that it is ready at all). Lower asks more often.
 inline constexpr double kAskChance = 0.4;
 
-// A regime change: the latest delays all beyond the older ones' range (above their 90th
-// percentile or below their 10th), kRegimeRun of them in a row (one for days: a day
+// A regime change: the latest delays all beyond the older ones' range (above their 80th
+// percentile or below their 20th, and their median kRegimeMinimum or more away from the
+// older ones'), kRegimeRun of them in a row (one for days: a day
 // job sees one a day, and a change must be followed within a day of slots; a single
 // day then has to lie beyond all of the older ones). The older delays are then moved by
 // the difference of the medians, so the model takes the new regime's place at once
