@@ -15,10 +15,13 @@
 #include <cstdlib>
 #include <functional>
 #include <iostream>
+#include <optional>
+#include <set>
 #include <stdexcept>
 #include <thread>
 
 #include "archive/archive.hpp"
+#include "async/dir_watch.hpp"
 #include "cli/archive_binding.hpp"
 #include "cli/commands.hpp"
 #include "cli/daemon_reload.hpp"
@@ -51,9 +54,12 @@ namespace {
 constexpr std::chrono::seconds kLockedRetry{1};
 // How often the unit's STATUS line is brought up to date.
 constexpr std::chrono::seconds kStatusEvery{30};
-// How often the daemon checks that state_db still names the file it has open, and how
-// long /healthz answers 503 with the reason before the daemon exits when it does not.
+// How often the daemon checks that state_db still names the file it has open where
+// inotify cannot tell it at once, and where it can (a directory above the database
+// renamed is not seen by a watch of its own directory); and how long /healthz answers
+// 503 with the reason before the daemon exits when it does not.
 constexpr std::chrono::seconds kDatabaseWatchEvery{2};
+constexpr std::chrono::minutes kDatabaseWatchedEvery{5};
 constexpr std::chrono::seconds kGoneGrace{3};
 
 // What `run` answers: stop (SIGINT, SIGTERM) and reload (SIGHUP).
@@ -127,6 +133,7 @@ class Daemon {
   std::string db_gone_;
   std::optional<state::StateStore> store_;
   asio::steady_timer gone_timer_{io_};
+  std::optional<async::DirWatch> database_watch_;  // state_db's directory (watch_database)
   std::optional<archive::Archive> archive_;
   std::optional<http::Client> http_;
   ops::Registry registry_;
@@ -321,11 +328,21 @@ bool Daemon::bind_to_archive() {
   return true;
 }
 
-// Every kDatabaseWatchEvery (and at each /healthz): does state_db still name the file
-// this daemon has open? A deleted or replaced database would take every later change
-// into a file no command reads, and the next start would begin again from nothing.
+// At each change in its directory (and at each /healthz, and every few minutes, or
+// every kDatabaseWatchEvery without inotify): does state_db still name the file this
+// daemon has open? A deleted or replaced database would take every later change into a
+// file no command reads, and the next start would begin again from nothing.
 void Daemon::watch_database() {
-  asio::co_spawn(io_, every(kDatabaseWatchEvery, [this] { database_problem(); }), asio::detached);
+  const std::string name = config_.state_db.filename().string();
+  database_watch_.emplace(io_.get_executor(), config_.state_db.parent_path(),
+                          std::set<std::string>{name}, [this] { database_problem(); });
+  const bool watched = database_watch_->active();
+  asio::co_spawn(
+      io_,
+      every(watched ? std::chrono::duration_cast<std::chrono::seconds>(kDatabaseWatchedEvery)
+                    : kDatabaseWatchEvery,
+            [this] { database_problem(); }),
+      asio::detached);
 }
 
 std::string Daemon::database_problem() {
@@ -418,7 +435,10 @@ void Daemon::report_to_systemd() {
   };
   report_status();
   ops::notify("READY=1");
-  asio::co_spawn(io_, every(kStatusEvery, report_status), asio::detached);
+  if (std::getenv("NOTIFY_SOCKET") != nullptr) {
+    // Without a service manager to tell, an idle daemon does not wake for it.
+    asio::co_spawn(io_, every(kStatusEvery, report_status), asio::detached);
+  }
   if (const auto interval = ops::watchdog_interval()) {
     // Pinged from the loop itself: a loop that stops going round stops the pings,
     // and systemd restarts the service.

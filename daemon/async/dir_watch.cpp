@@ -1,0 +1,93 @@
+#include "async/dir_watch.hpp"
+
+#include <sys/inotify.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace gio::async {
+
+namespace asio = boost::asio;
+
+// What reading the descriptor needs across suspensions: shared with the pending read,
+// so that a read completing after the watch is gone (cancelled) touches nothing freed.
+struct DirWatch::State {
+  asio::posix::stream_descriptor stream;
+  std::set<std::string> names;
+  std::function<void()> on_change;
+  // Room for many events at once: a burst of writes is one read, one call.
+  alignas(inotify_event) std::array<char, 16 * 1024> buffer{};
+  bool stopped = false;
+};
+
+namespace {
+
+constexpr std::uint32_t kFileEvents =
+    IN_MODIFY | IN_CLOSE_WRITE | IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE;
+constexpr std::uint32_t kDirEvents = IN_DELETE_SELF | IN_MOVE_SELF | IN_Q_OVERFLOW | IN_IGNORED;
+
+}  // namespace
+
+DirWatch::DirWatch(asio::any_io_executor executor, const std::filesystem::path& dir,
+                   std::set<std::string> names, std::function<void()> on_change) {
+  const int fd = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  if (fd < 0) {
+    why_ = std::string{"inotify_init1: "} + std::strerror(errno);
+    return;
+  }
+  const std::string path = dir.empty() ? std::string{"."} : dir.string();
+  if (::inotify_add_watch(fd, path.c_str(), kFileEvents | IN_DELETE_SELF | IN_MOVE_SELF) < 0) {
+    why_ = "inotify_add_watch " + path + ": " + std::strerror(errno);
+    ::close(fd);
+    return;
+  }
+  state_ = std::make_shared<State>(State{.stream = asio::posix::stream_descriptor{executor, fd},
+                                         .names = std::move(names),
+                                         .on_change = std::move(on_change)});
+  read_next(state_);
+}
+
+DirWatch::~DirWatch() {
+  if (state_) {
+    state_->stopped = true;
+    boost::system::error_code ignored;
+    state_->stream.close(ignored);
+  }
+}
+
+void DirWatch::read_next(const std::shared_ptr<State>& state) {
+  state->stream.async_read_some(
+      asio::buffer(state->buffer), [state](const boost::system::error_code& error, std::size_t n) {
+        if (state->stopped) {
+          return;
+        }
+        if (error) {
+          if (error == asio::error::operation_aborted) {
+            return;
+          }
+          // An unreadable descriptor tells nothing more: said as a change once, so the
+          // caller looks (and polls from then on if it wants to).
+          state->on_change();
+          return;
+        }
+        bool changed = false;
+        for (std::size_t at = 0; at + sizeof(inotify_event) <= n;) {
+          const auto* event = reinterpret_cast<const inotify_event*>(state->buffer.data() + at);
+          at += sizeof(inotify_event) + event->len;
+          if ((event->mask & kDirEvents) != 0) {
+            changed = true;
+          } else if (event->len > 0 && state->names.contains(event->name)) {
+            changed = true;
+          }
+        }
+        if (changed) {
+          state->on_change();
+        }
+        if (!state->stopped) {
+          read_next(state);
+        }
+      });
+}
+
+}  // namespace gio::async
