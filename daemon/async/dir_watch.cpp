@@ -10,17 +10,6 @@ namespace gio::async {
 
 namespace asio = boost::asio;
 
-// What reading the descriptor needs across suspensions: shared with the pending read,
-// so that a read completing after the watch is gone (cancelled) touches nothing freed.
-struct DirWatch::State {
-  asio::posix::stream_descriptor stream;
-  std::set<std::string> names;
-  std::function<void()> on_change;
-  // Room for many events at once: a burst of writes is one read, one call.
-  alignas(inotify_event) std::array<char, 16 * 1024> buffer{};
-  bool stopped = false;
-};
-
 namespace {
 
 constexpr std::uint32_t kFileEvents =
@@ -67,7 +56,8 @@ void DirWatch::read_next(const std::shared_ptr<State>& state) {
             return;
           }
           // An unreadable descriptor tells nothing more: said as a change once, so the
-          // caller looks (and polls from then on if it wants to).
+          // caller looks, and polls from then on (active() is false).
+          state->ended = true;
           state->on_change();
           return;
         }
@@ -77,6 +67,7 @@ void DirWatch::read_next(const std::shared_ptr<State>& state) {
           at += sizeof(inotify_event) + event->len;
           if ((event->mask & kDirEvents) != 0) {
             changed = true;
+            state->ended = state->ended || (event->mask & IN_IGNORED) != 0;
           } else if (event->len > 0 && state->names.contains(event->name)) {
             changed = true;
           }
@@ -84,7 +75,7 @@ void DirWatch::read_next(const std::shared_ptr<State>& state) {
         if (changed) {
           state->on_change();
         }
-        if (!state->stopped) {
+        if (!state->stopped && !state->ended) {
           read_next(state);
         }
       });

@@ -27,11 +27,20 @@ class DirWatch {
   DirWatch(const DirWatch&) = delete;
   DirWatch& operator=(const DirWatch&) = delete;
 
-  bool active() const { return state_ != nullptr; }
+  // False too once the directory is gone (moved or deleted: its watch ends with it).
+  bool active() const { return state_ != nullptr && !state_->ended; }
   const std::string& why() const { return why_; }
 
  private:
-  struct State;
+  struct State {
+    boost::asio::posix::stream_descriptor stream;
+    std::set<std::string> names;
+    std::function<void()> on_change;
+    // Room for many events at once: a burst of writes is one read, one call.
+    alignas(8) std::array<char, 16 * 1024> buffer{};
+    bool stopped = false;  // the watch was destroyed
+    bool ended = false;    // the kernel ended the watch (IN_IGNORED) or the read failed
+  };
   static void read_next(const std::shared_ptr<State>& state);
   std::shared_ptr<State> state_;
   std::string why_;

@@ -30,9 +30,22 @@ QueueWatch::QueueWatch(asio::any_io_executor executor, const std::filesystem::pa
                        std::function<bool()> changed, std::function<void()> on_change)
     : changed_(std::move(changed)), on_change_(std::move(on_change)), recheck_(executor) {
   dir_.emplace(executor, db.parent_path(), database_files(db), [this] { look(); });
+  say_if_polled();
+}
+
+void QueueWatch::say_if_polled() {
+  if (dir_->active() || std::exchange(said_polled_, true)) {
+    return;
+  }
+  ops::log_event(
+      ops::Level::warning, "queue_watch",
+      "cannot watch the state database for other processes' commands; looking "
+      "for them every 2s instead",
+      {{"reason", dir_->why().empty() ? "the watch of its directory ended" : dir_->why()}});
 }
 
 void QueueWatch::look() {
+  say_if_polled();
   if (changed_()) {
     on_change_();
   }
@@ -102,12 +115,6 @@ void Scheduler::watch_queue() {
     queue_changed_ = true;
     wake_.notify();
   });
-  if (!queue_watch_->active()) {
-    ops::log_event(ops::Level::warning, "queue_watch",
-                   "cannot watch the state database for other processes' commands; looking "
-                   "for them every 2s instead",
-                   {{"reason", queue_watch_->why()}});
-  }
 }
 
 }  // namespace gio::scheduler

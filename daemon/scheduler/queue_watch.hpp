@@ -27,17 +27,20 @@ class QueueWatch {
   QueueWatch(boost::asio::any_io_executor executor, const std::filesystem::path& db,
              std::function<bool()> changed, std::function<void()> on_change);
 
-  // False when inotify is unavailable: the caller polls `changed` itself.
+  // False when inotify is unavailable, or the directory's watch ended: the caller polls
+  // `changed` itself (said once, as event=queue_watch).
   bool active() const { return dir_->active(); }
   const std::string& why() const { return dir_->why(); }
 
  private:
   void look();
+  void say_if_polled();  // once, when the directory cannot be (or is no longer) watched
 
   std::function<bool()> changed_;
   std::function<void()> on_change_;
   boost::asio::steady_timer recheck_;
   bool recheck_armed_ = false;
+  bool said_polled_ = false;
   std::optional<async::DirWatch> dir_;  // last: its events call look()
 };
 

@@ -47,7 +47,13 @@ TEST(DirWatch, CallsOnlyForTheNamedFilesOfItsDirectory) {
     io.run_one_for(50ms);
   }
   EXPECT_EQ(calls, 2);
+  // The directory gone, its watch ends with it: the caller is told, and polls from then on.
   std::filesystem::remove_all(dir);
+  for (int i = 0; i < 100 && watch.active(); ++i) {
+    io.run_one_for(50ms);
+  }
+  EXPECT_FALSE(watch.active());
+  EXPECT_GE(calls, 3);
 }
 
 TEST(DirWatch, SaysWhyWhenItCannotWatch) {
