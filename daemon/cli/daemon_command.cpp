@@ -15,7 +15,6 @@
 #include <cstdlib>
 #include <functional>
 #include <iostream>
-#include <optional>
 #include <set>
 #include <stdexcept>
 #include <thread>
@@ -54,12 +53,11 @@ namespace {
 constexpr std::chrono::seconds kLockedRetry{1};
 // How often the unit's STATUS line is brought up to date.
 constexpr std::chrono::seconds kStatusEvery{30};
-// How often the daemon checks that state_db still names the file it has open where
-// inotify cannot tell it at once, and where it can (a directory above the database
-// renamed is not seen by a watch of its own directory); and how long /healthz answers
-// 503 with the reason before the daemon exits when it does not.
+// How often the daemon checks that state_db still names the file it has open (where
+// inotify watches its directory, only for what that misses: a directory above renamed),
+// and how long /healthz answers 503 with the reason before it exits when it does not.
 constexpr std::chrono::seconds kDatabaseWatchEvery{2};
-constexpr std::chrono::minutes kDatabaseWatchedEvery{5};
+constexpr std::chrono::seconds kDatabaseWatchedEvery{300};
 constexpr std::chrono::seconds kGoneGrace{3};
 
 // What `run` answers: stop (SIGINT, SIGTERM) and reload (SIGHUP).
@@ -336,13 +334,8 @@ void Daemon::watch_database() {
   const std::string name = config_.state_db.filename().string();
   database_watch_.emplace(io_.get_executor(), config_.state_db.parent_path(),
                           std::set<std::string>{name}, [this] { database_problem(); });
-  const bool watched = database_watch_->active();
-  asio::co_spawn(
-      io_,
-      every(watched ? std::chrono::duration_cast<std::chrono::seconds>(kDatabaseWatchedEvery)
-                    : kDatabaseWatchEvery,
-            [this] { database_problem(); }),
-      asio::detached);
+  const auto period = database_watch_->active() ? kDatabaseWatchedEvery : kDatabaseWatchEvery;
+  asio::co_spawn(io_, every(period, [this] { database_problem(); }), asio::detached);
 }
 
 std::string Daemon::database_problem() {
