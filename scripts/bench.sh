@@ -136,8 +136,11 @@ rows.append(("gaps, median (%d gaps)" % scale["gaps_lines"],
 rows.append(("daemon peak RSS (VmHWM) after planning", "%.1f MiB" % scale["peak_rss_mib"], "< 64 MiB",
              scale["peak_rss_mib"] < 64))
 rows.append(("idle CPU, %d jobs, nothing due (%.0f s)" % (idle["jobs"], idle["seconds"]),
-             "%.0f ms per minute" % idle["cpu_ms_per_minute"], "< 50 ms/min", idle["cpu_ms_per_minute"] < 50))
-rows.append(("idle wake-ups (context switches)", "%.0f per minute" % idle["wakeups_per_minute"], "", None))
+             "%.1f ms per minute" % idle["cpu_ms_per_minute"], "<= 5 ms/min", idle["cpu_ms_per_minute"] <= 5))
+rows.append(("idle wake-ups (context switches, all threads)", "%.1f per minute" % idle["wakeups_per_minute"],
+             "<= 2/min", idle["wakeups_per_minute"] <= 2))
+rows.append(("idle: a backfill picked up (command's end to queue_changed, max of %d)" % len(idle["pickup_s"]),
+             "%.0f ms" % (idle["pickup_max_s"] * 1000), "<= 1 s", idle["pickup_max_s"] <= 1))
 width = max(len(r[0]) for r in rows)
 vwidth = max(len(r[1]) for r in rows)
 print("\ngio-exporter benchmark%s: %d cores, %s (%d s)" % (

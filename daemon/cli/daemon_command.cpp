@@ -15,10 +15,12 @@
 #include <cstdlib>
 #include <functional>
 #include <iostream>
+#include <set>
 #include <stdexcept>
 #include <thread>
 
 #include "archive/archive.hpp"
+#include "async/dir_watch.hpp"
 #include "cli/archive_binding.hpp"
 #include "cli/commands.hpp"
 #include "cli/daemon_reload.hpp"
@@ -51,9 +53,11 @@ namespace {
 constexpr std::chrono::seconds kLockedRetry{1};
 // How often the unit's STATUS line is brought up to date.
 constexpr std::chrono::seconds kStatusEvery{30};
-// How often the daemon checks that state_db still names the file it has open, and how
-// long /healthz answers 503 with the reason before the daemon exits when it does not.
+// How often the daemon checks that state_db still names the file it has open (where
+// inotify watches its directory, only for what that misses: a directory above renamed),
+// and how long /healthz answers 503 with the reason before it exits when it does not.
 constexpr std::chrono::seconds kDatabaseWatchEvery{2};
+constexpr std::chrono::seconds kDatabaseWatchedEvery{300};
 constexpr std::chrono::seconds kGoneGrace{3};
 
 // What `run` answers: stop (SIGINT, SIGTERM) and reload (SIGHUP).
@@ -127,6 +131,7 @@ class Daemon {
   std::string db_gone_;
   std::optional<state::StateStore> store_;
   asio::steady_timer gone_timer_{io_};
+  std::optional<async::DirWatch> database_watch_;  // state_db's directory (watch_database)
   std::optional<archive::Archive> archive_;
   std::optional<http::Client> http_;
   ops::Registry registry_;
@@ -321,11 +326,16 @@ bool Daemon::bind_to_archive() {
   return true;
 }
 
-// Every kDatabaseWatchEvery (and at each /healthz): does state_db still name the file
-// this daemon has open? A deleted or replaced database would take every later change
-// into a file no command reads, and the next start would begin again from nothing.
+// At each change in its directory (and at each /healthz, and every few minutes, or
+// every kDatabaseWatchEvery without inotify): does state_db still name the file this
+// daemon has open? A deleted or replaced database would take every later change into a
+// file no command reads, and the next start would begin again from nothing.
 void Daemon::watch_database() {
-  asio::co_spawn(io_, every(kDatabaseWatchEvery, [this] { database_problem(); }), asio::detached);
+  const std::string name = config_.state_db.filename().string();
+  database_watch_.emplace(io_.get_executor(), config_.state_db.parent_path(),
+                          std::set<std::string>{name}, [this] { database_problem(); });
+  const auto period = database_watch_->active() ? kDatabaseWatchedEvery : kDatabaseWatchEvery;
+  asio::co_spawn(io_, every(period, [this] { database_problem(); }), asio::detached);
 }
 
 std::string Daemon::database_problem() {
@@ -418,7 +428,10 @@ void Daemon::report_to_systemd() {
   };
   report_status();
   ops::notify("READY=1");
-  asio::co_spawn(io_, every(kStatusEvery, report_status), asio::detached);
+  if (std::getenv("NOTIFY_SOCKET") != nullptr) {
+    // Without a service manager to tell, an idle daemon does not wake for it.
+    asio::co_spawn(io_, every(kStatusEvery, report_status), asio::detached);
+  }
   if (const auto interval = ops::watchdog_interval()) {
     // Pinged from the loop itself: a loop that stops going round stops the pings,
     // and systemd restarts the service.

@@ -22,8 +22,9 @@ using std::chrono::seconds;
 constexpr std::size_t kMaxSlotsInFlight = 16;
 // The loop looks at the clock at least this often (wall-clock jumps, new work).
 constexpr seconds kMaxSleep{60};
-// How often the loop asks the database whether another process queued work
-// (backfill, retry, verify --repair): one cheap PRAGMA, so well inside a poll interval.
+// Where inotify is unavailable (queue_watch.hpp), how often the loop asks the database
+// whether another process queued work (backfill, retry, verify --repair): one cheap
+// PRAGMA, so well inside a poll interval.
 constexpr seconds kQueueCheckEvery{2};
 // A state database the loop cannot use (a full disk, a failing file) is tried again
 // after this long; one locked by another process, after kLockedRetry.
@@ -215,13 +216,6 @@ void Scheduler::stop() {
   wake_.notify();
 }
 
-bool Scheduler::queue_changed_elsewhere() {
-  const std::int64_t version = store_.data_version();
-  const bool changed = version != data_version_;
-  data_version_ = version;
-  return changed;
-}
-
 void Scheduler::start_due_work(Instant now, std::set<std::string>* started_once) {
   // While downloads are paused or the database fails, a new ask would only fail the
   // same way and count an attempt (asks_allowed_in_flight, pause.cpp).
@@ -327,38 +321,6 @@ asio::awaitable<void> Scheduler::work_on(std::shared_ptr<const Generation> gener
   }
 }
 
-void Scheduler::log_queue_change() {
-  // Another process (backfill, retry, verify --repair) committed to the database: the
-  // daemon's log says what is now due, so that their work shows up here too.
-  try {
-    const Instant now = clock_.now();
-    std::vector<state::SlotRecord> due = store_.due(now, 100000, generation_->job_names);
-    std::erase_if(due, [this](const state::SlotRecord& record) {
-      return in_flight_.contains(slot_key(record.job, record.slot));
-    });
-    std::set<std::string> jobs;
-    for (const state::SlotRecord& record : due) {
-      jobs.insert(record.job);
-    }
-    std::string job_list;
-    for (const std::string& job : jobs) {
-      job_list += (job_list.empty() ? "" : ",") + job;
-    }
-    ops::Fields fields{{"slots", due.size()}};
-    if (!due.empty()) {
-      std::ranges::sort(due, {}, &state::SlotRecord::start);
-      fields.emplace_back("jobs", job_list);
-      fields.emplace_back("first", due.front().slot);
-      fields.emplace_back("last", due.back().slot);
-    }
-    ops::log_event(ops::Level::info, "queue_changed",
-                   "another process changed the queue; slots due now", fields);
-  } catch (const state::StateError& error) {
-    ops::log_event(ops::Level::warning, "queue_changed", "another process changed the queue",
-                   {{"reason", error.what()}});
-  }
-}
-
 asio::awaitable<void> Scheduler::run_once() {
   // Planning and the retention watch go by the sure time (clock_watch.hpp): a wall
   // clock that jumped ahead plans no slot that may not exist and loses none.
@@ -414,6 +376,7 @@ asio::awaitable<void> Scheduler::run() {
   }
   log_catch_up(at_start);
   queue_changed_elsewhere();
+  watch_queue();
   bool loop_locked = false;  // the loop's last round found the database locked
   while (!stopping_) {
     alive_at_ = asio::steady_timer::clock_type::now();
@@ -479,11 +442,21 @@ asio::awaitable<void> Scheduler::run() {
         deadline = now + kStoreRetry;
       }
     }
+    // Sleep until the deadline; commands of other processes wake the loop as they
+    // commit (watch_queue), or are polled for where that cannot be watched.
     const auto wake_at = steady_deadline(deadline, now);
+    const bool polling = !queue_watch_->active();
     for (;;) {
-      const auto check_at = asio::steady_timer::clock_type::now() + kQueueCheckEvery;
-      const bool woken = co_await wake_.wait_until(std::min(wake_at, check_at));
+      const auto check_at = polling ? asio::steady_timer::clock_type::now() + kQueueCheckEvery
+                                    : asio::steady_timer::time_point::max();
+      asleep_until_ = std::min(wake_at, check_at);
+      const bool woken = co_await wake_.wait_until(asleep_until_);
       alive_at_ = asio::steady_timer::clock_type::now();
+      asleep_until_ = {};
+      if (std::exchange(queue_changed_, false)) {
+        log_queue_change();
+        break;
+      }
       if (woken || stopping_ || check_at >= wake_at) {
         break;
       }

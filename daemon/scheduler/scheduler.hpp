@@ -16,7 +16,9 @@
 //   uploads.cpp    sinks (issue 15): landing uploading slots, and pruning local copies
 //   preuploads.cpp sinks: each part copied to the remote as soon as it is archived
 //   schemas.cpp    the schema watch: header changes of each job and type (issue 16)
+//   queue_watch    other processes' commands, seen as they commit (inotify), not polled
 
+#include <algorithm>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/thread_pool.hpp>
@@ -39,6 +41,7 @@
 #include "ops/hooks.hpp"
 #include "ops/registry.hpp"
 #include "scheduler/clock_watch.hpp"
+#include "scheduler/queue_watch.hpp"
 #include "scheduler/store_waits.hpp"
 #include "sink/sink.hpp"
 #include "slot/slot.hpp"
@@ -92,12 +95,16 @@ class Scheduler final : private work::Observer {
   // done slots stay done. The settings named by restart_only_changes() must be equal.
   void reload(std::shared_ptr<const config::Config> config);
   const config::Config& config() const;
-  // When the main loop last went round (it does at least every few seconds), and
-  // whether that was lately enough to call the loop alive (for /healthz and the
-  // systemd watchdog).
+  // When the main loop last went round, and whether it is alive (for /healthz and the
+  // systemd watchdog): it went round lately, or it sleeps until a deadline not yet long
+  // past (an idle loop sleeps until its next deadline, up to a minute, not seconds).
   std::chrono::steady_clock::time_point alive_at() const { return alive_at_; }
   bool loop_alive() const {
-    return std::chrono::steady_clock::now() - alive_at_ < std::chrono::seconds{30};
+    const auto now = std::chrono::steady_clock::now();
+    if (now <= asleep_until_) {
+      return true;
+    }
+    return now - std::max(alive_at_, asleep_until_) < std::chrono::seconds{30};
   }
   // Called on the loop's thread each time a slot becomes done, after its event line and
   // hook, with the config in force: the daemon compares hourly against daily from here
@@ -161,6 +168,8 @@ class Scheduler final : private work::Observer {
   void pull_in_next_at(Instant now);
   // Notices when another process (backfill, retry, verify --repair) changed the queue.
   bool queue_changed_elsewhere();
+  // Starts watching for other processes' commits (queue_watch.hpp), polled without it.
+  void watch_queue();
   // event=queue_changed: what is due once another process changed the queue.
   void log_queue_change();
 
@@ -291,6 +300,11 @@ class Scheduler final : private work::Observer {
   std::string store_trouble_;  // the state database's last failure, "" while it works
   std::chrono::steady_clock::time_point alive_at_ = std::chrono::steady_clock::now();
   std::int64_t data_version_ = 0;  // the store's, when last looked at
+  // While the loop sleeps: the steady time it is to wake at (its deadline).
+  std::chrono::steady_clock::time_point asleep_until_{};
+  // Other processes' commits, as they happen (run() only; absent or inactive: polled).
+  std::optional<QueueWatch> queue_watch_;
+  bool queue_changed_ = false;  // the watch saw another process commit since the loop looked
   std::chrono::steady_clock::time_point next_retention_watch_{};
   // Slots whose failure could not even be recorded, held back until then (steady time).
   std::map<std::string, std::chrono::steady_clock::time_point> cool_down_;
