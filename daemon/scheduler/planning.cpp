@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <boost/asio/steady_timer.hpp>
 #include <map>
+#include <tuple>
 
 #include "ops/logging.hpp"
 #include "scheduler/notices.hpp"
@@ -95,6 +96,38 @@ void Scheduler::log_catch_up(const std::map<std::string, Planned>& planned_at_st
   }
 }
 
+// What a retention watch found at risk, for announce_at_risk: the slots warned about or
+// hooked one by one are kept whole; those never asked about, thousands at a first start
+// with a backlog, are a span per job (a line each).
+struct Scheduler::AtRisk {
+  struct Unasked {
+    int slots = 0;
+    std::string first, last;
+    Instant first_start{}, last_start{};
+  };
+  std::vector<state::SlotRecord> each;
+  std::map<std::string, Unasked> unasked;
+
+  void add(state::SlotRecord record, bool hooked) {
+    const bool asked =
+        record.attempts != 0 || !record.last_error.empty() || !record.api_status.empty();
+    if (!asked) {
+      Unasked& span = unasked[record.job];
+      if (span.slots++ == 0 || record.start < span.first_start) {
+        span.first = record.slot;
+        span.first_start = record.start;
+      }
+      if (span.slots == 1 || record.start > span.last_start) {
+        span.last = record.slot;
+        span.last_start = record.start;
+      }
+    }
+    if (asked || hooked) {
+      each.push_back(std::move(record));
+    }
+  }
+};
+
 void Scheduler::watch_retention(Instant now) {
   const auto steady_now = asio::steady_timer::clock_type::now();
   if (steady_now < next_retention_watch_) {
@@ -103,35 +136,40 @@ void Scheduler::watch_retention(Instant now) {
   const Generation& generation = *generation_;
   // After an outage thousands of slots can come at risk or be lost at once: they are
   // stored in one commit (one each kept the loop busy for half a minute with 200 jobs),
-  // and announced after it.
+  // and announced after it. Read a job at a time: every job's rows at once (14,400 at a
+  // first start of 200 jobs with a 15-day backlog) held more memory than the rest of the
+  // daemon.
   std::vector<state::SlotRecord> lost;
-  std::vector<state::SlotRecord> at_risk;
+  AtRisk at_risk;
   std::optional<state::StateStore::Batch> batch;  // opened by the first notice to store
-  for (state::SlotRecord& record :
-       store_.not_done_before(now - kRetention + kAtRisk72h, generation.job_names)) {
-    if (in_flight_.contains(slot_key(record.job, record.slot))) {
-      continue;  // its worker decides; a download under way may still finish in time
+  for (const config::Job& job : generation.config->jobs) {
+    const bool hooked = !job.hooks.on_slot_at_risk.empty();
+    for (state::SlotRecord& record : store_.not_done_before(
+             now - kRetention + kAtRisk72h, std::span<const std::string>{&job.name, 1})) {
+      if (in_flight_.contains(slot_key(record.job, record.slot))) {
+        continue;  // its worker decides; a download under way may still finish in time
+      }
+      const Instant lost_at = record.start + kRetention;
+      const bool gone = now >= lost_at;
+      const int notice = now >= lost_at - kAtRisk24h ? kNoticeAtRisk24h : kNoticeAtRisk72h;
+      if (!gone && (record.notices & notice) != 0) {
+        continue;  // this warning was given already
+      }
+      if (!batch) {
+        batch.emplace(store_);
+      }
+      if (gone) {
+        store_lost(record, now);
+        lost.push_back(std::move(record));
+        continue;
+      }
+      store_.update(record.job, record.slot,
+                    {.state = record.state,
+                     .next_at = record.next_at,
+                     .notices = record.notices | notice | kNoticeAtRisk72h},
+                    now);
+      at_risk.add(std::move(record), hooked);
     }
-    const Instant lost_at = record.start + kRetention;
-    const bool gone = now >= lost_at;
-    const int notice = now >= lost_at - kAtRisk24h ? kNoticeAtRisk24h : kNoticeAtRisk72h;
-    if (!gone && (record.notices & notice) != 0) {
-      continue;  // this warning was given already
-    }
-    if (!batch) {
-      batch.emplace(store_);
-    }
-    if (gone) {
-      store_lost(record, now);
-      lost.push_back(std::move(record));
-      continue;
-    }
-    store_.update(record.job, record.slot,
-                  {.state = record.state,
-                   .next_at = record.next_at,
-                   .notices = record.notices | notice | kNoticeAtRisk72h},
-                  now);
-    at_risk.push_back(std::move(record));
   }
   if (batch) {
     batch->commit();
@@ -139,23 +177,26 @@ void Scheduler::watch_retention(Instant now) {
   // Only a watch that went through waits for the next: one that failed (the database
   // locked by another process, a full disk) is tried again at the loop's next round.
   next_retention_watch_ = steady_now + kRetentionWatchEvery;
+  // Announced oldest first across jobs, as one query over every job gave them.
+  const auto by_start = [](const state::SlotRecord& record) {
+    return std::tie(record.start, record.job);
+  };
+  std::ranges::sort(lost, {}, by_start);
   for (const state::SlotRecord& record : lost) {
     announce_lost(record);
   }
+  std::ranges::sort(at_risk.each, {}, by_start);
   announce_at_risk(at_risk, now);
 }
 
-void Scheduler::announce_at_risk(const std::vector<state::SlotRecord>& at_risk, Instant now) {
+void Scheduler::announce_at_risk(const AtRisk& at_risk, Instant now) {
   // Slots never asked about yet (a backlog at first start) are one line per job: a
   // warning per slot would bury the ones that did fail.
-  std::map<std::string, std::vector<const state::SlotRecord*>> unasked;
   const Generation& generation = *generation_;
-  for (const state::SlotRecord& record : at_risk) {
+  for (const state::SlotRecord& record : at_risk.each) {
     const Instant lost_at = record.start + kRetention;
     const std::string last = record.last_error.empty() ? record.api_status : record.last_error;
-    if (record.attempts == 0 && last.empty()) {
-      unasked[record.job].push_back(&record);
-    } else {
+    if (record.attempts != 0 || !last.empty()) {
       ops::log_event(ops::Level::warning, "slot_at_risk", "slot at risk of the vendor's retention",
                      {{"job", record.job},
                       {"slot", record.slot},
@@ -172,15 +213,14 @@ void Scheduler::announce_at_risk(const std::vector<state::SlotRecord>& at_risk, 
                 {"GIO_REASON", last}});
     }
   }
-  for (auto& [job, records] : unasked) {
-    std::ranges::sort(records, {}, &state::SlotRecord::start);
-    const Instant lost_at = records.front()->start + kRetention;
+  for (const auto& [job, span] : at_risk.unasked) {
+    const Instant lost_at = span.first_start + kRetention;
     ops::log_event(ops::Level::warning, "slots_at_risk_unasked",
                    "slots not asked about yet are close to the vendor's retention",
                    {{"job", job},
-                    {"slots", records.size()},
-                    {"first", records.front()->slot},
-                    {"last", records.back()->slot},
+                    {"slots", span.slots},
+                    {"first", span.first},
+                    {"last", span.last},
                     {"left", format_hours(lost_at - now)},
                     {"lost_at", format_utc(lost_at)},
                     {"reason", "not asked yet"}});

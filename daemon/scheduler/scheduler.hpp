@@ -157,8 +157,9 @@ class Scheduler final : private work::Observer {
   // slots past the vendor's retention lost.
   void watch_retention(Instant now);
   // event=slot_at_risk for slots asked about, one summary line per job for the rest,
-  // and the at-risk hooks.
-  void announce_at_risk(const std::vector<state::SlotRecord>& at_risk, Instant now);
+  // and the at-risk hooks. AtRisk: what the watch found (planning.cpp).
+  struct AtRisk;
+  void announce_at_risk(const AtRisk& at_risk, Instant now);
   // Wall-clock jumps (clock_watch.cpp). read_clock: the clocks now, through the watch
   // (a jump a worker sees wakes the loop); handle_clock_jump: after a jump, logs
   // event=clock_jump and pulls in next_at values left far ahead; pull_in_next_at: slots

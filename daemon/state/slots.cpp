@@ -123,6 +123,7 @@ SlotStatements::SlotStatements(sqlite::Database& db)
            "SELECT (SELECT min(job) FROM slots WHERE job > names.job) FROM names "
            "WHERE names.job IS NOT NULL) SELECT job FROM names WHERE job IS NOT NULL"),
       count_by_state(db, "SELECT state, count(*) FROM slots WHERE job = ?1 GROUP BY state"),
+      count_in_state(db, "SELECT count(*) FROM slots WHERE job = ?1 AND state = ?2"),
       oldest_in_state(db,
                       "SELECT slot, start FROM slots WHERE job = ?1 AND state = ?2 "
                       "ORDER BY start LIMIT 1"),
@@ -197,7 +198,8 @@ SlotStatements::SlotStatements(sqlite::Database& db)
                     "FROM json_each(?1))") {}
 
 int StateStore::plan(std::string_view job, std::span<const PlannedSlot> slots, Instant now) {
-  sqlite::Transaction transaction{impl_->db};
+  // Inside a Batch, the batch's transaction (a failure throws, and the batch rolls back).
+  sqlite::Transaction transaction{impl_->db, sqlite::Begin::immediate, sqlite::Nested::join};
   int added = 0;
   for (const PlannedSlot& slot : slots) {
     sqlite::Query{impl_->statements->insert_slot, job,         slot.slot, to_unix(slot.start),
@@ -319,9 +321,22 @@ JobSummary StateStore::summarize(std::string_view job) {
   return summary;
 }
 
+std::map<SlotState, int> StateStore::count_states(std::string_view job,
+                                                  std::span<const SlotState> states) {
+  sqlite::Transaction transaction{impl_->db, sqlite::Begin::deferred};
+  std::map<SlotState, int> counts;
+  for (const SlotState state : states) {
+    sqlite::Query query{impl_->statements->count_in_state, job, to_string(state)};
+    counts[state] = query.step() ? static_cast<int>(query.get_int64(0)) : 0;
+  }
+  transaction.commit();
+  return counts;
+}
+
 void StateStore::update(std::string_view job, std::string_view slot, const SlotUpdate& update,
                         Instant now) {
-  sqlite::Transaction transaction{impl_->db};
+  // One statement: inside a Batch it needs no savepoint of its own.
+  sqlite::Transaction transaction{impl_->db, sqlite::Begin::immediate, sqlite::Nested::join};
   sqlite::Query{impl_->statements->update_slot,
                 job,
                 slot,

@@ -223,9 +223,12 @@ std::string Query::get_text(int column) const {
 
 // Savepoints nest by name; one name serves every level, since RELEASE and ROLLBACK TO
 // act on the innermost savepoint of that name.
-Transaction::Transaction(Database& db, Begin mode)
+Transaction::Transaction(Database& db, Begin mode, Nested nested)
     : db_(db), nested_(sqlite3_get_autocommit(db.handle()) == 0) {
-  if (nested_) {
+  if (nested_ && nested == Nested::join) {
+    joined_ = true;  // the outer transaction commits or rolls back
+    open_ = false;
+  } else if (nested_) {
     db_.exec("SAVEPOINT nested");
   } else {
     db_.exec(mode == Begin::immediate ? "BEGIN IMMEDIATE" : "BEGIN DEFERRED");
@@ -242,6 +245,9 @@ Transaction::~Transaction() {
 }
 
 void Transaction::commit() {
+  if (joined_) {
+    return;
+  }
   db_.exec(nested_ ? "RELEASE nested" : "COMMIT");
   open_ = false;
 }

@@ -184,8 +184,8 @@ class StateStore {
   // committed (one fsync) by commit(), rolled back when destroyed uncommitted: for
   // sweeps that change many slots at once (planning every job at start, the retention
   // watch after an outage), where a commit per call kept the loop busy for seconds.
-  // Each call inside stays atomic on its own (a savepoint) but is durable, and may be
-  // announced, only after commit(). Batches nest.
+  // Each call inside stays atomic on its own (a savepoint, or one statement; plan says
+  // its exception) but is durable, and may be announced, only after commit(). Batches nest.
   class Batch {
    public:
     explicit Batch(StateStore& store);
@@ -229,7 +229,10 @@ class StateStore {
   static int latest_schema_version();
 
   // Inserts the slots of `job` the store does not hold yet as `pending`; one
-  // transaction; returns how many were new. Existing rows are left untouched.
+  // transaction; returns how many were new. Existing rows are left untouched. Inside a
+  // Batch it takes no savepoint (planning at start calls it for every job): when it
+  // throws, the rows it inserted are undone only with the batch, which the exception
+  // rolls back unless the caller catches it inside the batch.
   int plan(std::string_view job, std::span<const PlannedSlot> slots, Instant now);
   // Slots of `jobs` in pending/waiting/downloading with next_at <= now, closest to
   // the vendor's retention loss first (start ascending, then job), at most `limit`.
@@ -254,6 +257,10 @@ class StateStore {
   // Job names present in the store, sorted.
   std::vector<std::string> jobs();
   JobSummary summarize(std::string_view job);
+  // How many slots of `job` are in each of `states` (0 when none), one snapshot. Each is
+  // an index range of that state only: unlike summarize, which counts every state, it
+  // does not read the years of done rows (the daemon's STATUS line every 30 s).
+  std::map<SlotState, int> count_states(std::string_view job, std::span<const SlotState> states);
   // One transaction. Throws StateError (code SQLITE_NOTFOUND) when the slot does
   // not exist. state=done sets done_at = now; any other state clears it.
   void update(std::string_view job, std::string_view slot, const SlotUpdate& update, Instant now);

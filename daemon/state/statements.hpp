@@ -38,6 +38,7 @@ struct SlotStatements {
   sqlite::Statement range;
   sqlite::Statement jobs;
   sqlite::Statement count_by_state;
+  sqlite::Statement count_in_state;
   sqlite::Statement oldest_in_state;
   sqlite::Statement newest_in_state;
   sqlite::Statement job_next_in_state;

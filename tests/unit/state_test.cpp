@@ -558,11 +558,11 @@ TEST_F(StateStoreTest, PersistsAcrossReopen) {
 TEST_F(StateStoreTest, SchemaVersionIsStoredInTheFile) {
   {
     StateStore store{db_path()};
-    EXPECT_EQ(store.schema_version(), 7);
-    EXPECT_EQ(StateStore::latest_schema_version(), 7);
+    EXPECT_EQ(store.schema_version(), 8);
+    EXPECT_EQ(StateStore::latest_schema_version(), 8);
   }
   RawConnection raw{db_path()};
-  EXPECT_EQ(raw.text("PRAGMA user_version"), "7");
+  EXPECT_EQ(raw.text("PRAGMA user_version"), "8");
   // The CHECK keeps unknown states out, whoever writes.
   EXPECT_NE(raw.exec("INSERT INTO slots (job, slot, start, state, next_at, created_at, "
                      "updated_at) VALUES ('j', 's', 0, 'bogus', 0, 0, 0)"),
@@ -1803,7 +1803,7 @@ TEST_F(StateStoreTest, MigratesAVersionFiveDatabaseAddingProgress) {
   EXPECT_THROW(StateStore::open_read_only(db_path()), StateError);
   {
     StateStore store{db_path()};
-    EXPECT_EQ(store.schema_version(), 7);
+    EXPECT_EQ(store.schema_version(), 8);
     EXPECT_EQ(store.find("shop", slot.slot)->state, SlotState::downloading);
     store.set_progress("shop", slot.slot, {.bytes_done = 1, .updated_at = kT0});
     EXPECT_EQ(store.progress("shop").size(), 1u);
@@ -1812,6 +1812,102 @@ TEST_F(StateStoreTest, MigratesAVersionFiveDatabaseAddingProgress) {
   }
   RawConnection raw{db_path()};
   EXPECT_EQ(raw.text("SELECT count(*) FROM progress"), "0");
+}
+
+// A version-7 database (its CHECK on slots.state an IN list, which SQLite evaluates
+// through a temporary b-tree built for every row written) migrates to 8 with its rows,
+// the same check as comparisons, and the rest of its schema as it was.
+TEST_F(StateStoreTest, MigratesAVersionSevenDatabaseToAStateCheckWithoutAnInList) {
+  const PlannedSlot slot = hour(kT0, kT0);
+  std::string others;
+  {
+    StateStore store{db_path()};
+    store.plan("shop", std::span{&slot, 1}, kT0);
+    store.update("shop", slot.slot, {.state = SlotState::done, .next_at = kT0}, kT0);
+    store.record_file({.job = "shop",
+                       .slot = slot.slot,
+                       .data_type = "visit",
+                       .name = "a.csv.gz",
+                       .bytes = 3,
+                       .sha256 = std::string(64, 'a')});
+  }
+  {
+    // Back to version 7's text, as the program before wrote it.
+    RawConnection raw{db_path()};
+    const int cookie = std::stoi(raw.text("PRAGMA schema_version"));
+    const std::string sql =
+        "BEGIN; PRAGMA writable_schema = ON; UPDATE sqlite_schema SET sql = replace(sql, "
+        "'state = ''pending'' OR state = ''waiting'' OR state = ''downloading'' OR state = "
+        "''uploading'' OR state = ''done'' OR state = ''failed'' OR state = ''lost''', "
+        "'state IN (''pending'', ''waiting'', ''downloading'', ''uploading'', ''done'', "
+        "''failed'', ''lost'')') WHERE name = 'slots'; PRAGMA schema_version = " +
+        std::to_string(cookie + 1) +
+        "; PRAGMA writable_schema = OFF; PRAGMA user_version = 7; COMMIT;";
+    ASSERT_EQ(raw.exec(sql.c_str()), SQLITE_OK);
+    ASSERT_NE(raw.text("SELECT sql FROM sqlite_schema WHERE name = 'slots'").find("state IN ("),
+              std::string::npos);
+    others = raw.text("SELECT group_concat(sql, ';') FROM sqlite_schema WHERE name <> 'slots'");
+  }
+  {
+    StateStore store{db_path()};
+    EXPECT_EQ(store.schema_version(), 8);
+    EXPECT_EQ(store.find("shop", slot.slot)->state, SlotState::done);
+    EXPECT_EQ(store.files("shop", slot.slot).size(), 1u);
+    const PlannedSlot next = hour(kT0 + std::chrono::hours{1}, kT0);
+    EXPECT_EQ(store.plan("shop", std::span{&next, 1}, kT0), 1);
+  }
+  RawConnection raw{db_path()};
+  const std::string table = raw.text("SELECT sql FROM sqlite_schema WHERE name = 'slots'");
+  EXPECT_EQ(table.find("state IN ("), std::string::npos) << table;
+  EXPECT_NE(table.find("state = 'uploading' OR"), std::string::npos) << table;
+  EXPECT_EQ(raw.text("SELECT group_concat(sql, ';') FROM sqlite_schema WHERE name <> 'slots'"),
+            others);
+  EXPECT_EQ(raw.text("PRAGMA integrity_check"), "ok");
+  // The check still keeps unknown states out, and lets every known one in.
+  EXPECT_NE(raw.exec("INSERT INTO slots (job, slot, start, state, next_at, created_at, "
+                     "updated_at) VALUES ('j', 's', 0, 'bogus', 0, 0, 0)"),
+            SQLITE_OK);
+  EXPECT_EQ(raw.exec("INSERT INTO slots (job, slot, start, state, next_at, created_at, "
+                     "updated_at) VALUES ('j', 's', 0, 'uploading', 0, 0, 0)"),
+            SQLITE_OK);
+}
+
+// Inside a Batch, plan() and update() take no savepoint: a batch that ends uncommitted
+// undoes them, and one committed keeps them.
+TEST_F(StateStoreTest, PlanAndUpdateInsideABatchGoWithTheBatch) {
+  StateStore store{db_path()};
+  const PlannedSlot first = hour(kT0, kT0);
+  const PlannedSlot second = hour(kT0 + std::chrono::hours{1}, kT0);
+  {
+    StateStore::Batch batch{store};
+    EXPECT_EQ(store.plan("shop", std::span{&first, 1}, kT0), 1);
+    store.update("shop", first.slot, {.state = SlotState::waiting, .next_at = kT0}, kT0);
+    EXPECT_THROW(
+        store.update("shop", "2020-01-01T00", {.state = SlotState::done, .next_at = kT0}, kT0),
+        StateError);
+    EXPECT_EQ(store.find("shop", first.slot)->state, SlotState::waiting);
+  }
+  EXPECT_FALSE(store.find("shop", first.slot).has_value());
+  {
+    StateStore::Batch batch{store};
+    EXPECT_EQ(store.plan("shop", std::span{&second, 1}, kT0), 1);
+    store.update("shop", second.slot, {.state = SlotState::waiting, .next_at = kT0}, kT0);
+    batch.commit();
+  }
+  EXPECT_EQ(store.find("shop", second.slot)->state, SlotState::waiting);
+}
+
+// count_states counts only the states asked for, 0 for those with no slot.
+TEST_F(StateStoreTest, CountsTheSlotsOfSomeStates) {
+  StateStore store{db_path()};
+  const PlannedSlot slots[] = {hour(kT0, kT0), hour(kT0 + std::chrono::hours{1}, kT0),
+                               hour(kT0 + std::chrono::hours{2}, kT0)};
+  store.plan("shop", slots, kT0);
+  store.plan("other", std::span{&slots[0], 1}, kT0);
+  store.update("shop", slots[0].slot, {.state = SlotState::done, .next_at = kT0}, kT0);
+  const SlotState asked[] = {SlotState::pending, SlotState::failed};
+  EXPECT_EQ(store.count_states("shop", asked),
+            (std::map<SlotState, int>{{SlotState::pending, 2}, {SlotState::failed, 0}}));
 }
 
 }  // namespace
