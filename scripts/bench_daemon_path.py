@@ -99,28 +99,40 @@ def smaps(pid):
     return groups, sum(groups.values())
 
 
-class Sampler:
-    """Samples the daemon's smaps every `interval` seconds; keeps the largest sample."""
+def status_kib(pid):
+    """{VmRSS, RssAnon, RssFile, ...: KiB} of a live process (/proc/PID/status: cheap)."""
+    with open(f"/proc/{pid}/status") as f:
+        return {line.split(":")[0]: int(line.split()[1]) for line in f if line.startswith(("VmRSS", "Rss"))}
 
-    def __init__(self, process, interval=0.02):
-        self.peak, self.peak_kib, self.stop_flag = {}, 0, threading.Event()
+
+class Sampler:
+    """Samples the daemon's RSS every `interval` seconds, and its smaps (slower to read)
+    whenever the RSS is the largest seen so far; keeps that breakdown and the peak of the
+    anonymous memory alone (RssAnon: what the daemon allocated, as opposed to the pages of
+    its binary and libraries, which VmHWM counts too)."""
+
+    def __init__(self, process, interval=0.01):
+        self.peak, self.peak_kib, self.anon_kib, self.stop_flag = {}, 0, 0, threading.Event()
         self.timeline = []  # (seconds since the start, RSS KiB): where the peak comes
         self.threads = 0
+        self.started = time.monotonic()
         self.thread = threading.Thread(target=self.run, args=(process, interval), daemon=True)
         self.thread.start()
 
     def run(self, process, interval):
-        self.started = time.monotonic()
         while not self.stop_flag.is_set() and process.poll() is None:
             try:
-                groups, total = smaps(process.pid)
-                self.timeline.append((round(time.monotonic() - self.started, 3), total))
-                if total > self.peak_kib:
-                    self.peak, self.peak_kib = groups, total
-                    if os.environ.get("BENCH_SMAPS_DUMP"):  # for a closer look: the whole smaps at the peak
-                        shutil.copyfile(f"/proc/{process.pid}/smaps", os.environ["BENCH_SMAPS_DUMP"])
-                    self.threads = len(os.listdir(f"/proc/{process.pid}/task"))
-            except (OSError, ValueError):
+                status = status_kib(process.pid)
+                self.anon_kib = max(self.anon_kib, status["RssAnon"])
+                self.timeline.append((round(time.monotonic() - self.started, 3), status["VmRSS"]))
+                if status["VmRSS"] > self.peak_kib:
+                    groups, total = smaps(process.pid)
+                    if total > self.peak_kib:
+                        self.peak, self.peak_kib = groups, total
+                        self.threads = len(os.listdir(f"/proc/{process.pid}/task"))
+                        if os.environ.get("BENCH_SMAPS_DUMP"):  # for a closer look: the whole smaps
+                            shutil.copyfile(f"/proc/{process.pid}/smaps", os.environ["BENCH_SMAPS_DUMP"])
+            except (OSError, ValueError, KeyError):
                 pass
             time.sleep(interval)
 
@@ -153,6 +165,7 @@ def daemon_round(args, work, servers, name, sink_path):
         result["breakdown_kib"] = dict(sorted(samplers[0].peak.items(), key=lambda kv: -kv[1]))
         result["breakdown_threads"] = samplers[0].threads
         result["rss_timeline"] = samplers[0].timeline
+        result["anon_mib"] = samplers[0].anon_kib / 1024
     return result
 
 
@@ -203,6 +216,9 @@ def summary(args, runs, servers):
         figures[ours]["rss_mib"] = max(run[ours]["rss_mib"] for run in runs)
         # within each round (its ways ran back to back, under the same load), then the median
         figures[ours]["ratio"] = statistics.median(run[ours]["wall_s"] / run[theirs]["wall_s"] for run in runs)
+        anon = [run[ours]["anon_mib"] for run in runs if "anon_mib" in run[ours]]
+        if anon:
+            figures[ours]["anon_mib"] = max(anon)
         breakdowns = [run[ours]["breakdown_kib"] for run in runs if "breakdown_kib" in run[ours]]
         if breakdowns:
             figures[ours]["breakdown_kib"] = max(breakdowns, key=lambda b: sum(b.values()))
@@ -227,6 +243,9 @@ def report(args, figures):
         print("%-40s %8.2f %8.2f %10s %9s" % (names[way], f["wall_s"], f["cpu_s"], ratio, rss))
         if "ratio" in f:
             passed = passed and f["ratio"] <= 0.25 and f["rss_mib"] <= 16
+        if "anon_mib" in f:
+            print("    peak RSS sampled: %.1f MiB; of it anonymous (RssAnon, peak): %.1f MiB" % (
+                sum(f["breakdown_kib"].values()) / 1024, f["anon_mib"]))
         for what, kib in f.get("breakdown_kib", {}).items():
             if kib >= 64:
                 print("    %-52s %7.1f MiB" % (what, kib / 1024))
