@@ -119,7 +119,7 @@ class GzipChecker::Engine {
   CsvRowCounter* counter_ = nullptr;
 
  private:
-  static constexpr std::size_t kOutput = 64 << 10;
+  static constexpr std::size_t kOutput = 256 << 10;
 };
 
 namespace {

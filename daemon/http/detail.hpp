@@ -45,7 +45,7 @@ inline std::string lowercase(std::string_view text) {
 // A download's body buffer (and its connection's read buffer reservation). Beast reads
 // the socket 64 KiB at a time whatever this is, and a 1 GiB body over loopback took
 // 0.36 s with 64 KiB, 256 KiB or 1 MiB here; 1 MiB makes 16 times fewer sink writes.
-inline constexpr std::size_t kDownloadBuffer = 256 << 10;
+inline constexpr std::size_t kDownloadBuffer = 1 << 20;
 inline constexpr std::size_t kApiBuffer = 64 << 10;
 // What is kept of a body that is not the point of the request (error answers, redirects).
 inline constexpr std::size_t kSideBodyCap = 64 << 10;
