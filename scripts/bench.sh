@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole benchmark: downloads (HTTP and HTTPS), a slot landed on a sink, a slot
-# downloaded while 20 clients poll the status page, API economy, scale of planning and
+# downloaded while 20 clients poll the status page, the daemon's whole path against a
+# cron script (with and without a sink), API economy, scale of planning and
 # state, idle cost. Prints one table with every figure beside its
 # target.
 #
@@ -53,6 +54,8 @@ step downloads env BENCH_JSON="$results/download.json" "$root/scripts/bench-down
   "${download_args[@]}"
 step sink env BENCH_JSON="$results/sink.json" "$root/scripts/bench_sink.sh" "${download_args[@]}"
 step "status page" env BENCH_JSON="$results/page.json" "$root/scripts/bench_status_page.sh" \
+  "${download_args[@]}"
+step "daemon path" env BENCH_JSON="$results/path.json" "$root/scripts/bench_daemon_path.sh" \
   "${download_args[@]}"
 step "api economy" python3 "$root/scripts/bench_api.py" --bin "$bin" --slots "$api_slots" \
   --json "$results/api.json"
@@ -108,6 +111,21 @@ rows.append((what + " / alone",
 rows.append(("status page: daemon peak RSS (VmHWM), CPU s alone / polled",
              "%.1f MiB / %.1f MiB; %.2f s / %.2f s" % (page["alone_rss_mib"], page["polled_rss_mib"],
                                                       page["alone_cpu_s"], page["polled_cpu_s"]), "", None))
+path = load("path")  # issue 18 item 3: the daemon's whole path against a cron script
+for ours, theirs, label in (("daemon", "script", "curl + gzip -t + sha256sum"),
+                            ("daemon_sink", "script_copy", "the same + rclone copy")):
+    if ours in path:
+        f = path[ours]
+        rows.append(("daemon path: 1 slot of %d x %.0f MiB%s, API answer to _SUCCESS / %s" % (
+                         path["files"], path["mib"] / path["files"], " to rclone's WebDAV" if "sink" in ours else "",
+                         label),
+                     "%.2f x (medians %.1f s vs %.1f s; CPU %.1f s vs %.1f s)" % (
+                         f["ratio"], f["wall_s"], path[theirs]["wall_s"], f["cpu_s"], path[theirs]["cpu_s"]),
+                     "<= 0.25 x", f["ratio"] <= 0.25))
+        rows.append(("daemon path%s: daemon peak RSS (VmHWM; of it anonymous, RssAnon)" % (
+                         ", sink" if "sink" in ours else ""),
+                     "%.1f MiB (%.1f MiB)" % (f["rss_mib"], f.get("anon_mib", float("nan"))), "<= 16 MiB",
+                     f["rss_mib"] <= 16))
 slots = api["slots"]
 for name, label in (("uniform", "ready 30-70 min"), ("realistic", "90% 35-45 min, tail to 2 h"),
                     ("shifted", "realistic, +30 min halfway")):

@@ -221,11 +221,12 @@ def write_config(run_dir, servers, sink_path):
     return path
 
 
-def daemon_run(binary, run_dir, servers, sink_path, cpu, logs=None):
+def daemon_run(binary, run_dir, servers, sink_path, cpu, logs=None, watch=None):
     """Runs the daemon until its slot is done: (seconds from the API call to slot_done,
     of them the seconds after slot_downloaded (the landing; 0 without a sink), peak RSS
     in MiB, the partition's local folder, the slot_done line). Fills `cpu` with the CPU
-    seconds of the daemon, of its rclone children and of the servers during the run."""
+    seconds of the daemon, of its rclone children and of the servers during the run.
+    `watch`, if given, is called with the daemon's process once it has started."""
     os.makedirs(run_dir)
     config = write_config(run_dir, servers, sink_path)
     env = dict(os.environ, GIO_BENCH_TOKEN=TOKEN, GIO_EXPORTER_NOW=NOW, RCLONE_CONFIG=os.devnull)
@@ -235,6 +236,8 @@ def daemon_run(binary, run_dir, servers, sink_path, cpu, logs=None):
     with open(log_path, "wb") as log:
         process = subprocess.Popen([binary, "-c", config, "run"], env=env, cwd=run_dir, stdin=subprocess.DEVNULL,
                                    stdout=log, stderr=subprocess.STDOUT)
+    if watch:
+        watch(process)
     try:
         done, lines = wait_slot_done(process, log_path, 600, ("event=slot_done",),
                                      ("event=slot_failed", "event=upload_failed", "link_rejected"))

@@ -27,7 +27,10 @@ using boost::system::error_code;
 
 // The verifier reads the file back in pieces of this size (from the page cache: the
 // bytes were just written), and is woken when at least kBatch new bytes wait for it.
-constexpr std::size_t kReadPiece = 256 << 10;
+// 64 KiB: a piece stays in the core's cache between the read and the hash or inflate,
+// and each of the pool's threads holds one while it checks (256 KiB cost 0.4 MiB of
+// the daemon's peak RSS for no speed; scripts/bench_daemon_path.sh).
+constexpr std::size_t kReadPiece = 64 << 10;
 constexpr std::uint64_t kBatch = 4 << 20;
 // The body is written to the staging file in pieces of this size. Since Linux 6.16 ext4
 // caches a file in folios as large as the writes that fill it, and a 1 MiB folio needs
