@@ -31,9 +31,19 @@ DirWatch::DirWatch(asio::any_io_executor executor, const std::filesystem::path& 
     ::close(fd);
     return;
   }
-  state_ = std::make_shared<State>(State{.stream = asio::posix::stream_descriptor{executor, fd},
-                                         .names = std::move(names),
-                                         .on_change = std::move(on_change)});
+  auto state = std::make_shared<State>(State{.stream = asio::posix::stream_descriptor{executor},
+                                             .names = std::move(names),
+                                             .on_change = std::move(on_change)});
+  // Registering with the reactor can fail (epoll out of memory or watches): then the
+  // caller polls, as without inotify, rather than the daemon stopping.
+  boost::system::error_code error;
+  state->stream.assign(fd, error);
+  if (error) {
+    why_ = "watching " + path + ": " + error.message();
+    ::close(fd);
+    return;
+  }
+  state_ = std::move(state);
   read_next(state_);
 }
 

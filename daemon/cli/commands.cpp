@@ -18,21 +18,6 @@
 #include "version.hpp"
 
 namespace gio::cli {
-namespace {
-
-// A wall clock that stands still at one instant (GIO_EXPORTER_NOW_FROZEN=1): a
-// simulation stepping `run --once` from one instant to the next must not see the real
-// seconds each step takes, or its results change from run to run (scripts/bench_api.py).
-class FrozenClock final : public Clock {
- public:
-  explicit FrozenClock(Instant now) : now_(now) {}
-  Instant now() const override { return now_; }
-
- private:
-  Instant now_;
-};
-
-}  // namespace
 
 const Clock& command_clock() {
   static const std::unique_ptr<Clock> clock = []() -> std::unique_ptr<Clock> {
@@ -45,9 +30,13 @@ const Clock& command_clock() {
       std::cerr << "gio-exporter: GIO_EXPORTER_NOW must look like 2026-11-22T10:00:00Z\n";
       std::exit(1);
     }
+    // GIO_EXPORTER_NOW_FROZEN=1: the clock stands still at that instant, the steady one
+    // too (so no step looks like a wall-clock jump). A simulation stepping `run --once`
+    // from one instant to the next must not see the real seconds each step takes, or its
+    // results change from run to run (scripts/bench_api.py).
     const char* frozen = std::getenv("GIO_EXPORTER_NOW_FROZEN");
     if (frozen != nullptr && std::string_view{frozen} == "1") {
-      return std::make_unique<FrozenClock>(*start);
+      return std::make_unique<ManualClock>(*start);
     }
     return std::make_unique<OffsetClock>(*start);
   }();

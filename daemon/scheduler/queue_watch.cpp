@@ -1,6 +1,7 @@
 #include "scheduler/queue_watch.hpp"
 
 #include <algorithm>
+#include <array>
 #include <set>
 
 #include "ops/logging.hpp"
@@ -14,10 +15,13 @@ namespace asio = boost::asio;
 namespace {
 
 // A writer's event can come before its commit is visible: its WAL frames are written
-// first and the WAL index (shared memory, which fires no event) is updated after. A
-// burst of events is therefore looked at again once, this long after its first event,
-// well inside the second a command is to be picked up in.
-constexpr std::chrono::milliseconds kRecheckAfter{250};
+// first, then fsynced, and the WAL index (shared memory, which fires no event) is updated
+// after. So the database is looked at again after the last event of a burst: soon (a
+// command is to be picked up within a second), and once more a second later for a writer
+// whose fsync was slow and whose connection stays open (no close event follows). Later
+// than that, the loop's own deadline (at most a minute) finds it.
+constexpr std::array<std::chrono::milliseconds, 2> kRechecks{std::chrono::milliseconds{250},
+                                                             std::chrono::milliseconds{1000}};
 
 std::set<std::string> database_files(const std::filesystem::path& db) {
   const std::string name = db.filename().string();
@@ -49,17 +53,24 @@ void QueueWatch::look() {
   if (changed_()) {
     on_change_();
   }
-  if (std::exchange(recheck_armed_, true)) {
-    return;
-  }
-  recheck_.expires_after(kRecheckAfter);
-  recheck_.async_wait([this](const boost::system::error_code& error) {
-    if (error) {
-      return;  // cancelled: the watch may be gone
+  recheck(0);  // the series starts again from this event
+}
+
+void QueueWatch::recheck(std::size_t index) {
+  // A newer event re-arms the timer; a wait it cancels, or one whose handler was already
+  // queued, is told apart by the series' number and ends there.
+  const std::uint64_t series = index == 0 ? ++recheck_series_ : recheck_series_;
+  const auto after = index == 0 ? kRechecks[0] : kRechecks[index] - kRechecks[index - 1];
+  recheck_.expires_after(after);
+  recheck_.async_wait([this, index, series](const boost::system::error_code& error) {
+    if (error || series != recheck_series_) {
+      return;  // cancelled (the watch may be gone) or superseded by a newer event
     }
-    recheck_armed_ = false;
     if (changed_()) {
       on_change_();
+    }
+    if (index + 1 < kRechecks.size()) {
+      recheck(index + 1);
     }
   });
 }

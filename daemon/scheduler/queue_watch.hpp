@@ -11,6 +11,7 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <optional>
@@ -38,8 +39,10 @@ class QueueWatch {
 
   std::function<bool()> changed_;
   std::function<void()> on_change_;
+  void recheck(std::size_t index);  // the index-th look after the last event (kRechecks)
+
   boost::asio::steady_timer recheck_;
-  bool recheck_armed_ = false;
+  std::uint64_t recheck_series_ = 0;  // one per event: a newer one supersedes the series
   bool said_polled_ = false;
   std::optional<async::DirWatch> dir_;  // last: its events call look()
 };

@@ -190,12 +190,8 @@ void Scheduler::reload(std::shared_ptr<const config::Config> config) {
     next->sinks[sink.name] = std::make_shared<sink::Sink>(executor_, sink, *sink_support_.hash_pool,
                                                           sink_support_.rclone);
   }
-  // The readiness delays of a job gone from the config (issue 18) would stay forever;
-  // a busy database leaves them to the next start or reload, they harm nothing.
-  try {
-    store_.forget_readiness_except(next->job_names);
-  } catch (const state::StateError& error) {
-    spdlog::debug("readiness of removed jobs kept for now: {}", error.what());
+  if (daemon_) {
+    forget_removed_jobs(next->job_names);
   }
   generation_ = std::move(next);
   retry_uploads_now_ = true;
@@ -204,6 +200,18 @@ void Scheduler::reload(std::shared_ptr<const config::Config> config) {
   // keep their rows (planning only inserts what is missing), so nothing done is redone.
   planned_until_.clear();
   wake_.notify();
+}
+
+void Scheduler::forget_removed_jobs(const std::vector<std::string>& job_names) {
+  // The readiness delays of a job gone from the config (issue 18) would stay forever.
+  // Only the daemon forgets: a `run --once` with a smaller config on the same database
+  // must not wipe days of other jobs' learning. A busy database leaves them to the next
+  // start or reload; they harm nothing.
+  try {
+    store_.forget_readiness_except(job_names);
+  } catch (const state::StateError& error) {
+    spdlog::debug("readiness of removed jobs kept for now: {}", error.what());
+  }
 }
 
 const config::Config& Scheduler::config() const {
@@ -355,6 +363,8 @@ asio::awaitable<void> Scheduler::run_once() {
 }
 
 asio::awaitable<void> Scheduler::run() {
+  daemon_ = true;
+  forget_removed_jobs(generation_->job_names);
   const Instant start = clock_.now();
   int resumed = 0;
   int uploads = 0;
@@ -411,7 +421,8 @@ asio::awaitable<void> Scheduler::run() {
       start_due_uploads(now, nullptr);
       prune_local(now);
       // Sleep until the next slot is due, the next slot becomes ready, or a worker ends;
-      // every few seconds, look whether another process queued work.
+      // another process's commit wakes it too (queue_watch.hpp; polled every 2 s without
+      // inotify).
       if (const auto next_due = store_.next_due(); next_due && *next_due > now) {
         deadline = std::min(deadline, *next_due);
       }

@@ -355,6 +355,8 @@ class Scheduler final : private work::Observer {
   async::TaskGroup workers_;  // one task per slot in flight
   ops::HookRunner hooks_;
   bool stopping_ = false;
+  bool daemon_ = false;  // run() (the daemon), not run_once(): it forgets removed jobs
+  void forget_removed_jobs(const std::vector<std::string>& job_names);
   Ended ended_;
   DoneListener done_listener_;
 };

@@ -332,14 +332,24 @@ TEST_F(SchedulerTest, ReloadPlansNewJobsAndStopsWorkOnRemovedOnes) {
   EXPECT_EQ(store_.slots("a", Instant{}, utc("2030-01-01T00:00:00Z")), a_before);
 }
 
-TEST_F(SchedulerTest, ReadinessOfJobsGoneFromTheConfigIsDeletedAtStartAndReload) {
+TEST_F(SchedulerTest, ReadinessOfJobsGoneFromTheConfigIsDeletedByTheDaemonOnly) {
   for (const char* job : {"a", "b", "gone"}) {
     store_.record_readiness(job, "hour", "2026-11-22T01", 90s, clock_.now(), kReadinessKept);
   }
-  Scheduler scheduler = make_scheduler(config_with({"a", "b"}));  // a start without "gone"
+  Scheduler scheduler = make_scheduler(config_with({"a", "b"}));
+  run_once(scheduler);  // `run --once` with a smaller config forgets nothing
+  EXPECT_EQ(store_.readiness("gone", "hour"), std::vector<std::chrono::seconds>{90s});
+
+  scheduler.stop();  // the daemon's start, then at once its end
+  auto done = boost::asio::co_spawn(io_, scheduler.run(), boost::asio::use_future);
+  io_.restart();
+  while (done.wait_for(0s) != std::future_status::ready) {
+    io_.run_one();  // not io_.run(): the database's watch reads on after run() returns
+  }
+  done.get();
   EXPECT_TRUE(store_.readiness("gone", "hour").empty());
   EXPECT_EQ(store_.readiness("b", "hour"), std::vector<std::chrono::seconds>{90s});
-  scheduler.reload(config_with({"a"}));
+  scheduler.reload(config_with({"a"}));  // the daemon's reload
   EXPECT_TRUE(store_.readiness("b", "hour").empty());
   EXPECT_EQ(store_.readiness("a", "hour"), std::vector<std::chrono::seconds>{90s});
   EXPECT_EQ(store_.forget_readiness_except({"a"}), 0);  // nothing left to delete
