@@ -19,12 +19,10 @@ beside the walls, and the daemon's peak RSS (VmHWM), with --breakdown also what 
 peak is made of (/proc/PID/smaps at the sample with the largest RSS).
 """
 
-import argparse
 import json
 import os
 import resource
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -257,20 +255,9 @@ def report(args, figures):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bin", required=True)
-    parser.add_argument("--cache", required=True, help="the folder of part-NNNNN.csv.gz files")
-    parser.add_argument("--files", type=int, default=16)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--sink", action="store_true", help="also the slot to an rclone remote")
-    parser.add_argument("--breakdown", action="store_true", help="what the daemon's peak RSS is made of")
-    parser.add_argument("--json")
-    parser.add_argument("--logs", help="copy each run's daemon log (debug) into this folder")
-    args = parser.parse_args()
-    args.bin, args.cache = os.path.abspath(args.bin), os.path.abspath(args.cache)
-    if args.logs:
-        os.makedirs(args.logs, exist_ok=True)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    args = bench_sink.arguments(__doc__, [
+        ("--sink", dict(action="store_true", help="also the slot to an rclone remote")),
+        ("--breakdown", dict(action="store_true", help="what the daemon's peak RSS is made of"))])
     work = tempfile.mkdtemp(prefix="gio-bench-path-")
     servers = None
     try:

@@ -327,22 +327,30 @@ def measure(args, work, servers):
     return runs
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(doc, extra=()):
+    """The options of a benchmark over the cached parts (this one and
+    bench_daemon_path.py), plus `extra` ((flag, add_argument keywords) pairs); parsed,
+    with the paths made absolute, and a SIGTERM (timeout, Ctrl-C's cousin) made an exit
+    that still stops the servers and removes the folder."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--bin", required=True)
     parser.add_argument("--cache", required=True, help="the folder of part-NNNNN.csv.gz files")
     parser.add_argument("--files", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json")
-    parser.add_argument("--keep", action="store_true", help="keep the work folder")
     parser.add_argument("--logs", help="copy each run's daemon log (debug) into this folder")
+    for flag, keywords in extra:
+        parser.add_argument(flag, **keywords)
     args = parser.parse_args()
-    args.bin = os.path.abspath(args.bin)
-    args.cache = os.path.abspath(args.cache)
+    args.bin, args.cache = os.path.abspath(args.bin), os.path.abspath(args.cache)
     if args.logs:
         os.makedirs(args.logs, exist_ok=True)
-    # a SIGTERM (timeout, Ctrl-C's cousin) still stops the servers and removes the folder
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    return args
+
+
+def main():
+    args = arguments(__doc__, [("--keep", dict(action="store_true", help="keep the work folder"))])
     work = tempfile.mkdtemp(prefix="gio-bench-sink-")
     servers = None
     try:

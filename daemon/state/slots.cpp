@@ -43,6 +43,8 @@ SlotState state_from_db(const std::string& text) {
   return *state;
 }
 
+}  // namespace
+
 SlotRecord read_slot(const sqlite::Query& row) {
   SlotRecord record;
   record.job = row.get_text(0);
@@ -64,8 +66,6 @@ SlotRecord read_slot(const sqlite::Query& row) {
   }
   return record;
 }
-
-}  // namespace
 
 std::string json_array(std::span<const std::string> texts) {
   std::string json = "[";
@@ -422,42 +422,6 @@ bool StateStore::has_later_finished(std::string_view job, Instant start) {
   return query.step() && query.get_int64(0) != 0;
 }
 
-std::vector<SlotRecord> StateStore::due_uploads(Instant now, std::size_t limit,
-                                                std::span<const std::string> jobs) {
-  const auto capped = static_cast<std::int64_t>(
-      std::min<std::size_t>(limit, std::numeric_limits<std::int64_t>::max()));
-  std::vector<SlotRecord> records;
-  sqlite::Query query{impl_->statements->due_uploads, to_unix(now), capped, json_array(jobs)};
-  while (query.step()) {
-    records.push_back(read_slot(query));
-  }
-  return records;
-}
-
-int StateStore::resume_uploads(Instant now) {
-  sqlite::Transaction transaction{impl_->db};
-  sqlite::Query{impl_->statements->resume_uploads, to_unix(now)}.run();
-  const int uploading = impl_->db.changes();
-  transaction.commit();
-  return uploading;
-}
-
-int StateStore::pull_in_uploads(std::string_view job, Instant beyond, Instant to) {
-  sqlite::Transaction transaction{impl_->db};
-  sqlite::Query{impl_->statements->pull_in_uploads, job, to_unix(beyond), to_unix(to)}.run();
-  const int pulled = impl_->db.changes();
-  transaction.commit();
-  return pulled;
-}
-
-bool StateStore::requeue_upload(std::string_view job, std::string_view slot, Instant now) {
-  sqlite::Transaction transaction{impl_->db};
-  sqlite::Query{impl_->statements->requeue_upload, job, slot, to_unix(now)}.run();
-  const bool changed = impl_->db.changes() > 0;
-  transaction.commit();
-  return changed;
-}
-
 std::vector<SlotRecord> StateStore::done_before(std::string_view job, Instant done_before, int with,
                                                 int without, std::size_t limit) {
   const auto capped = static_cast<std::int64_t>(
@@ -480,29 +444,6 @@ void StateStore::add_notices(std::string_view job, std::string_view slot, int no
         SQLITE_NOTFOUND);
   }
   transaction.commit();
-}
-
-UploadBacklog StateStore::upload_backlog(std::span<const std::string> jobs) {
-  const std::string names = json_array(jobs);
-  sqlite::Transaction transaction{impl_->db, sqlite::Begin::deferred};
-  UploadBacklog backlog;
-  {
-    sqlite::Query query{impl_->statements->backlog_slots, names};
-    if (query.step()) {
-      backlog.slots = static_cast<int>(query.get_int64(0));
-      if (!query.is_null(1)) {
-        backlog.oldest_since = from_unix(query.get_int64(1));
-      }
-    }
-  }
-  {
-    sqlite::Query query{impl_->statements->backlog_bytes, names};
-    if (query.step()) {
-      backlog.bytes = static_cast<std::uint64_t>(query.get_int64(0));
-    }
-  }
-  transaction.commit();
-  return backlog;
 }
 
 }  // namespace gio::state

@@ -112,6 +112,9 @@ struct ReadinessStatements {
   sqlite::Statement forget_readiness;
 };
 
+// A row of the slots table's columns as SlotRecord (slots.cpp's select_slots).
+SlotRecord read_slot(const sqlite::Query& row);
+
 // A JSON array of strings (RFC 8259 escapes: a vendor's header is data too), for
 // SQLite's json_each: one bound value however many names (slots.cpp).
 std::string json_array(std::span<const std::string> texts);
