@@ -110,6 +110,19 @@ std::vector<seconds> follow_shift(std::span<const seconds> delays, const RegimeS
   return moved;
 }
 
+namespace {
+
+std::vector<seconds> delays_of(std::span<const state::StateStore::ReadinessSeen> seen) {
+  std::vector<seconds> delays;
+  delays.reserve(seen.size());
+  for (const auto& one : seen) {
+    delays.push_back(one.delay);
+  }
+  return delays;
+}
+
+}  // namespace
+
 std::vector<seconds> readiness_sample(state::StateStore& store, const std::string& job,
                                       const Slot& slot) {
   std::string_view name = readiness_class(slot);
@@ -118,10 +131,7 @@ std::vector<seconds> readiness_sample(state::StateStore& store, const std::strin
     name = "hour";
     seen = store.readiness_seen(job, name);
   }
-  std::vector<seconds> delays;
-  for (const auto& one : seen) {
-    delays.push_back(one.delay);
-  }
+  const std::vector<seconds> delays = delays_of(seen);
   if (const auto shift = regime_shift(delays, name)) {
     return follow_shift(delays, *shift);
   }
@@ -131,11 +141,7 @@ std::vector<seconds> readiness_sample(state::StateStore& store, const std::strin
   // 3 late hours a day would take a day to show a change themselves: until they have
   // kRegimeRun delays seen since the other hours' change began, they follow it.
   const std::vector<state::StateStore::ReadinessSeen> hours = store.readiness_seen(job, "hour");
-  std::vector<seconds> hour_delays;
-  for (const auto& one : hours) {
-    hour_delays.push_back(one.delay);
-  }
-  const auto shift = regime_shift(hour_delays, "hour");
+  const auto shift = regime_shift(delays_of(hours), "hour");
   if (!shift) {
     return delays;
   }
